@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test worker api migrate makemigrations bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+## Run the whole service on the embedded stack (SQLite + embedded Redis + in-process worker).
+## Honours DATABASE_URL / REDIS_URL when they are set.
+run: $(STAMP)
+	$(PY) -m api serve
+
+## Run the test suite against the real MariaDB and Redis (see README for the variables).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Production-style processes.
+api: $(STAMP)
+	$(PY) -m api serve --no-embedded-worker
+
+worker: $(STAMP)
+	$(VENV)/bin/arq workers.settings.WorkerSettings
+
+migrate: $(STAMP)
+	$(PY) -m api migrate
+
+makemigrations: $(STAMP)
+	$(VENV)/bin/tortoise makemigrations
+
+clean:
+	rm -rf $(VENV) var

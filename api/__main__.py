@@ -1,0 +1,103 @@
+"""Command line: `python -m api serve | migrate | create-admin | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+
+import structlog
+
+from api.logging import configure_logging
+from kernel import db
+from kernel.settings import get_settings
+
+log = structlog.get_logger("api.cli")
+
+
+async def _prepare(load_demo: bool) -> None:
+    settings = get_settings()
+    await db.migrate()
+    await db.init_db()
+    try:
+        if settings.auth.bootstrap_admin_username and settings.auth.bootstrap_admin_password:
+            from kernel.identity.service import bootstrap_admin
+
+            async with db.transaction() as conn:
+                created = await bootstrap_admin(
+                    conn, settings.auth.bootstrap_admin_username, settings.auth.bootstrap_admin_password
+                )
+            if created:
+                log.info("staff.bootstrap_admin_created", username=created.username)
+        if load_demo:
+            from api.demo import load_demo_data
+
+            await load_demo_data()
+    finally:
+        await db.close_db()
+
+
+async def _create_admin(username: str, password: str, roles: list[str]) -> None:
+    from kernel.identity.service import audit, create_staff
+
+    await db.init_db()
+    try:
+        async with db.transaction() as conn:
+            staff = await create_staff(conn, username=username, password=password, roles=roles)
+            await audit(conn, None, "staff.create_cli", "staff_member", staff.id, {"roles": roles})
+        print(f"created staff member {staff.username} (id {staff.id}) with roles {','.join(roles)}")
+    finally:
+        await db.close_db()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m api")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="migrate, then run the API (and the embedded worker)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn processes (production)")
+    serve.add_argument("--no-embedded-worker", action="store_true", help="run jobs in a separate arq worker")
+    serve.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    sub.add_parser("migrate", help="apply the committed migrations")
+    sub.add_parser("demo", help="load the demo data")
+    admin = sub.add_parser("create-admin", help="create a staff member (first admin by default)")
+    admin.add_argument("username")
+    admin.add_argument("--roles", default="admin", help="comma-separated: admin,campaign,finance,front_desk")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    configure_logging(settings.app)
+    if args.command == "migrate":
+        asyncio.run(db.migrate())
+        return 0
+    if args.command == "demo":
+        asyncio.run(_prepare(load_demo=True))
+        return 0
+    if args.command == "create-admin":
+        password = os.environ.get("ADMIN_PASSWORD") or getpass.getpass("password (10+ characters): ")
+        asyncio.run(_create_admin(args.username, password, args.roles.split(",")))
+        return 0
+
+    # serve
+    if args.no_embedded_worker:
+        if not settings.redis.url:
+            parser.error("--no-embedded-worker needs REDIS_URL (the separate worker must reach the same Redis)")
+        os.environ["EMBEDDED_WORKER"] = "0"
+        get_settings.cache_clear()
+    embedded = get_settings().worker.embedded
+    load_demo = not args.no_demo and settings.app.environment == "development"
+    asyncio.run(_prepare(load_demo=load_demo))
+    import uvicorn
+
+    log.info("api.starting", host=args.host, port=args.port, embedded_worker=embedded,
+             database=settings.db.url.split("://")[0])
+    uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers,
+                log_level="warning", proxy_headers=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The Litestar app factory: routes of every room, error mapping, OpenAPI, and the lifespan.
+
+The lifespan connects the database and Redis, and on the embedded stack it also starts the
+bundled Redis server and an arq worker (with the outbox relay) inside the API process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from arq.connections import ArqRedis, RedisSettings
+from arq.worker import Worker
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from api.errors import EXCEPTION_HANDLERS
+from api.logging import configure_logging, request_id_middleware
+from kernel import db
+from kernel.settings import Settings, get_settings
+from kernel.wechat.miniprogram import MiniProgram, build_miniprogram
+
+log = structlog.get_logger(__name__)
+
+# Each room's HTTP module exports ROUTES (and optionally LOGIN_HOOKS / ROUTES_WHEN(settings)).
+_ROUTE_MODULES = [
+    "api.health",
+    "api.identity",
+    "api.points",
+    "api.mall",
+    "api.booking",
+    "api.orders",
+    "api.campaigns",
+    "api.referrals",
+]
+
+
+def _route_modules() -> list[Any]:
+    modules = []
+    for name in _ROUTE_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            modules.append(importlib.import_module(name))
+    return modules
+
+
+def _routes(settings: Settings) -> list[Any]:
+    handlers: list[Any] = []
+    for module in _route_modules():
+        handlers.extend(getattr(module, "ROUTES", []))
+        conditional = getattr(module, "ROUTES_WHEN", None)
+        if conditional is not None:
+            handlers.extend(conditional(settings))
+    return handlers
+
+
+LoginHook = Callable[..., Awaitable[None]]
+
+
+def _login_hooks() -> list[LoginHook]:
+    hooks: list[LoginHook] = []
+    for module in _route_modules():
+        hooks.extend(getattr(module, "LOGIN_HOOKS", []))
+    return hooks
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    miniprogram: MiniProgram | None = None,
+    embedded_worker: bool | None = None,
+    worker_ctx: dict[str, Any] | None = None,
+) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings.app)
+    run_worker = settings.worker.embedded if embedded_worker is None else embedded_worker
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        embedded_redis = None
+        redis_url = settings.redis.url
+        if not redis_url:
+            from kernel.embedded import EmbeddedRedis
+
+            embedded_redis = EmbeddedRedis(settings.app.data_dir)
+            redis_url = embedded_redis.url
+        owns_db = await db.init_db(settings.db)
+        # No ping here: the API serves (and the outbox keeps jobs) while Redis is down.
+        redis = ArqRedis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        app.state.redis = redis
+        app.state.redis_url = redis_url
+        app.state.miniprogram = miniprogram or build_miniprogram(settings.wechat)
+        app.state.customer_login_hooks = _login_hooks()
+        worker: Worker | None = None
+        worker_task: asyncio.Task | None = None
+        if run_worker:
+            from workers.settings import worker_kwargs
+
+            ctx = {"miniprogram": app.state.miniprogram, **(worker_ctx or {})}
+            # The worker gets its own pool: arq closes its pool when the worker stops.
+            worker = Worker(**worker_kwargs(redis_settings=RedisSettings.from_dsn(redis_url), ctx=ctx))
+            worker_task = asyncio.create_task(worker.async_run())
+            log.info("worker.embedded_started")
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                await worker.close()
+                worker_task.cancel()
+                try:
+                    await worker_task
+                except (asyncio.CancelledError, Exception):
+                    pass
+            if miniprogram is None:
+                await app.state.miniprogram.aclose()
+            await redis.aclose()
+            if owns_db:
+                await db.close_db()
+            if embedded_redis is not None:
+                embedded_redis.close()
+
+    app = Litestar(
+        route_handlers=_routes(settings),
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        middleware=[request_id_middleware],
+        request_max_body_size=settings.app.max_request_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Clinic mini-program API",
+            version="0.1.0",
+            description=(
+                "Backend of the clinic's WeChat mini-program. `/app/*` routes take a customer token "
+                "(POST /app/auth/login), `/admin/*` routes a staff token (POST /admin/auth/login). "
+                "Errors are always {code, message, detail}."
+            ),
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"BearerToken": []}],
+        ),
+        debug=False,
+    )
+    # Exposed so tests can run the same start-up and shutdown around an in-loop ASGI client.
+    app.state.clinic_lifespan = lifespan
+    return app

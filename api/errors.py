@@ -1,0 +1,112 @@
+"""One error body for every 4xx and 5xx: {"code", "message", "detail"}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, ValidationException
+from litestar.exceptions import PermissionDeniedException, MethodNotAllowedException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+
+from kernel.errors import DomainError
+
+log = structlog.get_logger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, detail: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        {"code": code, "message": message, "detail": detail or {}},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def domain_error_handler(_: Request, exc: DomainError) -> Response:
+    return error_response(exc.status_code, exc.code, exc.message, exc.detail)
+
+
+def _field_of(error: dict[str, Any]) -> str | None:
+    # msgspec reports a missing field as "Object missing required field `code`" with key "data".
+    key = error.get("key")
+    message = str(error.get("message", ""))
+    if key in (None, "data") and "`" in message:
+        return message.split("`")[1]
+    return key
+
+
+def validation_error_handler(_: Request, exc: ValidationException) -> Response:
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    fields = [_field_of(e) for e in errors if isinstance(e, dict) and _field_of(e)]
+    detail: dict[str, Any] = {"errors": errors}
+    if fields:
+        detail["field"] = fields[0]
+    message = errors[0].get("message") if errors and isinstance(errors[0], dict) else exc.detail
+    code = "malformed_body" if message and "malformed" in str(message).lower() else "validation_error"
+    return error_response(400, code, str(message or "The request is invalid."), detail)
+
+
+def http_error_handler(_: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    if status >= 500:
+        log.error("http.server_error", status=status, detail=exc.detail)
+        return error_response(status, "internal_error", "Something went wrong on our side.")
+    code = _HTTP_CODES.get(status, "http_error")
+    if status == 400 and type(exc).__name__ == "ClientException":
+        # Litestar raises a bare ClientException when the body cannot be decoded at all.
+        code = "malformed_body"
+    return error_response(status, code, exc.detail or code.replace("_", " "), headers=exc.headers)
+
+
+def integrity_error_handler(_: Request, exc: IntegrityError) -> Response:
+    # Services translate the conflicts they expect; one that slips through is still a conflict.
+    log.warning("db.integrity_error", error=str(exc)[:300])
+    return error_response(409, "conflict", "The request conflicts with existing data.")
+
+
+def database_unavailable_handler(_: Request, exc: Exception) -> Response:
+    log.error("db.unavailable", error_type=type(exc).__name__, error=str(exc)[:300])
+    return error_response(
+        503, "database_unavailable", "The database is unavailable; retry shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
+def internal_error_handler(_: Request, exc: Exception) -> Response:
+    if isinstance(exc, (ConnectionError, OSError)):
+        return database_unavailable_handler(_, exc)
+    log.exception("http.unhandled", error_type=type(exc).__name__)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side.")
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: domain_error_handler,
+    ValidationException: validation_error_handler,
+    NotAuthorizedException: http_error_handler,
+    PermissionDeniedException: http_error_handler,
+    NotFoundException: http_error_handler,
+    MethodNotAllowedException: http_error_handler,
+    HTTPException: http_error_handler,
+    IntegrityError: integrity_error_handler,
+    DBConnectionError: database_unavailable_handler,
+    OperationalError: database_unavailable_handler,
+    Exception: internal_error_handler,
+}

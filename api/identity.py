@@ -1,0 +1,193 @@
+"""Identity routes: customer login and profile (/app), staff login, staff accounts, audit log (/admin)."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get, patch, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK
+
+from api.deps import Limit, Offset
+from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from kernel.db import is_retryable, transaction
+from kernel.errors import Conflict
+from kernel.identity import service
+from kernel.identity.models import AuditLogEntry, StaffMember
+from kernel.identity.schemas import (
+    AuditEntry,
+    CustomerLogin,
+    CustomerLoginResult,
+    Me,
+    MeUpdate,
+    Page,
+    PhoneBind,
+    Staff,
+    StaffCreate,
+    StaffLogin,
+    StaffLoginResult,
+    StaffUpdate,
+)
+from kernel.identity.tokens import Principal, issue_customer_token, issue_staff_token
+
+import msgspec
+from tortoise.exceptions import OperationalError
+
+
+class CustomerAuthController(Controller):
+    path = "/app/auth"
+    tags = ["customer: identity"]
+
+    @post("/login", status_code=HTTP_200_OK, summary="Log in with a wx.login code")
+    async def login(self, data: CustomerLogin, state: State) -> CustomerLoginResult:
+        # The WeChat call happens before any transaction is opened.
+        session = await state.miniprogram.code2session(data.code)
+        for attempt in range(3):
+            try:
+                async with transaction() as conn:
+                    customer, created = await service.login_customer(conn, session, data.referral_code)
+                    for hook in state.customer_login_hooks:
+                        await hook(conn, customer, created, data.referral_code)
+                break
+            except (Conflict, OperationalError) as exc:
+                # Two first logins for one openid raced (duplicate key, or InnoDB chose a deadlock
+                # victim); the loser retries and finds the customer the winner created.
+                if attempt == 2 or (isinstance(exc, OperationalError) and not is_retryable(exc)):
+                    raise
+        token, ttl = issue_customer_token(customer.id)
+        return CustomerLoginResult(
+            access_token=token, token_type="Bearer", expires_in=ttl, customer_id=customer.id, is_new=created
+        )
+
+
+class MeController(Controller):
+    path = "/app/me"
+    tags = ["customer: identity"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/", summary="The logged-in customer")
+    async def me(self, customer_id: int) -> Me:
+        async with transaction() as conn:
+            return Me.of(await service.get_customer(conn, customer_id))
+
+    @patch("/", summary="Update nickname, avatar, gender, birth date")
+    async def update(self, customer_id: int, data: MeUpdate) -> Me:
+        async with transaction() as conn:
+            customer = await service.update_profile(
+                conn,
+                customer_id,
+                nickname=data.nickname,
+                avatar_url=data.avatar_url,
+                gender=data.gender,
+                birth_date=data.birth_date,
+            )
+            return Me.of(customer)
+
+    @post("/phone", status_code=HTTP_200_OK, summary="Bind the phone number (getPhoneNumber code)")
+    async def bind_phone(self, customer_id: int, data: PhoneBind, state: State) -> Me:
+        phone = await state.miniprogram.phone_number(data.code)
+        async with transaction() as conn:
+            return Me.of(await service.bind_phone(conn, customer_id, phone))
+
+
+class StaffAuthController(Controller):
+    path = "/admin/auth"
+    tags = ["staff: identity"]
+
+    @post("/login", status_code=HTTP_200_OK, summary="Staff login with username and password")
+    async def login(self, data: StaffLogin) -> StaffLoginResult:
+        async with transaction() as conn:
+            staff = await service.authenticate_staff(conn, data.username, data.password)
+        token, ttl = issue_staff_token(staff.id, staff.role_set, staff.token_version)
+        return StaffLoginResult(access_token=token, token_type="Bearer", expires_in=ttl, staff=Staff.of(staff))
+
+    @get("/me", guards=[staff_only()], dependencies={"staff": Provide(provide_staff)})
+    async def me(self, staff: Principal) -> Staff:
+        async with transaction() as conn:
+            return Staff.of(await service.get_staff(conn, staff.id))
+
+
+class StaffList(Page):
+    items: list[Staff]
+
+
+class AuditPage(Page):
+    items: list[AuditEntry]
+
+
+class StaffAdminController(Controller):
+    path = "/admin/staff"
+    tags = ["staff: administration"]
+    guards = [staff_only("admin")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="List staff members")
+    async def list_staff(self, limit: Limit, offset: Offset) -> StaffList:
+        total = await StaffMember.all().count()
+        rows = await StaffMember.all().order_by("id").offset(offset).limit(limit)
+        return StaffList(total=total, limit=limit, offset=offset, items=[Staff.of(s) for s in rows])
+
+    @post("/", summary="Create a staff member")
+    async def create(self, data: StaffCreate, staff: Principal) -> Staff:
+        async with transaction() as conn:
+            created = await service.create_staff(
+                conn,
+                username=data.username,
+                password=data.password,
+                roles=[r.value for r in data.roles],
+                display_name=data.display_name,
+            )
+            await service.audit(
+                conn, staff.id, "staff.create", "staff_member", created.id,
+                {"username": created.username, "roles": created.roles},
+            )
+            return Staff.of(created)
+
+    @patch("/{staff_id:int}", summary="Change roles, disable, reset password")
+    async def update(self, staff_id: int, data: StaffUpdate, staff: Principal) -> Staff:
+        async with transaction() as conn:
+            updated = await service.update_staff(
+                conn,
+                staff_id,
+                roles=[r.value for r in data.roles] if data.roles is not None else None,
+                is_active=data.is_active,
+                password=data.password,
+                display_name=data.display_name,
+            )
+            changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None and k != "password"}
+            if data.password is not None:
+                changes["password"] = "reset"
+            await service.audit(conn, staff.id, "staff.update", "staff_member", staff_id, changes)
+            return Staff.of(updated)
+
+
+class AuditController(Controller):
+    path = "/admin/audit-log"
+    tags = ["staff: administration"]
+    guards = [staff_only("admin", "finance")]
+
+    @get("/", summary="Audit trail of staff writes, newest first")
+    async def list_entries(
+        self, limit: Limit, offset: Offset, target_type: str | None = None, target_id: str | None = None,
+        action: str | None = None,
+    ) -> AuditPage:
+        query = AuditLogEntry.all()
+        if target_type:
+            query = query.filter(target_type=target_type)
+        if target_id:
+            query = query.filter(target_id=target_id)
+        if action:
+            query = query.filter(action=action)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        items = [
+            AuditEntry(
+                id=r.id, staff_id=r.staff_id, action=r.action, target_type=r.target_type,
+                target_id=r.target_id, detail=r.detail, request_id=r.request_id, created_at=r.created_at,
+            )
+            for r in rows
+        ]
+        return AuditPage(total=total, limit=limit, offset=offset, items=items)
+
+
+ROUTES = [CustomerAuthController, MeController, StaffAuthController, StaffAdminController, AuditController]

@@ -1,0 +1,1 @@
+"""Benchmarks: a load harness reused by every room's benchmark script."""

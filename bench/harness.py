@@ -1,0 +1,198 @@
+"""The load harness: a server started on a fresh MariaDB database, and a concurrent HTTP client.
+
+Every benchmark reports requests/s, p50, p99 and errors, and compares them with a baseline
+measured in the same run (this machine is noisy, so only ratios are worth reporting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiomysql
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+MYSQL = dict(
+    host=os.environ.get("BENCH_MYSQL_HOST", "127.0.0.1"),
+    port=int(os.environ.get("BENCH_MYSQL_PORT", "3306")),
+    user=os.environ.get("BENCH_MYSQL_USER", "root"),
+    password=os.environ.get("BENCH_MYSQL_PASSWORD", ""),
+)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@dataclass
+class Result:
+    name: str
+    concurrency: int
+    requests: int
+    seconds: float
+    latencies_ms: list[float] = field(repr=False)
+    statuses: Counter
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def pct(self, p: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+    @property
+    def errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status == "exc" or int(status) >= 500)
+
+    def row(self, baseline: "Result | None" = None) -> str:
+        ratio = f"{self.rps / baseline.rps:6.2f}" if baseline and baseline.rps else "   -  "
+        return (
+            f"{self.name:<34} c={self.concurrency:<4} n={self.requests:<6} {self.rps:9.1f} req/s  "
+            f"p50 {self.pct(50):7.1f} ms  p99 {self.pct(99):7.1f} ms  errors {self.errors:<4} "
+            f"ratio {ratio}  statuses {dict(self.statuses)}"
+        )
+
+
+async def run_load(
+    name: str,
+    send: Callable[[int], Awaitable[int | str]],
+    *,
+    total: int,
+    concurrency: int,
+) -> Result:
+    """Call `send(i)` for i in range(total) with at most `concurrency` in flight.
+
+    `send` returns the HTTP status (or any label); exceptions are counted as "exc".
+    """
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    next_index = 0
+
+    async def lane() -> None:
+        nonlocal next_index
+        while next_index < total:
+            i = next_index
+            next_index += 1
+            started = time.perf_counter()
+            try:
+                status = await send(i)
+            except Exception:
+                status = "exc"
+            latencies.append((time.perf_counter() - started) * 1000)
+            statuses[str(status)] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*[lane() for _ in range(concurrency)])
+    return Result(name, concurrency, total, time.perf_counter() - started, latencies, statuses)
+
+
+async def mysql_admin(*statements: str, database: str | None = None) -> None:
+    conn = await aiomysql.connect(autocommit=True, db=database, **MYSQL)
+    try:
+        async with conn.cursor() as cur:
+            for statement in statements:
+                await cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def bench_database() -> AsyncIterator[str]:
+    name = f"clinic_bench_{secrets.token_hex(4)}"
+    await mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield name
+    finally:
+        await mysql_admin(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def bench_env(database: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "APP_ENV": "bench",
+            "DATABASE_URL": (
+                f"mysql://{MYSQL['user']}:{MYSQL['password']}@{MYSQL['host']}:{MYSQL['port']}/{database}"
+            ),
+            "REDIS_URL": REDIS_URL,
+            "ARQ_QUEUE_NAME": f"arq:bench:{database}",
+            "SECRET_KEY": "bench-secret-" + "k" * 40,
+            "EMBEDDED_WORKER": "0",
+            "LOG_LEVEL": "WARNING",
+            "DB_POOL_MAX": os.environ.get("DB_POOL_MAX", "20"),
+            "DATA_DIR": f"/tmp/{database}",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@asynccontextmanager
+async def running_server(env: dict[str, str]) -> AsyncIterator[str]:
+    """Migrate and start `python -m api serve` (one uvicorn process) on a free port."""
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port),
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base) as http:
+            for _ in range(400):
+                if process.returncode is not None:
+                    err = await process.stderr.read() if process.stderr else b""
+                    raise RuntimeError("server exited:\n" + err.decode()[-3000:])
+                try:
+                    if (await http.get("/health/live")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("server did not start")
+        yield base
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def http_client(base: str, concurrency: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(base_url=base, limits=limits, timeout=30)
+
+
+def machine_line() -> str:
+    cores = os.cpu_count()
+    try:
+        mem_kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration):
+        mem = "?"
+    return f"machine: {cores} cores, {mem} RAM, python {sys.version.split()[0]}"
+
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0

@@ -1,0 +1,51 @@
+"""The clock: the one place that reads the time, so tests can inject it instead of sleeping."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+_frozen: datetime | None = None
+
+
+def now() -> datetime:
+    """The current instant, timezone-aware UTC."""
+    return _frozen if _frozen is not None else datetime.now(timezone.utc)
+
+
+def clinic_zone() -> ZoneInfo:
+    from kernel.settings import get_settings
+
+    return ZoneInfo(get_settings().app.clinic_timezone)
+
+
+def local_now(zone: ZoneInfo | None = None) -> datetime:
+    return now().astimezone(zone or clinic_zone())
+
+
+def local_today(zone: ZoneInfo | None = None) -> date:
+    """Today in the clinic's time zone (Asia/Shanghai by default): what "one per day" means."""
+    return local_now(zone).date()
+
+
+def set_now(instant: datetime | None) -> None:
+    global _frozen
+    if instant is not None and instant.tzinfo is None:
+        raise ValueError("the injected time must be timezone-aware")
+    _frozen = instant.astimezone(timezone.utc) if instant is not None else None
+
+
+def advance(delta: timedelta) -> None:
+    set_now(now() + delta)
+
+
+@contextlib.contextmanager
+def frozen_at(instant: datetime) -> Iterator[None]:
+    previous = _frozen
+    set_now(instant)
+    try:
+        yield
+    finally:
+        set_now(previous)

@@ -1,0 +1,150 @@
+"""Database wiring: the Tortoise config (one app per room, each with its own migrations), init and close.
+
+MySQL/MariaDB always goes through aiomysql (Tortoise would silently prefer asyncmy if it were
+installed, so `assert_mysql_driver` refuses to start in that case); SQLite is the embedded default.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from tortoise import Tortoise
+from tortoise.transactions import in_transaction
+
+from kernel.settings import DatabaseSettings, get_settings
+
+# The rooms that own tables, in dependency order. A room is included once it has a models module,
+# so a room can be added without touching this file.
+_ROOMS = {
+    "kernel": ["kernel.identity.models", "kernel.outbox.models"],
+    "points_mall": ["points_mall.models"],
+    "booking": ["booking.models"],
+    "campaigns": ["campaigns.models"],
+}
+
+
+def _present(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def connection_config(db: DatabaseSettings) -> dict[str, Any]:
+    url = urlparse(db.url)
+    if url.scheme == "sqlite":
+        path = db.url.split("://", 1)[1]
+        return {"engine": "tortoise.backends.sqlite", "credentials": {"file_path": path}}
+    if url.scheme == "mysql":
+        return {
+            "engine": "tortoise.backends.mysql",
+            "credentials": {
+                "host": url.hostname or "127.0.0.1",
+                "port": url.port or 3306,
+                "user": unquote(url.username or "root"),
+                "password": unquote(url.password or ""),
+                "database": url.path.lstrip("/"),
+                "minsize": db.pool_min,
+                "maxsize": db.pool_max,
+                # Recycle before MariaDB's wait_timeout / a proxy's idle cut-off drops the socket.
+                "pool_recycle": db.pool_recycle_seconds,
+                "connect_timeout": db.connect_timeout_seconds,
+                "charset": "utf8mb4",
+            },
+        }
+    raise ValueError(f"unsupported DATABASE_URL scheme {url.scheme!r}: use sqlite:// or mysql://")
+
+
+def tortoise_config(db: DatabaseSettings | None = None) -> dict[str, Any]:
+    db = db or get_settings().db
+    apps: dict[str, Any] = {}
+    for label, modules in _ROOMS.items():
+        present = [m for m in modules if _present(m)]
+        if present:
+            apps[label] = {
+                "models": present,
+                "default_connection": "default",
+                "migrations": f"{label}.migrations",
+            }
+    return {
+        "connections": {"default": connection_config(db)},
+        "apps": apps,
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def assert_mysql_driver() -> None:
+    from tortoise.backends.mysql import client
+
+    driver = client.mysql.__name__
+    if driver != "aiomysql":
+        raise RuntimeError(
+            f"Tortoise picked {driver!r} for MySQL; this service is built and tested on aiomysql. "
+            "Uninstall it (pip uninstall asyncmy)."
+        )
+
+
+def is_mysql() -> bool:
+    return urlparse(get_settings().db.url).scheme == "mysql"
+
+
+_initialised = False
+
+
+def is_initialised() -> bool:
+    return _initialised
+
+
+async def init_db(db: DatabaseSettings | None = None) -> bool:
+    """Connect the ORM. Returns False (and does nothing) when this process already did."""
+    global _initialised
+    if _initialised:
+        return False
+    config = tortoise_config(db)
+    if config["connections"]["default"]["engine"] == "tortoise.backends.mysql":
+        assert_mysql_driver()
+    # The global fallback lets request tasks and worker jobs (other asyncio tasks than the one
+    # that ran start-up) find the same connections.
+    await Tortoise.init(config=config, _enable_global_fallback=True)
+    _initialised = True
+    return True
+
+
+async def migrate(db: DatabaseSettings | None = None) -> None:
+    """Apply every room's committed migrations (the same code path as `tortoise migrate`)."""
+    from tortoise.migrations.api import migrate as run_migrations
+
+    await run_migrations(config=tortoise_config(db))
+    await Tortoise.close_connections()
+
+
+async def close_db() -> None:
+    # Closing through Tortoise also clears the global fallback so a later init can set it again.
+    global _initialised
+    await Tortoise.close_connections()
+    _initialised = False
+
+
+_RETRYABLE_MYSQL_ERRNOS = {1213, 1205}  # deadlock found; lock wait timeout
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or lock-wait timeout: InnoDB rolled the statement (or transaction) back; retry it."""
+    cause = exc.__cause__ or exc.__context__
+    for candidate in (exc, cause, *getattr(exc, "args", ())):
+        args = getattr(candidate, "args", None)
+        if args and isinstance(args[0], int) and args[0] in _RETRYABLE_MYSQL_ERRNOS:
+            return True
+    return False
+
+
+def transaction():
+    """One transaction, opened at the edge (a request or a job); services receive the connection."""
+    return in_transaction("default")
+
+
+# Read by the `tortoise` CLI (see [tool.tortoise] in pyproject.toml).
+TORTOISE_ORM = tortoise_config()

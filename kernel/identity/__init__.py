@@ -1,0 +1,1 @@
+"""Who is calling: customers (mini-program users), staff members with roles, and the audit log."""

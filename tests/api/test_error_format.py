@@ -1,0 +1,81 @@
+"""Bad input of every kind gets a clear 4xx in the one error format, and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernel.identity.models import Customer
+from tests.factories import customer_headers, make_customer
+
+
+def assert_error_format(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"code", "message", "detail"}, body
+    assert isinstance(body["code"], str) and body["code"] and isinstance(body["message"], str)
+    if code:
+        assert body["code"] == code, body
+    return body
+
+
+async def test_malformed_json(client):
+    r = await client.post("/app/auth/login", content=b'{"code": ', headers={"content-type": "application/json"})
+    assert_error_format(r, 400, "malformed_body")
+
+
+async def test_wrong_type_names_the_field(client):
+    r = await client.post("/app/auth/login", json={"code": 42})
+    body = assert_error_format(r, 400, "validation_error")
+    assert body["detail"]["field"] == "code"
+
+
+async def test_missing_field(client):
+    r = await client.post("/app/auth/login", json={})
+    body = assert_error_format(r, 400, "validation_error")
+    assert body["detail"]["field"] == "code"
+
+
+async def test_unknown_field_is_refused(client):
+    r = await client.post("/app/auth/login", json={"code": "sandbox:x", "admin": True})
+    assert_error_format(r, 400, "validation_error")
+
+
+async def test_unknown_enum_value_changes_nothing(client):
+    customer = await make_customer(nickname="before")
+    r = await client.patch(
+        "/app/me", json={"nickname": "after", "gender": "other"}, headers=customer_headers(customer)
+    )
+    body = assert_error_format(r, 400)
+    assert body["detail"]["field"] == "gender"
+    assert (await Customer.get(id=customer.id)).nickname == "before"
+
+
+async def test_oversized_body(client):
+    r = await client.post(
+        "/app/auth/login", content=b'{"code": "' + b"x" * 1_100_000 + b'"}', headers={"content-type": "application/json"}
+    )
+    assert_error_format(r, 413, "payload_too_large")
+
+
+async def test_missing_token_and_unknown_route_and_method(client):
+    assert_error_format(await client.get("/app/me"), 401, "token_missing")
+    assert_error_format(await client.get("/no/such/route"), 404, "not_found")
+    assert_error_format(await client.delete("/app/auth/login"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("value", ["", "x" * 129])
+async def test_length_limits(client, value):
+    assert_error_format(await client.post("/app/auth/login", json={"code": value}), 400, "validation_error")
+
+
+async def test_request_id_is_echoed(client):
+    r = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    r = await client.get("/health/live", headers={"X-Request-ID": "bad id with spaces"})
+    assert r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 32
+
+
+async def test_health(client):
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "redis": "ok"}

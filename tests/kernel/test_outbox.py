@@ -1,0 +1,84 @@
+"""The outbox: a job reaches arq only after its transaction commits, exactly once, even via a Redis outage."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from arq import func
+from arq.connections import ArqRedis
+
+from kernel.db import transaction
+from kernel.outbox import enqueue
+from kernel.outbox.models import OutboxMessage
+from kernel.outbox.service import relay_once
+from kernel.settings import get_settings
+from tests.factories import run_worker
+from workers import registry
+
+
+async def record_delivery(ctx, key: str) -> None:
+    await ctx["redis"].incr(f"test:delivered:{key}")
+
+
+TEST_FUNCTIONS = [*registry.functions(), func(record_delivery, name="tests.record_delivery")]
+QUEUE = get_settings().redis.queue_name
+
+
+async def delivered_count(redis: ArqRedis, key: str) -> int:
+    return int(await redis.get(f"test:delivered:{key}") or 0)
+
+
+async def test_job_runs_once_after_commit_even_if_relayed_twice(redis):
+    key = secrets.token_hex(4)
+    async with transaction() as conn:
+        message = await enqueue(conn, "tests.record_delivery", key)
+    assert await relay_once(redis, queue_name=QUEUE) >= 1
+    # Simulate a relay that crashed after enqueueing but before marking the row delivered.
+    await OutboxMessage.filter(id=message.id).update(delivered_at=None)
+    assert await relay_once(redis, queue_name=QUEUE) >= 1
+    worker = await run_worker(redis, functions=TEST_FUNCTIONS)
+    assert await delivered_count(redis, key) == 1
+    assert worker.jobs_failed == 0
+    row = await OutboxMessage.get(id=message.id)
+    assert row.delivered_at is not None
+
+
+async def test_nothing_is_enqueued_after_rollback(redis):
+    key = secrets.token_hex(4)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with transaction() as conn:
+            await enqueue(conn, "tests.record_delivery", key)
+            raise Boom()
+    assert not await OutboxMessage.filter(args=[key]).exists()
+    await run_worker(redis, functions=TEST_FUNCTIONS)
+    assert await delivered_count(redis, key) == 0
+
+
+async def test_delivered_later_when_redis_was_down_at_commit(redis):
+    key = secrets.token_hex(4)
+    async with transaction() as conn:
+        message = await enqueue(conn, "tests.record_delivery", key)
+
+    dead = ArqRedis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    try:
+        assert await relay_once(dead, queue_name=QUEUE) == 0
+    finally:
+        await dead.aclose()
+    row = await OutboxMessage.get(id=message.id)
+    assert row.delivered_at is None and row.attempts == 1 and row.last_error
+
+    # Redis is back: the next relay pass delivers it and the job runs once.
+    await run_worker(redis, functions=TEST_FUNCTIONS)
+    assert await delivered_count(redis, key) == 1
+    assert (await OutboxMessage.get(id=message.id)).delivered_at is not None
+
+
+async def test_every_registered_job_name_is_unique_and_namespaced():
+    names = [f.name for f in registry.functions()]
+    assert len(names) == len(set(names))
+    assert all("." in name for name in names)

@@ -1,0 +1,72 @@
+"""Smoke test: `python -m api serve` boots the embedded stack (SQLite, bundled Redis, in-process worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_embedded_stack_boots_migrates_and_serves():
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "EMBEDDED_WORKER",
+                                                               "APP_ENV", "ARQ_QUEUE_NAME", "SECRET_KEY"}}
+        env["DATA_DIR"] = data_dir
+        log_path = Path(data_dir) / "serve.log"
+        with open(log_path, "wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "api", "serve", "--port", str(port),
+                cwd=ROOT, env=env, stdout=log, stderr=log,
+            )
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+                    ready = None
+                    for _ in range(240):
+                        if process.returncode is not None:
+                            break
+                        try:
+                            ready = await http.get("/health/ready")
+                            if ready.status_code == 200:
+                                break
+                        except httpx.TransportError:
+                            pass
+                        await asyncio.sleep(0.25)
+                    assert ready is not None and ready.status_code == 200, log_path.read_text()[-3000:]
+                    assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+                    login = await http.post("/app/auth/login", json={"code": "sandbox:alice"})
+                    assert login.status_code == 200, login.text
+                    # Alice is demo data: she already existed before this first login.
+                    assert login.json()["is_new"] is False
+                    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                    me = await http.get("/app/me", headers=headers)
+                    assert me.status_code == 200 and me.json()["phone"] == "138****1111"
+
+                    schema = await http.get("/schema/openapi.json")
+                    assert schema.status_code == 200 and "/app/auth/login" in schema.json()["paths"]
+                    assert (await http.get("/schema")).status_code == 200
+                assert (Path(data_dir) / "clinic.sqlite3").exists()
+            finally:
+                if process.returncode is None:
+                    process.send_signal(signal.SIGINT)
+                    try:
+                        await asyncio.wait_for(process.wait(), timeout=20)
+                    except asyncio.TimeoutError:
+                        process.kill()
+                        await process.wait()
+        assert "13800001111" not in log_path.read_text()

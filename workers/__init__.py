@@ -1,0 +1,1 @@
+"""Background work: the arq WorkerSettings, the cron schedule and the outbox relay."""

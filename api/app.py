@@ -7,8 +7,6 @@ bundled Redis server and an arq worker (with the outbox relay) inside the API pr
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api.errors import EXCEPTION_HANDLERS
 from api.logging import configure_logging, request_id_middleware
 from kernel import db
+from kernel.modules import import_present
 from kernel.settings import Settings, get_settings
 from kernel.wechat.miniprogram import MiniProgram, build_miniprogram
 
@@ -43,11 +42,7 @@ _ROUTE_MODULES = [
 
 
 def _route_modules() -> list[Any]:
-    modules = []
-    for name in _ROUTE_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            modules.append(importlib.import_module(name))
-    return modules
+    return import_present(_ROUTE_MODULES)
 
 
 def _routes(settings: Settings) -> list[Any]:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 import structlog
 
 from kernel.db import transaction
+from kernel.modules import import_present
 
 log = structlog.get_logger(__name__)
 
-_DEMO_MODULES = ["kernel.demo", "booking.demo", "points_mall.demo", "campaigns.demo"]
+_DEMO_MODULES = ["kernel.demo", "booking.demo", "points_mall.demo", "campaigns.demo", "campaigns.referrals.demo"]
 
 
 async def load_demo_data() -> None:
-    for name in _DEMO_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
+    for module in import_present(_DEMO_MODULES):
         async with transaction() as conn:
             await module.load(conn)
-        log.info("demo.loaded", room=name)
+        log.info("demo.loaded", room=module.__name__)

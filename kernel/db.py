@@ -6,30 +6,25 @@ installed, so `assert_mysql_driver` refuses to start in that case); SQLite is th
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
+from kernel.modules import exists
 from kernel.settings import DatabaseSettings, get_settings
 
-# The rooms that own tables, in dependency order. A room is included once it has a models module,
-# so a room can be added without touching this file.
-_ROOMS = {
-    "kernel": ["kernel.identity.models", "kernel.outbox.models"],
-    "points_mall": ["points_mall.models"],
-    "booking": ["booking.models"],
-    "campaigns": ["campaigns.models"],
+# The Tortoise apps (one per room, referrals apart from orders and group buys), each with its models
+# modules and its migrations package. An app is included once one of its models modules exists, so
+# a room can grow without touching this file.
+_APPS: dict[str, tuple[list[str], str]] = {
+    "kernel": (["kernel.identity.models", "kernel.outbox.models"], "kernel.migrations"),
+    "points_mall": (["points_mall.models"], "points_mall.migrations"),
+    "booking": (["booking.models"], "booking.migrations"),
+    "campaigns": (["campaigns.models"], "campaigns.migrations"),
+    "referrals": (["campaigns.referrals.models"], "campaigns.referrals.migrations"),
 }
-
-
-def _present(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def connection_config(db: DatabaseSettings) -> dict[str, Any]:
@@ -60,14 +55,10 @@ def connection_config(db: DatabaseSettings) -> dict[str, Any]:
 def tortoise_config(db: DatabaseSettings | None = None) -> dict[str, Any]:
     db = db or get_settings().db
     apps: dict[str, Any] = {}
-    for label, modules in _ROOMS.items():
-        present = [m for m in modules if _present(m)]
+    for label, (modules, migrations) in _APPS.items():
+        present = [m for m in modules if exists(m)]
         if present:
-            apps[label] = {
-                "models": present,
-                "default_connection": "default",
-                "migrations": f"{label}.migrations",
-            }
+            apps[label] = {"models": present, "default_connection": "default", "migrations": migrations}
     return {
         "connections": {"default": connection_config(db)},
         "apps": apps,

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 from arq.cron import CronJob
 from arq.worker import Function
 
-_TASK_MODULES = ["kernel.tasks", "points_mall.tasks", "booking.tasks", "campaigns.tasks"]
+from kernel.modules import import_present
+
+_TASK_MODULES = [
+    "kernel.tasks",
+    "points_mall.tasks",
+    "booking.tasks",
+    "campaigns.tasks",
+    "campaigns.referrals.tasks",
+]
 
 
 def _modules():
-    for name in _TASK_MODULES:
-        try:
-            present = importlib.util.find_spec(name) is not None
-        except ModuleNotFoundError:
-            present = False
-        if present:
-            yield importlib.import_module(name)
+    return import_present(_TASK_MODULES)
 
 
 def functions() -> list[Function]:

@@ -1,0 +1,1 @@
+"""Campaigns: orders and WeChat Pay, group buys and bestie cards (闺蜜卡), referrals and settlement."""

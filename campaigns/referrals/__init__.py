@@ -1,0 +1,1 @@
+"""Referrals (老带新): programs, binding, rewards, and finance settlement batches."""

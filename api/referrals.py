@@ -1,0 +1,313 @@
+"""Referral routes: the customer's code and friends (/app), programs, review and settlement (/admin)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+import structlog
+from litestar import Controller, Response, get, patch, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK
+from redis.exceptions import RedisError
+from tortoise.exceptions import OperationalError
+
+from api.deps import Limit, Offset
+from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from campaigns.referrals import service, settlement, views
+from campaigns.referrals.binding import bind_at_login
+from campaigns.referrals.models import (
+    AttemptOutcome,
+    RefusalReason,
+    ReferralBinding,
+    ReferralProgram,
+    RewardStatus,
+    SettlementBatch,
+    BatchStatus,
+)
+from campaigns.referrals.schemas import (
+    AttemptPage,
+    Attempt,
+    Batch,
+    BatchCreate,
+    BatchPage,
+    BatchReview,
+    Binding,
+    BindingPage,
+    FriendOut,
+    MarkPaid,
+    MyReferral,
+    MyReferrals,
+    PayeeLineOut,
+    Program,
+    ProgramCreate,
+    ProgramPage,
+    ProgramSummary,
+    ProgramUpdate,
+    Reward,
+    RewardDecision,
+    RewardPage,
+    Totals,
+)
+from kernel.db import is_retryable, transaction
+from kernel.errors import TooManyRequests, UpstreamUnavailable
+from kernel.identity.service import audit, get_customer
+from kernel.identity.tokens import Principal
+
+log = structlog.get_logger(__name__)
+
+# The page a shared link or QR code opens; WeChat passes the QR's scene (the code) to it.
+SHARE_PAGE = "pages/index/index"
+_QR_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def share_path(code: str) -> str:
+    return f"/{SHARE_PAGE}?referral_code={code}"
+
+
+async def _qr_png(state: State, code: str) -> bytes | None:
+    """The wxacode for a code, cached in Redis (WeChat rate-limits getUnlimited). Never inside a transaction."""
+    key = f"referrals:qr:{code}"
+    try:
+        cached = await state.redis.get(key)
+        if cached:
+            return cached
+    except (RedisError, OSError):
+        cached = None
+    try:
+        image = await state.miniprogram.unlimited_qr_code(scene=code, page=SHARE_PAGE)
+    except (UpstreamUnavailable, TooManyRequests) as exc:
+        # The code and the share path still work; the QR can be fetched again later.
+        log.warning("referrals.qr_unavailable", error=exc.code)
+        return None
+    try:
+        await state.redis.set(key, image, ex=_QR_CACHE_SECONDS)
+    except (RedisError, OSError):
+        pass
+    return image
+
+
+class MyReferralController(Controller):
+    path = "/app/referrals"
+    tags = ["customer: referrals"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/me", summary="My referral code, share path and mini-program QR code")
+    async def me(self, customer_id: int, state: State) -> MyReferral:
+        async with transaction() as conn:
+            customer = await get_customer(conn, customer_id)
+            program = await service.active_program(conn)
+        # The WeChat call happens after the transaction closed.
+        image = await _qr_png(state, customer.referral_code)
+        summary = None
+        if program is not None:
+            summary = ProgramSummary(**{name: getattr(program, name) for name in ProgramSummary.__struct_fields__})
+        return MyReferral(
+            referral_code=customer.referral_code,
+            share_path=share_path(customer.referral_code),
+            qr_code_png_base64=base64.b64encode(image).decode() if image else None,
+            program=summary,
+        )
+
+    @get("/", summary="Friends I invited (masked names), their status and my rewards")
+    async def friends(self, customer_id: int, limit: Limit, offset: Offset) -> MyReferrals:
+        async with transaction() as conn:
+            totals = await views.reward_totals(conn, customer_id)
+            total, friends = await views.friends_of(conn, customer_id, limit=limit, offset=offset)
+        return MyReferrals(
+            total=total, limit=limit, offset=offset, totals=Totals.of(totals),
+            items=[FriendOut.of(f) for f in friends],
+        )
+
+
+class ReferralProgramController(Controller):
+    path = "/admin/referral-programs"
+    tags = ["staff: referrals"]
+    guards = [staff_only("campaign")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="List referral programs")
+    async def list_programs(self, limit: Limit, offset: Offset) -> ProgramPage:
+        total = await ReferralProgram.all().count()
+        rows = await ReferralProgram.all().order_by("-id").offset(offset).limit(limit)
+        return ProgramPage(total=total, limit=limit, offset=offset, items=[Program.of(p) for p in rows])
+
+    @post("/", summary="Create a referral program")
+    async def create(self, data: ProgramCreate, staff: Principal) -> Program:
+        values = {name: getattr(data, name) for name in data.__struct_fields__}
+        async with transaction() as conn:
+            program = await service.create_program(conn, values)
+            await audit(conn, staff.id, "referral_program.create", "referral_program", program.id,
+                        _jsonable(values))
+            return Program.of(program)
+
+    @get("/{program_id:int}", summary="One referral program")
+    async def get_one(self, program_id: int) -> Program:
+        async with transaction() as conn:
+            return Program.of(await service.get_program(conn, program_id))
+
+    @patch("/{program_id:int}", summary="Change a referral program (activate, deactivate, rules)")
+    async def update(self, program_id: int, data: ProgramUpdate, staff: Principal) -> Program:
+        changes = data.changes()
+        async with transaction() as conn:
+            program = await service.update_program(conn, program_id, changes)
+            await audit(conn, staff.id, "referral_program.update", "referral_program", program_id,
+                        _jsonable(changes))
+            return Program.of(program)
+
+
+class ReferralReviewController(Controller):
+    path = "/admin/referrals"
+    tags = ["staff: referrals"]
+    guards = [staff_only("campaign", "finance")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/attempts", summary="Binding log: every code used at login, with the refusal reason")
+    async def attempts(
+        self, limit: Limit, offset: Offset, outcome: AttemptOutcome | None = None,
+        reason: RefusalReason | None = None, referrer_id: int | None = None,
+    ) -> AttemptPage:
+        async with transaction() as conn:
+            total, rows = await views.attempts(
+                conn, outcome=outcome, reason=reason, referrer_id=referrer_id, limit=limit, offset=offset
+            )
+        return AttemptPage(total=total, limit=limit, offset=offset, items=[Attempt.of(a) for a in rows])
+
+    @get("/bindings", summary="Referrals (bindings); flagged=true lists those with fraud signals")
+    async def bindings(
+        self, limit: Limit, offset: Offset, flagged: bool | None = None, referrer_id: int | None = None
+    ) -> BindingPage:
+        async with transaction() as conn:
+            total, rows = await views.bindings(
+                conn, flagged=flagged, referrer_id=referrer_id, limit=limit, offset=offset
+            )
+        return BindingPage(total=total, limit=limit, offset=offset, items=[Binding.of(b) for b in rows])
+
+    @get("/rewards", summary="Rewards; status=held is the review queue (over cap, fraud signals)")
+    async def rewards(
+        self, limit: Limit, offset: Offset, status: RewardStatus | None = None,
+        beneficiary_id: int | None = None, batch_id: int | None = None,
+    ) -> RewardPage:
+        async with transaction() as conn:
+            total, rows = await views.rewards(
+                conn, status=status, beneficiary_id=beneficiary_id, batch_id=batch_id, limit=limit, offset=offset
+            )
+        return RewardPage(total=total, limit=limit, offset=offset, items=[Reward.of(r) for r in rows])
+
+    @post("/rewards/{reward_id:int}/approve", status_code=HTTP_200_OK, summary="Release a held reward")
+    async def approve(self, reward_id: int, data: RewardDecision, staff: Principal) -> Reward:
+        async with transaction() as conn:
+            reward = await service.approve_held(conn, reward_id, staff_id=staff.id, reason=data.reason)
+            await audit(conn, staff.id, "referral_reward.approve", "referral_reward", reward_id,
+                        {"reason": data.reason, "status": reward.status.value})
+            return Reward.of(reward)
+
+    @post("/rewards/{reward_id:int}/void", status_code=HTTP_200_OK, summary="Void a held reward")
+    async def void(self, reward_id: int, data: RewardDecision, staff: Principal) -> Reward:
+        async with transaction() as conn:
+            reward = await service.void_held(conn, reward_id, staff_id=staff.id, reason=data.reason)
+            await audit(conn, staff.id, "referral_reward.void", "referral_reward", reward_id, {"reason": data.reason})
+            return Reward.of(reward)
+
+
+class SettlementController(Controller):
+    path = "/admin/settlements"
+    tags = ["staff: finance"]
+    guards = [staff_only("finance")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="Settlement batches, newest first")
+    async def list_batches(self, limit: Limit, offset: Offset, status: BatchStatus | None = None) -> BatchPage:
+        query = SettlementBatch.all()
+        if status is not None:
+            query = query.filter(status=status)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        return BatchPage(total=total, limit=limit, offset=offset, items=[Batch.of(b) for b in rows])
+
+    @post("/", summary="Create a batch of every payable reward up to a date")
+    async def create(self, data: BatchCreate, staff: Principal) -> Batch:
+        for attempt in range(3):
+            try:
+                async with transaction() as conn:
+                    batch = await service.create_batch(conn, staff_id=staff.id, up_to=data.up_to, note=data.note)
+                    await audit(conn, staff.id, "settlement.create", "settlement_batch", batch.id,
+                                {"up_to": data.up_to.isoformat(), "total_fen": batch.total_fen,
+                                 "reward_count": batch.reward_count, "adjustment_count": batch.adjustment_count})
+                    return Batch.of(batch)
+            except OperationalError as exc:
+                # Two batches created at once: InnoDB may pick one as a deadlock victim; it retries.
+                if attempt == 2 or not is_retryable(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    @get("/{batch_id:int}", summary="Review a batch: one line per payee")
+    async def review(self, batch_id: int) -> BatchReview:
+        async with transaction() as conn:
+            batch = await service.get_batch(conn, batch_id)
+            lines = await service.payee_lines(conn, batch_id)
+        return BatchReview(batch=Batch.of(batch), lines=[PayeeLineOut.of(line) for line in lines])
+
+    @post("/{batch_id:int}/approve", status_code=HTTP_200_OK, summary="Approve (a different finance user)")
+    async def approve(self, batch_id: int, staff: Principal) -> Batch:
+        async with transaction() as conn:
+            batch = await service.approve_batch(conn, batch_id, staff_id=staff.id)
+            await audit(conn, staff.id, "settlement.approve", "settlement_batch", batch_id,
+                        {"total_fen": batch.total_fen})
+            return Batch.of(batch)
+
+    @post("/{batch_id:int}/mark-paid", status_code=HTTP_200_OK, summary="Record the external payment reference")
+    async def mark_paid(self, batch_id: int, data: MarkPaid, staff: Principal) -> Batch:
+        async with transaction() as conn:
+            batch = await service.mark_paid(conn, batch_id, staff_id=staff.id, external_ref=data.external_ref)
+            await audit(conn, staff.id, "settlement.mark_paid", "settlement_batch", batch_id,
+                        {"external_ref": data.external_ref, "total_fen": batch.total_fen})
+            return Batch.of(batch)
+
+    @post("/{batch_id:int}/cancel", status_code=HTTP_200_OK, summary="Cancel an unpaid batch")
+    async def cancel(self, batch_id: int, staff: Principal) -> Batch:
+        async with transaction() as conn:
+            batch = await service.cancel_batch(conn, batch_id, staff_id=staff.id)
+            await audit(conn, staff.id, "settlement.cancel", "settlement_batch", batch_id, {})
+            return Batch.of(batch)
+
+    @get("/{batch_id:int}/export", summary="Export a batch as CSV or XLSX (one line per payee, plus totals)")
+    async def export(self, batch_id: int, staff: Principal, format: Literal["csv", "xlsx"] = "csv") -> Response:
+        async with transaction() as conn:
+            batch = await service.get_batch(conn, batch_id)
+            lines = await service.payee_lines(conn, batch_id)
+            # Exports carry personal data out of the system: who took one is recorded.
+            await audit(conn, staff.id, "settlement.export", "settlement_batch", batch_id,
+                        {"format": format, "lines": len(lines), "total_fen": batch.total_fen})
+        rows = settlement.export_rows(batch, lines)
+        if format == "xlsx":
+            content = settlement.to_xlsx(rows)
+            media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        else:
+            content = settlement.to_csv(rows)
+            media_type = "text/csv; charset=utf-8"
+        return Response(
+            content,
+            media_type=media_type,
+            headers={"Content-Disposition": f'attachment; filename="settlement-{batch_id}.{format}"'},
+        )
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
+
+
+async def bind_referral(conn, customer, created: bool, referral_code: str | None) -> None:
+    """Login hook: runs inside the login transaction; refusals are recorded, never raised."""
+    await bind_at_login(conn, customer, created, referral_code)
+
+
+ROUTES = [
+    MyReferralController,
+    ReferralProgramController,
+    ReferralReviewController,
+    SettlementController,
+]
+LOGIN_HOOKS = [bind_referral]

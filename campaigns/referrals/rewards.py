@@ -1,0 +1,403 @@
+"""Rewards: created on the qualifying consumption, released after the hold, reversed on refund, reviewed by staff.
+
+Every transition is a conditional update on `status` (or `reversed_at`) whose row count decides
+whether the side effect (points, voucher, adjustment) happens, so a job that runs twice, or two
+workers racing, change things once. `unique(referee, level)` caps each referee at one reward per level.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import structlog
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+
+from campaigns.referrals import partners
+from campaigns.referrals.binding import SIGNAL_SHARED_PHONE
+from campaigns.referrals.errors import RewardNotFound, RewardNotHeld
+from campaigns.referrals.models import (
+    AdjustmentStatus,
+    BindingStatus,
+    MonthlyRewardTally,
+    RefundedConsumption,
+    ReferralBinding,
+    ReferralProgram,
+    ReferralReward,
+    RewardAdjustment,
+    RewardKind,
+    RewardStatus,
+    WelcomeRewardType,
+)
+from campaigns.referrals.programs import reward_for
+from kernel import clock
+from kernel.identity.models import Customer
+
+log = structlog.get_logger(__name__)
+
+LEVEL_WELCOME = 0
+LEVEL_REFERRER = 1
+LEVEL_SECOND = 2
+MAX_LEVEL = LEVEL_SECOND  # never more than two levels of referrers
+
+HOLD_OVER_CAP = "over_cap"
+HOLD_FRAUD = "fraud_signal"
+
+# Statuses in which a reward has not left the building: a refund simply cancels it.
+_UNPAID = (RewardStatus.pending, RewardStatus.held, RewardStatus.payable)
+
+
+def points_ref(reward_id: int) -> str:
+    return f"referral_reward:{reward_id}"
+
+
+def _month_of(instant: datetime) -> str:
+    return instant.astimezone(clock.clinic_zone()).strftime("%Y-%m")
+
+
+async def _take_cap_slot(
+    conn: BaseDBAsyncClient, program: ReferralProgram, beneficiary_id: int, month: str, amount_fen: int
+) -> bool:
+    """Count a reward against the beneficiary's monthly cap; False when it would go over.
+
+    One conditional UPDATE on the tally row: two jobs rewarding the same referrer at once cannot
+    both squeeze into the last slot.
+    """
+    if program.monthly_cap_count is None and program.monthly_cap_fen is None:
+        return False
+    await MonthlyRewardTally.bulk_create(
+        [MonthlyRewardTally(beneficiary_id=beneficiary_id, month=month)], ignore_conflicts=True, using_db=conn
+    )
+    query = MonthlyRewardTally.filter(beneficiary_id=beneficiary_id, month=month)
+    if program.monthly_cap_count is not None:
+        query = query.filter(reward_count__lte=program.monthly_cap_count - 1)
+    if program.monthly_cap_fen is not None and amount_fen:
+        query = query.filter(reward_fen__lte=program.monthly_cap_fen - amount_fen)
+    updated = await query.using_db(conn).update(
+        reward_count=F("reward_count") + 1, reward_fen=F("reward_fen") + amount_fen
+    )
+    return updated == 1
+
+
+async def _give_back_cap_slot(conn: BaseDBAsyncClient, reward: ReferralReward) -> None:
+    if not reward.cap_counted:
+        return
+    await MonthlyRewardTally.filter(
+        beneficiary_id=reward.beneficiary_id, month=reward.cap_month, reward_count__gte=1
+    ).using_db(conn).update(reward_count=F("reward_count") - 1, reward_fen=F("reward_fen") - reward.amount_fen)
+
+
+async def _second_level_referrer(conn: BaseDBAsyncClient, referrer_id: int, now: datetime) -> int | None:
+    """The referrer's own referrer, if the referrer's binding still counts (qualified or not expired)."""
+    parent = await ReferralBinding.get_or_none(referee_id=referrer_id, using_db=conn)
+    if parent is None:
+        return None
+    if parent.status != BindingStatus.qualified and parent.expires_at <= now:
+        return None
+    return parent.referrer_id
+
+
+async def _create_referrer_reward(
+    conn: BaseDBAsyncClient,
+    *,
+    program: ReferralProgram,
+    binding: ReferralBinding,
+    referee: Customer,
+    level: int,
+    beneficiary_id: int,
+    amount_fen: int,
+    points: int,
+    consumption_id: int,
+    occurred_at: datetime,
+) -> ReferralReward | None:
+    if level < LEVEL_REFERRER or level > MAX_LEVEL:
+        raise ValueError(f"referrer rewards exist at levels 1..{MAX_LEVEL} only")
+    if amount_fen <= 0 and points <= 0:
+        return None  # e.g. a percentage that rounds down to nothing
+    signals = list(binding.signals or [])
+    beneficiary = await Customer.get(id=beneficiary_id, using_db=conn)
+    if referee.phone_hash and referee.phone_hash == beneficiary.phone_hash and SIGNAL_SHARED_PHONE not in signals:
+        # The phone is often bound after login, so the check is repeated here, at reward time.
+        signals.append(SIGNAL_SHARED_PHONE)
+        await ReferralBinding.filter(id=binding.id).using_db(conn).update(flagged=True)
+    month = _month_of(occurred_at)
+    hold_reason: str | None = None
+    cap_counted = False
+    if signals:
+        hold_reason = HOLD_FRAUD
+    elif program.monthly_cap_count is not None or program.monthly_cap_fen is not None:
+        cap_counted = await _take_cap_slot(conn, program, beneficiary_id, month, amount_fen)
+        if not cap_counted:
+            hold_reason = HOLD_OVER_CAP
+    return await ReferralReward.create(
+        program_id=program.id,
+        binding_id=binding.id,
+        referee_id=referee.id,
+        beneficiary_id=beneficiary_id,
+        level=level,
+        kind=RewardKind.points if points else RewardKind.cash,
+        amount_fen=amount_fen,
+        points=points,
+        status=RewardStatus.held if hold_reason else RewardStatus.pending,
+        hold_reason=hold_reason,
+        signals=signals,
+        qualifying_consumption_id=consumption_id,
+        qualifying_amount_fen=binding.qualifying_amount_fen or 0,
+        cap_month=month,
+        cap_counted=cap_counted,
+        hold_until=occurred_at + timedelta(days=program.hold_days),
+        created_at=clock.now(),
+        using_db=conn,
+    )
+
+
+async def _grant_welcome(
+    conn: BaseDBAsyncClient, program: ReferralProgram, binding: ReferralBinding, consumption_id: int, occurred_at: datetime
+) -> ReferralReward | None:
+    """The friend's welcome gift (points or a mall voucher), given at once; a refund takes it back."""
+    if program.welcome_reward_type == WelcomeRewardType.none:
+        return None
+    now = clock.now()
+    kind = RewardKind.points if program.welcome_reward_type == WelcomeRewardType.points else RewardKind.voucher
+    reward = await ReferralReward.create(
+        program_id=program.id,
+        binding_id=binding.id,
+        referee_id=binding.referee_id,
+        beneficiary_id=binding.referee_id,
+        level=LEVEL_WELCOME,
+        kind=kind,
+        points=program.welcome_points if kind == RewardKind.points else 0,
+        status=RewardStatus.paid,
+        qualifying_consumption_id=consumption_id,
+        qualifying_amount_fen=binding.qualifying_amount_fen or 0,
+        cap_month=_month_of(occurred_at),
+        hold_until=now,
+        payable_at=now,
+        paid_at=now,
+        created_at=now,
+        using_db=conn,
+    )
+    if kind == RewardKind.points:
+        await partners.earn_points(
+            conn,
+            customer_id=binding.referee_id,
+            points=program.welcome_points,
+            kind="referral_welcome",
+            ref=points_ref(reward.id),
+            reason=f"Welcome gift of referral program {program.name}",
+        )
+    else:
+        await partners.issue_welcome_voucher(
+            conn,
+            customer_id=binding.referee_id,
+            binding_id=binding.id,
+            title=program.welcome_voucher_title,
+            valid_until=now + timedelta(days=program.welcome_voucher_valid_days),
+        )
+    return reward
+
+
+async def record_qualifying_consumption(
+    conn: BaseDBAsyncClient, *, consumption_id: int, customer_id: int, amount_fen: int, occurred_at: datetime
+) -> list[ReferralReward]:
+    """The job "referrals.consumption_recorded": qualify the customer's binding, create its rewards.
+
+    Returns the rewards created (empty when the consumption does not qualify or was handled already).
+    """
+    if await RefundedConsumption.filter(consumption_id=consumption_id).using_db(conn).exists():
+        return []  # the refund's job ran first; a refunded consumption never qualifies
+    binding = await ReferralBinding.get_or_none(referee_id=customer_id, status=BindingStatus.bound, using_db=conn)
+    if binding is None:
+        return []
+    if not binding.bound_at <= occurred_at <= binding.qualify_until:
+        return []
+    program = await ReferralProgram.get(id=binding.program_id, using_db=conn)
+    if amount_fen < program.min_amount_fen:
+        return []
+    now = clock.now()
+    # The conditional claim makes this job idempotent: a second run (or a racing worker) finds no
+    # 'bound' row and stops here; unique(referee, level) would refuse a duplicate reward anyway.
+    claimed = await ReferralBinding.filter(id=binding.id, status=BindingStatus.bound).using_db(conn).update(
+        status=BindingStatus.qualified,
+        qualified_at=now,
+        qualifying_consumption_id=consumption_id,
+        qualifying_amount_fen=amount_fen,
+    )
+    if not claimed:
+        return []
+    binding.status = BindingStatus.qualified
+    binding.qualifying_amount_fen = amount_fen
+    referee = await Customer.get(id=customer_id, using_db=conn)
+
+    created: list[ReferralReward] = []
+    amount, points = reward_for(program.referrer_reward_type, program.referrer_reward_value, amount_fen)
+    first = await _create_referrer_reward(
+        conn, program=program, binding=binding, referee=referee, level=LEVEL_REFERRER,
+        beneficiary_id=binding.referrer_id, amount_fen=amount, points=points,
+        consumption_id=consumption_id, occurred_at=occurred_at,
+    )
+    created += [first] if first else []
+    if program.second_level_reward_type is not None:
+        grand_referrer = await _second_level_referrer(conn, binding.referrer_id, now)
+        if grand_referrer is not None and grand_referrer != customer_id:
+            amount, points = reward_for(
+                program.second_level_reward_type, program.second_level_reward_value, amount_fen
+            )
+            second = await _create_referrer_reward(
+                conn, program=program, binding=binding, referee=referee, level=LEVEL_SECOND,
+                beneficiary_id=grand_referrer, amount_fen=amount, points=points,
+                consumption_id=consumption_id, occurred_at=occurred_at,
+            )
+            created += [second] if second else []
+    welcome = await _grant_welcome(conn, program, binding, consumption_id, occurred_at)
+    created += [welcome] if welcome else []
+    await partners.record_qualified_referral(conn, referrer_id=binding.referrer_id, ref=f"referral:{binding.id}")
+    log.info("referrals.qualified", binding_id=binding.id, rewards=[r.id for r in created])
+    return created
+
+
+async def _reverse_paid(conn: BaseDBAsyncClient, reward: ReferralReward, reason: str) -> bool:
+    """Reverse a reward that already left: points back through the ledger, cash as a negative
+    adjustment for the next batch, the welcome voucher cancelled. Once per reward."""
+    now = clock.now()
+    marked = await ReferralReward.filter(id=reward.id, reversed_at=None).using_db(conn).update(
+        reversed_at=now, cancel_reason=reason
+    )
+    if not marked:
+        return False
+    if reward.kind == RewardKind.points:
+        await partners.reverse_points(
+            conn, original_ref=points_ref(reward.id), ref=points_ref(reward.id) + ":reversal", reason=reason
+        )
+    elif reward.kind == RewardKind.voucher:
+        await partners.cancel_welcome_voucher(conn, binding_id=reward.binding_id, reason=reason)
+    else:
+        await RewardAdjustment.create(
+            reward_id=reward.id,
+            payee_id=reward.beneficiary_id,
+            amount_fen=-reward.amount_fen,
+            reason=reason,
+            status=AdjustmentStatus.open,
+            created_at=now,
+            using_db=conn,
+        )
+    return True
+
+
+async def record_refund(
+    conn: BaseDBAsyncClient, *, consumption_id: int, customer_id: int, refunded_fen: int
+) -> list[int]:
+    """The job "referrals.consumption_refunded": a refund of the qualifying consumption reverses its rewards.
+
+    Before payout the reward is cancelled; after payout (or once it sits in a batch) the money is
+    clawed back by a negative adjustment carried into the next batch. Returns the reward ids touched.
+    """
+    await RefundedConsumption.bulk_create(
+        [RefundedConsumption(consumption_id=consumption_id, customer_id=customer_id, refunded_fen=refunded_fen,
+                             recorded_at=clock.now())],
+        ignore_conflicts=True,
+        using_db=conn,
+    )
+    rewards = await ReferralReward.filter(
+        referee_id=customer_id, qualifying_consumption_id=consumption_id
+    ).using_db(conn).order_by("level")
+    reason = f"qualifying consumption {consumption_id} refunded"
+    touched: list[int] = []
+    for reward in rewards:
+        if reward.status in _UNPAID:
+            cancelled = await ReferralReward.filter(id=reward.id, status__in=list(_UNPAID)).using_db(conn).update(
+                status=RewardStatus.cancelled, cancel_reason=reason
+            )
+            if cancelled:
+                await _give_back_cap_slot(conn, reward)
+                touched.append(reward.id)
+                continue
+            reward = await ReferralReward.get(id=reward.id, using_db=conn)  # moved on meanwhile
+        if reward.status in (RewardStatus.batched, RewardStatus.paid) and await _reverse_paid(conn, reward, reason):
+            touched.append(reward.id)
+    if touched:
+        log.info("referrals.refund_reversed", consumption_id=consumption_id, rewards=touched)
+    return touched
+
+
+async def _mature_points_reward(conn: BaseDBAsyncClient, reward: ReferralReward, now: datetime) -> bool:
+    credited = await ReferralReward.filter(id=reward.id, status=RewardStatus.pending).using_db(conn).update(
+        status=RewardStatus.paid, payable_at=now, paid_at=now
+    )
+    if credited:
+        await partners.earn_points(
+            conn,
+            customer_id=reward.beneficiary_id,
+            points=reward.points,
+            kind="referral_reward",
+            ref=points_ref(reward.id),
+            reason=f"Referral reward (level {reward.level})",
+        )
+    return bool(credited)
+
+
+async def release_due_chunk(conn: BaseDBAsyncClient, *, limit: int = 1000) -> tuple[int, int]:
+    """Move one chunk of pending rewards whose hold has ended: cash → payable, points → credited.
+
+    Returns (rows looked at, rows moved). Racing workers pick the same ids; the conditional update
+    lets one of them move each row and the other counts zero for it.
+    """
+    now = clock.now()
+    due = await (
+        ReferralReward.filter(status=RewardStatus.pending, hold_until__lte=now)
+        .using_db(conn)
+        .order_by("id")
+        .limit(limit)
+        .values_list("id", "kind")
+    )
+    if not due:
+        return 0, 0
+    cash_ids = [rid for rid, kind in due if kind == RewardKind.cash]
+    moved = 0
+    if cash_ids:
+        moved += await ReferralReward.filter(id__in=cash_ids, status=RewardStatus.pending).using_db(conn).update(
+            status=RewardStatus.payable, payable_at=now
+        )
+    points_ids = [rid for rid, kind in due if kind == RewardKind.points]
+    if points_ids:
+        for reward in await ReferralReward.filter(id__in=points_ids).using_db(conn).order_by("id"):
+            moved += await _mature_points_reward(conn, reward, now)
+    return len(due), moved
+
+
+async def get_reward(conn: BaseDBAsyncClient, reward_id: int) -> ReferralReward:
+    reward = await ReferralReward.get_or_none(id=reward_id, using_db=conn)
+    if reward is None:
+        raise RewardNotFound(reward_id=reward_id)
+    return reward
+
+
+async def approve_held(conn: BaseDBAsyncClient, reward_id: int, *, staff_id: int, reason: str) -> ReferralReward:
+    """Staff release a held reward: it goes on as if never held (pending, or further if its hold ended)."""
+    reward = await get_reward(conn, reward_id)
+    updated = await ReferralReward.filter(id=reward_id, status=RewardStatus.held).using_db(conn).update(
+        status=RewardStatus.pending, decided_by_id=staff_id, decision_reason=reason
+    )
+    if not updated:
+        raise RewardNotHeld(status=reward.status.value)
+    reward = await get_reward(conn, reward_id)
+    now = clock.now()
+    if reward.hold_until <= now:
+        if reward.kind == RewardKind.points:
+            await _mature_points_reward(conn, reward, now)
+        else:
+            await ReferralReward.filter(id=reward_id, status=RewardStatus.pending).using_db(conn).update(
+                status=RewardStatus.payable, payable_at=now
+            )
+        reward = await get_reward(conn, reward_id)
+    return reward
+
+
+async def void_held(conn: BaseDBAsyncClient, reward_id: int, *, staff_id: int, reason: str) -> ReferralReward:
+    reward = await get_reward(conn, reward_id)
+    updated = await ReferralReward.filter(id=reward_id, status=RewardStatus.held).using_db(conn).update(
+        status=RewardStatus.voided, decided_by_id=staff_id, decision_reason=reason
+    )
+    if not updated:
+        raise RewardNotHeld(status=reward.status.value)
+    return await get_reward(conn, reward_id)

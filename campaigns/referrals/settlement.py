@@ -1,0 +1,258 @@
+"""Finance settlement (结算): batches of payable cash rewards, maker-checker approval, payment, exports.
+
+A reward joins a batch only through `UPDATE ... SET batch_id = ? WHERE status = 'payable' AND
+batch_id IS NULL`, so two batches created at once can never share a reward; totals are computed
+from the rows the batch actually claimed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count, Sum
+
+from campaigns.referrals.errors import (
+    BatchNotFound,
+    BatchStateConflict,
+    ExternalRefTaken,
+    NothingToSettle,
+    SameFinanceUser,
+)
+from campaigns.referrals.models import (
+    AdjustmentStatus,
+    BatchStatus,
+    ReferralReward,
+    RewardAdjustment,
+    RewardKind,
+    RewardStatus,
+    SettlementBatch,
+)
+from kernel import clock
+from kernel.identity.models import Customer
+
+
+def cutoff_of(up_to: date) -> datetime:
+    """The end of `up_to` in the clinic's time zone: rewards due before it belong to the batch."""
+    return datetime.combine(up_to + timedelta(days=1), time.min, tzinfo=clock.clinic_zone())
+
+
+@dataclass(frozen=True)
+class PayeeLine:
+    payee_id: int
+    nickname: str
+    phone_masked: str
+    reward_count: int
+    rewards_fen: int
+    adjustment_count: int
+    adjustments_fen: int
+
+    @property
+    def net_fen(self) -> int:
+        return self.rewards_fen + self.adjustments_fen
+
+
+async def _sums(conn: BaseDBAsyncClient, batch_id: int) -> dict[int, list[int]]:
+    """payee id → [reward count, rewards fen, adjustment count, adjustments fen] for one batch."""
+    per_payee: dict[int, list[int]] = {}
+    rewards = await (
+        ReferralReward.filter(batch_id=batch_id)
+        .using_db(conn)
+        .annotate(n=Count("id"), fen=Sum("amount_fen"))
+        .group_by("beneficiary_id")
+        .values("beneficiary_id", "n", "fen")
+    )
+    for row in rewards:
+        line = per_payee.setdefault(row["beneficiary_id"], [0, 0, 0, 0])
+        line[0], line[1] = int(row["n"]), int(row["fen"] or 0)
+    adjustments = await (
+        RewardAdjustment.filter(batch_id=batch_id)
+        .using_db(conn)
+        .annotate(n=Count("id"), fen=Sum("amount_fen"))
+        .group_by("payee_id")
+        .values("payee_id", "n", "fen")
+    )
+    for row in adjustments:
+        line = per_payee.setdefault(row["payee_id"], [0, 0, 0, 0])
+        line[2], line[3] = int(row["n"]), int(row["fen"] or 0)
+    return per_payee
+
+
+async def _release(conn: BaseDBAsyncClient, batch_id: int, payee_ids: list[int] | None = None) -> None:
+    """Give a batch's items (or some payees' items) back: rewards to payable, adjustments to open."""
+    rewards = ReferralReward.filter(batch_id=batch_id, status=RewardStatus.batched)
+    adjustments = RewardAdjustment.filter(batch_id=batch_id, status=AdjustmentStatus.batched)
+    if payee_ids is not None:
+        rewards = rewards.filter(beneficiary_id__in=payee_ids)
+        adjustments = adjustments.filter(payee_id__in=payee_ids)
+    await rewards.using_db(conn).update(status=RewardStatus.payable, batch_id=None)
+    await adjustments.using_db(conn).update(status=AdjustmentStatus.open, batch_id=None)
+
+
+async def create_batch(conn: BaseDBAsyncClient, *, staff_id: int, up_to: date, note: str = "") -> SettlementBatch:
+    """Claim every payable cash reward due by the end of `up_to`, and every open adjustment."""
+    cutoff = cutoff_of(up_to)
+    batch = await SettlementBatch.create(
+        status=BatchStatus.draft, up_to=up_to, created_by_id=staff_id, note=note, created_at=clock.now(),
+        using_db=conn,
+    )
+    await ReferralReward.filter(
+        status=RewardStatus.payable, kind=RewardKind.cash, batch_id=None, hold_until__lt=cutoff
+    ).using_db(conn).update(status=RewardStatus.batched, batch_id=batch.id)
+    await RewardAdjustment.filter(
+        status=AdjustmentStatus.open, batch_id=None, created_at__lt=cutoff
+    ).using_db(conn).update(status=AdjustmentStatus.batched, batch_id=batch.id)
+
+    per_payee = await _sums(conn, batch.id)
+    # A payee whose clawbacks exceed their new rewards cannot be paid a negative amount: their items
+    # wait (still payable / open) for a batch in which the net is not negative.
+    owing = [payee for payee, (_, fen, _, adj) in per_payee.items() if fen + adj < 0]
+    if owing:
+        await _release(conn, batch.id, owing)
+        per_payee = {p: v for p, v in per_payee.items() if p not in owing}
+    if not per_payee:
+        raise NothingToSettle(up_to=up_to.isoformat())
+    batch.reward_count = sum(v[0] for v in per_payee.values())
+    batch.rewards_fen = sum(v[1] for v in per_payee.values())
+    batch.adjustment_count = sum(v[2] for v in per_payee.values())
+    batch.adjustments_fen = sum(v[3] for v in per_payee.values())
+    batch.total_fen = batch.rewards_fen + batch.adjustments_fen
+    batch.payee_count = len(per_payee)
+    await batch.save(
+        using_db=conn,
+        update_fields=["reward_count", "rewards_fen", "adjustment_count", "adjustments_fen", "total_fen", "payee_count"],
+    )
+    return batch
+
+
+async def get_batch(conn: BaseDBAsyncClient, batch_id: int) -> SettlementBatch:
+    batch = await SettlementBatch.get_or_none(id=batch_id, using_db=conn)
+    if batch is None:
+        raise BatchNotFound(batch_id=batch_id)
+    return batch
+
+
+async def approve_batch(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int) -> SettlementBatch:
+    """Maker-checker: only a finance user other than the creator may approve, checked in the UPDATE itself."""
+    batch = await get_batch(conn, batch_id)
+    if batch.created_by_id == staff_id:
+        raise SameFinanceUser(batch_id=batch_id)
+    updated = await SettlementBatch.filter(id=batch_id, status=BatchStatus.draft).exclude(
+        created_by_id=staff_id
+    ).using_db(conn).update(status=BatchStatus.approved, approved_by_id=staff_id, approved_at=clock.now())
+    if not updated:
+        raise BatchStateConflict(status=batch.status.value, expected=BatchStatus.draft.value)
+    return await get_batch(conn, batch_id)
+
+
+async def mark_paid(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int, external_ref: str) -> SettlementBatch:
+    batch = await get_batch(conn, batch_id)
+    if batch.status == BatchStatus.paid and batch.external_ref == external_ref:
+        return batch  # finance pressed the button twice: same answer, nothing changes
+    now = clock.now()
+    try:
+        updated = await SettlementBatch.filter(id=batch_id, status=BatchStatus.approved).using_db(conn).update(
+            status=BatchStatus.paid, paid_by_id=staff_id, paid_at=now, external_ref=external_ref
+        )
+    except IntegrityError as exc:
+        raise ExternalRefTaken(field="external_ref") from exc
+    if not updated:
+        raise BatchStateConflict(status=batch.status.value, expected=BatchStatus.approved.value)
+    await ReferralReward.filter(batch_id=batch_id, status=RewardStatus.batched).using_db(conn).update(
+        status=RewardStatus.paid, paid_at=now
+    )
+    await RewardAdjustment.filter(batch_id=batch_id, status=AdjustmentStatus.batched).using_db(conn).update(
+        status=AdjustmentStatus.settled, settled_at=now
+    )
+    return await get_batch(conn, batch_id)
+
+
+async def cancel_batch(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int) -> SettlementBatch:
+    """Drop an unpaid batch; its rewards become payable again for the next batch."""
+    batch = await get_batch(conn, batch_id)
+    updated = await SettlementBatch.filter(
+        id=batch_id, status__in=[BatchStatus.draft, BatchStatus.approved]
+    ).using_db(conn).update(status=BatchStatus.cancelled, cancelled_by_id=staff_id, cancelled_at=clock.now())
+    if not updated:
+        raise BatchStateConflict(status=batch.status.value)
+    await _release(conn, batch_id)
+    return await get_batch(conn, batch_id)
+
+
+async def payee_lines(conn: BaseDBAsyncClient, batch_id: int) -> list[PayeeLine]:
+    """One line per payee, ordered by payee id. The lines add up to the batch's total, to the fen."""
+    per_payee = await _sums(conn, batch_id)
+    people = {
+        c["id"]: c
+        for c in await Customer.filter(id__in=list(per_payee)).using_db(conn).values("id", "nickname", "phone_masked")
+    }
+    return [
+        PayeeLine(
+            payee_id=payee,
+            nickname=people.get(payee, {}).get("nickname") or "",
+            phone_masked=people.get(payee, {}).get("phone_masked") or "",
+            reward_count=n,
+            rewards_fen=fen,
+            adjustment_count=adj_n,
+            adjustments_fen=adj_fen,
+        )
+        for payee, (n, fen, adj_n, adj_fen) in sorted(per_payee.items())
+    ]
+
+
+def yuan(fen: int) -> str:
+    """Integer fen as a yuan string ("-12.05"), by integer arithmetic only."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+EXPORT_HEADER = [
+    "payee_id", "nickname", "phone", "reward_count", "rewards_fen", "adjustment_count", "adjustments_fen",
+    "net_fen", "net_yuan",
+]
+
+
+def _cell(text: str) -> str:
+    # A nickname starting with = + - @ would run as a formula in Excel (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_rows(batch: SettlementBatch, lines: list[PayeeLine]) -> list[list[object]]:
+    rows: list[list[object]] = [EXPORT_HEADER]
+    for line in lines:
+        rows.append([
+            line.payee_id, _cell(line.nickname), line.phone_masked, line.reward_count, line.rewards_fen,
+            line.adjustment_count, line.adjustments_fen, line.net_fen, yuan(line.net_fen),
+        ])
+    rows.append([
+        "TOTAL", f"batch {batch.id}", "", sum(x.reward_count for x in lines), sum(x.rewards_fen for x in lines),
+        sum(x.adjustment_count for x in lines), sum(x.adjustments_fen for x in lines),
+        sum(x.net_fen for x in lines), yuan(sum(x.net_fen for x in lines)),
+    ])
+    return rows
+
+
+def to_csv(rows: list[list[object]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    # The BOM makes Excel on Windows read the Chinese nicknames as UTF-8.
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def to_xlsx(rows: list[list[object]]) -> bytes:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "settlement"
+    for row in rows:
+        # Customer text was escaped by _cell, so openpyxl never mistakes a nickname for a formula.
+        sheet.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

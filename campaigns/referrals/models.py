@@ -246,7 +246,7 @@ class SettlementBatch(Model):
 
 
 class MonthlyRewardTally(Model):
-    """Rewards counted against a beneficiary's monthly cap; raised by a conditional update, never read-then-write."""
+    """Rewards counted against a beneficiary's monthly cap, raised by a conditional update (never read-then-write)."""
 
     id = fields.BigIntField(primary_key=True)
     beneficiary = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -260,7 +260,7 @@ class MonthlyRewardTally(Model):
 
 
 class RefundedConsumption(Model):
-    """Consumptions refunded, as reported by the points room; a late "recorded" job must not reward them."""
+    """Consumptions refunded, as reported by the points room: a late "recorded" job must not reward them."""
 
     consumption_id = fields.BigIntField(primary_key=True, generated=False)
     customer_id = fields.BigIntField()

@@ -65,18 +65,24 @@ async def _take_cap_slot(
     """
     if program.monthly_cap_count is None and program.monthly_cap_fen is None:
         return False
-    await MonthlyRewardTally.bulk_create(
-        [MonthlyRewardTally(beneficiary_id=beneficiary_id, month=month)], ignore_conflicts=True, using_db=conn
-    )
     query = MonthlyRewardTally.filter(beneficiary_id=beneficiary_id, month=month)
     if program.monthly_cap_count is not None:
         query = query.filter(reward_count__lte=program.monthly_cap_count - 1)
     if program.monthly_cap_fen is not None and amount_fen:
         query = query.filter(reward_fen__lte=program.monthly_cap_fen - amount_fen)
-    updated = await query.using_db(conn).update(
-        reward_count=F("reward_count") + 1, reward_fen=F("reward_fen") + amount_fen
-    )
-    return updated == 1
+    for _ in range(2):
+        updated = await query.using_db(conn).update(
+            reward_count=F("reward_count") + 1, reward_fen=F("reward_fen") + amount_fen
+        )
+        if updated:
+            return True
+        if await MonthlyRewardTally.filter(beneficiary_id=beneficiary_id, month=month).using_db(conn).exists():
+            return False
+        # The month's first reward: create the tally row (a racing job may create it first), then retry.
+        await MonthlyRewardTally.bulk_create(
+            [MonthlyRewardTally(beneficiary_id=beneficiary_id, month=month)], ignore_conflicts=True, using_db=conn
+        )
+    return False
 
 
 async def _give_back_cap_slot(conn: BaseDBAsyncClient, reward: ReferralReward) -> None:
@@ -182,7 +188,7 @@ async def _grant_welcome(
             conn,
             customer_id=binding.referee_id,
             points=program.welcome_points,
-            kind="referral_welcome",
+            kind="referral",
             ref=points_ref(reward.id),
             reason=f"Welcome gift of referral program {program.name}",
         )
@@ -329,7 +335,7 @@ async def _mature_points_reward(conn: BaseDBAsyncClient, reward: ReferralReward,
             conn,
             customer_id=reward.beneficiary_id,
             points=reward.points,
-            kind="referral_reward",
+            kind="referral",
             ref=points_ref(reward.id),
             reason=f"Referral reward (level {reward.level})",
         )

@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                 ('reward_count', fields.IntField(default=0)),
                 ('reward_fen', fields.BigIntField(default=0)),
             ],
-            options={'table': 'referral_monthly_tally', 'app': 'referrals', 'unique_together': (('beneficiary_id', 'month'),), 'pk_attr': 'id', 'table_description': "Rewards counted against a beneficiary's monthly cap; raised by a conditional update, never read-then-write."},
+            options={'table': 'referral_monthly_tally', 'app': 'referrals', 'unique_together': (('beneficiary_id', 'month'),), 'pk_attr': 'id', 'table_description': "Rewards counted against a beneficiary's monthly cap, raised by a conditional update (never read-then-write)."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -100,7 +100,7 @@ class Migration(migrations.Migration):
                 ('refunded_fen', fields.BigIntField()),
                 ('recorded_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'referral_refunded_consumption', 'app': 'referrals', 'pk_attr': 'consumption_id', 'table_description': 'Consumptions refunded, as reported by the points room; a late "recorded" job must not reward them.'},
+            options={'table': 'referral_refunded_consumption', 'app': 'referrals', 'pk_attr': 'consumption_id', 'table_description': 'Consumptions refunded, as reported by the points room: a late "recorded" job must not reward them.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -81,3 +81,24 @@ def _queue() -> str:
     from kernel.settings import get_settings
 
     return get_settings().redis.queue_name
+
+
+async def release_at(redis, instant: datetime) -> None:
+    """Run the hold-release job at an injected time, then go back to the real clock.
+
+    Back on the real clock because tokens are checked against it: pyjwt refuses a token whose
+    `iat` lies in the (real) future, and staff tokens live 12 hours.
+    """
+    from tests.factories import run_worker
+
+    clock.set_now(instant)
+    try:
+        await release_due(redis)
+        worker = await run_worker(redis)
+        assert worker.jobs_failed == 0
+    finally:
+        clock.set_now(None)
+
+
+def local_date_of(instant: datetime) -> str:
+    return instant.astimezone(clock.clinic_zone()).date().isoformat()

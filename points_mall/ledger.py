@@ -199,7 +199,8 @@ def _by_expiry(lot: PointsLot) -> tuple[datetime, int]:
 
 
 async def _spendable_lots(conn: BaseDBAsyncClient, customer_id: int, now: datetime) -> list[PointsLot]:
-    lots = await PointsLot.filter(customer_id=customer_id, remaining__gt=0).using_db(conn)
+    # Locking reads: they see the latest committed lots even if the caller's snapshot is older.
+    lots = await PointsLot.filter(customer_id=customer_id, remaining__gt=0).using_db(conn).select_for_update()
     return sorted((lot for lot in lots if lot.expires_at is None or lot.expires_at > now), key=_by_expiry)
 
 
@@ -253,7 +254,9 @@ async def spend_points(
 
 async def _reversed_so_far(conn: BaseDBAsyncClient, original_ref: str) -> int:
     """Points of the original already reversed (including shortfalls that could not be taken back)."""
-    entries = await PointsLedgerEntry.filter(original_ref=original_ref, kind=EntryKind.reversal).using_db(conn)
+    entries = await PointsLedgerEntry.filter(
+        original_ref=original_ref, kind=EntryKind.reversal
+    ).using_db(conn).select_for_update()
     return sum(int(e.detail.get("requested", abs(e.delta))) for e in entries)
 
 
@@ -319,7 +322,9 @@ async def _reduce_pending(conn: BaseDBAsyncClient, pending_id: int, points: int 
 async def _take_back_credit(
     conn: BaseDBAsyncClient, account: PointsAccount, original: PointsLedgerEntry, amount: int, ref: str, reason: str
 ) -> PointsLedgerEntry:
-    lots = await PointsLot.filter(customer_id=account.customer_id, remaining__gt=0).using_db(conn)  # type: ignore[attr-defined]
+    lots = await PointsLot.filter(
+        customer_id=account.customer_id, remaining__gt=0  # type: ignore[attr-defined]
+    ).using_db(conn).select_for_update()
     # The original's own lot first, then the rest by expiry.
     lots.sort(key=lambda lot: (lot.entry_id != original.id, *_by_expiry(lot)))  # type: ignore[attr-defined]
     take = min(amount, account.balance, sum(lot.remaining for lot in lots))
@@ -347,7 +352,7 @@ async def _give_back_debit(
     )
     if entry is None:
         return await _locked_entry(conn, ref)
-    uses = await PointsLotUse.filter(entry_id=original.id).using_db(conn).prefetch_related("lot")
+    uses = await PointsLotUse.filter(entry_id=original.id).using_db(conn).select_for_update().prefetch_related("lot")
     # Latest-expiring first: a partial give-back keeps the longest life the points had.
     uses.sort(key=lambda use: _by_expiry(use.lot), reverse=True)
     left = amount
@@ -413,7 +418,7 @@ async def expire_customer_lots(conn: BaseDBAsyncClient, customer_id: int) -> lis
     now = clock.now()
     lots = await PointsLot.filter(
         customer_id=customer_id, remaining__gt=0, expires_at__lte=now
-    ).using_db(conn).order_by("expires_at", "id")
+    ).using_db(conn).select_for_update().order_by("expires_at", "id")
     groups: dict[datetime, list[PointsLot]] = defaultdict(list)
     for lot in lots:
         groups[lot.expires_at].append(lot)

@@ -236,14 +236,16 @@ class PointsAdminController(Controller):
         async def work(conn: BaseDBAsyncClient) -> AdjustmentDone:
             if not await Customer.filter(id=data.customer_id).using_db(conn).exists():
                 raise PointsCustomerNotFound(field="customer_id")
+            repeated = await PointsLedgerEntry.filter(ref=ref).using_db(conn).exists()
             if data.points > 0:
                 entry = await ledger.earn_points(conn, customer_id=data.customer_id, points=data.points,
                                                  kind=EntryKind.adjustment, ref=ref, reason=reason)
             else:
                 entry = await ledger.spend_points(conn, customer_id=data.customer_id, points=-data.points,
                                                   kind=EntryKind.adjustment, ref=ref, reason=reason)
-            await audit(conn, staff.id, "points.adjust", "customer", data.customer_id,
-                        {"points": data.points, "reason": data.reason, "ref": ref})
+            if not repeated:  # a retried request is answered again but audited once
+                await audit(conn, staff.id, "points.adjust", "customer", data.customer_id,
+                            {"points": data.points, "reason": data.reason, "ref": ref})
             account = await ledger.lock_account(conn, data.customer_id)
             return AdjustmentDone(entry=StaffLedgerEntry.of(entry), balance=account.balance)
 

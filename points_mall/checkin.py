@@ -11,7 +11,7 @@ from tortoise.exceptions import IntegrityError
 from kernel import clock
 from points_mall.errors import AlreadyCheckedIn, MakeupLimitReached, MakeupNotAllowed
 from points_mall.ledger import earn_points, lock_account, spend_points
-from points_mall.models import CheckIn, EntryKind, PointsRules
+from points_mall.models import CheckIn, EntryKind, PointsLedgerEntry, PointsRules
 from points_mall.rules import add_months, checkin_points_for, day_in_cycle, get_rules, month_bounds
 
 
@@ -44,15 +44,15 @@ async def check_in(conn: BaseDBAsyncClient, customer_id: int, *, day: date | Non
         )
     except IntegrityError as exc:
         raise AlreadyCheckedIn(date=day.isoformat()) from exc
-    balance = None
     if points > 0:
-        await earn_points(
+        entry = await earn_points(
             conn, customer_id=customer_id, points=points, kind=EntryKind.check_in,
             ref=f"checkin:{customer_id}:{day.isoformat()}",
             reason=f"Daily check-in (day {cycle_day} of {rules.checkin_cycle_days}, streak {streak})",
         )
-    account = await lock_account(conn, customer_id)
-    balance = account.balance
+        balance = entry.balance_after if isinstance(entry, PointsLedgerEntry) else 0
+    else:
+        balance = (await lock_account(conn, customer_id)).balance
     return CheckInResult(row, reward_for_streak(rules, streak + 1), balance)
 
 

@@ -101,6 +101,7 @@ async def _append(
     expires_at: datetime | None = None,
     original_ref: str | None = None,
     detail: dict[str, Any] | None = None,
+    also: dict[str, Any] | None = None,
 ) -> PointsLedgerEntry | None:
     """Insert the entry and move the balance with it; None when the ref already exists."""
     now = clock.now()
@@ -120,7 +121,7 @@ async def _append(
         )
     except IntegrityError:
         return None
-    updates: dict[str, Any] = {"balance": F("balance") + delta, "updated_at": now}
+    updates: dict[str, Any] = {"balance": F("balance") + delta, "updated_at": now, **(also or {})}
     query = PointsAccount.filter(id=account.id)
     if delta < 0:
         # Belt and braces: the row is locked, but the balance may still never go below zero.
@@ -181,10 +182,12 @@ async def _credit(
 ) -> PointsLedgerEntry:
     rules = await get_rules(conn)
     expires_at = lot_expiry(rules, earned_at)
-    entry = await _append(conn, account, delta=points, kind=kind, ref=ref, reason=reason, expires_at=expires_at)
+    entry = await _append(
+        conn, account, delta=points, kind=kind, ref=ref, reason=reason, expires_at=expires_at,
+        also={"lifetime_earned": F("lifetime_earned") + points},
+    )
     if entry is None:
         return await _locked_entry(conn, ref)
-    await PointsAccount.filter(id=account.id).using_db(conn).update(lifetime_earned=F("lifetime_earned") + points)
     await PointsLot.create(
         customer_id=account.customer_id,  # type: ignore[attr-defined]
         entry=entry, points=points, remaining=points, earned_at=earned_at, expires_at=expires_at, using_db=conn,

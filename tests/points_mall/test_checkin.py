@@ -130,3 +130,11 @@ async def test_concurrent_makeups_respect_the_monthly_limit(client, checkin_rule
     ])
     assert sorted(r.status_code for r in responses) == [201, 201, 409, 409, 409, 409]
     assert await CheckIn.filter(customer_id=customer.id, makeup=True).count() == 2
+
+
+async def test_many_customers_checking_in_at_once_all_succeed(client, checkin_rules):
+    customers = [await make_customer() for _ in range(100)]
+    responses = await asyncio.gather(*[tap(client, c) for c in customers])
+    assert [r.status_code for r in responses] == [201] * 100, [r.text for r in responses if r.status_code != 201][:3]
+    for c in customers[:5]:
+        await assert_ledger_consistent(c.id)

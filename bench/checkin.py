@@ -4,7 +4,7 @@ same run with the same SQL statements issued directly through aiomysql (the data
     /work/main/.venv/bin/python -m bench.checkin [--requests 800] [--concurrency 16,64]
 
 The direct path runs, per check-in, the statements the service issues (captured from Tortoise's query
-log): rules, today's row?, yesterday's row, insert check-in, lock account, ref lookups, rules, insert
+log): rules, today's row?, yesterday's row, insert check-in, lock customer and account, ref lookups, rules, insert
 ledger entry, update balance, insert lot, all in one transaction on a pool of the server's size.
 """
 
@@ -77,7 +77,9 @@ async def direct_check_in(pool: aiomysql.Pool, customer_id: int) -> int:
                 await cur.execute(
                     "INSERT INTO points_check_in (local_date, streak, day_in_cycle, points, makeup, created_at,"
                     " customer_id) VALUES (%s,1,1,5,0,%s,%s)", (today, naive, customer_id))
-                await cur.execute("SELECT * FROM points_account WHERE customer_id=%s LIMIT 1 FOR UPDATE", (customer_id,))
+                await cur.execute("SELECT id FROM customer WHERE id=%s LIMIT 1 FOR UPDATE", (customer_id,))
+                await cur.execute("SELECT 1 FROM points_account WHERE customer_id=%s LIMIT 1", (customer_id,))
+                await cur.execute("SELECT * FROM points_account WHERE customer_id=%s LIMIT 2 FOR UPDATE", (customer_id,))
                 account = await cur.fetchone()
                 await cur.execute("SELECT * FROM points_ledger_entry WHERE ref=%s LIMIT 2", (ref,))
                 await cur.execute("SELECT * FROM points_pending WHERE ref=%s LIMIT 2", (ref,))

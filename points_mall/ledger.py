@@ -37,24 +37,25 @@ _FAR_FUTURE = datetime.max.replace(tzinfo=None)
 
 
 async def lock_account(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccount:
-    """Lock (creating if needed) the customer's account row for the rest of the transaction.
+    """Lock the customer's points for the rest of the transaction and return the account (created if needed).
 
-    Callers that also read other rows to make a decision (limits, counts) must call this first, so
-    those reads happen after the previous holder of the lock committed.
+    The first lock taken is the customer row's (it always exists, so InnoDB takes a record lock only).
+    A locking read of a *missing* account row would take a gap lock shared by every customer without an
+    account, and two such transactions inserting their accounts would deadlock; with the customer row
+    locked first, the account is looked up plainly, inserted if missing, then locked as an existing row.
+    Callers that read other rows to make a decision (limits, counts) call this first, so those reads
+    happen after the previous holder of the lock committed.
     """
-    account = await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().first()
-    if account is not None:
-        return account
-    now = clock.now()
-    try:
-        await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
-    except IntegrityError:
-        # Either a concurrent first use created it (then we lock theirs) or the customer does not exist.
-        pass
-    account = await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().first()
-    if account is None:
+    # (.exists() would drop FOR UPDATE, so fetch the id.)
+    if await Customer.filter(id=customer_id).using_db(conn).select_for_update().only("id").first() is None:
         raise PointsCustomerNotFound(customer_id=customer_id)
-    return account
+    if not await PointsAccount.filter(customer_id=customer_id).using_db(conn).exists():
+        now = clock.now()
+        try:
+            await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
+        except IntegrityError:
+            pass  # created by a transaction that committed after this one's snapshot
+    return await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().get()
 
 
 async def ensure_account(conn: BaseDBAsyncClient, customer_id: int) -> None:

@@ -376,7 +376,12 @@ class MallRedemption(Model):
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
-    item = fields.ForeignKeyField("points_mall.MallItem", related_name=False, on_delete=fields.RESTRICT)
+    # No database constraint on purpose: an FK check takes a shared lock on the item row, and a crowd of
+    # redemptions holding it and then asking for the exclusive lock (the stock update) deadlock. Items
+    # are never deleted (only archived), so the reference stays valid.
+    item = fields.ForeignKeyField(
+        "points_mall.MallItem", related_name=False, on_delete=fields.RESTRICT, db_constraint=False
+    )
     idempotency_key = fields.CharField(max_length=64)
     quantity = fields.IntField()
     unit_points = fields.IntField()

@@ -18,7 +18,7 @@ from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import Customer
 from kernel.outbox import enqueue
-from points_mall import ledger
+from points_mall import ledger, mall
 from points_mall.models import ExpiryReminder, PointsLot
 from points_mall.retry import in_transaction
 from points_mall.rules import get_rules
@@ -119,11 +119,29 @@ async def review_tiers(ctx: dict[str, Any]) -> int:
             return changed
 
 
+async def expire_vouchers(ctx: dict[str, Any]) -> int:
+    """Expire vouchers past their date; mall vouchers return points and stock only if the rules say so."""
+    async with transaction() as conn:
+        return_points = (await get_rules(conn)).voucher_expiry_returns_points
+    expired = 0
+    while True:
+        async with transaction() as conn:
+            due = await mall.due_voucher_ids(conn)
+        for voucher_id in due:
+            done = await in_transaction(
+                lambda conn, vid=voucher_id: mall.expire_voucher(conn, vid, return_points=return_points)
+            )
+            expired += done
+        if len(due) < 500:
+            return expired
+
+
 FUNCTIONS = [
     func(release_pending_points, name="points.release_pending", timeout=600, max_tries=3),
     func(expire_points, name="points.expire", timeout=1800, max_tries=3),
     func(send_expiry_reminder, name="points.send_expiry_reminder", timeout=30, max_tries=5),
     func(review_tiers, name="points.review_tiers", timeout=3600, max_tries=2),
+    func(expire_vouchers, name="mall.expire_vouchers", timeout=1800, max_tries=3),
 ]
 CRON_JOBS = [
     cron(release_pending_points, name="cron:points.release_pending", minute=set(range(0, 60, 10)),
@@ -131,4 +149,5 @@ CRON_JOBS = [
     # Hourly: lots expire at clinic-local midnight on the 1st, whatever the worker's time zone.
     cron(expire_points, name="cron:points.expire", minute={5}, run_at_startup=False),
     cron(review_tiers, name="cron:points.review_tiers", hour={20}, minute={30}, run_at_startup=False),
+    cron(expire_vouchers, name="cron:mall.expire_vouchers", minute={15}, run_at_startup=False),
 ]

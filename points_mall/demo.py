@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 
 from kernel import clock
 from kernel.demo import sandbox_openid
@@ -52,12 +53,14 @@ async def _customer(conn: BaseDBAsyncClient, name: str) -> Customer | None:
 
 async def load(conn: BaseDBAsyncClient) -> None:
     await get_rules(conn)
-    if not await MemberTier.all().using_db(conn).exists():
-        for tier in TIERS:
+    # Each piece is created only if missing (by name / title), so loading twice changes nothing.
+    for tier in TIERS:
+        taken = MemberTier.filter(Q(name=tier["name"]) | Q(level=tier["level"]))
+        if not await taken.using_db(conn).exists():
             await create_tier(conn, **tier)
     now = clock.now()
-    if not await MallItem.all().using_db(conn).exists():
-        for item in ITEMS:
+    for item in ITEMS:
+        if not await MallItem.filter(title=item["title"]).using_db(conn).exists():
             await MallItem.create(**item, on_shelf=True, created_at=now, updated_at=now, using_db=conn)
 
     alice = await _customer(conn, "alice")

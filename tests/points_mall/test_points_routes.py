@@ -119,3 +119,14 @@ async def test_liability_report(client):
     month = (clock.now().astimezone(clock.clinic_zone()).replace(day=1) + timedelta(days=400)).strftime("%Y-%m")
     assert any(row["points"] >= 1234 for row in body["expiring_by_month"])
     assert all(len(row["month"]) == 7 for row in body["expiring_by_month"]) and month
+
+
+async def test_calendar_month_is_validated_and_data_is_the_callers(client):
+    customer = await make_customer()
+    bad = await client.get("/app/check-ins", params={"month": "2026-13"}, headers=customer_headers(customer))
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "month"
+    await give_points(customer.id, 77, "t:" + secrets.token_hex(4))
+    stranger = await make_customer()
+    theirs = (await client.get("/app/points/ledger", headers=customer_headers(stranger))).json()
+    assert theirs["total"] == 0
+    assert (await client.get("/app/points", headers=customer_headers(stranger))).json()["balance"] == 0

@@ -37,24 +37,25 @@ _FAR_FUTURE = datetime.max.replace(tzinfo=None)
 
 
 async def lock_account(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccount:
-    """Lock (creating if needed) the customer's account row for the rest of the transaction.
+    """Lock the customer's points for the rest of the transaction and return the account (created if needed).
 
-    Callers that also read other rows to make a decision (limits, counts) must call this first, so
-    those reads happen after the previous holder of the lock committed.
+    The first lock taken is the customer row's (it always exists, so InnoDB takes a record lock only).
+    A locking read of a *missing* account row would take a gap lock shared by every customer without an
+    account, and two such transactions inserting their accounts would deadlock; with the customer row
+    locked first, the account is looked up plainly, inserted if missing, then locked as an existing row.
+    Callers that read other rows to make a decision (limits, counts) call this first, so those reads
+    happen after the previous holder of the lock committed.
     """
-    account = await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().first()
-    if account is not None:
-        return account
-    now = clock.now()
-    try:
-        await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
-    except IntegrityError:
-        # Either a concurrent first use created it (then we lock theirs) or the customer does not exist.
-        pass
-    account = await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().first()
-    if account is None:
+    # (.exists() would drop FOR UPDATE, so fetch the id.)
+    if await Customer.filter(id=customer_id).using_db(conn).select_for_update().only("id").first() is None:
         raise PointsCustomerNotFound(customer_id=customer_id)
-    return account
+    if not await PointsAccount.filter(customer_id=customer_id).using_db(conn).exists():
+        now = clock.now()
+        try:
+            await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
+        except IntegrityError:
+            pass  # created by a transaction that committed after this one's snapshot
+    return await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().get()
 
 
 async def ensure_account(conn: BaseDBAsyncClient, customer_id: int) -> None:
@@ -101,6 +102,7 @@ async def _append(
     expires_at: datetime | None = None,
     original_ref: str | None = None,
     detail: dict[str, Any] | None = None,
+    also: dict[str, Any] | None = None,
 ) -> PointsLedgerEntry | None:
     """Insert the entry and move the balance with it; None when the ref already exists."""
     now = clock.now()
@@ -120,7 +122,7 @@ async def _append(
         )
     except IntegrityError:
         return None
-    updates: dict[str, Any] = {"balance": F("balance") + delta, "updated_at": now}
+    updates: dict[str, Any] = {"balance": F("balance") + delta, "updated_at": now, **(also or {})}
     query = PointsAccount.filter(id=account.id)
     if delta < 0:
         # Belt and braces: the row is locked, but the balance may still never go below zero.
@@ -181,10 +183,12 @@ async def _credit(
 ) -> PointsLedgerEntry:
     rules = await get_rules(conn)
     expires_at = lot_expiry(rules, earned_at)
-    entry = await _append(conn, account, delta=points, kind=kind, ref=ref, reason=reason, expires_at=expires_at)
+    entry = await _append(
+        conn, account, delta=points, kind=kind, ref=ref, reason=reason, expires_at=expires_at,
+        also={"lifetime_earned": F("lifetime_earned") + points},
+    )
     if entry is None:
         return await _locked_entry(conn, ref)
-    await PointsAccount.filter(id=account.id).using_db(conn).update(lifetime_earned=F("lifetime_earned") + points)
     await PointsLot.create(
         customer_id=account.customer_id,  # type: ignore[attr-defined]
         entry=entry, points=points, remaining=points, earned_at=earned_at, expires_at=expires_at, using_db=conn,
@@ -199,7 +203,8 @@ def _by_expiry(lot: PointsLot) -> tuple[datetime, int]:
 
 
 async def _spendable_lots(conn: BaseDBAsyncClient, customer_id: int, now: datetime) -> list[PointsLot]:
-    lots = await PointsLot.filter(customer_id=customer_id, remaining__gt=0).using_db(conn)
+    # Locking reads: they see the latest committed lots even if the caller's snapshot is older.
+    lots = await PointsLot.filter(customer_id=customer_id, remaining__gt=0).using_db(conn).select_for_update()
     return sorted((lot for lot in lots if lot.expires_at is None or lot.expires_at > now), key=_by_expiry)
 
 
@@ -253,7 +258,9 @@ async def spend_points(
 
 async def _reversed_so_far(conn: BaseDBAsyncClient, original_ref: str) -> int:
     """Points of the original already reversed (including shortfalls that could not be taken back)."""
-    entries = await PointsLedgerEntry.filter(original_ref=original_ref, kind=EntryKind.reversal).using_db(conn)
+    entries = await PointsLedgerEntry.filter(
+        original_ref=original_ref, kind=EntryKind.reversal
+    ).using_db(conn).select_for_update()
     return sum(int(e.detail.get("requested", abs(e.delta))) for e in entries)
 
 
@@ -319,7 +326,9 @@ async def _reduce_pending(conn: BaseDBAsyncClient, pending_id: int, points: int 
 async def _take_back_credit(
     conn: BaseDBAsyncClient, account: PointsAccount, original: PointsLedgerEntry, amount: int, ref: str, reason: str
 ) -> PointsLedgerEntry:
-    lots = await PointsLot.filter(customer_id=account.customer_id, remaining__gt=0).using_db(conn)  # type: ignore[attr-defined]
+    lots = await PointsLot.filter(
+        customer_id=account.customer_id, remaining__gt=0  # type: ignore[attr-defined]
+    ).using_db(conn).select_for_update()
     # The original's own lot first, then the rest by expiry.
     lots.sort(key=lambda lot: (lot.entry_id != original.id, *_by_expiry(lot)))  # type: ignore[attr-defined]
     take = min(amount, account.balance, sum(lot.remaining for lot in lots))
@@ -347,7 +356,7 @@ async def _give_back_debit(
     )
     if entry is None:
         return await _locked_entry(conn, ref)
-    uses = await PointsLotUse.filter(entry_id=original.id).using_db(conn).prefetch_related("lot")
+    uses = await PointsLotUse.filter(entry_id=original.id).using_db(conn).select_for_update().prefetch_related("lot")
     # Latest-expiring first: a partial give-back keeps the longest life the points had.
     uses.sort(key=lambda use: _by_expiry(use.lot), reverse=True)
     left = amount
@@ -413,7 +422,7 @@ async def expire_customer_lots(conn: BaseDBAsyncClient, customer_id: int) -> lis
     now = clock.now()
     lots = await PointsLot.filter(
         customer_id=customer_id, remaining__gt=0, expires_at__lte=now
-    ).using_db(conn).order_by("expires_at", "id")
+    ).using_db(conn).select_for_update().order_by("expires_at", "id")
     groups: dict[datetime, list[PointsLot]] = defaultdict(list)
     for lot in lots:
         groups[lot.expires_at].append(lot)

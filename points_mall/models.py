@@ -57,7 +57,7 @@ class PointsAccount(Model):
 
 
 class PointsLedgerEntry(Model):
-    """One change of a customer's spendable points (append-only; corrections are new entries)."""
+    """One change of a customer's spendable points (append-only: corrections are new entries)."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -80,7 +80,7 @@ class PointsLedgerEntry(Model):
 
 
 class PointsLot(Model):
-    """Points earned together that expire together; spending takes from the lots that expire first."""
+    """Points earned together that expire together: spending takes from the lots that expire first."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -137,7 +137,7 @@ class ConsumptionSource(StrEnum):
 
 
 class Consumption(Model):
-    """Money a customer paid for a treatment (front desk) or an order; it earns points."""
+    """Money a customer paid for a treatment (front desk) or an order: it earns points."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -171,7 +171,7 @@ class ConsumptionRefund(Model):
 
 
 class QualifiedReferral(Model):
-    """A referral that qualified (counted for the referrer's tier); written by the referrals room."""
+    """A referral that qualified (counted for the referrer's tier): written by the referrals room."""
 
     id = fields.BigIntField(primary_key=True)
     referrer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -252,7 +252,7 @@ class PointsRules(Model):
 
 
 class CheckIn(Model):
-    """A daily check-in (签到); unique per customer and clinic-local day."""
+    """A daily check-in (签到): unique per customer and clinic-local day."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -270,7 +270,7 @@ class CheckIn(Model):
 
 
 class ExpiryReminder(Model):
-    """A reminder that points expire soon; one per customer and expiry moment."""
+    """A reminder that points expire soon: one per customer and expiry moment."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -372,11 +372,16 @@ class RedemptionStatus(StrEnum):
 
 
 class MallRedemption(Model):
-    """A customer's exchange of points for an item; the item's terms are copied, so editing it changes nothing here."""
+    """A customer's exchange of points for an item: the item's terms are copied, so editing it changes nothing here."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
-    item = fields.ForeignKeyField("points_mall.MallItem", related_name=False, on_delete=fields.RESTRICT)
+    # No database constraint on purpose: an FK check takes a shared lock on the item row, and a crowd of
+    # redemptions holding it and then asking for the exclusive lock (the stock update) deadlock. Items
+    # are never deleted (only archived), so the reference stays valid.
+    item = fields.ForeignKeyField(
+        "points_mall.MallItem", related_name=False, on_delete=fields.RESTRICT, db_constraint=False
+    )
     idempotency_key = fields.CharField(max_length=64)
     quantity = fields.IntField()
     unit_points = fields.IntField()

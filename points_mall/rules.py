@@ -25,8 +25,9 @@ async def get_rules(conn: BaseDBAsyncClient) -> PointsRules:
             id=RULES_ID, checkin_bonus={"3": 5, "7": 20}, updated_at=clock.now(), using_db=conn
         )
     except IntegrityError:
-        # Another request created it first.
-        return await PointsRules.get(id=RULES_ID, using_db=conn)
+        # Another request created it first. A locking read sees its commit; a plain read might still
+        # use this transaction's older snapshot and find nothing.
+        return await PointsRules.filter(id=RULES_ID).using_db(conn).select_for_update().get()
 
 
 _NON_NEGATIVE = (

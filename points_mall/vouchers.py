@@ -83,12 +83,13 @@ async def issue_vouchers(
                 break
             except IntegrityError:
                 # Either the source was issued concurrently (return those) or the code collided (retry).
-                if seq == 1 and await Voucher.filter(
-                    source_type=source_type, source_id=source_id
-                ).using_db(conn).select_for_update().exists():
-                    return await Voucher.filter(
+                # A locking read sees the concurrent issue's commit even if this snapshot is older.
+                if seq == 1:
+                    concurrent = await Voucher.filter(
                         source_type=source_type, source_id=source_id
                     ).using_db(conn).select_for_update().order_by("seq")
+                    if concurrent:
+                        return concurrent
         else:
             raise RuntimeError("could not allocate a voucher code")
     return issued

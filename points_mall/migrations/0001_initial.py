@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('makeup', fields.BooleanField(default=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_check_in', 'app': 'points_mall', 'unique_together': (('customer_id', 'local_date'),), 'indexes': [Index(fields=['customer_id', 'makeup', 'created_at'])], 'pk_attr': 'id', 'table_description': 'A daily check-in (签到); unique per customer and clinic-local day.'},
+            options={'table': 'points_check_in', 'app': 'points_mall', 'unique_together': (('customer_id', 'local_date'),), 'indexes': [Index(fields=['customer_id', 'makeup', 'created_at'])], 'pk_attr': 'id', 'table_description': 'A daily check-in (签到): unique per customer and clinic-local day.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
                 ('points_ref', fields.CharField(max_length=128)),
                 ('occurred_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_consumption', 'app': 'points_mall', 'indexes': [Index(fields=['customer_id', 'occurred_at'])], 'pk_attr': 'id', 'table_description': 'Money a customer paid for a treatment (front desk) or an order; it earns points.'},
+            options={'table': 'points_consumption', 'app': 'points_mall', 'indexes': [Index(fields=['customer_id', 'occurred_at'])], 'pk_attr': 'id', 'table_description': 'Money a customer paid for a treatment (front desk) or an order: it earns points.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -71,7 +71,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_expiry_reminder', 'app': 'points_mall', 'unique_together': (('customer_id', 'expires_at'),), 'pk_attr': 'id', 'table_description': 'A reminder that points expire soon; one per customer and expiry moment.'},
+            options={'table': 'points_expiry_reminder', 'app': 'points_mall', 'unique_together': (('customer_id', 'expires_at'),), 'pk_attr': 'id', 'table_description': 'A reminder that points expire soon: one per customer and expiry moment.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -120,7 +120,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('cancelled_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'mall_redemption', 'app': 'points_mall', 'unique_together': (('customer_id', 'idempotency_key'),), 'indexes': [Index(fields=['item_id', 'customer_id', 'status']), Index(fields=['created_at'])], 'pk_attr': 'id', 'table_description': "A customer's exchange of points for an item; the item's terms are copied, so editing it changes nothing here."},
+            options={'table': 'mall_redemption', 'app': 'points_mall', 'unique_together': (('customer_id', 'idempotency_key'),), 'indexes': [Index(fields=['item_id', 'customer_id', 'status']), Index(fields=['created_at'])], 'pk_attr': 'id', 'table_description': "A customer's exchange of points for an item: the item's terms are copied, so editing it changes nothing here."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -173,7 +173,7 @@ class Migration(migrations.Migration):
                 ('detail', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('occurred_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_ledger_entry', 'app': 'points_mall', 'indexes': [Index(fields=['customer_id', 'id']), Index(fields=['kind', 'occurred_at'])], 'pk_attr': 'id', 'table_description': "One change of a customer's spendable points (append-only; corrections are new entries)."},
+            options={'table': 'points_ledger_entry', 'app': 'points_mall', 'indexes': [Index(fields=['customer_id', 'id']), Index(fields=['kind', 'occurred_at'])], 'pk_attr': 'id', 'table_description': "One change of a customer's spendable points (append-only: corrections are new entries)."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -205,7 +205,7 @@ class Migration(migrations.Migration):
                 ('earned_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('expires_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_lot', 'app': 'points_mall', 'indexes': [Index(fields=['customer_id', 'remaining']), Index(fields=['expires_at', 'remaining'])], 'pk_attr': 'id', 'table_description': 'Points earned together that expire together; spending takes from the lots that expire first.'},
+            options={'table': 'points_lot', 'app': 'points_mall', 'indexes': [Index(fields=['customer_id', 'remaining']), Index(fields=['expires_at', 'remaining'])], 'pk_attr': 'id', 'table_description': 'Points earned together that expire together: spending takes from the lots that expire first.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -252,7 +252,7 @@ class Migration(migrations.Migration):
                 ('ref', fields.CharField(unique=True, max_length=128)),
                 ('occurred_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_qualified_referral', 'app': 'points_mall', 'indexes': [Index(fields=['referrer_id', 'occurred_at'])], 'pk_attr': 'id', 'table_description': "A referral that qualified (counted for the referrer's tier); written by the referrals room."},
+            options={'table': 'points_qualified_referral', 'app': 'points_mall', 'indexes': [Index(fields=['referrer_id', 'occurred_at'])], 'pk_attr': 'id', 'table_description': "A referral that qualified (counted for the referrer's tier): written by the referrals room."},
             bases=['Model'],
         ),
         ops.CreateModel(

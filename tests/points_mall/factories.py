@@ -37,3 +37,26 @@ async def assert_ledger_consistent(customer_id: int) -> int:
     assert balance == lot_sum, (balance, lot_sum)
     assert (account.pending if account else 0) == pending_sum
     return balance
+
+
+async def make_item(**overrides) -> "MallItem":
+    from kernel import clock
+    from points_mall.models import MallItem, MallItemKind
+
+    now = clock.now()
+    fields = dict(kind=MallItemKind.gift, title="Lipstick", points_price=100, stock_total=10, on_shelf=True,
+                  voucher_valid_days=30, created_at=now, updated_at=now)
+    fields.update(overrides)
+    return await MallItem.create(**fields)
+
+
+async def funded_customer(points: int, **overrides):
+    """A customer with an account holding `points` (as after login and a campaign grant)."""
+    import secrets
+
+    from tests.factories import make_customer
+
+    customer = await make_customer(**overrides)
+    if points:
+        await give_points(customer.id, points, "fund:" + secrets.token_hex(6))
+    return customer

@@ -345,13 +345,15 @@ async def _mature_points_reward(conn: BaseDBAsyncClient, reward: ReferralReward,
 async def release_due_chunk(conn: BaseDBAsyncClient, *, limit: int = 1000) -> tuple[int, int]:
     """Move one chunk of pending rewards whose hold has ended: cash → payable, points → credited.
 
-    Returns (rows looked at, rows moved). Racing workers pick the same ids; the conditional update
-    lets one of them move each row and the other counts zero for it.
+    Returns (rows looked at, rows moved). `FOR UPDATE SKIP LOCKED` lets racing workers take different
+    chunks instead of queueing on the same rows (MySQL/MariaDB; SQLite has one writer anyway); the
+    conditional update is what guarantees a row moves once, whatever the locking does.
     """
     now = clock.now()
     due = await (
         ReferralReward.filter(status=RewardStatus.pending, hold_until__lte=now)
         .using_db(conn)
+        .select_for_update(skip_locked=True)
         .order_by("id")
         .limit(limit)
         .values_list("id", "kind")

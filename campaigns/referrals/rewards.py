@@ -93,6 +93,16 @@ async def _give_back_cap_slot(conn: BaseDBAsyncClient, reward: ReferralReward) -
     ).using_db(conn).update(reward_count=F("reward_count") - 1, reward_fen=F("reward_fen") - reward.amount_fen)
 
 
+async def _lock_customers(conn: BaseDBAsyncClient, customer_ids: set[int]) -> None:
+    """Lock the customers a reward touches, in id order, before anything else locks them.
+
+    Inserting a reward takes a shared lock on its customers (foreign keys) and the points room then
+    wants an exclusive one (its account lock): two jobs for the same referrer would deadlock on that
+    upgrade. Taking the exclusive locks first, in one fixed order, makes them queue instead.
+    """
+    await Customer.filter(id__in=sorted(customer_ids)).using_db(conn).select_for_update().order_by("id").only("id")
+
+
 async def _second_level_referrer(conn: BaseDBAsyncClient, referrer_id: int, now: datetime) -> int | None:
     """The referrer's own referrer, if the referrer's binding still counts (qualified or not expired)."""
     parent = await ReferralBinding.get_or_none(referee_id=referrer_id, using_db=conn)
@@ -233,6 +243,12 @@ async def record_qualifying_consumption(
         return []
     binding.status = BindingStatus.qualified
     binding.qualifying_amount_fen = amount_fen
+    grand_referrer = None
+    if program.second_level_reward_type is not None:
+        grand_referrer = await _second_level_referrer(conn, binding.referrer_id, now)
+        if grand_referrer == customer_id:
+            grand_referrer = None  # loops are refused at binding; never reward someone for themselves
+    await _lock_customers(conn, {customer_id, binding.referrer_id} | ({grand_referrer} if grand_referrer else set()))
     referee = await Customer.get(id=customer_id, using_db=conn)
 
     created: list[ReferralReward] = []
@@ -243,18 +259,14 @@ async def record_qualifying_consumption(
         consumption_id=consumption_id, occurred_at=occurred_at,
     )
     created += [first] if first else []
-    if program.second_level_reward_type is not None:
-        grand_referrer = await _second_level_referrer(conn, binding.referrer_id, now)
-        if grand_referrer is not None and grand_referrer != customer_id:
-            amount, points = reward_for(
-                program.second_level_reward_type, program.second_level_reward_value, amount_fen
-            )
-            second = await _create_referrer_reward(
-                conn, program=program, binding=binding, referee=referee, level=LEVEL_SECOND,
-                beneficiary_id=grand_referrer, amount_fen=amount, points=points,
-                consumption_id=consumption_id, occurred_at=occurred_at,
-            )
-            created += [second] if second else []
+    if program.second_level_reward_type is not None and grand_referrer is not None:
+        amount, points = reward_for(program.second_level_reward_type, program.second_level_reward_value, amount_fen)
+        second = await _create_referrer_reward(
+            conn, program=program, binding=binding, referee=referee, level=LEVEL_SECOND,
+            beneficiary_id=grand_referrer, amount_fen=amount, points=points,
+            consumption_id=consumption_id, occurred_at=occurred_at,
+        )
+        created += [second] if second else []
     welcome = await _grant_welcome(conn, program, binding, consumption_id, occurred_at)
     created += [welcome] if welcome else []
     await partners.record_qualified_referral(conn, referrer_id=binding.referrer_id, ref=f"referral:{binding.id}")
@@ -308,6 +320,8 @@ async def record_refund(
         referee_id=customer_id, qualifying_consumption_id=consumption_id
     ).using_db(conn).order_by("level")
     reason = f"qualifying consumption {consumption_id} refunded"
+    if rewards:
+        await _lock_customers(conn, {r.beneficiary_id for r in rewards} | {customer_id})
     touched: list[int] = []
     for reward in rewards:
         if reward.status in _UNPAID:
@@ -350,26 +364,26 @@ async def release_due_chunk(conn: BaseDBAsyncClient, *, limit: int = 1000) -> tu
     conditional update is what guarantees a row moves once, whatever the locking does.
     """
     now = clock.now()
+    # Model rows with .only(): values_list() would silently drop the FOR UPDATE clause.
     due = await (
         ReferralReward.filter(status=RewardStatus.pending, hold_until__lte=now)
         .using_db(conn)
         .select_for_update(skip_locked=True)
+        .only("id", "kind", "beneficiary_id", "points", "level")
         .order_by("id")
         .limit(limit)
-        .values_list("id", "kind")
     )
     if not due:
         return 0, 0
-    cash_ids = [rid for rid, kind in due if kind == RewardKind.cash]
+    cash_ids = [r.id for r in due if r.kind == RewardKind.cash]
     moved = 0
     if cash_ids:
         moved += await ReferralReward.filter(id__in=cash_ids, status=RewardStatus.pending).using_db(conn).update(
             status=RewardStatus.payable, payable_at=now
         )
-    points_ids = [rid for rid, kind in due if kind == RewardKind.points]
-    if points_ids:
-        for reward in await ReferralReward.filter(id__in=points_ids).using_db(conn).order_by("id"):
-            moved += await _mature_points_reward(conn, reward, now)
+    # Points accounts are locked in beneficiary order, the same order in every worker: no deadlock.
+    for reward in sorted((r for r in due if r.kind == RewardKind.points), key=lambda r: (r.beneficiary_id, r.id)):
+        moved += await _mature_points_reward(conn, reward, now)
     return len(due), moved
 
 

@@ -92,6 +92,7 @@ def create_app(
         app.state.redis_url = redis_url
         app.state.miniprogram = miniprogram or build_miniprogram(settings.wechat)
         app.state.customer_login_hooks = _login_hooks()
+        app.state.rate_limit_enabled = settings.rate_limit.enabled
         worker: Worker | None = None
         worker_task: asyncio.Task | None = None
         if run_worker:

@@ -8,6 +8,7 @@ from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 
 from api.deps import Limit, Offset
+from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel.db import is_retryable, transaction
 from kernel.errors import Conflict
@@ -27,6 +28,7 @@ from kernel.identity.schemas import (
     StaffLoginResult,
     StaffUpdate,
 )
+from kernel.settings import get_settings
 from kernel.identity.tokens import Principal, issue_customer_token, issue_staff_token
 
 import msgspec
@@ -37,7 +39,12 @@ class CustomerAuthController(Controller):
     path = "/app/auth"
     tags = ["customer: identity"]
 
-    @post("/login", status_code=HTTP_200_OK, summary="Log in with a wx.login code")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Log in with a wx.login code",
+        guards=[rate_limited("login", per_ip=get_settings().rate_limit.login_per_ip)],
+    )
     async def login(self, data: CustomerLogin, state: State) -> CustomerLoginResult:
         # The WeChat call happens before any transaction is opened.
         session = await state.miniprogram.code2session(data.code)
@@ -94,7 +101,12 @@ class StaffAuthController(Controller):
     path = "/admin/auth"
     tags = ["staff: identity"]
 
-    @post("/login", status_code=HTTP_200_OK, summary="Staff login with username and password")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Staff login with username and password",
+        guards=[rate_limited("staff_login", per_ip=get_settings().rate_limit.login_per_ip)],
+    )
     async def login(self, data: StaffLogin) -> StaffLoginResult:
         async with transaction() as conn:
             staff = await service.authenticate_staff(conn, data.username, data.password)

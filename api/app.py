@@ -20,6 +20,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.errors import EXCEPTION_HANDLERS
+from api.openapi import document_errors
 from api.logging import configure_logging, request_id_middleware
 from kernel import db
 from kernel.modules import import_present
@@ -146,6 +147,7 @@ def create_app(
         ),
         debug=False,
     )
+    document_errors(app)
     # Exposed so tests can run the same start-up and shutdown around an in-loop ASGI client.
     app.state.clinic_lifespan = lifespan
     return app

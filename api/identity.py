@@ -12,6 +12,7 @@ from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel.db import is_retryable, transaction
 from kernel.errors import Conflict
+from kernel import privacy
 from kernel.identity import service
 from kernel.identity.models import AuditLogEntry, StaffMember
 from kernel.identity.schemas import (
@@ -89,6 +90,17 @@ class MeController(Controller):
                 birth_date=data.birth_date,
             )
             return Me.of(customer)
+
+    @get("/data-export", summary="Everything we hold about me (PIPL access right)")
+    async def data_export(self, customer_id: int) -> dict:
+        async with transaction() as conn:
+            return await privacy.export_customer_data(conn, customer_id)
+
+    @post("/erasure", status_code=202, summary="Ask for my personal data to be erased (PIPL)")
+    async def request_erasure(self, customer_id: int) -> dict[str, str]:
+        async with transaction() as conn:
+            await privacy.request_erasure(conn, customer_id)
+        return {"status": "erasure_requested"}
 
     @post("/phone", status_code=HTTP_200_OK, summary="Bind the phone number (getPhoneNumber code)")
     async def bind_phone(self, customer_id: int, data: PhoneBind, state: State) -> Me:

@@ -140,9 +140,13 @@ async def create_follow_ups(conn: BaseDBAsyncClient, booking_id: int) -> int:
         return 0
     branch = await Branch.get(id=booking.branch_id, using_db=conn)
     visit_day = booking.completed_at.astimezone(zone_of(branch)).date()
-    days = get_booking_settings().follow_up_days
-    before = await FollowUpTask.filter(booking_id=booking.id).using_db(conn).count()
+    existing = set(await FollowUpTask.filter(booking_id=booking.id).using_db(conn).values_list("days_after", flat=True))
+    days = [d for d in get_booking_settings().follow_up_days if d not in existing]
+    if not days:
+        return 0
+    before = len(existing)
     now = clock.now()
+    # ignore_conflicts: a second run racing this one hits the unique key and inserts nothing.
     await FollowUpTask.bulk_create(
         [
             FollowUpTask(

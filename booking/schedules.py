@@ -264,7 +264,16 @@ async def publish_slots(conn: BaseDBAsyncClient, schedule_id: int, *, from_date:
     ]
     if not planned:
         return 0
+    existing = set(
+        await Slot.filter(
+            schedule_id=schedule.id, starts_at__gte=planned[0].starts_at, starts_at__lte=planned[-1].starts_at
+        ).using_db(conn).values_list("starts_at", flat=True)
+    )
+    planned = [p for p in planned if p.starts_at not in existing]
+    if not planned:
+        return 0
     before = await Slot.filter(schedule_id=schedule.id).using_db(conn).count()
+    # ignore_conflicts still covers a concurrent publication inserting the same starts meanwhile.
     await Slot.bulk_create(
         [
             Slot(

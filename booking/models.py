@@ -160,7 +160,7 @@ class SlotStatus(StrEnum):
 
 
 class Slot(Model):
-    """A bookable time with a capacity; `booked` only moves by conditional updates."""
+    """A bookable time with a capacity. `booked` only moves by conditional updates."""
 
     id = fields.BigIntField(primary_key=True)
     schedule: fields.ForeignKeyRelation[Schedule] = fields.ForeignKeyField(
@@ -191,7 +191,7 @@ class TriageQuestionnaire(Model):
     """A department's pre-triage form (预检分诊). A new version replaces the active one.
 
     `questions` is a list of {key, kind: "concerns" | "text" | "yes_no", label, options?,
-    contraindication?, required?}; a "yes" to a contraindication question flags the submission
+    contraindication?, required?}. A "yes" to a contraindication question flags the submission
     for a doctor's review.
     """
 
@@ -290,7 +290,7 @@ class NotificationStatus(StrEnum):
 
 
 class Notification(Model):
-    """A subscribe message we decided to send; the unique key makes it go out at most once."""
+    """A subscribe message we decided to send: the unique key makes it go out at most once."""
 
     id = fields.BigIntField(primary_key=True)
     key = fields.CharField(max_length=128, unique=True)

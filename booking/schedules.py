@@ -344,7 +344,9 @@ async def change_slot(
         if not 1 <= capacity <= 1000:
             raise ValidationFailed("Capacity is 1 to 1000 per slot.", field="capacity")
         # Conditional: never below the seats already taken, even if a booking lands meanwhile.
-        if not await Slot.filter(id=slot_id, booked__lte=capacity).using_db(conn).update(capacity=capacity):
+        changed = await Slot.filter(id=slot_id, booked__lte=capacity).using_db(conn).update(capacity=capacity)
+        # MySQL counts changed rows: 0 also means "already that capacity", which is fine.
+        if not changed and (await get_slot(conn, slot_id)).capacity != capacity:
             raise CapacityBelowBooked(field="capacity")
     if status is not None:
         await Slot.filter(id=slot_id).using_db(conn).update(status=status)

@@ -134,7 +134,7 @@ class Migration(migrations.Migration):
                 ('booked', fields.IntField(default=0)),
                 ('status', fields.CharEnumField(default=SlotStatus.open, description='open: open\nclosed: closed', enum_type=SlotStatus, max_length=16)),
             ],
-            options={'table': 'booking_slot', 'app': 'booking', 'unique_together': (('schedule_id', 'starts_at'),), 'indexes': [Index(fields=['branch_id', 'department_id', 'local_date']), Index(fields=['branch_id', 'local_date'])], 'pk_attr': 'id', 'table_description': 'A bookable time with a capacity; `booked` only moves by conditional updates.'},
+            options={'table': 'booking_slot', 'app': 'booking', 'unique_together': (('schedule_id', 'starts_at'),), 'indexes': [Index(fields=['branch_id', 'department_id', 'local_date']), Index(fields=['branch_id', 'local_date'])], 'pk_attr': 'id', 'table_description': 'A bookable time with a capacity. `booked` only moves by conditional updates.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -224,7 +224,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('sent_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'booking_notification', 'app': 'booking', 'pk_attr': 'id', 'table_description': 'A subscribe message we decided to send; the unique key makes it go out at most once.'},
+            options={'table': 'booking_notification', 'app': 'booking', 'pk_attr': 'id', 'table_description': 'A subscribe message we decided to send: the unique key makes it go out at most once.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -20,6 +20,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.errors import EXCEPTION_HANDLERS
+from api.openapi import document_errors
 from api.logging import configure_logging, request_id_middleware
 from kernel import db
 from kernel.modules import import_present
@@ -92,6 +93,7 @@ def create_app(
         app.state.redis_url = redis_url
         app.state.miniprogram = miniprogram or build_miniprogram(settings.wechat)
         app.state.customer_login_hooks = _login_hooks()
+        app.state.rate_limit_enabled = settings.rate_limit.enabled
         worker: Worker | None = None
         worker_task: asyncio.Task | None = None
         if run_worker:
@@ -145,6 +147,7 @@ def create_app(
         ),
         debug=False,
     )
+    document_errors(app)
     # Exposed so tests can run the same start-up and shutdown around an in-loop ASGI client.
     app.state.clinic_lifespan = lifespan
     return app

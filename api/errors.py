@@ -41,7 +41,7 @@ def error_response(status: int, code: str, message: str, detail: dict[str, Any] 
 
 
 def domain_error_handler(_: Request, exc: DomainError) -> Response:
-    return error_response(exc.status_code, exc.code, exc.message, exc.detail)
+    return error_response(exc.status_code, exc.code, exc.message, exc.detail, headers=exc.headers or None)
 
 
 def _field_of(error: dict[str, Any]) -> str | None:

@@ -8,9 +8,11 @@ from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 
 from api.deps import Limit, Offset
+from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel.db import is_retryable, transaction
 from kernel.errors import Conflict
+from kernel import privacy
 from kernel.identity import service
 from kernel.identity.models import AuditLogEntry, StaffMember
 from kernel.identity.schemas import (
@@ -27,6 +29,7 @@ from kernel.identity.schemas import (
     StaffLoginResult,
     StaffUpdate,
 )
+from kernel.settings import get_settings
 from kernel.identity.tokens import Principal, issue_customer_token, issue_staff_token
 
 import msgspec
@@ -37,7 +40,12 @@ class CustomerAuthController(Controller):
     path = "/app/auth"
     tags = ["customer: identity"]
 
-    @post("/login", status_code=HTTP_200_OK, summary="Log in with a wx.login code")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Log in with a wx.login code",
+        guards=[rate_limited("login", per_ip=get_settings().rate_limit.login_per_ip)],
+    )
     async def login(self, data: CustomerLogin, state: State) -> CustomerLoginResult:
         # The WeChat call happens before any transaction is opened.
         session = await state.miniprogram.code2session(data.code)
@@ -83,6 +91,17 @@ class MeController(Controller):
             )
             return Me.of(customer)
 
+    @get("/data-export", summary="Everything we hold about me (PIPL access right)")
+    async def data_export(self, customer_id: int) -> dict:
+        async with transaction() as conn:
+            return await privacy.export_customer_data(conn, customer_id)
+
+    @post("/erasure", status_code=202, summary="Ask for my personal data to be erased (PIPL)")
+    async def request_erasure(self, customer_id: int) -> dict[str, str]:
+        async with transaction() as conn:
+            await privacy.request_erasure(conn, customer_id)
+        return {"status": "erasure_requested"}
+
     @post("/phone", status_code=HTTP_200_OK, summary="Bind the phone number (getPhoneNumber code)")
     async def bind_phone(self, customer_id: int, data: PhoneBind, state: State) -> Me:
         phone = await state.miniprogram.phone_number(data.code)
@@ -94,7 +113,12 @@ class StaffAuthController(Controller):
     path = "/admin/auth"
     tags = ["staff: identity"]
 
-    @post("/login", status_code=HTTP_200_OK, summary="Staff login with username and password")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Staff login with username and password",
+        guards=[rate_limited("staff_login", per_ip=get_settings().rate_limit.login_per_ip)],
+    )
     async def login(self, data: StaffLogin) -> StaffLoginResult:
         async with transaction() as conn:
             staff = await service.authenticate_staff(conn, data.username, data.password)

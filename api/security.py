@@ -14,7 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from kernel.errors import Forbidden, Unauthorized
-from kernel.identity.models import StaffMember
+from kernel.identity.models import Customer, StaffMember
 from kernel.identity.tokens import Principal, TokenInvalid, decode_token
 
 _PRINCIPAL = "principal"
@@ -47,10 +47,18 @@ def _bearer(connection: ASGIConnection) -> Principal:
     return decode_token(token.strip())
 
 
+class AccountErased(Unauthorized):
+    code = "account_erased"
+    default_message = "This account was erased at the customer's request."
+
+
 async def customer_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     principal = _bearer(connection)
     if principal.kind != "customer":
         raise WrongAudience()
+    # One primary-key lookup per request: a token outlives an erasure request otherwise.
+    if not await Customer.filter(id=principal.id, deleted_at=None).exists():
+        raise AccountErased()
     connection.state[_PRINCIPAL] = principal
 
 

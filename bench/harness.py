@@ -145,12 +145,23 @@ def bench_env(database: str, **extra: str) -> dict[str, str]:
     return env
 
 
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    """SIGINT (uvicorn's graceful shutdown), then kill if it hangs."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=15)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+
 @asynccontextmanager
-async def running_server(env: dict[str, str]) -> AsyncIterator[str]:
-    """Migrate and start `python -m api serve` (one uvicorn process) on a free port."""
+async def running_server(env: dict[str, str], *extra_args: str) -> AsyncIterator[str]:
+    """Migrate and start `python -m api serve --no-demo` (one uvicorn process) on a free port."""
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port),
+        sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port), *extra_args,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
@@ -167,16 +178,10 @@ async def running_server(env: dict[str, str]) -> AsyncIterator[str]:
                     pass
                 await asyncio.sleep(0.1)
             else:
-                raise RuntimeError("server did not start")
+                raise RuntimeError("server did not start within 40 s")
         yield base
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), timeout=15)
-            except asyncio.TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process)
 
 
 def http_client(base: str, concurrency: int) -> httpx.AsyncClient:

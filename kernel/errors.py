@@ -18,6 +18,8 @@ class DomainError(Exception):
     def __init__(self, message: str | None = None, **detail: Any) -> None:
         self.message = message or self.default_message
         self.detail = detail
+        # Extra response headers (e.g. Retry-After); set by subclasses that need them.
+        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
 

@@ -75,6 +75,17 @@ class WeChatSettings(msgspec.Struct, frozen=True):
     timeout_seconds: float
 
 
+class RateLimitSettings(msgspec.Struct, frozen=True):
+    """Fixed-window limits as (requests, window seconds); Redis-backed so every replica shares them."""
+
+    enabled: bool
+    login_per_ip: tuple[int, int]
+    check_in_per_customer: tuple[int, int]
+    check_in_per_ip: tuple[int, int]
+    redemption_per_customer: tuple[int, int]
+    redemption_per_ip: tuple[int, int]
+
+
 class Settings(msgspec.Struct, frozen=True):
     app: AppSettings
     db: DatabaseSettings
@@ -82,6 +93,13 @@ class Settings(msgspec.Struct, frozen=True):
     worker: WorkerSettings
     auth: AuthSettings
     wechat: WeChatSettings
+    rate_limit: RateLimitSettings
+
+
+def _env_limit(name: str, default: str) -> tuple[int, int]:
+    """A limit written as "<requests>/<seconds>", e.g. "20/60"."""
+    count, _, seconds = _env(name, default).partition("/")
+    return int(count), int(seconds or 60)
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -141,6 +159,14 @@ def load_settings() -> Settings:
             secret=_env("WECHAT_SECRET", ""),
             api_base=_env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
             timeout_seconds=float(_env("WECHAT_TIMEOUT_SECONDS", "5")),
+        ),
+        rate_limit=RateLimitSettings(
+            enabled=_env_bool("RATE_LIMIT_ENABLED", True),
+            login_per_ip=_env_limit("RATE_LIMIT_LOGIN_PER_IP", "30/60"),
+            check_in_per_customer=_env_limit("RATE_LIMIT_CHECK_IN_PER_CUSTOMER", "10/60"),
+            check_in_per_ip=_env_limit("RATE_LIMIT_CHECK_IN_PER_IP", "600/60"),
+            redemption_per_customer=_env_limit("RATE_LIMIT_REDEMPTION_PER_CUSTOMER", "20/60"),
+            redemption_per_ip=_env_limit("RATE_LIMIT_REDEMPTION_PER_IP", "600/60"),
         ),
     )
 

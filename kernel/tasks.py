@@ -6,7 +6,9 @@ from typing import Any
 
 from arq import cron, func
 
+from kernel.db import transaction
 from kernel.outbox.service import prune_delivered
+from kernel.privacy import erase_customer as erase_customer_data
 
 
 async def prune_outbox(ctx: dict[str, Any]) -> int:
@@ -14,5 +16,14 @@ async def prune_outbox(ctx: dict[str, Any]) -> int:
     return await prune_delivered()
 
 
-FUNCTIONS = [func(prune_outbox, name="kernel.prune_outbox", timeout=300, max_tries=3)]
+async def erase_customer(ctx: dict[str, Any], customer_id: int) -> bool:
+    """Carry out a customer's erasure request (PIPL) in one transaction; a second run does nothing."""
+    async with transaction() as conn:
+        return await erase_customer_data(conn, customer_id)
+
+
+FUNCTIONS = [
+    func(prune_outbox, name="kernel.prune_outbox", timeout=300, max_tries=3),
+    func(erase_customer, name="kernel.erase_customer", timeout=120, max_tries=5),
+]
 CRON_JOBS = [cron(prune_outbox, name="cron:kernel.prune_outbox", hour={19}, minute={17}, run_at_startup=False)]

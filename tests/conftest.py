@@ -28,6 +28,8 @@ os.environ.update(
         "SECRET_KEY": "test-secret-key-" + "x" * 32,
         "WECHAT_MODE": "sandbox",
         "EMBEDDED_WORKER": "0",
+        # Concurrency tests fire hundreds of requests from one address; the limits have their own test.
+        "RATE_LIMIT_ENABLED": "0",
         "DB_POOL_MAX": os.environ.get("DB_POOL_MAX", "30"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         "DATA_DIR": f"/tmp/clinic-test-{_RUN}",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import sys
 import tempfile
 from pathlib import Path
 
 import httpx
+
+from bench.harness import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,11 +63,5 @@ async def test_embedded_stack_boots_migrates_and_serves():
                     assert (await http.get("/schema")).status_code == 200
                 assert (Path(data_dir) / "clinic.sqlite3").exists()
             finally:
-                if process.returncode is None:
-                    process.send_signal(signal.SIGINT)
-                    try:
-                        await asyncio.wait_for(process.wait(), timeout=20)
-                    except asyncio.TimeoutError:
-                        process.kill()
-                        await process.wait()
+                await stop_process(process)
         assert "13800001111" not in log_path.read_text()

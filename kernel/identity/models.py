@@ -42,6 +42,8 @@ class Customer(Model):
     signup_referral_code = fields.CharField(max_length=16, null=True)
     created_at = fields.DatetimeField()
     last_login_at = fields.DatetimeField()
+    # PIPL: when the customer asked for erasure, and when it was done (the row stays, anonymised).
+    erasure_requested_at = fields.DatetimeField(null=True)
     deleted_at = fields.DatetimeField(null=True)
 
     class Meta:

@@ -75,9 +75,8 @@ async def login_customer(
             customer.unionid = session.unionid
             await customer.save(using_db=conn, update_fields=["unionid"])
         return customer, False
-    if await Customer.filter(openid=session.openid).using_db(conn).exists():
-        # A customer who asked for deletion (PIPL) is not silently recreated under the same openid.
-        raise Forbidden("This account was deleted at the customer's request.", reason="deleted")
+    # An erased customer's row no longer carries the openid (kernel.privacy), so a person who comes
+    # back after erasure starts as a new customer.
     for _ in range(5):
         try:
             customer = await Customer.create(

@@ -1,0 +1,77 @@
+"""Redis-backed rate limits (fixed windows, shared by every replica) as route guards.
+
+`rate_limited("check_in", per_customer=..., per_ip=...)` refuses with 429 `rate_limited` and a
+Retry-After header once a caller exceeds its window. If Redis is unreachable the request is let
+through: the limits protect capacity and WeChat quotas, while correctness (one check-in per day,
+stock) never depends on them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from redis.exceptions import RedisError
+
+from api.security import Guard
+from kernel.errors import TooManyRequests
+from kernel.settings import get_settings
+
+log = structlog.get_logger(__name__)
+
+
+class RateLimited(TooManyRequests):
+    code = "rate_limited"
+    default_message = "Too many requests; wait a moment and try again."
+
+
+async def _hit(redis, key: str, limit: int, window: int) -> int | None:
+    """Count one request in the current window; returns seconds to wait when over the limit."""
+    now = int(time.time())
+    window_start = now - now % window
+    full_key = f"rl:{key}:{window_start}"
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.incr(full_key)
+        pipe.expire(full_key, window + 1)
+        count, _ = await pipe.execute()
+    if count > limit:
+        return window_start + window - now or 1
+    return None
+
+
+def _client_ip(connection: ASGIConnection) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+def rate_limited(
+    name: str,
+    *,
+    per_customer: tuple[int, int] | None = None,
+    per_ip: tuple[int, int] | None = None,
+) -> Guard:
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        state = connection.app.state
+        if not state.get("rate_limit_enabled", get_settings().rate_limit.enabled):
+            return
+        redis = state.redis
+        checks: list[tuple[str, tuple[int, int]]] = []
+        if per_ip:
+            checks.append((f"{name}:ip:{_client_ip(connection)}", per_ip))
+        principal = connection.state.get("principal")
+        if per_customer and principal is not None:
+            checks.append((f"{name}:{principal.kind}:{principal.id}", per_customer))
+        for key, (limit, window) in checks:
+            try:
+                wait = await _hit(redis, key, limit, window)
+            except (RedisError, OSError) as exc:
+                log.warning("ratelimit.redis_unavailable", limit=name, error=type(exc).__name__)
+                return
+            if wait is not None:
+                error = RateLimited(limit=name, retry_after=wait, scope=key.split(":")[1])
+                error.headers = {"Retry-After": str(wait)}
+                raise error
+
+    guard.__name__ = f"rate_limited_{name}"
+    return guard

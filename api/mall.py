@@ -15,9 +15,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Limit, Offset
+from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock
 from kernel.db import transaction
+from kernel.settings import get_settings
 from kernel.identity.models import Customer
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
@@ -58,6 +60,12 @@ async def _vouchers_of(conn: BaseDBAsyncClient | None, redemption_ids: list[int]
     return found
 
 
+
+_LIMITS = get_settings().rate_limit
+_REDEMPTION_LIMIT = rate_limited(
+    "redemption", per_customer=_LIMITS.redemption_per_customer, per_ip=_LIMITS.redemption_per_ip
+)
+
 class MallController(Controller):
     path = "/app/mall"
     tags = ["customer: mall"]
@@ -79,7 +87,7 @@ class MallController(Controller):
             [(item, reasons)] = await mall.items_for_customer(conn, customer_id, [item])
         return MallItemForCustomer.of(item, reasons)
 
-    @post("/redemptions", status_code=HTTP_201_CREATED,
+    @post("/redemptions", status_code=HTTP_201_CREATED, guards=[_REDEMPTION_LIMIT],
           summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)")
     async def redeem(self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey) -> Response:
         async def work(conn: BaseDBAsyncClient) -> tuple[RedemptionView, bool]:
@@ -245,7 +253,8 @@ class MallRedemptionAdminController(Controller):
         return RedemptionPage(total=total, limit=limit, offset=offset,
                               items=[RedemptionView.of(r, vouchers[r.id]) for r in rows])
 
-    @get("/export", guards=[staff_only("campaign", "finance")], summary="Redemptions as CSV (same filters)")
+    @get("/export", guards=[staff_only("campaign", "finance")], summary="Redemptions as CSV (same filters)",
+         media_type="text/csv")
     async def export(
         self, staff: Principal, item_id: int | None = None, customer_id: int | None = None,
         status: RedemptionStatus | None = None, created_from: datetime | None = None,
@@ -275,7 +284,7 @@ class MallRedemptionAdminController(Controller):
         stamp = clock.local_now().strftime("%Y%m%d-%H%M")
         return Response(
             out.getvalue().encode("utf-8-sig"),  # the BOM lets Excel read the Chinese titles correctly
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="redemptions-{stamp}.csv"'},
         )
 

@@ -15,9 +15,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Limit, Offset
+from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock
 from kernel.db import transaction
+from kernel.settings import get_settings
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
 from kernel.identity.service import audit
@@ -76,13 +78,19 @@ def _month(value: str | None) -> date:
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 
+
+_LIMITS = get_settings().rate_limit
+_CHECK_IN_LIMIT = rate_limited(
+    "check_in", per_customer=_LIMITS.check_in_per_customer, per_ip=_LIMITS.check_in_per_ip
+)
+
 class CheckInController(Controller):
     path = "/app/check-ins"
     tags = ["customer: points"]
     guards = [customer_guard]
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
-    @post("/", status_code=HTTP_201_CREATED, summary="Check in for today (签到)")
+    @post("/", status_code=HTTP_201_CREATED, summary="Check in for today (签到)", guards=[_CHECK_IN_LIMIT])
     async def check_in(self, customer_id: int) -> CheckInDone:
         done = await in_transaction(lambda conn: checkin.check_in(conn, customer_id))
         row = done.check_in
@@ -98,7 +106,8 @@ class CheckInController(Controller):
             view = await checkin.calendar(conn, customer_id, first)
         return Calendar(**{**view, "days": [CalendarDay.of(r) for r in view["days"]]})
 
-    @post("/makeup", status_code=HTTP_201_CREATED, summary="Make up a missed day of the current cycle (补签)")
+    @post("/makeup", status_code=HTTP_201_CREATED, summary="Make up a missed day of the current cycle (补签)",
+          guards=[_CHECK_IN_LIMIT])
     async def makeup(self, customer_id: int, data: MakeupCheckIn) -> CalendarDay:
         row = await in_transaction(lambda conn: checkin.makeup_check_in(conn, customer_id, data.date))
         return CalendarDay.of(row)

@@ -66,3 +66,16 @@ async def test_limits_fail_open_when_redis_is_down(app):
     finally:
         await app.state.redis.aclose()
         app.state.redis = original
+
+
+async def test_check_in_is_limited_per_customer(app, client, redis):
+    from tests.factories import customer_headers, make_customer
+
+    await redis.flushdb()
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    with limits_on(app):
+        statuses = [(await client.post("/app/check-ins", headers=headers)).status_code for _ in range(12)]
+    # One check-in, then "already checked in" until the window's 10 taps are used, then 429.
+    assert statuses[0] == 201 and set(statuses[1:10]) == {409} and statuses[10:] == [429, 429]
+    await redis.flushdb()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -19,23 +20,41 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.factories import customer_headers, make_customer, make_staff, staff_headers
+from tests.conftest import TEST_DATABASE, _admin_sql
 from tests.live_server import live_server_url
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "6"))
 
 
+CONTRACT_DATABASE = f"{TEST_DATABASE}_contract"
+ADMIN = {"username": "contract-admin", "password": "contract admin password"}
+
+
 @pytest.fixture(scope="session")
 async def contract_server(database, redis):
-    async with live_server_url() as base:
-        yield base
+    """The server gets a database of its own: generated requests create tiers, items, staff... and must
+    not change what other tests see."""
+    await _admin_sql(f"CREATE DATABASE `{CONTRACT_DATABASE}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        async with live_server_url(
+            DATABASE_URL=os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{CONTRACT_DATABASE}",
+            BOOTSTRAP_ADMIN_USERNAME=ADMIN["username"],
+            BOOTSTRAP_ADMIN_PASSWORD=ADMIN["password"],
+        ) as base:
+            yield base
+    finally:
+        await _admin_sql(f"DROP DATABASE IF EXISTS `{CONTRACT_DATABASE}`")
 
 
 @pytest.fixture(scope="session")
 async def contract_tokens(contract_server):
-    customer = await make_customer(nickname="contract")
-    admin = await make_staff("admin")
-    return {"customer": customer_headers(customer), "staff": staff_headers(admin)}
+    async with httpx.AsyncClient(base_url=contract_server) as http:
+        customer = (await http.post("/app/auth/login", json={"code": "sandbox:contract"})).json()
+        staff = (await http.post("/admin/auth/login", json=ADMIN)).json()
+    return {
+        "customer": {"Authorization": f"Bearer {customer['access_token']}"},
+        "staff": {"Authorization": f"Bearer {staff['access_token']}"},
+    }
 
 
 def _check_operation(operation, headers) -> None:

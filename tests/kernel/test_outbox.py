@@ -6,12 +6,13 @@ import secrets
 
 import pytest
 from arq import func
+from arq.jobs import Job
 from arq.connections import ArqRedis
 
 from kernel.db import transaction
 from kernel.outbox import enqueue
 from kernel.outbox.models import OutboxMessage
-from kernel.outbox.service import relay_once
+from kernel.outbox.service import job_id_for, relay_once
 from kernel.settings import get_settings
 from tests.factories import run_worker
 from workers import registry
@@ -37,9 +38,10 @@ async def test_job_runs_once_after_commit_even_if_relayed_twice(redis):
     # Simulate a relay that crashed after enqueueing but before marking the row delivered.
     await OutboxMessage.filter(id=message.id).update(delivered_at=None)
     assert await relay_once(redis, queue_name=QUEUE) >= 1
-    worker = await run_worker(redis, functions=TEST_FUNCTIONS)
+    await run_worker(redis, functions=TEST_FUNCTIONS)
     assert await delivered_count(redis, key) == 1
-    assert worker.jobs_failed == 0
+    info = await Job(job_id_for(message.id), redis, _queue_name=QUEUE).result_info()
+    assert info is not None and info.success and info.function == "tests.record_delivery"
     row = await OutboxMessage.get(id=message.id)
     assert row.delivered_at is not None
 

@@ -39,3 +39,24 @@ async def test_erasure_anonymises_once_and_revokes_access(client, redis):
 
     async with transaction() as conn:
         assert await erase_customer(conn, customer.id) is False
+
+
+async def test_export_includes_points_history_and_erasure_keeps_ledger_sums(client, redis):
+    from kernel.db import transaction
+    from points_mall.models import PointsAccount, PointsLedgerEntry
+    from points_mall.service import earn_points
+
+    customer = await make_customer()
+    async with transaction() as conn:
+        await earn_points(conn, customer_id=customer.id, points=120, kind="adjustment",
+                          ref=f"privacy-test-{customer.id}", reason="welcome")
+    headers = customer_headers(customer)
+    exported = (await client.get("/app/me/data-export", headers=headers)).json()
+    assert exported["points_mall"]["account"]["balance"] == 120
+    assert [e["delta"] for e in exported["points_mall"]["ledger"]] == [120]
+
+    assert (await client.post("/app/me/erasure", headers=headers)).status_code == 202
+    await run_worker(redis)
+    entries = await PointsLedgerEntry.filter(customer_id=customer.id).values_list("delta", flat=True)
+    account = await PointsAccount.get(customer_id=customer.id)
+    assert sum(entries) == account.balance == 120

@@ -31,6 +31,7 @@ from booking.models import (
 from booking.bookings import get_customer_booking
 from booking.settings import get_booking_settings
 from kernel import clock
+from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
 
 MAX_REMINDER_ATTEMPTS = 3
@@ -175,7 +176,11 @@ async def follow_ups(
         query = query.filter(due_date__lt=today)
         status = status or FollowUpStatus.open
     else:
-        query = query.filter(due_date=date.fromisoformat(due))
+        try:
+            day = date.fromisoformat(due)
+        except ValueError as exc:
+            raise ValidationFailed("due is today, overdue or a date (YYYY-MM-DD).", field="due") from exc
+        query = query.filter(due_date=day)
     if status is not None:
         query = query.filter(status=status)
     if branch_id is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from booking import service
 from booking.models import Booking, BookingStatus, FollowUpTask, Notification
 from booking.settings import override
@@ -14,6 +16,12 @@ from kernel.outbox import enqueue
 from kernel.wechat.miniprogram import SandboxMiniProgram, WeChatUnavailable
 from tests.booking.factories import make_slot
 from tests.factories import customer_headers, make_customer, run_worker
+
+
+@pytest.fixture(autouse=True)
+async def drained_queue(redis):
+    """Run whatever earlier tests left in the outbox first, so job counts below are this test's."""
+    await run_worker(redis)
 
 
 async def _book(client, customer, **slot_kwargs) -> dict:

@@ -114,3 +114,33 @@ async def test_booking_carries_the_triage_once(client, departments):
                               json={"slot_id": second.id, "triage_id": triage["id"]})
     assert again.status_code == 409 and again.json()["code"] == "triage_already_used"
     assert await Booking.filter(triage_id=triage["id"]).count() == 1
+
+
+async def test_export_and_erasure_of_health_answers(client, redis, departments):
+    from tests.factories import run_worker
+    from tests.booking.factories import slot_seats
+
+    _, skin, _ = departments
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    triage = (await client.post("/app/triage", headers=headers, json={
+        "department_id": skin.id, "answers": {**NO, "notes": "allergic to lidocaine"}})).json()
+    slot = await make_slot(department=skin)
+    booking = (await client.post("/app/bookings", headers=headers, json={
+        "slot_id": slot.id, "triage_id": triage["id"], "note": "call my mobile"})).json()
+    exported = (await client.get("/app/me/data-export", headers=headers)).json()["booking"]
+    assert exported["triage"][0]["answers"]["notes"] == "allergic to lidocaine"
+    assert exported["bookings"][0]["note"] == "call my mobile"
+
+    assert (await client.post("/app/me/erasure", headers=headers)).status_code == 202
+    await run_worker(redis)
+    row = await TriageSubmission.get(id=triage["id"])
+    from booking.triage import read_triage
+    from kernel.db import transaction
+
+    async with transaction() as conn:
+        content = await read_triage(conn, row)
+    assert content.answers == {} and content.concerns == []
+    kept = await Booking.get(id=booking["id"])
+    assert kept.status == "cancelled" and kept.note == ""
+    assert await slot_seats(slot.id) == (0, 0)

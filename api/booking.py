@@ -1,0 +1,562 @@
+"""Booking routes: the catalogue, slots, pre-triage and bookings for customers (/app); schedules,
+slots, the triage queue, arrivals, follow-ups and a customer's history for staff (/admin)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, get, patch, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError
+
+from api.deps import Limit, Offset
+from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from booking import service
+from booking.models import (
+    Booking,
+    BookingStatus,
+    Branch,
+    Department,
+    FollowUpStatus,
+    FollowUpTask,
+    ScheduleException,
+    ScheduleHours,
+    Service,
+    Survey,
+    TriageSubmission,
+)
+from booking.schemas import (
+    BookingCreate,
+    BookingOut,
+    BookingPage,
+    BranchCreate,
+    BranchList,
+    BranchOut,
+    CustomerBrief,
+    CustomerHistory,
+    DepartmentCreate,
+    DepartmentCreated,
+    DepartmentList,
+    DepartmentOut,
+    ExceptionIn,
+    ExceptionOut,
+    FollowUpDone,
+    FollowUpOut,
+    FollowUpPage,
+    PractitionerCreate,
+    PractitionerList,
+    PractitionerOut,
+    PublishIn,
+    PublishOut,
+    QuestionnaireIn,
+    QuestionnaireOut,
+    QueueEntry,
+    Reschedule,
+    ScheduleCreate,
+    ScheduleList,
+    ScheduleOut,
+    ServiceCreate,
+    ServiceOut,
+    SlotList,
+    SlotOut,
+    SlotUpdate,
+    StaffSlotList,
+    StaffSlotOut,
+    SurveyIn,
+    SurveyOut,
+    TriageCreate,
+    TriageDetail,
+    TriageQueue,
+    TriageResult,
+)
+from kernel import clock
+from kernel.db import is_retryable, transaction
+from kernel.identity.models import Customer
+from kernel.identity.service import audit, get_customer
+from kernel.identity.tokens import Principal
+import msgspec
+
+T = TypeVar("T")
+
+BranchId = Annotated[int, Parameter(ge=1, description="Branch id")]
+DepartmentId = Annotated[int, Parameter(ge=1, description="Department id")]
+Day = Annotated[date | None, Parameter(description="Local date in the branch's time zone; default today")]
+
+
+async def in_transaction(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
+    """One transaction; retried when InnoDB picks it as a deadlock victim (it was rolled back whole)."""
+    for attempt in range(3):
+        try:
+            async with transaction() as conn:
+                return await work(conn)
+        except OperationalError as exc:
+            if attempt == 2 or not is_retryable(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _zones(conn: BaseDBAsyncClient) -> dict[int, ZoneInfo]:
+    return {b.id: service.zone_of(b) for b in await Branch.all().using_db(conn)}
+
+
+def _booking_out(booking: Booking, zones: dict[int, ZoneInfo]) -> BookingOut:
+    return BookingOut.of(booking, zones.get(booking.branch_id) or clock.clinic_zone())
+
+
+async def _one_booking_out(conn: BaseDBAsyncClient, booking: Booking) -> BookingOut:
+    branch = await service.get_branch(conn, booking.branch_id)
+    return BookingOut.of(booking, service.zone_of(branch))
+
+
+async def _triage_details(conn: BaseDBAsyncClient, submissions: list[TriageSubmission]) -> dict[int, TriageDetail]:
+    if not submissions:
+        return {}
+    booked = dict(
+        await Booking.filter(triage_id__in=[t.id for t in submissions]).using_db(conn).values_list("triage_id", "id")
+    )
+    details = {}
+    for submission in submissions:
+        content = await service.read_triage(conn, submission)
+        details[submission.id] = TriageDetail.of(submission, content, booked.get(submission.id))
+    return details
+
+
+# ================================================================ customers
+
+
+class BookingCatalogueController(Controller):
+    path = "/app/booking"
+    tags = ["customer: booking"]
+    guards = [customer_guard]
+
+    @get("/branches", summary="Branches (院区) that take bookings")
+    async def branches(self) -> BranchList:
+        async with transaction() as conn:
+            return BranchList([BranchOut.of(b) for b in await service.list_branches(conn)])
+
+    @get("/departments", summary="Departments with their concerns and services")
+    async def departments(self) -> DepartmentList:
+        async with transaction() as conn:
+            departments = await service.list_departments(conn)
+            questionnaires = await service.active_questionnaires(conn)
+            services = await service.list_services(conn)
+        items = [
+            DepartmentOut(
+                id=d.id, code=d.code, name=d.name, description=d.description,
+                concerns=service.concern_options(questionnaires.get(d.id)),
+                has_questionnaire=d.id in questionnaires,
+                services=[ServiceOut.of(s) for s in services if s.department_id == d.id],
+            )
+            for d in departments
+        ]
+        return DepartmentList(items)
+
+    @get("/slots", summary="Bookable slots of a local day with the seats left")
+    async def slots(
+        self, branch_id: BranchId, department_id: DepartmentId, date: Day = None,
+        practitioner_id: int | None = None,
+    ) -> SlotList:
+        async with transaction() as conn:
+            branch = await service.get_branch(conn, branch_id)
+            await service.get_department(conn, department_id, active_only=True)
+            zone = service.zone_of(branch)
+            day = date or clock.local_today(zone)
+            slots = await service.offered_slots(
+                conn, branch=branch, department_id=department_id, day=day, practitioner_id=practitioner_id
+            )
+        return SlotList(branch.id, department_id, day, branch.timezone, [SlotOut.of(s, zone) for s in slots])
+
+
+class TriageController(Controller):
+    path = "/app/triage"
+    tags = ["customer: pre-triage"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/questionnaires/{department_id:int}", summary="The department's pre-triage questionnaire")
+    async def questionnaire(self, department_id: int) -> QuestionnaireOut:
+        async with transaction() as conn:
+            await service.get_department(conn, department_id, active_only=True)
+            return QuestionnaireOut.of(await service.active_questionnaire(conn, department_id))
+
+    @post("/", summary="Submit the pre-triage form: suggested department, whether a doctor reviews first")
+    async def submit(self, customer_id: int, data: TriageCreate) -> TriageResult:
+        async with transaction() as conn:
+            submission = await service.submit_triage(
+                conn, customer_id=customer_id, concerns=data.concerns, answers=dict(data.answers),
+                department_id=data.department_id,
+            )
+            suggested = await service.get_department(conn, submission.suggested_department_id)
+            content = await service.read_triage(conn, submission)
+        return TriageResult(
+            id=submission.id, department_id=submission.department_id, suggested_department_id=suggested.id,
+            suggested_department_name=suggested.name, needs_doctor_review=submission.needs_review,
+            flagged=content.flags, created_at=submission.created_at,
+        )
+
+    @get("/{triage_id:int}", summary="One of my pre-triage forms")
+    async def detail(self, customer_id: int, triage_id: int) -> TriageDetail:
+        async with transaction() as conn:
+            submission = await service.get_triage(conn, triage_id, customer_id=customer_id)
+            return (await _triage_details(conn, [submission]))[submission.id]
+
+
+class CustomerBookingController(Controller):
+    path = "/app/bookings"
+    tags = ["customer: booking"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/", summary="My bookings, latest first")
+    async def list_bookings(
+        self, customer_id: int, limit: Limit, offset: Offset, status: BookingStatus | None = None
+    ) -> BookingPage:
+        async with transaction() as conn:
+            total, rows = await service.customer_bookings(conn, customer_id, status=status, limit=limit, offset=offset)
+            zones = await _zones(conn)
+        return BookingPage(total=total, limit=limit, offset=offset, items=[_booking_out(b, zones) for b in rows])
+
+    @post("/", summary="Book a seat (refusals: slot_full, too_late, already_booked)")
+    async def create(self, customer_id: int, data: BookingCreate) -> BookingOut:
+        async def work(conn: BaseDBAsyncClient) -> BookingOut:
+            booking = await service.book(
+                conn, customer_id=customer_id, slot_id=data.slot_id, service_id=data.service_id,
+                triage_id=data.triage_id, note=data.note, remind=data.remind,
+            )
+            return await _one_booking_out(conn, booking)
+
+        return await in_transaction(work)
+
+    @get("/{booking_id:int}", summary="One of my bookings")
+    async def detail(self, customer_id: int, booking_id: int) -> BookingOut:
+        async with transaction() as conn:
+            return await _one_booking_out(conn, await service.get_customer_booking(conn, customer_id, booking_id))
+
+    @post("/{booking_id:int}/cancel", status_code=HTTP_200_OK, summary="Cancel (until the cancel window)")
+    async def cancel(self, customer_id: int, booking_id: int) -> BookingOut:
+        async def work(conn: BaseDBAsyncClient) -> BookingOut:
+            booking = await service.cancel(conn, customer_id=customer_id, booking_id=booking_id)
+            return await _one_booking_out(conn, booking)
+
+        return await in_transaction(work)
+
+    @post("/{booking_id:int}/reschedule", status_code=HTTP_200_OK, summary="Move to another slot, atomically")
+    async def reschedule(self, customer_id: int, booking_id: int, data: Reschedule) -> BookingOut:
+        async def work(conn: BaseDBAsyncClient) -> BookingOut:
+            booking = await service.reschedule(
+                conn, customer_id=customer_id, booking_id=booking_id, slot_id=data.slot_id
+            )
+            return await _one_booking_out(conn, booking)
+
+        return await in_transaction(work)
+
+    @post("/{booking_id:int}/survey", summary="Rate a completed visit (once)")
+    async def survey(self, customer_id: int, booking_id: int, data: SurveyIn) -> SurveyOut:
+        async with transaction() as conn:
+            survey = await service.answer_survey(
+                conn, customer_id=customer_id, booking_id=booking_id, score=data.score, comment=data.comment
+            )
+            return SurveyOut.of(survey)
+
+
+# ================================================================ staff
+
+
+class BookingCatalogueAdminController(Controller):
+    """Branches, departments, services, practitioners and questionnaires (clinic set-up: admin)."""
+
+    path = "/admin/booking"
+    tags = ["staff: booking set-up"]
+    guards = [staff_only("admin")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/branches", summary="All branches")
+    async def branches(self) -> BranchList:
+        async with transaction() as conn:
+            return BranchList([BranchOut.of(b) for b in await service.list_branches(conn, active_only=False)])
+
+    @post("/branches", summary="Create a branch")
+    async def create_branch(self, data: BranchCreate, staff: Principal) -> BranchOut:
+        async with transaction() as conn:
+            branch = await service.create_branch(conn, **msgspec.structs.asdict(data))
+            await audit(conn, staff.id, "booking.branch_create", "booking_branch", branch.id, {"code": branch.code})
+            return BranchOut.of(branch)
+
+    @post("/departments", summary="Create a department (科室)")
+    async def create_department(self, data: DepartmentCreate, staff: Principal) -> DepartmentCreated:
+        async with transaction() as conn:
+            department = await service.create_department(conn, **msgspec.structs.asdict(data))
+            await audit(conn, staff.id, "booking.department_create", "booking_department", department.id,
+                        {"code": department.code})
+            return DepartmentCreated.of(department)
+
+    @post("/services", summary="Create a service (项目)")
+    async def create_service(self, data: ServiceCreate, staff: Principal) -> ServiceOut:
+        async with transaction() as conn:
+            created = await service.create_service(conn, **msgspec.structs.asdict(data))
+            await audit(conn, staff.id, "booking.service_create", "booking_service", created.id,
+                        {"name": created.name, "price_fen": created.price_fen})
+            return ServiceOut.of(created)
+
+    @get("/practitioners", summary="Practitioners")
+    async def practitioners(self, branch_id: int | None = None) -> PractitionerList:
+        async with transaction() as conn:
+            rows = await service.list_practitioners(conn, branch_id=branch_id)
+        return PractitionerList([PractitionerOut.of(p) for p in rows])
+
+    @post("/practitioners", summary="Create a practitioner")
+    async def create_practitioner(self, data: PractitionerCreate, staff: Principal) -> PractitionerOut:
+        async with transaction() as conn:
+            created = await service.create_practitioner(conn, **msgspec.structs.asdict(data))
+            await audit(conn, staff.id, "booking.practitioner_create", "booking_practitioner", created.id)
+            return PractitionerOut.of(created)
+
+    @put("/departments/{department_id:int}/questionnaire", status_code=HTTP_200_OK,
+         summary="Publish a new version of the department's pre-triage questionnaire")
+    async def publish_questionnaire(self, department_id: int, data: QuestionnaireIn, staff: Principal) -> QuestionnaireOut:
+        questions = [msgspec.to_builtins(q) for q in data.questions]
+        async with transaction() as conn:
+            questionnaire = await service.publish_questionnaire(
+                conn, department_id=department_id, title=data.title, questions=questions
+            )
+            await audit(conn, staff.id, "booking.questionnaire_publish", "booking_triage_questionnaire",
+                        questionnaire.id, {"department_id": department_id, "version": questionnaire.version})
+            return QuestionnaireOut.of(questionnaire)
+
+
+class ScheduleAdminController(Controller):
+    path = "/admin/schedules"
+    tags = ["staff: schedules"]
+    guards = [staff_only("front_desk")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @staticmethod
+    async def _out(conn: BaseDBAsyncClient, schedule_id: int) -> ScheduleOut:
+        schedule = await service.get_schedule(conn, schedule_id)
+        hours = await ScheduleHours.filter(schedule_id=schedule_id).using_db(conn).order_by("weekday", "start_minute")
+        exceptions = await ScheduleException.filter(schedule_id=schedule_id).using_db(conn).order_by("date", "id")
+        return ScheduleOut.of(schedule, hours, exceptions)
+
+    @get("/", summary="Schedules")
+    async def list_schedules(self, branch_id: int | None = None) -> ScheduleList:
+        async with transaction() as conn:
+            schedules = await service.list_schedules(conn, branch_id=branch_id)
+            items = [
+                ScheduleOut.of(
+                    s, sorted(s.hours, key=lambda h: (h.weekday, h.start_minute)),
+                    sorted(s.exceptions, key=lambda e: (e.date, e.id)),
+                )
+                for s in schedules
+            ]
+        return ScheduleList(items)
+
+    @post("/", summary="Create a schedule: weekday hours, slot length, capacity")
+    async def create(self, data: ScheduleCreate, staff: Principal) -> ScheduleOut:
+        async with transaction() as conn:
+            schedule = await service.create_schedule(
+                conn, branch_id=data.branch_id, department_id=data.department_id,
+                practitioner_id=data.practitioner_id, slot_minutes=data.slot_minutes, capacity=data.capacity,
+                valid_from=data.valid_from, valid_until=data.valid_until,
+                hours=[(h.weekday, h.start, h.end) for h in data.hours], name=data.name, created_by=staff.id,
+            )
+            await audit(conn, staff.id, "booking.schedule_create", "booking_schedule", schedule.id,
+                        {"branch_id": data.branch_id, "department_id": data.department_id})
+            return await self._out(conn, schedule.id)
+
+    @post("/{schedule_id:int}/exceptions", summary="A closed day or extra hours on a date")
+    async def add_exception(self, schedule_id: int, data: ExceptionIn, staff: Principal) -> ExceptionOut:
+        async with transaction() as conn:
+            exception, still_booked = await service.add_exception(
+                conn, schedule_id, day=data.date, kind=data.kind, start=data.start, end=data.end, reason=data.reason
+            )
+            await audit(conn, staff.id, "booking.schedule_exception", "booking_schedule", schedule_id,
+                        {"date": data.date.isoformat(), "kind": data.kind.value})
+            out = ScheduleOut.of(await service.get_schedule(conn, schedule_id), [], [exception]).exceptions[0]
+            out.seats_still_booked = still_booked
+            return out
+
+    @post("/{schedule_id:int}/publish", status_code=HTTP_200_OK, summary="Generate the slots of coming days")
+    async def publish(self, schedule_id: int, data: PublishIn, staff: Principal) -> PublishOut:
+        async with transaction() as conn:
+            schedule = await service.get_schedule(conn, schedule_id)
+            branch = await service.get_branch(conn, schedule.branch_id)
+            start = data.from_date or clock.local_today(service.zone_of(branch))
+            created = await service.publish_slots(conn, schedule_id, from_date=start, days=data.days)
+            await audit(conn, staff.id, "booking.slots_publish", "booking_schedule", schedule_id,
+                        {"from_date": start.isoformat(), "days": data.days, "created": created})
+        return PublishOut(schedule_id, start, data.days, created)
+
+
+class SlotAdminController(Controller):
+    path = "/admin/slots"
+    tags = ["staff: schedules"]
+    guards = [staff_only("front_desk")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="A branch's slots of a local day, with seats booked")
+    async def list_slots(self, branch_id: BranchId, date: Day = None, department_id: int | None = None) -> StaffSlotList:
+        async with transaction() as conn:
+            branch = await service.get_branch(conn, branch_id)
+            zone = service.zone_of(branch)
+            day = date or clock.local_today(zone)
+            slots = await service.staff_slots(conn, branch_id=branch_id, day=day, department_id=department_id)
+        items = [
+            StaffSlotOut(**msgspec.structs.asdict(SlotOut.of(s, zone)), booked=s.booked, status=s.status)
+            for s in slots
+        ]
+        return StaffSlotList(branch_id, day, branch.timezone, items)
+
+    @patch("/{slot_id:int}", summary="Change a slot's capacity (never below seats taken) or close it")
+    async def update(self, slot_id: int, data: SlotUpdate, staff: Principal) -> StaffSlotOut:
+        async with transaction() as conn:
+            slot = await service.change_slot(conn, slot_id, capacity=data.capacity, status=data.status)
+            await audit(conn, staff.id, "booking.slot_update", "booking_slot", slot_id,
+                        {k: v for k, v in msgspec.to_builtins(data).items() if v is not None})
+            zone = service.zone_of(await service.get_branch(conn, slot.branch_id))
+        return StaffSlotOut(**msgspec.structs.asdict(SlotOut.of(slot, zone)), booked=slot.booked, status=slot.status)
+
+
+class TriageQueueController(Controller):
+    """The front desk's day: the triage queue (flagged first), arrival, completion, no-show."""
+
+    path = "/admin/bookings"
+    tags = ["staff: triage queue"]
+    guards = [staff_only("front_desk")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="The triage queue of a local day: flagged for review first, then by time")
+    async def queue(
+        self, staff: Principal, limit: Limit, offset: Offset, date: Day = None, branch_id: int | None = None,
+        status: BookingStatus | None = None,
+    ) -> TriageQueue:
+        async with transaction() as conn:
+            zones = await _zones(conn)
+            day = date or clock.local_today(zones.get(branch_id) if branch_id else None)
+            total, rows = await service.triage_queue(
+                conn, day=day, branch_id=branch_id, status=status, limit=limit, offset=offset
+            )
+            items = await _queue_entries(conn, rows, zones)
+            # Health answers were shown: keep a trace of who looked (PIPL: sensitive personal data).
+            await audit(conn, staff.id, "booking.triage_queue_viewed", "booking_queue", day.isoformat(),
+                        {"branch_id": branch_id, "bookings": len(rows)})
+        return TriageQueue(total=total, limit=limit, offset=offset, date=day, items=items)
+
+    async def _transition(self, booking_id: int, action: str, staff: Principal) -> BookingOut:
+        async with transaction() as conn:
+            booking = await service.transition(conn, booking_id, action)
+            await audit(conn, staff.id, f"booking.{action}", "booking_booking", booking_id,
+                        {"status": booking.status.value})
+            return await _one_booking_out(conn, booking)
+
+    @post("/{booking_id:int}/arrive", status_code=HTTP_200_OK, summary="Mark arrival (到院)")
+    async def arrive(self, booking_id: int, staff: Principal) -> BookingOut:
+        return await self._transition(booking_id, "arrive", staff)
+
+    @post("/{booking_id:int}/complete", status_code=HTTP_200_OK, summary="Visit done: follow-ups are planned")
+    async def complete(self, booking_id: int, staff: Principal) -> BookingOut:
+        return await self._transition(booking_id, "complete", staff)
+
+    @post("/{booking_id:int}/no-show", status_code=HTTP_200_OK, summary="Mark a no-show")
+    async def no_show(self, booking_id: int, staff: Principal) -> BookingOut:
+        return await self._transition(booking_id, "no_show", staff)
+
+
+async def _queue_entries(
+    conn: BaseDBAsyncClient, rows: list[Booking], zones: dict[int, ZoneInfo]
+) -> list[QueueEntry]:
+    customers = {c.id: c for c in await Customer.filter(id__in={b.customer_id for b in rows}).using_db(conn)}
+    departments = {d.id: d for d in await Department.filter(id__in={b.department_id for b in rows}).using_db(conn)}
+    services = {
+        s.id: s for s in await Service.filter(id__in={b.service_id for b in rows if b.service_id}).using_db(conn)
+    }
+    triage = await _triage_details(
+        conn, await TriageSubmission.filter(id__in={b.triage_id for b in rows if b.triage_id}).using_db(conn)
+    )
+    entries = []
+    for b in rows:
+        customer = customers.get(b.customer_id)
+        entries.append(
+            QueueEntry(
+                booking=_booking_out(b, zones),
+                customer=CustomerBrief(b.customer_id, customer.nickname if customer else "",
+                                       customer.phone_masked if customer else None),
+                department_name=departments[b.department_id].name if b.department_id in departments else "",
+                service_name=services[b.service_id].name if b.service_id in services else None,
+                triage=triage.get(b.triage_id) if b.triage_id else None,
+            )
+        )
+    return entries
+
+
+class FollowUpAdminController(Controller):
+    path = "/admin/follow-ups"
+    tags = ["staff: follow-ups"]
+    guards = [staff_only("front_desk")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="Follow-up calls (回访) to make: due=today (incl. overdue), overdue, or a date")
+    async def list_follow_ups(
+        self, limit: Limit, offset: Offset,
+        due: Annotated[str, Parameter(pattern=r"^(today|overdue|\d{4}-\d{2}-\d{2})$")] = "today",
+        branch_id: int | None = None, status: FollowUpStatus | None = None,
+    ) -> FollowUpPage:
+        async with transaction() as conn:
+            total, rows = await service.follow_ups(
+                conn, due=due, branch_id=branch_id, status=status, limit=limit, offset=offset
+            )
+        return FollowUpPage(total=total, limit=limit, offset=offset, items=[FollowUpOut.of(f) for f in rows])
+
+    @post("/{follow_up_id:int}/done", status_code=HTTP_200_OK, summary="Record the call and close the task")
+    async def done(self, follow_up_id: int, data: FollowUpDone, staff: Principal) -> FollowUpOut:
+        async with transaction() as conn:
+            task = await service.complete_follow_up(conn, follow_up_id, staff_id=staff.id, note=data.note)
+            await audit(conn, staff.id, "booking.follow_up_done", "booking_follow_up", follow_up_id)
+            return FollowUpOut.of(task)
+
+
+class CustomerBookingHistoryController(Controller):
+    """Only `GET /admin/customers/{id}`: other rooms may add their own routes under /admin/customers."""
+
+    path = "/admin/customers"
+    tags = ["staff: customers"]
+    guards = [staff_only("front_desk")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/{customer_id:int}", summary="A customer's bookings, pre-triage answers, surveys and follow-ups")
+    async def history(self, customer_id: int, staff: Principal) -> CustomerHistory:
+        async with transaction() as conn:
+            customer = await get_customer(conn, customer_id)
+            zones = await _zones(conn)
+            bookings = await Booking.filter(customer_id=customer_id).using_db(conn).order_by("-starts_at", "-id")
+            submissions = await service.customer_triage(conn, customer_id)
+            triage = await _triage_details(conn, submissions)
+            surveys = await Survey.filter(customer_id=customer_id).using_db(conn).order_by("-id")
+            tasks = await FollowUpTask.filter(customer_id=customer_id).using_db(conn).order_by("due_date", "id")
+            await audit(conn, staff.id, "booking.customer_history_viewed", "customer", customer_id,
+                        {"triage_submissions": len(submissions)})
+        return CustomerHistory(
+            customer=CustomerBrief(customer.id, customer.nickname, customer.phone_masked),
+            bookings=[_booking_out(b, zones) for b in bookings],
+            triage=[triage[s.id] for s in submissions],
+            surveys=[SurveyOut.of(s) for s in surveys],
+            follow_ups=[FollowUpOut.of(t) for t in tasks],
+        )
+
+
+ROUTES = [
+    BookingCatalogueController,
+    TriageController,
+    CustomerBookingController,
+    BookingCatalogueAdminController,
+    ScheduleAdminController,
+    SlotAdminController,
+    TriageQueueController,
+    FollowUpAdminController,
+    CustomerBookingHistoryController,
+]

@@ -198,7 +198,6 @@ async def _grant_welcome(
             conn,
             customer_id=binding.referee_id,
             points=program.welcome_points,
-            kind="referral",
             ref=points_ref(reward.id),
             reason=f"Welcome gift of referral program {program.name}",
         )
@@ -349,7 +348,6 @@ async def _mature_points_reward(conn: BaseDBAsyncClient, reward: ReferralReward,
             conn,
             customer_id=reward.beneficiary_id,
             points=reward.points,
-            kind="referral",
             ref=points_ref(reward.id),
             reason=f"Referral reward (level {reward.level})",
         )

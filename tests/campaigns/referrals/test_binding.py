@@ -7,11 +7,12 @@ import base64
 import secrets
 from datetime import timedelta
 
-from campaigns.referrals import partners
 from campaigns.referrals.models import AttemptOutcome, BindingAttempt, ReferralBinding, ReferralProgram
 from kernel import clock
 from kernel.db import transaction
+from booking.bookings import book
 from points_mall.service import record_consumption
+from tests.booking.factories import make_slot
 from tests.campaigns.referrals.factories import login, make_program
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
@@ -39,7 +40,7 @@ async def test_login_with_a_code_binds_and_first_touch_wins(client):
     assert refused.referrer_id == second.id
 
 
-async def test_every_refusal_reason_is_recorded_and_visible_to_staff(client, monkeypatch):
+async def test_every_refusal_reason_is_recorded_and_visible_to_staff(client):
     program = await make_program()
     referrer = await login(client)
     reasons: dict[str, int] = {}
@@ -63,18 +64,13 @@ async def test_every_refusal_reason_is_recorded_and_visible_to_staff(client, mon
     await login(client, consumer_name, referral_code=referrer.referral_code)
     reasons["referee_has_history"] = consumer.id
 
-    # A customer who already booked. CONTRACT: booking.service.customer_has_booking is not on this
-    # branch yet, so the seam in partners is answered for this one customer.
+    # A customer who already booked a visit (booking.service.customer_has_booking).
     booker_name = "booker-" + secrets.token_hex(5)
     booker = await login(client, booker_name)
-    original = partners.customer_has_booking
-
-    async def has_booking(conn, customer_id: int) -> bool:
-        return customer_id == booker.id or await original(conn, customer_id)
-
-    monkeypatch.setattr(partners, "customer_has_booking", has_booking)
+    slot = await make_slot()
+    async with transaction() as conn:
+        await book(conn, customer_id=booker.id, slot_id=slot.id, remind=False)
     await login(client, booker_name, referral_code=referrer.referral_code)
-    monkeypatch.setattr(partners, "customer_has_booking", original)
 
     # A loop: the referrer's own referrer (who never consumed) tries to join through the referrer.
     top_name = "top-" + secrets.token_hex(5)
@@ -91,7 +87,6 @@ async def test_every_refusal_reason_is_recorded_and_visible_to_staff(client, mon
     late = await login(client, referral_code=referrer.referral_code)
     reasons["program_inactive"] = late.id
 
-    reasons["referee_has_history"] = consumer.id
     reasons["booking"] = booker.id
     for reason, referee_id in reasons.items():
         attempt = await last_attempt(referee_id)
@@ -187,3 +182,29 @@ async def test_friends_list_masks_names_and_shows_status(client):
     # Another customer sees none of my friends.
     theirs = await client.get("/app/referrals", headers=customer_headers(other))
     assert theirs.json()["total"] == 0
+
+
+async def test_data_export_lists_referrals_and_erasure_voids_unpaid_rewards(client, redis):
+    from campaigns.referrals.models import ReferralReward
+    from tests.campaigns.referrals.factories import consumption_recorded
+    from tests.factories import run_worker
+
+    await make_program()
+    referrer = await login(client)
+    friend = await login(client, referral_code=referrer.referral_code)
+    await friend.filter(id=friend.id).update(nickname="Secret Name")
+    await consumption_recorded(friend.id, 20000)
+    await run_worker(redis)
+
+    exported = await client.get("/app/me/data-export", headers=customer_headers(referrer))
+    assert exported.status_code == 200, exported.text
+    mine = exported.json()["campaigns.referrals"]
+    assert [f["masked_name"] for f in mine["friends"]] == ["S**"] and "Secret Name" not in exported.text
+    assert [(r["level"], r["amount_fen"], r["status"]) for r in mine["rewards"]] == [(1, 5000, "pending")]
+    theirs = (await client.get("/app/me/data-export", headers=customer_headers(friend))).json()
+    assert theirs["campaigns.referrals"]["referred_by"]["code"] == referrer.referral_code
+
+    assert (await client.post("/app/me/erasure", headers=customer_headers(referrer))).status_code == 202
+    await run_worker(redis)
+    reward = await ReferralReward.get(referee_id=friend.id, level=1)
+    assert reward.status == "voided" and reward.amount_fen == 5000

@@ -20,7 +20,6 @@ from campaigns.referrals.binding import bind_at_login
 from campaigns.referrals.models import (
     AttemptOutcome,
     RefusalReason,
-    ReferralBinding,
     ReferralProgram,
     RewardStatus,
     SettlementBatch,

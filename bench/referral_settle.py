@@ -1,10 +1,10 @@
 """Benchmark: releasing N pending referral rewards after the hold, by the arq worker vs one bulk SQL UPDATE.
 
-    .venv/bin/python -m bench.referral_settle [--rewards 100000] [--workers 1] [--repeat 3]
+    .venv/bin/python -m bench.referral_settle [--rewards 100000] [--workers 1] [--repeat 3] [--chunk 5000]
 
 Both paths make the same state change on the same rows (status pending → payable, payable_at set,
 for every reward whose hold has ended). The rows are seeded with bulk SQL (MariaDB's sequence engine),
-the worker path is the real job (`referrals.release_due_rewards`: chunks of 1000, one transaction each,
+the worker path is the real job (`referrals.release_due_rewards`: chunks of 5000, one transaction each,
 conditional `WHERE status = 'pending'` updates), run by in-process arq burst workers; then the rows are
 reset and the baseline issues one `UPDATE ... WHERE status = 'pending' AND hold_until <= now` through
 aiomysql.
@@ -148,7 +148,7 @@ def row(name: str, n: int, seconds: float, baseline: float | None) -> str:
     return f"{name:<44} n={n:<7} {seconds:8.2f} s  {n / seconds:10.0f} rewards/s  ratio {ratio}"
 
 
-async def main(n: int, workers: int, repeat: int) -> None:
+async def main(n: int, workers: int, repeat: int, chunk: int) -> None:
     print(machine_line())
     async with bench_database() as database:
         _configure(database)
@@ -156,6 +156,9 @@ async def main(n: int, workers: int, repeat: int) -> None:
 
         await db.migrate()
         await db.init_db()
+        from campaigns.referrals import tasks
+
+        tasks.CASH_CHUNK = chunk  # the job reads it at run time
         try:
             seeded = await seed(database, n)
             print(f"seeded {n} pending rewards with bulk SQL in {seeded:.1f} s")
@@ -172,7 +175,7 @@ async def main(n: int, workers: int, repeat: int) -> None:
                   " ".join(f"{s:.2f}" for s in bulk_runs), "s")
             bulk_s, worker_s = median_of(bulk_runs), median_of(worker_runs)
             print(row("bulk SQL UPDATE (aiomysql), baseline", n, bulk_s, None))
-            print(row(f"arq release job, {workers} worker(s), chunks of 1000", n, worker_s, bulk_s))
+            print(row(f"arq release job, {workers} worker(s), chunks of {chunk}", n, worker_s, bulk_s))
         finally:
             await db.close_db()
 
@@ -182,5 +185,6 @@ if __name__ == "__main__":
     parser.add_argument("--rewards", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chunk", type=int, default=5000, help="cash rewards per release transaction")
     args = parser.parse_args()
-    asyncio.run(main(args.rewards, args.workers, args.repeat))
+    asyncio.run(main(args.rewards, args.workers, args.repeat, args.chunk))

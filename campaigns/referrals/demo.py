@@ -13,7 +13,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from campaigns.referrals import rewards, settlement
 from campaigns.referrals.binding import bind_at_login
-from campaigns.referrals.models import ReferralProgram, ReferrerRewardType, WelcomeRewardType
+from campaigns.referrals.models import ReferralProgram, ReferrerRewardType, RewardKind, WelcomeRewardType
 from campaigns.referrals.programs import create_program
 from kernel import clock, crypto
 from kernel.demo import sandbox_openid
@@ -77,8 +77,9 @@ async def _arrive_and_pay(conn: BaseDBAsyncClient, referrer: Customer, state: st
 
 
 async def _release(conn: BaseDBAsyncClient) -> None:
-    while (await rewards.release_due_chunk(conn))[0]:
-        pass
+    for kind in RewardKind:
+        while (await rewards.release_due_chunk(conn, kind=kind, limit=1000))[0]:
+            pass
 
 
 async def load(conn: BaseDBAsyncClient) -> None:

@@ -354,8 +354,8 @@ async def _mature_points_reward(conn: BaseDBAsyncClient, reward: ReferralReward,
     return bool(credited)
 
 
-async def release_due_chunk(conn: BaseDBAsyncClient, *, limit: int = 1000) -> tuple[int, int]:
-    """Move one chunk of pending rewards whose hold has ended: cash → payable, points → credited.
+async def release_due_chunk(conn: BaseDBAsyncClient, *, kind: RewardKind, limit: int) -> tuple[int, int]:
+    """Move one chunk of pending rewards of one kind whose hold has ended: cash → payable, points → credited.
 
     Returns (rows looked at, rows moved). `FOR UPDATE SKIP LOCKED` lets racing workers take different
     chunks instead of queueing on the same rows (MySQL/MariaDB; SQLite has one writer anyway); the
@@ -364,7 +364,7 @@ async def release_due_chunk(conn: BaseDBAsyncClient, *, limit: int = 1000) -> tu
     now = clock.now()
     # Model rows with .only(): values_list() would silently drop the FOR UPDATE clause.
     due = await (
-        ReferralReward.filter(status=RewardStatus.pending, hold_until__lte=now)
+        ReferralReward.filter(status=RewardStatus.pending, kind=kind, hold_until__lte=now)
         .using_db(conn)
         .select_for_update(skip_locked=True)
         .only("id", "kind", "beneficiary_id", "points", "level")
@@ -373,14 +373,14 @@ async def release_due_chunk(conn: BaseDBAsyncClient, *, limit: int = 1000) -> tu
     )
     if not due:
         return 0, 0
-    cash_ids = [r.id for r in due if r.kind == RewardKind.cash]
+    if kind == RewardKind.cash:
+        moved = await ReferralReward.filter(
+            id__in=[r.id for r in due], status=RewardStatus.pending
+        ).using_db(conn).update(status=RewardStatus.payable, payable_at=now)
+        return len(due), moved
     moved = 0
-    if cash_ids:
-        moved += await ReferralReward.filter(id__in=cash_ids, status=RewardStatus.pending).using_db(conn).update(
-            status=RewardStatus.payable, payable_at=now
-        )
     # Points accounts are locked in beneficiary order, the same order in every worker: no deadlock.
-    for reward in sorted((r for r in due if r.kind == RewardKind.points), key=lambda r: (r.beneficiary_id, r.id)):
+    for reward in sorted(due, key=lambda r: (r.beneficiary_id, r.id)):
         moved += await _mature_points_reward(conn, reward, now)
     return len(due), moved
 

@@ -10,11 +10,16 @@ from arq import Retry, cron, func
 from tortoise.exceptions import OperationalError
 
 from campaigns.referrals import rewards
+from campaigns.referrals.models import RewardKind
 from kernel.db import is_retryable, transaction
 
 log = structlog.get_logger(__name__)
 
-RELEASE_CHUNK = 1000
+# Rows per release transaction. Cash rewards are one UPDATE per chunk, so big chunks save commits
+# (docs/benchmarks.md); each points reward writes the ledger under its owner's lock, so its
+# chunks stay small to keep those locks short.
+CASH_CHUNK = 5000
+POINTS_CHUNK = 100
 
 
 def _parse_instant(text: str) -> datetime:
@@ -64,21 +69,22 @@ async def release_due_rewards(ctx: dict[str, Any]) -> int:
     (cron or a retry) redoes. Returns how many rewards this run moved; a racing run moves the rest.
     """
     moved_total = 0
-    # Guards against spinning: a racing worker can make a chunk move nothing a few times, never forever.
-    idle_rounds = deadlocks = 0
-    while idle_rounds < 20:
-        try:
-            async with transaction() as conn:
-                scanned, moved = await rewards.release_due_chunk(conn, limit=RELEASE_CHUNK)
-        except OperationalError as exc:
-            deadlocks += 1
-            if is_retryable(exc) and deadlocks < 10:
-                continue  # a racing worker held the rows; the next select skips what it moved
-            raise
-        if scanned == 0:
-            break
-        moved_total += moved
-        idle_rounds = 0 if moved else idle_rounds + 1
+    for kind, chunk in ((RewardKind.cash, CASH_CHUNK), (RewardKind.points, POINTS_CHUNK)):
+        # Guards against spinning: a racing worker can make a chunk move nothing a few times, never forever.
+        idle_rounds = deadlocks = 0
+        while idle_rounds < 20:
+            try:
+                async with transaction() as conn:
+                    scanned, moved = await rewards.release_due_chunk(conn, kind=kind, limit=chunk)
+            except OperationalError as exc:
+                deadlocks += 1
+                if is_retryable(exc) and deadlocks < 10:
+                    continue  # a racing worker held the rows; the next select skips what it moved
+                raise
+            if scanned == 0:
+                break
+            moved_total += moved
+            idle_rounds = 0 if moved else idle_rounds + 1
     if moved_total:
         log.info("referrals.rewards_released", count=moved_total)
     return moved_total

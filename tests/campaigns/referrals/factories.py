@@ -86,8 +86,8 @@ def _queue() -> str:
 async def release_at(redis, instant: datetime) -> None:
     """Run the hold-release job at an injected time, then go back to the real clock.
 
-    Back on the real clock because tokens are checked against it: pyjwt refuses a token whose
-    `iat` lies in the (real) future, and staff tokens live 12 hours.
+    Back on the real clock afterwards because tokens expire by our clock: a staff token (12 hours)
+    issued before a jump of a week would be refused after it.
     """
     from tests.factories import run_worker
 

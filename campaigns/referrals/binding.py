@@ -121,6 +121,8 @@ async def bind_at_login(
 
     existing = await ReferralBinding.get_or_none(referee_id=customer.id, using_db=conn)
     if existing is not None and (existing.status != BindingStatus.bound or existing.expires_at > now):
+        if existing.referrer_id == referrer.id:
+            return None  # the friend opened the same link again: nothing new to record
         return await refuse(RefusalReason.already_bound)
     if await referee_has_history(conn, customer.id):
         return await refuse(RefusalReason.referee_has_history)

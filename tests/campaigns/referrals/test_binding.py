@@ -31,6 +31,10 @@ async def test_login_with_a_code_binds_and_first_touch_wins(client):
     assert binding.expires_at - binding.bound_at == timedelta(days=program.binding_valid_days)
     assert (await last_attempt(friend.id)).outcome == AttemptOutcome.bound
 
+    # The same link opened again records nothing new.
+    await login(client, friend_name, referral_code=first.referral_code)
+    assert await BindingAttempt.filter(referee_id=friend.id).count() == 1
+
     # The same friend logs in again with another code: the first referrer keeps the friend.
     again = await login(client, friend_name, referral_code=second.referral_code)
     assert again.id == friend.id
@@ -92,7 +96,7 @@ async def test_every_refusal_reason_is_recorded_and_visible_to_staff(client):
         attempt = await last_attempt(referee_id)
         expected = "referee_has_history" if reason == "booking" else reason
         assert attempt.outcome == AttemptOutcome.refused and attempt.reason == expected, (reason, attempt.reason)
-        assert not await ReferralBinding.filter(referee_id=referee_id).exists() or reason == "loop"
+        assert not await ReferralBinding.filter(referee_id=referee_id).exists()
     loops = await BindingAttempt.filter(referee_id=top.id, reason="loop").count()
     assert loops == 2
     assert not await ReferralBinding.filter(referee_id=top.id).exists()

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from campaigns.referrals import rewards, settlement
+from campaigns.referrals import payouts, rewards, settlement
 from campaigns.referrals.binding import bind_at_login
 from campaigns.referrals.models import ReferralProgram, ReferrerRewardType, RewardKind, WelcomeRewardType
 from campaigns.referrals.programs import create_program
@@ -78,7 +78,7 @@ async def _arrive_and_pay(conn: BaseDBAsyncClient, referrer: Customer, state: st
 
 async def _release(conn: BaseDBAsyncClient) -> None:
     for kind in RewardKind:
-        while (await rewards.release_due_chunk(conn, kind=kind, limit=1000))[0]:
+        while (await payouts.release_due_chunk(conn, kind=kind, limit=1000))[0]:
             pass
 
 
@@ -111,7 +111,7 @@ async def load(conn: BaseDBAsyncClient) -> None:
         _, ref = await _arrive_and_pay(conn, alice, "cancelled", 68000)
     with at(43):  # refunded inside the hold: the reward is cancelled
         consumption = await refund_consumption(conn, external_ref=ref, refunded_fen=68000, ref="demo-referral-refund")
-        await rewards.record_refund(
+        await payouts.record_refund(
             conn, consumption_id=consumption.id, customer_id=consumption.customer_id, refunded_fen=68000
         )
     with at(40):  # never paid: the binding ran out

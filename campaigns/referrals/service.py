@@ -2,14 +2,8 @@
 
 from campaigns.referrals.binding import bind_at_login, referee_has_history, would_loop
 from campaigns.referrals.programs import active_program, create_program, get_program, update_program
-from campaigns.referrals.rewards import (
-    approve_held,
-    get_reward,
-    record_qualifying_consumption,
-    record_refund,
-    release_due_chunk,
-    void_held,
-)
+from campaigns.referrals.payouts import approve_held, get_reward, record_refund, release_due_chunk, void_held
+from campaigns.referrals.rewards import record_qualifying_consumption
 from campaigns.referrals.settlement import (
     approve_batch,
     cancel_batch,

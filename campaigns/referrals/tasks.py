@@ -9,7 +9,7 @@ import structlog
 from arq import Retry, cron, func
 from tortoise.exceptions import OperationalError
 
-from campaigns.referrals import rewards
+from campaigns.referrals import payouts, rewards
 from campaigns.referrals.models import RewardKind
 from kernel.db import is_retryable, transaction
 
@@ -52,7 +52,7 @@ async def consumption_refunded(ctx: dict[str, Any], consumption_id: int, custome
     """A consumption was refunded (points room): cancel or claw back the rewards it earned."""
     try:
         async with transaction() as conn:
-            touched = await rewards.record_refund(
+            touched = await payouts.record_refund(
                 conn, consumption_id=int(consumption_id), customer_id=int(customer_id), refunded_fen=int(refunded_fen)
             )
     except OperationalError as exc:
@@ -75,7 +75,7 @@ async def release_due_rewards(ctx: dict[str, Any]) -> int:
         while idle_rounds < 20:
             try:
                 async with transaction() as conn:
-                    scanned, moved = await rewards.release_due_chunk(conn, kind=kind, limit=chunk)
+                    scanned, moved = await payouts.release_due_chunk(conn, kind=kind, limit=chunk)
             except OperationalError as exc:
                 deadlocks += 1
                 if is_retryable(exc) and deadlocks < 10:

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
 
+import msgspec
 from litestar import Controller, get, patch, post, put
 from litestar.di import Provide
 from litestar.params import Parameter
@@ -81,7 +82,6 @@ from kernel.db import is_retryable, transaction
 from kernel.identity.models import Customer
 from kernel.identity.service import audit, get_customer
 from kernel.identity.tokens import Principal
-import msgspec
 
 T = TypeVar("T")
 

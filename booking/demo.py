@@ -70,7 +70,8 @@ async def load(conn: BaseDBAsyncClient) -> None:
     if not await Branch.filter(code=BRANCHES[0][0]).using_db(conn).exists():
         await _create_catalogue(conn)
     # Slots always reach a week ahead of today, however long ago the demo was first loaded.
-    for schedule in await Schedule.filter(is_active=True).using_db(conn):
+    demo_branches = await Branch.filter(code__in=[b[0] for b in BRANCHES]).using_db(conn).values_list("id", flat=True)
+    for schedule in await Schedule.filter(is_active=True, branch_id__in=demo_branches).using_db(conn):
         branch = await service.get_branch(conn, schedule.branch_id)
         await service.publish_slots(
             conn, schedule.id, from_date=clock.local_today(service.zone_of(branch)), days=7

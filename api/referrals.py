@@ -19,15 +19,15 @@ from campaigns.referrals import service, settlement, views
 from campaigns.referrals.binding import bind_at_login
 from campaigns.referrals.models import (
     AttemptOutcome,
-    RefusalReason,
+    BatchStatus,
     ReferralProgram,
+    RefusalReason,
     RewardStatus,
     SettlementBatch,
-    BatchStatus,
 )
 from campaigns.referrals.schemas import (
-    AttemptPage,
     Attempt,
+    AttemptPage,
     Batch,
     BatchCreate,
     BatchPage,

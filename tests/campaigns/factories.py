@@ -1,0 +1,77 @@
+"""Factories and helpers of the campaigns tests: orders, a counting line kind, and arq burst runs."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from arq.constants import job_key_prefix
+
+from campaigns.orders import service
+from campaigns.orders.hooks import LineKind, register_line_kind
+from campaigns.orders.models import Order
+from kernel.db import transaction
+from kernel.outbox.service import relay_once
+from kernel.settings import get_settings
+from tests.factories import make_customer, run_worker
+
+QUEUE = get_settings().redis.queue_name
+
+# What the "test_item" line kind saw, per order id: proves hooks ran once.
+SEEN: dict[str, Counter] = {"paid": Counter(), "released": Counter(), "refunded": Counter()}
+
+
+async def _paid(conn, order, line) -> bool:
+    SEEN["paid"][order.id] += 1
+    return True
+
+
+async def _released(conn, order, line) -> None:
+    SEEN["released"][order.id] += 1
+
+
+async def _refunded(conn, order, line, refund) -> None:
+    SEEN["refunded"][order.id] += 1
+
+
+register_line_kind(LineKind("test_item", release=_released, on_paid=_paid, on_refunded=_refunded))
+
+
+async def make_order(customer=None, *, unit_price_fen: int = 9900, quantity: int = 1,
+                     pay_by: datetime | None = None, kind: str = "test_item") -> Order:
+    customer = customer or await make_customer()
+    async with transaction() as conn:
+        return await service.create_order(
+            conn, customer_id=customer.id, description="Hydrafacial 水光",
+            lines=[service.LineSpec(kind=kind, title="Hydrafacial", quantity=quantity, unit_price_fen=unit_price_fen)],
+            pay_by=pay_by,
+        )
+
+
+async def discard_future_jobs(redis, *, slack_seconds: float = 1.0) -> int:
+    """Drop jobs deferred into the future (payment windows, group deadlines) from the arq queue.
+
+    arq's burst mode waits for deferred jobs; a test that cares about one runs it with the clock
+    set so it is due, or calls the job directly. Undelivered outbox rows are relayed first.
+    """
+    while await relay_once(redis, queue_name=QUEUE):
+        pass
+    horizon = (time.time() + slack_seconds) * 1000
+    future = await redis.zrangebyscore(QUEUE, horizon, "+inf")
+    if future:
+        await redis.zrem(QUEUE, *future)
+        await redis.delete(*[job_key_prefix + (j.decode() if isinstance(j, bytes) else j) for j in future])
+    return len(future)
+
+
+async def run_jobs(redis, *, ctx: dict[str, Any] | None = None, **overrides: Any):
+    """Relay the outbox, drop future-deferred jobs, then run a burst worker until the queue is empty."""
+    await discard_future_jobs(redis)
+    context = {"pay_retry_base_seconds": 0.01, **(ctx or {})}
+    return await run_worker(redis, ctx=context, **overrides)
+
+
+async def enqueue_now(redis, job_name: str, *args: Any, job_id: str | None = None) -> None:
+    await redis.enqueue_job(job_name, *args, _job_id=job_id, _queue_name=QUEUE)

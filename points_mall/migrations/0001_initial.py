@@ -107,7 +107,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('customer', fields.ForeignKeyField('kernel.Customer', source_field='customer_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
-                ('item', fields.ForeignKeyField('points_mall.MallItem', source_field='item_id', db_constraint=False, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
+                ('item', fields.ForeignKeyField('points_mall.MallItem', source_field='item_id', db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.RESTRICT)),
                 ('idempotency_key', fields.CharField(max_length=64)),
                 ('quantity', fields.IntField()),
                 ('unit_points', fields.IntField()),

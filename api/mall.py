@@ -1,0 +1,292 @@
+"""Mall routes: items and redemptions for customers (/app), item CRUD, redemptions, exports and voucher redemption (/admin)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.deps import Limit, Offset
+from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from kernel import clock
+from kernel.db import transaction
+from kernel.identity.models import Customer
+from kernel.identity.service import audit
+from kernel.identity.tokens import Principal
+from points_mall import mall
+from points_mall.errors import ItemNotFound, RedemptionNotFound
+from points_mall.models import MallItem, MallRedemption, RedemptionStatus, Voucher, VoucherStatus
+from points_mall.retry import in_transaction
+from points_mall.schemas import (
+    MallItemCreate,
+    MallItemForCustomer,
+    MallItemStaffView,
+    MallItemUpdate,
+    RedeemVoucher,
+    RedemptionCreate,
+    RedemptionPage,
+    RedemptionView,
+    VoucherAtDesk,
+    VoucherPage,
+    VoucherView,
+)
+from points_mall.vouchers import find_voucher, redeem_voucher, refusal
+
+IdempotencyKey = Annotated[
+    str,
+    Parameter(header="Idempotency-Key", min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$",
+              description="A key the client generates per redemption attempt and repeats on retry"),
+]
+
+
+async def _vouchers_of(conn: BaseDBAsyncClient | None, redemption_ids: list[int]) -> dict[int, list[Voucher]]:
+    if not redemption_ids:
+        return {}
+    query = Voucher.filter(source_type=mall.MALL_SOURCE, source_id__in=[str(i) for i in redemption_ids])
+    rows = await (query.using_db(conn) if conn is not None else query).order_by("seq")
+    found: dict[int, list[Voucher]] = {i: [] for i in redemption_ids}
+    for voucher in rows:
+        found[int(voucher.source_id)].append(voucher)
+    return found
+
+
+class MallController(Controller):
+    path = "/app/mall"
+    tags = ["customer: mall"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/items", summary="Items on the shelf, with whether you can redeem each and why not")
+    async def list_items(self, customer_id: int) -> list[MallItemForCustomer]:
+        async with transaction() as conn:
+            views = await mall.items_for_customer(conn, customer_id, await mall.shelf(conn))
+        return [MallItemForCustomer.of(item, reasons) for item, reasons in views]
+
+    @get("/items/{item_id:int}", summary="One item")
+    async def get_item(self, customer_id: int, item_id: int) -> MallItemForCustomer:
+        async with transaction() as conn:
+            item = await MallItem.get_or_none(id=item_id, on_shelf=True, archived=False, using_db=conn)
+            if item is None or not mall.is_available(item, clock.now()):
+                raise ItemNotFound()
+            [(item, reasons)] = await mall.items_for_customer(conn, customer_id, [item])
+        return MallItemForCustomer.of(item, reasons)
+
+    @post("/redemptions", status_code=HTTP_201_CREATED,
+          summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)")
+    async def redeem(self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey) -> Response:
+        async def work(conn: BaseDBAsyncClient) -> tuple[RedemptionView, bool]:
+            redemption, created = await mall.redeem(
+                conn, customer_id=customer_id, item_id=data.item_id, quantity=data.quantity,
+                idempotency_key=idempotency_key,
+            )
+            vouchers = await _vouchers_of(conn, [redemption.id])
+            return RedemptionView.of(redemption, vouchers[redemption.id]), created
+
+        view, created = await in_transaction(work)
+        return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+    @get("/redemptions", summary="Your redemptions, newest first")
+    async def my_redemptions(self, customer_id: int, limit: Limit, offset: Offset) -> RedemptionPage:
+        query = MallRedemption.filter(customer_id=customer_id)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        vouchers = await _vouchers_of(None, [r.id for r in rows])
+        return RedemptionPage(total=total, limit=limit, offset=offset,
+                              items=[RedemptionView.of(r, vouchers[r.id]) for r in rows])
+
+
+class VoucherController(Controller):
+    path = "/app/vouchers"
+    tags = ["customer: mall"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/", summary="Your vouchers (mall, group buys, gifts) with their status")
+    async def my_vouchers(
+        self, customer_id: int, limit: Limit, offset: Offset, status: VoucherStatus | None = None
+    ) -> VoucherPage:
+        query = Voucher.filter(customer_id=customer_id)
+        if status is not None:
+            query = query.filter(status=status)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        return VoucherPage(total=total, limit=limit, offset=offset, items=[VoucherView.of(v) for v in rows])
+
+    @post("/{voucher_id:int}/cancel", status_code=HTTP_200_OK,
+          summary="Give back an unredeemed mall voucher: its points and stock come back")
+    async def cancel(self, customer_id: int, voucher_id: int) -> VoucherView:
+        voucher = await in_transaction(
+            lambda conn: mall.cancel_mall_voucher(conn, customer_id=customer_id, voucher_id=voucher_id)
+        )
+        return VoucherView.of(voucher)
+
+
+class VoucherDeskController(Controller):
+    path = "/admin/vouchers"
+    tags = ["staff: vouchers"]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/{code:str}", guards=[staff_only("front_desk")], summary="Look a voucher up by its code before redeeming")
+    async def look_up(self, code: str) -> VoucherAtDesk:
+        async with transaction() as conn:
+            voucher = await find_voucher(conn, code)
+            customer = await Customer.get(id=voucher.customer_id, using_db=conn)  # type: ignore[attr-defined]
+        problem = refusal(voucher, None, clock.now())
+        return VoucherAtDesk(
+            voucher=VoucherView.of(voucher), customer_id=customer.id, customer_nickname=customer.nickname,
+            customer_phone=customer.phone_masked, redeemable=problem is None,
+            refusal=getattr(problem, "code", None), redeemed_branch_id=voucher.redeemed_branch_id,
+            redeemed_by_staff_id=voucher.redeemed_by_staff_id,
+        )
+
+    @post("/{code:str}/redeem", guards=[staff_only("front_desk")], status_code=HTTP_200_OK,
+          summary="Redeem (核销) a voucher at a branch, once")
+    async def redeem(self, code: str, data: RedeemVoucher, staff: Principal) -> VoucherView:
+        async def work(conn: BaseDBAsyncClient) -> Voucher:
+            voucher = await redeem_voucher(conn, code=code, branch_id=data.branch_id, staff_id=staff.id)
+            await audit(conn, staff.id, "voucher.redeem", "voucher", voucher.id,
+                        {"branch_id": data.branch_id, "source_type": voucher.source_type,
+                         "source_id": voucher.source_id})
+            return voucher
+
+        return VoucherView.of(await in_transaction(work))
+
+
+class MallItemAdminController(Controller):
+    path = "/admin/mall/items"
+    tags = ["staff: mall"]
+    guards = [staff_only("campaign")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="All items, including those off the shelf")
+    async def list_items(self, include_archived: bool = False) -> list[MallItemStaffView]:
+        query = MallItem.all() if include_archived else MallItem.filter(archived=False)
+        return [MallItemStaffView.of(i) for i in await query.order_by("sort_order", "id")]
+
+    @post("/", summary="Create an item")
+    async def create(self, data: MallItemCreate, staff: Principal) -> MallItemStaffView:
+        fields = msgspec.structs.asdict(data)
+        async with transaction() as conn:
+            item = await mall.create_item(conn, **fields)
+            await audit(conn, staff.id, "mall.item_create", "mall_item", item.id, msgspec.to_builtins(fields))
+            return MallItemStaffView.of(item)
+
+    @get("/{item_id:int}", summary="One item")
+    async def get_one(self, item_id: int) -> MallItemStaffView:
+        async with transaction() as conn:
+            return MallItemStaffView.of(await mall.get_item(conn, item_id))
+
+    @patch("/{item_id:int}", summary="Change an item (past redemptions keep their terms)")
+    async def update(self, item_id: int, data: MallItemUpdate, staff: Principal) -> MallItemStaffView:
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        async with transaction() as conn:
+            item = await mall.update_item(conn, item_id, changes)
+            await audit(conn, staff.id, "mall.item_update", "mall_item", item_id, msgspec.to_builtins(changes))
+            return MallItemStaffView.of(item)
+
+    @delete("/{item_id:int}", status_code=HTTP_200_OK, summary="Take an item off the shelf for good (archive)")
+    async def archive(self, item_id: int, staff: Principal) -> MallItemStaffView:
+        async with transaction() as conn:
+            item = await mall.archive_item(conn, item_id)
+            await audit(conn, staff.id, "mall.item_archive", "mall_item", item_id, {})
+            return MallItemStaffView.of(item)
+
+
+def _redemptions_query(
+    item_id: int | None, customer_id: int | None, status: RedemptionStatus | None,
+    created_from: datetime | None, created_to: datetime | None,
+):
+    query = MallRedemption.all()
+    if item_id is not None:
+        query = query.filter(item_id=item_id)
+    if customer_id is not None:
+        query = query.filter(customer_id=customer_id)
+    if status is not None:
+        query = query.filter(status=status)
+    if created_from is not None:
+        query = query.filter(created_at__gte=created_from)
+    if created_to is not None:
+        query = query.filter(created_at__lt=created_to)
+    return query
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ would run as a formula in a spreadsheet (nicknames are customer input).
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+_EXPORT_LIMIT = 50_000
+
+
+class MallRedemptionAdminController(Controller):
+    path = "/admin/mall/redemptions"
+    tags = ["staff: mall"]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", guards=[staff_only("campaign", "finance", "front_desk")], summary="Redemptions with filters, newest first")
+    async def list_redemptions(
+        self, limit: Limit, offset: Offset, item_id: int | None = None, customer_id: int | None = None,
+        status: RedemptionStatus | None = None, created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> RedemptionPage:
+        query = _redemptions_query(item_id, customer_id, status, created_from, created_to)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        vouchers = await _vouchers_of(None, [r.id for r in rows])
+        return RedemptionPage(total=total, limit=limit, offset=offset,
+                              items=[RedemptionView.of(r, vouchers[r.id]) for r in rows])
+
+    @get("/export", guards=[staff_only("campaign", "finance")], summary="Redemptions as CSV (same filters)")
+    async def export(
+        self, staff: Principal, item_id: int | None = None, customer_id: int | None = None,
+        status: RedemptionStatus | None = None, created_from: datetime | None = None,
+        created_to: datetime | None = None,
+    ) -> Response:
+        query = _redemptions_query(item_id, customer_id, status, created_from, created_to)
+        rows = await query.order_by("id").limit(_EXPORT_LIMIT)
+        vouchers = await _vouchers_of(None, [r.id for r in rows])
+        names = dict(await Customer.filter(id__in={r.customer_id for r in rows}).values_list("id", "nickname"))  # type: ignore[attr-defined]
+        zone = clock.clinic_zone()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["redemption_id", "created_at_local", "customer_id", "customer_nickname", "item_id",
+                         "item_title", "item_kind", "quantity", "points_spent", "status", "cancelled_quantity",
+                         "vouchers"])
+        for r in rows:
+            writer.writerow([_cell(v) for v in (
+                r.id, r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), r.customer_id,  # type: ignore[attr-defined]
+                names.get(r.customer_id, ""), r.item_id, r.item_title, r.item_kind.value, r.quantity,  # type: ignore[attr-defined]
+                r.points_spent, r.status.value, r.cancelled_quantity,
+                " ".join(f"{v.code}:{v.status.value}" for v in vouchers[r.id]),
+            )])
+        async with transaction() as conn:
+            await audit(conn, staff.id, "mall.redemptions_export", "mall_redemption", "*",
+                        {"rows": len(rows), "item_id": item_id, "customer_id": customer_id,
+                         "status": status.value if status else None})
+        stamp = clock.local_now().strftime("%Y%m%d-%H%M")
+        return Response(
+            out.getvalue().encode("utf-8-sig"),  # the BOM lets Excel read the Chinese titles correctly
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="redemptions-{stamp}.csv"'},
+        )
+
+    @get("/{redemption_id:int}", guards=[staff_only("campaign", "finance", "front_desk")], summary="One redemption")
+    async def get_one(self, redemption_id: int) -> RedemptionView:
+        redemption = await MallRedemption.get_or_none(id=redemption_id)
+        if redemption is None:
+            raise RedemptionNotFound()
+        vouchers = await _vouchers_of(None, [redemption.id])
+        return RedemptionView.of(redemption, vouchers[redemption.id])
+
+
+ROUTES = [MallController, VoucherController, VoucherDeskController, MallItemAdminController,
+          MallRedemptionAdminController]

@@ -1,0 +1,293 @@
+"""Points routes: daily check-in and the customer's points (/app), consumptions, rules, tiers, adjustments, reports (/admin)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.deps import Limit, Offset
+from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from kernel import clock
+from kernel.db import transaction
+from kernel.errors import ValidationFailed
+from kernel.identity.models import Customer
+from kernel.identity.service import audit
+from kernel.identity.tokens import Principal
+from points_mall import checkin, ledger, reports, rules, tiers
+from points_mall.consumption import record_consumption, refund_consumption
+from points_mall.errors import ConsumptionNotFound, PointsCustomerNotFound
+from points_mall.models import (
+    Consumption,
+    EntryKind,
+    MemberTier,
+    PendingPoints,
+    PointsLedgerEntry,
+    TierChange,
+)
+from points_mall.retry import in_transaction
+from points_mall.schemas import (
+    AdjustmentCreate,
+    AdjustmentDone,
+    Calendar,
+    CalendarDay,
+    CheckInDone,
+    ConsumptionCreate,
+    ConsumptionPage,
+    ConsumptionRefundCreate,
+    ConsumptionView,
+    CustomerPoints,
+    LedgerEntry,
+    LedgerPage,
+    Liability,
+    MakeupCheckIn,
+    PointsOverview,
+    Rules,
+    RulesUpdate,
+    StaffLedgerEntry,
+    StaffLedgerPage,
+    Tier,
+    TierChangeView,
+    TierCreate,
+    TierUpdate,
+)
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(header="Idempotency-Key", required=False, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$"),
+]
+
+
+def _month(value: str | None) -> date:
+    if value is None:
+        return clock.local_today().replace(day=1)
+    match = _MONTH.match(value)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValidationFailed("month must look like 2026-11.", field="month")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+class CheckInController(Controller):
+    path = "/app/check-ins"
+    tags = ["customer: points"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Check in for today (签到)")
+    async def check_in(self, customer_id: int) -> CheckInDone:
+        done = await in_transaction(lambda conn: checkin.check_in(conn, customer_id))
+        row = done.check_in
+        return CheckInDone(date=row.local_date, points=row.points, streak=row.streak,
+                           day_in_cycle=row.day_in_cycle, tomorrow_points=done.tomorrow_points, balance=done.balance)
+
+    @get("/", summary="The check-in calendar of a month with the current streak")
+    async def calendar(
+        self, customer_id: int, month: Annotated[str | None, Parameter(description="YYYY-MM")] = None
+    ) -> Calendar:
+        first = _month(month)
+        async with transaction() as conn:
+            view = await checkin.calendar(conn, customer_id, first)
+        return Calendar(**{**view, "days": [CalendarDay.of(r) for r in view["days"]]})
+
+    @post("/makeup", status_code=HTTP_201_CREATED, summary="Make up a missed day of the current cycle (补签)")
+    async def makeup(self, customer_id: int, data: MakeupCheckIn) -> CalendarDay:
+        row = await in_transaction(lambda conn: checkin.makeup_check_in(conn, customer_id, data.date))
+        return CalendarDay.of(row)
+
+
+class PointsController(Controller):
+    path = "/app/points"
+    tags = ["customer: points"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/", summary="Spendable, pending and expiring points, tier and progress")
+    async def overview(self, customer_id: int) -> PointsOverview:
+        async with transaction() as conn:
+            return msgspec.convert(await reports.overview(conn, customer_id), PointsOverview, from_attributes=True)
+
+    @get("/ledger", summary="Points history, newest first")
+    async def ledger(self, customer_id: int, limit: Limit, offset: Offset) -> LedgerPage:
+        query = PointsLedgerEntry.filter(customer_id=customer_id)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        return LedgerPage(total=total, limit=limit, offset=offset, items=[LedgerEntry.of(e) for e in rows])
+
+
+async def _points_status(conn: BaseDBAsyncClient, consumption: Consumption) -> str:
+    if consumption.points == 0:
+        return "none"
+    pending = await PendingPoints.get_or_none(ref=consumption.points_ref, using_db=conn)
+    if pending is not None:
+        return pending.status.value
+    return "released"
+
+
+class ConsumptionAdminController(Controller):
+    path = "/admin/consumptions"
+    tags = ["staff: points"]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @post("/", guards=[staff_only("front_desk")], status_code=HTTP_201_CREATED,
+          summary="Record a paid treatment (idempotent on external_ref)")
+    async def record(self, data: ConsumptionCreate, staff: Principal) -> ConsumptionView:
+        async def work(conn: BaseDBAsyncClient) -> ConsumptionView:
+            if not await Customer.filter(id=data.customer_id, deleted_at=None).using_db(conn).exists():
+                raise PointsCustomerNotFound(field="customer_id")
+            consumption = await record_consumption(
+                conn, customer_id=data.customer_id, amount_fen=data.amount_fen, source="front_desk",
+                external_ref=f"front_desk:{data.external_ref}", branch_id=data.branch_id,
+                service_id=data.service_id, staff_id=staff.id,
+            )
+            await audit(conn, staff.id, "points.consumption_record", "consumption", consumption.id,
+                        {"amount_fen": data.amount_fen, "external_ref": data.external_ref})
+            return ConsumptionView.of(consumption, await _points_status(conn, consumption))
+
+        return await in_transaction(work)
+
+    @post("/{consumption_id:int}/refund", guards=[staff_only("front_desk")], status_code=HTTP_200_OK,
+          summary="Refund part or all of a consumption; its points are reversed")
+    async def refund(self, consumption_id: int, data: ConsumptionRefundCreate, staff: Principal) -> ConsumptionView:
+        async def work(conn: BaseDBAsyncClient) -> ConsumptionView:
+            found = await Consumption.get_or_none(id=consumption_id, using_db=conn)
+            if found is None:
+                raise ConsumptionNotFound()
+            consumption = await refund_consumption(
+                conn, external_ref=found.external_ref, refunded_fen=data.refunded_fen,
+                ref=f"{found.external_ref}:refund:{data.ref}",
+            )
+            await audit(conn, staff.id, "points.consumption_refund", "consumption", consumption.id,
+                        {"refunded_fen": data.refunded_fen, "ref": data.ref})
+            return ConsumptionView.of(consumption, await _points_status(conn, consumption))
+
+        return await in_transaction(work)
+
+    @get("/", guards=[staff_only("front_desk", "finance")], summary="Consumptions, newest first")
+    async def list_consumptions(
+        self, limit: Limit, offset: Offset, customer_id: int | None = None, branch_id: int | None = None
+    ) -> ConsumptionPage:
+        query = Consumption.all()
+        if customer_id is not None:
+            query = query.filter(customer_id=customer_id)
+        if branch_id is not None:
+            query = query.filter(branch_id=branch_id)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        async with transaction() as conn:
+            items = [ConsumptionView.of(c, await _points_status(conn, c)) for c in rows]
+        return ConsumptionPage(total=total, limit=limit, offset=offset, items=items)
+
+
+class PointsAdminController(Controller):
+    path = "/admin/points"
+    tags = ["staff: points"]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/rules", guards=[staff_only("campaign", "finance")], summary="Check-in table, earn rate, pending days, expiry")
+    async def get_rules(self) -> Rules:
+        async with transaction() as conn:
+            return Rules.of(await rules.get_rules(conn))
+
+    @patch("/rules", guards=[staff_only("campaign")], summary="Change the points rules")
+    async def update_rules(self, data: RulesUpdate, staff: Principal) -> Rules:
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        async with transaction() as conn:
+            updated = await rules.update_rules(conn, staff.id, changes)
+            await audit(conn, staff.id, "points.rules_update", "points_rules", updated.id, changes)
+            return Rules.of(updated)
+
+    @get("/tiers", guards=[staff_only("campaign", "finance")], summary="Member tiers")
+    async def list_tiers(self) -> list[Tier]:
+        return [Tier.of(t) for t in await MemberTier.all().order_by("level")]
+
+    @post("/tiers", guards=[staff_only("campaign")], summary="Create a member tier")
+    async def create_tier(self, data: TierCreate, staff: Principal) -> Tier:
+        fields = msgspec.structs.asdict(data)
+        async with transaction() as conn:
+            tier = await tiers.create_tier(conn, **fields)
+            await audit(conn, staff.id, "points.tier_create", "member_tier", tier.id, _jsonable(fields))
+            return Tier.of(tier)
+
+    @patch("/tiers/{tier_id:int}", guards=[staff_only("campaign")], summary="Change a member tier")
+    async def update_tier(self, tier_id: int, data: TierUpdate, staff: Principal) -> Tier:
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        async with transaction() as conn:
+            tier = await tiers.update_tier(conn, tier_id, changes)
+            await audit(conn, staff.id, "points.tier_update", "member_tier", tier.id, _jsonable(changes))
+            return Tier.of(tier)
+
+    @post("/adjustments", guards=[staff_only("admin")], status_code=HTTP_201_CREATED,
+          summary="Add or remove points by hand, with a reason (admin only, audited)")
+    async def adjust(self, data: AdjustmentCreate, staff: Principal, idempotency_key: IdempotencyKey = None) -> AdjustmentDone:
+        if data.points == 0:
+            raise ValidationFailed("points cannot be zero.", field="points")
+        ref = f"adjustment:{staff.id}:{idempotency_key or uuid.uuid4().hex}"
+        reason = f"Adjustment: {data.reason}"
+
+        async def work(conn: BaseDBAsyncClient) -> AdjustmentDone:
+            if not await Customer.filter(id=data.customer_id).using_db(conn).exists():
+                raise PointsCustomerNotFound(field="customer_id")
+            repeated = await PointsLedgerEntry.filter(ref=ref).using_db(conn).exists()
+            if data.points > 0:
+                entry = await ledger.earn_points(conn, customer_id=data.customer_id, points=data.points,
+                                                 kind=EntryKind.adjustment, ref=ref, reason=reason)
+            else:
+                entry = await ledger.spend_points(conn, customer_id=data.customer_id, points=-data.points,
+                                                  kind=EntryKind.adjustment, ref=ref, reason=reason)
+            if not repeated:  # a retried request is answered again but audited once
+                await audit(conn, staff.id, "points.adjust", "customer", data.customer_id,
+                            {"points": data.points, "reason": data.reason, "ref": ref})
+            account = await ledger.lock_account(conn, data.customer_id)
+            return AdjustmentDone(entry=StaffLedgerEntry.of(entry), balance=account.balance)
+
+        return await in_transaction(work)
+
+    @get("/customers/{customer_id:int}", guards=[staff_only("campaign", "finance", "front_desk")],
+         summary="A customer's points, tier and tier history")
+    async def customer_points(self, customer_id: int) -> CustomerPoints:
+        async with transaction() as conn:
+            view = await reports.overview(conn, customer_id)
+            changes = await TierChange.filter(customer_id=customer_id).using_db(conn).order_by("-id").limit(50)
+        return CustomerPoints(
+            customer_id=customer_id,
+            overview=msgspec.convert(view, PointsOverview, from_attributes=True),
+            tier_changes=[TierChangeView.of(c) for c in changes],
+        )
+
+    @get("/customers/{customer_id:int}/ledger", guards=[staff_only("campaign", "finance", "front_desk")],
+         summary="A customer's ledger with refs, newest first")
+    async def customer_ledger(self, customer_id: int, limit: Limit, offset: Offset) -> StaffLedgerPage:
+        if not await Customer.filter(id=customer_id).exists():
+            raise PointsCustomerNotFound()
+        query = PointsLedgerEntry.filter(customer_id=customer_id)
+        total = await query.count()
+        rows = await query.order_by("-id").offset(offset).limit(limit)
+        return StaffLedgerPage(total=total, limit=limit, offset=offset, items=[StaffLedgerEntry.of(e) for e in rows])
+
+    @get("/liability", guards=[staff_only("finance")], summary="Points outstanding, pending and expiring per month")
+    async def liability(self) -> Liability:
+        async with transaction() as conn:
+            return msgspec.convert(await reports.liability(conn), Liability)
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return msgspec.to_builtins(values)
+
+
+async def _open_points_account(conn: BaseDBAsyncClient, customer: Customer, created: bool, referral_code: str | None) -> None:
+    # Accounts are created at first login, so later effects lock an existing row (no gap-lock races).
+    if created:
+        await ledger.ensure_account(conn, customer.id)
+
+
+ROUTES = [CheckInController, PointsController, ConsumptionAdminController, PointsAdminController]
+LOGIN_HOOKS = [_open_points_account]

@@ -1,0 +1,306 @@
+"""The points mall (积分商城): items, redemption for points (stock, ledger, vouchers in one transaction), cancel, expiry.
+
+Stock is `stock_total` units of which `stock_reserved` are held by live redemptions; reserving is one
+conditional UPDATE (`stock_reserved + q <= stock_total`) and its row count decides, so stock never goes
+below zero however many customers arrive at once. Each redemption first locks the customer (via the
+points account), which serialises one customer's redemptions: limits and balance are checked on fresh data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.functions import Sum
+
+from kernel import clock
+from kernel.errors import ValidationFailed
+from points_mall.errors import (
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    ItemNotFound,
+    LimitReached,
+    NotAvailable,
+    OutOfStock,
+    StockBelowReserved,
+    TierRequired,
+    VoucherNotCancellable,
+    VoucherNotFound,
+)
+from points_mall.ledger import lock_account, reverse_points, spend_points, spendable
+from points_mall.models import (
+    EntryKind,
+    MallItem,
+    MallRedemption,
+    MemberTier,
+    PointsAccount,
+    RedemptionStatus,
+    Voucher,
+    VoucherStatus,
+)
+from points_mall.rules import local_midnight, month_bounds
+from points_mall.vouchers import cancel_voucher, issue_vouchers, refusal
+
+MALL_SOURCE = "mall_redemption"
+
+
+def _validate_item(fields: dict[str, Any], current: MallItem | None = None) -> None:
+    def value(name: str) -> Any:
+        return fields[name] if name in fields else getattr(current, name, None)
+
+    if "points_price" in fields and fields["points_price"] < 1:
+        raise ValidationFailed("points_price must be at least 1.", field="points_price")
+    if "stock_total" in fields and fields["stock_total"] < 0:
+        raise ValidationFailed("stock_total cannot be negative.", field="stock_total")
+    for name in ("limit_per_customer", "limit_per_month"):
+        if fields.get(name) is not None and fields[name] < 1:
+            raise ValidationFailed(f"{name} must be at least 1 (or null for no limit).", field=name)
+    if "voucher_valid_days" in fields and fields["voucher_valid_days"] < 1:
+        raise ValidationFailed("voucher_valid_days must be at least 1.", field="voucher_valid_days")
+    start, end = value("available_from"), value("available_until")
+    if start is not None and end is not None and end <= start:
+        raise ValidationFailed("available_until must be after available_from.", field="available_until")
+
+
+async def create_item(conn: BaseDBAsyncClient, **fields: Any) -> MallItem:
+    _validate_item(fields)
+    now = clock.now()
+    return await MallItem.create(**fields, created_at=now, updated_at=now, using_db=conn)
+
+
+async def get_item(conn: BaseDBAsyncClient, item_id: int) -> MallItem:
+    item = await MallItem.get_or_none(id=item_id, using_db=conn)
+    if item is None:
+        raise ItemNotFound()
+    return item
+
+
+async def update_item(conn: BaseDBAsyncClient, item_id: int, changes: dict[str, Any]) -> MallItem:
+    """Change an item's terms. Past redemptions keep the terms they copied; stock never drops below reserved."""
+    item = await get_item(conn, item_id)
+    _validate_item(changes, item)
+    changes = dict(changes)
+    stock_total = changes.pop("stock_total", None)
+    now = clock.now()
+    if stock_total is not None:
+        # Conditional: a redemption reserving a unit at this moment cannot be undercut.
+        changed = await MallItem.filter(id=item_id, stock_reserved__lte=stock_total).using_db(conn).update(
+            stock_total=stock_total, updated_at=now
+        )
+        if changed != 1:
+            current = await MallItem.filter(id=item_id).using_db(conn).select_for_update().get()
+            raise StockBelowReserved(field="stock_total", reserved=current.stock_reserved)
+    if changes:
+        await MallItem.filter(id=item_id).using_db(conn).update(**changes, updated_at=now)
+    return await MallItem.filter(id=item_id).using_db(conn).select_for_update().get()
+
+
+async def archive_item(conn: BaseDBAsyncClient, item_id: int) -> MallItem:
+    await get_item(conn, item_id)
+    await MallItem.filter(id=item_id).using_db(conn).update(on_shelf=False, archived=True, updated_at=clock.now())
+    return await get_item(conn, item_id)
+
+
+def is_available(item: MallItem, now: datetime) -> bool:
+    if not item.on_shelf or item.archived:
+        return False
+    if item.available_from is not None and now < item.available_from:
+        return False
+    return item.available_until is None or now < item.available_until
+
+
+async def _usage(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Units this customer holds per item (all time, and redeemed this calendar month), cancelled ones excluded."""
+    if not item_ids:
+        return {}, {}
+    start, end = month_bounds(clock.local_today())
+
+    async def held(**extra: Any) -> dict[int, int]:
+        rows = await MallRedemption.filter(customer_id=customer_id, item_id__in=item_ids, **extra).using_db(
+            conn
+        ).annotate(q=Sum("quantity"), c=Sum("cancelled_quantity")).group_by("item_id").values_list("item_id", "q", "c")
+        return {item_id: int(q or 0) - int(c or 0) for item_id, q, c in rows}
+
+    return await held(), await held(created_at__gte=start, created_at__lt=end)
+
+
+async def _tier_level(conn: BaseDBAsyncClient, account: PointsAccount) -> int | None:
+    if account.tier_id is None:  # type: ignore[attr-defined]
+        return None
+    tier = await MemberTier.get_or_none(id=account.tier_id, using_db=conn)  # type: ignore[attr-defined]
+    return tier.level if tier is not None and tier.is_active else None
+
+
+def why_not(
+    item: MallItem, *, now: datetime, points: int, tier_level: int | None, held_total: int, held_month: int,
+    quantity: int = 1,
+) -> list[str]:
+    """Every reason this customer cannot redeem `quantity` of the item now (empty: they can)."""
+    reasons = []
+    if not is_available(item, now):
+        reasons.append(NotAvailable.code)
+    if item.stock_total - item.stock_reserved < quantity:
+        reasons.append(OutOfStock.code)
+    if item.min_tier_level is not None and (tier_level is None or tier_level < item.min_tier_level):
+        reasons.append(TierRequired.code)
+    if (item.limit_per_customer is not None and held_total + quantity > item.limit_per_customer) or (
+        item.limit_per_month is not None and held_month + quantity > item.limit_per_month
+    ):
+        reasons.append(LimitReached.code)
+    if points < item.points_price * quantity:
+        reasons.append(InsufficientPoints.code)
+    return reasons
+
+
+async def items_for_customer(
+    conn: BaseDBAsyncClient, customer_id: int, items: list[MallItem]
+) -> list[tuple[MallItem, list[str]]]:
+    now = clock.now()
+    account = await PointsAccount.get_or_none(customer_id=customer_id, using_db=conn)
+    points = await spendable(conn, customer_id)
+    tier_level = await _tier_level(conn, account) if account is not None else None
+    held_total, held_month = await _usage(conn, customer_id, [item.id for item in items])
+    return [
+        (item, why_not(item, now=now, points=points, tier_level=tier_level,
+                       held_total=held_total.get(item.id, 0), held_month=held_month.get(item.id, 0)))
+        for item in items
+    ]
+
+
+async def shelf(conn: BaseDBAsyncClient) -> list[MallItem]:
+    now = clock.now()
+    items = await MallItem.filter(on_shelf=True, archived=False).using_db(conn).order_by("sort_order", "id")
+    return [item for item in items if is_available(item, now)]
+
+
+def voucher_valid_until(item: MallItem) -> datetime:
+    """The end of the last valid day, clinic time."""
+    last_day = clock.local_today() + timedelta(days=item.voucher_valid_days)
+    return local_midnight(last_day)
+
+
+_REFUSALS = {
+    NotAvailable.code: NotAvailable,
+    TierRequired.code: TierRequired,
+    LimitReached.code: LimitReached,
+    InsufficientPoints.code: InsufficientPoints,
+    OutOfStock.code: OutOfStock,
+}
+
+
+async def redeem(
+    conn: BaseDBAsyncClient, *, customer_id: int, item_id: int, quantity: int, idempotency_key: str
+) -> tuple[MallRedemption, bool]:
+    """Exchange points for `quantity` of an item. Returns (redemption, created).
+
+    One transaction: lock the customer, check the item's terms, spend the points through the ledger,
+    create the redemption and its vouchers, and reserve the stock last with a conditional update (so the
+    hot item's row lock is held for as short a time as possible). A repeated Idempotency-Key returns
+    the first redemption; a refusal leaves everything as it was (the caller's transaction rolls back).
+    """
+    if quantity < 1:
+        raise ValidationFailed("quantity must be at least 1.", field="quantity")
+    account = await lock_account(conn, customer_id)  # first: the reads below see the latest commits
+    existing = await MallRedemption.get_or_none(customer_id=customer_id, idempotency_key=idempotency_key,
+                                                using_db=conn)
+    if existing is not None:
+        if existing.item_id != item_id or existing.quantity != quantity:  # type: ignore[attr-defined]
+            raise IdempotencyKeyReused(field="Idempotency-Key", redemption_id=existing.id)
+        return existing, False
+    item = await get_item(conn, item_id)
+    now = clock.now()
+    held_total, held_month = await _usage(conn, customer_id, [item.id])
+    reasons = why_not(
+        item, now=now, points=await spendable(conn, customer_id), tier_level=await _tier_level(conn, account),
+        held_total=held_total.get(item.id, 0), held_month=held_month.get(item.id, 0), quantity=quantity,
+    )
+    for code in (NotAvailable.code, TierRequired.code, LimitReached.code, InsufficientPoints.code, OutOfStock.code):
+        if code in reasons:
+            raise _REFUSALS[code](item_id=item.id)
+    price = item.points_price * quantity
+    ledger_ref = f"mall:{customer_id}:{idempotency_key}"
+    try:
+        redemption = await MallRedemption.create(
+            customer_id=customer_id, item=item, idempotency_key=idempotency_key, quantity=quantity,
+            unit_points=item.points_price, points_spent=price, item_title=item.title, item_kind=item.kind,
+            ledger_ref=ledger_ref, created_at=now, using_db=conn,
+        )
+    except IntegrityError as exc:  # cannot happen while the customer is locked; refuse rather than guess
+        raise IdempotencyKeyReused(field="Idempotency-Key") from exc
+    await spend_points(conn, customer_id=customer_id, points=price, kind=EntryKind.redemption, ref=ledger_ref,
+                       reason=f"Mall: {item.title} x{quantity}")
+    await issue_vouchers(
+        conn, customer_id=customer_id, source_type=MALL_SOURCE, source_id=redemption.id, title=item.title,
+        quantity=quantity, valid_until=voucher_valid_until(item), branch_ids=item.branch_ids,
+        service_id=item.service_id,
+    )
+    reserved = await MallItem.filter(
+        id=item.id, stock_reserved__lte=F("stock_total") - quantity
+    ).using_db(conn).update(stock_reserved=F("stock_reserved") + quantity)
+    if reserved != 1:
+        raise OutOfStock(item_id=item.id)
+    return redemption, True
+
+
+async def _give_back_unit(conn: BaseDBAsyncClient, voucher: Voucher, why: str) -> None:
+    """Return one voucher's points and stock unit (the voucher already left `issued` in this transaction)."""
+    redemption = await MallRedemption.filter(id=int(voucher.source_id)).using_db(conn).select_for_update().get()
+    changed = await MallRedemption.filter(
+        id=redemption.id, cancelled_quantity__lt=redemption.quantity
+    ).using_db(conn).update(cancelled_quantity=F("cancelled_quantity") + 1)
+    if changed != 1:
+        raise RuntimeError(f"redemption {redemption.id} has no unit left to cancel")
+    if redemption.cancelled_quantity + 1 == redemption.quantity:
+        await MallRedemption.filter(id=redemption.id).using_db(conn).update(
+            status=RedemptionStatus.cancelled, cancelled_at=clock.now()
+        )
+    await MallItem.filter(id=redemption.item_id, stock_reserved__gte=1).using_db(conn).update(  # type: ignore[attr-defined]
+        stock_reserved=F("stock_reserved") - 1
+    )
+    await reverse_points(
+        conn, original_ref=redemption.ledger_ref, ref=f"mall-return:voucher:{voucher.id}",
+        points=redemption.unit_points, reason=f"{why}: {redemption.item_title}",
+    )
+
+
+async def cancel_mall_voucher(conn: BaseDBAsyncClient, *, customer_id: int, voucher_id: int) -> Voucher:
+    """The customer gives back an unredeemed mall voucher within its validity: points and stock come back once."""
+    await lock_account(conn, customer_id)
+    voucher = await Voucher.get_or_none(id=voucher_id, customer_id=customer_id, using_db=conn)
+    if voucher is None:
+        raise VoucherNotFound()
+    if voucher.source_type != MALL_SOURCE:
+        raise VoucherNotCancellable("Only mall vouchers can be cancelled here.", source_type=voucher.source_type)
+    if not await cancel_voucher(conn, voucher.id, "cancelled by the customer"):
+        current = await Voucher.filter(id=voucher.id).using_db(conn).select_for_update().get()
+        raise refusal(current, None, clock.now()) or VoucherNotCancellable()
+    await _give_back_unit(conn, voucher, "Cancelled")
+    return await Voucher.get(id=voucher.id, using_db=conn)
+
+
+async def expire_voucher(conn: BaseDBAsyncClient, voucher_id: int, *, return_points: bool) -> bool:
+    """Expire one voucher past its date; a mall voucher gives its points and stock back if configured."""
+    voucher = await Voucher.get_or_none(id=voucher_id, using_db=conn)
+    if voucher is None:
+        return False
+    if return_points and voucher.source_type == MALL_SOURCE:
+        await lock_account(conn, voucher.customer_id)  # type: ignore[attr-defined]
+    now = clock.now()
+    changed = await Voucher.filter(id=voucher.id, status=VoucherStatus.issued, valid_until__lte=now).using_db(
+        conn
+    ).update(status=VoucherStatus.expired, expired_at=now)
+    if changed != 1:
+        return False
+    if return_points and voucher.source_type == MALL_SOURCE:
+        await _give_back_unit(conn, voucher, "Expired unused")
+    return True
+
+
+async def due_voucher_ids(conn: BaseDBAsyncClient, *, limit: int = 500) -> list[int]:
+    rows = await Voucher.filter(status=VoucherStatus.issued, valid_until__lte=clock.now()).using_db(conn).order_by(
+        "id"
+    ).limit(limit).values_list("id", flat=True)
+    return list(rows)

@@ -1,0 +1,511 @@
+"""Request and response structs of the points and mall routes (check-in, points, rules, tiers, items, vouchers)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+import msgspec
+
+from kernel.identity.schemas import Page
+from points_mall.models import (
+    CheckIn,
+    Consumption,
+    ConsumptionSource,
+    EntryKind,
+    MallItem,
+    MallItemKind,
+    MallRedemption,
+    MemberTier,
+    PointsLedgerEntry,
+    PointsRules,
+    RedemptionStatus,
+    TierChange,
+    TierMatch,
+    Voucher,
+    VoucherStatus,
+)
+
+Id = Annotated[int, msgspec.Meta(ge=1)]
+Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:._\-]+$")]
+AmountFen = Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+
+
+class CheckInDone(msgspec.Struct):
+    date: date
+    points: int
+    streak: int
+    day_in_cycle: int
+    tomorrow_points: int
+    balance: int
+
+
+class MakeupCheckIn(msgspec.Struct, forbid_unknown_fields=True):
+    date: date
+
+
+class CalendarDay(msgspec.Struct):
+    date: date
+    points: int
+    streak: int
+    makeup: bool
+
+    @classmethod
+    def of(cls, row: CheckIn) -> "CalendarDay":
+        return cls(date=row.local_date, points=row.points, streak=row.streak, makeup=row.makeup)
+
+
+class Calendar(msgspec.Struct):
+    month: str
+    days: list[CalendarDay]
+    streak: int
+    checked_in_today: bool
+    today_points: int
+    tomorrow_points: int
+    cycle_days: int
+    makeup_enabled: bool
+    makeup_cost_points: int
+    makeup_left_this_month: int
+    makeup_dates: list[date]
+
+
+class TierInfo(msgspec.Struct):
+    id: int
+    name: str
+    level: int
+    multiplier_pct: int
+    benefits: str
+    min_spend_fen: int | None
+    min_referrals: int | None
+    match: str
+
+
+class NextTier(msgspec.Struct):
+    tier: TierInfo
+    spend_needed_fen: int | None
+    referrals_needed: int | None
+
+
+class Standing(msgspec.Struct):
+    spend_fen: int
+    referrals: int
+
+
+class PointsOverview(msgspec.Struct):
+    balance: int
+    spendable: int
+    pending: int
+    expiring_soon: int
+    expiring_soon_until: datetime
+    next_expiry_at: datetime | None
+    shortfall: int
+    lifetime_earned: int
+    tier: TierInfo | None
+    standing: Standing
+    next_tier: NextTier | None
+
+
+class LedgerEntry(msgspec.Struct):
+    id: int
+    delta: int
+    kind: EntryKind
+    reason: str
+    balance_after: int
+    occurred_at: datetime
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, e: PointsLedgerEntry) -> "LedgerEntry":
+        return cls(id=e.id, delta=e.delta, kind=e.kind, reason=e.reason, balance_after=e.balance_after,
+                   occurred_at=e.occurred_at, expires_at=e.expires_at)
+
+
+class StaffLedgerEntry(LedgerEntry):
+    ref: str = ""
+    original_ref: str | None = None
+    detail: dict = {}
+
+    @classmethod
+    def of(cls, e: PointsLedgerEntry) -> "StaffLedgerEntry":
+        return cls(id=e.id, delta=e.delta, kind=e.kind, reason=e.reason, balance_after=e.balance_after,
+                   occurred_at=e.occurred_at, expires_at=e.expires_at, ref=e.ref, original_ref=e.original_ref,
+                   detail=e.detail)
+
+
+class LedgerPage(Page):
+    items: list[LedgerEntry]
+
+
+class StaffLedgerPage(Page):
+    items: list[StaffLedgerEntry]
+
+
+class ConsumptionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    customer_id: Id
+    amount_fen: AmountFen
+    external_ref: Ref
+    branch_id: Id | None = None
+    service_id: Id | None = None
+
+
+class ConsumptionRefundCreate(msgspec.Struct, forbid_unknown_fields=True):
+    refunded_fen: AmountFen
+    # The clinic system's id of this refund: repeating it changes nothing.
+    ref: Ref
+
+
+class ConsumptionView(msgspec.Struct):
+    id: int
+    customer_id: int
+    amount_fen: int
+    refunded_fen: int
+    source: ConsumptionSource
+    external_ref: str
+    branch_id: int | None
+    service_id: int | None
+    staff_id: int | None
+    points: int
+    points_reversed: int
+    points_status: str
+    occurred_at: datetime
+
+    @classmethod
+    def of(cls, c: Consumption, points_status: str) -> "ConsumptionView":
+        return cls(
+            id=c.id, customer_id=c.customer_id, amount_fen=c.amount_fen, refunded_fen=c.refunded_fen,  # type: ignore[attr-defined]
+            source=c.source, external_ref=c.external_ref, branch_id=c.branch_id, service_id=c.service_id,
+            staff_id=c.staff_id, points=c.points, points_reversed=c.points_reversed, points_status=points_status,
+            occurred_at=c.occurred_at,
+        )
+
+
+class ConsumptionPage(Page):
+    items: list[ConsumptionView]
+
+
+BonusTable = Annotated[dict[str, NonNegative], msgspec.Meta(max_length=366)]
+
+
+class Rules(msgspec.Struct):
+    checkin_base_points: int
+    checkin_cycle_days: int
+    checkin_bonus: dict[str, int]
+    makeup_enabled: bool
+    makeup_cost_points: int
+    makeup_per_month: int
+    earn_points_per_unit: int
+    earn_unit_fen: int
+    pending_days: int
+    expiry_months: int
+    expiry_reminder_days: int
+    expiry_reminder_template_id: str
+    tier_window_months: int
+    voucher_expiry_returns_points: bool
+    updated_at: datetime
+    updated_by_staff_id: int | None
+
+    @classmethod
+    def of(cls, r: PointsRules) -> "Rules":
+        return cls(**{f: getattr(r, f) for f in cls.__struct_fields__})
+
+
+class RulesUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    checkin_base_points: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | None = None
+    checkin_cycle_days: Annotated[int, msgspec.Meta(ge=1, le=366)] | None = None
+    checkin_bonus: BonusTable | None = None
+    makeup_enabled: bool | None = None
+    makeup_cost_points: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
+    makeup_per_month: Annotated[int, msgspec.Meta(ge=0, le=31)] | None = None
+    earn_points_per_unit: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | None = None
+    earn_unit_fen: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
+    pending_days: Annotated[int, msgspec.Meta(ge=0, le=365)] | None = None
+    expiry_months: Annotated[int, msgspec.Meta(ge=0, le=120)] | None = None
+    expiry_reminder_days: Annotated[int, msgspec.Meta(ge=0, le=365)] | None = None
+    expiry_reminder_template_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    tier_window_months: Annotated[int, msgspec.Meta(ge=1, le=120)] | None = None
+    voucher_expiry_returns_points: bool | None = None
+
+
+class Tier(msgspec.Struct):
+    id: int
+    name: str
+    level: int
+    min_spend_fen: int | None
+    min_referrals: int | None
+    match: TierMatch
+    multiplier_pct: int
+    benefits: str
+    is_active: bool
+
+    @classmethod
+    def of(cls, t: MemberTier) -> "Tier":
+        return cls(id=t.id, name=t.name, level=t.level, min_spend_fen=t.min_spend_fen, min_referrals=t.min_referrals,
+                   match=t.match, multiplier_pct=t.multiplier_pct, benefits=t.benefits, is_active=t.is_active)
+
+
+TierName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Level = Annotated[int, msgspec.Meta(ge=0, le=100)]
+Multiplier = Annotated[int, msgspec.Meta(ge=0, le=1000)]
+Benefits = Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class TierCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: TierName
+    level: Level
+    min_spend_fen: NonNegative | None = None
+    min_referrals: NonNegative | None = None
+    match: TierMatch = TierMatch.any
+    multiplier_pct: Multiplier = 100
+    benefits: Benefits = ""
+    is_active: bool = True
+
+
+class TierUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: TierName | msgspec.UnsetType = msgspec.UNSET
+    level: Level | msgspec.UnsetType = msgspec.UNSET
+    # null clears a threshold, so these distinguish "absent" from "null".
+    min_spend_fen: NonNegative | None | msgspec.UnsetType = msgspec.UNSET
+    min_referrals: NonNegative | None | msgspec.UnsetType = msgspec.UNSET
+    match: TierMatch | msgspec.UnsetType = msgspec.UNSET
+    multiplier_pct: Multiplier | msgspec.UnsetType = msgspec.UNSET
+    benefits: Benefits | msgspec.UnsetType = msgspec.UNSET
+    is_active: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class TierChangeView(msgspec.Struct):
+    id: int
+    from_tier_id: int | None
+    to_tier_id: int | None
+    direction: str
+    reason: str
+    detail: dict
+    occurred_at: datetime
+
+    @classmethod
+    def of(cls, c: TierChange) -> "TierChangeView":
+        return cls(id=c.id, from_tier_id=c.from_tier_id, to_tier_id=c.to_tier_id, direction=c.direction,
+                   reason=c.reason, detail=c.detail, occurred_at=c.occurred_at)
+
+
+class AdjustmentCreate(msgspec.Struct, forbid_unknown_fields=True):
+    customer_id: Id
+    points: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
+    reason: Annotated[str, msgspec.Meta(min_length=2, max_length=200)]
+
+
+class AdjustmentDone(msgspec.Struct):
+    entry: StaffLedgerEntry
+    balance: int
+
+
+class MonthPoints(msgspec.Struct):
+    month: str
+    points: int
+
+
+class Liability(msgspec.Struct):
+    as_of: datetime
+    outstanding: int
+    pending: int
+    shortfall: int
+    accounts: int
+    customers_with_points: int
+    expiring_by_month: list[MonthPoints]
+    never_expiring: int
+    pending_by_release_month: list[MonthPoints]
+
+
+class CustomerPoints(msgspec.Struct):
+    customer_id: int
+    overview: PointsOverview
+    tier_changes: list[TierChangeView]
+
+
+# ---- the mall -------------------------------------------------------------------------------------------
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Description = Annotated[str, msgspec.Meta(max_length=4000)]
+ImageUrl = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^https?://")]
+Price = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
+Stock = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+BranchIds = Annotated[list[Id], msgspec.Meta(max_length=100)]
+
+
+class MallItemCreate(msgspec.Struct, forbid_unknown_fields=True):
+    kind: MallItemKind
+    title: Title
+    points_price: Price
+    stock_total: Stock
+    description: Description = ""
+    image_urls: Annotated[list[ImageUrl], msgspec.Meta(max_length=20)] = []
+    limit_per_customer: Limit | None = None
+    limit_per_month: Limit | None = None
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    min_tier_level: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    branch_ids: BranchIds = []
+    service_id: Id | None = None
+    on_shelf: bool = False
+    sort_order: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] = 0
+
+
+class MallItemUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Every field optional; null clears the nullable ones (limits, window, tier, service)."""
+
+    kind: MallItemKind | msgspec.UnsetType = msgspec.UNSET
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    points_price: Price | msgspec.UnsetType = msgspec.UNSET
+    stock_total: Stock | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    image_urls: Annotated[list[ImageUrl], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
+    limit_per_customer: Limit | None | msgspec.UnsetType = msgspec.UNSET
+    limit_per_month: Limit | None | msgspec.UnsetType = msgspec.UNSET
+    available_from: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    available_until: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    min_tier_level: Annotated[int, msgspec.Meta(ge=0, le=100)] | None | msgspec.UnsetType = msgspec.UNSET
+    voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | msgspec.UnsetType = msgspec.UNSET
+    branch_ids: BranchIds | msgspec.UnsetType = msgspec.UNSET
+    service_id: Id | None | msgspec.UnsetType = msgspec.UNSET
+    on_shelf: bool | msgspec.UnsetType = msgspec.UNSET
+    sort_order: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class MallItemStaffView(msgspec.Struct):
+    id: int
+    kind: MallItemKind
+    title: str
+    description: str
+    image_urls: list[str]
+    points_price: int
+    stock_total: int
+    stock_reserved: int
+    stock_available: int
+    limit_per_customer: int | None
+    limit_per_month: int | None
+    available_from: datetime | None
+    available_until: datetime | None
+    min_tier_level: int | None
+    voucher_valid_days: int
+    branch_ids: list[int]
+    service_id: int | None
+    on_shelf: bool
+    sort_order: int
+    archived: bool
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, i: MallItem) -> "MallItemStaffView":
+        return cls(
+            id=i.id, kind=i.kind, title=i.title, description=i.description, image_urls=i.image_urls,
+            points_price=i.points_price, stock_total=i.stock_total, stock_reserved=i.stock_reserved,
+            stock_available=max(0, i.stock_total - i.stock_reserved), limit_per_customer=i.limit_per_customer,
+            limit_per_month=i.limit_per_month, available_from=i.available_from, available_until=i.available_until,
+            min_tier_level=i.min_tier_level, voucher_valid_days=i.voucher_valid_days, branch_ids=i.branch_ids,
+            service_id=i.service_id, on_shelf=i.on_shelf, sort_order=i.sort_order, archived=i.archived,
+            updated_at=i.updated_at,
+        )
+
+
+class MallItemForCustomer(msgspec.Struct):
+    id: int
+    kind: MallItemKind
+    title: str
+    description: str
+    image_urls: list[str]
+    points_price: int
+    stock_available: int
+    limit_per_customer: int | None
+    limit_per_month: int | None
+    available_until: datetime | None
+    min_tier_level: int | None
+    voucher_valid_days: int
+    branch_ids: list[int]
+    can_redeem: bool
+    # Why not, as stable codes: not_available, out_of_stock, tier_required, limit_reached, insufficient_points.
+    reasons: list[str]
+
+    @classmethod
+    def of(cls, i: MallItem, reasons: list[str]) -> "MallItemForCustomer":
+        return cls(
+            id=i.id, kind=i.kind, title=i.title, description=i.description, image_urls=i.image_urls,
+            points_price=i.points_price, stock_available=max(0, i.stock_total - i.stock_reserved),
+            limit_per_customer=i.limit_per_customer, limit_per_month=i.limit_per_month,
+            available_until=i.available_until, min_tier_level=i.min_tier_level,
+            voucher_valid_days=i.voucher_valid_days, branch_ids=i.branch_ids, can_redeem=not reasons, reasons=reasons,
+        )
+
+
+class RedemptionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    item_id: Id
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=10)] = 1
+
+
+class VoucherView(msgspec.Struct):
+    id: int
+    code: str
+    qr_text: str
+    title: str
+    status: VoucherStatus
+    valid_until: datetime
+    branch_ids: list[int]
+    source_type: str
+    source_id: str
+    issued_at: datetime
+    redeemed_at: datetime | None
+    cancelled_at: datetime | None
+
+    @classmethod
+    def of(cls, v: Voucher) -> "VoucherView":
+        return cls(id=v.id, code=v.code, qr_text=v.qr_text, title=v.title, status=v.status, valid_until=v.valid_until,
+                   branch_ids=v.branch_ids, source_type=v.source_type, source_id=v.source_id, issued_at=v.issued_at,
+                   redeemed_at=v.redeemed_at, cancelled_at=v.cancelled_at)
+
+
+class VoucherPage(Page):
+    items: list[VoucherView]
+
+
+class RedemptionView(msgspec.Struct):
+    id: int
+    customer_id: int
+    item_id: int
+    item_title: str
+    item_kind: MallItemKind
+    quantity: int
+    unit_points: int
+    points_spent: int
+    status: RedemptionStatus
+    cancelled_quantity: int
+    created_at: datetime
+    vouchers: list[VoucherView]
+
+    @classmethod
+    def of(cls, r: MallRedemption, vouchers: list[Voucher]) -> "RedemptionView":
+        return cls(id=r.id, customer_id=r.customer_id, item_id=r.item_id, item_title=r.item_title,  # type: ignore[attr-defined]
+                   item_kind=r.item_kind, quantity=r.quantity, unit_points=r.unit_points, points_spent=r.points_spent,
+                   status=r.status, cancelled_quantity=r.cancelled_quantity, created_at=r.created_at,
+                   vouchers=[VoucherView.of(v) for v in vouchers])
+
+
+class RedemptionPage(Page):
+    items: list[RedemptionView]
+
+
+class RedeemVoucher(msgspec.Struct, forbid_unknown_fields=True):
+    branch_id: Id
+
+
+class VoucherAtDesk(msgspec.Struct):
+    """What the front desk sees before redeeming: the voucher, whose it is, and whether it can be redeemed."""
+
+    voucher: VoucherView
+    customer_id: int
+    customer_nickname: str
+    customer_phone: str | None
+    redeemable: bool
+    refusal: str | None
+    redeemed_branch_id: int | None
+    redeemed_by_staff_id: int | None

@@ -1,0 +1,153 @@
+"""arq jobs of points and the mall: release pending points, expire lots, expiry reminders, tier review, voucher expiry.
+
+Every job reloads rows by id and changes them with conditional updates, so running it twice (arq runs
+jobs at least once) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from arq import cron, func
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Sum
+
+from kernel import clock
+from kernel.db import transaction
+from kernel.identity.models import Customer
+from kernel.outbox import enqueue
+from points_mall import ledger, mall
+from points_mall.models import ExpiryReminder, PointsLot
+from points_mall.retry import in_transaction
+from points_mall.rules import get_rules
+from points_mall.tiers import accounts_with_tier, evaluate_tier
+
+log = structlog.get_logger(__name__)
+
+
+async def release_pending_points(ctx: dict[str, Any]) -> int:
+    """Move held consumption points whose refund window has passed into the ledger."""
+    released = 0
+    while True:
+        async with transaction() as conn:
+            due = await ledger.due_pending_ids(conn)
+        if not due:
+            return released
+        for pending_id in due:
+            entry = await in_transaction(lambda conn, pid=pending_id: ledger.release_pending(conn, pid))
+            released += entry is not None
+        if len(due) < 500:
+            return released
+
+
+async def expire_points(ctx: dict[str, Any]) -> dict[str, int]:
+    """Expire due lots (one transaction per customer) and queue reminders for points expiring soon."""
+    expired_customers = 0
+    while True:
+        async with transaction() as conn:
+            customers = await ledger.customers_with_expired_lots(conn)
+        for customer_id in customers:
+            entries = await in_transaction(lambda conn, cid=customer_id: ledger.expire_customer_lots(conn, cid))
+            expired_customers += bool(entries)
+        if len(customers) < 1000:
+            break
+    reminders = await queue_expiry_reminders()
+    return {"customers_expired": expired_customers, "reminders_queued": reminders}
+
+
+async def queue_expiry_reminders() -> int:
+    """One reminder per customer and expiry moment within the reminder horizon (30 days by default)."""
+    async with transaction() as conn:
+        rules = await get_rules(conn)
+    if rules.expiry_reminder_days <= 0:
+        return 0
+    now = clock.now()
+    horizon = now + timedelta(days=rules.expiry_reminder_days)
+    groups = await PointsLot.filter(remaining__gt=0, expires_at__gt=now, expires_at__lte=horizon).annotate(
+        points=Sum("remaining")
+    ).group_by("customer_id", "expires_at").values_list("customer_id", "expires_at", "points")
+    queued = 0
+    for customer_id, expires_at, points in groups:
+        try:
+            async with transaction() as conn:
+                reminder = await ExpiryReminder.create(
+                    customer_id=customer_id, expires_at=expires_at, points=int(points), created_at=now, using_db=conn
+                )
+                await enqueue(conn, "points.send_expiry_reminder", reminder.id)
+            queued += 1
+        except IntegrityError:
+            continue  # already reminded about this expiry
+    return queued
+
+
+async def send_expiry_reminder(ctx: dict[str, Any], reminder_id: int) -> bool:
+    reminder = await ExpiryReminder.get_or_none(id=reminder_id)
+    if reminder is None or reminder.sent_at is not None:
+        return False
+    customer = await Customer.get_or_none(id=reminder.customer_id, deleted_at=None)  # type: ignore[attr-defined]
+    async with transaction() as conn:
+        rules = await get_rules(conn)
+    if customer is not None:
+        local = reminder.expires_at.astimezone(clock.clinic_zone()) - timedelta(seconds=1)
+        # The WeChat call is outside any transaction; at worst a retry sends the reminder twice.
+        await ctx["miniprogram"].send_subscribe_message(
+            customer.openid,
+            rules.expiry_reminder_template_id or "points_expiry",
+            {"points": str(reminder.points), "expires_on": local.strftime("%Y-%m-%d")},
+            page="pages/points/index",
+        )
+    await ExpiryReminder.filter(id=reminder.id, sent_at=None).update(sent_at=clock.now())
+    return True
+
+
+async def review_tiers(ctx: dict[str, Any]) -> int:
+    """The periodic re-evaluation: the only place a tier goes down."""
+    changed = 0
+    after = 0
+    while True:
+        async with transaction() as conn:
+            batch = await accounts_with_tier(conn, after_id=after, limit=500)
+        for account_id, customer_id in batch:
+            change = await in_transaction(
+                lambda conn, cid=customer_id: evaluate_tier(conn, cid, allow_down=True, reason="periodic review")
+            )
+            changed += change is not None
+            after = account_id
+        if len(batch) < 500:
+            return changed
+
+
+async def expire_vouchers(ctx: dict[str, Any]) -> int:
+    """Expire vouchers past their date; mall vouchers return points and stock only if the rules say so."""
+    async with transaction() as conn:
+        return_points = (await get_rules(conn)).voucher_expiry_returns_points
+    expired = 0
+    while True:
+        async with transaction() as conn:
+            due = await mall.due_voucher_ids(conn)
+        for voucher_id in due:
+            done = await in_transaction(
+                lambda conn, vid=voucher_id: mall.expire_voucher(conn, vid, return_points=return_points)
+            )
+            expired += done
+        if len(due) < 500:
+            return expired
+
+
+FUNCTIONS = [
+    func(release_pending_points, name="points.release_pending", timeout=600, max_tries=3),
+    func(expire_points, name="points.expire", timeout=1800, max_tries=3),
+    func(send_expiry_reminder, name="points.send_expiry_reminder", timeout=30, max_tries=5),
+    func(review_tiers, name="points.review_tiers", timeout=3600, max_tries=2),
+    func(expire_vouchers, name="mall.expire_vouchers", timeout=1800, max_tries=3),
+]
+CRON_JOBS = [
+    cron(release_pending_points, name="cron:points.release_pending", minute=set(range(0, 60, 10)),
+         run_at_startup=False),
+    # Hourly: lots expire at clinic-local midnight on the 1st, whatever the worker's time zone.
+    cron(expire_points, name="cron:points.expire", minute={5}, run_at_startup=False),
+    cron(review_tiers, name="cron:points.review_tiers", hour={20}, minute={30}, run_at_startup=False),
+    cron(expire_vouchers, name="cron:mall.expire_vouchers", minute={15}, run_at_startup=False),
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
@@ -19,7 +19,8 @@ EXPORT_LIMIT = 100_000
 
 
 def _local_midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=clock.clinic_zone())
+    # In UTC: the database keeps UTC and a filter value's own zone is not converted for us.
+    return datetime.combine(day, time.min, tzinfo=clock.clinic_zone()).astimezone(timezone.utc)
 
 
 def filtered(conn: BaseDBAsyncClient, *, status: OrderStatus | None, day_from: date | None,

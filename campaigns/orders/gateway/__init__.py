@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -136,6 +136,7 @@ class NotificationRejected(Exception):
         self.reason = reason
 
 
+@runtime_checkable
 class PaymentGateway(Protocol):
     mode: str
     mchid: str

@@ -19,7 +19,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from wechatpayv3 import WeChatPayType
+from wechatpayv3.async_.type import WeChatPayType
 from wechatpayv3.async_ import AsyncWeChatPay
 
 from campaigns.orders.gateway import (

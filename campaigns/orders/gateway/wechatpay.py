@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
-from wechatpayv3 import WeChatPayType
+from wechatpayv3.async_.type import WeChatPayType
 from wechatpayv3.async_ import AsyncWeChatPay
 from wechatpayv3.utils import load_public_key
 

@@ -9,3 +9,15 @@ from campaigns.orders.models import (  # noqa: F401  (re-exported for Tortoise's
     Refund,
     RefundStatus,
 )
+from campaigns.groupbuy.models import (  # noqa: F401,E402
+    Campaign,
+    CampaignEntry,
+    CampaignKind,
+    CampaignQuota,
+    CampaignSku,
+    CampaignStatus,
+    EntryRole,
+    EntryStatus,
+    Group,
+    GroupStatus,
+)

@@ -53,10 +53,12 @@ SETTLEABLE = (GroupStatus.pending, GroupStatus.open)
 # --- taking and giving back --------------------------------------------------------------------
 
 async def _take_quota(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int, units: int) -> None:
-    await CampaignQuota.bulk_create(
-        [CampaignQuota(campaign_id=campaign.id, customer_id=customer_id, units=0)], ignore_conflicts=True,
-        using_db=conn,
-    )
+    if not await CampaignQuota.filter(campaign_id=campaign.id, customer_id=customer_id).using_db(conn).exists():
+        # INSERT IGNORE: two first purchases of one customer racing create one row.
+        await CampaignQuota.bulk_create(
+            [CampaignQuota(campaign_id=campaign.id, customer_id=customer_id, units=0)], ignore_conflicts=True,
+            using_db=conn,
+        )
     taken = await CampaignQuota.filter(
         campaign_id=campaign.id, customer_id=customer_id, units__lte=campaign.per_customer_limit - units
     ).using_db(conn).update(units=F("units") + units)

@@ -232,3 +232,23 @@ async def test_campaign_end_closes_everything(client, redis):
     assert (await Order.get(id=pending_order.id)).status == OrderStatus.closed
     sku = await CampaignSku.get(id=sku.id)
     assert sku.stock_left == 20 - 3 and sku.sold_units == 3
+
+
+async def test_a_payment_landing_after_the_group_failed_is_sent_back(client, redis):
+    real_now = clock.now()
+    clock.set_now(real_now - timedelta(minutes=90))
+    campaign, sku = await make_campaign(group_size=3, stock=10)
+    group, _ = await open_paid_group(campaign, sku)
+    late_order, _ = await join(group.id)
+    clock.set_now(None)
+    async with transaction() as conn:
+        assert await groups.settle_group(conn, group.id) == "failed"
+    await pay(late_order)  # WeChat confirms the payment only now
+    await run_jobs(redis)
+    refund = await Refund.get(order_id=late_order.id)
+    assert refund.reason == "group_closed" and refund.status == RefundStatus.succeeded
+    assert (await CampaignEntry.get(order_id=late_order.id)).status == EntryStatus.refunded
+    assert (await Order.get(id=late_order.id)).status == OrderStatus.refunded
+    sku = await CampaignSku.get(id=sku.id)
+    assert sku.stock_left == 10 and sku.sold_units == 0
+    assert (await Group.get(id=group.id)).paid_count == 1

@@ -300,3 +300,15 @@ async def test_end_to_end_sandbox_flow_from_order_to_paid(client, redis):
     events = await PaymentEvent.filter(out_trade_no=order.out_trade_no, source="sandbox").values_list(
         "outcome", flat=True)
     assert NotificationOutcome.applied in events
+
+
+def test_sandbox_route_is_mounted_only_with_the_sandbox_gateway():
+    import msgspec
+
+    from api.orders import ROUTES_WHEN, SandboxPaymentController
+    from kernel.settings import get_settings
+
+    settings = get_settings()
+    assert ROUTES_WHEN(settings) == [SandboxPaymentController]
+    live = msgspec.structs.replace(settings, pay=msgspec.structs.replace(settings.pay, mode="wechatpay"))
+    assert ROUTES_WHEN(live) == []

@@ -132,10 +132,11 @@ async def test_pay_route_prepays_at_wechat_and_signs_request_payment(client, wec
     wechatpay.merchant_key.public_key().verify(base64.b64decode(params["paySign"]), message, padding.PKCS1v15(),
                                                hashes.SHA256())
 
+    prepays_before = wechatpay.calls.count(("POST", "/v3/pay/transactions/jsapi"))
     again = await client.post(f"/app/orders/{order.id}/pay", headers=customer_headers(customer))
-    assert again.json()["package"] == params["package"]
-    prepay_calls = [c for c in wechatpay.calls if c == ("POST", "/v3/pay/transactions/jsapi")]
-    assert len([c for c in prepay_calls]) >= 1
+    assert again.json()["package"] == params["package"] and again.json()["paySign"] != params["paySign"]
+    # The second tap re-signs the stored prepay_id: no second prepay at WeChat.
+    assert wechatpay.calls.count(("POST", "/v3/pay/transactions/jsapi")) == prepays_before
 
     stranger = await make_customer()
     assert (await client.post(f"/app/orders/{order.id}/pay", headers=customer_headers(stranger))).status_code == 404

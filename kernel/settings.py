@@ -86,6 +86,29 @@ class RateLimitSettings(msgspec.Struct, frozen=True):
     redemption_per_ip: tuple[int, int]
 
 
+class PaySettings(msgspec.Struct, frozen=True):
+    # "sandbox" needs no merchant account (payments are confirmed by a local route); "wechatpay"
+    # calls WeChat Pay API v3 at api_base with the merchant's keys (public-key mode).
+    mode: str
+    mchid: str
+    appid: str
+    merchant_serial_no: str
+    merchant_private_key_path: str
+    apiv3_key: str
+    platform_public_key_id: str
+    platform_public_key_path: str
+    notify_url: str
+    refund_notify_url: str
+    api_base: str
+    timeout_seconds: float
+    payment_window_minutes: int
+    # A notification whose Wechatpay-Timestamp is further than this from our clock is refused.
+    notify_max_age_seconds: int
+    # First delay of the refund / close retries (doubling up to retry_max_seconds).
+    retry_base_seconds: float
+    retry_max_seconds: float
+
+
 class Settings(msgspec.Struct, frozen=True):
     app: AppSettings
     db: DatabaseSettings
@@ -94,6 +117,7 @@ class Settings(msgspec.Struct, frozen=True):
     auth: AuthSettings
     wechat: WeChatSettings
     rate_limit: RateLimitSettings
+    pay: PaySettings
 
 
 def _env_limit(name: str, default: str) -> tuple[int, int]:
@@ -167,6 +191,24 @@ def load_settings() -> Settings:
             check_in_per_ip=_env_limit("RATE_LIMIT_CHECK_IN_PER_IP", "600/60"),
             redemption_per_customer=_env_limit("RATE_LIMIT_REDEMPTION_PER_CUSTOMER", "20/60"),
             redemption_per_ip=_env_limit("RATE_LIMIT_REDEMPTION_PER_IP", "600/60"),
+        ),
+        pay=PaySettings(
+            mode=_env("PAY_MODE", "sandbox"),
+            mchid=_env("PAY_MCHID", "1900000000"),
+            appid=_env("PAY_APPID", _env("WECHAT_APPID", "wx-sandbox-appid")),
+            merchant_serial_no=_env("PAY_MERCHANT_SERIAL_NO", ""),
+            merchant_private_key_path=_env("PAY_MERCHANT_PRIVATE_KEY_PATH", ""),
+            apiv3_key=_env("PAY_APIV3_KEY", ""),
+            platform_public_key_id=_env("PAY_PLATFORM_PUBLIC_KEY_ID", ""),
+            platform_public_key_path=_env("PAY_PLATFORM_PUBLIC_KEY_PATH", ""),
+            notify_url=_env("PAY_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/notify"),
+            refund_notify_url=_env("PAY_REFUND_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/refund-notify"),
+            api_base=_env("PAY_API_BASE", "https://api.mch.weixin.qq.com"),
+            timeout_seconds=float(_env("PAY_TIMEOUT_SECONDS", "5")),
+            payment_window_minutes=_env_int("PAY_WINDOW_MINUTES", 15),
+            notify_max_age_seconds=_env_int("PAY_NOTIFY_MAX_AGE_SECONDS", 300),
+            retry_base_seconds=float(_env("PAY_RETRY_BASE_SECONDS", "10")),
+            retry_max_seconds=float(_env("PAY_RETRY_MAX_SECONDS", "600")),
         ),
     )
 

@@ -1,0 +1,163 @@
+"""Group-buy routes: campaigns for staff (/admin/campaigns), campaigns, purchases and groups for customers (/app)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get, patch, post
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK
+
+from api.deps import Limit, Offset
+from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from campaigns.groupbuy import groups, service, views
+from campaigns.groupbuy import hooks as _line_kinds  # noqa: F401  (registers the group-buy line kind)
+from campaigns.groupbuy.models import Campaign, CampaignStatus
+from campaigns.groupbuy.schemas import (
+    CampaignCreate,
+    CampaignOut,
+    CampaignPage,
+    CampaignStats,
+    CampaignUpdate,
+    GroupOpen,
+    GroupView,
+    PublicCampaign,
+    PurchaseCreate,
+    Seat,
+    SkuOut,
+    SkuUpdate,
+    sku_out,
+)
+from campaigns.orders.payments import in_transaction_retrying
+from kernel.db import transaction
+from kernel.identity.service import audit
+from kernel.identity.tokens import Principal
+
+
+def _changes(data: msgspec.Struct) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else msgspec.to_builtins(v))
+            for k, v in msgspec.structs.asdict(data).items() if v is not None}
+
+
+class AdminCampaignController(Controller):
+    path = "/admin/campaigns"
+    tags = ["staff: campaigns"]
+    guards = [staff_only("campaign")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @post("/", summary="Create a campaign (draft) with its items")
+    async def create(self, data: CampaignCreate, staff: Principal) -> CampaignOut:
+        async with transaction() as conn:
+            campaign = await service.create_campaign(conn, data, staff.id)
+            await audit(conn, staff.id, "campaign.create", "campaign", campaign.id,
+                        {"kind": data.kind.value, "title": data.title})
+            return await views.admin_view(conn, campaign)
+
+    @get("/", summary="Campaigns, newest first")
+    async def list_campaigns(self, limit: Limit, offset: Offset, status: CampaignStatus | None = None) -> CampaignPage:
+        async with transaction() as conn:
+            query = Campaign.all().using_db(conn)
+            if status is not None:
+                query = query.filter(status=status)
+            total = await query.count()
+            items = [await views.admin_view(conn, c) for c in await query.order_by("-id").offset(offset).limit(limit)]
+        return CampaignPage(total=total, limit=limit, offset=offset, items=items)
+
+    @get("/{campaign_id:int}", summary="One campaign")
+    async def detail(self, campaign_id: int) -> CampaignOut:
+        async with transaction() as conn:
+            return await views.admin_view(conn, await service.get_campaign(conn, campaign_id))
+
+    @patch("/{campaign_id:int}", summary="Change a campaign (limited once live)")
+    async def update(self, campaign_id: int, data: CampaignUpdate, staff: Principal) -> CampaignOut:
+        async with transaction() as conn:
+            campaign = await service.update_campaign(conn, campaign_id, data)
+            await audit(conn, staff.id, "campaign.update", "campaign", campaign_id, _changes(data))
+            return await views.admin_view(conn, campaign)
+
+    @patch("/{campaign_id:int}/skus/{sku_id:int}", summary="Change an item: stock (never below sold), prices before live")
+    async def update_sku(self, campaign_id: int, sku_id: int, data: SkuUpdate, staff: Principal) -> SkuOut:
+        async with transaction() as conn:
+            sku = await service.update_sku(conn, campaign_id, sku_id, data)
+            await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", sku_id, _changes(data))
+            return sku_out(sku, service.current_price_fen(sku))
+
+    @post("/{campaign_id:int}/publish", status_code=HTTP_200_OK, summary="draft → scheduled (or live when started)")
+    async def publish(self, campaign_id: int, staff: Principal) -> CampaignOut:
+        async with transaction() as conn:
+            campaign = await service.publish(conn, campaign_id)
+            await audit(conn, staff.id, "campaign.publish", "campaign", campaign_id, {"status": campaign.status.value})
+            return await views.admin_view(conn, campaign)
+
+    @post("/{campaign_id:int}/cancel", status_code=HTTP_200_OK, summary="Cancel a campaign that has not started")
+    async def cancel(self, campaign_id: int, staff: Principal) -> CampaignOut:
+        async with transaction() as conn:
+            campaign = await service.cancel(conn, campaign_id)
+            await audit(conn, staff.id, "campaign.cancel", "campaign", campaign_id, {})
+            return await views.admin_view(conn, campaign)
+
+    @post("/{campaign_id:int}/end", status_code=HTTP_200_OK,
+          summary="End a running campaign now: groups settle, tier differences are refunded")
+    async def end(self, campaign_id: int, staff: Principal) -> CampaignOut:
+        async with transaction() as conn:
+            campaign = await service.end_now(conn, campaign_id)
+            await audit(conn, staff.id, "campaign.end", "campaign", campaign_id, {})
+            return await views.admin_view(conn, campaign)
+
+    @get("/{campaign_id:int}/stats", summary="Groups opened/succeeded/failed, units, GMV, refunds, share conversion")
+    async def stats(self, campaign_id: int) -> CampaignStats:
+        async with transaction() as conn:
+            return await views.stats(conn, campaign_id)
+
+
+class CustomerCampaignController(Controller):
+    path = "/app/campaigns"
+    tags = ["customer: group buys"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @get("/", summary="Running campaigns with stock left")
+    async def list_live(self) -> list[PublicCampaign]:
+        async with transaction() as conn:
+            return await views.live_campaigns(conn)
+
+    @get("/{campaign_id:int}", summary="One campaign")
+    async def detail(self, campaign_id: int) -> PublicCampaign:
+        async with transaction() as conn:
+            campaign = await service.get_campaign(conn, campaign_id)
+            if campaign.status in (CampaignStatus.draft, CampaignStatus.cancelled):
+                raise service.CampaignNotFound(campaign_id=campaign_id)
+            return await views.public_view(conn, campaign)
+
+    @post("/{campaign_id:int}/purchases", summary="Buy in a category group buy (pay the returned order)")
+    async def purchase(self, customer_id: int, campaign_id: int, data: PurchaseCreate) -> Seat:
+        order, entry = await in_transaction_retrying(
+            lambda conn: groups.purchase(conn, customer_id, campaign_id, data.sku_id, data.quantity))
+        return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at)
+
+
+class GroupController(Controller):
+    path = "/app/groups"
+    tags = ["customer: group buys"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id)}
+
+    @post("/", summary="Open a bestie-card group (creates the leader's order)")
+    async def open_group(self, customer_id: int, data: GroupOpen) -> Seat:
+        group, order, entry = await in_transaction_retrying(
+            lambda conn: groups.open_group(conn, customer_id, data.campaign_id, data.sku_id))
+        return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,
+                    group_id=group.id)
+
+    @post("/{group_id:int}/join", summary="Join a friend's group: takes a seat and creates the order")
+    async def join(self, customer_id: int, group_id: int) -> Seat:
+        group, order, entry = await in_transaction_retrying(lambda conn: groups.join_group(conn, customer_id, group_id))
+        return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,
+                    group_id=group.id)
+
+    @get("/{group_id:int}", summary="The shareable view of a group")
+    async def view(self, customer_id: int, group_id: int) -> GroupView:
+        async with transaction() as conn:
+            return await views.group_view(conn, group_id, customer_id)
+
+
+ROUTES = [AdminCampaignController, CustomerCampaignController, GroupController]

@@ -1,0 +1,203 @@
+"""Order and payment routes: the customer's orders and wx.requestPayment parameters (/app), WeChat Pay
+notifications (/payments), the sandbox trigger (/sandbox, sandbox gateway only), finance views (/admin)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import structlog
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK
+
+from api.deps import Limit, Offset
+from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from campaigns.orders import finance, payments, service
+from campaigns.orders.errors import OrderNotFound
+from campaigns.orders.gateway import PaymentGateway, RequestPaymentParams, gateway_from
+from campaigns.orders.models import Order, OrderStatus, PaymentEvent, Refund
+from campaigns.orders.schemas import (
+    FinanceOrderDetail,
+    FinanceOrderPage,
+    Line,
+    OrderOut,
+    OrderPage,
+    PaymentEventOut,
+    RefundOut,
+    SandboxPaymentResult,
+    StaffRefundCreate,
+)
+from kernel.db import transaction
+from kernel.identity.models import Customer
+from kernel.identity.service import audit
+from kernel.identity.tokens import Principal
+from kernel.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def provide_gateway(state: State) -> PaymentGateway:
+    return gateway_from(state)
+
+
+class CustomerOrderController(Controller):
+    path = "/app/orders"
+    tags = ["customer: orders"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id), "gateway": Provide(provide_gateway)}
+
+    @get("/", summary="My orders, newest first")
+    async def list_orders(self, customer_id: int, limit: Limit, offset: Offset,
+                          status: OrderStatus | None = None) -> OrderPage:
+        async with transaction() as conn:
+            query = Order.filter(customer_id=customer_id).using_db(conn)
+            if status is not None:
+                query = query.filter(status=status)
+            total = await query.count()
+            orders = await query.order_by("-id").offset(offset).limit(limit)
+            items = [OrderOut.of(o, await service.lines_of(conn, o.id)) for o in orders]
+        return OrderPage(total=total, limit=limit, offset=offset, items=items)
+
+    @get("/{order_id:int}", summary="One of my orders")
+    async def get_order(self, customer_id: int, order_id: int) -> OrderOut:
+        async with transaction() as conn:
+            order = await service.get_customer_order(conn, customer_id, order_id)
+            return OrderOut.of(order, await service.lines_of(conn, order.id))
+
+    @post("/{order_id:int}/pay", status_code=HTTP_200_OK, summary="Parameters for wx.requestPayment")
+    async def pay(self, customer_id: int, order_id: int, gateway: PaymentGateway) -> RequestPaymentParams:
+        return await payments.start_payment(gateway, customer_id, order_id)
+
+
+def _wechat_answer(result: payments.NotifyResult) -> Response:
+    # WeChat Pay reads 2xx as "received"; anything else makes it deliver the notification again.
+    if result.accepted:
+        return Response(content=None, status_code=204)
+    return Response({"code": "FAIL", "message": result.outcome}, status_code=result.http_status,
+                    media_type=MediaType.JSON)
+
+
+def _wechat_unavailable() -> Response:
+    return Response({"code": "FAIL", "message": "temporarily unavailable"}, status_code=503, media_type=MediaType.JSON)
+
+
+class PaymentNotificationController(Controller):
+    path = "/payments/wechat"
+    tags = ["payments: WeChat Pay notifications"]
+    dependencies = {"gateway": Provide(provide_gateway)}
+
+    @post("/notify", summary="Payment result notification (支付结果通知)", include_in_schema=True)
+    async def notify(self, request: Request, gateway: PaymentGateway) -> Response:
+        body = await request.body()  # the raw bytes: the signature covers them exactly
+        try:
+            result = await payments.receive_payment_notification(gateway, dict(request.headers), body)
+        except Exception:  # never a 500: WeChat retries a 503 later, and the error is logged
+            log.exception("orders.notify_failed")
+            return _wechat_unavailable()
+        return _wechat_answer(result)
+
+    @post("/refund-notify", summary="Refund result notification (退款结果通知)")
+    async def refund_notify(self, request: Request, gateway: PaymentGateway) -> Response:
+        body = await request.body()
+        try:
+            result = await payments.receive_refund_notification(gateway, dict(request.headers), body)
+        except Exception:
+            log.exception("orders.refund_notify_failed")
+            return _wechat_unavailable()
+        return _wechat_answer(result)
+
+
+class SandboxPaymentController(Controller):
+    """Only mounted with the sandbox gateway: stands in for the customer paying inside WeChat."""
+
+    path = "/sandbox/payments"
+    tags = ["sandbox"]
+    guards = [customer_guard]
+    dependencies = {"customer_id": Provide(provide_customer_id), "gateway": Provide(provide_gateway)}
+
+    @post("/{out_trade_no:str}/succeed", status_code=HTTP_200_OK,
+          summary="Pay my order in the sandbox: a signed notification goes through the notify path")
+    async def succeed(self, customer_id: int, out_trade_no: str, gateway: PaymentGateway) -> SandboxPaymentResult:
+        async with transaction() as conn:
+            order = await Order.get_or_none(out_trade_no=out_trade_no, customer_id=customer_id).using_db(conn)
+            if order is None:
+                raise OrderNotFound(out_trade_no=out_trade_no)
+            customer_openid = (await Customer.get(id=order.customer_id).using_db(conn)).openid
+        make = getattr(gateway, "payment_success_notification", None)
+        if make is None:
+            raise OrderNotFound(out_trade_no=out_trade_no, reason="sandbox gateway not active")
+        headers, body = make(out_trade_no=out_trade_no, total_fen=order.total_fen, payer_openid=customer_openid)
+        result = await payments.receive_payment_notification(gateway, headers, body, source="sandbox")
+        async with transaction() as conn:
+            order = await service.get_order(conn, order.id)
+        return SandboxPaymentResult(outcome=result.outcome, order_id=order.id, status=order.status)
+
+
+class FinanceOrderController(Controller):
+    path = "/admin/orders"
+    tags = ["staff: finance"]
+    guards = [staff_only("finance")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="Orders by status and creation date (local, inclusive), with totals")
+    async def list_orders(
+        self,
+        limit: Limit,
+        offset: Offset,
+        status: OrderStatus | None = None,
+        day_from: Annotated[date | None, Parameter(query="from")] = None,
+        day_to: Annotated[date | None, Parameter(query="to")] = None,
+    ) -> FinanceOrderPage:
+        async with transaction() as conn:
+            query = finance.filtered(conn, status=status, day_from=day_from, day_to=day_to)
+            totals = await finance.totals(query)
+            orders = await query.order_by("-id").offset(offset).limit(limit)
+        return FinanceOrderPage(total=totals.orders, limit=limit, offset=offset, totals=totals,
+                                items=[finance.row_of(o) for o in orders])
+
+    @get("/export.csv", summary="CSV export of the same selection, with a TOTAL row", media_type="text/csv")
+    async def export(
+        self,
+        staff: Principal,
+        status: OrderStatus | None = None,
+        day_from: Annotated[date | None, Parameter(query="from")] = None,
+        day_to: Annotated[date | None, Parameter(query="to")] = None,
+    ) -> Response:
+        async with transaction() as conn:
+            text = await finance.export_csv(finance.filtered(conn, status=status, day_from=day_from, day_to=day_to))
+            await audit(conn, staff.id, "orders.export", "order_export", "-",
+                        {"status": status.value if status else None, "from": str(day_from or ""),
+                         "to": str(day_to or "")})
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="orders.csv"'})
+
+    @get("/{order_id:int}", summary="An order with its lines, refunds and payment events")
+    async def detail(self, order_id: int) -> FinanceOrderDetail:
+        async with transaction() as conn:
+            order = await service.get_order(conn, order_id)
+            lines = await service.lines_of(conn, order_id)
+            refunds = await Refund.filter(order_id=order_id).using_db(conn).order_by("id")
+            events = await PaymentEvent.filter(out_trade_no=order.out_trade_no).using_db(conn).order_by("id")
+        return FinanceOrderDetail(
+            order=finance.row_of(order), lines=[Line.of(x) for x in lines], refunds=[RefundOut.of(r) for r in refunds],
+            events=[PaymentEventOut.of(e) for e in events],
+        )
+
+    @post("/{order_id:int}/refunds", summary="Refund all or part of a paid order")
+    async def refund(self, order_id: int, data: StaffRefundCreate, staff: Principal) -> RefundOut:
+        async with transaction() as conn:
+            refund = await service.staff_refund(conn, order_id, reason=data.reason.value, amount_fen=data.amount_fen)
+            await audit(conn, staff.id, "orders.refund", "order", order_id,
+                        {"reason": data.reason.value, "amount_fen": refund.amount_fen, "note": data.note,
+                         "out_refund_no": refund.out_refund_no})
+            return RefundOut.of(refund)
+
+
+ROUTES = [CustomerOrderController, PaymentNotificationController, FinanceOrderController]
+
+
+def ROUTES_WHEN(settings: Settings) -> list:  # noqa: N802 (the name api/app.py looks for)
+    return [SandboxPaymentController] if settings.pay.mode == "sandbox" else []

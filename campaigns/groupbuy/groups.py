@@ -1,0 +1,357 @@
+"""Buying in a campaign: open and join bestie-card groups, category purchases, and settling groups.
+
+Seats and stock are taken with conditional updates (`seats_taken < size`, `stock_left >= n`) placed
+last in the transaction, after the inserts, so the hot SKU and group rows stay locked for as short a
+time as possible. A group reaches one end state through a conditional update from `pending`/`open`;
+whoever wins it fulfils or refunds every member in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from campaigns import points_bridge
+from campaigns.groupbuy import service as campaigns
+from campaigns.groupbuy.errors import (
+    AlreadyInGroup,
+    AlreadyLeadingGroup,
+    GroupFull,
+    GroupNotFound,
+    GroupNotJoinable,
+    LimitReached,
+    NewCustomersOnly,
+    SoldOut,
+    WrongCampaignKind,
+)
+from campaigns.groupbuy.models import (
+    Campaign,
+    CampaignEntry,
+    CampaignKind,
+    CampaignQuota,
+    CampaignSku,
+    EntryRole,
+    EntryStatus,
+    Group,
+    GroupStatus,
+)
+from campaigns.orders import service as orders
+from campaigns.orders.models import Order, OrderStatus
+from kernel import clock
+from kernel.outbox import enqueue
+
+log = structlog.get_logger(__name__)
+
+LINE_KIND = "campaign_entry"
+SETTLEABLE = (GroupStatus.pending, GroupStatus.open)
+
+
+# --- taking and giving back --------------------------------------------------------------------
+
+async def _take_quota(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int, units: int) -> None:
+    if not await CampaignQuota.filter(campaign_id=campaign.id, customer_id=customer_id).using_db(conn).exists():
+        # INSERT IGNORE: two first purchases of one customer racing create one row.
+        await CampaignQuota.bulk_create(
+            [CampaignQuota(campaign_id=campaign.id, customer_id=customer_id, units=0)], ignore_conflicts=True,
+            using_db=conn,
+        )
+    taken = await CampaignQuota.filter(
+        campaign_id=campaign.id, customer_id=customer_id, units__lte=campaign.per_customer_limit - units
+    ).using_db(conn).update(units=F("units") + units)
+    if not taken:
+        raise LimitReached(limit=campaign.per_customer_limit)
+
+
+async def _take_stock(conn: BaseDBAsyncClient, sku_id: int, units: int) -> None:
+    taken = await CampaignSku.filter(id=sku_id, stock_left__gte=units).using_db(conn).update(
+        stock_left=F("stock_left") - units)
+    if not taken:
+        raise SoldOut(sku_id=sku_id)
+
+
+async def _give_back(conn: BaseDBAsyncClient, entry: CampaignEntry, *, sold: bool) -> None:
+    """Stock, quota (and the paid-units count when the entry had been paid) go back once per entry."""
+    await CampaignSku.filter(id=entry.sku_id).using_db(conn).update(stock_left=F("stock_left") + entry.quantity)
+    if sold:
+        await CampaignSku.filter(id=entry.sku_id, sold_units__gte=entry.quantity).using_db(conn).update(
+            sold_units=F("sold_units") - entry.quantity)
+    await CampaignQuota.filter(
+        campaign_id=entry.campaign_id, customer_id=entry.customer_id, units__gte=entry.quantity
+    ).using_db(conn).update(units=F("units") - entry.quantity)
+
+
+async def _require_new_customer(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int) -> None:
+    if not campaign.new_customers_only:
+        return
+    paid_before = await Order.filter(customer_id=customer_id, paid_at__isnull=False).using_db(conn).exists()
+    if paid_before or await points_bridge.customer_has_consumption(conn, customer_id):
+        raise NewCustomersOnly(campaign_id=campaign.id)
+
+
+def _description(campaign: Campaign, sku: CampaignSku) -> str:
+    return f"{campaign.title} · {sku.title}"
+
+
+async def _entry_order(conn, *, campaign, sku, customer_id, quantity, unit_price_fen, pay_by):
+    return await orders.create_order(
+        conn, customer_id=customer_id, description=_description(campaign, sku), pay_by=pay_by,
+        lines=[orders.LineSpec(kind=LINE_KIND, title=sku.title, quantity=quantity, unit_price_fen=unit_price_fen)],
+    )
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+async def open_group(conn: BaseDBAsyncClient, customer_id: int, campaign_id: int, sku_id: int):
+    """A leader opens a bestie-card group: the group waits (`pending`) until the leader has paid."""
+    campaign = await campaigns.get_campaign(conn, campaign_id)
+    if campaign.kind != CampaignKind.bestie_card:
+        raise WrongCampaignKind("Buy this campaign's items directly.", kind=campaign.kind.value)
+    campaigns.require_running(campaign)
+    sku = await campaigns.get_sku(conn, campaign_id, sku_id)
+    now = clock.now()
+    deadline = min(now + timedelta(minutes=campaign.time_limit_minutes), campaign.ends_at)
+    order = await _entry_order(conn, campaign=campaign, sku=sku, customer_id=customer_id, quantity=1,
+                               unit_price_fen=sku.group_price_fen, pay_by=deadline)
+    try:
+        group = await Group.create(campaign_id=campaign.id, sku_id=sku.id, leader_id=customer_id,
+                                   size=campaign.group_size, seats_taken=1, deadline=deadline, created_at=now,
+                                   using_db=conn)
+    except IntegrityError:
+        raise AlreadyLeadingGroup(campaign_id=campaign_id) from None
+    entry = await CampaignEntry.create(
+        campaign_id=campaign.id, sku_id=sku.id, group_id=group.id, customer_id=customer_id, order_id=order.id,
+        role=EntryRole.leader, quantity=1, unit_price_fen=sku.group_price_fen, created_at=now, using_db=conn,
+    )
+    await enqueue(conn, "campaigns.schedule_group_close", group.id)
+    await _take_quota(conn, campaign, customer_id, 1)
+    await _take_stock(conn, sku.id, 1)
+    return group, order, entry
+
+
+async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
+    """A friend takes a seat: held while the order is unpaid, given back if it closes unpaid."""
+    group = await Group.get_or_none(id=group_id).using_db(conn)
+    if group is None:
+        raise GroupNotFound(group_id=group_id)
+    if group.leader_id == customer_id:
+        raise AlreadyInGroup(group_id=group_id)
+    campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
+    campaigns.require_running(campaign)
+    if group.status != GroupStatus.open or clock.now() >= group.deadline:
+        raise GroupNotJoinable(group_id=group_id, status=group.status.value)
+    await _require_new_customer(conn, campaign, customer_id)
+    sku = await campaigns.get_sku(conn, campaign.id, group.sku_id)
+    order = await _entry_order(conn, campaign=campaign, sku=sku, customer_id=customer_id, quantity=1,
+                               unit_price_fen=sku.group_price_fen, pay_by=group.deadline)
+    try:
+        entry = await CampaignEntry.create(
+            campaign_id=campaign.id, sku_id=sku.id, group_id=group.id, customer_id=customer_id, order_id=order.id,
+            role=EntryRole.member, quantity=1, unit_price_fen=sku.group_price_fen, created_at=clock.now(),
+            using_db=conn,
+        )
+    except IntegrityError:
+        raise AlreadyInGroup(group_id=group_id) from None
+    await _take_quota(conn, campaign, customer_id, 1)
+    seated = await Group.filter(
+        id=group.id, status=GroupStatus.open, seats_taken__lte=group.size - 1
+    ).using_db(conn).update(seats_taken=F("seats_taken") + 1)
+    if not seated:
+        raise GroupFull(group_id=group_id)
+    await _take_stock(conn, sku.id, 1)
+    return group, order, entry
+
+
+async def purchase(conn: BaseDBAsyncClient, customer_id: int, campaign_id: int, sku_id: int, quantity: int):
+    """A category group-buy purchase at the current (tier) price; stock held while unpaid."""
+    campaign = await campaigns.get_campaign(conn, campaign_id)
+    if campaign.kind != CampaignKind.category:
+        raise WrongCampaignKind("Open or join a group for this campaign.", kind=campaign.kind.value)
+    campaigns.require_running(campaign)
+    await _require_new_customer(conn, campaign, customer_id)
+    sku = await campaigns.get_sku(conn, campaign_id, sku_id)
+    price = campaigns.current_price_fen(sku)
+    order = await _entry_order(conn, campaign=campaign, sku=sku, customer_id=customer_id, quantity=quantity,
+                               unit_price_fen=price, pay_by=campaign.ends_at)
+    entry = await CampaignEntry.create(
+        campaign_id=campaign.id, sku_id=sku.id, group_id=None, customer_id=customer_id, order_id=order.id,
+        role=EntryRole.buyer, quantity=quantity, unit_price_fen=price, created_at=clock.now(), using_db=conn,
+    )
+    await _take_quota(conn, campaign, customer_id, quantity)
+    await _take_stock(conn, sku.id, quantity)
+    return order, entry
+
+
+# --- fulfilment and settlement ------------------------------------------------------------------------
+
+async def _fulfil(conn: BaseDBAsyncClient, campaign: Campaign, entry: CampaignEntry) -> None:
+    """Vouchers for a paid entry, then the entry and its order are fulfilled (once: conditional)."""
+    won = await CampaignEntry.filter(id=entry.id, status=EntryStatus.paid).using_db(conn).update(
+        status=EntryStatus.fulfilled)
+    if not won:
+        return
+    sku = await CampaignSku.get(id=entry.sku_id).using_db(conn)
+    await points_bridge.issue_group_vouchers(
+        conn, customer_id=entry.customer_id, order_id=entry.order_id, title=_description(campaign, sku),
+        quantity=entry.quantity, valid_until=campaigns.voucher_valid_until(campaign),
+        branch_ids=campaign.branch_ids, service_id=sku.service_id,
+    )
+    await orders.mark_fulfilled(conn, entry.order_id)
+
+
+async def _refund_entry(conn: BaseDBAsyncClient, entry: CampaignEntry, reason: str) -> None:
+    order = await orders.get_order(conn, entry.order_id)
+    left = order.total_fen - order.refund_reserved_fen
+    if order.status in orders.REFUNDABLE and left > 0:
+        await orders.request_refund(conn, order, amount_fen=left, reason=reason)
+
+
+async def succeed_group(conn: BaseDBAsyncClient, group_id: int, *, virtual: bool = False) -> bool:
+    now = clock.now()
+    won = await Group.filter(id=group_id, status=GroupStatus.open).using_db(conn).update(
+        status=GroupStatus.succeeded, open_slot=None, settled_at=now, virtual=virtual)
+    if not won:
+        return False
+    group = await Group.get(id=group_id).using_db(conn)
+    campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
+    for entry in await CampaignEntry.filter(group_id=group_id, status=EntryStatus.paid).using_db(conn).select_for_update():
+        await _fulfil(conn, campaign, entry)
+    if campaign.leader_bonus_points:
+        await points_bridge.earn_points(
+            conn, customer_id=group.leader_id, points_earned=campaign.leader_bonus_points, kind="campaign",
+            ref=f"group:{group_id}:leader_bonus", reason=f"闺蜜卡团长奖励 {campaign.title}"[:255],
+        )
+    await _close_unpaid_seats(conn, group_id)
+    log.info("groupbuy.group_succeeded", group_id=group_id, virtual=virtual)
+    return True
+
+
+async def fail_group(conn: BaseDBAsyncClient, group_id: int) -> bool:
+    """The group did not fill in time: every paid member is refunded, unpaid seats are closed."""
+    won = await Group.filter(id=group_id, status__in=SETTLEABLE).using_db(conn).update(
+        status=GroupStatus.failed, open_slot=None, settled_at=clock.now())
+    if not won:
+        return False
+    for entry in await CampaignEntry.filter(group_id=group_id, status=EntryStatus.paid).using_db(conn).select_for_update():
+        await _refund_entry(conn, entry, "group_failed")
+    await _close_unpaid_seats(conn, group_id)
+    log.info("groupbuy.group_failed", group_id=group_id)
+    return True
+
+
+async def _close_unpaid_seats(conn: BaseDBAsyncClient, group_id: int) -> None:
+    # Their windows end no later than the group's deadline; closing asks the gateway first.
+    held = await CampaignEntry.filter(group_id=group_id, status=EntryStatus.held).using_db(conn).values_list(
+        "order_id", flat=True)
+    for order_id in held:
+        await enqueue(conn, "orders.close_unpaid", order_id)
+
+
+async def settle_group(conn: BaseDBAsyncClient, group_id: int, *, force: bool = False) -> str:
+    """At the deadline (or the campaign's end): virtual completion or failure, exactly once."""
+    group = await Group.get_or_none(id=group_id).using_db(conn)
+    if group is None or group.status not in SETTLEABLE:
+        return "settled"
+    if not force and clock.now() < group.deadline:
+        return "not_due"
+    campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
+    threshold = campaign.virtual_min_paid
+    if group.status == GroupStatus.open and threshold is not None and group.paid_count >= threshold:
+        return "succeeded" if await succeed_group(conn, group_id, virtual=True) else "settled"
+    return "failed" if await fail_group(conn, group_id) else "settled"
+
+
+# --- the line kind's hooks ---------------------------------------------------------------------------
+
+async def _entry_of(conn: BaseDBAsyncClient, order_id: int) -> CampaignEntry | None:
+    return await CampaignEntry.get_or_none(order_id=order_id).using_db(conn)
+
+
+async def release_entry(conn: BaseDBAsyncClient, order: Order, line) -> None:
+    """The order closed unpaid: the seat and the stock go back, once."""
+    entry = await _entry_of(conn, order.id)
+    if entry is None:
+        return
+    won = await CampaignEntry.filter(id=entry.id, status=EntryStatus.held).using_db(conn).update(
+        status=EntryStatus.released, active_slot=None)
+    if not won:
+        return
+    await _give_back(conn, entry, sold=False)
+    if entry.group_id is not None:
+        await Group.filter(id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1).using_db(conn).update(
+            seats_taken=F("seats_taken") - 1)
+        if entry.role == EntryRole.leader:
+            # The leader never paid: the group never opened.
+            await Group.filter(id=entry.group_id, status=GroupStatus.pending).using_db(conn).update(
+                status=GroupStatus.failed, open_slot=None, settled_at=clock.now())
+
+
+async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> bool:
+    """Returns True when the order is fulfilled at once (category purchases)."""
+    entry = await _entry_of(conn, order.id)
+    if entry is None:
+        return True
+    campaign = await campaigns.get_campaign(conn, entry.campaign_id)
+    if entry.group_id is None:
+        if not await _mark_entry_paid(conn, entry):
+            return False
+        await _fulfil(conn, campaign, await CampaignEntry.get(id=entry.id).using_db(conn))
+        return True
+    group = await Group.get(id=entry.group_id).using_db(conn)
+    # The group row is updated first: a settling worker holds the same row, so the two serialise.
+    if entry.role == EntryRole.leader:
+        counted = await Group.filter(id=group.id, status=GroupStatus.pending).using_db(conn).update(
+            status=GroupStatus.open, paid_count=1)
+    else:
+        counted = await Group.filter(
+            id=group.id, status=GroupStatus.open, paid_count__lte=group.size - 1
+        ).using_db(conn).update(paid_count=F("paid_count") + 1)
+    if not counted:
+        # The group settled before this payment landed: the seat goes back and the money too.
+        moved = await CampaignEntry.filter(id=entry.id, status=EntryStatus.held).using_db(conn).update(
+            status=EntryStatus.refunding, active_slot=None, paid_at=clock.now())
+        if moved:
+            await _give_back(conn, entry, sold=False)
+        await _refund_entry(conn, entry, "group_closed")
+        return False
+    if not await _mark_entry_paid(conn, entry):
+        return False
+    group = await Group.get(id=group.id).using_db(conn)
+    if group.status == GroupStatus.open and group.paid_count >= group.size:
+        await succeed_group(conn, group.id)
+    return False
+
+
+async def _mark_entry_paid(conn: BaseDBAsyncClient, entry: CampaignEntry) -> bool:
+    won = await CampaignEntry.filter(id=entry.id, status=EntryStatus.held).using_db(conn).update(
+        status=EntryStatus.paid, paid_at=clock.now())
+    if won:
+        await CampaignSku.filter(id=entry.sku_id).using_db(conn).update(sold_units=F("sold_units") + entry.quantity)
+    return bool(won)
+
+
+async def entry_refund_requested(conn: BaseDBAsyncClient, order: Order, line, refund) -> None:
+    """A full refund takes the entry out: vouchers cancelled, stock and quota back. Partial ones change nothing."""
+    if order.refund_reserved_fen < order.total_fen:
+        return
+    entry = await _entry_of(conn, order.id)
+    if entry is None:
+        return
+    was_counted = entry.status in (EntryStatus.paid, EntryStatus.fulfilled)
+    won = await CampaignEntry.filter(
+        id=entry.id, status__in=(EntryStatus.paid, EntryStatus.fulfilled)
+    ).using_db(conn).update(status=EntryStatus.refunding)
+    if not won:
+        return
+    # The group (if any) keeps its end state; a succeeded member's unredeemed vouchers stop working.
+    await points_bridge.cancel_group_vouchers(conn, order_id=order.id, reason=f"refund {refund.out_refund_no}")
+    await _give_back(conn, entry, sold=was_counted)
+
+
+async def entry_refunded(conn: BaseDBAsyncClient, order: Order, line, refund) -> None:
+    if order.status == OrderStatus.refunded:
+        await CampaignEntry.filter(order_id=order.id, status=EntryStatus.refunding).using_db(conn).update(
+            status=EntryStatus.refunded)

@@ -1,0 +1,265 @@
+"""Campaign rules for staff: create, validate (errors name the field), publish, change, cancel, end; prices.
+
+Functions take the caller's connection and never commit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+
+from campaigns.groupbuy.errors import (
+    CampaignNotFound,
+    CampaignNotLive,
+    CampaignStateConflict,
+    LiveCampaignChange,
+    SkuNotFound,
+)
+from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku, CampaignStatus
+from campaigns.groupbuy.schemas import CampaignCreate, CampaignUpdate, SkuCreate, SkuUpdate, Tier
+from kernel import clock
+from kernel.errors import ValidationFailed
+from kernel.outbox import enqueue
+
+BESTIE_SIZES = range(2, 6)
+MIN_TIME_LIMIT_MINUTES = 10
+# What a live campaign may still change (everything else would change what buyers agreed to).
+LIVE_CHANGEABLE = {"title", "description", "ends_at", "per_customer_limit", "branch_ids", "voucher_valid_days"}
+
+
+def current_price_fen(sku: CampaignSku) -> int:
+    """The price now: the group price, lowered by every tier whose threshold the paid units have reached."""
+    price = sku.group_price_fen
+    for tier in sku.tiers or []:
+        if sku.sold_units >= tier["min_units"]:
+            price = min(price, tier["price_fen"])
+    return price
+
+
+def final_price_fen(sku: CampaignSku) -> int:
+    return current_price_fen(sku)
+
+
+def _validate_tiers(tiers: list[Tier], group_price_fen: int, field: str) -> None:
+    previous_units, previous_price = 0, group_price_fen
+    for j, tier in enumerate(tiers):
+        if tier.min_units <= previous_units:
+            raise ValidationFailed("Tier thresholds must rise.", field=f"{field}[{j}].min_units")
+        if tier.price_fen >= previous_price:
+            raise ValidationFailed("Each tier must be cheaper than the one before.", field=f"{field}[{j}].price_fen")
+        previous_units, previous_price = tier.min_units, tier.price_fen
+
+
+def _validate_sku(sku: SkuCreate | SkuUpdate, kind: CampaignKind, field: str, *, original: int, group: int) -> None:
+    if group > original:
+        raise ValidationFailed("The group price cannot exceed the original price.", field=f"{field}.group_price_fen")
+    tiers = sku.tiers or []
+    if tiers and kind != CampaignKind.category:
+        raise ValidationFailed("Tier prices are for category group buys.", field=f"{field}.tiers")
+    _validate_tiers(tiers, group, f"{field}.tiers")
+
+
+def _validate_rules(
+    *, kind: CampaignKind, starts_at: datetime, ends_at: datetime, group_size: int, time_limit_minutes: int,
+    virtual_min_paid: int | None, leader_bonus_points: int,
+) -> None:
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise ValidationFailed("Times need a time zone offset.", field="starts_at" if starts_at.tzinfo is None
+                               else "ends_at")
+    if ends_at <= starts_at:
+        raise ValidationFailed("The campaign must end after it starts.", field="ends_at")
+    if kind == CampaignKind.bestie_card:
+        if group_size not in BESTIE_SIZES:
+            raise ValidationFailed("A bestie card group has 2 to 5 members.", field="group_size")
+        if time_limit_minutes < MIN_TIME_LIMIT_MINUTES:
+            raise ValidationFailed(f"Friends need at least {MIN_TIME_LIMIT_MINUTES} minutes to join.",
+                                   field="time_limit_minutes")
+        if virtual_min_paid is not None and not 1 <= virtual_min_paid < group_size:
+            raise ValidationFailed("Virtual completion needs between 1 and group_size - 1 paid members.",
+                                   field="virtual_min_paid")
+    else:
+        if group_size != 1:
+            raise ValidationFailed("A category group buy has no groups (group_size 1).", field="group_size")
+        if virtual_min_paid is not None:
+            raise ValidationFailed("Virtual completion is for bestie cards.", field="virtual_min_paid")
+        if leader_bonus_points:
+            raise ValidationFailed("Leader points are for bestie cards.", field="leader_bonus_points")
+
+
+async def create_campaign(conn: BaseDBAsyncClient, data: CampaignCreate, staff_id: int) -> Campaign:
+    _validate_rules(kind=data.kind, starts_at=data.starts_at, ends_at=data.ends_at, group_size=data.group_size,
+                    time_limit_minutes=data.time_limit_minutes, virtual_min_paid=data.virtual_min_paid,
+                    leader_bonus_points=data.leader_bonus_points)
+    if not data.skus:
+        raise ValidationFailed("A campaign sells at least one item.", field="skus")
+    for i, sku in enumerate(data.skus):
+        _validate_sku(sku, data.kind, f"skus[{i}]", original=sku.original_price_fen, group=sku.group_price_fen)
+    now = clock.now()
+    campaign = await Campaign.create(
+        kind=data.kind, title=data.title, description=data.description, starts_at=data.starts_at,
+        ends_at=data.ends_at, group_size=data.group_size, time_limit_minutes=data.time_limit_minutes,
+        per_customer_limit=data.per_customer_limit, new_customers_only=data.new_customers_only,
+        virtual_min_paid=data.virtual_min_paid, leader_bonus_points=data.leader_bonus_points,
+        voucher_valid_days=data.voucher_valid_days, branch_ids=data.branch_ids, created_by=staff_id,
+        created_at=now, updated_at=now, using_db=conn,
+    )
+    for i, sku in enumerate(data.skus):
+        await CampaignSku.create(
+            campaign_id=campaign.id, title=sku.title, service_id=sku.service_id,
+            original_price_fen=sku.original_price_fen, group_price_fen=sku.group_price_fen, stock_total=sku.stock,
+            stock_left=sku.stock, tiers=[{"min_units": t.min_units, "price_fen": t.price_fen} for t in sku.tiers],
+            position=i, using_db=conn,
+        )
+    return campaign
+
+
+async def get_campaign(conn: BaseDBAsyncClient, campaign_id: int) -> Campaign:
+    campaign = await Campaign.get_or_none(id=campaign_id).using_db(conn)
+    if campaign is None:
+        raise CampaignNotFound(campaign_id=campaign_id)
+    return campaign
+
+
+async def skus_of(conn: BaseDBAsyncClient, campaign_id: int) -> list[CampaignSku]:
+    return await CampaignSku.filter(campaign_id=campaign_id).using_db(conn).order_by("position", "id")
+
+
+async def get_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int) -> CampaignSku:
+    sku = await CampaignSku.get_or_none(id=sku_id, campaign_id=campaign_id).using_db(conn)
+    if sku is None:
+        raise SkuNotFound(sku_id=sku_id)
+    return sku
+
+
+def is_running(campaign: Campaign) -> bool:
+    """Open for customers: published and between its start and end (the cron also flips the status)."""
+    now = clock.now()
+    return campaign.status in (CampaignStatus.scheduled, CampaignStatus.live) and campaign.starts_at <= now < campaign.ends_at
+
+
+def require_running(campaign: Campaign) -> None:
+    if not is_running(campaign):
+        raise CampaignNotLive(campaign_id=campaign.id, status=campaign.status.value)
+
+
+async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: CampaignUpdate) -> Campaign:
+    campaign = await get_campaign(conn, campaign_id)
+    changes = {k: v for k, v in msgspec_items(data) if v is not None}
+    if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
+        raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
+    if campaign.status == CampaignStatus.live or is_running(campaign):
+        refused = sorted(set(changes) - LIVE_CHANGEABLE)
+        if refused:
+            raise LiveCampaignChange(field=refused[0], refused=refused)
+        if "ends_at" in changes and changes["ends_at"] <= clock.now():
+            raise ValidationFailed("A live campaign's end must stay in the future (use end to stop it).",
+                                   field="ends_at")
+        if "per_customer_limit" in changes and changes["per_customer_limit"] < campaign.per_customer_limit:
+            raise LiveCampaignChange(field="per_customer_limit", reason="a live limit can only grow")
+    if "virtual_min_paid" in changes and changes["virtual_min_paid"] == 0:
+        changes["virtual_min_paid"] = None
+        virtual = None
+    else:
+        virtual = changes.get("virtual_min_paid", campaign.virtual_min_paid)
+    _validate_rules(
+        kind=campaign.kind, starts_at=changes.get("starts_at", campaign.starts_at),
+        ends_at=changes.get("ends_at", campaign.ends_at), group_size=changes.get("group_size", campaign.group_size),
+        time_limit_minutes=changes.get("time_limit_minutes", campaign.time_limit_minutes),
+        virtual_min_paid=virtual, leader_bonus_points=changes.get("leader_bonus_points", campaign.leader_bonus_points),
+    )
+    if changes:
+        changes["updated_at"] = clock.now()
+        await Campaign.filter(id=campaign_id).using_db(conn).update(**changes)
+    return await get_campaign(conn, campaign_id)
+
+
+def msgspec_items(data) -> list[tuple[str, object]]:
+    import msgspec
+
+    return list(msgspec.structs.asdict(data).items())
+
+
+async def update_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, data: SkuUpdate) -> CampaignSku:
+    campaign = await get_campaign(conn, campaign_id)
+    sku = await get_sku(conn, campaign_id, sku_id)
+    if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
+        raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
+    live = campaign.status == CampaignStatus.live or is_running(campaign)
+    if live:
+        for field in ("original_price_fen", "group_price_fen", "tiers"):
+            if getattr(data, field) is not None:
+                raise LiveCampaignChange(field=field, reason="prices of a live campaign are fixed")
+    original = data.original_price_fen or sku.original_price_fen
+    group = data.group_price_fen or sku.group_price_fen
+    _validate_sku(data, campaign.kind, "sku", original=original, group=group)
+    if data.tiers is None and data.group_price_fen is not None:
+        _validate_tiers([Tier(**t) for t in sku.tiers or []], group, "sku.tiers")
+    changes: dict[str, object] = {}
+    if data.title is not None:
+        changes["title"] = data.title
+    if data.original_price_fen is not None:
+        changes["original_price_fen"] = data.original_price_fen
+    if data.group_price_fen is not None:
+        changes["group_price_fen"] = data.group_price_fen
+    if data.tiers is not None:
+        changes["tiers"] = [{"min_units": t.min_units, "price_fen": t.price_fen} for t in data.tiers]
+    if changes:
+        await CampaignSku.filter(id=sku_id).using_db(conn).update(**changes)
+    if data.stock is not None:
+        # Stock can move while buyers take it: the change is one conditional update that keeps
+        # what is already taken (total - left) and never lets `left` go below zero.
+        delta = data.stock - sku.stock_total
+        moved = await CampaignSku.filter(
+            id=sku_id, stock_total=sku.stock_total, stock_left__gte=max(0, -delta)
+        ).using_db(conn).update(stock_total=data.stock, stock_left=F("stock_left") + delta)
+        if not moved:
+            raise ValidationFailed("Stock cannot go below what is already sold or held.", field="stock",
+                                   taken=sku.stock_total - sku.stock_left)
+    return await get_sku(conn, campaign_id, sku_id)
+
+
+async def publish(conn: BaseDBAsyncClient, campaign_id: int) -> Campaign:
+    campaign = await get_campaign(conn, campaign_id)
+    if campaign.ends_at <= clock.now():
+        raise ValidationFailed("The campaign would already be over.", field="ends_at")
+    if not await CampaignSku.filter(campaign_id=campaign_id).using_db(conn).exists():
+        raise ValidationFailed("A campaign sells at least one item.", field="skus")
+    target = CampaignStatus.live if campaign.starts_at <= clock.now() else CampaignStatus.scheduled
+    moved = await Campaign.filter(id=campaign_id, status=CampaignStatus.draft).using_db(conn).update(
+        status=target, updated_at=clock.now())
+    if not moved:
+        raise CampaignStateConflict("Only a draft can be published.", status=campaign.status.value)
+    return await get_campaign(conn, campaign_id)
+
+
+async def cancel(conn: BaseDBAsyncClient, campaign_id: int) -> Campaign:
+    campaign = await get_campaign(conn, campaign_id)
+    moved = await Campaign.filter(
+        id=campaign_id, status__in=(CampaignStatus.draft, CampaignStatus.scheduled), starts_at__gt=clock.now()
+    ).using_db(conn).update(status=CampaignStatus.cancelled, updated_at=clock.now())
+    if not moved and campaign.status != CampaignStatus.draft:
+        raise CampaignStateConflict("Only a campaign that has not started can be cancelled; end a live one.",
+                                    status=campaign.status.value)
+    if not moved:
+        await Campaign.filter(id=campaign_id, status=CampaignStatus.draft).using_db(conn).update(
+            status=CampaignStatus.cancelled, updated_at=clock.now())
+    return await get_campaign(conn, campaign_id)
+
+
+async def end_now(conn: BaseDBAsyncClient, campaign_id: int) -> Campaign:
+    """End a running campaign early: it stops selling now and the end job settles everything."""
+    now = clock.now()
+    moved = await Campaign.filter(
+        id=campaign_id, status__in=(CampaignStatus.scheduled, CampaignStatus.live), starts_at__lte=now
+    ).using_db(conn).update(ends_at=now, status=CampaignStatus.live, updated_at=now)
+    if not moved:
+        campaign = await get_campaign(conn, campaign_id)
+        raise CampaignStateConflict("Only a running campaign can be ended.", status=campaign.status.value)
+    await enqueue(conn, "campaigns.end_campaign", campaign_id)
+    return await get_campaign(conn, campaign_id)
+
+
+def voucher_valid_until(campaign: Campaign) -> datetime:
+    return clock.now() + timedelta(days=campaign.voucher_valid_days)

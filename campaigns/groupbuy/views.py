@@ -1,0 +1,121 @@
+"""Read models of group buys: what customers see (live campaigns, the shareable group) and staff stats."""
+
+from __future__ import annotations
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+from tortoise.functions import Count, Sum
+
+from campaigns.groupbuy import service as campaigns
+from campaigns.groupbuy.errors import GroupNotFound
+from campaigns.groupbuy.models import (
+    Campaign,
+    CampaignEntry,
+    CampaignStatus,
+    EntryRole,
+    EntryStatus,
+    Group,
+    GroupStatus,
+)
+from campaigns.groupbuy.schemas import (
+    CampaignOut,
+    CampaignStats,
+    GroupView,
+    Member,
+    PublicCampaign,
+    PublicSku,
+    campaign_out,
+    sku_out,
+    tiers_of,
+)
+from campaigns.orders.models import Order, Refund
+from kernel import clock
+from kernel.identity.models import Customer
+
+SEATED = (EntryStatus.held, EntryStatus.paid, EntryStatus.fulfilled)
+SOLD = (EntryStatus.paid, EntryStatus.fulfilled)
+
+
+async def admin_view(conn: BaseDBAsyncClient, campaign: Campaign) -> CampaignOut:
+    skus = await campaigns.skus_of(conn, campaign.id)
+    return campaign_out(campaign, [sku_out(s, campaigns.current_price_fen(s)) for s in skus])
+
+
+async def public_view(conn: BaseDBAsyncClient, campaign: Campaign) -> PublicCampaign:
+    skus = await campaigns.skus_of(conn, campaign.id)
+    return PublicCampaign(
+        id=campaign.id, kind=campaign.kind, title=campaign.title, description=campaign.description,
+        starts_at=campaign.starts_at, ends_at=campaign.ends_at, group_size=campaign.group_size,
+        time_limit_minutes=campaign.time_limit_minutes, new_customers_only=campaign.new_customers_only,
+        skus=[PublicSku(id=s.id, title=s.title, original_price_fen=s.original_price_fen,
+                        group_price_fen=s.group_price_fen, current_price_fen=campaigns.current_price_fen(s),
+                        stock_left=s.stock_left, tiers=tiers_of(s)) for s in skus],
+    )
+
+
+async def live_campaigns(conn: BaseDBAsyncClient) -> list[PublicCampaign]:
+    """Running campaigns with stock left on at least one item, ending soonest first."""
+    now = clock.now()
+    running = await Campaign.filter(
+        status__in=(CampaignStatus.scheduled, CampaignStatus.live), starts_at__lte=now, ends_at__gt=now,
+        skus__stock_left__gt=0,
+    ).using_db(conn).distinct().order_by("ends_at", "id")
+    return [await public_view(conn, c) for c in running]
+
+
+async def group_view(conn: BaseDBAsyncClient, group_id: int, viewer_id: int) -> GroupView:
+    group = await Group.get_or_none(id=group_id).using_db(conn)
+    if group is None:
+        raise GroupNotFound(group_id=group_id)
+    campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
+    sku = await campaigns.get_sku(conn, campaign.id, group.sku_id)
+    entries = await CampaignEntry.filter(group_id=group_id, status__in=SEATED).using_db(conn).order_by("id")
+    people = {c.id: c for c in await Customer.filter(id__in=[e.customer_id for e in entries]).using_db(conn)}
+    if viewer_id not in people:
+        # A friend opening the shared link: counted for the share conversion figure.
+        await Group.filter(id=group_id).using_db(conn).update(share_views=F("share_views") + 1)
+    members = [
+        Member(nickname=people[e.customer_id].nickname if e.customer_id in people else "",
+               avatar_url=people[e.customer_id].avatar_url if e.customer_id in people else "",
+               is_leader=e.role == EntryRole.leader, paid=e.status != EntryStatus.held)
+        for e in entries
+    ]
+    left = max(0, int((group.deadline - clock.now()).total_seconds())) if group.status in (
+        GroupStatus.pending, GroupStatus.open) else 0
+    return GroupView(
+        id=group.id, campaign_id=campaign.id, campaign_title=campaign.title, sku_title=sku.title,
+        group_price_fen=sku.group_price_fen, original_price_fen=sku.original_price_fen, status=group.status,
+        size=group.size, seats_left=max(0, group.size - group.seats_taken) if group.status == GroupStatus.open else 0,
+        paid_count=group.paid_count, deadline=group.deadline, seconds_left=left, members=members,
+    )
+
+
+async def stats(conn: BaseDBAsyncClient, campaign_id: int) -> CampaignStats:
+    await campaigns.get_campaign(conn, campaign_id)
+    by_status = dict(await Group.filter(campaign_id=campaign_id, paid_count__gte=1).using_db(conn).annotate(
+        n=Count("id")).group_by("status").values_list("status", "n"))
+    groups_total = sum(by_status.values())
+    sold = await CampaignEntry.filter(campaign_id=campaign_id, status__in=SOLD).using_db(conn).annotate(
+        units=Sum("quantity")).values("units")
+    order_ids = await CampaignEntry.filter(campaign_id=campaign_id, paid_at__isnull=False).using_db(conn).values_list(
+        "order_id", flat=True)
+    money = await Order.filter(id__in=order_ids or [0]).using_db(conn).annotate(
+        paid=Sum("paid_fen"), refunded=Sum("refunded_fen")).values("paid", "refunded")
+    refunds = await Refund.filter(order_id__in=order_ids or [0]).using_db(conn).count()
+    views = await Group.filter(campaign_id=campaign_id).using_db(conn).annotate(v=Sum("share_views")).values("v")
+    joins = await CampaignEntry.filter(campaign_id=campaign_id, role=EntryRole.member).using_db(conn).count()
+    share_views = int((views[0]["v"] if views else 0) or 0)
+    return CampaignStats(
+        campaign_id=campaign_id,
+        groups_opened=groups_total,
+        groups_open=int(by_status.get(GroupStatus.open, 0)),
+        groups_succeeded=int(by_status.get(GroupStatus.succeeded, 0)),
+        groups_failed=int(by_status.get(GroupStatus.failed, 0)),
+        units_sold=int((sold[0]["units"] if sold else 0) or 0),
+        gmv_fen=int((money[0]["paid"] if money else 0) or 0),
+        refunds=refunds,
+        refunded_fen=int((money[0]["refunded"] if money else 0) or 0),
+        share_views=share_views,
+        joins=joins,
+        share_conversion_permille=joins * 1000 // share_views if share_views else 0,
+    )

@@ -1,0 +1,35 @@
+"""Errors of the orders room, each with its HTTP status and stable code."""
+
+from __future__ import annotations
+
+from kernel.errors import Conflict, NotFound, ValidationFailed
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    default_message = "No such order."
+
+
+class OrderNotPayable(Conflict):
+    code = "order_not_payable"
+    default_message = "This order can no longer be paid."
+
+
+class PaymentWindowClosed(Conflict):
+    code = "payment_window_closed"
+    default_message = "The time to pay this order has run out."
+
+
+class RefundNotAllowed(Conflict):
+    code = "refund_not_allowed"
+    default_message = "This order cannot be refunded (not paid, or nothing left to refund)."
+
+
+class RefundTooLarge(ValidationFailed):
+    code = "refund_too_large"
+    default_message = "The refund is larger than what is left of the order."
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+    default_message = "No such refund."

@@ -1,0 +1,87 @@
+"""Finance views of orders: filtered lists with totals that add up, and the CSV export (对账)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta, timezone
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.functions import Count, Sum
+from tortoise.queryset import QuerySet
+
+from campaigns.orders.models import Order, OrderStatus
+from campaigns.orders.schemas import FinanceOrder, FinanceTotals
+from kernel import clock
+from kernel.errors import ValidationFailed
+
+EXPORT_LIMIT = 100_000
+
+
+def _local_midnight(day: date) -> datetime:
+    # In UTC: the database keeps UTC and a filter value's own zone is not converted for us.
+    return datetime.combine(day, time.min, tzinfo=clock.clinic_zone()).astimezone(timezone.utc)
+
+
+def filtered(conn: BaseDBAsyncClient, *, status: OrderStatus | None, day_from: date | None,
+             day_to: date | None) -> QuerySet[Order]:
+    """Orders created between two local dates (both inclusive), optionally of one status."""
+    if day_from and day_to and day_from > day_to:
+        raise ValidationFailed("'from' must not be after 'to'.", field="from")
+    query = Order.all().using_db(conn)
+    if status is not None:
+        query = query.filter(status=status)
+    if day_from is not None:
+        query = query.filter(created_at__gte=_local_midnight(day_from))
+    if day_to is not None:
+        query = query.filter(created_at__lt=_local_midnight(day_to + timedelta(days=1)))
+    return query
+
+
+def row_of(order: Order) -> FinanceOrder:
+    return FinanceOrder(
+        id=order.id, out_trade_no=order.out_trade_no, transaction_id=order.transaction_id,
+        customer_id=order.customer_id, description=order.description, status=order.status,
+        total_fen=order.total_fen, paid_fen=order.paid_fen, refunded_fen=order.refunded_fen,
+        net_fen=order.paid_fen - order.refunded_fen, created_at=order.created_at, paid_at=order.paid_at,
+    )
+
+
+async def totals(query: QuerySet[Order]) -> FinanceTotals:
+    rows = await query.annotate(
+        n=Count("id"), total=Sum("total_fen"), paid=Sum("paid_fen"), refunded=Sum("refunded_fen")
+    ).values("n", "total", "paid", "refunded")
+    row = rows[0] if rows else {}
+    # SUM over no rows is NULL; MySQL returns DECIMAL for SUM of integers: both become int here.
+    paid = int(row.get("paid") or 0)
+    refunded = int(row.get("refunded") or 0)
+    return FinanceTotals(orders=int(row.get("n") or 0), total_fen=int(row.get("total") or 0), paid_fen=paid,
+                         refunded_fen=refunded, net_fen=paid - refunded)
+
+
+CSV_COLUMNS = ["order_id", "out_trade_no", "transaction_id", "customer_id", "status", "created_at", "paid_at",
+               "total_fen", "paid_fen", "refunded_fen", "net_fen"]
+
+
+async def export_csv(query: QuerySet[Order]) -> str:
+    """One row per order, then a TOTAL row equal to the column sums (finance checks it against WeChat's bill)."""
+    zone = clock.clinic_zone()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    sums = {"total_fen": 0, "paid_fen": 0, "refunded_fen": 0, "net_fen": 0}
+    count = 0
+    for order in await query.order_by("id").limit(EXPORT_LIMIT):
+        row = row_of(order)
+        count += 1
+        for key in sums:
+            sums[key] += getattr(row, key)
+        writer.writerow([
+            row.id, row.out_trade_no, row.transaction_id or "", row.customer_id, row.status.value,
+            row.created_at.astimezone(zone).isoformat(timespec="seconds"),
+            row.paid_at.astimezone(zone).isoformat(timespec="seconds") if row.paid_at else "",
+            row.total_fen, row.paid_fen, row.refunded_fen, row.net_fen,
+        ])
+    writer.writerow(["TOTAL", count, "", "", "", "", "", sums["total_fen"], sums["paid_fen"], sums["refunded_fen"],
+                     sums["net_fen"]])
+    return out.getvalue()

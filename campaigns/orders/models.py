@@ -1,0 +1,130 @@
+"""Tortoise models of orders: the order and its lines, refunds, and the log of payment notifications."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class OrderStatus(StrEnum):
+    pending_payment = "pending_payment"
+    paid = "paid"
+    fulfilled = "fulfilled"
+    refunding = "refunding"
+    refunded = "refunded"
+    closed = "closed"
+
+
+# Statuses in which the customer's money is with us (or on its way back).
+MONEY_TAKEN = (OrderStatus.paid, OrderStatus.fulfilled, OrderStatus.refunding, OrderStatus.refunded)
+
+
+class Order(Model):
+    """A customer's order: what they buy (lines), what they owe in fen, and where the payment stands."""
+
+    id = fields.BigIntField(primary_key=True)
+    customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
+    # Our order number at WeChat Pay (商户订单号): 6-32 characters of [0-9A-Za-z_-|*].
+    out_trade_no = fields.CharField(max_length=32, unique=True)
+    description = fields.CharField(max_length=127)
+    total_fen = fields.IntField()
+    status = fields.CharEnumField(OrderStatus, max_length=20, default=OrderStatus.pending_payment)
+    # The gateway's transaction id (微信支付订单号); unique, so one payment can never be applied to two orders.
+    transaction_id = fields.CharField(max_length=64, null=True, unique=True)
+    prepay_id = fields.CharField(max_length=128, null=True)
+    expires_at = fields.DatetimeField()
+    paid_fen = fields.IntField(default=0)
+    # Refunds requested (reserved) and confirmed by the gateway; reserved never exceeds total.
+    refund_reserved_fen = fields.IntField(default=0)
+    refunded_fen = fields.IntField(default=0)
+    close_reason = fields.CharField(max_length=32, default="")
+    created_at = fields.DatetimeField()
+    paid_at = fields.DatetimeField(null=True)
+    # Set once by the job that runs the paid-order side effects (fulfilment, consumption).
+    paid_handled_at = fields.DatetimeField(null=True)
+    fulfilled_at = fields.DatetimeField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+    refunded_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "shop_order"
+        indexes = (("customer_id", "id"), ("status", "expires_at"), ("created_at",))
+
+
+class OrderLine(Model):
+    """One thing bought: its kind says which room holds it (whose hooks release or fulfil it), ref_id which row."""
+
+    id = fields.BigIntField(primary_key=True)
+    order = fields.ForeignKeyField("campaigns.Order", related_name="lines", on_delete=fields.RESTRICT)
+    kind = fields.CharField(max_length=32)
+    ref_id = fields.BigIntField(null=True)
+    title = fields.CharField(max_length=127)
+    quantity = fields.IntField()
+    unit_price_fen = fields.IntField()
+    amount_fen = fields.IntField()
+    # When the hold this line had (a seat, stock) was given back after the order closed unpaid.
+    released_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "shop_order_line"
+        indexes = (("kind", "ref_id"),)
+
+
+class RefundStatus(StrEnum):
+    pending = "pending"  # recorded, not yet accepted by the gateway
+    processing = "processing"  # accepted, money on its way
+    succeeded = "succeeded"
+    closed = "closed"  # the gateway closed it; finance must look
+    abnormal = "abnormal"  # e.g. the payer's card is frozen; finance must look
+    failed = "failed"  # refused for good (e.g. invalid request)
+
+
+class Refund(Model):
+    """A refund of all or part of an order, its out_refund_no derived from the order and the reason."""
+
+    id = fields.BigIntField(primary_key=True)
+    order = fields.ForeignKeyField("campaigns.Order", related_name="refunds", on_delete=fields.RESTRICT)
+    out_refund_no = fields.CharField(max_length=64, unique=True)
+    reason = fields.CharField(max_length=32)
+    amount_fen = fields.IntField()
+    status = fields.CharEnumField(RefundStatus, max_length=16, default=RefundStatus.pending)
+    refund_id = fields.CharField(max_length=64, null=True)
+    attempts = fields.IntField(default=0)
+    last_error = fields.CharField(max_length=255, default="")
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    succeeded_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "shop_refund"
+        indexes = (("status", "updated_at"),)
+
+
+class NotificationOutcome(StrEnum):
+    applied = "applied"
+    duplicate = "duplicate"
+    paid_after_close = "paid_after_close"
+    not_success = "not_success"
+    unknown_order = "unknown_order"
+    amount_mismatch = "amount_mismatch"
+    merchant_mismatch = "merchant_mismatch"
+
+
+class PaymentEvent(Model):
+    """Every authentic notification (and reconciliation answer) we acted on, with what we did: the audit trail."""
+
+    id = fields.BigIntField(primary_key=True)
+    source = fields.CharField(max_length=16)  # notify | refund_notify | query | sandbox
+    notification_id = fields.CharField(max_length=64, default="")
+    event_type = fields.CharField(max_length=48, default="")
+    out_trade_no = fields.CharField(max_length=32, default="", db_index=True)
+    out_refund_no = fields.CharField(max_length=64, default="")
+    transaction_id = fields.CharField(max_length=64, default="")
+    amount_fen = fields.IntField(null=True)
+    outcome = fields.CharEnumField(NotificationOutcome, max_length=24)
+    received_at = fields.DatetimeField()
+
+    class Meta:
+        table = "shop_payment_event"

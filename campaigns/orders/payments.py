@@ -1,0 +1,251 @@
+"""Payment procedures that talk to the gateway: start a payment, receive notifications, close or
+reconcile an unpaid order, push a refund until the gateway confirms it.
+
+Like tasks.py these sit at the edge: each gateway call happens outside any transaction, and each
+procedure opens its own short transactions around the service calls (retrying InnoDB deadlocks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
+
+from campaigns.orders import service
+from campaigns.orders.errors import OrderNotPayable, PaymentWindowClosed
+from campaigns.orders.gateway import (
+    GatewayRefused,
+    NotificationRejected,
+    PaymentGateway,
+    PrepayRequest,
+    RefundRequest,
+    RefundResult,
+    RequestPaymentParams,
+    TradeState,
+)
+from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, Refund, RefundStatus
+from kernel import clock
+from kernel.db import is_retryable, transaction
+from kernel.identity.models import Customer
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+async def in_transaction_retrying(work: Callable[[BaseDBAsyncClient], Awaitable[T]], attempts: int = 4) -> T:
+    """Run `work(conn)` in one transaction; InnoDB deadlock victims are rolled back and run again."""
+    for attempt in range(attempts):
+        try:
+            async with transaction() as conn:
+                return await work(conn)
+        except (OperationalError, TransactionManagementError) as exc:
+            if attempt == attempts - 1 or not is_retryable(exc):
+                raise
+            log.info("db.deadlock_retry", attempt=attempt + 1)
+    raise AssertionError("unreachable")
+
+
+# --- paying -------------------------------------------------------------------------------------
+
+async def start_payment(gateway: PaymentGateway, customer_id: int, order_id: int) -> RequestPaymentParams:
+    """The wx.requestPayment parameters for a pending order (prepay once, re-sign on later calls)."""
+    async with transaction() as conn:
+        order = await service.get_customer_order(conn, customer_id, order_id)
+        customer = await Customer.get(id=customer_id).using_db(conn)
+    if order.status != OrderStatus.pending_payment:
+        raise OrderNotPayable(order_id=order_id, status=order.status.value)
+    if clock.now() >= order.expires_at:
+        raise PaymentWindowClosed(order_id=order_id)
+    prepay_id = order.prepay_id
+    if prepay_id is None:
+        # WeChat answers the same prepay_id for the same out_trade_no and parameters, so a race
+        # between two taps on "pay" is harmless; the first one recorded is kept.
+        prepay_id = await gateway.prepay(
+            PrepayRequest(
+                out_trade_no=order.out_trade_no, description=order.description, total_fen=order.total_fen,
+                payer_openid=customer.openid, expires_at=order.expires_at,
+            )
+        )
+        async with transaction() as conn:
+            await service.record_prepay(conn, order.id, prepay_id)
+            prepay_id = (await service.get_order(conn, order.id)).prepay_id or prepay_id
+    return gateway.request_payment_params(prepay_id)
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NotifyResult:
+    accepted: bool  # answer WeChat with success (2xx) or failure (4xx: it will retry)
+    outcome: str
+    http_status: int
+
+
+_ACK = {
+    NotificationOutcome.applied, NotificationOutcome.duplicate, NotificationOutcome.paid_after_close,
+    NotificationOutcome.not_success, NotificationOutcome.unknown_order,
+}
+
+
+async def receive_payment_notification(
+    gateway: PaymentGateway, headers: Mapping[str, str], body: bytes, *, source: str = "notify"
+) -> NotifyResult:
+    """Verify, decrypt, check and apply a payment notification (支付结果通知)."""
+    try:
+        notification = gateway.parse_notification(headers, body)
+    except NotificationRejected as exc:
+        log.warning("orders.notify_rejected", reason=exc.reason, source=source)
+        return NotifyResult(False, exc.reason, 401)
+    if not notification.event_type.startswith("TRANSACTION."):
+        log.warning("orders.notify_unexpected_event", event_type=notification.event_type)
+        return NotifyResult(True, "ignored_event", 200)
+    trade = TradeState.from_resource(notification.resource)
+    outcome = await _apply_trade(gateway, trade, source=source, notification_id=notification.id,
+                                 event_type=notification.event_type)
+    return NotifyResult(outcome in _ACK, outcome.value, 200 if outcome in _ACK else 400)
+
+
+async def _apply_trade(gateway: PaymentGateway, trade: TradeState, **event) -> NotificationOutcome:
+    async def work(conn: BaseDBAsyncClient) -> NotificationOutcome:
+        return await service.apply_payment(
+            conn, trade, expected_mchid=gateway.mchid, expected_appid=gateway.appid, **event
+        )
+
+    try:
+        return await in_transaction_retrying(work)
+    except IntegrityError:
+        # The transaction id is already on another order: never apply it twice, record the oddity.
+        async with transaction() as conn:
+            await service.record_event(conn, source=event["source"], outcome=NotificationOutcome.duplicate,
+                                          out_trade_no=trade.out_trade_no, transaction_id=trade.transaction_id or "")
+        log.error("orders.transaction_id_reused", out_trade_no=trade.out_trade_no)
+        return NotificationOutcome.duplicate
+
+
+async def receive_refund_notification(
+    gateway: PaymentGateway, headers: Mapping[str, str], body: bytes
+) -> NotifyResult:
+    """Verify, decrypt and apply a refund notification (退款结果通知): merchant and amount must match."""
+    try:
+        notification = gateway.parse_notification(headers, body)
+    except NotificationRejected as exc:
+        log.warning("orders.refund_notify_rejected", reason=exc.reason)
+        return NotifyResult(False, exc.reason, 401)
+    result = RefundResult.from_resource(notification.resource)
+
+    async def work(conn: BaseDBAsyncClient) -> NotifyResult:
+        record = dict(source="refund_notify", notification_id=notification.id, event_type=notification.event_type,
+                      out_trade_no=result.out_trade_no, out_refund_no=result.out_refund_no,
+                      amount_fen=result.refund_fen)
+        refund = await Refund.get_or_none(out_refund_no=result.out_refund_no).using_db(conn)
+        if refund is None:
+            await service.record_event(conn, outcome=NotificationOutcome.unknown_order, **record)
+            return NotifyResult(True, "unknown_refund", 200)
+        if result.mchid != gateway.mchid:
+            await service.record_event(conn, outcome=NotificationOutcome.merchant_mismatch, **record)
+            return NotifyResult(False, "merchant_mismatch", 400)
+        if result.refund_fen != refund.amount_fen:
+            await service.record_event(conn, outcome=NotificationOutcome.amount_mismatch, **record)
+            return NotifyResult(False, "amount_mismatch", 400)
+        before = refund.status
+        status = await service.apply_refund_result(conn, refund, result, source="refund_notify")
+        outcome = NotificationOutcome.applied if status != before else NotificationOutcome.duplicate
+        await service.record_event(conn, outcome=outcome, **record)
+        return NotifyResult(True, outcome.value, 200)
+
+    notify = await in_transaction_retrying(work)
+    if not notify.accepted:
+        log.warning("orders.refund_notify_refused", outcome=notify.outcome, out_refund_no=result.out_refund_no)
+    return notify
+
+
+# --- closing and reconciling unpaid orders --------------------------------------------------------
+
+class TryLater(Exception):
+    """The gateway could not settle the question now (unreachable, or the customer is mid-payment)."""
+
+
+async def close_or_confirm(gateway: PaymentGateway, order_id: int, *, reason: str = "expired") -> str:
+    """Settle an unpaid order whose window has ended: ask the gateway first, then close it.
+
+    The notification may never have come: when the gateway says the trade succeeded the payment is
+    applied (the same path as a notification); otherwise the trade is closed at the gateway so it
+    can no longer be paid, and then here, releasing what the order held, exactly once.
+    """
+    order = await Order.get_or_none(id=order_id)
+    if order is None or order.status != OrderStatus.pending_payment:
+        return "settled"
+    if clock.now() < order.expires_at:
+        return "not_due"
+    if order.prepay_id is not None:
+        try:
+            trade = await gateway.query_trade(order.out_trade_no)
+        except GatewayRefused as exc:
+            raise TryLater(exc.gateway_code) from exc
+        if trade.trade_state == "SUCCESS":
+            outcome = await _apply_trade(gateway, trade, source="query", event_type="QUERY." + trade.trade_state)
+            return "paid" if outcome == NotificationOutcome.applied else outcome.value
+        if trade.trade_state == "USERPAYING":
+            raise TryLater("USERPAYING")
+        if trade.trade_state not in ("CLOSED", "REVOKED", "PAYERROR"):
+            try:
+                await gateway.close_trade(order.out_trade_no)
+            except GatewayRefused as exc:
+                # e.g. ORDERPAID: paid between our query and the close; the next attempt applies it.
+                raise TryLater(exc.gateway_code) from exc
+
+    async def work(conn: BaseDBAsyncClient) -> bool:
+        return await service.close_unpaid(conn, order_id, reason)
+
+    return "closed" if await in_transaction_retrying(work) else "settled"
+
+
+# --- refunds ----------------------------------------------------------------------------------------
+
+async def push_refund(gateway: PaymentGateway, refund_id: int) -> RefundStatus:
+    """Ask the gateway for a refund (or its status) and record the answer.
+
+    Returns the refund's status; `pending`/`processing` mean "ask again later". The gateway is
+    idempotent on out_refund_no, so asking again after a lost answer refunds once.
+    """
+    refund = await Refund.get_or_none(id=refund_id)
+    if refund is None:
+        return RefundStatus.failed
+    if refund.status not in (RefundStatus.pending, RefundStatus.processing):
+        return refund.status
+    order = await Order.get(id=refund.order_id)
+    try:
+        if refund.status == RefundStatus.processing:
+            result = await gateway.query_refund(refund.out_refund_no)
+        else:
+            result = await gateway.refund(
+                RefundRequest(
+                    out_trade_no=order.out_trade_no, transaction_id=order.transaction_id,
+                    out_refund_no=refund.out_refund_no, refund_fen=refund.amount_fen, total_fen=order.total_fen,
+                    reason=refund.reason,
+                )
+            )
+    except GatewayRefused as exc:
+        async with transaction() as conn:
+            await service.note_refund_attempt(conn, refund_id, f"refused: {exc.gateway_code}")
+            if exc.gateway_code == "RESOURCE_NOT_EXISTS" and refund.status == RefundStatus.processing:
+                # The gateway forgot it (or never had it): submit it again under the same out_refund_no.
+                await Refund.filter(id=refund_id, status=RefundStatus.processing).using_db(conn).update(
+                    status=RefundStatus.pending)
+                return RefundStatus.pending
+            await Refund.filter(id=refund_id, status__in=(RefundStatus.pending, RefundStatus.processing)).using_db(
+                conn).update(status=RefundStatus.failed)
+        log.error("orders.refund_refused", refund_id=refund_id, code=exc.gateway_code)
+        return RefundStatus.failed
+
+    async def work(conn: BaseDBAsyncClient) -> RefundStatus:
+        current = await Refund.get(id=refund_id).using_db(conn)
+        await service.note_refund_attempt(conn, refund_id, "" if result.status == "SUCCESS" else result.status)
+        return await service.apply_refund_result(conn, current, result, source="refund_api")
+
+    return await in_transaction_retrying(work)

@@ -17,6 +17,19 @@ _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_log = structlog.get_logger("api.access")
 
 
+class _StderrLogger:
+    """Writes each rendered line to whatever sys.stderr is *now* (test runners swap it per test)."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stderr_logger_factory(*_: object) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(settings: AppSettings) -> None:
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     renderer = (
@@ -34,7 +47,7 @@ def configure_logging(settings: AppSettings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger_factory,
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

@@ -20,6 +20,15 @@ ERROR_SCHEMA = Schema(
     description="The one error body of this API.",
 )
 
+# WeChat Pay's notification callbacks answer in WeChat's own format, which its servers read.
+WECHAT_ACK_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["code", "message"],
+    properties={"code": Schema(type=OpenAPIType.STRING), "message": Schema(type=OpenAPIType.STRING)},
+    description="WeChat Pay's callback answer: any non-2xx makes WeChat deliver the notification again.",
+)
+_WECHAT_CALLBACK_PREFIX = "/payments/wechat/"
+
 _DESCRIPTIONS = {
     "4XX": "Refused: bad input, missing or wrong token, missing role, not found, conflict, rate limited.",
     "5XX": "Server or dependency failure (503 database_unavailable, 502 wechat_unavailable).",
@@ -33,8 +42,10 @@ def document_errors(app: Litestar) -> None:
     if schema.components.schemas is None:
         schema.components.schemas = {}
     schema.components.schemas["ErrorBody"] = ERROR_SCHEMA
-    ref = Reference(ref="#/components/schemas/ErrorBody")
-    for path_item in (schema.paths or {}).values():
+    schema.components.schemas["WeChatPayAck"] = WECHAT_ACK_SCHEMA
+    for path, path_item in (schema.paths or {}).items():
+        name = "WeChatPayAck" if path.startswith(_WECHAT_CALLBACK_PREFIX) else "ErrorBody"
+        ref = Reference(ref=f"#/components/schemas/{name}")
         for method in ("get", "post", "put", "patch", "delete"):
             operation = getattr(path_item, method, None)
             if operation is None:

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated
 
 import structlog
+from litestar.openapi import ResponseSpec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -80,6 +81,10 @@ def _wechat_answer(result: payments.NotifyResult) -> Response:
                     media_type=MediaType.JSON)
 
 
+# A handled notification is answered 204 with no body (WeChat Pay reads any 2xx as "received").
+_ACCEPTED = {204: ResponseSpec(data_container=None, description="Notification received and applied (or already applied)")}
+
+
 def _wechat_unavailable() -> Response:
     return Response({"code": "FAIL", "message": "temporarily unavailable"}, status_code=503, media_type=MediaType.JSON)
 
@@ -89,7 +94,7 @@ class PaymentNotificationController(Controller):
     tags = ["payments: WeChat Pay notifications"]
     dependencies = {"gateway": Provide(provide_gateway)}
 
-    @post("/notify", summary="Payment result notification (支付结果通知)", include_in_schema=True)
+    @post("/notify", summary="Payment result notification (支付结果通知)", responses=_ACCEPTED)
     async def notify(self, request: Request, gateway: PaymentGateway) -> Response:
         body = await request.body()  # the raw bytes: the signature covers them exactly
         try:
@@ -99,7 +104,7 @@ class PaymentNotificationController(Controller):
             return _wechat_unavailable()
         return _wechat_answer(result)
 
-    @post("/refund-notify", summary="Refund result notification (退款结果通知)")
+    @post("/refund-notify", summary="Refund result notification (退款结果通知)", responses=_ACCEPTED)
     async def refund_notify(self, request: Request, gateway: PaymentGateway) -> Response:
         body = await request.body()
         try:

@@ -321,8 +321,10 @@ def report(baseline: Result, stats: LevelStats) -> None:
     if stats.codes:
         print(f"  4xx answers and exceptions: {dict(stats.codes)}")
     if stats.transactions:
-        print("  open transactions of the server, average over the level: "
-              + ", ".join(f"{k} {v:.1f}" for k, v in stats.transactions.items()))
+        sampled = dict(stats.transactions)
+        samples = int(sampled.pop("samples"))
+        print(f"  open transactions of the server, average of {samples} samples: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in sampled.items()))
     if stats.cpu:
         print("  CPU during the journeys, in cores (2 = the whole machine): "
               + ", ".join(f"{k} {v:.2f}" for k, v in stats.cpu.items()))
@@ -331,15 +333,17 @@ def report(baseline: Result, stats: LevelStats) -> None:
 
 def summary_table() -> None:
     print("\n| c | health req/s | health p99 ms | journeys | journeys/s | req/s | ratio | journey p50 ms | "
-          "journey p99 ms | errors | 4xx |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "journey p99 ms | errors | 4xx | server cores | server CPU ms/journey | other processes' cores |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for c, baseline, stats, errors, refused, done in SUMMARY:
         rps = stats.requests / stats.seconds
         ms = sorted(stats.journey_ms)
         p = lambda q: ms[min(len(ms) - 1, int(round(q / 100 * (len(ms) - 1))))]  # noqa: E731
         print(f"| {c} | {baseline.rps:.0f} | {baseline.pct(99):.1f} | {done}/{len(ms)} | "
               f"{len(ms) / stats.seconds:.2f} | {rps:.0f} | {rps / baseline.rps:.2f} | {p(50):.0f} | {p(99):.0f} | "
-              f"{errors} | {refused} |")
+              f"{errors} | {refused} | {stats.cpu.get('server', 0):.2f} | "
+              f"{stats.cpu.get('server', 0) * stats.seconds * 1000 / len(ms):.0f} | "
+              f"{stats.cpu.get('other processes', 0):.2f} |")
 
 
 # --- where the CPU goes (a coarse profile: /proc counters of each process) --------------------------------
@@ -432,7 +436,7 @@ async def watch_transactions(database: str, stop: asyncio.Event) -> dict[str, fl
                     pass
     finally:
         conn.close()
-    return {k: v / max(samples, 1) for k, v in totals.items()}
+    return {"samples": samples, **{k: v / max(samples, 1) for k, v in totals.items()}}
 
 
 def _pid_of(name: str, in_cmdline: str = "") -> int:

@@ -26,8 +26,8 @@ drain the outbox, then reports the backlog and checks the invariants (stock, sea
 A coarse profile comes with each level: CPU seconds of the server, the worker, this load generator, MariaDB,
 Redis and everything else on the machine (from /proc), and InnoDB's open transactions of the bench database
 sampled every 0.2 s (waiting for a row lock, running a statement, or idle while the application computes).
-Outbox job ids restart at `outbox-1` in every fresh database and arq keeps results for a day in the Redis
-database, so the script clears those keys before and after: run one journey load at a time per Redis database.
+The script also clears arq's outbox job keys before and after, so a run starts from an empty queue
+(job ids carry the outbox row's creation instant, so runs on fresh databases no longer collide).
 """
 
 from __future__ import annotations
@@ -476,9 +476,7 @@ async def backlog(database: str, redis: Redis, queue: str) -> tuple[int, int, in
 
 
 async def clear_outbox_job_keys(redis: Redis) -> int:
-    """arq refuses a job id it still keeps a result for, in any queue of the Redis database, and outbox
-    job ids restart at outbox-1 in every fresh database: results left by an earlier run would make this
-    run's jobs vanish. Hence one journey run at a time per Redis database, and the keys cleared around it."""
+    """Remove arq's keys for outbox jobs so each run starts with an empty queue and no kept results."""
     removed = 0
     for pattern in ("arq:result:outbox-*", "arq:job:outbox-*", "arq:retry:outbox-*", "arq:in-progress:outbox-*"):
         keys = [k async for k in redis.scan_iter(match=pattern, count=1000)]

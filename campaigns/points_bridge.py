@@ -13,6 +13,7 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from points_mall import service as points
+from points_mall.errors import ConsumptionNotFound
 from points_mall import vouchers
 
 GROUP_ORDER = "group_order"
@@ -28,9 +29,13 @@ async def record_order_consumption(conn: BaseDBAsyncClient, *, order_id: int, cu
 async def refund_order_consumption(
     conn: BaseDBAsyncClient, *, order_id: int, refunded_fen: int, out_refund_no: str
 ) -> None:
-    await points.refund_consumption(
-        conn, external_ref=f"order:{order_id}", refunded_fen=refunded_fen, ref=f"refund:{out_refund_no}"
-    )
+    try:
+        await points.refund_consumption(
+            conn, external_ref=f"order:{order_id}", refunded_fen=refunded_fen, ref=f"refund:{out_refund_no}"
+        )
+    except ConsumptionNotFound:
+        # The order was refunded in full before its paid job ran, which then recorded no consumption.
+        return
 
 
 async def customer_has_consumption(conn: BaseDBAsyncClient, customer_id: int) -> bool:

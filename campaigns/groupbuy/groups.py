@@ -340,15 +340,22 @@ async def entry_refund_requested(conn: BaseDBAsyncClient, order: Order, line, re
     entry = await _entry_of(conn, order.id)
     if entry is None:
         return
-    was_counted = entry.status in (EntryStatus.paid, EntryStatus.fulfilled)
+    # Only a paid (counted) entry can win this update, so it always gives back a sold unit; the entry read
+    # above may be a snapshot older than its payment (a group settling while the paid job commits).
     won = await CampaignEntry.filter(
         id=entry.id, status__in=(EntryStatus.paid, EntryStatus.fulfilled)
     ).using_db(conn).update(status=EntryStatus.refunding)
     if not won:
         return
-    # The group (if any) keeps its end state; a succeeded member's unredeemed vouchers stop working.
+    # A settled group keeps its end state; a succeeded member's unredeemed vouchers stop working.
     await points_bridge.cancel_group_vouchers(conn, order_id=order.id, reason=f"refund {refund.out_refund_no}")
-    await _give_back(conn, entry, sold=was_counted)
+    await _give_back(conn, entry, sold=True)
+    if entry.group_id is not None:
+        # A member who takes the money back before the group settles leaves it: the seat is free again and
+        # the payment no longer counts towards completion.
+        await Group.filter(
+            id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1, paid_count__gte=1
+        ).using_db(conn).update(seats_taken=F("seats_taken") - 1, paid_count=F("paid_count") - 1)
 
 
 async def entry_refunded(conn: BaseDBAsyncClient, order: Order, line, refund) -> None:

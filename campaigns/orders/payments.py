@@ -147,6 +147,7 @@ async def receive_refund_notification(
         record = dict(source="refund_notify", notification_id=notification.id, event_type=notification.event_type,
                       out_trade_no=result.out_trade_no, out_refund_no=result.out_refund_no,
                       amount_fen=result.refund_fen)
+        await service.lock_order(conn, out_trade_no=result.out_trade_no)  # first, as in push_refund
         refund = await Refund.get_or_none(out_refund_no=result.out_refund_no).using_db(conn)
         if refund is None:
             await service.record_event(conn, outcome=NotificationOutcome.unknown_order, **record)
@@ -249,6 +250,7 @@ async def push_refund(gateway: PaymentGateway, refund_id: int) -> RefundStatus:
         return RefundStatus.failed
 
     async def work(conn: BaseDBAsyncClient) -> RefundStatus:
+        await service.lock_order(conn, order_id=refund.order_id)  # first: the paid job may be committing
         current = await Refund.get(id=refund_id).using_db(conn)
         await service.note_refund_attempt(conn, refund_id, "" if result.status == "SUCCESS" else result.status)
         return await service.apply_refund_result(conn, current, result, source="refund_api")

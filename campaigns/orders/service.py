@@ -20,6 +20,7 @@ from campaigns.orders.errors import OrderNotFound, RefundNotAllowed, RefundTooLa
 from campaigns.orders.gateway import RefundResult, TradeState
 from campaigns.orders.hooks import line_kind
 from campaigns.orders.models import (
+    MONEY_TAKEN,
     NotificationOutcome,
     Order,
     OrderLine,
@@ -123,6 +124,13 @@ async def lines_of(conn: BaseDBAsyncClient, order_id: int) -> list[OrderLine]:
     return await OrderLine.filter(order_id=order_id).using_db(conn).order_by("id")
 
 
+async def lock_order(conn: BaseDBAsyncClient, *, order_id: int | None = None, out_trade_no: str | None = None) -> None:
+    """Lock the order row as a transaction's first statement, so the transaction's plain reads see what the
+    previous holder committed (the paid-order job's consumption) rather than a snapshot taken before it."""
+    query = Order.filter(id=order_id) if order_id is not None else Order.filter(out_trade_no=out_trade_no)
+    await query.using_db(conn).select_for_update().first()
+
+
 async def record_prepay(conn: BaseDBAsyncClient, order_id: int, prepay_id: str) -> None:
     await Order.filter(id=order_id, prepay_id=None).using_db(conn).update(prepay_id=prepay_id)
 
@@ -217,15 +225,31 @@ async def handle_paid_order(conn: BaseDBAsyncClient, order_id: int) -> bool:
     if not claimed:
         return False
     order = await get_order(conn, order_id)
-    if order.status not in (OrderStatus.paid, OrderStatus.fulfilled, OrderStatus.refunding):
+    if order.status not in MONEY_TAKEN:
         return False
+    lines = await lines_of(conn, order_id)
+    if order.refund_reserved_fen >= order.total_fen:
+        # Finance asked for all of it back before this job ran: nothing is delivered, what the lines hold
+        # goes back (a seat, stock), and nothing counts as consumption (no points, no referral).
+        now = clock.now()
+        for line in lines:
+            await line_kind(line.kind).release(conn, order, line)
+            await OrderLine.filter(id=line.id, released_at=None).using_db(conn).update(released_at=now)
+        return True
     all_fulfilled = True
-    for line in await lines_of(conn, order_id):
+    for line in lines:
         fulfilled = await line_kind(line.kind).on_paid(conn, order, line)
         all_fulfilled = all_fulfilled and fulfilled
     await points_bridge.record_order_consumption(
         conn, order_id=order.id, customer_id=order.customer_id, amount_fen=order.paid_fen
     )
+    # A refund confirmed before this job ran had no consumption to take off (`_refund_confirmed` skips an
+    # order not handled yet): take it off now, under the refund's own ref, so it applies once either way.
+    confirmed = await Refund.filter(order_id=order_id, status=RefundStatus.succeeded).using_db(conn).order_by("id")
+    for refund in confirmed:
+        await points_bridge.refund_order_consumption(
+            conn, order_id=order_id, refunded_fen=refund.amount_fen, out_refund_no=refund.out_refund_no
+        )
     if all_fulfilled:
         await mark_fulfilled(conn, order_id)
     return True

@@ -10,6 +10,7 @@ from campaigns.referrals.errors import RewardNotFound, RewardNotHeld
 from campaigns.referrals.models import (
     AdjustmentStatus,
     RefundedConsumption,
+    ReferralBinding,
     ReferralReward,
     RewardAdjustment,
     RewardKind,
@@ -129,6 +130,8 @@ async def record_refund(
     Before payout the reward is cancelled; after payout (or once it sits in a batch) the money is
     clawed back by a negative adjustment carried into the next batch. Returns the reward ids touched.
     """
+    # First, as in rewards.record_qualifying_consumption: a qualifying job running meanwhile has committed.
+    await ReferralBinding.filter(referee_id=customer_id).using_db(conn).select_for_update().first()
     await RefundedConsumption.bulk_create(
         [RefundedConsumption(consumption_id=consumption_id, customer_id=customer_id, refunded_fen=refunded_fen,
                              recorded_at=clock.now())],

@@ -213,11 +213,13 @@ async def record_qualifying_consumption(
 
     Returns the rewards created (empty when the consumption does not qualify or was handled already).
     """
+    # The referee's binding row is locked first, by this job and by the refund job (payouts.record_refund): run
+    # side by side, either the refund job sees the rewards committed here or this job sees the refund.
+    binding = await ReferralBinding.filter(referee_id=customer_id).using_db(conn).select_for_update().first()
+    if binding is None or binding.status != BindingStatus.bound:
+        return []
     if await RefundedConsumption.filter(consumption_id=consumption_id).using_db(conn).exists():
         return []  # the refund's job ran first; a refunded consumption never qualifies
-    binding = await ReferralBinding.get_or_none(referee_id=customer_id, status=BindingStatus.bound, using_db=conn)
-    if binding is None:
-        return []
     if not binding.bound_at <= occurred_at <= binding.qualify_until:
         return []
     program = await ReferralProgram.get(id=binding.program_id, using_db=conn)

@@ -1,0 +1,169 @@
+"""Refunds racing the paid-order job and a settling group, found by tests/test_invariants_stateful.py: finance
+refunds an order whose `orders.order_paid` job has not run yet (the jobs then run in either order or side by
+side), a member is refunded from an open group, a group fails while the paid job commits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+
+import pymysql
+import pytest
+from arq import Retry
+from tortoise import Tortoise
+from tortoise.exceptions import OperationalError
+
+from campaigns.groupbuy.models import CampaignEntry, CampaignSku, EntryStatus, Group, GroupStatus
+from campaigns.orders import payments, service, tasks
+from campaigns.orders.gateway import default_gateway
+from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
+from kernel.db import transaction
+from points_mall.models import Consumption
+from tests.campaigns.groupbuy_factories import make_campaign
+from tests.factories import customer_headers, make_customer, make_staff, staff_headers
+
+
+async def paid_leader_seat(client) -> tuple[Order, CampaignEntry]:
+    """A leader opens a group and pays; the paid-order job has not run."""
+    campaign, sku = await make_campaign(group_size=3, stock=5)
+    leader = await make_customer()
+    opened = await client.post("/app/groups", json={"campaign_id": campaign.id, "sku_id": sku.id},
+                               headers=customer_headers(leader))
+    order = await Order.get(id=opened.json()["order_id"])
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(leader))
+    assert paid.json()["outcome"] == "applied"
+    return order, await CampaignEntry.get(order_id=order.id)
+
+
+async def staff_refund(client, order_id: int, amount_fen: int | None = None) -> Refund:
+    finance = await make_staff("finance")
+    body = {"reason": "customer_request"} | ({"amount_fen": amount_fen} if amount_fen else {})
+    response = await client.post(f"/admin/orders/{order_id}/refunds", json=body, headers=staff_headers(finance))
+    assert response.status_code == 201, response.text
+    return await Refund.get(id=response.json()["id"])
+
+
+async def assert_nothing_kept(order: Order, entry: CampaignEntry) -> None:
+    """Refunded in full before anything was delivered: no seat, no stock, no open group, no consumption."""
+    order = await Order.get(id=order.id)
+    entry = await CampaignEntry.get(id=entry.id)
+    group = await Group.get(id=entry.group_id)
+    sku = await CampaignSku.get(id=entry.sku_id)
+    assert order.status == OrderStatus.refunded and order.refunded_fen == order.total_fen
+    assert entry.status == EntryStatus.released, entry.status
+    assert group.status == GroupStatus.failed and group.paid_count == 0
+    assert sku.stock_left == sku.stock_total and sku.sold_units == 0
+    consumption = await Consumption.get_or_none(external_ref=f"order:{order.id}")
+    assert consumption is None or consumption.refunded_fen == consumption.amount_fen
+
+
+async def test_full_refund_confirmed_before_the_paid_job_gives_the_seat_back(client):
+    order, entry = await paid_leader_seat(client)
+    refund = await staff_refund(client, order.id)
+    assert await tasks.send_refund({}, refund.id) == "succeeded"
+    await tasks.order_paid({}, order.id)
+    await assert_nothing_kept(order, entry)
+
+
+async def test_paid_job_after_a_full_refund_was_asked_opens_no_group(client):
+    order, entry = await paid_leader_seat(client)
+    refund = await staff_refund(client, order.id)
+    await tasks.order_paid({}, order.id)  # the refund is asked for, not yet confirmed
+    assert await tasks.send_refund({}, refund.id) == "succeeded"
+    await assert_nothing_kept(order, entry)
+
+
+async def test_partial_refund_confirmed_before_the_paid_job_comes_off_the_consumption(client):
+    order, entry = await paid_leader_seat(client)
+    refund = await staff_refund(client, order.id, amount_fen=2_000)
+    assert await tasks.send_refund({}, refund.id) == "succeeded"
+    await tasks.order_paid({}, order.id)
+    consumption = await Consumption.get(external_ref=f"order:{order.id}")
+    assert (consumption.amount_fen, consumption.refunded_fen) == (order.total_fen, 2_000)
+    assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.paid  # a partial refund keeps the seat
+    assert (await Group.get(id=entry.group_id)).status == GroupStatus.open
+
+
+async def lock_waits() -> int:
+    """Statements of this test database blocked in flight (InnoDB waits for the row lock in the
+    'Statistics' phase of a primary-key lookup, where INNODB_TRX does not always show it)."""
+    rows = await Tortoise.get_connection("default").execute_query_dict(
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST"
+        " WHERE DB = DATABASE() AND COMMAND = 'Query' AND ID <> CONNECTION_ID()")
+    return int(rows[0]["n"])
+
+
+async def test_refund_confirmed_while_the_paid_job_commits_finds_the_consumption(client):
+    """The refund job used to read before it waited for the order row, so after the paid job committed it
+    still saw its old snapshot: no consumption, consumption_not_found, and the job died."""
+    order, entry = await paid_leader_seat(client)
+    refund = await staff_refund(client, order.id, amount_fen=2_000)
+    outside = contextvars.copy_context()  # the refund job's own connection, not the paid job's transaction
+    async with transaction() as conn:
+        await service.handle_paid_order(conn, order.id)  # the paid job, not committed yet
+        pushing = asyncio.create_task(payments.push_refund(default_gateway(), refund.id), context=outside)
+        for _ in range(500):
+            if await lock_waits() or pushing.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not pushing.done(), pushing
+        assert await lock_waits() == 1  # the refund's transaction waits for the order row
+    assert await pushing == RefundStatus.succeeded
+    consumption = await Consumption.get(external_ref=f"order:{order.id}")
+    assert (consumption.amount_fen, consumption.refunded_fen) == (order.total_fen, 2_000)
+
+
+async def test_a_member_refunded_before_the_group_settles_frees_the_seat(client, redis):
+    """Refunding a paid member of an open group used to keep their seat and their count: the group could then
+    'succeed' with a member short (and the leader's refund kept an open group with nobody paid)."""
+    order, entry = await paid_leader_seat(client)
+    await tasks.order_paid({}, order.id)
+    friend = await make_customer()
+    joined = await client.post(f"/app/groups/{entry.group_id}/join", headers=customer_headers(friend))
+    friend_order = await Order.get(id=joined.json()["order_id"])
+    await client.post(f"/sandbox/payments/{friend_order.out_trade_no}/succeed", headers=customer_headers(friend))
+    await tasks.order_paid({}, friend_order.id)
+    group = await Group.get(id=entry.group_id)
+    assert (group.seats_taken, group.paid_count) == (2, 2)
+
+    refund = await staff_refund(client, friend_order.id)
+    group = await Group.get(id=entry.group_id)
+    assert group.status == GroupStatus.open and (group.seats_taken, group.paid_count) == (1, 1)
+    assert await tasks.send_refund({}, refund.id) == "succeeded"
+    sku = await CampaignSku.get(id=entry.sku_id)
+    assert sku.sold_units == 1 and sku.stock_left == sku.stock_total - 1
+
+
+async def test_a_group_failing_while_the_paid_job_commits_gives_the_sold_unit_back(client):
+    """The failing group's refund read the member's entry from a snapshot taken before the paid job marked it
+    paid: the refund won the entry but did not give its sold unit back (sold_units stayed one too high)."""
+    order, entry = await paid_leader_seat(client)
+    outside = contextvars.copy_context()
+    async with transaction() as conn:
+        await CampaignEntry.get(id=entry.id).using_db(conn)  # the settling transaction's snapshot: still held
+        # The paid job commits on its own connection meanwhile: entry paid, one unit sold.
+        await asyncio.create_task(tasks.order_paid({}, order.id), context=outside)
+        fresh = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
+        await service.request_refund(conn, fresh, amount_fen=fresh.total_fen, reason="group_failed")
+    sku = await CampaignSku.get(id=entry.sku_id)
+    assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.refunding
+    assert sku.sold_units == 0 and sku.stock_left == sku.stock_total
+
+
+async def test_paid_job_still_deadlocked_after_its_quick_retries_is_retried_by_arq(client, monkeypatch):
+    """Seen once by the state machine: orders.order_paid died on an InnoDB deadlock four times in a row, and
+    a failed job is never run again, so the payment's seat, vouchers and points were lost."""
+    order, entry = await paid_leader_seat(client)
+
+    async def deadlocked(conn, order_id):
+        try:
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+        except pymysql.err.OperationalError as exc:
+            raise OperationalError(exc) from exc
+
+    monkeypatch.setattr(service, "handle_paid_order", deadlocked)
+    with pytest.raises(Retry):
+        await tasks.order_paid({"job_try": 1}, order.id)
+    monkeypatch.undo()
+    assert await tasks.order_paid({"job_try": 2}, order.id) is True
+    assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.paid

@@ -9,6 +9,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, ValidationException
 from litestar.exceptions import PermissionDeniedException, MethodNotAllowedException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from pymysql.err import InterfaceError as DriverInterfaceError
+from pymysql.err import OperationalError as DriverOperationalError
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
 from kernel.errors import DomainError
@@ -108,5 +110,9 @@ EXCEPTION_HANDLERS = {
     IntegrityError: integrity_error_handler,
     DBConnectionError: database_unavailable_handler,
     OperationalError: database_unavailable_handler,
+    # A connection lost inside a transaction fails once more on the ROLLBACK, which Tortoise does not
+    # translate: the driver's own error ("Not connected") replaces the translated one.
+    DriverInterfaceError: database_unavailable_handler,
+    DriverOperationalError: database_unavailable_handler,
     Exception: internal_error_handler,
 }

@@ -88,8 +88,12 @@ class NotifyResult:
 
 _ACK = {
     NotificationOutcome.applied, NotificationOutcome.duplicate, NotificationOutcome.paid_after_close,
-    NotificationOutcome.not_success, NotificationOutcome.unknown_order,
+    NotificationOutcome.not_success,
 }
+# An unknown out_trade_no is not acknowledged: the order may sit in a transaction that has not committed
+# yet, and WeChat delivers a refused notification again (15 s, 15 s, 30 s, 3 min... for about a day).
+# Acknowledging it would leave the payment to the query at the end of the payment window.
+_REFUSED_STATUS = {NotificationOutcome.unknown_order: 404}
 
 
 async def receive_payment_notification(
@@ -107,7 +111,8 @@ async def receive_payment_notification(
     trade = TradeState.from_resource(notification.resource)
     outcome = await _apply_trade(gateway, trade, source=source, notification_id=notification.id,
                                  event_type=notification.event_type)
-    return NotifyResult(outcome in _ACK, outcome.value, 200 if outcome in _ACK else 400)
+    accepted = outcome in _ACK
+    return NotifyResult(accepted, outcome.value, 200 if accepted else _REFUSED_STATUS.get(outcome, 400))
 
 
 async def _apply_trade(gateway: PaymentGateway, trade: TradeState, **event) -> NotificationOutcome:

@@ -17,10 +17,13 @@ from kernel.outbox.models import OutboxMessage
 log = structlog.get_logger(__name__)
 
 
-def job_id_for(message_id: int) -> str:
+def job_id_for(message: OutboxMessage) -> str:
     # arq refuses a second job with the same id while the first is queued or its result is kept,
     # so a row relayed twice (relay crashed between enqueue and marking) still runs once.
-    return f"outbox-{message_id}"
+    # The creation instant (microseconds) joins the row id because ids restart at 1 in every fresh
+    # database, and arq's job keys are shared by everything using the same Redis database: without it a
+    # second environment (or a recreated database) would see its jobs refused as duplicates for a day.
+    return f"outbox-{message.id}-{int(message.created_at.timestamp() * 1_000_000)}"
 
 
 async def enqueue(
@@ -45,7 +48,7 @@ async def relay_once(redis: ArqRedis, *, batch_size: int = 200, queue_name: str 
             await redis.enqueue_job(
                 message.job_name,
                 *message.args,
-                _job_id=job_id_for(message.id),
+                _job_id=job_id_for(message),
                 _defer_until=message.run_at,
                 _queue_name=queue_name,
             )

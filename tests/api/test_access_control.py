@@ -147,3 +147,142 @@ async def test_staff_token_cannot_use_customer_routes(client):
     staff = await make_staff("admin")
     r = await client.get("/app/me", headers=staff_headers(staff))
     assert r.status_code == 403 and r.json()["code"] == "wrong_token_kind"
+
+
+def _with_claims(token: str, **changes) -> str:
+    """The same token with some claims rewritten and the original signature kept (a tampered token)."""
+    import base64
+    import json
+
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims.update(changes)
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{body}.{signature}"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_staff_tokens_tampered_forged_expired_or_of_a_missing_member(client):
+    from kernel.identity.tokens import issue_staff_token
+
+    member = await make_staff("front_desk")
+    token = staff_headers(member)["Authorization"].split()[1]
+    assert (await client.get("/admin/bookings", headers=_bearer(token))).status_code == 200
+    # Promoting oneself inside the token breaks the signature.
+    for tampered in (_with_claims(token, roles=["admin"]), _with_claims(token, sub="1"),
+                     _with_claims(token, exp=9999999999)):
+        r = await client.get("/admin/staff", headers=_bearer(tampered))
+        assert r.status_code == 401 and r.json()["code"] == "token_invalid", r.text
+    forged = jwt.encode({"sub": str(member.id), "typ": "staff", "roles": ["admin"], "ver": member.token_version,
+                         "iss": "clinic-miniprogram", "iat": 0, "exp": 9999999999}, "not-our-key" * 4,
+                        algorithm="HS256")
+    assert (await client.get("/admin/staff", headers=_bearer(forged))).status_code == 401
+    ghost, _ = issue_staff_token(999_999_999, frozenset({"admin"}), 0)
+    assert (await client.get("/admin/auth/me", headers=_bearer(ghost))).status_code == 401
+
+    clock.set_now(clock.now() + timedelta(hours=12, seconds=1))  # the staff token lives 12 hours
+    r = await client.get("/admin/bookings", headers=_bearer(token))
+    assert r.status_code == 401 and r.json()["code"] == "token_expired"
+
+
+async def test_roles_changed_after_issue_take_effect_at_once(client):
+    from kernel.identity.models import StaffMember
+    from kernel.identity.tokens import issue_staff_token
+
+    admin = await make_staff("admin")
+    member = await make_staff("finance", password="finance pass 123")
+
+    async def login() -> dict[str, str]:
+        r = await client.post("/admin/auth/login", json={"username": member.username, "password": "finance pass 123"})
+        assert r.status_code == 200, r.text
+        return _bearer(r.json()["access_token"])
+
+    before = await login()
+    assert (await client.get("/admin/orders", headers=before)).status_code == 200
+    moved = await client.patch(f"/admin/staff/{member.id}", json={"roles": ["front_desk"]}, headers=staff_headers(admin))
+    assert moved.status_code == 200
+    # The old token is dead for every route, the new role's included: log in again.
+    for path in ("/admin/orders", "/admin/bookings", "/admin/auth/me"):
+        r = await client.get(path, headers=before)
+        assert r.status_code == 401 and r.json()["code"] == "token_invalid", (path, r.text)
+    after = await login()
+    assert (await client.get("/admin/bookings", headers=after)).status_code == 200
+    refused = await client.get("/admin/orders", headers=after)
+    assert refused.status_code == 403 and refused.json()["code"] == "role_required"
+
+    # Roles come from the database, never from the token: a token of the current version that
+    # claims more (minted by a bug, or cached by a client) gets what the member holds now.
+    current = await StaffMember.get(id=member.id)
+    claiming, _ = issue_staff_token(member.id, frozenset({"admin", "finance"}), current.token_version)
+    for path in ("/admin/orders", "/admin/staff"):
+        r = await client.get(path, headers=_bearer(claiming))
+        assert r.status_code == 403 and r.json()["code"] == "role_required", path
+
+    # A password reset revokes as well; disabling refuses even a token minted at the new version.
+    reset = await client.patch(f"/admin/staff/{member.id}", json={"password": "another pass 456"},
+                               headers=staff_headers(admin))
+    assert reset.status_code == 200
+    assert (await client.get("/admin/bookings", headers=after)).status_code == 401
+    await client.patch(f"/admin/staff/{member.id}", json={"is_active": False}, headers=staff_headers(admin))
+    current = await StaffMember.get(id=member.id)
+    fresh, _ = issue_staff_token(member.id, current.role_set, current.token_version)
+    disabled = await client.get("/admin/bookings", headers=_bearer(fresh))
+    assert disabled.status_code == 403 and "staff_disabled" in disabled.text
+
+
+async def test_finance_actions_leave_audit_rows_naming_the_staff_member_and_request(client, redis):
+    """Settlement steps and order refunds: one audit row each, with who did it and the request's id;
+    a refused step leaves none. Finance reads the trail through the API."""
+    from campaigns.orders.models import Order
+    from kernel.identity.models import AuditLogEntry
+    from tests.campaigns.factories import make_order, run_jobs
+    from tests.campaigns.referrals.test_settlement import payable_reward, today
+
+    maker, checker = await make_staff("finance"), await make_staff("finance")
+    await payable_reward(await make_customer(), 4_200)
+    customer = await make_customer()
+    order = await make_order(customer, unit_price_fen=8_800)
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    assert paid.status_code == 200, paid.text
+    await run_jobs(redis)
+
+    done: list[tuple[str, str, int, str]] = []  # (action, target id, staff id, request id)
+
+    async def act(staff, method: str, url: str, action: str, target: str | None = None, **kwargs):
+        r = await client.request(method, url, headers=staff_headers(staff), **kwargs)
+        assert r.status_code in (200, 201), (url, r.text)
+        target = target or str(r.json()["id"])
+        done.append((action, target, staff.id, r.headers["x-request-id"]))
+        return r
+
+    batch = (await act(maker, "POST", "/admin/settlements", "settlement.create", json={"up_to": today()})).json()
+    bid = str(batch["id"])
+    own = await client.post(f"/admin/settlements/{bid}/approve", headers=staff_headers(maker))
+    assert own.status_code == 403  # maker-checker: refused, and so not in the trail
+    await act(checker, "POST", f"/admin/settlements/{bid}/approve", "settlement.approve")
+    await act(checker, "POST", f"/admin/settlements/{bid}/mark-paid", "settlement.mark_paid",
+              json={"external_ref": "BANK-" + secrets_hex()})
+    await act(maker, "GET", f"/admin/settlements/{bid}/export", "settlement.export", target=bid)
+    await act(checker, "POST", f"/admin/orders/{order.id}/refunds", "orders.refund", target=str(order.id),
+              json={"reason": "goodwill", "amount_fen": 1_000, "note": "late"})
+    await act(maker, "GET", "/admin/orders/export.csv", "orders.export", target="-")
+
+    for action, target, staff_id, request_id in done:
+        trail = await client.get("/admin/audit-log", params={"action": action, "target_id": target},
+                                 headers=staff_headers(checker))
+        assert trail.status_code == 200
+        rows = [e for e in trail.json()["items"] if e["request_id"] == request_id]
+        assert len(rows) == 1, (action, trail.json())
+        assert rows[0]["staff_id"] == staff_id
+    assert not await AuditLogEntry.filter(action="settlement.approve", target_id=bid, staff_id=maker.id).exists()
+    assert (await Order.get(id=order.id)).refund_reserved_fen == 1_000
+    await run_jobs(redis)  # the refund is pushed; nothing is left deferred for later burst workers
+
+
+def secrets_hex() -> str:
+    import secrets
+
+    return secrets.token_hex(6)

@@ -79,3 +79,58 @@ async def test_check_in_is_limited_per_customer(app, client, redis):
     # One check-in, then "already checked in" until the window's 10 taps are used, then 429.
     assert statuses[0] == 201 and set(statuses[1:10]) == {409} and statuses[10:] == [429, 429]
     await redis.flushdb()
+
+
+async def _fill_ip_window(redis, name: str, limit: int, window: int, host: str = "127.0.0.1") -> None:
+    """Count an address as having used its whole window already (this window and the next, so a
+    window boundary during the test changes nothing): what many callers behind it would have done."""
+    import time
+
+    now = int(time.time())
+    for start in (now - now % window, now - now % window + window):
+        await redis.set(f"rl:{name}:ip:{host}:{start}", limit, ex=2 * window + 1)
+
+
+async def test_redemption_is_limited_per_customer_and_per_ip(app, client, redis):
+    from kernel.settings import get_settings
+    from tests.factories import customer_headers, make_customer
+
+    await redis.flushdb()
+    per_customer, _ = get_settings().rate_limit.redemption_per_customer
+    per_ip, ip_window = get_settings().rate_limit.redemption_per_ip
+    hammering, neighbour = await make_customer(), await make_customer()
+
+    def redeem(customer, i: int):
+        # An item that does not exist: the limit is counted before anything else is looked at.
+        return client.post("/app/mall/redemptions", json={"item_id": 999_999_999, "quantity": 1},
+                           headers={**customer_headers(customer), "Idempotency-Key": f"rl-redeem-{i:04d}"})
+
+    with limits_on(app):
+        statuses = [(await redeem(hammering, i)).status_code for i in range(per_customer + 2)]
+        assert statuses[:per_customer] == [404] * per_customer and statuses[per_customer:] == [429, 429]
+        limited = await redeem(hammering, 9999)
+        assert limited.json()["detail"]["scope"] == "customer" and int(limited.headers["retry-after"]) >= 1
+        # The same address, another customer: not limited by the first one's taps.
+        assert (await redeem(neighbour, 0)).status_code == 404
+
+        await _fill_ip_window(redis, "redemption", per_ip, ip_window)
+        crowded = await redeem(await make_customer(), 0)
+        assert crowded.status_code == 429, crowded.text
+        assert crowded.json()["code"] == "rate_limited" and crowded.json()["detail"]["scope"] == "ip"
+    await redis.flushdb()
+
+
+async def test_check_in_is_limited_per_ip(app, client, redis):
+    from kernel.settings import get_settings
+    from points_mall.models import CheckIn
+    from tests.factories import customer_headers, make_customer
+
+    await redis.flushdb()
+    per_ip, window = get_settings().rate_limit.check_in_per_ip
+    customer = await make_customer()
+    with limits_on(app):
+        await _fill_ip_window(redis, "check_in", per_ip, window)
+        r = await client.post("/app/check-ins", headers=customer_headers(customer))
+    assert r.status_code == 429 and r.json()["detail"]["scope"] == "ip"
+    assert not await CheckIn.filter(customer_id=customer.id).exists()  # refused before anything was written
+    await redis.flushdb()

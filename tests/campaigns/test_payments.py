@@ -97,9 +97,11 @@ async def test_forged_altered_stale_and_mismatched_notifications_are_refused(cli
     headers, body = wechatpay.notification("TRANSACTION.SUCCESS", other)
     assert (await client.post(NOTIFY, content=body, headers=headers)).json()["message"] == "merchant_mismatch"
 
-    # Unknown order: acknowledged (WeChat would retry forever) and logged.
+    # Unknown order: recorded and refused, so WeChat delivers it again (the order may not be committed yet;
+    # tests/failures/test_notification_before_commit.py). WeChat gives up after about a day.
     headers, body = wechatpay.notification("TRANSACTION.SUCCESS", wechatpay.transaction_resource("CO-nowhere", 5))
-    assert (await client.post(NOTIFY, content=body, headers=headers)).status_code == 204
+    unknown = await client.post(NOTIFY, content=body, headers=headers)
+    assert unknown.status_code == 404 and unknown.json() == {"code": "FAIL", "message": "unknown_order"}
     assert await PaymentEvent.filter(out_trade_no="CO-nowhere", outcome=NotificationOutcome.unknown_order).exists()
 
     garbage = await client.post(NOTIFY, content=b"\xff\x00not json", headers=headers)

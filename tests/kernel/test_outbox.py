@@ -40,7 +40,7 @@ async def test_job_runs_once_after_commit_even_if_relayed_twice(redis):
     assert await relay_once(redis, queue_name=QUEUE) >= 1
     await run_worker(redis, functions=TEST_FUNCTIONS)
     assert await delivered_count(redis, key) == 1
-    info = await Job(job_id_for(message.id), redis, _queue_name=QUEUE).result_info()
+    info = await Job(job_id_for(await OutboxMessage.get(id=message.id)), redis, _queue_name=QUEUE).result_info()
     assert info is not None and info.success and info.function == "tests.record_delivery"
     row = await OutboxMessage.get(id=message.id)
     assert row.delivered_at is not None

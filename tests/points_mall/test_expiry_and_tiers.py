@@ -78,7 +78,7 @@ async def test_release_job_moves_pending_points_once():
 @pytest.fixture
 async def tier_table():
     """Silver at ¥5,000 or 2 referrals (x1.1), gold at ¥20,000 (x1.5); no pending hold for these tests."""
-    suffix = secrets.token_hex(2)
+    suffix = secrets.token_hex(6)
     await MemberTier.all().update(is_active=False)
     async with transaction() as conn:
         saved = (await get_rules(conn)).pending_days

@@ -7,7 +7,6 @@ import asyncio
 import contextvars
 
 import pytest
-
 from tortoise import Tortoise
 
 from campaigns.referrals import payouts, rewards

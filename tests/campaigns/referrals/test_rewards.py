@@ -262,12 +262,15 @@ async def test_one_reward_per_level_whatever_the_number_of_events(client, redis)
 
     first = await consumption_recorded(friend.id, 20000)
     await consumption_recorded(friend.id, 20000, consumption_id=first)  # the same event delivered again
-    await consumption_recorded(friend.id, 90000)  # a second purchase
+    second = await consumption_recorded(friend.id, 90000)  # a second purchase
     worker = await run_worker(redis)
     assert worker.jobs_failed == 0
     rewards = await ReferralReward.filter(referee_id=friend.id)
-    assert [(r.level, r.qualifying_consumption_id) for r in rewards] == [(1, first)]
-    assert consumption_id != first
+    # The worker runs these jobs concurrently, so either qualifying purchase may be the one that counts;
+    # what may never happen is a second level-1 reward, or the below-minimum purchase qualifying.
+    assert [r.level for r in rewards] == [1]
+    assert rewards[0].qualifying_consumption_id in {first, second}
+    assert consumption_id not in {first, second}
 
 
 async def test_consumption_outside_the_qualifying_window_does_not_qualify(client, redis):

@@ -24,11 +24,11 @@ async def drained(redis):
     await run_jobs(redis)
 
 
-async def statements_waiting() -> int:
-    """Statements of this test database in flight on other connections (blocked on a row lock)."""
+async def blocked_on(table: str) -> int:
+    """Statements of this test database, on other connections, blocked on a row of `table`."""
     rows = await Tortoise.get_connection("default").execute_query_dict(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST"
-        " WHERE DB = DATABASE() AND COMMAND = 'Query' AND ID <> CONNECTION_ID()")
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query'"
+        " AND ID <> CONNECTION_ID() AND INFO LIKE %s", [f"%`{table}`%"])
     return int(rows[0]["n"])
 
 
@@ -46,7 +46,7 @@ async def run_while_open(first, second) -> None:
         await first(conn)
         other = asyncio.create_task(second(), context=outside)
         for _ in range(300):
-            if other.done() or await statements_waiting():
+            if other.done() or await blocked_on("referral_binding"):
                 break
             await asyncio.sleep(0.01)
     await other

@@ -3,9 +3,8 @@ slots, the triage queue, arrivals, follow-ups and a customer's history for staff
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, TypeVar
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -15,7 +14,6 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import OperationalError
 
 from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
@@ -78,28 +76,16 @@ from booking.schemas import (
     TriageResult,
 )
 from kernel import clock
-from kernel.db import is_retryable, transaction
+from kernel.db import run_in_transaction as in_transaction
+from kernel.db import transaction
 from kernel.identity.models import Customer
 from kernel.identity.service import audit, get_customer
 from kernel.identity.tokens import Principal
 
-T = TypeVar("T")
 
 BranchId = Annotated[int, Parameter(ge=1, description="Branch id")]
 DepartmentId = Annotated[int, Parameter(ge=1, description="Department id")]
 Day = Annotated[date | None, Parameter(description="Local date in the branch's time zone; default today")]
-
-
-async def in_transaction(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
-    """One transaction; retried when InnoDB picks it as a deadlock victim (it was rolled back whole)."""
-    for attempt in range(3):
-        try:
-            async with transaction() as conn:
-                return await work(conn)
-        except OperationalError as exc:
-            if attempt == 2 or not is_retryable(exc):
-                raise
-    raise AssertionError("unreachable")
 
 
 async def _zones(conn: BaseDBAsyncClient) -> dict[int, ZoneInfo]:

@@ -27,7 +27,7 @@ from campaigns.groupbuy.schemas import (
     SkuUpdate,
     sku_out,
 )
-from campaigns.orders.payments import in_transaction_retrying
+from kernel.db import run_in_transaction
 from kernel.db import transaction
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
@@ -130,7 +130,7 @@ class CustomerCampaignController(Controller):
 
     @post("/{campaign_id:int}/purchases", summary="Buy in a category group buy (pay the returned order)")
     async def purchase(self, customer_id: int, campaign_id: int, data: PurchaseCreate) -> Seat:
-        order, entry = await in_transaction_retrying(
+        order, entry = await run_in_transaction(
             lambda conn: groups.purchase(conn, customer_id, campaign_id, data.sku_id, data.quantity))
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at)
 
@@ -143,14 +143,14 @@ class GroupController(Controller):
 
     @post("/", summary="Open a bestie-card group (creates the leader's order)")
     async def open_group(self, customer_id: int, data: GroupOpen) -> Seat:
-        group, order, entry = await in_transaction_retrying(
+        group, order, entry = await run_in_transaction(
             lambda conn: groups.open_group(conn, customer_id, data.campaign_id, data.sku_id))
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,
                     group_id=group.id)
 
     @post("/{group_id:int}/join", summary="Join a friend's group: takes a seat and creates the order")
     async def join(self, customer_id: int, group_id: int) -> Seat:
-        group, order, entry = await in_transaction_retrying(lambda conn: groups.join_group(conn, customer_id, group_id))
+        group, order, entry = await run_in_transaction(lambda conn: groups.join_group(conn, customer_id, group_id))
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,
                     group_id=group.id)
 

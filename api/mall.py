@@ -26,7 +26,7 @@ from kernel.identity.tokens import Principal
 from points_mall import mall
 from points_mall.errors import ItemNotFound, RedemptionNotFound
 from points_mall.models import MallItem, MallRedemption, RedemptionStatus, Voucher, VoucherStatus
-from points_mall.retry import in_transaction
+from kernel.db import run_in_transaction as in_transaction
 from points_mall.schemas import (
     MallItemCreate,
     MallItemForCustomer,

@@ -35,7 +35,7 @@ from points_mall.models import (
     PointsLedgerEntry,
     TierChange,
 )
-from points_mall.retry import in_transaction
+from kernel.db import run_in_transaction as in_transaction
 from points_mall.schemas import (
     AdjustmentCreate,
     AdjustmentDone,

@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 from redis.exceptions import RedisError
-from tortoise.exceptions import OperationalError
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
@@ -49,7 +49,7 @@ from campaigns.referrals.schemas import (
     RewardPage,
     Totals,
 )
-from kernel.db import is_retryable, transaction
+from kernel.db import run_in_transaction, transaction
 from kernel.errors import TooManyRequests, UpstreamUnavailable
 from kernel.identity.service import audit, get_customer
 from kernel.identity.tokens import Principal
@@ -228,19 +228,15 @@ class SettlementController(Controller):
 
     @post("/", summary="Create a batch of every payable reward up to a date")
     async def create(self, data: BatchCreate, staff: Principal) -> Batch:
-        for attempt in range(3):
-            try:
-                async with transaction() as conn:
-                    batch = await service.create_batch(conn, staff_id=staff.id, up_to=data.up_to, note=data.note)
-                    await audit(conn, staff.id, "settlement.create", "settlement_batch", batch.id,
-                                {"up_to": data.up_to.isoformat(), "total_fen": batch.total_fen,
-                                 "reward_count": batch.reward_count, "adjustment_count": batch.adjustment_count})
-                    return Batch.of(batch)
-            except OperationalError as exc:
-                # Two batches created at once: InnoDB may pick one as a deadlock victim; it retries.
-                if attempt == 2 or not is_retryable(exc):
-                    raise
-        raise AssertionError("unreachable")
+        async def work(conn: BaseDBAsyncClient) -> Batch:
+            batch = await service.create_batch(conn, staff_id=staff.id, up_to=data.up_to, note=data.note)
+            await audit(conn, staff.id, "settlement.create", "settlement_batch", batch.id,
+                        {"up_to": data.up_to.isoformat(), "total_fen": batch.total_fen,
+                         "reward_count": batch.reward_count, "adjustment_count": batch.adjustment_count})
+            return Batch.of(batch)
+
+        # Two batches created at once: InnoDB may pick one as a deadlock victim, which runs again.
+        return await run_in_transaction(work, attempts=3)
 
     @get("/{batch_id:int}", summary="Review a batch: one line per payee")
     async def review(self, batch_id: int) -> BatchReview:

@@ -339,7 +339,7 @@ async def staff_slots(
 async def change_slot(
     conn: BaseDBAsyncClient, slot_id: int, *, capacity: int | None = None, status: SlotStatus | None = None
 ) -> Slot:
-    slot = await get_slot(conn, slot_id)
+    await get_slot(conn, slot_id)  # 404 for an unknown slot before anything is written
     if capacity is not None:
         if not 1 <= capacity <= 1000:
             raise ValidationFailed("Capacity is 1 to 1000 per slot.", field="capacity")

@@ -9,11 +9,20 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import structlog
 from tortoise import Tortoise
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
 from kernel.modules import exists
 from kernel.settings import DatabaseSettings, get_settings
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # The Tortoise apps (one per room, referrals apart from orders and group buys), each with its models
 # modules and its migrations package. An app is included once one of its models modules exists, so
@@ -135,6 +144,23 @@ def is_retryable(exc: BaseException) -> bool:
 def transaction():
     """One transaction, opened at the edge (a request or a job); services receive the connection."""
     return in_transaction("default")
+
+
+async def run_in_transaction(work: Callable[[BaseDBAsyncClient], Awaitable[T]], *, attempts: int = 4) -> T:
+    """Run `work(conn)` in one transaction at the edge, again when InnoDB picks it as a deadlock victim.
+
+    A deadlock (or lock-wait timeout) rolls the whole transaction back, so running it again is safe;
+    every other error propagates at once. Routes and jobs call this; services never open transactions.
+    """
+    for attempt in range(attempts):
+        try:
+            async with transaction() as conn:
+                return await work(conn)
+        except (OperationalError, TransactionManagementError) as exc:
+            if attempt == attempts - 1 or not is_retryable(exc):
+                raise
+            log.info("db.deadlock_retry", attempt=attempt + 1)
+    raise AssertionError("unreachable")
 
 
 # Read by the `tortoise` CLI (see [tool.tortoise] in pyproject.toml).

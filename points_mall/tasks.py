@@ -20,7 +20,7 @@ from kernel.identity.models import Customer
 from kernel.outbox import enqueue
 from points_mall import ledger, mall
 from points_mall.models import ExpiryReminder, PointsLot
-from points_mall.retry import in_transaction
+from kernel.db import run_in_transaction as in_transaction
 from points_mall.rules import get_rules
 from points_mall.tiers import accounts_with_tier, evaluate_tier
 

@@ -11,7 +11,7 @@ from campaigns.groupbuy import ending, groups
 from campaigns.groupbuy.models import Campaign, CampaignSku, CampaignStatus, Group
 from campaigns.orders import payments
 from campaigns.orders.gateway import GatewayUnavailable, gateway_from
-from campaigns.orders.payments import in_transaction_retrying
+from kernel.db import run_in_transaction
 from campaigns.orders.tasks import retry_delay
 from kernel import clock
 from kernel.db import transaction
@@ -41,7 +41,7 @@ async def schedule_group_close(ctx: dict[str, Any], group_id: int) -> str:
 
 async def close_group(ctx: dict[str, Any], group_id: int) -> str:
     """At the deadline: virtual completion or failure (refunds), unless the group filled first."""
-    result = await in_transaction_retrying(lambda conn: groups.settle_group(conn, group_id))
+    result = await run_in_transaction(lambda conn: groups.settle_group(conn, group_id))
     if result == "not_due":
         group = await Group.get(id=group_id)
         raise Retry(defer=max(1.0, (group.deadline - clock.now()).total_seconds()))
@@ -61,7 +61,7 @@ async def end_campaign(ctx: dict[str, Any], campaign_id: int) -> str:
         await ending.mark_ended(conn, campaign_id)
         group_ids = await ending.unsettled_group_ids(conn, campaign_id)
     for group_id in group_ids:
-        await in_transaction_retrying(lambda conn, gid=group_id: groups.settle_group(conn, gid, force=True))
+        await run_in_transaction(lambda conn, gid=group_id: groups.settle_group(conn, gid, force=True))
     gateway = gateway_from(ctx)
     async with transaction() as conn:
         held = await ending.held_order_ids(conn, campaign_id)
@@ -76,7 +76,7 @@ async def end_campaign(ctx: dict[str, Any], campaign_id: int) -> str:
         # Unpaid orders whose window is still open, or payments whose job has not run yet.
         raise Retry(defer=retry_delay(ctx))
     for sku_id in await CampaignSku.filter(campaign_id=campaign_id).values_list("id", flat=True):
-        await in_transaction_retrying(lambda conn, sid=sku_id: ending.settle_tier_price(conn, sid))
+        await run_in_transaction(lambda conn, sid=sku_id: ending.settle_tier_price(conn, sid))
     async with transaction() as conn:
         await ending.mark_settled(conn, campaign_id)
     log.info("groupbuy.campaign_settled", campaign_id=campaign_id)
@@ -92,7 +92,7 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     overdue = await Group.filter(status__in=groups.SETTLEABLE, deadline__lte=now).order_by("deadline").limit(
         SWEEP_BATCH).values_list("id", flat=True)
     for group_id in overdue:
-        result = await in_transaction_retrying(lambda conn, gid=group_id: groups.settle_group(conn, gid))
+        result = await run_in_transaction(lambda conn, gid=group_id: groups.settle_group(conn, gid))
         counts["groups"] += result in ("succeeded", "failed")
     due = await Campaign.filter(
         status__in=(CampaignStatus.scheduled, CampaignStatus.live, CampaignStatus.ended), ends_at__lte=now,

@@ -7,13 +7,12 @@ procedure opens its own short transactions around the service calls (retrying In
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError, OperationalError, TransactionManagementError
+from tortoise.exceptions import IntegrityError
 
 from campaigns.orders import service
 from campaigns.orders.errors import OrderNotPayable, PaymentWindowClosed
@@ -29,25 +28,11 @@ from campaigns.orders.gateway import (
 )
 from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
-from kernel.db import is_retryable, transaction
+from kernel.db import run_in_transaction, transaction
 from kernel.identity.models import Customer
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
-
-
-async def in_transaction_retrying(work: Callable[[BaseDBAsyncClient], Awaitable[T]], attempts: int = 4) -> T:
-    """Run `work(conn)` in one transaction; InnoDB deadlock victims are rolled back and run again."""
-    for attempt in range(attempts):
-        try:
-            async with transaction() as conn:
-                return await work(conn)
-        except (OperationalError, TransactionManagementError) as exc:
-            if attempt == attempts - 1 or not is_retryable(exc):
-                raise
-            log.info("db.deadlock_retry", attempt=attempt + 1)
-    raise AssertionError("unreachable")
 
 
 # --- paying -------------------------------------------------------------------------------------
@@ -122,7 +107,7 @@ async def _apply_trade(gateway: PaymentGateway, trade: TradeState, **event) -> N
         )
 
     try:
-        return await in_transaction_retrying(work)
+        return await run_in_transaction(work)
     except IntegrityError:
         # The transaction id is already on another order: never apply it twice, record the oddity.
         async with transaction() as conn:
@@ -164,7 +149,7 @@ async def receive_refund_notification(
         await service.record_event(conn, outcome=outcome, **record)
         return NotifyResult(True, outcome.value, 200)
 
-    notify = await in_transaction_retrying(work)
+    notify = await run_in_transaction(work)
     if not notify.accepted:
         log.warning("orders.refund_notify_refused", outcome=notify.outcome, out_refund_no=result.out_refund_no)
     return notify
@@ -208,7 +193,7 @@ async def close_or_confirm(gateway: PaymentGateway, order_id: int, *, reason: st
     async def work(conn: BaseDBAsyncClient) -> bool:
         return await service.close_unpaid(conn, order_id, reason)
 
-    return "closed" if await in_transaction_retrying(work) else "settled"
+    return "closed" if await run_in_transaction(work) else "settled"
 
 
 # --- refunds ----------------------------------------------------------------------------------------
@@ -255,4 +240,4 @@ async def push_refund(gateway: PaymentGateway, refund_id: int) -> RefundStatus:
         await service.note_refund_attempt(conn, refund_id, "" if result.status == "SUCCESS" else result.status)
         return await service.apply_refund_result(conn, current, result, source="refund_api")
 
-    return await in_transaction_retrying(work)
+    return await run_in_transaction(work)

@@ -7,13 +7,13 @@ from typing import Any
 
 import structlog
 from arq import Retry, cron, func
-from tortoise.exceptions import OperationalError, TransactionManagementError
 
 from campaigns.orders import payments, service
 from campaigns.orders.gateway import GatewayUnavailable, gateway_from
 from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
-from kernel.db import is_retryable, transaction
+from kernel.db import transaction
+from kernel.jobs import run_job_transaction
 from kernel.settings import get_settings
 
 log = structlog.get_logger(__name__)
@@ -43,18 +43,11 @@ async def close_unpaid_order(ctx: dict[str, Any], order_id: int) -> str:
 
 async def order_paid(ctx: dict[str, Any], order_id: int) -> bool:
     """The side effects of a payment (fulfilment, consumption), once per order."""
-    async def work(conn) -> bool:
-        return await service.handle_paid_order(conn, order_id)
-
-    try:
-        return await payments.in_transaction_retrying(work)
-    except (OperationalError, TransactionManagementError) as exc:
-        # Still a deadlock victim after the quick retries: let arq run it again later. A job that died here
-        # was lost for good (nothing sweeps paid orders whose side effects never ran).
-        if not is_retryable(exc):
-            raise
-        log.info("orders.order_paid_retry", order_id=order_id)
-        raise Retry(defer=retry_delay(ctx)) from exc
+    # A deadlock that outlives the quick retries goes back to arq: nothing sweeps paid orders whose
+    # side effects never ran, so the job must not fail for good.
+    return await run_job_transaction(
+        ctx, lambda conn: service.handle_paid_order(conn, order_id), retry_defer=retry_delay(ctx)
+    )
 
 
 async def send_refund(ctx: dict[str, Any], refund_id: int) -> str:

@@ -6,12 +6,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import structlog
-from arq import Retry, cron, func
+from arq import cron, func
 from tortoise.exceptions import OperationalError
 
 from campaigns.referrals import payouts, rewards
 from campaigns.referrals.models import RewardKind
 from kernel.db import is_retryable, transaction
+from kernel.jobs import run_job_transaction
 
 log = structlog.get_logger(__name__)
 
@@ -32,33 +33,29 @@ async def consumption_recorded(
     ctx: dict[str, Any], consumption_id: int, customer_id: int, amount_fen: int, occurred_at_iso: str
 ) -> int:
     """A consumption was recorded (points room): qualify the customer's referral. Returns rewards created."""
-    try:
-        async with transaction() as conn:
-            created = await rewards.record_qualifying_consumption(
-                conn,
-                consumption_id=int(consumption_id),
-                customer_id=int(customer_id),
-                amount_fen=int(amount_fen),
-                occurred_at=_parse_instant(occurred_at_iso),
-            )
-    except OperationalError as exc:
-        if is_retryable(exc):
-            raise Retry(defer=ctx.get("job_try", 1)) from exc
-        raise
+    created = await run_job_transaction(
+        ctx,
+        lambda conn: rewards.record_qualifying_consumption(
+            conn,
+            consumption_id=int(consumption_id),
+            customer_id=int(customer_id),
+            amount_fen=int(amount_fen),
+            occurred_at=_parse_instant(occurred_at_iso),
+        ),
+        attempts=1,
+    )
     return len(created)
 
 
 async def consumption_refunded(ctx: dict[str, Any], consumption_id: int, customer_id: int, refunded_fen: int) -> int:
     """A consumption was refunded (points room): cancel or claw back the rewards it earned."""
-    try:
-        async with transaction() as conn:
-            touched = await payouts.record_refund(
-                conn, consumption_id=int(consumption_id), customer_id=int(customer_id), refunded_fen=int(refunded_fen)
-            )
-    except OperationalError as exc:
-        if is_retryable(exc):
-            raise Retry(defer=ctx.get("job_try", 1)) from exc
-        raise
+    touched = await run_job_transaction(
+        ctx,
+        lambda conn: payouts.record_refund(
+            conn, consumption_id=int(consumption_id), customer_id=int(customer_id), refunded_fen=int(refunded_fen)
+        ),
+        attempts=1,
+    )
     return len(touched)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 
 from kernel import crypto
 from kernel.identity.models import Customer
@@ -12,31 +11,6 @@ from kernel.settings import WeChatSettings
 from kernel.wechat.miniprogram import LiveMiniProgram
 from tests.conftest import serve_in_loop
 from tests.factories import customer_headers, make_customer
-from tests.fakes.wechat import FakeWeChat
-
-
-@pytest.fixture(scope="module")
-async def fake_wechat():
-    fake = FakeWeChat()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture(scope="module")
-async def live_client(database, redis, fake_wechat):
-    from api.app import create_app
-
-    adapter = LiveMiniProgram(
-        WeChatSettings(
-            mode="live", appid=fake_wechat.appid, secret=fake_wechat.secret,
-            api_base=fake_wechat.base_url, timeout_seconds=3,
-        )
-    )
-    app = create_app(miniprogram=adapter, embedded_worker=False)
-    async with serve_in_loop(app) as client:
-        yield client
-    await adapter.aclose()
 
 
 async def test_login_creates_customer_and_keeps_session_key_sealed(live_client, fake_wechat):

@@ -40,7 +40,6 @@ from tests.booking.factories import make_department, make_slot
 from tests.campaigns.factories import discard_future_jobs, make_order, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.campaigns.referrals.factories import make_program
-from tests.api.test_identity_routes import fake_wechat, live_client  # noqa: F401 (fixtures)
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 from tests.points_mall.factories import balance_of, funded_customer, give_points, make_item
 

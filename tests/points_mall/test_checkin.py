@@ -9,7 +9,7 @@ import pytest
 
 from kernel import clock
 from kernel.db import transaction
-from points_mall.models import CheckIn, PointsLedgerEntry, PointsRules
+from points_mall.models import CheckIn, PointsLedgerEntry
 from points_mall.rules import get_rules, update_rules
 from tests.factories import customer_headers, make_customer
 from tests.points_mall.factories import assert_ledger_consistent

@@ -6,7 +6,6 @@ import secrets
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from arq import func
 
 from kernel import clock
 from kernel.db import transaction

@@ -14,7 +14,6 @@ from kernel.db import is_retryable, transaction
 from kernel.errors import Conflict
 from kernel import privacy
 from kernel.identity import service
-from kernel.identity.models import AuditLogEntry, StaffMember
 from kernel.identity.schemas import (
     AuditEntry,
     CustomerLogin,
@@ -52,7 +51,7 @@ class CustomerAuthController(Controller):
         for attempt in range(3):
             try:
                 async with transaction() as conn:
-                    customer, created = await service.login_customer(conn, session, data.referral_code)
+                    customer, created = await service.login_customer(conn, session)
                     for hook in state.customer_login_hooks:
                         await hook(conn, customer, created, data.referral_code)
                 break
@@ -147,8 +146,8 @@ class StaffAdminController(Controller):
 
     @get("/", summary="List staff members")
     async def list_staff(self, limit: Limit, offset: Offset) -> StaffList:
-        total = await StaffMember.all().count()
-        rows = await StaffMember.all().order_by("id").offset(offset).limit(limit)
+        async with transaction() as conn:
+            total, rows = await service.list_staff(conn, limit=limit, offset=offset)
         return StaffList(total=total, limit=limit, offset=offset, items=[Staff.of(s) for s in rows])
 
     @post("/", summary="Create a staff member")
@@ -195,23 +194,11 @@ class AuditController(Controller):
         self, limit: Limit, offset: Offset, target_type: str | None = None, target_id: str | None = None,
         action: str | None = None,
     ) -> AuditPage:
-        query = AuditLogEntry.all()
-        if target_type:
-            query = query.filter(target_type=target_type)
-        if target_id:
-            query = query.filter(target_id=target_id)
-        if action:
-            query = query.filter(action=action)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
-        items = [
-            AuditEntry(
-                id=r.id, staff_id=r.staff_id, action=r.action, target_type=r.target_type,
-                target_id=r.target_id, detail=r.detail, request_id=r.request_id, created_at=r.created_at,
+        async with transaction() as conn:
+            total, rows = await service.list_audit_entries(
+                conn, limit=limit, offset=offset, target_type=target_type, target_id=target_id, action=action
             )
-            for r in rows
-        ]
-        return AuditPage(total=total, limit=limit, offset=offset, items=items)
+        return AuditPage(total=total, limit=limit, offset=offset, items=[AuditEntry.of(r) for r in rows])
 
 
 ROUTES = [CustomerAuthController, MeController, StaffAuthController, StaffAdminController, AuditController]

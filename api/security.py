@@ -14,7 +14,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from kernel.errors import Forbidden, Unauthorized
-from kernel.identity.models import Customer, StaffMember
+from kernel.identity.service import customer_is_active, staff_member_or_none
 from kernel.identity.tokens import Principal, TokenInvalid, decode_token
 
 _PRINCIPAL = "principal"
@@ -57,7 +57,7 @@ async def customer_guard(connection: ASGIConnection, _: BaseRouteHandler) -> Non
     if principal.kind != "customer":
         raise WrongAudience()
     # One primary-key lookup per request: a token outlives an erasure request otherwise.
-    if not await Customer.filter(id=principal.id, deleted_at=None).exists():
+    if not await customer_is_active(principal.id):
         raise AccountErased()
     connection.state[_PRINCIPAL] = principal
 
@@ -74,7 +74,7 @@ def staff_only(*roles: str, include_admin: bool = True) -> Guard:
         principal = _bearer(connection)
         if principal.kind != "staff":
             raise WrongAudience()
-        staff = await StaffMember.get_or_none(id=principal.id)
+        staff = await staff_member_or_none(principal.id)
         if staff is None or staff.token_version != principal.token_version:
             raise TokenInvalid("The token was revoked; log in again.")
         if not staff.is_active:

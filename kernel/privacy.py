@@ -86,7 +86,6 @@ async def erase_customer(conn: BaseDBAsyncClient, customer_id: int) -> bool:
         phone_sealed=None,
         phone_hash=None,
         phone_masked=None,
-        signup_referral_code=None,
         deleted_at=clock.now(),
     )
     return True

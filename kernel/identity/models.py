@@ -38,8 +38,6 @@ class Customer(Model):
     phone_hash = fields.CharField(max_length=64, null=True, db_index=True)
     phone_masked = fields.CharField(max_length=32, null=True)
     referral_code = fields.CharField(max_length=16, unique=True)
-    # The code the customer arrived with at first login (the referral room decides what it binds).
-    signup_referral_code = fields.CharField(max_length=16, null=True)
     created_at = fields.DatetimeField()
     last_login_at = fields.DatetimeField()
     # PIPL: when the customer asked for erasure, and when it was done (the row stays, anonymised).

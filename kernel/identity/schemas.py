@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from kernel.identity.models import Customer, Gender, StaffMember, StaffRole
+from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 ReferralCode = Annotated[str, msgspec.Meta(min_length=4, max_length=16, pattern=r"^[A-Za-z0-9]+$")]
@@ -120,6 +120,13 @@ class AuditEntry(msgspec.Struct):
     detail: dict
     request_id: str
     created_at: datetime
+
+    @classmethod
+    def of(cls, r: AuditLogEntry) -> "AuditEntry":
+        return cls(
+            id=r.id, staff_id=r.staff_id, action=r.action, target_type=r.target_type,
+            target_id=r.target_id, detail=r.detail, request_id=r.request_id, created_at=r.created_at,
+        )
 
 
 class Page(msgspec.Struct):

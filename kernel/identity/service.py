@@ -61,7 +61,7 @@ def new_referral_code() -> str:
 
 
 async def login_customer(
-    conn: BaseDBAsyncClient, session: WeChatSession, referral_code: str | None
+    conn: BaseDBAsyncClient, session: WeChatSession
 ) -> tuple[Customer, bool]:
     """Find or create the customer for a WeChat session. Returns (customer, created)."""
     now = clock.now()
@@ -84,7 +84,6 @@ async def login_customer(
                 unionid=session.unionid,
                 session_key_sealed=sealed_key,
                 referral_code=new_referral_code(),
-                signup_referral_code=(referral_code or None),
                 created_at=now,
                 last_login_at=now,
                 using_db=conn,
@@ -96,6 +95,15 @@ async def login_customer(
             if await Customer.filter(openid=session.openid).using_db(conn).exists():
                 raise Conflict("A login for this customer is already in progress; retry.")
     raise Conflict("Could not allocate a referral code; retry.")
+
+
+async def customer_is_active(customer_id: int, conn: BaseDBAsyncClient | None = None) -> bool:
+    """A customer exists and was not erased (read outside any transaction by the auth guard)."""
+    return await Customer.filter(id=customer_id, deleted_at=None).using_db(conn).exists()
+
+
+async def staff_member_or_none(staff_id: int, conn: BaseDBAsyncClient | None = None) -> StaffMember | None:
+    return await StaffMember.get_or_none(id=staff_id, using_db=conn)
 
 
 async def get_customer(conn: BaseDBAsyncClient, customer_id: int) -> Customer:
@@ -247,6 +255,26 @@ async def bootstrap_admin(conn: BaseDBAsyncClient, username: str, password: str)
     staff = await create_staff(conn, username=username, password=password, roles=["admin"])
     await audit(conn, None, "staff.bootstrap_admin", "staff_member", staff.id, {"username": username})
     return staff
+
+
+async def list_staff(conn: BaseDBAsyncClient, *, limit: int, offset: int) -> tuple[int, list[StaffMember]]:
+    query = StaffMember.all().using_db(conn)
+    return await query.count(), await query.order_by("id").offset(offset).limit(limit)
+
+
+async def list_audit_entries(
+    conn: BaseDBAsyncClient,
+    *,
+    limit: int,
+    offset: int,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    action: str | None = None,
+) -> tuple[int, list[AuditLogEntry]]:
+    """The audit trail, newest first, optionally narrowed to one record or one kind of action."""
+    filters = {k: v for k, v in (("target_type", target_type), ("target_id", target_id), ("action", action)) if v}
+    query = AuditLogEntry.filter(**filters).using_db(conn)
+    return await query.count(), await query.order_by("-id").offset(offset).limit(limit)
 
 
 async def audit(

@@ -95,7 +95,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='RefundedConsumption',
             fields=[
-                ('consumption_id', fields.BigIntField(primary_key=True, unique=True, db_index=True)),
+                ('consumption_id', fields.BigIntField(primary_key=True, generated=False, unique=True, db_index=True)),
                 ('customer_id', fields.BigIntField()),
                 ('refunded_fen', fields.BigIntField()),
                 ('recorded_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),

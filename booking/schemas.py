@@ -33,7 +33,8 @@ Code = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Short = Annotated[str, msgspec.Meta(max_length=255)]
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^\d{1,2}:\d{2}$")]
-Id = Annotated[int, msgspec.Meta(ge=1)]
+# Ids are BIGINT; a larger number would reach MySQL as an out-of-range error instead of a 4xx.
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Note = Annotated[str, msgspec.Meta(max_length=500)]
 
 
@@ -85,7 +86,7 @@ class ServiceCreate(msgspec.Struct, forbid_unknown_fields=True):
     department_id: Id
     name: Name
     duration_minutes: Annotated[int, msgspec.Meta(ge=1, le=720)]
-    price_fen: Annotated[int, msgspec.Meta(ge=0)] = 0
+    price_fen: Annotated[int, msgspec.Meta(ge=0, le=10_000_000_000)] = 0
     requires_consultation: bool = False
     description: Short = ""
 
@@ -108,7 +109,7 @@ class DepartmentCreate(msgspec.Struct, forbid_unknown_fields=True):
     code: Code
     name: Name
     description: Short = ""
-    sort_order: int = 0
+    sort_order: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] = 0
 
 
 class DepartmentCreated(msgspec.Struct):

@@ -182,6 +182,14 @@ async def get_schedule(conn: BaseDBAsyncClient, schedule_id: int) -> Schedule:
     return schedule
 
 
+async def get_schedule_details(conn: BaseDBAsyncClient, schedule_id: int) -> Schedule:
+    """A schedule with its hours and exceptions loaded (what staff see)."""
+    schedule = await Schedule.filter(id=schedule_id).using_db(conn).prefetch_related("hours", "exceptions").first()
+    if schedule is None:
+        raise ScheduleNotFound()
+    return schedule
+
+
 async def list_schedules(conn: BaseDBAsyncClient, *, branch_id: int | None = None) -> list[Schedule]:
     query = Schedule.all().using_db(conn).prefetch_related("hours", "exceptions")
     if branch_id is not None:

@@ -18,19 +18,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from booking import service
-from booking.models import (
-    Booking,
-    BookingStatus,
-    Branch,
-    Department,
-    FollowUpStatus,
-    FollowUpTask,
-    ScheduleException,
-    ScheduleHours,
-    Service,
-    Survey,
-    TriageSubmission,
-)
+from booking.models import Booking, BookingStatus, FollowUpStatus
+from booking.records import QueueEntry as QueueRecord
 from booking.schemas import (
     BookingCreate,
     BookingOut,
@@ -76,20 +65,14 @@ from booking.schemas import (
     TriageResult,
 )
 from kernel import clock
-from kernel.db import run_in_transaction as in_transaction
-from kernel.db import transaction
-from kernel.identity.models import Customer
-from kernel.identity.service import audit, get_customer
+from kernel.db import run_in_transaction, transaction
+from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 
 
 BranchId = Annotated[int, Parameter(ge=1, description="Branch id")]
 DepartmentId = Annotated[int, Parameter(ge=1, description="Department id")]
 Day = Annotated[date | None, Parameter(description="Local date in the branch's time zone; default today")]
-
-
-async def _zones(conn: BaseDBAsyncClient) -> dict[int, ZoneInfo]:
-    return {b.id: service.zone_of(b) for b in await Branch.all().using_db(conn)}
 
 
 def _booking_out(booking: Booking, zones: dict[int, ZoneInfo]) -> BookingOut:
@@ -99,19 +82,6 @@ def _booking_out(booking: Booking, zones: dict[int, ZoneInfo]) -> BookingOut:
 async def _one_booking_out(conn: BaseDBAsyncClient, booking: Booking) -> BookingOut:
     branch = await service.get_branch(conn, booking.branch_id)
     return BookingOut.of(booking, service.zone_of(branch))
-
-
-async def _triage_details(conn: BaseDBAsyncClient, submissions: list[TriageSubmission]) -> dict[int, TriageDetail]:
-    if not submissions:
-        return {}
-    booked = dict(
-        await Booking.filter(triage_id__in=[t.id for t in submissions]).using_db(conn).values_list("triage_id", "id")
-    )
-    details = {}
-    for submission in submissions:
-        content = await service.read_triage(conn, submission)
-        details[submission.id] = TriageDetail.of(submission, content, booked.get(submission.id))
-    return details
 
 
 # ================================================================ customers
@@ -192,7 +162,7 @@ class TriageController(Controller):
     async def detail(self, customer_id: int, triage_id: int) -> TriageDetail:
         async with transaction() as conn:
             submission = await service.get_triage(conn, triage_id, customer_id=customer_id)
-            return (await _triage_details(conn, [submission]))[submission.id]
+            return TriageDetail.of((await service.read_triages(conn, [submission]))[submission.id])
 
 
 class CustomerBookingController(Controller):
@@ -207,7 +177,7 @@ class CustomerBookingController(Controller):
     ) -> BookingPage:
         async with transaction() as conn:
             total, rows = await service.customer_bookings(conn, customer_id, status=status, limit=limit, offset=offset)
-            zones = await _zones(conn)
+            zones = await service.branch_zones(conn)
         return BookingPage(total=total, limit=limit, offset=offset, items=[_booking_out(b, zones) for b in rows])
 
     @post("/", summary="Book a seat (refusals: slot_full, too_late, already_booked)")
@@ -219,7 +189,7 @@ class CustomerBookingController(Controller):
             )
             return await _one_booking_out(conn, booking)
 
-        return await in_transaction(work)
+        return await run_in_transaction(work)
 
     @get("/{booking_id:int}", summary="One of my bookings")
     async def detail(self, customer_id: int, booking_id: int) -> BookingOut:
@@ -232,7 +202,7 @@ class CustomerBookingController(Controller):
             booking = await service.cancel(conn, customer_id=customer_id, booking_id=booking_id)
             return await _one_booking_out(conn, booking)
 
-        return await in_transaction(work)
+        return await run_in_transaction(work)
 
     @post("/{booking_id:int}/reschedule", status_code=HTTP_200_OK, summary="Move to another slot, atomically")
     async def reschedule(self, customer_id: int, booking_id: int, data: Reschedule) -> BookingOut:
@@ -242,7 +212,7 @@ class CustomerBookingController(Controller):
             )
             return await _one_booking_out(conn, booking)
 
-        return await in_transaction(work)
+        return await run_in_transaction(work)
 
     @post("/{booking_id:int}/survey", summary="Rate a completed visit (once)")
     async def survey(self, customer_id: int, booking_id: int, data: SurveyIn) -> SurveyOut:
@@ -324,25 +294,11 @@ class ScheduleAdminController(Controller):
     guards = [staff_only("front_desk")]
     dependencies = {"staff": Provide(provide_staff)}
 
-    @staticmethod
-    async def _out(conn: BaseDBAsyncClient, schedule_id: int) -> ScheduleOut:
-        schedule = await service.get_schedule(conn, schedule_id)
-        hours = await ScheduleHours.filter(schedule_id=schedule_id).using_db(conn).order_by("weekday", "start_minute")
-        exceptions = await ScheduleException.filter(schedule_id=schedule_id).using_db(conn).order_by("date", "id")
-        return ScheduleOut.of(schedule, hours, exceptions)
-
     @get("/", summary="Schedules")
     async def list_schedules(self, branch_id: int | None = None) -> ScheduleList:
         async with transaction() as conn:
             schedules = await service.list_schedules(conn, branch_id=branch_id)
-            items = [
-                ScheduleOut.of(
-                    s, sorted(s.hours, key=lambda h: (h.weekday, h.start_minute)),
-                    sorted(s.exceptions, key=lambda e: (e.date, e.id)),
-                )
-                for s in schedules
-            ]
-        return ScheduleList(items)
+        return ScheduleList([ScheduleOut.of(s) for s in schedules])
 
     @post("/", summary="Create a schedule: weekday hours, slot length, capacity")
     async def create(self, data: ScheduleCreate, staff: Principal) -> ScheduleOut:
@@ -355,7 +311,7 @@ class ScheduleAdminController(Controller):
             )
             await audit(conn, staff.id, "booking.schedule_create", "booking_schedule", schedule.id,
                         {"branch_id": data.branch_id, "department_id": data.department_id})
-            return await self._out(conn, schedule.id)
+            return ScheduleOut.of(await service.get_schedule_details(conn, schedule.id))
 
     @post("/{schedule_id:int}/exceptions", summary="A closed day or extra hours on a date")
     async def add_exception(self, schedule_id: int, data: ExceptionIn, staff: Principal) -> ExceptionOut:
@@ -365,9 +321,7 @@ class ScheduleAdminController(Controller):
             )
             await audit(conn, staff.id, "booking.schedule_exception", "booking_schedule", schedule_id,
                         {"date": data.date.isoformat(), "kind": data.kind.value})
-            out = ScheduleOut.of(await service.get_schedule(conn, schedule_id), [], [exception]).exceptions[0]
-            out.seats_still_booked = still_booked
-            return out
+            return ExceptionOut.of(exception, still_booked)
 
     @post("/{schedule_id:int}/publish", status_code=HTTP_200_OK, summary="Generate the slots of coming days")
     async def publish(self, schedule_id: int, data: PublishIn, staff: Principal) -> PublishOut:
@@ -424,16 +378,18 @@ class TriageQueueController(Controller):
         status: BookingStatus | None = None,
     ) -> TriageQueue:
         async with transaction() as conn:
-            zones = await _zones(conn)
+            zones = await service.branch_zones(conn)
             day = date or clock.local_today(zones.get(branch_id) if branch_id else None)
             total, rows = await service.triage_queue(
                 conn, day=day, branch_id=branch_id, status=status, limit=limit, offset=offset
             )
-            items = await _queue_entries(conn, rows, zones)
+            entries = await service.queue_entries(conn, rows)
             # Health answers were shown: keep a trace of who looked (PIPL: sensitive personal data).
             await audit(conn, staff.id, "booking.triage_queue_viewed", "booking_queue", day.isoformat(),
                         {"branch_id": branch_id, "bookings": len(rows)})
-        return TriageQueue(total=total, limit=limit, offset=offset, date=day, items=items)
+        return TriageQueue(
+            total=total, limit=limit, offset=offset, date=day, items=[_queue_entry_out(e, zones) for e in entries]
+        )
 
     async def _transition(self, booking_id: int, action: str, staff: Principal) -> BookingOut:
         async with transaction() as conn:
@@ -455,31 +411,16 @@ class TriageQueueController(Controller):
         return await self._transition(booking_id, "no_show", staff)
 
 
-async def _queue_entries(
-    conn: BaseDBAsyncClient, rows: list[Booking], zones: dict[int, ZoneInfo]
-) -> list[QueueEntry]:
-    customers = {c.id: c for c in await Customer.filter(id__in={b.customer_id for b in rows}).using_db(conn)}
-    departments = {d.id: d for d in await Department.filter(id__in={b.department_id for b in rows}).using_db(conn)}
-    services = {
-        s.id: s for s in await Service.filter(id__in={b.service_id for b in rows if b.service_id}).using_db(conn)
-    }
-    triage = await _triage_details(
-        conn, await TriageSubmission.filter(id__in={b.triage_id for b in rows if b.triage_id}).using_db(conn)
+def _queue_entry_out(entry: QueueRecord, zones: dict[int, ZoneInfo]) -> QueueEntry:
+    customer = entry.customer
+    return QueueEntry(
+        booking=_booking_out(entry.booking, zones),
+        customer=CustomerBrief(entry.booking.customer_id, customer.nickname if customer else "",
+                               customer.phone_masked if customer else None),
+        department_name=entry.department_name,
+        service_name=entry.service_name,
+        triage=TriageDetail.of(entry.triage) if entry.triage else None,
     )
-    entries = []
-    for b in rows:
-        customer = customers.get(b.customer_id)
-        entries.append(
-            QueueEntry(
-                booking=_booking_out(b, zones),
-                customer=CustomerBrief(b.customer_id, customer.nickname if customer else "",
-                                       customer.phone_masked if customer else None),
-                department_name=departments[b.department_id].name if b.department_id in departments else "",
-                service_name=services[b.service_id].name if b.service_id in services else None,
-                triage=triage.get(b.triage_id) if b.triage_id else None,
-            )
-        )
-    return entries
 
 
 class FollowUpAdminController(Controller):
@@ -519,21 +460,17 @@ class CustomerBookingHistoryController(Controller):
     @get("/{customer_id:int}", summary="A customer's bookings, pre-triage answers, surveys and follow-ups")
     async def history(self, customer_id: int, staff: Principal) -> CustomerHistory:
         async with transaction() as conn:
-            customer = await get_customer(conn, customer_id)
-            zones = await _zones(conn)
-            bookings = await Booking.filter(customer_id=customer_id).using_db(conn).order_by("-starts_at", "-id")
-            submissions = await service.customer_triage(conn, customer_id)
-            triage = await _triage_details(conn, submissions)
-            surveys = await Survey.filter(customer_id=customer_id).using_db(conn).order_by("-id")
-            tasks = await FollowUpTask.filter(customer_id=customer_id).using_db(conn).order_by("due_date", "id")
+            record = await service.customer_record(conn, customer_id)
+            zones = await service.branch_zones(conn)
             await audit(conn, staff.id, "booking.customer_history_viewed", "customer", customer_id,
-                        {"triage_submissions": len(submissions)})
+                        {"triage_submissions": len(record.triage)})
+        customer = record.customer
         return CustomerHistory(
             customer=CustomerBrief(customer.id, customer.nickname, customer.phone_masked),
-            bookings=[_booking_out(b, zones) for b in bookings],
-            triage=[triage[s.id] for s in submissions],
-            surveys=[SurveyOut.of(s) for s in surveys],
-            follow_ups=[FollowUpOut.of(t) for t in tasks],
+            bookings=[_booking_out(b, zones) for b in record.bookings],
+            triage=[TriageDetail.of(t) for t in record.triage],
+            surveys=[SurveyOut.of(s) for s in record.surveys],
+            follow_ups=[FollowUpOut.of(t) for t in record.follow_ups],
         )
 
 

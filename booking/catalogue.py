@@ -58,6 +58,11 @@ async def get_branch(conn: BaseDBAsyncClient, branch_id: int) -> Branch:
     return branch
 
 
+async def branch_zones(conn: BaseDBAsyncClient) -> dict[int, ZoneInfo]:
+    """Every branch's zone by id: a list mixing branches shows each booking in its own zone."""
+    return {b.id: zone_of(b) for b in await Branch.all().using_db(conn)}
+
+
 async def list_branches(conn: BaseDBAsyncClient, *, active_only: bool = True) -> list[Branch]:
     query = Branch.all().using_db(conn)
     if active_only:

@@ -31,6 +31,9 @@ from kernel.errors import ValidationFailed
 
 MINUTES_PER_DAY = 24 * 60
 MAX_PUBLISH_DAYS = 92
+# Slots are published for the coming weeks; a start date further than this from today is a typo
+# (and near date.min / date.max the day arithmetic below would overflow).
+MAX_PUBLISH_DISTANCE_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,14 @@ async def get_schedule(conn: BaseDBAsyncClient, schedule_id: int) -> Schedule:
     return schedule
 
 
+async def get_schedule_details(conn: BaseDBAsyncClient, schedule_id: int) -> Schedule:
+    """A schedule with its hours and exceptions loaded (what staff see)."""
+    schedule = await Schedule.filter(id=schedule_id).using_db(conn).prefetch_related("hours", "exceptions").first()
+    if schedule is None:
+        raise ScheduleNotFound()
+    return schedule
+
+
 async def list_schedules(conn: BaseDBAsyncClient, *, branch_id: int | None = None) -> list[Schedule]:
     query = Schedule.all().using_db(conn).prefetch_related("hours", "exceptions")
     if branch_id is not None:
@@ -231,6 +242,10 @@ async def publish_slots(conn: BaseDBAsyncClient, schedule_id: int, *, from_date:
     """
     if not 1 <= days <= MAX_PUBLISH_DAYS:
         raise ValidationFailed(f"Publish 1 to {MAX_PUBLISH_DAYS} days at a time.", field="days")
+    if abs((from_date - clock.now().date()).days) > MAX_PUBLISH_DISTANCE_DAYS:
+        raise ValidationFailed(
+            f"Publish from a date within {MAX_PUBLISH_DISTANCE_DAYS} days of today.", field="from_date"
+        )
     schedule = await get_schedule(conn, schedule_id)
     if not schedule.is_active:
         return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -18,22 +18,23 @@ from booking.models import (
     FollowUpTask,
     Practitioner,
     Schedule,
+    ScheduleException,
     Service,
     Slot,
     SlotStatus,
     Survey,
     TriageQuestionnaire,
-    TriageSubmission,
 )
 from booking.schedules import hhmm
-from booking.triage import TriageContent
+from booking.triage import ReadTriage
 from kernel.identity.schemas import Page
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Short = Annotated[str, msgspec.Meta(max_length=255)]
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^\d{1,2}:\d{2}$")]
-Id = Annotated[int, msgspec.Meta(ge=1)]
+# Ids are BIGINT; a larger number would reach MySQL as an out-of-range error instead of a 4xx.
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Note = Annotated[str, msgspec.Meta(max_length=500)]
 
 
@@ -85,7 +86,7 @@ class ServiceCreate(msgspec.Struct, forbid_unknown_fields=True):
     department_id: Id
     name: Name
     duration_minutes: Annotated[int, msgspec.Meta(ge=1, le=720)]
-    price_fen: Annotated[int, msgspec.Meta(ge=0)] = 0
+    price_fen: Annotated[int, msgspec.Meta(ge=0, le=10_000_000_000)] = 0
     requires_consultation: bool = False
     description: Short = ""
 
@@ -108,7 +109,7 @@ class DepartmentCreate(msgspec.Struct, forbid_unknown_fields=True):
     code: Code
     name: Name
     description: Short = ""
-    sort_order: int = 0
+    sort_order: Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)] = 0
 
 
 class DepartmentCreated(msgspec.Struct):
@@ -212,6 +213,13 @@ class ExceptionOut(msgspec.Struct):
     reason: str
     seats_still_booked: int | None = None
 
+    @classmethod
+    def of(cls, e: ScheduleException, seats_still_booked: int | None = None) -> "ExceptionOut":
+        return cls(
+            e.id, e.date, e.kind, hhmm(e.start_minute) if e.start_minute is not None else None,
+            hhmm(e.end_minute) if e.end_minute is not None else None, e.reason, seats_still_booked,
+        )
+
 
 class ScheduleOut(msgspec.Struct):
     id: int
@@ -228,19 +236,16 @@ class ScheduleOut(msgspec.Struct):
     exceptions: list[ExceptionOut]
 
     @classmethod
-    def of(cls, s: Schedule, hours: list[Any], exceptions: list[Any]) -> "ScheduleOut":
+    def of(cls, s: Schedule) -> "ScheduleOut":
+        """`s` comes with its hours and exceptions prefetched (schedules.get_schedule_details)."""
         return cls(
             s.id, s.branch_id, s.department_id, s.practitioner_id, s.name, s.slot_minutes, s.capacity,
             s.valid_from, s.valid_until, s.is_active,
-            [HoursOut(h.weekday, hhmm(h.start_minute), hhmm(h.end_minute)) for h in hours],
             [
-                ExceptionOut(
-                    e.id, e.date, e.kind,
-                    hhmm(e.start_minute) if e.start_minute is not None else None,
-                    hhmm(e.end_minute) if e.end_minute is not None else None, e.reason,
-                )
-                for e in exceptions
+                HoursOut(h.weekday, hhmm(h.start_minute), hhmm(h.end_minute))
+                for h in sorted(s.hours, key=lambda h: (h.weekday, h.start_minute))
             ],
+            [ExceptionOut.of(e) for e in sorted(s.exceptions, key=lambda e: (e.date, e.id))],
         )
 
 
@@ -358,7 +363,8 @@ class TriageDetail(msgspec.Struct):
     created_at: datetime
 
     @classmethod
-    def of(cls, t: TriageSubmission, content: TriageContent, booking_id: int | None) -> "TriageDetail":
+    def of(cls, read: ReadTriage) -> "TriageDetail":
+        t, content = read.submission, read.content
         labels = {q["key"]: q for q in content.questions}
         answers = [
             AnswerOut(
@@ -369,7 +375,7 @@ class TriageDetail(msgspec.Struct):
         ]
         return cls(
             t.id, t.department_id, t.suggested_department_id, content.questionnaire_version, t.needs_review,
-            content.concerns, answers, content.flags, booking_id, t.created_at,
+            content.concerns, answers, content.flags, read.booking_id, t.created_at,
         )
 
 

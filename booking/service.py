@@ -1,5 +1,5 @@
-"""Booking's business rules in one import: the facade over catalogue, schedules, triage, bookings
-and aftercare (each takes the caller's connection and never commits).
+"""Booking's business rules in one import: the facade over catalogue, schedules, triage, bookings,
+aftercare and the front desk's records (each takes the caller's connection and never commits).
 
 Other rooms use `get_branch` (vouchers are redeemed at a branch) and `customer_has_booking`.
 """
@@ -31,6 +31,7 @@ from booking.bookings import (
 from booking.catalogue import (
     active_questionnaire,
     active_questionnaires,
+    branch_zones,
     concern_options,
     create_branch,
     create_department,
@@ -46,11 +47,13 @@ from booking.catalogue import (
     publish_questionnaire,
     zone_of,
 )
+from booking.records import customer_record, queue_entries
 from booking.schedules import (
     add_exception,
     change_slot,
     create_schedule,
     get_schedule,
+    get_schedule_details,
     get_slot,
     list_schedules,
     offered_slots,
@@ -59,16 +62,17 @@ from booking.schedules import (
     remaining,
     staff_slots,
 )
-from booking.triage import customer_triage, get_triage, read_triage, submit_triage
+from booking.triage import customer_triage, get_triage, read_triage, read_triages, submit_triage
 
 __all__ = [
-    "active_questionnaire", "active_questionnaires", "add_exception", "answer_survey", "book", "cancel",
-    "change_slot", "claim_reminder", "complete_follow_up", "concern_options", "create_branch",
+    "active_questionnaire", "active_questionnaires", "add_exception", "answer_survey", "book", "branch_zones",
+    "cancel", "change_slot", "claim_reminder", "complete_follow_up", "concern_options", "create_branch",
     "create_department", "create_follow_ups", "create_practitioner", "create_schedule", "create_service",
-    "customer_bookings", "customer_has_booking", "customer_triage", "due_reminder_ids", "follow_ups",
-    "get_booking", "get_branch", "get_customer_booking", "get_department", "get_schedule", "get_service",
-    "get_slot", "get_triage", "list_branches", "list_departments", "list_practitioners", "list_schedules",
-    "list_services", "mark_no_shows", "mark_reminder", "offered_slots", "publish_horizon",
-    "publish_questionnaire", "publish_slots", "read_triage", "remaining", "reminder_key", "reschedule",
-    "staff_slots", "submit_triage", "transition", "triage_queue", "zone_of",
+    "customer_bookings", "customer_has_booking", "customer_record", "customer_triage", "due_reminder_ids",
+    "follow_ups", "get_booking", "get_branch", "get_customer_booking", "get_department", "get_schedule",
+    "get_schedule_details", "get_service", "get_slot", "get_triage", "list_branches", "list_departments",
+    "list_practitioners", "list_schedules", "list_services", "mark_no_shows", "mark_reminder", "offered_slots",
+    "publish_horizon", "publish_questionnaire", "publish_slots", "queue_entries", "read_triage", "read_triages",
+    "remaining", "reminder_key", "reschedule", "staff_slots", "submit_triage", "transition", "triage_queue",
+    "zone_of",
 ]

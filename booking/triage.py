@@ -14,7 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from booking.catalogue import active_questionnaire, active_questionnaires, concern_options, list_departments
 from booking.errors import DepartmentNotFound, TriageNotFound
-from booking.models import TriageQuestionnaire, TriageSubmission
+from booking.models import Booking, TriageQuestionnaire, TriageSubmission
 from kernel import clock, crypto
 from kernel.errors import ValidationFailed
 
@@ -145,3 +145,24 @@ async def read_triage(conn: BaseDBAsyncClient, submission: TriageSubmission) -> 
 
 async def customer_triage(conn: BaseDBAsyncClient, customer_id: int) -> list[TriageSubmission]:
     return await TriageSubmission.filter(customer_id=customer_id).using_db(conn).order_by("-id")
+
+
+@dataclass(frozen=True)
+class ReadTriage:
+    """A submission opened for display, with the booking it is attached to (if any)."""
+
+    submission: TriageSubmission
+    content: TriageContent
+    booking_id: int | None
+
+
+async def read_triages(conn: BaseDBAsyncClient, submissions: list[TriageSubmission]) -> dict[int, ReadTriage]:
+    """Open several submissions at once, keyed by submission id."""
+    if not submissions:
+        return {}
+    booked = dict(
+        await Booking.filter(triage_id__in=[t.id for t in submissions]).using_db(conn).values_list("triage_id", "id")
+    )
+    return {
+        t.id: ReadTriage(t, await read_triage(conn, t), booked.get(t.id)) for t in submissions
+    }

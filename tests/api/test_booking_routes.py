@@ -182,3 +182,26 @@ async def test_front_desk_day_queue_visit_follow_ups_survey_and_history(client, 
     listed = await client.get("/app/bookings", headers=fh)
     assert [b["id"] for b in listed.json()["items"]] == [flagged["id"]]
     assert (await Booking.get(id=flagged["id"])).status == "completed"
+
+
+async def test_out_of_range_numbers_and_dates_are_refused_with_the_field_named(client):
+    admin = staff_headers(await make_staff("admin"))
+    slot = await make_slot()
+    tag = secrets.token_hex(3)
+    # Each of these once reached MySQL (out-of-range column: 503) or date arithmetic (overflow: 500).
+    cases = [
+        ("/admin/booking/departments", {"code": f"d-{tag}", "name": "n", "sort_order": 2**40}, "sort_order"),
+        ("/admin/booking/services", {"department_id": slot.department_id, "name": "n", "duration_minutes": 30,
+                                     "price_fen": 2**63}, "price_fen"),
+        ("/admin/booking/practitioners", {"branch_id": slot.branch_id, "department_id": slot.department_id,
+                                          "name": "n", "staff_id": 2**63}, "staff_id"),
+        (f"/admin/schedules/{slot.schedule_id}/publish", {"days": 3, "from_date": "9999-12-30"}, "from_date"),
+        (f"/admin/schedules/{slot.schedule_id}/publish", {"days": 3, "from_date": "0001-01-01"}, "from_date"),
+    ]
+    for path, body, field in cases:
+        r = await client.post(path, headers=admin, json=body)
+        assert r.status_code in (400, 422) and r.json()["detail"]["field"] == field, (path, r.status_code, r.text)
+    # A year ahead is still a date staff may publish from.
+    ahead = await client.post(f"/admin/schedules/{slot.schedule_id}/publish", headers=admin,
+                              json={"days": 1, "from_date": (clock.local_today() + timedelta(days=300)).isoformat()})
+    assert ahead.status_code == 200, ahead.text

@@ -10,7 +10,7 @@ from booking.models import Booking, BookingStatus, Slot
 from booking.settings import override
 from kernel import clock
 from tests.booking.factories import make_branch, make_department, make_service, make_slot, slot_seats
-from tests.factories import customer_headers, make_customer
+from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
 
 async def test_100_concurrent_bookings_for_3_seats_give_exactly_3(client):
@@ -227,3 +227,35 @@ async def test_service_rules_and_closed_slot(client):
     closed = await client.post("/app/bookings", json={"slot_id": slot.id}, headers=headers)
     assert closed.status_code == 409 and closed.json()["code"] == "slot_closed"
     assert await slot_seats(slot.id) == (0, 0)
+
+
+async def test_shrinking_or_closing_a_slot_while_customers_book_never_strands_a_seat(client):
+    desk = staff_headers(await make_staff("front_desk"))
+    branch, department = await make_branch(), await make_department()
+    shrinking = await make_slot(branch=branch, department=department, capacity=10)
+    closing = await make_slot(branch=branch, department=department, capacity=10, starts_in=timedelta(days=6))
+    customers = [await make_customer() for _ in range(16)]
+    requests = [
+        client.post("/app/bookings", json={"slot_id": (shrinking if i % 2 else closing).id},
+                    headers=customer_headers(c))
+        for i, c in enumerate(customers)
+    ]
+    # Staff shrink one slot to 4 seats and close the other's day (a holiday) in the middle of the rush.
+    requests.insert(5, client.patch(f"/admin/slots/{shrinking.id}", headers=desk, json={"capacity": 4}))
+    requests.insert(9, client.post(f"/admin/schedules/{closing.schedule_id}/exceptions", headers=desk,
+                                   json={"date": closing.local_date.isoformat(), "kind": "closed"}))
+    responses = await asyncio.gather(*requests)
+    assert all(r.status_code in (200, 201, 409) for r in responses), [r.text for r in responses]
+    codes = {r.json()["code"] for r in responses if r.status_code == 409}
+    assert codes <= {"slot_full", "slot_closed", "capacity_below_booked"}, codes
+
+    # Whoever won each race, the counter equals the bookings and never exceeds the capacity.
+    for slot_id in (shrinking.id, closing.id):
+        slot = await Slot.get(id=slot_id)
+        booked, holding = await slot_seats(slot_id)
+        assert booked == holding <= slot.capacity
+    shrunk = await Slot.get(id=shrinking.id)
+    assert shrunk.capacity == 4 or shrunk.booked > 4
+    # A day closed while free stays closed; one closed after someone booked stays open for them.
+    closed = await Slot.get(id=closing.id)
+    assert (closed.status == "closed") == (closed.booked == 0)

@@ -84,6 +84,28 @@ def integrity_error_handler(_: Request, exc: IntegrityError) -> Response:
     return error_response(409, "conflict", "The request conflicts with existing data.")
 
 
+# MySQL refusing a value (out of range, too long, not a valid date...): the caller's input, not an outage.
+_BAD_VALUE_ERRNOS = {1264, 1265, 1292, 1366, 1406, 1690}
+
+
+def _mysql_errno(exc: BaseException) -> int | None:
+    for candidate in (exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())):
+        args = getattr(candidate, "args", None)
+        if args and isinstance(args[0], int):
+            return args[0]
+    return None
+
+
+def operational_error_handler(request: Request, exc: Exception) -> Response:
+    """Outages and deadlocks are 503 (retry later); a value the column cannot hold is the caller's 422."""
+    if _mysql_errno(exc) in _BAD_VALUE_ERRNOS:
+        log.warning("db.value_refused", errno=_mysql_errno(exc))
+        return error_response(
+            422, "value_out_of_range", "A value is outside what the service can store.", {"errno": _mysql_errno(exc)}
+        )
+    return database_unavailable_handler(request, exc)
+
+
 def database_unavailable_handler(_: Request, exc: Exception) -> Response:
     log.error("db.unavailable", error_type=type(exc).__name__, error=str(exc)[:300])
     return error_response(
@@ -109,10 +131,10 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error_handler,
     IntegrityError: integrity_error_handler,
     DBConnectionError: database_unavailable_handler,
-    OperationalError: database_unavailable_handler,
+    OperationalError: operational_error_handler,
     # A connection lost inside a transaction fails once more on the ROLLBACK, which Tortoise does not
     # translate: the driver's own error ("Not connected") replaces the translated one.
     DriverInterfaceError: database_unavailable_handler,
-    DriverOperationalError: database_unavailable_handler,
+    DriverOperationalError: operational_error_handler,
     Exception: internal_error_handler,
 }

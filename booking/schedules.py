@@ -207,8 +207,9 @@ async def add_exception(
     end: str | None = None,
     reason: str = "",
 ) -> tuple[ScheduleException, int]:
-    """Record a closed day or extra hours. Closing also closes that day's published slots that
-    nobody booked; returns (exception, seats still booked on that day) so staff can call them."""
+    """Record a closed day or extra hours. Closing also closes every published slot of that day, so
+    nobody books the day any more; bookings already made keep their seats. Returns (exception, seats
+    still booked on that day) so staff can call those customers."""
     schedule = await get_schedule(conn, schedule_id)
     window: Window | None = None
     if kind == ExceptionKind.extra:
@@ -221,11 +222,9 @@ async def add_exception(
     )
     still_booked = 0
     if kind == ExceptionKind.closed:
-        # Conditional on booked = 0: a booking racing this close either got its seat first (and the
-        # slot stays open for it) or finds the slot closed.
-        await Slot.filter(schedule_id=schedule.id, local_date=day, booked=0).using_db(conn).update(
-            status=SlotStatus.closed
-        )
+        # A booking racing this close either took its seat first (and is counted below) or finds the
+        # slot closed: taking a seat is conditional on status = open.
+        await Slot.filter(schedule_id=schedule.id, local_date=day).using_db(conn).update(status=SlotStatus.closed)
         still_booked = sum(
             await Slot.filter(schedule_id=schedule.id, local_date=day, booked__gt=0)
             .using_db(conn)

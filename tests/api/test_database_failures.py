@@ -48,3 +48,21 @@ async def test_dropped_connections_give_503_then_recover(client):
             assert response.headers["retry-after"]
     # Whatever the dead connections cost, the pool hands out fresh ones and requests succeed again.
     assert statuses[-3:] == [200, 200, 200], statuses
+
+
+async def test_a_value_the_column_cannot_hold_is_a_422_not_an_outage(app):
+    """Schemas should cap numbers first; when one slips through, MySQL's refusal is not 'retry later'."""
+    import pymysql
+    from tortoise.exceptions import OperationalError
+
+    from api.errors import operational_error_handler
+
+    try:
+        raise pymysql.err.DataError(1264, "Out of range value for column 'sort_order' at row 1")
+    except pymysql.err.DataError as driver_error:
+        wrapped = OperationalError(driver_error)
+    response = operational_error_handler(None, wrapped)
+    assert response.status_code == 422 and response.content["code"] == "value_out_of_range"
+
+    lost = OperationalError(pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"))
+    assert operational_error_handler(None, lost).status_code == 503

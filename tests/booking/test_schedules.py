@@ -137,7 +137,7 @@ async def test_exceptions_close_days_and_add_hours(client):
         by_day.setdefault(slot.local_date, []).append(slot)
     assert monday not in by_day and len(by_day[monday + timedelta(days=1)]) == 4
 
-    # Closing Wednesday after publication closes its free slots and reports the booked one.
+    # Closing Wednesday after publication closes all its slots and reports the seat already booked.
     wednesday = monday + timedelta(days=2)
     booked_slot = sorted(by_day[wednesday], key=lambda s: s.starts_at)[0]
     r = await client.post("/app/bookings", json={"slot_id": booked_slot.id}, headers=headers)
@@ -146,7 +146,9 @@ async def test_exceptions_close_days_and_add_hours(client):
         _, still_booked = await service.add_exception(conn, schedule.id, day=wednesday, kind=ExceptionKind.closed)
     assert still_booked == 1
     statuses = {s.id: s.status for s in await Slot.filter(schedule_id=schedule.id, local_date=wednesday)}
-    assert statuses[booked_slot.id] == "open" and list(statuses.values()).count("closed") == 1
+    # The whole day is closed to new bookings; the booking already made keeps its seat.
+    assert set(statuses.values()) == {"closed"} and len(statuses) == 2
+    assert (await Slot.get(id=booked_slot.id)).booked == 1
 
 
 async def test_no_slots_in_the_past(client):

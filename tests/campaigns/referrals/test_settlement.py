@@ -139,6 +139,13 @@ async def test_maker_checker_approval(client):
                                headers=staff_headers(maker))
     assert reused.status_code == 409 and reused.json()["code"] == "external_ref_taken"
 
+    paid_list = (await client.get("/admin/settlements", params={"status": "paid", "limit": 200},
+                                  headers=staff_headers(maker))).json()
+    assert batch["id"] in {b["id"] for b in paid_list["items"]}
+    assert all(b["status"] == "paid" for b in paid_list["items"]) and paid_list["total"] >= 1
+    newest = (await client.get("/admin/settlements", params={"limit": 1}, headers=staff_headers(maker))).json()
+    assert [b["id"] for b in newest["items"]] == [other["id"]] and newest["total"] >= 2
+
 
 async def test_a_reward_is_never_in_two_batches_even_when_batches_are_created_at_once(client):
     payees = [await make_customer() for _ in range(5)]

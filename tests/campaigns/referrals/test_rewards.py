@@ -445,4 +445,5 @@ async def test_fraud_signals_hold_rewards_for_review(client, redis):
     staff = await make_staff("finance")
     flagged = await client.get("/admin/referrals/bindings", params={"flagged": True, "referrer_id": busy.id},
                                headers=staff_headers(staff))
-    assert {b["referee_id"] for b in flagged.json()["items"]} == {friends[0].id, friends[3].id, friends[4].id}
+    signals = {b["referee_id"]: b["signals"] for b in flagged.json()["items"]}
+    assert signals == {friends[0].id: ["shared_phone"], friends[3].id: ["burst"], friends[4].id: ["burst"]}

@@ -17,14 +17,7 @@ from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.referrals import service, settlement, views
 from campaigns.referrals.binding import bind_at_login
-from campaigns.referrals.models import (
-    AttemptOutcome,
-    BatchStatus,
-    ReferralProgram,
-    RefusalReason,
-    RewardStatus,
-    SettlementBatch,
-)
+from campaigns.referrals.models import AttemptOutcome, BatchStatus, RefusalReason, RewardStatus
 from campaigns.referrals.schemas import (
     Attempt,
     AttemptPage,
@@ -129,8 +122,8 @@ class ReferralProgramController(Controller):
 
     @get("/", summary="List referral programs")
     async def list_programs(self, limit: Limit, offset: Offset) -> ProgramPage:
-        total = await ReferralProgram.all().count()
-        rows = await ReferralProgram.all().order_by("-id").offset(offset).limit(limit)
+        async with transaction() as conn:
+            total, rows = await views.programs(conn, limit=limit, offset=offset)
         return ProgramPage(total=total, limit=limit, offset=offset, items=[Program.of(p) for p in rows])
 
     @post("/", summary="Create a referral program")
@@ -219,11 +212,8 @@ class SettlementController(Controller):
 
     @get("/", summary="Settlement batches, newest first")
     async def list_batches(self, limit: Limit, offset: Offset, status: BatchStatus | None = None) -> BatchPage:
-        query = SettlementBatch.all()
-        if status is not None:
-            query = query.filter(status=status)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
+        async with transaction() as conn:
+            total, rows = await views.batches(conn, status=status, limit=limit, offset=offset)
         return BatchPage(total=total, limit=limit, offset=offset, items=[Batch.of(b) for b in rows])
 
     @post("/", summary="Create a batch of every payable reward up to a date")

@@ -35,6 +35,11 @@ class NothingToSettle(Conflict):
     default_message = "No payable reward (or adjustment) up to that date."
 
 
+class SettlementDateTooFar(ValidationFailed):
+    code = "settlement_date_too_far"
+    default_message = "A batch settles rewards due by a date at most a year ahead."
+
+
 class BatchStateConflict(Conflict):
     code = "settlement_batch_state"
     default_message = "The batch is not in a state that allows this."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timezone
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -39,6 +40,21 @@ EDITABLE_FIELDS = (
 )
 
 
+def _check_instants(values: dict[str, Any]) -> None:
+    """Refuse an instant whose offset carries it past the calendar's ends once stored in UTC.
+
+    "0001-01-01T00:00+14:00" parses, but the ORM's conversion to UTC overflows (a 500 otherwise).
+    """
+    for field in ("starts_at", "ends_at"):
+        value = values.get(field)
+        if value is None:
+            continue
+        try:
+            value.astimezone(timezone.utc)
+        except OverflowError:
+            raise InvalidProgram("The date is out of range.", field=field) from None
+
+
 def _check_reward(kind: ReferrerRewardType | None, value: int, field: str) -> None:
     if kind is None:
         return
@@ -68,6 +84,7 @@ def validate(program: ReferralProgram) -> None:
 
 
 async def create_program(conn: BaseDBAsyncClient, values: dict[str, Any]) -> ReferralProgram:
+    _check_instants(values)
     now = clock.now()
     program = ReferralProgram(
         **{k: v for k, v in values.items() if k in EDITABLE_FIELDS}, created_at=now, updated_at=now
@@ -86,6 +103,7 @@ async def get_program(conn: BaseDBAsyncClient, program_id: int) -> ReferralProgr
 
 async def update_program(conn: BaseDBAsyncClient, program_id: int, changes: dict[str, Any]) -> ReferralProgram:
     program = await get_program(conn, program_id)
+    _check_instants(changes)
     changed = [k for k in changes if k in EDITABLE_FIELDS]
     for key in changed:
         setattr(program, key, changes[key])

@@ -127,9 +127,10 @@ async def _create_referrer_reward(
     signals = list(binding.signals or [])
     beneficiary = await Customer.get(id=beneficiary_id, using_db=conn)
     if referee.phone_hash and referee.phone_hash == beneficiary.phone_hash and SIGNAL_SHARED_PHONE not in signals:
-        # The phone is often bound after login, so the check is repeated here, at reward time.
+        # The phone is often bound after login, so the check is repeated here, at reward time; the binding
+        # records the signal with its flag, so staff see why it was flagged.
         signals.append(SIGNAL_SHARED_PHONE)
-        await ReferralBinding.filter(id=binding.id).using_db(conn).update(flagged=True)
+        await ReferralBinding.filter(id=binding.id).using_db(conn).update(flagged=True, signals=signals)
     month = _month_of(occurred_at)
     hold_reason: str | None = None
     cap_counted = False

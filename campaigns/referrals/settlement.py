@@ -22,6 +22,7 @@ from campaigns.referrals.errors import (
     ExternalRefTaken,
     NothingToSettle,
     SameFinanceUser,
+    SettlementDateTooFar,
 )
 from campaigns.referrals.models import (
     AdjustmentStatus,
@@ -34,6 +35,11 @@ from campaigns.referrals.models import (
 )
 from kernel import clock
 from kernel.identity.models import Customer
+
+
+# A reward is payable only once its hold has passed, so a later `up_to` settles nothing more; the bound
+# turns a typo (or date.max, whose cutoff overflows) into a refusal.
+_MAX_DAYS_AHEAD = 366
 
 
 def cutoff_of(up_to: date) -> datetime:
@@ -95,6 +101,8 @@ async def _release(conn: BaseDBAsyncClient, batch_id: int, payee_ids: list[int] 
 
 async def create_batch(conn: BaseDBAsyncClient, *, staff_id: int, up_to: date, note: str = "") -> SettlementBatch:
     """Claim every payable cash reward due by the end of `up_to`, and every open adjustment."""
+    if up_to > clock.local_today() + timedelta(days=_MAX_DAYS_AHEAD):
+        raise SettlementDateTooFar(field="up_to", up_to=up_to.isoformat())
     cutoff = cutoff_of(up_to)
     batch = await SettlementBatch.create(
         status=BatchStatus.draft, up_to=up_to, created_by_id=staff_id, note=note, created_at=clock.now(),

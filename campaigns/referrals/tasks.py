@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import structlog
 from arq import cron, func
-from tortoise.exceptions import OperationalError
 
 from campaigns.referrals import payouts, rewards
 from campaigns.referrals.models import RewardKind
-from kernel.db import is_retryable, transaction
 from kernel.jobs import run_job_transaction
 
 log = structlog.get_logger(__name__)
@@ -67,17 +66,13 @@ async def release_due_rewards(ctx: dict[str, Any]) -> int:
     """
     moved_total = 0
     for kind, chunk in ((RewardKind.cash, CASH_CHUNK), (RewardKind.points, POINTS_CHUNK)):
+        release_chunk = partial(payouts.release_due_chunk, kind=kind, limit=chunk)
         # Guards against spinning: a racing worker can make a chunk move nothing a few times, never forever.
-        idle_rounds = deadlocks = 0
+        idle_rounds = 0
         while idle_rounds < 20:
-            try:
-                async with transaction() as conn:
-                    scanned, moved = await payouts.release_due_chunk(conn, kind=kind, limit=chunk)
-            except OperationalError as exc:
-                deadlocks += 1
-                if is_retryable(exc) and deadlocks < 10:
-                    continue  # a racing worker held the rows; the next select skips what it moved
-                raise
+            # A racing worker may hold the rows (a deadlock): the chunk runs again and its select skips what
+            # the other moved; past the quick retries arq runs the job again later.
+            scanned, moved = await run_job_transaction(ctx, release_chunk, attempts=10)
             if scanned == 0:
                 break
             moved_total += moved

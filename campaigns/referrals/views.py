@@ -11,14 +11,17 @@ from tortoise.functions import Sum
 from campaigns.referrals.models import (
     AdjustmentStatus,
     AttemptOutcome,
+    BatchStatus,
     BindingAttempt,
     BindingStatus,
     RefusalReason,
     ReferralBinding,
+    ReferralProgram,
     ReferralReward,
     RewardAdjustment,
     RewardKind,
     RewardStatus,
+    SettlementBatch,
 )
 from kernel import clock
 from kernel.identity.models import Customer
@@ -179,4 +182,18 @@ async def bindings(
         query = query.filter(flagged=flagged)
     if referrer_id is not None:
         query = query.filter(referrer_id=referrer_id)
+    return await query.count(), await query.order_by("-id").offset(offset).limit(limit)
+
+
+async def programs(conn: BaseDBAsyncClient, *, limit: int, offset: int) -> tuple[int, list[ReferralProgram]]:
+    query = ReferralProgram.all().using_db(conn)
+    return await query.count(), await query.order_by("-id").offset(offset).limit(limit)
+
+
+async def batches(
+    conn: BaseDBAsyncClient, *, status: BatchStatus | None, limit: int, offset: int
+) -> tuple[int, list[SettlementBatch]]:
+    query = SettlementBatch.all().using_db(conn)
+    if status is not None:
+        query = query.filter(status=status)
     return await query.count(), await query.order_by("-id").offset(offset).limit(limit)

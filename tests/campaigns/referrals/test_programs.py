@@ -70,6 +70,9 @@ async def test_program_validation_names_the_field(client):
         (program_body(referrer_reward_type="cashback"), 400, "referrer_reward_type"),
         (program_body(third_level_reward_value=5), 400, None),  # there is no third level to configure
         (program_body(starts_at="2025-01-01T00:00:00"), 400, "starts_at"),  # no time zone
+        # Valid ISO instants whose offset carries them past the calendar's ends in UTC.
+        (program_body(starts_at="0001-01-01T00:00:00+14:00"), 422, "starts_at"),
+        (program_body(ends_at="9999-12-31T23:59:59-12:00"), 422, "ends_at"),
     ]
     before = await ReferralProgram.all().count()
     for body, status, field in cases:
@@ -78,3 +81,9 @@ async def test_program_validation_names_the_field(client):
         if field:
             assert response.json()["detail"]["field"] == field, response.text
     assert await ReferralProgram.all().count() == before
+
+    created = (await client.post("/admin/referral-programs", json=program_body(), headers=headers)).json()
+    changed = await client.patch(f"/admin/referral-programs/{created['id']}",
+                                 json={"ends_at": "9999-12-31T23:59:59-12:00"}, headers=headers)
+    assert changed.status_code == 422 and changed.json()["detail"]["field"] == "ends_at", changed.text
+    assert (await ReferralProgram.get(id=created["id"])).ends_at is None

@@ -6,14 +6,20 @@ import asyncio
 import secrets
 from datetime import timedelta
 
+import pymysql
+import pytest
+from arq import Retry
 from arq.jobs import Job
+from tortoise.exceptions import OperationalError
 
+from campaigns.referrals import payouts, tasks
 from campaigns.referrals.models import (
     AdjustmentStatus,
     BindingStatus,
     ReferralBinding,
     ReferralReward,
     RewardAdjustment,
+    RewardKind,
     RewardStatus,
 )
 from kernel import clock
@@ -252,6 +258,34 @@ async def test_release_job_run_twice_and_raced_by_two_workers_moves_each_reward_
     assert await balance_of(referrer.id) == balance_before + 3 * 500
 
 
+async def test_release_job_runs_a_deadlocked_chunk_again_then_hands_a_lasting_deadlock_to_arq(client, monkeypatch):
+    real_chunk = payouts.release_due_chunk
+    calls: list[RewardKind] = []
+
+    def deadlock() -> OperationalError:
+        try:
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+        except pymysql.err.OperationalError as exc:
+            return OperationalError(exc)
+
+    async def deadlocked_once(conn, *, kind, limit):
+        calls.append(kind)
+        if len(calls) == 1:
+            raise deadlock()
+        return await real_chunk(conn, kind=kind, limit=limit)
+
+    monkeypatch.setattr(payouts, "release_due_chunk", deadlocked_once)
+    await tasks.release_due_rewards({"job_try": 1})
+    assert calls[:2] == [RewardKind.cash, RewardKind.cash] and calls[-1] == RewardKind.points
+
+    async def always_deadlocked(conn, *, kind, limit):
+        raise deadlock()
+
+    monkeypatch.setattr(payouts, "release_due_chunk", always_deadlocked)
+    with pytest.raises(Retry):  # not a failed job: arq runs it again (the cron would, ten minutes later)
+        await tasks.release_due_rewards({"job_try": 1})
+
+
 async def test_one_reward_per_level_whatever_the_number_of_events(client, redis):
     await make_program(min_amount_fen=10000)
     referrer = await login(client)
@@ -411,4 +445,5 @@ async def test_fraud_signals_hold_rewards_for_review(client, redis):
     staff = await make_staff("finance")
     flagged = await client.get("/admin/referrals/bindings", params={"flagged": True, "referrer_id": busy.id},
                                headers=staff_headers(staff))
-    assert {b["referee_id"] for b in flagged.json()["items"]} == {friends[0].id, friends[3].id, friends[4].id}
+    signals = {b["referee_id"]: b["signals"] for b in flagged.json()["items"]}
+    assert signals == {friends[0].id: ["shared_phone"], friends[3].id: ["burst"], friends[4].id: ["burst"]}

@@ -139,6 +139,13 @@ async def test_maker_checker_approval(client):
                                headers=staff_headers(maker))
     assert reused.status_code == 409 and reused.json()["code"] == "external_ref_taken"
 
+    paid_list = (await client.get("/admin/settlements", params={"status": "paid", "limit": 200},
+                                  headers=staff_headers(maker))).json()
+    assert batch["id"] in {b["id"] for b in paid_list["items"]}
+    assert all(b["status"] == "paid" for b in paid_list["items"]) and paid_list["total"] >= 1
+    newest = (await client.get("/admin/settlements", params={"limit": 1}, headers=staff_headers(maker))).json()
+    assert [b["id"] for b in newest["items"]] == [other["id"]] and newest["total"] >= 2
+
 
 async def test_a_reward_is_never_in_two_batches_even_when_batches_are_created_at_once(client):
     payees = [await make_customer() for _ in range(5)]
@@ -192,3 +199,17 @@ async def test_rewards_due_after_the_date_wait_and_a_payee_owing_money_is_not_pa
     review = (await client.get(f"/admin/settlements/{batch['id']}", headers=staff_headers(finance))).json()
     assert all(line["net_fen"] >= 0 for line in review["lines"])
     assert owing_payee.id not in {line["payee_id"] for line in review["lines"]}
+
+
+async def test_a_settlement_date_beyond_a_year_ahead_is_refused_naming_the_field(client):
+    await payable_reward(await make_customer(), 500)
+    finance = await make_staff("finance")
+    for up_to in ("9999-12-31", (clock.local_today() + timedelta(days=367)).isoformat()):
+        refused = await client.post("/admin/settlements", json={"up_to": up_to}, headers=staff_headers(finance))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["code"] == "settlement_date_too_far" and refused.json()["detail"]["field"] == "up_to"
+    assert not await SettlementBatch.filter(created_by_id=finance.id).exists()
+    # A year ahead still settles what is payable today.
+    ahead = (clock.local_today() + timedelta(days=366)).isoformat()
+    created = await client.post("/admin/settlements", json={"up_to": ahead}, headers=staff_headers(finance))
+    assert created.status_code == 201, created.text

@@ -106,6 +106,13 @@ def operational_error_handler(request: Request, exc: Exception) -> Response:
     return database_unavailable_handler(request, exc)
 
 
+def overflow_handler(_: Request, exc: OverflowError) -> Response:
+    """A date at the edge of the calendar that overflows once converted to UTC, or a number too large
+    to convert: the input's fault. Rooms name the field where they can; this is the net under them."""
+    log.warning("http.value_overflow", error=str(exc)[:200])
+    return error_response(422, "value_out_of_range", "A value is outside the range the service accepts.")
+
+
 def database_unavailable_handler(_: Request, exc: Exception) -> Response:
     log.error("db.unavailable", error_type=type(exc).__name__, error=str(exc)[:300])
     return error_response(
@@ -136,5 +143,6 @@ EXCEPTION_HANDLERS = {
     # translate: the driver's own error ("Not connected") replaces the translated one.
     DriverInterfaceError: database_unavailable_handler,
     DriverOperationalError: operational_error_handler,
+    OverflowError: overflow_handler,
     Exception: internal_error_handler,
 }

@@ -79,3 +79,16 @@ async def test_health(client):
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
     assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_an_overflow_anywhere_is_a_422_in_the_error_format():
+    """msgspec accepts 0001-01-01T00:00+14:00, which overflows once turned into UTC. Rooms check their own
+    date fields and name them; the handler is the net for any that slips through."""
+    from datetime import datetime, timezone
+
+    from api.errors import EXCEPTION_HANDLERS
+
+    with pytest.raises(OverflowError) as caught:
+        datetime.fromisoformat("0001-01-01T00:00:00+14:00").astimezone(timezone.utc)
+    response = EXCEPTION_HANDLERS[OverflowError](None, caught.value)
+    assert response.status_code == 422 and response.content["code"] == "value_out_of_range"

@@ -73,7 +73,8 @@ def _month(value: str | None) -> date:
     if value is None:
         return clock.local_today().replace(day=1)
     match = _MONTH.match(value)
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    # Years outside 1000..9998 cannot be formatted back or have no following month (date's range ends at 9999).
+    if not match or not 1 <= int(match.group(2)) <= 12 or not 1000 <= int(match.group(1)) <= 9998:
         raise ValidationFailed("month must look like 2026-11.", field="month")
     return date(int(match.group(1)), int(match.group(2)), 1)
 

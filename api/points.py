@@ -29,7 +29,6 @@ from points_mall.consumption import record_consumption, refund_consumption
 from points_mall.errors import ConsumptionNotFound, PointsCustomerNotFound
 from points_mall.models import (
     Consumption,
-    EntryKind,
     MemberTier,
     PendingPoints,
     PointsLedgerEntry,
@@ -238,26 +237,16 @@ class PointsAdminController(Controller):
     @post("/adjustments", guards=[staff_only("admin")], status_code=HTTP_201_CREATED,
           summary="Add or remove points by hand, with a reason (admin only, audited)")
     async def adjust(self, data: AdjustmentCreate, staff: Principal, idempotency_key: IdempotencyKey = None) -> AdjustmentDone:
-        if data.points == 0:
-            raise ValidationFailed("points cannot be zero.", field="points")
         ref = f"adjustment:{staff.id}:{idempotency_key or uuid.uuid4().hex}"
-        reason = f"Adjustment: {data.reason}"
 
         async def work(conn: BaseDBAsyncClient) -> AdjustmentDone:
-            if not await Customer.filter(id=data.customer_id).using_db(conn).exists():
-                raise PointsCustomerNotFound(field="customer_id")
-            repeated = await PointsLedgerEntry.filter(ref=ref).using_db(conn).exists()
-            if data.points > 0:
-                entry = await ledger.earn_points(conn, customer_id=data.customer_id, points=data.points,
-                                                 kind=EntryKind.adjustment, ref=ref, reason=reason)
-            else:
-                entry = await ledger.spend_points(conn, customer_id=data.customer_id, points=-data.points,
-                                                  kind=EntryKind.adjustment, ref=ref, reason=reason)
-            if not repeated:  # a retried request is answered again but audited once
+            entry, balance, created = await ledger.adjust_points(
+                conn, customer_id=data.customer_id, points=data.points, ref=ref, reason=f"Adjustment: {data.reason}"
+            )
+            if created:  # a retried request is answered again but audited once
                 await audit(conn, staff.id, "points.adjust", "customer", data.customer_id,
                             {"points": data.points, "reason": data.reason, "ref": ref})
-            account = await ledger.lock_account(conn, data.customer_id)
-            return AdjustmentDone(entry=StaffLedgerEntry.of(entry), balance=account.balance)
+            return AdjustmentDone(entry=StaffLedgerEntry.of(entry), balance=balance)
 
         return await in_transaction(work)
 

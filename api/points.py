@@ -25,12 +25,12 @@ from kernel.identity.models import Customer
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 from points_mall import checkin, ledger, reports, rules, tiers
+from points_mall import consumption as consumption_service
 from points_mall.consumption import record_consumption, refund_consumption
 from points_mall.errors import ConsumptionNotFound, PointsCustomerNotFound
 from points_mall.models import (
     Consumption,
     MemberTier,
-    PendingPoints,
     PointsLedgerEntry,
     TierChange,
 )
@@ -132,13 +132,9 @@ class PointsController(Controller):
         return LedgerPage(total=total, limit=limit, offset=offset, items=[LedgerEntry.of(e) for e in rows])
 
 
-async def _points_status(conn: BaseDBAsyncClient, consumption: Consumption) -> str:
-    if consumption.points == 0:
-        return "none"
-    pending = await PendingPoints.get_or_none(ref=consumption.points_ref, using_db=conn)
-    if pending is not None:
-        return pending.status.value
-    return "released"
+async def _view(conn: BaseDBAsyncClient, consumption: Consumption) -> ConsumptionView:
+    statuses = await consumption_service.points_statuses(conn, [consumption])
+    return ConsumptionView.of(consumption, statuses[consumption.id])
 
 
 class ConsumptionAdminController(Controller):
@@ -159,7 +155,7 @@ class ConsumptionAdminController(Controller):
             )
             await audit(conn, staff.id, "points.consumption_record", "consumption", consumption.id,
                         {"amount_fen": data.amount_fen, "external_ref": data.external_ref})
-            return ConsumptionView.of(consumption, await _points_status(conn, consumption))
+            return await _view(conn, consumption)
 
         return await in_transaction(work)
 
@@ -176,7 +172,7 @@ class ConsumptionAdminController(Controller):
             )
             await audit(conn, staff.id, "points.consumption_refund", "consumption", consumption.id,
                         {"refunded_fen": data.refunded_fen, "ref": data.ref})
-            return ConsumptionView.of(consumption, await _points_status(conn, consumption))
+            return await _view(conn, consumption)
 
         return await in_transaction(work)
 
@@ -189,11 +185,12 @@ class ConsumptionAdminController(Controller):
             query = query.filter(customer_id=customer_id)
         if branch_id is not None:
             query = query.filter(branch_id=branch_id)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
         async with transaction() as conn:
-            items = [ConsumptionView.of(c, await _points_status(conn, c)) for c in rows]
-        return ConsumptionPage(total=total, limit=limit, offset=offset, items=items)
+            total = await query.using_db(conn).count()
+            rows = await query.using_db(conn).order_by("-id").offset(offset).limit(limit)
+            statuses = await consumption_service.points_statuses(conn, rows)
+        return ConsumptionPage(total=total, limit=limit, offset=offset,
+                               items=[ConsumptionView.of(c, statuses[c.id]) for c in rows])
 
 
 class PointsAdminController(Controller):

@@ -54,24 +54,19 @@ async def lock_account(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccou
     # (.exists() would drop FOR UPDATE, so fetch the id.)
     if await Customer.filter(id=customer_id).using_db(conn).select_for_update().only("id").first() is None:
         raise PointsCustomerNotFound(customer_id=customer_id)
-    if not await PointsAccount.filter(customer_id=customer_id).using_db(conn).exists():
-        now = clock.now()
-        try:
-            await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
-        except IntegrityError:
-            pass  # created by a transaction that committed after this one's snapshot
+    await ensure_account(conn, customer_id)
     return await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().get()
 
 
 async def ensure_account(conn: BaseDBAsyncClient, customer_id: int) -> None:
-    """Create the account if it is missing, without locking (called at first login)."""
+    """Create the account if it is missing, without locking it (at first login, and by `lock_account`)."""
     if await PointsAccount.filter(customer_id=customer_id).using_db(conn).exists():
         return
     now = clock.now()
     try:
         await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
     except IntegrityError:
-        pass
+        pass  # created by a transaction that committed after this one's snapshot
 
 
 async def _existing(conn: BaseDBAsyncClient, ref: str) -> PointsLedgerEntry | PendingPoints | None:

@@ -35,13 +35,13 @@ from points_mall.models import (
     EntryKind,
     MallItem,
     MallRedemption,
-    MemberTier,
     PointsAccount,
     RedemptionStatus,
     Voucher,
     VoucherStatus,
 )
 from points_mall.rules import local_midnight, month_bounds
+from points_mall.tiers import tier_of
 from points_mall.vouchers import cancel_voucher, issue_vouchers, refusal
 
 MALL_SOURCE = "mall_redemption"
@@ -133,9 +133,7 @@ async def _usage(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int])
 
 
 async def _tier_level(conn: BaseDBAsyncClient, account: PointsAccount) -> int | None:
-    if account.tier_id is None:  # type: ignore[attr-defined]
-        return None
-    tier = await MemberTier.get_or_none(id=account.tier_id, using_db=conn)  # type: ignore[attr-defined]
+    tier = await tier_of(conn, account)
     return tier.level if tier is not None and tier.is_active else None
 
 

@@ -25,13 +25,12 @@ from kernel.identity.models import Customer
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 from points_mall import checkin, ledger, reports, rules, tiers
+from points_mall import consumption as consumption_service
 from points_mall.consumption import record_consumption, refund_consumption
 from points_mall.errors import ConsumptionNotFound, PointsCustomerNotFound
 from points_mall.models import (
     Consumption,
-    EntryKind,
     MemberTier,
-    PendingPoints,
     PointsLedgerEntry,
     TierChange,
 )
@@ -73,7 +72,8 @@ def _month(value: str | None) -> date:
     if value is None:
         return clock.local_today().replace(day=1)
     match = _MONTH.match(value)
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    # Years outside 1000..9998 cannot be formatted back or have no following month (date's range ends at 9999).
+    if not match or not 1 <= int(match.group(2)) <= 12 or not 1000 <= int(match.group(1)) <= 9998:
         raise ValidationFailed("month must look like 2026-11.", field="month")
     return date(int(match.group(1)), int(match.group(2)), 1)
 
@@ -132,13 +132,9 @@ class PointsController(Controller):
         return LedgerPage(total=total, limit=limit, offset=offset, items=[LedgerEntry.of(e) for e in rows])
 
 
-async def _points_status(conn: BaseDBAsyncClient, consumption: Consumption) -> str:
-    if consumption.points == 0:
-        return "none"
-    pending = await PendingPoints.get_or_none(ref=consumption.points_ref, using_db=conn)
-    if pending is not None:
-        return pending.status.value
-    return "released"
+async def _view(conn: BaseDBAsyncClient, consumption: Consumption) -> ConsumptionView:
+    statuses = await consumption_service.points_statuses(conn, [consumption])
+    return ConsumptionView.of(consumption, statuses[consumption.id])
 
 
 class ConsumptionAdminController(Controller):
@@ -159,7 +155,7 @@ class ConsumptionAdminController(Controller):
             )
             await audit(conn, staff.id, "points.consumption_record", "consumption", consumption.id,
                         {"amount_fen": data.amount_fen, "external_ref": data.external_ref})
-            return ConsumptionView.of(consumption, await _points_status(conn, consumption))
+            return await _view(conn, consumption)
 
         return await in_transaction(work)
 
@@ -176,7 +172,7 @@ class ConsumptionAdminController(Controller):
             )
             await audit(conn, staff.id, "points.consumption_refund", "consumption", consumption.id,
                         {"refunded_fen": data.refunded_fen, "ref": data.ref})
-            return ConsumptionView.of(consumption, await _points_status(conn, consumption))
+            return await _view(conn, consumption)
 
         return await in_transaction(work)
 
@@ -189,11 +185,12 @@ class ConsumptionAdminController(Controller):
             query = query.filter(customer_id=customer_id)
         if branch_id is not None:
             query = query.filter(branch_id=branch_id)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
         async with transaction() as conn:
-            items = [ConsumptionView.of(c, await _points_status(conn, c)) for c in rows]
-        return ConsumptionPage(total=total, limit=limit, offset=offset, items=items)
+            total = await query.using_db(conn).count()
+            rows = await query.using_db(conn).order_by("-id").offset(offset).limit(limit)
+            statuses = await consumption_service.points_statuses(conn, rows)
+        return ConsumptionPage(total=total, limit=limit, offset=offset,
+                               items=[ConsumptionView.of(c, statuses[c.id]) for c in rows])
 
 
 class PointsAdminController(Controller):
@@ -237,26 +234,16 @@ class PointsAdminController(Controller):
     @post("/adjustments", guards=[staff_only("admin")], status_code=HTTP_201_CREATED,
           summary="Add or remove points by hand, with a reason (admin only, audited)")
     async def adjust(self, data: AdjustmentCreate, staff: Principal, idempotency_key: IdempotencyKey = None) -> AdjustmentDone:
-        if data.points == 0:
-            raise ValidationFailed("points cannot be zero.", field="points")
         ref = f"adjustment:{staff.id}:{idempotency_key or uuid.uuid4().hex}"
-        reason = f"Adjustment: {data.reason}"
 
         async def work(conn: BaseDBAsyncClient) -> AdjustmentDone:
-            if not await Customer.filter(id=data.customer_id).using_db(conn).exists():
-                raise PointsCustomerNotFound(field="customer_id")
-            repeated = await PointsLedgerEntry.filter(ref=ref).using_db(conn).exists()
-            if data.points > 0:
-                entry = await ledger.earn_points(conn, customer_id=data.customer_id, points=data.points,
-                                                 kind=EntryKind.adjustment, ref=ref, reason=reason)
-            else:
-                entry = await ledger.spend_points(conn, customer_id=data.customer_id, points=-data.points,
-                                                  kind=EntryKind.adjustment, ref=ref, reason=reason)
-            if not repeated:  # a retried request is answered again but audited once
+            entry, balance, created = await ledger.adjust_points(
+                conn, customer_id=data.customer_id, points=data.points, ref=ref, reason=f"Adjustment: {data.reason}"
+            )
+            if created:  # a retried request is answered again but audited once
                 await audit(conn, staff.id, "points.adjust", "customer", data.customer_id,
                             {"points": data.points, "reason": data.reason, "ref": ref})
-            account = await ledger.lock_account(conn, data.customer_id)
-            return AdjustmentDone(entry=StaffLedgerEntry.of(entry), balance=account.balance)
+            return AdjustmentDone(entry=StaffLedgerEntry.of(entry), balance=balance)
 
         return await in_transaction(work)
 

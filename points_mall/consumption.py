@@ -13,7 +13,14 @@ from kernel.errors import ValidationFailed
 from kernel.outbox import enqueue
 from points_mall.errors import ConsumptionNotFound, ExternalRefReused, RefundExceedsAmount
 from points_mall.ledger import earn_points, lock_account, reverse_points
-from points_mall.models import Consumption, ConsumptionRefund, ConsumptionSource, EntryKind
+from points_mall.models import (
+    Consumption,
+    ConsumptionRefund,
+    ConsumptionSource,
+    EntryKind,
+    PendingPoints,
+    PendingStatus,
+)
 from points_mall.rules import get_rules
 from points_mall.tiers import evaluate_tier, multiplier_pct
 
@@ -123,6 +130,14 @@ async def refund_consumption(
     consumption.refunded_fen = refunded_total
     consumption.points_reversed = points_target
     return consumption
+
+
+async def points_statuses(conn: BaseDBAsyncClient, consumptions: list[Consumption]) -> dict[int, str]:
+    """Where each consumption's points stand: "none", the hold's status while held, else "released" (one query)."""
+    refs = [c.points_ref for c in consumptions if c.points != 0]
+    rows = await PendingPoints.filter(ref__in=refs).using_db(conn).values_list("ref", "status") if refs else []
+    held = {ref: PendingStatus(status).value for ref, status in rows}
+    return {c.id: "none" if c.points == 0 else held.get(c.points_ref, "released") for c in consumptions}
 
 
 async def customer_has_consumption(conn: BaseDBAsyncClient, customer_id: int) -> bool:

@@ -21,7 +21,12 @@ from tortoise.expressions import F
 from kernel import clock
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
-from points_mall.errors import InsufficientPoints, OriginalEntryNotFound, PointsCustomerNotFound
+from points_mall.errors import (
+    IdempotencyKeyReused,
+    InsufficientPoints,
+    OriginalEntryNotFound,
+    PointsCustomerNotFound,
+)
 from points_mall.models import (
     EntryKind,
     PendingPoints,
@@ -49,24 +54,19 @@ async def lock_account(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccou
     # (.exists() would drop FOR UPDATE, so fetch the id.)
     if await Customer.filter(id=customer_id).using_db(conn).select_for_update().only("id").first() is None:
         raise PointsCustomerNotFound(customer_id=customer_id)
-    if not await PointsAccount.filter(customer_id=customer_id).using_db(conn).exists():
-        now = clock.now()
-        try:
-            await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
-        except IntegrityError:
-            pass  # created by a transaction that committed after this one's snapshot
+    await ensure_account(conn, customer_id)
     return await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().get()
 
 
 async def ensure_account(conn: BaseDBAsyncClient, customer_id: int) -> None:
-    """Create the account if it is missing, without locking (called at first login)."""
+    """Create the account if it is missing, without locking it (at first login, and by `lock_account`)."""
     if await PointsAccount.filter(customer_id=customer_id).using_db(conn).exists():
         return
     now = clock.now()
     try:
         await PointsAccount.create(customer_id=customer_id, created_at=now, updated_at=now, using_db=conn)
     except IntegrityError:
-        pass
+        pass  # created by a transaction that committed after this one's snapshot
 
 
 async def _existing(conn: BaseDBAsyncClient, ref: str) -> PointsLedgerEntry | PendingPoints | None:
@@ -254,6 +254,34 @@ async def spend_points(
         return await _locked_entry(conn, ref)
     await _take_from_lots(conn, entry, lots, points)
     return entry
+
+
+async def adjust_points(
+    conn: BaseDBAsyncClient, *, customer_id: int, points: int, ref: str, reason: str
+) -> tuple[PointsLedgerEntry, int, bool]:
+    """A staff adjustment: add (points > 0) or remove points under `ref`. Returns (entry, balance, created).
+
+    A repeated `ref` returns the first entry; the same `ref` with another customer or amount is refused.
+    """
+    if points == 0:
+        raise ValidationFailed("points cannot be zero.", field="points")
+    try:
+        # First: the ref lookup below then sees what a concurrent retry of this adjustment committed.
+        account = await lock_account(conn, customer_id)
+    except PointsCustomerNotFound as exc:
+        raise PointsCustomerNotFound(field="customer_id") from exc
+    existing = await PointsLedgerEntry.get_or_none(ref=ref, using_db=conn)
+    if existing is not None:
+        if existing.customer_id != customer_id or existing.delta != points:  # type: ignore[attr-defined]
+            raise IdempotencyKeyReused(field="Idempotency-Key", entry_id=existing.id)
+        return existing, account.balance, False
+    if points > 0:
+        entry = await earn_points(conn, customer_id=customer_id, points=points, kind=EntryKind.adjustment, ref=ref,
+                                  reason=reason)
+    else:
+        entry = await spend_points(conn, customer_id=customer_id, points=-points, kind=EntryKind.adjustment, ref=ref,
+                                   reason=reason)
+    return entry, entry.balance_after, True
 
 
 async def _reversed_so_far(conn: BaseDBAsyncClient, original_ref: str) -> int:

@@ -35,16 +35,17 @@ from points_mall.models import (
     EntryKind,
     MallItem,
     MallRedemption,
-    MemberTier,
     PointsAccount,
     RedemptionStatus,
     Voucher,
     VoucherStatus,
 )
 from points_mall.rules import local_midnight, month_bounds
+from points_mall.tiers import tier_of
 from points_mall.vouchers import cancel_voucher, issue_vouchers, refusal
 
 MALL_SOURCE = "mall_redemption"
+_FIRST_YEAR, _LAST_YEAR = 2000, 2999
 
 
 def _validate_item(fields: dict[str, Any], current: MallItem | None = None) -> None:
@@ -60,6 +61,10 @@ def _validate_item(fields: dict[str, Any], current: MallItem | None = None) -> N
             raise ValidationFailed(f"{name} must be at least 1 (or null for no limit).", field=name)
     if "voucher_valid_days" in fields and fields["voucher_valid_days"] < 1:
         raise ValidationFailed("voucher_valid_days must be at least 1.", field="voucher_valid_days")
+    for name in ("available_from", "available_until"):
+        # Far-off years overflow when converted to UTC for storage; no shelf plan reaches them.
+        if fields.get(name) is not None and not _FIRST_YEAR <= fields[name].year <= _LAST_YEAR:
+            raise ValidationFailed(f"{name} must fall between {_FIRST_YEAR} and {_LAST_YEAR}.", field=name)
     start, end = value("available_from"), value("available_until")
     if start is not None and end is not None and end <= start:
         raise ValidationFailed("available_until must be after available_from.", field="available_until")
@@ -128,9 +133,7 @@ async def _usage(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int])
 
 
 async def _tier_level(conn: BaseDBAsyncClient, account: PointsAccount) -> int | None:
-    if account.tier_id is None:  # type: ignore[attr-defined]
-        return None
-    tier = await MemberTier.get_or_none(id=account.tier_id, using_db=conn)  # type: ignore[attr-defined]
+    tier = await tier_of(conn, account)
     return tier.level if tier is not None and tier.is_active else None
 
 

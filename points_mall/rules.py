@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from kernel.errors import ValidationFailed
 from points_mall.models import PointsRules
 
 RULES_ID = 1
+_DAY = re.compile(r"[0-9]{1,3}")
 
 
 async def get_rules(conn: BaseDBAsyncClient) -> PointsRules:
@@ -48,7 +50,8 @@ async def update_rules(conn: BaseDBAsyncClient, staff_id: int | None, changes: d
     if "checkin_bonus" in changes:
         bonus: dict[str, int] = {}
         for day, points in changes["checkin_bonus"].items():
-            if not str(day).isdigit() or not 1 <= int(day) <= cycle:
+            # ASCII digits only: str.isdigit() also accepts "³", which int() refuses.
+            if not _DAY.fullmatch(str(day)) or not 1 <= int(day) <= cycle:
                 raise ValidationFailed(f"Bonus day {day!r} is outside the cycle 1..{cycle}.", field="checkin_bonus")
             if points < 0:
                 raise ValidationFailed("Bonus points cannot be negative.", field="checkin_bonus")

@@ -26,7 +26,10 @@ from points_mall.models import (
     VoucherStatus,
 )
 
-Id = Annotated[int, msgspec.Meta(ge=1)]
+# Ids are BIGINT columns: a larger number is refused here rather than by the database (which would say "out of range").
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+# Availability windows compare with aware instants: a datetime without an offset is refused, not guessed.
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:._\-]+$")]
 AmountFen = Annotated[int, msgspec.Meta(gt=0, le=10_000_000_000)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
@@ -342,8 +345,8 @@ class MallItemCreate(msgspec.Struct, forbid_unknown_fields=True):
     image_urls: Annotated[list[ImageUrl], msgspec.Meta(max_length=20)] = []
     limit_per_customer: Limit | None = None
     limit_per_month: Limit | None = None
-    available_from: datetime | None = None
-    available_until: datetime | None = None
+    available_from: Instant | None = None
+    available_until: Instant | None = None
     min_tier_level: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
     branch_ids: BranchIds = []
@@ -363,8 +366,8 @@ class MallItemUpdate(msgspec.Struct, forbid_unknown_fields=True):
     image_urls: Annotated[list[ImageUrl], msgspec.Meta(max_length=20)] | msgspec.UnsetType = msgspec.UNSET
     limit_per_customer: Limit | None | msgspec.UnsetType = msgspec.UNSET
     limit_per_month: Limit | None | msgspec.UnsetType = msgspec.UNSET
-    available_from: datetime | None | msgspec.UnsetType = msgspec.UNSET
-    available_until: datetime | None | msgspec.UnsetType = msgspec.UNSET
+    available_from: Instant | None | msgspec.UnsetType = msgspec.UNSET
+    available_until: Instant | None | msgspec.UnsetType = msgspec.UNSET
     min_tier_level: Annotated[int, msgspec.Meta(ge=0, le=100)] | None | msgspec.UnsetType = msgspec.UNSET
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | msgspec.UnsetType = msgspec.UNSET
     branch_ids: BranchIds | msgspec.UnsetType = msgspec.UNSET

@@ -37,6 +37,7 @@ __all__ = [
 # No 0/O/1/I/L: codes are read aloud and typed at the front desk. 16 characters of 31 give ~79 bits.
 _ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 _CODE_LENGTH = 16
+_CODE_COLUMN_LENGTH = Voucher._meta.fields_map["code"].max_length
 
 
 def new_voucher_code() -> str:
@@ -112,7 +113,10 @@ async def cancel_voucher(conn: BaseDBAsyncClient, voucher_id: int, reason: str) 
 
 
 async def find_voucher(conn: BaseDBAsyncClient, code: str) -> Voucher:
-    voucher = await Voucher.get_or_none(code=normalise_code(code), using_db=conn)
+    code = normalise_code(code)
+    if len(code) > _CODE_COLUMN_LENGTH:  # no such code can exist (and the ORM would refuse the filter)
+        raise VoucherNotFound()
+    voucher = await Voucher.get_or_none(code=code, using_db=conn)
     if voucher is None:
         raise VoucherNotFound()
     return voucher

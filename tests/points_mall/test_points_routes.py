@@ -130,3 +130,21 @@ async def test_calendar_month_is_validated_and_data_is_the_callers(client):
     theirs = (await client.get("/app/points/ledger", headers=customer_headers(stranger))).json()
     assert theirs["total"] == 0
     assert (await client.get("/app/points", headers=customer_headers(stranger))).json()["balance"] == 0
+
+
+async def test_consumption_list_says_where_each_ones_points_stand(client):
+    customer = await make_customer()
+    headers = staff_headers(await make_staff("front_desk"))
+
+    async def record(amount_fen: int) -> int:
+        body = {"customer_id": customer.id, "amount_fen": amount_fen, "external_ref": "HIS-" + secrets.token_hex(4)}
+        return (await client.post("/admin/consumptions", json=body, headers=headers)).json()["id"]
+
+    held, refunded, too_small = await record(20_000), await record(30_000), await record(50)
+    await client.post(f"/admin/consumptions/{refunded}/refund", json={"refunded_fen": 30_000, "ref": "R1"},
+                      headers=headers)
+    page = (await client.get("/admin/consumptions", params={"customer_id": customer.id}, headers=headers)).json()
+    assert page["total"] == 3
+    assert {c["id"]: c["points_status"] for c in page["items"]} == {
+        held: "pending", refunded: "cancelled", too_small: "none"
+    }

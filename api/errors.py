@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from pymysql.err import InterfaceError as DriverInterfaceError
 from pymysql.err import OperationalError as DriverOperationalError
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+from tortoise.exceptions import ValidationError as ModelValidationError
 
 from kernel.errors import DomainError
 
@@ -106,6 +107,14 @@ def operational_error_handler(request: Request, exc: Exception) -> Response:
     return database_unavailable_handler(request, exc)
 
 
+def model_validation_handler(_: Request, exc: ModelValidationError) -> Response:
+    """Tortoise refusing a value for its field (e.g. longer than the column): the input's fault."""
+    message = str(exc)
+    field = message.split(":", 1)[0].strip() if ":" in message else None
+    detail = {"field": field} if field and field.isidentifier() else {}
+    return error_response(422, "validation_failed", message[:300], detail)
+
+
 def overflow_handler(_: Request, exc: OverflowError) -> Response:
     """A date at the edge of the calendar that overflows once converted to UTC, or a number too large
     to convert: the input's fault. Rooms name the field where they can; this is the net under them."""
@@ -144,5 +153,6 @@ EXCEPTION_HANDLERS = {
     DriverInterfaceError: database_unavailable_handler,
     DriverOperationalError: operational_error_handler,
     OverflowError: overflow_handler,
+    ModelValidationError: model_validation_handler,
     Exception: internal_error_handler,
 }

@@ -92,3 +92,14 @@ def test_an_overflow_anywhere_is_a_422_in_the_error_format():
         datetime.fromisoformat("0001-01-01T00:00:00+14:00").astimezone(timezone.utc)
     response = EXCEPTION_HANDLERS[OverflowError](None, caught.value)
     assert response.status_code == 422 and response.content["code"] == "value_out_of_range"
+
+
+def test_a_value_tortoise_refuses_for_its_column_is_a_422_naming_the_field():
+    from tortoise.exceptions import ValidationError
+
+    from api.errors import EXCEPTION_HANDLERS
+
+    refused = ValidationError("title: Length of 'xxx' 300 > 128")
+    response = EXCEPTION_HANDLERS[ValidationError](None, refused)
+    assert response.status_code == 422 and response.content["code"] == "validation_failed"
+    assert response.content["detail"] == {"field": "title"}

@@ -34,8 +34,7 @@ from booking.settings import get_booking_settings
 from booking.triage import get_triage
 from kernel import clock
 from kernel.errors import ValidationFailed
-from kernel.identity.models import Customer
-from kernel.identity.service import CustomerNotFound
+from kernel.identity.service import CustomerNotFound, lock_customers
 from kernel.outbox import enqueue
 
 log = structlog.get_logger(__name__)
@@ -45,8 +44,7 @@ HOLDING = (BookingStatus.booked, BookingStatus.arrived)
 
 
 async def _lock_customer(conn: BaseDBAsyncClient, customer_id: int) -> None:
-    found = await Customer.filter(id=customer_id, deleted_at=None).select_for_update().using_db(conn).first()
-    if found is None:
+    if not await lock_customers(conn, {customer_id}, active_only=True):
         raise CustomerNotFound()
 
 

@@ -21,6 +21,7 @@ from tortoise.expressions import F
 from kernel import clock
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
+from kernel.identity.service import lock_customers
 from points_mall.errors import (
     IdempotencyKeyReused,
     InsufficientPoints,
@@ -51,8 +52,7 @@ async def lock_account(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccou
     Callers that read other rows to make a decision (limits, counts) call this first, so those reads
     happen after the previous holder of the lock committed.
     """
-    # (.exists() would drop FOR UPDATE, so fetch the id.)
-    if await Customer.filter(id=customer_id).using_db(conn).select_for_update().only("id").first() is None:
+    if not await lock_customers(conn, {customer_id}):
         raise PointsCustomerNotFound(customer_id=customer_id)
     await ensure_account(conn, customer_id)
     return await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().get()

@@ -18,10 +18,10 @@ from campaigns.referrals.binding import SIGNAL_SHARED_PHONE
 from campaigns.referrals.models import (
     BindingStatus,
     MonthlyRewardTally,
-    RefundedConsumption,
     ReferralBinding,
     ReferralProgram,
     ReferralReward,
+    RefundedConsumption,
     RewardKind,
     RewardStatus,
     WelcomeRewardType,
@@ -29,6 +29,7 @@ from campaigns.referrals.models import (
 from campaigns.referrals.programs import reward_for
 from kernel import clock
 from kernel.identity.models import Customer
+from kernel.identity.service import lock_customers as kernel_lock_customers
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +95,7 @@ async def lock_customers(conn: BaseDBAsyncClient, customer_ids: set[int]) -> Non
     wants an exclusive one (its account lock): two jobs for the same referrer would deadlock on that
     upgrade. Taking the exclusive locks first, in one fixed order, makes them queue instead.
     """
-    await Customer.filter(id__in=sorted(customer_ids)).using_db(conn).select_for_update().order_by("id").only("id")
+    await kernel_lock_customers(conn, customer_ids)
 
 
 async def _second_level_referrer(conn: BaseDBAsyncClient, referrer_id: int, now: datetime) -> int | None:

@@ -106,6 +106,23 @@ async def staff_member_or_none(staff_id: int, conn: BaseDBAsyncClient | None = N
     return await StaffMember.get_or_none(id=staff_id, using_db=conn)
 
 
+async def lock_customers(
+    conn: BaseDBAsyncClient, customer_ids: set[int], *, active_only: bool = False
+) -> set[int]:
+    """Lock customer rows (FOR UPDATE) in id order and return the ids found.
+
+    Every room that changes a customer's points, seats or rewards locks the customer row first: it always
+    exists, so InnoDB takes a record lock (not a gap lock), and one fixed order makes concurrent
+    transactions queue instead of deadlocking. Reads made after it see what the previous holder committed.
+    """
+    query = Customer.filter(id__in=sorted(customer_ids))
+    if active_only:
+        query = query.filter(deleted_at=None)
+    # Model rows, not .exists()/.values_list(): Tortoise drops FOR UPDATE from those.
+    rows = await query.using_db(conn).select_for_update().order_by("id").only("id")
+    return {row.id for row in rows}
+
+
 async def get_customer(conn: BaseDBAsyncClient, customer_id: int) -> Customer:
     customer = await Customer.get_or_none(id=customer_id, deleted_at=None, using_db=conn)
     if customer is None:

@@ -5,10 +5,7 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
-from bench.harness import bench_database, bench_env, http_client, machine_line, run_load, running_server
+from bench.harness import bench_database, bench_env, cli, health_baseline, http_client, machine_line, running_server
 
 
 async def main(requests: int, levels: list[int]) -> None:
@@ -16,16 +13,8 @@ async def main(requests: int, levels: list[int]) -> None:
     async with bench_database() as database, running_server(bench_env(database)) as base:
         for concurrency in levels:
             async with http_client(base, concurrency) as http:
-                async def send(_: int) -> int:
-                    return (await http.get("/health/live")).status_code
-
-                await run_load("warm-up", send, total=200, concurrency=concurrency)
-                print((await run_load("GET /health/live", send, total=requests, concurrency=concurrency)).row())
+                print((await health_baseline(http, requests=requests, concurrency=concurrency)).row())
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", default="1,16,64")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, [int(c) for c in args.concurrency.split(",")]))
+    cli(main, requests=3000, concurrency="1,16,64")

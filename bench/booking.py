@@ -12,18 +12,14 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import secrets
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import aiomysql
 
-from bench.harness import MYSQL, bench_database, bench_env, http_client, machine_line, run_load, running_server
+from bench.harness import MYSQL, bench_stack, cli, health_baseline, http_client, machine_line, run_load
 
-POOL = int(os.environ.get("DB_POOL_MAX", "20"))
 ZONE = ZoneInfo("Asia/Shanghai")
 SLOTS_PER_DAY = 20
 CONTENDED_SLOTS = 30
@@ -139,77 +135,58 @@ async def check_invariants(database: str) -> str:
 
 async def main(requests: int, levels: list[int]) -> None:
     print(machine_line())
-    async with bench_database() as database:
-        env = bench_env(database)
-        async with running_server(env) as base:
-            os.environ.update(env)  # tokens are signed with the server's key
-            from kernel.identity.tokens import issue_customer_token
-            from kernel.settings import get_settings
+    async with bench_stack(autocommit=False) as stack:
+        database, base, pool = stack.database, stack.base, stack.pool
+        ids = await seed_catalogue(database)
+        branch_id, department_id, _ = ids
+        tomorrow = datetime.now(ZONE).date() + timedelta(days=1)
+        await seed_slots(database, ids, tomorrow, SLOTS_PER_DAY)
+        listing_token = stack.customer_token((await make_customers(database, 1))[0])
+        for round_no, concurrency in enumerate(levels):
+            async with http_client(base, concurrency) as http:
+                headers = {"Authorization": f"Bearer {listing_token}"}
+                params = {"branch_id": branch_id, "department_id": department_id, "date": tomorrow.isoformat()}
 
-            get_settings.cache_clear()
-            ids = await seed_catalogue(database)
-            branch_id, department_id, _ = ids
-            tomorrow = datetime.now(ZONE).date() + timedelta(days=1)
-            await seed_slots(database, ids, tomorrow, SLOTS_PER_DAY)
-            pool = await aiomysql.create_pool(db=database, minsize=POOL, maxsize=POOL, autocommit=False, **MYSQL)
-            listing_token = issue_customer_token((await make_customers(database, 1))[0])[0]
-            try:
-                for round_no, concurrency in enumerate(levels):
-                    async with http_client(base, concurrency) as http:
-                        headers = {"Authorization": f"Bearer {listing_token}"}
-                        params = {"branch_id": branch_id, "department_id": department_id, "date": tomorrow.isoformat()}
+                async def listing(_: int) -> int:
+                    response = await http.get("/app/booking/slots", params=params, headers=headers)
+                    assert len(response.json()["items"]) == SLOTS_PER_DAY
+                    return response.status_code
 
-                        async def health(_: int) -> int:
-                            return (await http.get("/health/live")).status_code
+                framework = await health_baseline(http, requests=requests, concurrency=concurrency)
+                raw_select = await run_load(
+                    "same SELECT via aiomysql", lambda _: direct_listing(pool, branch_id, department_id, tomorrow),
+                    total=requests, concurrency=concurrency)
+                slots_http = await run_load("GET /app/booking/slots", listing, total=requests,
+                                            concurrency=concurrency)
+                print(framework.row())
+                print(raw_select.row())
+                print(slots_http.row(framework))
+                print(f"{'  (vs the raw SELECT)':<34} ratio {slots_http.rps / raw_select.rps:6.2f}")
 
-                        async def listing(_: int) -> int:
-                            response = await http.get("/app/booking/slots", params=params, headers=headers)
-                            assert len(response.json()["items"]) == SLOTS_PER_DAY
-                            return response.status_code
+                # Contended booking: each round on fresh slots of another day.
+                day = tomorrow + timedelta(days=1 + round_no)
+                http_slots = await seed_slots(database, ids, day, CONTENDED_SLOTS)
+                sql_slots = await seed_slots(database, ids, day, CONTENDED_SLOTS, minute_offset=15)
+                customers = await make_customers(database, requests)
+                tokens = [stack.customer_token(c) for c in customers]
 
-                        await run_load("warm-up", health, total=200, concurrency=concurrency)
-                        framework = await run_load("GET /health/live", health, total=requests, concurrency=concurrency)
-                        raw_select = await run_load(
-                            "same SELECT via aiomysql", lambda _: direct_listing(pool, branch_id, department_id, tomorrow),
-                            total=requests, concurrency=concurrency)
-                        slots_http = await run_load("GET /app/booking/slots", listing, total=requests,
-                                                    concurrency=concurrency)
-                        print(framework.row())
-                        print(raw_select.row())
-                        print(slots_http.row(framework))
-                        print(f"{'  (vs the raw SELECT)':<34} ratio {slots_http.rps / raw_select.rps:6.2f}")
+                async def book(i: int) -> int:
+                    response = await http.post(
+                        "/app/bookings", json={"slot_id": http_slots[i % CONTENDED_SLOTS]},
+                        headers={"Authorization": f"Bearer {tokens[i]}"})
+                    return response.status_code
 
-                        # Contended booking: each round on fresh slots of another day.
-                        day = tomorrow + timedelta(days=1 + round_no)
-                        http_slots = await seed_slots(database, ids, day, CONTENDED_SLOTS)
-                        sql_slots = await seed_slots(database, ids, day, CONTENDED_SLOTS, minute_offset=15)
-                        customers = await make_customers(database, requests)
-                        tokens = [issue_customer_token(c)[0] for c in customers]
-
-                        async def book(i: int) -> int:
-                            response = await http.post(
-                                "/app/bookings", json={"slot_id": http_slots[i % CONTENDED_SLOTS]},
-                                headers={"Authorization": f"Bearer {tokens[i]}"})
-                            return response.status_code
-
-                        seats_sql = await run_load(
-                            "conditional seat UPDATE via aiomysql",
-                            lambda i: direct_seat(pool, sql_slots[i % CONTENDED_SLOTS]),
-                            total=requests, concurrency=concurrency)
-                        seats_http = await run_load("POST /app/bookings (contended)", book, total=requests,
-                                                    concurrency=concurrency)
-                        print(seats_sql.row())
-                        print(seats_http.row(seats_sql))
-                        print()
-            finally:
-                pool.close()
-                await pool.wait_closed()
+                seats_sql = await run_load(
+                    "conditional seat UPDATE via aiomysql",
+                    lambda i: direct_seat(pool, sql_slots[i % CONTENDED_SLOTS]),
+                    total=requests, concurrency=concurrency)
+                seats_http = await run_load("POST /app/bookings (contended)", book, total=requests,
+                                            concurrency=concurrency)
+                print(seats_sql.row())
+                print(seats_http.row(seats_sql))
+                print()
         print(await check_invariants(database))
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--concurrency", default="16,64")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, [int(c) for c in args.concurrency.split(",")]))
+    cli(main, requests=600, concurrency="16,64")

@@ -10,26 +10,13 @@ ledger entry, update balance, insert lot, all in one transaction on a pool of th
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import secrets
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import aiomysql
 
-from bench.harness import (
-    MYSQL,
-    bench_database,
-    bench_env,
-    http_client,
-    machine_line,
-    run_load,
-    running_server,
-)
-
-POOL = int(os.environ.get("DB_POOL_MAX", "20"))
+from bench.harness import MYSQL, bench_stack, cli, health_baseline, http_client, machine_line, run_load
 
 
 async def make_customers(database: str, count: int) -> list[int]:
@@ -104,45 +91,28 @@ async def direct_check_in(pool: aiomysql.Pool, customer_id: int) -> int:
 
 async def main(requests: int, levels: list[int]) -> None:
     print(machine_line())
-    async with bench_database() as database:
-        env = bench_env(database)
-        async with running_server(env) as base:
-            # Tokens are signed with the server's key: read the same settings in this process.
-            os.environ.update(env)
-            from kernel.identity.tokens import issue_customer_token
-            from kernel.settings import get_settings
+    async with bench_stack(autocommit=False) as stack:
+        database = stack.database
+        for concurrency in levels:
+            http_ids = await make_customers(database, requests)
+            direct_ids = await make_customers(database, requests)
+            tokens = [stack.customer_token(i) for i in http_ids]
+            async with http_client(stack.base, concurrency) as http:
+                async def tap(i: int) -> int:
+                    headers = {"Authorization": f"Bearer {tokens[i]}"}
+                    return (await http.post("/app/check-ins", headers=headers)).status_code
 
-            get_settings.cache_clear()
-            pool = await aiomysql.create_pool(db=database, minsize=POOL, maxsize=POOL, autocommit=False, **MYSQL)
-            try:
-                for concurrency in levels:
-                    http_ids = await make_customers(database, requests)
-                    direct_ids = await make_customers(database, requests)
-                    tokens = [issue_customer_token(i)[0] for i in http_ids]
-                    async with http_client(base, concurrency) as http:
-                        async def health(_: int) -> int:
-                            return (await http.get("/health/live")).status_code
+                framework = await health_baseline(http, requests=requests, concurrency=concurrency)
+                via_http = await run_load("POST /app/check-ins (HTTP)", tap, total=requests, concurrency=concurrency)
 
-                        async def tap(i: int) -> int:
-                            headers = {"Authorization": f"Bearer {tokens[i]}"}
-                            return (await http.post("/app/check-ins", headers=headers)).status_code
+            async def direct(i: int) -> int:
+                return await direct_check_in(stack.pool, direct_ids[i])
 
-                        await run_load("warm-up", health, total=200, concurrency=concurrency)
-                        framework = await run_load("GET /health/live", health, total=requests, concurrency=concurrency)
-                        via_http = await run_load("POST /app/check-ins (HTTP)", tap, total=requests,
-                                                  concurrency=concurrency)
-
-                    async def direct(i: int) -> int:
-                        return await direct_check_in(pool, direct_ids[i])
-
-                    via_sql = await run_load("same SQL via aiomysql", direct, total=requests, concurrency=concurrency)
-                    print(framework.row())
-                    print(via_sql.row())
-                    print(via_http.row(via_sql))
-                    print()
-            finally:
-                pool.close()
-                await pool.wait_closed()
+            via_sql = await run_load("same SQL via aiomysql", direct, total=requests, concurrency=concurrency)
+            print(framework.row())
+            print(via_sql.row())
+            print(via_http.row(via_sql))
+            print()
         conn = await aiomysql.connect(db=database, **MYSQL)
         async with conn.cursor() as cur:
             await cur.execute("SELECT COUNT(*), COUNT(DISTINCT customer_id) FROM points_check_in")
@@ -155,8 +125,4 @@ async def main(requests: int, levels: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=800)
-    parser.add_argument("--concurrency", default="16,64")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, [int(c) for c in args.concurrency.split(",")]))
+    cli(main, requests=800, concurrency="16,64")

@@ -201,3 +201,61 @@ def machine_line() -> str:
 
 def median_of(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+POOL = int(os.environ.get("DB_POOL_MAX", "20"))
+
+
+@dataclass
+class BenchStack:
+    """A running server on a fresh database, and an aiomysql pool of the server's size for the raw baseline."""
+
+    database: str
+    base: str
+    pool: aiomysql.Pool
+
+    @staticmethod
+    def customer_token(customer_id: int) -> str:
+        from kernel.identity.tokens import issue_customer_token
+
+        return issue_customer_token(customer_id)[0]
+
+
+@asynccontextmanager
+async def bench_stack(*, autocommit: bool) -> AsyncIterator[BenchStack]:
+    """Fresh database + migrated server + this process reading the server's settings (so the tokens it
+    mints are signed with the server's key) + a raw aiomysql pool for the same-run baseline."""
+    async with bench_database() as database:
+        env = bench_env(database)
+        async with running_server(env) as base:
+            os.environ.update(env)
+            from kernel.settings import get_settings
+
+            get_settings.cache_clear()
+            pool = await aiomysql.create_pool(db=database, minsize=POOL, maxsize=POOL, autocommit=autocommit, **MYSQL)
+            try:
+                yield BenchStack(database, base, pool)
+            finally:
+                pool.close()
+                await pool.wait_closed()
+
+
+async def health_baseline(http: httpx.AsyncClient, *, requests: int, concurrency: int) -> Result:
+    """The framework's ceiling at this concurrency, after a warm-up: GET /health/live."""
+
+    async def health(_: int) -> int:
+        return (await http.get("/health/live")).status_code
+
+    await run_load("warm-up", health, total=200, concurrency=concurrency)
+    return await run_load("GET /health/live", health, total=requests, concurrency=concurrency)
+
+
+def cli(main: Callable[[int, list[int]], Awaitable[None]], *, requests: int, concurrency: str) -> None:
+    """`--requests N --concurrency 16,64` for the benchmark scripts that take just those two."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--concurrency", default=concurrency)
+    args = parser.parse_args()
+    asyncio.run(main(args.requests, [int(c) for c in args.concurrency.split(",")]))

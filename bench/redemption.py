@@ -10,18 +10,14 @@ item's terms and limits, spend points from lots, write the redemption and its vo
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import secrets
 from datetime import datetime, timedelta, timezone
 
 import aiomysql
 
-from bench.harness import MYSQL, bench_database, bench_env, http_client, machine_line, run_load, running_server
+from bench.harness import MYSQL, bench_stack, cli, health_baseline, http_client, machine_line, run_load
 from bench.checkin import make_customers
 
-POOL = int(os.environ.get("DB_POOL_MAX", "20"))
 POINTS_EACH = 10_000
 PRICE = 100
 
@@ -64,53 +60,38 @@ async def make_item(database: str, stock: int) -> int:
 
 async def main(requests: int, levels: list[int]) -> None:
     print(machine_line())
-    async with bench_database() as database:
-        env = bench_env(database)
-        async with running_server(env) as base:
-            os.environ.update(env)
-            from kernel.identity.tokens import issue_customer_token
-            from kernel.settings import get_settings
+    async with bench_stack(autocommit=True) as stack:
+        database, base, pool = stack.database, stack.base, stack.pool
+        for concurrency in levels:
+            customers = await make_customers(database, requests)
+            await fund(database, customers)
+            hot = await make_item(database, stock=requests)
+            raw_item = await make_item(database, stock=requests)
+            tokens = [stack.customer_token(i) for i in customers]
+            async with http_client(base, concurrency) as http:
+                async def redeem(i: int) -> int:
+                    headers = {"Authorization": f"Bearer {tokens[i]}",
+                               "Idempotency-Key": "bench-" + secrets.token_hex(8)}
+                    response = await http.post("/app/mall/redemptions", json={"item_id": hot}, headers=headers)
+                    return response.status_code
 
-            get_settings.cache_clear()
-            pool = await aiomysql.create_pool(db=database, minsize=POOL, maxsize=POOL, autocommit=True, **MYSQL)
-            try:
-                for concurrency in levels:
-                    customers = await make_customers(database, requests)
-                    await fund(database, customers)
-                    hot = await make_item(database, stock=requests)
-                    raw_item = await make_item(database, stock=requests)
-                    tokens = [issue_customer_token(i)[0] for i in customers]
-                    async with http_client(base, concurrency) as http:
-                        async def health(_: int) -> int:
-                            return (await http.get("/health/live")).status_code
+                framework = await health_baseline(http, requests=requests, concurrency=concurrency)
+                via_http = await run_load("POST /app/mall/redemptions", redeem, total=requests,
+                                          concurrency=concurrency)
 
-                        async def redeem(i: int) -> int:
-                            headers = {"Authorization": f"Bearer {tokens[i]}",
-                                       "Idempotency-Key": "bench-" + secrets.token_hex(8)}
-                            response = await http.post("/app/mall/redemptions", json={"item_id": hot}, headers=headers)
-                            return response.status_code
+            async def raw(_: int) -> int:
+                async with pool.acquire() as conn, conn.cursor() as cur:
+                    changed = await cur.execute(
+                        "UPDATE mall_item SET stock_reserved = stock_reserved + 1"
+                        " WHERE id = %s AND stock_reserved + 1 <= stock_total", (raw_item,))
+                    return 200 if changed == 1 else 409
 
-                        await run_load("warm-up", health, total=200, concurrency=concurrency)
-                        framework = await run_load("GET /health/live", health, total=requests, concurrency=concurrency)
-                        via_http = await run_load("POST /app/mall/redemptions", redeem, total=requests,
-                                                  concurrency=concurrency)
-
-                    async def raw(_: int) -> int:
-                        async with pool.acquire() as conn, conn.cursor() as cur:
-                            changed = await cur.execute(
-                                "UPDATE mall_item SET stock_reserved = stock_reserved + 1"
-                                " WHERE id = %s AND stock_reserved + 1 <= stock_total", (raw_item,))
-                            return 200 if changed == 1 else 409
-
-                    via_sql = await run_load("raw conditional UPDATE (aiomysql)", raw, total=requests,
-                                             concurrency=concurrency)
-                    print(framework.row())
-                    print(via_sql.row())
-                    print(via_http.row(via_sql))
-                    print()
-            finally:
-                pool.close()
-                await pool.wait_closed()
+            via_sql = await run_load("raw conditional UPDATE (aiomysql)", raw, total=requests,
+                                     concurrency=concurrency)
+            print(framework.row())
+            print(via_sql.row())
+            print(via_http.row(via_sql))
+            print()
         conn = await aiomysql.connect(db=database, **MYSQL)
         async with conn.cursor() as cur:
             await cur.execute("SELECT COUNT(*) FROM mall_item WHERE stock_reserved > stock_total OR stock_reserved < 0")
@@ -125,8 +106,4 @@ async def main(requests: int, levels: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--concurrency", default="16,64")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, [int(c) for c in args.concurrency.split(",")]))
+    cli(main, requests=600, concurrency="16,64")

@@ -18,9 +18,14 @@ from kernel.errors import ValidationFailed
 EXPORT_LIMIT = 100_000
 
 
-def _local_midnight(day: date) -> datetime:
+def _local_midnight(day: date, *, field: str, days_after: int = 0) -> datetime:
     # In UTC: the database keeps UTC and a filter value's own zone is not converted for us.
-    return datetime.combine(day, time.min, tzinfo=clock.clinic_zone()).astimezone(timezone.utc)
+    try:
+        day += timedelta(days=days_after)
+        return datetime.combine(day, time.min, tzinfo=clock.clinic_zone()).astimezone(timezone.utc)
+    except OverflowError:
+        # Near 0001-01-01 or 9999-12-31 the bound (in UTC, or the day after) is past what a datetime holds.
+        raise ValidationFailed("The date is out of range.", field=field) from None
 
 
 def filtered(conn: BaseDBAsyncClient, *, status: OrderStatus | None, day_from: date | None,
@@ -32,9 +37,9 @@ def filtered(conn: BaseDBAsyncClient, *, status: OrderStatus | None, day_from: d
     if status is not None:
         query = query.filter(status=status)
     if day_from is not None:
-        query = query.filter(created_at__gte=_local_midnight(day_from))
+        query = query.filter(created_at__gte=_local_midnight(day_from, field="from"))
     if day_to is not None:
-        query = query.filter(created_at__lt=_local_midnight(day_to + timedelta(days=1)))
+        query = query.filter(created_at__lt=_local_midnight(day_to, field="to", days_after=1))
     return query
 
 

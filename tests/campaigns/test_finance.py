@@ -87,3 +87,15 @@ async def test_staff_refund_route_is_audited_and_bounded(client, redis):
     assert [e["outcome"] for e in detail.json()["events"]] == ["applied"]
     assert (await Order.get(id=order.id)).status.value == "fulfilled"
     assert await AuditLogEntry.filter(staff_id=finance.id, action="orders.refund", target_id=str(order.id)).exists()
+
+
+async def test_dates_at_the_ends_of_the_calendar_are_refused_or_served_never_a_500(client):
+    finance = staff_headers(await make_staff("finance"))
+    for params, field in (({"from": "0001-01-01"}, "from"), ({"to": "9999-12-31"}, "to")):
+        for route in ("/admin/orders", "/admin/orders/export.csv"):
+            refused = await client.get(route, params=params, headers=finance)
+            assert refused.status_code == 422 and refused.json()["detail"]["field"] == field, (route, refused.text)
+    wide = await client.get("/admin/orders", params={"from": "0001-01-02", "to": "9999-12-30"}, headers=finance)
+    assert wide.status_code == 200, wide.text
+    malformed = await client.get("/admin/orders", params={"from": "2024-13-01"}, headers=finance)
+    assert malformed.status_code == 400 and malformed.json()["code"] == "validation_error"

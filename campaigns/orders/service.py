@@ -37,6 +37,8 @@ from kernel.settings import get_settings
 log = structlog.get_logger(__name__)
 
 REFUNDABLE = (OrderStatus.paid, OrderStatus.fulfilled, OrderStatus.refunding)
+# The amount columns are signed 32-bit INT (about 21.47 million yuan): a larger total is refused, not overflowed.
+MAX_ORDER_FEN = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ async def create_order(
         if line.unit_price_fen < 1:
             raise ValidationFailed("A price must be at least 1 fen.", field="unit_price_fen")
     total = sum(line.quantity * line.unit_price_fen for line in lines)
+    if total > MAX_ORDER_FEN:
+        raise ValidationFailed("The order total is too large for one order.", field="quantity",
+                               max_total_fen=MAX_ORDER_FEN)
     order = await Order.create(
         customer_id=customer_id,
         out_trade_no=new_out_trade_no(),

@@ -184,3 +184,18 @@ async def test_category_purchase_respects_the_customer_limit(client):
     assert wrong.status_code == 409 and wrong.json()["code"] == "wrong_campaign_kind"
     detail = await client.get(f"/app/campaigns/{campaign.id}", headers=h)
     assert detail.json()["skus"][0]["stock_left"] == 8
+
+
+async def test_a_purchase_whose_total_overflows_an_order_is_refused_and_holds_nothing(client):
+    # 30 x 1,000,000 yuan is past the order's INT amount: a 422 naming the field, not a database error.
+    campaign, sku = await make_campaign(CampaignKind.category, per_customer_limit=100, group_price_fen=100_000_000,
+                                        stock=100)
+    h = customer_headers(await make_customer())
+    huge = await client.post(f"/app/campaigns/{campaign.id}/purchases", json={"sku_id": sku.id, "quantity": 30},
+                             headers=h)
+    assert huge.status_code == 422 and huge.json()["detail"]["field"] == "quantity", huge.text
+    fits = await client.post(f"/app/campaigns/{campaign.id}/purchases", json={"sku_id": sku.id, "quantity": 21},
+                             headers=h)
+    assert fits.status_code == 201 and fits.json()["total_fen"] == 21 * 100_000_000
+    detail = await client.get(f"/app/campaigns/{campaign.id}", headers=h)
+    assert detail.json()["skus"][0]["stock_left"] == 100 - 21

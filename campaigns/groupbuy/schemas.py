@@ -12,6 +12,8 @@ from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku, Campa
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Fen = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+# A row id of another room (a service, a branch): what a BIGINT column can hold.
+RowId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
 class Tier(msgspec.Struct, forbid_unknown_fields=True):
@@ -24,7 +26,7 @@ class SkuCreate(msgspec.Struct, forbid_unknown_fields=True):
     original_price_fen: Fen
     group_price_fen: Fen
     stock: Count
-    service_id: int | None = None
+    service_id: RowId | None = None
     tiers: list[Tier] = []
 
 
@@ -50,7 +52,7 @@ class CampaignCreate(msgspec.Struct, forbid_unknown_fields=True):
     virtual_min_paid: Annotated[int, msgspec.Meta(ge=1)] | None = None
     leader_bonus_points: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=730)] = 90
-    branch_ids: list[int] | None = None
+    branch_ids: list[RowId] | None = None
 
 
 class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,7 +69,7 @@ class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
     virtual_min_paid: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0 turns virtual completion off
     leader_bonus_points: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=730)] | None = None
-    branch_ids: list[int] | None = None
+    branch_ids: list[RowId] | None = None
 
 
 class SkuOut(msgspec.Struct):

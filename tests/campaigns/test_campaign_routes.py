@@ -199,3 +199,16 @@ async def test_a_purchase_whose_total_overflows_an_order_is_refused_and_holds_no
     assert fits.status_code == 201 and fits.json()["total_fen"] == 21 * 100_000_000
     detail = await client.get(f"/app/campaigns/{campaign.id}", headers=h)
     assert detail.json()["skus"][0]["stock_left"] == 100 - 21
+
+
+async def test_bad_times_and_ids_in_campaign_writes_are_4xx_never_a_500(client):
+    h = staff_headers(await make_staff("campaign"))
+    campaign, _ = await make_campaign()
+    naive = await client.patch(f"/admin/campaigns/{campaign.id}", json={"ends_at": "2031-01-01T00:00:00"}, headers=h)
+    assert naive.status_code == 422 and naive.json()["detail"]["field"] == "ends_at", naive.text
+    for sku_override in ({"service_id": 2**63}, {"service_id": 0}):
+        sku = {"title": "水光针", "original_price_fen": 98_000, "group_price_fen": 49_900, "stock": 30, **sku_override}
+        r = await client.post("/admin/campaigns", json=bestie_body(skus=[sku]), headers=h)
+        assert r.status_code == 400 and r.json()["code"] == "validation_error", r.text
+    branches = await client.post("/admin/campaigns", json=bestie_body(branch_ids=[-1]), headers=h)
+    assert branches.status_code == 400 and branches.json()["code"] == "validation_error", branches.text

@@ -388,7 +388,12 @@ async def note_refund_attempt(conn: BaseDBAsyncClient, refund_id: int, error: st
 async def staff_refund(
     conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None
 ) -> Refund:
-    """A refund finance decides (the customer asked, a service issue); by default everything left."""
+    """A refund finance decides (the customer asked, a service issue); by default everything left.
+
+    Call it first in its transaction: the order lock serialises refunds of one order, so the same
+    refund asked twice at once finds the first one instead of failing on what the first reserved.
+    """
+    await lock_order(conn, order_id=order_id)
     order = await get_order(conn, order_id)
     if order.status not in REFUNDABLE:
         raise RefundNotAllowed(order_id=order_id, status=order.status.value)

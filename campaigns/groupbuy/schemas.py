@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku, CampaignStatus, GroupStatus
+from kernel.identity.schemas import Page
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Fen = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
@@ -107,10 +108,7 @@ class CampaignOut(msgspec.Struct):
     settled_at: datetime | None
 
 
-class CampaignPage(msgspec.Struct):
-    total: int
-    limit: int
-    offset: int
+class CampaignPage(Page):
     items: list[CampaignOut]
 
 

@@ -10,8 +10,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
 from tortoise.queryset import QuerySet
 
-from campaigns.orders.models import Order, OrderStatus
-from campaigns.orders.schemas import FinanceOrder, FinanceTotals
+from campaigns.orders import service
+from campaigns.orders.models import Order, OrderStatus, PaymentEvent, Refund
+from campaigns.orders.schemas import FinanceOrder, FinanceOrderDetail, FinanceTotals, Line, PaymentEventOut, RefundOut
 from kernel import clock
 from kernel.errors import ValidationFailed
 
@@ -50,6 +51,16 @@ def row_of(order: Order) -> FinanceOrder:
         total_fen=order.total_fen, paid_fen=order.paid_fen, refunded_fen=order.refunded_fen,
         net_fen=order.paid_fen - order.refunded_fen, created_at=order.created_at, paid_at=order.paid_at,
     )
+
+
+async def order_detail(conn: BaseDBAsyncClient, order_id: int) -> FinanceOrderDetail:
+    """An order with its lines, its refunds and every payment event recorded for it."""
+    order = await service.get_order(conn, order_id)
+    lines = await service.lines_of(conn, order_id)
+    refunds = await Refund.filter(order_id=order_id).using_db(conn).order_by("id")
+    events = await PaymentEvent.filter(out_trade_no=order.out_trade_no).using_db(conn).order_by("id")
+    return FinanceOrderDetail(order=row_of(order), lines=[Line.of(x) for x in lines],
+                              refunds=[RefundOut.of(r) for r in refunds], events=[PaymentEventOut.of(e) for e in events])
 
 
 async def totals(query: QuerySet[Order]) -> FinanceTotals:

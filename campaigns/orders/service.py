@@ -125,8 +125,34 @@ async def get_customer_order(conn: BaseDBAsyncClient, customer_id: int, order_id
     return order
 
 
+async def get_customer_order_by_trade_no(conn: BaseDBAsyncClient, customer_id: int, out_trade_no: str) -> Order:
+    # Longer than WeChat Pay's 32 characters is no order of ours (and Tortoise refuses to compare it).
+    order = None
+    if len(out_trade_no) <= 32:
+        order = await Order.get_or_none(out_trade_no=out_trade_no, customer_id=customer_id).using_db(conn)
+    if order is None:
+        raise OrderNotFound(out_trade_no=out_trade_no)
+    return order
+
+
 async def lines_of(conn: BaseDBAsyncClient, order_id: int) -> list[OrderLine]:
     return await OrderLine.filter(order_id=order_id).using_db(conn).order_by("id")
+
+
+async def customer_orders(
+    conn: BaseDBAsyncClient, customer_id: int, *, status: OrderStatus | None, limit: int, offset: int
+) -> tuple[int, list[tuple[Order, list[OrderLine]]]]:
+    """A page of the customer's orders, newest first, each with its lines (one query for all the lines)."""
+    query = Order.filter(customer_id=customer_id).using_db(conn)
+    if status is not None:
+        query = query.filter(status=status)
+    total = await query.count()
+    orders = await query.order_by("-id").offset(offset).limit(limit)
+    lines: dict[int, list[OrderLine]] = {order.id: [] for order in orders}
+    if orders:
+        for line in await OrderLine.filter(order_id__in=list(lines)).using_db(conn).order_by("id"):
+            lines[line.order_id].append(line)
+    return total, [(order, lines[order.id]) for order in orders]
 
 
 async def lock_order(

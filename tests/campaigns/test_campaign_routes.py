@@ -212,3 +212,16 @@ async def test_bad_times_and_ids_in_campaign_writes_are_4xx_never_a_500(client):
         assert r.status_code == 400 and r.json()["code"] == "validation_error", r.text
     branches = await client.post("/admin/campaigns", json=bestie_body(branch_ids=[-1]), headers=h)
     assert branches.status_code == 400 and branches.json()["code"] == "validation_error", branches.text
+
+
+async def test_staff_list_campaigns_by_status_and_customers_never_see_drafts(client):
+    h = staff_headers(await make_staff("campaign"))
+    live, _ = await make_campaign()
+    draft, _ = await make_campaign(live=False)
+    listed = await client.get("/admin/campaigns", params={"status": "draft", "limit": 200}, headers=h)
+    assert listed.status_code == 200
+    ids = [c["id"] for c in listed.json()["items"]]
+    assert draft.id in ids and live.id not in ids and listed.json()["total"] >= 1
+    customer = customer_headers(await make_customer())
+    assert (await client.get(f"/app/campaigns/{draft.id}", headers=customer)).status_code == 404
+    assert (await client.get(f"/app/campaigns/{live.id}", headers=customer)).json()["id"] == live.id

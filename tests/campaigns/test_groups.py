@@ -7,10 +7,8 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-import pymysql
 import pytest
 from arq import Retry
-from tortoise.exceptions import OperationalError
 
 from campaigns.groupbuy import groups
 from campaigns.groupbuy import tasks as groupbuy_tasks
@@ -29,7 +27,7 @@ from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from points_mall.models import PointsLedgerEntry, Voucher, VoucherStatus
-from tests.campaigns.factories import enqueue_now, run_jobs
+from tests.campaigns.factories import deadlock, enqueue_now, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.factories import customer_headers, make_customer
 
@@ -281,10 +279,7 @@ async def test_deadline_job_still_deadlocked_after_its_quick_retries_is_retried_
     group, _ = await open_paid_group(campaign, sku)
 
     async def deadlocked(conn, group_id, **_):
-        try:
-            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
-        except pymysql.err.OperationalError as exc:
-            raise OperationalError(exc) from exc
+        raise deadlock()
 
     monkeypatch.setattr(groups, "settle_group", deadlocked)
     with pytest.raises(Retry):

@@ -11,7 +11,7 @@ from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.groupbuy import groups, service, views
 from campaigns.groupbuy import hooks as _line_kinds  # noqa: F401  (registers the group-buy line kind)
-from campaigns.groupbuy.models import Campaign, CampaignStatus
+from campaigns.groupbuy.models import CampaignStatus
 from campaigns.groupbuy.schemas import (
     CampaignCreate,
     CampaignOut,
@@ -27,8 +27,7 @@ from campaigns.groupbuy.schemas import (
     SkuUpdate,
     sku_out,
 )
-from kernel.db import run_in_transaction
-from kernel.db import transaction
+from kernel.db import run_in_transaction, transaction
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 
@@ -55,12 +54,7 @@ class AdminCampaignController(Controller):
     @get("/", summary="Campaigns, newest first")
     async def list_campaigns(self, limit: Limit, offset: Offset, status: CampaignStatus | None = None) -> CampaignPage:
         async with transaction() as conn:
-            query = Campaign.all().using_db(conn)
-            if status is not None:
-                query = query.filter(status=status)
-            total = await query.count()
-            items = [await views.admin_view(conn, c) for c in await query.order_by("-id").offset(offset).limit(limit)]
-        return CampaignPage(total=total, limit=limit, offset=offset, items=items)
+            return await views.campaign_page(conn, status=status, limit=limit, offset=offset)
 
     @get("/{campaign_id:int}", summary="One campaign")
     async def detail(self, campaign_id: int) -> CampaignOut:
@@ -123,10 +117,7 @@ class CustomerCampaignController(Controller):
     @get("/{campaign_id:int}", summary="One campaign")
     async def detail(self, campaign_id: int) -> PublicCampaign:
         async with transaction() as conn:
-            campaign = await service.get_campaign(conn, campaign_id)
-            if campaign.status in (CampaignStatus.draft, CampaignStatus.cancelled):
-                raise service.CampaignNotFound(campaign_id=campaign_id)
-            return await views.public_view(conn, campaign)
+            return await views.public_campaign(conn, campaign_id)
 
     @post("/{campaign_id:int}/purchases", summary="Buy in a category group buy (pay the returned order)")
     async def purchase(self, customer_id: int, campaign_id: int, data: PurchaseCreate) -> Seat:

@@ -17,22 +17,18 @@ from litestar.status_codes import HTTP_200_OK
 from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.orders import finance, payments, service
-from campaigns.orders.errors import OrderNotFound
 from campaigns.orders.gateway import PaymentGateway, RequestPaymentParams, gateway_from
-from campaigns.orders.models import Order, OrderStatus, PaymentEvent, Refund
+from campaigns.orders.models import OrderStatus
 from campaigns.orders.schemas import (
     FinanceOrderDetail,
     FinanceOrderPage,
-    Line,
     OrderOut,
     OrderPage,
-    PaymentEventOut,
     RefundOut,
     SandboxPaymentResult,
     StaffRefundCreate,
 )
 from kernel.db import transaction
-from kernel.identity.models import Customer
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 from kernel.settings import Settings
@@ -54,12 +50,8 @@ class CustomerOrderController(Controller):
     async def list_orders(self, customer_id: int, limit: Limit, offset: Offset,
                           status: OrderStatus | None = None) -> OrderPage:
         async with transaction() as conn:
-            query = Order.filter(customer_id=customer_id).using_db(conn)
-            if status is not None:
-                query = query.filter(status=status)
-            total = await query.count()
-            orders = await query.order_by("-id").offset(offset).limit(limit)
-            items = [OrderOut.of(o, await service.lines_of(conn, o.id)) for o in orders]
+            total, orders = await service.customer_orders(conn, customer_id, status=status, limit=limit, offset=offset)
+        items = [OrderOut.of(order, lines) for order, lines in orders]
         return OrderPage(total=total, limit=limit, offset=offset, items=items)
 
     @get("/{order_id:int}", summary="One of my orders")
@@ -126,18 +118,7 @@ class SandboxPaymentController(Controller):
     @post("/{out_trade_no:str}/succeed", status_code=HTTP_200_OK,
           summary="Pay my order in the sandbox: a signed notification goes through the notify path")
     async def succeed(self, customer_id: int, out_trade_no: str, gateway: PaymentGateway) -> SandboxPaymentResult:
-        async with transaction() as conn:
-            order = await Order.get_or_none(out_trade_no=out_trade_no, customer_id=customer_id).using_db(conn)
-            if order is None:
-                raise OrderNotFound(out_trade_no=out_trade_no)
-            customer_openid = (await Customer.get(id=order.customer_id).using_db(conn)).openid
-        make = getattr(gateway, "payment_success_notification", None)
-        if make is None:
-            raise OrderNotFound(out_trade_no=out_trade_no, reason="sandbox gateway not active")
-        headers, body = make(out_trade_no=out_trade_no, total_fen=order.total_fen, payer_openid=customer_openid)
-        result = await payments.receive_payment_notification(gateway, headers, body, source="sandbox")
-        async with transaction() as conn:
-            order = await service.get_order(conn, order.id)
+        result, order = await payments.pay_in_sandbox(gateway, customer_id, out_trade_no)
         return SandboxPaymentResult(outcome=result.outcome, order_id=order.id, status=order.status)
 
 
@@ -182,14 +163,7 @@ class FinanceOrderController(Controller):
     @get("/{order_id:int}", summary="An order with its lines, refunds and payment events")
     async def detail(self, order_id: int) -> FinanceOrderDetail:
         async with transaction() as conn:
-            order = await service.get_order(conn, order_id)
-            lines = await service.lines_of(conn, order_id)
-            refunds = await Refund.filter(order_id=order_id).using_db(conn).order_by("id")
-            events = await PaymentEvent.filter(out_trade_no=order.out_trade_no).using_db(conn).order_by("id")
-        return FinanceOrderDetail(
-            order=finance.row_of(order), lines=[Line.of(x) for x in lines], refunds=[RefundOut.of(r) for r in refunds],
-            events=[PaymentEventOut.of(e) for e in events],
-        )
+            return await finance.order_detail(conn, order_id)
 
     @post("/{order_id:int}/refunds", summary="Refund all or part of a paid order")
     async def refund(self, order_id: int, data: StaffRefundCreate, staff: Principal) -> RefundOut:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import msgspec
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
@@ -61,13 +62,18 @@ def _validate_sku(sku: SkuCreate | SkuUpdate, kind: CampaignKind, field: str, *,
     _validate_tiers(tiers, group, f"{field}.tiers")
 
 
+def _require_zone(**times: datetime | None) -> None:
+    # A naive time cannot be compared with the clock, nor stored as an instant.
+    for field, value in times.items():
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed("Times need a time zone offset.", field=field)
+
+
 def _validate_rules(
     *, kind: CampaignKind, starts_at: datetime, ends_at: datetime, group_size: int, time_limit_minutes: int,
     virtual_min_paid: int | None, leader_bonus_points: int,
 ) -> None:
-    if starts_at.tzinfo is None or ends_at.tzinfo is None:
-        raise ValidationFailed("Times need a time zone offset.", field="starts_at" if starts_at.tzinfo is None
-                               else "ends_at")
+    _require_zone(starts_at=starts_at, ends_at=ends_at)
     if ends_at <= starts_at:
         raise ValidationFailed("The campaign must end after it starts.", field="ends_at")
     if kind == CampaignKind.bestie_card:
@@ -146,7 +152,8 @@ def require_running(campaign: Campaign) -> None:
 
 async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: CampaignUpdate) -> Campaign:
     campaign = await get_campaign(conn, campaign_id)
-    changes = {k: v for k, v in msgspec_items(data) if v is not None}
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+    _require_zone(starts_at=data.starts_at, ends_at=data.ends_at)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
     if campaign.status == CampaignStatus.live or is_running(campaign):
@@ -173,12 +180,6 @@ async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: Campa
         changes["updated_at"] = clock.now()
         await Campaign.filter(id=campaign_id).using_db(conn).update(**changes)
     return await get_campaign(conn, campaign_id)
-
-
-def msgspec_items(data) -> list[tuple[str, object]]:
-    import msgspec
-
-    return list(msgspec.structs.asdict(data).items())
 
 
 async def update_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, data: SkuUpdate) -> CampaignSku:

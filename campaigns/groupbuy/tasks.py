@@ -11,10 +11,10 @@ from campaigns.groupbuy import ending, groups
 from campaigns.groupbuy.models import Campaign, CampaignSku, CampaignStatus, Group
 from campaigns.orders import payments
 from campaigns.orders.gateway import GatewayUnavailable, gateway_from
-from kernel.db import run_in_transaction
 from campaigns.orders.tasks import retry_delay
 from kernel import clock
-from kernel.db import transaction
+from kernel.db import run_in_transaction, transaction
+from kernel.jobs import run_job_transaction
 from kernel.settings import get_settings
 
 log = structlog.get_logger(__name__)
@@ -41,7 +41,8 @@ async def schedule_group_close(ctx: dict[str, Any], group_id: int) -> str:
 
 async def close_group(ctx: dict[str, Any], group_id: int) -> str:
     """At the deadline: virtual completion or failure (refunds), unless the group filled first."""
-    result = await run_in_transaction(lambda conn: groups.settle_group(conn, group_id))
+    # A deadlock past the quick retries goes back to arq rather than waiting for the sweeper's next minute.
+    result = await run_job_transaction(ctx, lambda conn: groups.settle_group(conn, group_id))
     if result == "not_due":
         group = await Group.get(id=group_id)
         raise Retry(defer=max(1.0, (group.deadline - clock.now()).total_seconds()))

@@ -7,7 +7,7 @@ from tortoise.expressions import F
 from tortoise.functions import Count, Sum
 
 from campaigns.groupbuy import service as campaigns
-from campaigns.groupbuy.errors import GroupNotFound
+from campaigns.groupbuy.errors import CampaignNotFound, GroupNotFound
 from campaigns.groupbuy.models import (
     Campaign,
     CampaignEntry,
@@ -19,6 +19,7 @@ from campaigns.groupbuy.models import (
 )
 from campaigns.groupbuy.schemas import (
     CampaignOut,
+    CampaignPage,
     CampaignStats,
     GroupView,
     Member,
@@ -39,6 +40,25 @@ SOLD = (EntryStatus.paid, EntryStatus.fulfilled)
 async def admin_view(conn: BaseDBAsyncClient, campaign: Campaign) -> CampaignOut:
     skus = await campaigns.skus_of(conn, campaign.id)
     return campaign_out(campaign, [sku_out(s, campaigns.current_price_fen(s)) for s in skus])
+
+
+async def campaign_page(conn: BaseDBAsyncClient, *, status: CampaignStatus | None, limit: int,
+                        offset: int) -> CampaignPage:
+    """Campaigns for staff, newest first."""
+    query = Campaign.all().using_db(conn)
+    if status is not None:
+        query = query.filter(status=status)
+    total = await query.count()
+    items = [await admin_view(conn, c) for c in await query.order_by("-id").offset(offset).limit(limit)]
+    return CampaignPage(total=total, limit=limit, offset=offset, items=items)
+
+
+async def public_campaign(conn: BaseDBAsyncClient, campaign_id: int) -> PublicCampaign:
+    """A campaign as customers see it; a draft or a cancelled one does not exist for them."""
+    campaign = await campaigns.get_campaign(conn, campaign_id)
+    if campaign.status in (CampaignStatus.draft, CampaignStatus.cancelled):
+        raise CampaignNotFound(campaign_id=campaign_id)
+    return await public_view(conn, campaign)
 
 
 async def public_view(conn: BaseDBAsyncClient, campaign: Campaign) -> PublicCampaign:

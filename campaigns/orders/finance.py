@@ -10,17 +10,23 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
 from tortoise.queryset import QuerySet
 
-from campaigns.orders.models import Order, OrderStatus
-from campaigns.orders.schemas import FinanceOrder, FinanceTotals
+from campaigns.orders import service
+from campaigns.orders.models import Order, OrderStatus, PaymentEvent, Refund
+from campaigns.orders.schemas import FinanceOrder, FinanceOrderDetail, FinanceTotals, Line, PaymentEventOut, RefundOut
 from kernel import clock
 from kernel.errors import ValidationFailed
 
 EXPORT_LIMIT = 100_000
 
 
-def _local_midnight(day: date) -> datetime:
+def _local_midnight(day: date, *, field: str, days_after: int = 0) -> datetime:
     # In UTC: the database keeps UTC and a filter value's own zone is not converted for us.
-    return datetime.combine(day, time.min, tzinfo=clock.clinic_zone()).astimezone(timezone.utc)
+    try:
+        day += timedelta(days=days_after)
+        return datetime.combine(day, time.min, tzinfo=clock.clinic_zone()).astimezone(timezone.utc)
+    except OverflowError:
+        # Near 0001-01-01 or 9999-12-31 the bound (in UTC, or the day after) is past what a datetime holds.
+        raise ValidationFailed("The date is out of range.", field=field) from None
 
 
 def filtered(conn: BaseDBAsyncClient, *, status: OrderStatus | None, day_from: date | None,
@@ -32,9 +38,9 @@ def filtered(conn: BaseDBAsyncClient, *, status: OrderStatus | None, day_from: d
     if status is not None:
         query = query.filter(status=status)
     if day_from is not None:
-        query = query.filter(created_at__gte=_local_midnight(day_from))
+        query = query.filter(created_at__gte=_local_midnight(day_from, field="from"))
     if day_to is not None:
-        query = query.filter(created_at__lt=_local_midnight(day_to + timedelta(days=1)))
+        query = query.filter(created_at__lt=_local_midnight(day_to, field="to", days_after=1))
     return query
 
 
@@ -45,6 +51,16 @@ def row_of(order: Order) -> FinanceOrder:
         total_fen=order.total_fen, paid_fen=order.paid_fen, refunded_fen=order.refunded_fen,
         net_fen=order.paid_fen - order.refunded_fen, created_at=order.created_at, paid_at=order.paid_at,
     )
+
+
+async def order_detail(conn: BaseDBAsyncClient, order_id: int) -> FinanceOrderDetail:
+    """An order with its lines, its refunds and every payment event recorded for it."""
+    order = await service.get_order(conn, order_id)
+    lines = await service.lines_of(conn, order_id)
+    refunds = await Refund.filter(order_id=order_id).using_db(conn).order_by("id")
+    events = await PaymentEvent.filter(out_trade_no=order.out_trade_no).using_db(conn).order_by("id")
+    return FinanceOrderDetail(order=row_of(order), lines=[Line.of(x) for x in lines],
+                              refunds=[RefundOut.of(r) for r in refunds], events=[PaymentEventOut.of(e) for e in events])
 
 
 async def totals(query: QuerySet[Order]) -> FinanceTotals:

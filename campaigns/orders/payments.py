@@ -15,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from campaigns.orders import service
-from campaigns.orders.errors import OrderNotPayable, PaymentWindowClosed
+from campaigns.orders.errors import OrderNotFound, OrderNotPayable, PaymentWindowClosed
 from campaigns.orders.gateway import (
     GatewayRefused,
     NotificationRejected,
@@ -32,7 +32,6 @@ from kernel.db import run_in_transaction, transaction
 from kernel.identity.models import Customer
 
 log = structlog.get_logger(__name__)
-
 
 
 # --- paying -------------------------------------------------------------------------------------
@@ -153,6 +152,20 @@ async def receive_refund_notification(
     if not notify.accepted:
         log.warning("orders.refund_notify_refused", outcome=notify.outcome, out_refund_no=result.out_refund_no)
     return notify
+
+
+async def pay_in_sandbox(gateway: PaymentGateway, customer_id: int, out_trade_no: str) -> tuple[NotifyResult, Order]:
+    """The customer pays their order in the sandbox: a signed notification goes through the notify path."""
+    async with transaction() as conn:
+        order = await service.get_customer_order_by_trade_no(conn, customer_id, out_trade_no)
+        payer_openid = (await Customer.get(id=customer_id).using_db(conn)).openid
+    make = getattr(gateway, "payment_success_notification", None)
+    if make is None:
+        raise OrderNotFound(out_trade_no=out_trade_no, reason="sandbox gateway not active")
+    headers, body = make(out_trade_no=out_trade_no, total_fen=order.total_fen, payer_openid=payer_openid)
+    result = await receive_payment_notification(gateway, headers, body, source="sandbox")
+    async with transaction() as conn:
+        return result, await service.get_order(conn, order.id)
 
 
 # --- closing and reconciling unpaid orders --------------------------------------------------------

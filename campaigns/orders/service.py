@@ -37,6 +37,8 @@ from kernel.settings import get_settings
 log = structlog.get_logger(__name__)
 
 REFUNDABLE = (OrderStatus.paid, OrderStatus.fulfilled, OrderStatus.refunding)
+# The amount columns are signed 32-bit INT (about 21.47 million yuan): a larger total is refused, not overflowed.
+MAX_ORDER_FEN = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ async def create_order(
         if line.unit_price_fen < 1:
             raise ValidationFailed("A price must be at least 1 fen.", field="unit_price_fen")
     total = sum(line.quantity * line.unit_price_fen for line in lines)
+    if total > MAX_ORDER_FEN:
+        raise ValidationFailed("The order total is too large for one order.", field="quantity",
+                               max_total_fen=MAX_ORDER_FEN)
     order = await Order.create(
         customer_id=customer_id,
         out_trade_no=new_out_trade_no(),
@@ -120,8 +125,34 @@ async def get_customer_order(conn: BaseDBAsyncClient, customer_id: int, order_id
     return order
 
 
+async def get_customer_order_by_trade_no(conn: BaseDBAsyncClient, customer_id: int, out_trade_no: str) -> Order:
+    # Longer than WeChat Pay's 32 characters is no order of ours (and Tortoise refuses to compare it).
+    order = None
+    if len(out_trade_no) <= 32:
+        order = await Order.get_or_none(out_trade_no=out_trade_no, customer_id=customer_id).using_db(conn)
+    if order is None:
+        raise OrderNotFound(out_trade_no=out_trade_no)
+    return order
+
+
 async def lines_of(conn: BaseDBAsyncClient, order_id: int) -> list[OrderLine]:
     return await OrderLine.filter(order_id=order_id).using_db(conn).order_by("id")
+
+
+async def customer_orders(
+    conn: BaseDBAsyncClient, customer_id: int, *, status: OrderStatus | None, limit: int, offset: int
+) -> tuple[int, list[tuple[Order, list[OrderLine]]]]:
+    """A page of the customer's orders, newest first, each with its lines (one query for all the lines)."""
+    query = Order.filter(customer_id=customer_id).using_db(conn)
+    if status is not None:
+        query = query.filter(status=status)
+    total = await query.count()
+    orders = await query.order_by("-id").offset(offset).limit(limit)
+    lines: dict[int, list[OrderLine]] = {order.id: [] for order in orders}
+    if orders:
+        for line in await OrderLine.filter(order_id__in=list(lines)).using_db(conn).order_by("id"):
+            lines[line.order_id].append(line)
+    return total, [(order, lines[order.id]) for order in orders]
 
 
 async def lock_order(
@@ -383,7 +414,12 @@ async def note_refund_attempt(conn: BaseDBAsyncClient, refund_id: int, error: st
 async def staff_refund(
     conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None
 ) -> Refund:
-    """A refund finance decides (the customer asked, a service issue); by default everything left."""
+    """A refund finance decides (the customer asked, a service issue); by default everything left.
+
+    Call it first in its transaction: the order lock serialises refunds of one order, so the same
+    refund asked twice at once finds the first one instead of failing on what the first reserved.
+    """
+    await lock_order(conn, order_id=order_id)
     order = await get_order(conn, order_id)
     if order.status not in REFUNDABLE:
         raise RefundNotAllowed(order_id=order_id, status=order.status.value)

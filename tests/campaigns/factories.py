@@ -9,7 +9,9 @@ from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
+import pymysql
 from arq.constants import job_key_prefix
+from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 
 from campaigns.orders import service
@@ -103,3 +105,13 @@ async def _keep_discarding(redis) -> None:
 
 async def enqueue_now(redis, job_name: str, *args: Any, job_id: str | None = None) -> None:
     await redis.enqueue_job(job_name, *args, _job_id=job_id, _queue_name=QUEUE)
+
+
+def deadlock() -> OperationalError:
+    """What Tortoise raises when InnoDB picks the transaction as a deadlock victim (errno 1213)."""
+    try:
+        raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+    except pymysql.err.OperationalError as exc:
+        error = OperationalError(exc)
+        error.__cause__ = exc
+        return error

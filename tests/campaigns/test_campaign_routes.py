@@ -184,3 +184,44 @@ async def test_category_purchase_respects_the_customer_limit(client):
     assert wrong.status_code == 409 and wrong.json()["code"] == "wrong_campaign_kind"
     detail = await client.get(f"/app/campaigns/{campaign.id}", headers=h)
     assert detail.json()["skus"][0]["stock_left"] == 8
+
+
+async def test_a_purchase_whose_total_overflows_an_order_is_refused_and_holds_nothing(client):
+    # 30 x 1,000,000 yuan is past the order's INT amount: a 422 naming the field, not a database error.
+    campaign, sku = await make_campaign(CampaignKind.category, per_customer_limit=100, group_price_fen=100_000_000,
+                                        stock=100)
+    h = customer_headers(await make_customer())
+    huge = await client.post(f"/app/campaigns/{campaign.id}/purchases", json={"sku_id": sku.id, "quantity": 30},
+                             headers=h)
+    assert huge.status_code == 422 and huge.json()["detail"]["field"] == "quantity", huge.text
+    fits = await client.post(f"/app/campaigns/{campaign.id}/purchases", json={"sku_id": sku.id, "quantity": 21},
+                             headers=h)
+    assert fits.status_code == 201 and fits.json()["total_fen"] == 21 * 100_000_000
+    detail = await client.get(f"/app/campaigns/{campaign.id}", headers=h)
+    assert detail.json()["skus"][0]["stock_left"] == 100 - 21
+
+
+async def test_bad_times_and_ids_in_campaign_writes_are_4xx_never_a_500(client):
+    h = staff_headers(await make_staff("campaign"))
+    campaign, _ = await make_campaign()
+    naive = await client.patch(f"/admin/campaigns/{campaign.id}", json={"ends_at": "2031-01-01T00:00:00"}, headers=h)
+    assert naive.status_code == 422 and naive.json()["detail"]["field"] == "ends_at", naive.text
+    for sku_override in ({"service_id": 2**63}, {"service_id": 0}):
+        sku = {"title": "水光针", "original_price_fen": 98_000, "group_price_fen": 49_900, "stock": 30, **sku_override}
+        r = await client.post("/admin/campaigns", json=bestie_body(skus=[sku]), headers=h)
+        assert r.status_code == 400 and r.json()["code"] == "validation_error", r.text
+    branches = await client.post("/admin/campaigns", json=bestie_body(branch_ids=[-1]), headers=h)
+    assert branches.status_code == 400 and branches.json()["code"] == "validation_error", branches.text
+
+
+async def test_staff_list_campaigns_by_status_and_customers_never_see_drafts(client):
+    h = staff_headers(await make_staff("campaign"))
+    live, _ = await make_campaign()
+    draft, _ = await make_campaign(live=False)
+    listed = await client.get("/admin/campaigns", params={"status": "draft", "limit": 200}, headers=h)
+    assert listed.status_code == 200
+    ids = [c["id"] for c in listed.json()["items"]]
+    assert draft.id in ids and live.id not in ids and listed.json()["total"] >= 1
+    customer = customer_headers(await make_customer())
+    assert (await client.get(f"/app/campaigns/{draft.id}", headers=customer)).status_code == 404
+    assert (await client.get(f"/app/campaigns/{live.id}", headers=customer)).json()["id"] == live.id

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 
 from campaigns.orders import service
-from campaigns.orders.models import Order
+from campaigns.orders.models import Order, Refund
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import AuditLogEntry
@@ -87,3 +88,43 @@ async def test_staff_refund_route_is_audited_and_bounded(client, redis):
     assert [e["outcome"] for e in detail.json()["events"]] == ["applied"]
     assert (await Order.get(id=order.id)).status.value == "fulfilled"
     assert await AuditLogEntry.filter(staff_id=finance.id, action="orders.refund", target_id=str(order.id)).exists()
+
+
+async def test_dates_at_the_ends_of_the_calendar_are_refused_or_served_never_a_500(client):
+    finance = staff_headers(await make_staff("finance"))
+    for params, field in (({"from": "0001-01-01"}, "from"), ({"to": "9999-12-31"}, "to")):
+        for route in ("/admin/orders", "/admin/orders/export.csv"):
+            refused = await client.get(route, params=params, headers=finance)
+            assert refused.status_code == 422 and refused.json()["detail"]["field"] == field, (route, refused.text)
+    wide = await client.get("/admin/orders", params={"from": "0001-01-02", "to": "9999-12-30"}, headers=finance)
+    assert wide.status_code == 200, wide.text
+    malformed = await client.get("/admin/orders", params={"from": "2024-13-01"}, headers=finance)
+    assert malformed.status_code == 400 and malformed.json()["code"] == "validation_error"
+
+
+async def test_concurrent_staff_refunds_never_reserve_more_than_was_paid(client, redis):
+    # Fifteen refunds of 2,000 of a 5,000 order, five for each reason: two reasons fit, the same reason asked
+    # again finds its first refund, and nothing is reserved twice.
+    finance = await make_staff("finance")
+    customer = await make_customer()
+    order = await make_order(customer, unit_price_fen=5_000)
+    await pay_in_sandbox(client, customer, order)
+    await run_jobs(redis)
+    reasons = ["customer_request", "service_issue", "goodwill"] * 5
+    responses = await asyncio.gather(*[
+        client.post(f"/admin/orders/{order.id}/refunds", json={"reason": reason, "amount_fen": 2_000},
+                    headers=staff_headers(finance))
+        for reason in reasons
+    ])
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) <= {201, 422}, [r.text for r in responses if r.status_code not in (201, 422)]
+    refunds = await Refund.filter(order_id=order.id)
+    assert len(refunds) == 2 and {r.amount_fen for r in refunds} == {2_000}
+    granted = {r.json()["id"] for r in responses if r.status_code == 201}
+    assert granted == {r.id for r in refunds}
+    refused_reasons = {reason for reason, r in zip(reasons, responses) if r.status_code == 422}
+    assert len(refused_reasons) == 1 and all(r.json()["code"] == "refund_too_large" for r in responses
+                                             if r.status_code == 422)
+    assert (await Order.get(id=order.id)).refund_reserved_fen == 4_000
+    await run_jobs(redis)
+    assert (await Order.get(id=order.id)).refunded_fen == 4_000

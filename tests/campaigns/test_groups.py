@@ -7,7 +7,11 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+from arq import Retry
+
 from campaigns.groupbuy import groups
+from campaigns.groupbuy import tasks as groupbuy_tasks
 from campaigns.groupbuy.models import (
     Campaign,
     CampaignEntry,
@@ -23,7 +27,7 @@ from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from points_mall.models import PointsLedgerEntry, Voucher, VoucherStatus
-from tests.campaigns.factories import enqueue_now, run_jobs
+from tests.campaigns.factories import deadlock, enqueue_now, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.factories import customer_headers, make_customer
 
@@ -252,3 +256,34 @@ async def test_a_payment_landing_after_the_group_failed_is_sent_back(client, red
     sku = await CampaignSku.get(id=sku.id)
     assert sku.stock_left == 10 and sku.sold_units == 0
     assert (await Group.get(id=group.id)).paid_count == 1
+
+
+async def test_one_customer_tapping_buy_twelve_times_at_once_gets_the_limit_and_no_more(client):
+    campaign, sku = await make_campaign(CampaignKind.category, per_customer_limit=2, stock=50)
+    buyer = await make_customer()
+    responses = await asyncio.gather(*[
+        client.post(f"/app/campaigns/{campaign.id}/purchases", json={"sku_id": sku.id},
+                    headers=customer_headers(buyer))
+        for _ in range(12)
+    ])
+    codes = Counter(r.status_code for r in responses)
+    assert codes == Counter({201: 2, 409: 10}), [r.text for r in responses if r.status_code not in (201, 409)]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"customer_limit_reached"}
+    assert await CampaignEntry.filter(campaign_id=campaign.id, customer_id=buyer.id).count() == 2
+    assert await Order.filter(customer_id=buyer.id).count() == 2
+    assert (await CampaignSku.get(id=sku.id)).stock_left == 50 - 2
+
+
+async def test_deadline_job_still_deadlocked_after_its_quick_retries_is_retried_by_arq(client, monkeypatch):
+    campaign, sku = await make_campaign(group_size=3)
+    group, _ = await open_paid_group(campaign, sku)
+
+    async def deadlocked(conn, group_id, **_):
+        raise deadlock()
+
+    monkeypatch.setattr(groups, "settle_group", deadlocked)
+    with pytest.raises(Retry):
+        await groupbuy_tasks.close_group({"job_try": 1}, group.id)
+    monkeypatch.undo()
+    clock.set_now(group.deadline + timedelta(seconds=1))
+    assert await groupbuy_tasks.close_group({"job_try": 2}, group.id) == "failed"

@@ -315,3 +315,21 @@ def test_sandbox_route_is_mounted_only_with_the_sandbox_gateway():
     assert ROUTES_WHEN(settings) == [SandboxPaymentController]
     live = msgspec.structs.replace(settings, pay=msgspec.structs.replace(settings.pay, mode="wechatpay"))
     assert ROUTES_WHEN(live) == []
+
+
+async def test_my_orders_page_carries_each_orders_lines_and_filters_by_status(client, redis):
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    orders = [await make_order(customer, unit_price_fen=100 * (i + 1), quantity=i + 1) for i in range(3)]
+    await make_order()  # another customer's order never shows
+    paid = await client.post(f"/sandbox/payments/{orders[1].out_trade_no}/succeed", headers=headers)
+    assert paid.status_code == 200
+    page = (await client.get("/app/orders", params={"limit": 2}, headers=headers)).json()
+    assert page["total"] == 3 and [o["id"] for o in page["items"]] == [orders[2].id, orders[1].id]
+    assert [(o["lines"][0]["quantity"], o["lines"][0]["amount_fen"]) for o in page["items"]] == [(3, 900), (2, 400)]
+    rest = (await client.get("/app/orders", params={"limit": 2, "offset": 2}, headers=headers)).json()
+    assert [o["id"] for o in rest["items"]] == [orders[0].id] and len(rest["items"][0]["lines"]) == 1
+    only_paid = (await client.get("/app/orders", params={"status": "paid"}, headers=headers)).json()
+    assert only_paid["total"] == 1 and only_paid["items"][0]["id"] == orders[1].id
+    longer = await client.post(f"/sandbox/payments/{'X' * 200}/succeed", headers=headers)
+    assert longer.status_code == 404 and longer.json()["code"] == "order_not_found"

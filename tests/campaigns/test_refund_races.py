@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 
-import pymysql
 import pytest
 from arq import Retry
 from tortoise import Tortoise
-from tortoise.exceptions import OperationalError
 
 from campaigns.groupbuy.models import CampaignEntry, CampaignSku, EntryStatus, Group, GroupStatus
 from campaigns.orders import payments, service, tasks
@@ -19,7 +17,7 @@ from campaigns.orders.gateway import default_gateway
 from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel.db import transaction
 from points_mall.models import Consumption
-from tests.campaigns.factories import run_jobs
+from tests.campaigns.factories import deadlock, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
@@ -163,10 +161,7 @@ async def test_paid_job_still_deadlocked_after_its_quick_retries_is_retried_by_a
     order, entry = await paid_leader_seat(client)
 
     async def deadlocked(conn, order_id):
-        try:
-            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
-        except pymysql.err.OperationalError as exc:
-            raise OperationalError(exc) from exc
+        raise deadlock()
 
     monkeypatch.setattr(service, "handle_paid_order", deadlocked)
     with pytest.raises(Retry):

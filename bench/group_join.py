@@ -11,17 +11,13 @@ row are inserted first, then quota, seat and stock are taken with conditional up
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 from datetime import datetime, timedelta, timezone
 
 import aiomysql
 
 from bench.checkin import make_customers
-from bench.harness import MYSQL, bench_database, bench_env, http_client, machine_line, run_load, running_server
+from bench.harness import MYSQL, bench_stack, cli, health_baseline, http_client, machine_line, run_load
 
-POOL = int(os.environ.get("DB_POOL_MAX", "20"))
 GROUP_SIZE = 5
 
 
@@ -57,53 +53,35 @@ async def make_campaign(database: str, *, stock: int, leaders: list[int]) -> tup
 
 async def main(requests: int, levels: list[int]) -> None:
     print(machine_line())
-    async with bench_database() as database:
-        env = bench_env(database)
-        async with running_server(env) as base:
-            os.environ.update(env)
-            from kernel.identity.tokens import issue_customer_token
-            from kernel.settings import get_settings
+    async with bench_stack(autocommit=True) as stack:
+        database = stack.database
+        for concurrency in levels:
+            per_group = GROUP_SIZE - 1
+            leaders = await make_customers(database, requests // per_group + 1)
+            joiners = await make_customers(database, requests)
+            _, _, groups = await make_campaign(database, stock=requests + len(leaders), leaders=leaders)
+            _, raw_sku, _ = await make_campaign(database, stock=requests, leaders=[])
+            tokens = [stack.customer_token(i) for i in joiners]
+            async with http_client(stack.base, concurrency) as http:
+                async def join(i: int) -> int:
+                    response = await http.post(f"/app/groups/{groups[i // per_group]}/join",
+                                               headers={"Authorization": f"Bearer {tokens[i]}"})
+                    return response.status_code
 
-            get_settings.cache_clear()
-            pool = await aiomysql.create_pool(db=database, minsize=POOL, maxsize=POOL, autocommit=True, **MYSQL)
-            try:
-                for concurrency in levels:
-                    per_group = GROUP_SIZE - 1
-                    leaders = await make_customers(database, requests // per_group + 1)
-                    joiners = await make_customers(database, requests)
-                    _, _, groups = await make_campaign(database, stock=requests + len(leaders), leaders=leaders)
-                    _, raw_sku, _ = await make_campaign(database, stock=requests, leaders=[])
-                    tokens = [issue_customer_token(i)[0] for i in joiners]
-                    async with http_client(base, concurrency) as http:
-                        async def health(_: int) -> int:
-                            return (await http.get("/health/live")).status_code
+                framework = await health_baseline(http, requests=requests, concurrency=concurrency)
+                via_http = await run_load("POST /app/groups/{id}/join", join, total=requests, concurrency=concurrency)
 
-                        async def join(i: int) -> int:
-                            response = await http.post(f"/app/groups/{groups[i // per_group]}/join",
-                                                       headers={"Authorization": f"Bearer {tokens[i]}"})
-                            return response.status_code
+            async def raw(_: int) -> int:
+                async with stack.pool.acquire() as conn, conn.cursor() as cur:
+                    changed = await cur.execute(
+                        "UPDATE gb_sku SET stock_left = stock_left - 1 WHERE id = %s AND stock_left >= 1", (raw_sku,))
+                    return 200 if changed == 1 else 409
 
-                        await run_load("warm-up", health, total=200, concurrency=concurrency)
-                        framework = await run_load("GET /health/live", health, total=requests, concurrency=concurrency)
-                        via_http = await run_load("POST /app/groups/{id}/join", join, total=requests,
-                                                  concurrency=concurrency)
-
-                    async def raw(_: int) -> int:
-                        async with pool.acquire() as conn, conn.cursor() as cur:
-                            changed = await cur.execute(
-                                "UPDATE gb_sku SET stock_left = stock_left - 1 WHERE id = %s AND stock_left >= 1",
-                                (raw_sku,))
-                            return 200 if changed == 1 else 409
-
-                    via_sql = await run_load("raw conditional UPDATE (aiomysql)", raw, total=requests,
-                                             concurrency=concurrency)
-                    print(framework.row())
-                    print(via_sql.row())
-                    print(via_http.row(via_sql))
-                    print()
-            finally:
-                pool.close()
-                await pool.wait_closed()
+            via_sql = await run_load("raw conditional UPDATE (aiomysql)", raw, total=requests, concurrency=concurrency)
+            print(framework.row())
+            print(via_sql.row())
+            print(via_http.row(via_sql))
+            print()
         conn = await aiomysql.connect(db=database, **MYSQL)
         async with conn.cursor() as cur:
             await cur.execute("SELECT COUNT(*) FROM gb_sku WHERE stock_left < 0 OR stock_left > stock_total")
@@ -117,8 +95,4 @@ async def main(requests: int, levels: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=600)
-    parser.add_argument("--concurrency", default="16,64")
-    args = parser.parse_args()
-    asyncio.run(main(args.requests, [int(c) for c in args.concurrency.split(",")]))
+    cli(main, requests=600, concurrency="16,64")

@@ -15,9 +15,34 @@ MYSQL_PORT = int(os.environ.get("TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("TEST_MYSQL_PASSWORD", "")
 TEST_DATABASE = f"clinic_test_{_RUN}"
-# A Redis logical database per run keeps parallel runs (and a developer's own data) apart.
 REDIS_BASE = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
-REDIS_DB = int(os.environ.get("TEST_REDIS_DB", str(1 + int(_RUN, 16) % 15)))
+# The run's claim on a Redis logical database: only an empty database is taken, and the claim key
+# makes a second run (or anyone else) see it as taken. The suite flushes only the database it claimed.
+REDIS_CLAIM_KEY = "clinic-test:claimed-by"
+
+
+def _claim_redis_db() -> int:
+    import redis as redis_sync
+
+    wanted = os.environ.get("TEST_REDIS_DB")
+    candidates = [int(wanted)] if wanted else list(range(1, 16))
+    for number in candidates:
+        conn = redis_sync.Redis.from_url(f"{REDIS_BASE}/{number}")
+        try:
+            # dbsize first: a database holding anybody's keys is never ours to flush.
+            if conn.dbsize() == 0 and conn.set(REDIS_CLAIM_KEY, _RUN, nx=True, ex=6 * 3600):
+                if conn.dbsize() == 1:
+                    return number
+                conn.delete(REDIS_CLAIM_KEY)
+        finally:
+            conn.close()
+    raise RuntimeError(
+        f"no empty Redis logical database at {REDIS_BASE} (tried {candidates}); the suite flushes the "
+        "database it uses, so it only takes an empty one. Free one or point TEST_REDIS_URL/TEST_REDIS_DB elsewhere."
+    )
+
+
+REDIS_DB = _claim_redis_db()
 
 os.environ.update(
     {
@@ -78,9 +103,9 @@ async def database():
 @pytest.fixture(scope="session")
 async def redis():
     pool = ArqRedis.from_url(os.environ["REDIS_URL"])
-    await pool.flushdb()
+    # The database was empty when claimed (_claim_redis_db); only the claim key is left to keep.
     yield pool
-    await pool.flushdb()
+    await pool.flushdb()  # the claimed database: ours alone; the flush also releases the claim
     await pool.aclose()
 
 

@@ -10,6 +10,13 @@ from api.ratelimit import rate_limited
 from kernel.identity.tokens import Principal
 
 
+async def forget_limits(redis) -> None:
+    """Drop the rate-limit windows only: the run's Redis database also holds its claim key."""
+    keys = [key async for key in redis.scan_iter(match="rl:*")]
+    if keys:
+        await redis.delete(*keys)
+
+
 @contextlib.contextmanager
 def limits_on(app):
     app.state.rate_limit_enabled = True
@@ -20,7 +27,7 @@ def limits_on(app):
 
 
 async def test_login_is_limited_per_ip(app, client, redis):
-    await redis.flushdb()
+    await forget_limits(redis)
     with limits_on(app):
         responses = [await client.post("/app/auth/login", json={"code": f"sandbox:rl-{i}"}) for i in range(35)]
     statuses = [r.status_code for r in responses]
@@ -29,7 +36,7 @@ async def test_login_is_limited_per_ip(app, client, redis):
     assert limited and all(r.json()["code"] == "rate_limited" for r in limited)
     assert int(limited[0].headers["retry-after"]) >= 1
     assert limited[0].json()["detail"]["scope"] == "ip"
-    await redis.flushdb()
+    await forget_limits(redis)
 
 
 class FakeConnection:
@@ -50,7 +57,7 @@ async def test_per_customer_limit_is_separate_per_customer(app, client, redis):
         assert refused.value.code == "rate_limited" and refused.value.detail["scope"] == "customer"
         # Another customer on the same address is not affected.
         await guard(FakeConnection(app, bella), None)
-    await redis.flushdb()
+    await forget_limits(redis)
 
 
 async def test_limits_fail_open_when_redis_is_down(app):
@@ -71,14 +78,14 @@ async def test_limits_fail_open_when_redis_is_down(app):
 async def test_check_in_is_limited_per_customer(app, client, redis):
     from tests.factories import customer_headers, make_customer
 
-    await redis.flushdb()
+    await forget_limits(redis)
     customer = await make_customer()
     headers = customer_headers(customer)
     with limits_on(app):
         statuses = [(await client.post("/app/check-ins", headers=headers)).status_code for _ in range(12)]
     # One check-in, then "already checked in" until the window's 10 taps are used, then 429.
     assert statuses[0] == 201 and set(statuses[1:10]) == {409} and statuses[10:] == [429, 429]
-    await redis.flushdb()
+    await forget_limits(redis)
 
 
 async def _fill_ip_window(redis, name: str, limit: int, window: int, host: str = "127.0.0.1") -> None:
@@ -95,7 +102,7 @@ async def test_redemption_is_limited_per_customer_and_per_ip(app, client, redis)
     from kernel.settings import get_settings
     from tests.factories import customer_headers, make_customer
 
-    await redis.flushdb()
+    await forget_limits(redis)
     per_customer, _ = get_settings().rate_limit.redemption_per_customer
     per_ip, ip_window = get_settings().rate_limit.redemption_per_ip
     hammering, neighbour = await make_customer(), await make_customer()
@@ -117,7 +124,7 @@ async def test_redemption_is_limited_per_customer_and_per_ip(app, client, redis)
         crowded = await redeem(await make_customer(), 0)
         assert crowded.status_code == 429, crowded.text
         assert crowded.json()["code"] == "rate_limited" and crowded.json()["detail"]["scope"] == "ip"
-    await redis.flushdb()
+    await forget_limits(redis)
 
 
 async def test_check_in_is_limited_per_ip(app, client, redis):
@@ -125,7 +132,7 @@ async def test_check_in_is_limited_per_ip(app, client, redis):
     from points_mall.models import CheckIn
     from tests.factories import customer_headers, make_customer
 
-    await redis.flushdb()
+    await forget_limits(redis)
     per_ip, window = get_settings().rate_limit.check_in_per_ip
     customer = await make_customer()
     with limits_on(app):
@@ -133,4 +140,4 @@ async def test_check_in_is_limited_per_ip(app, client, redis):
         r = await client.post("/app/check-ins", headers=customer_headers(customer))
     assert r.status_code == 429 and r.json()["detail"]["scope"] == "ip"
     assert not await CheckIn.filter(customer_id=customer.id).exists()  # refused before anything was written
-    await redis.flushdb()
+    await forget_limits(redis)

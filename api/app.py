@@ -39,6 +39,7 @@ _ROUTE_MODULES = [
     "api.orders",
     "api.campaigns",
     "api.referrals",
+    "api.crm",
 ]
 
 

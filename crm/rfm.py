@@ -151,12 +151,11 @@ async def score_chunk(conn: BaseDBAsyncClient, scoring: Scoring, first_id: int, 
         if previous != rfm_class:
             movements.append(RfmMovement(customer_id=cid, as_of=scoring.as_of, from_class=previous, to_class=rfm_class))
     if scores:
-        await RfmScore.bulk_create(
-            scores, on_conflict=["customer_id"],
-            update_fields=["as_of", "last_consumption_at", "recency_days", "frequency", "monetary_fen", "rfm_class",
-                           "previous_class"],
-            batch_size=1000, using_db=conn,
-        )
+        # Replace rather than upsert: Tortoise renders MySQL 8's `AS new ON DUPLICATE KEY`, which MariaDB refuses.
+        ids = sorted(scored)
+        for i in range(0, len(ids), 1000):
+            await RfmScore.filter(customer_id__in=ids[i:i + 1000]).using_db(conn).delete()
+        await RfmScore.bulk_create(scores, batch_size=1000, using_db=conn)
         await RfmHistory.bulk_create(history, batch_size=1000, using_db=conn)
     if movements:
         await RfmMovement.bulk_create(movements, batch_size=1000, using_db=conn)

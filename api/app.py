@@ -57,6 +57,7 @@ def _routes(settings: Settings) -> list[Any]:
     return handlers
 
 
+# A login hook is called as hook(conn, customer, created, referral_code, scene) inside the login transaction.
 LoginHook = Callable[..., Awaitable[None]]
 
 

@@ -28,8 +28,16 @@ def _param(value: Any) -> Any:
 
 
 async def fetch(conn: BaseDBAsyncClient, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows as dicts; DATETIME values come back as aware UTC datetimes (the driver gives them naive)."""
     _, rows = await conn.execute_query(_adapt(conn, sql), [_param(a) for a in args])
-    return [dict(row) for row in rows]
+    out = []
+    for row in rows:
+        item = dict(row)
+        for key, value in item.items():
+            if isinstance(value, datetime) and value.tzinfo is None:
+                item[key] = value.replace(tzinfo=timezone.utc)
+        out.append(item)
+    return out
 
 
 async def execute(conn: BaseDBAsyncClient, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> int:

@@ -39,7 +39,7 @@ RFM_LABELS = {
 
 
 class RfmRules(Model):
-    """The one row (id 1) of RFM thresholds staff configure; the nightly scoring reads it."""
+    """The one row (id 1) of RFM thresholds staff configure, read by the nightly scoring."""
 
     id = fields.IntField(primary_key=True)
     # Frequency and monetary count consumptions within this many days (today included).
@@ -142,7 +142,7 @@ class CustomerTag(Model):
 
 
 class SkinAnalysis(Model):
-    """One skin-analyser result per customer and visit day; the latest one decides the customer's skin tags."""
+    """One skin-analyser result per customer and visit day, the latest deciding the customer's skin tags."""
 
     id = fields.BigIntField(primary_key=True)
     customer_id = fields.BigIntField()

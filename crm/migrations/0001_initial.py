@@ -190,7 +190,7 @@ class Migration(migrations.Migration):
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('updated_by_staff_id', fields.BigIntField(null=True)),
             ],
-            options={'table': 'crm_rfm_rules', 'app': 'crm', 'pk_attr': 'id', 'table_description': 'The one row (id 1) of RFM thresholds staff configure; the nightly scoring reads it.'},
+            options={'table': 'crm_rfm_rules', 'app': 'crm', 'pk_attr': 'id', 'table_description': 'The one row (id 1) of RFM thresholds staff configure, read by the nightly scoring.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -259,7 +259,7 @@ class Migration(migrations.Migration):
                 ('recorded_by_staff_id', fields.BigIntField(null=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'crm_skin_analysis', 'app': 'crm', 'unique_together': (('customer_id', 'visit_date'),), 'pk_attr': 'id', 'table_description': "One skin-analyser result per customer and visit day; the latest one decides the customer's skin tags."},
+            options={'table': 'crm_skin_analysis', 'app': 'crm', 'unique_together': (('customer_id', 'visit_date'),), 'pk_attr': 'id', 'table_description': "One skin-analyser result per customer and visit day, the latest deciding the customer's skin tags."},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -62,10 +62,11 @@ class RfmScore(Model):
 
     customer_id = fields.BigIntField(primary_key=True, generated=False)
     as_of = fields.DateField()
-    last_consumption_at = fields.DatetimeField()
+    # Indexed: segments filter on last visit and spend as of the nightly scoring.
+    last_consumption_at = fields.DatetimeField(db_index=True)
     recency_days = fields.IntField()
     frequency = fields.IntField()
-    monetary_fen = fields.BigIntField()
+    monetary_fen = fields.BigIntField(db_index=True)
     rfm_class = fields.CharEnumField(RfmClass, max_length=32, db_index=True)
     # The class before today's scoring (kept so a second run of the same day records the same movement).
     previous_class = fields.CharEnumField(RfmClass, max_length=32, null=True)

@@ -198,10 +198,10 @@ class Migration(migrations.Migration):
             fields=[
                 ('customer_id', fields.BigIntField(primary_key=True, generated=False, unique=True, db_index=True)),
                 ('as_of', fields.DateField()),
-                ('last_consumption_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('last_consumption_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
                 ('recency_days', fields.IntField()),
                 ('frequency', fields.IntField()),
-                ('monetary_fen', fields.BigIntField()),
+                ('monetary_fen', fields.BigIntField(db_index=True)),
                 ('rfm_class', fields.CharEnumField(db_index=True, description='important_value: important_value\nimportant_development: important_development\nimportant_retain: important_retain\nimportant_winback: important_winback\ngeneral_value: general_value\ngeneral_development: general_development\ngeneral_retain: general_retain\ngeneral_winback: general_winback', enum_type=RfmClass, max_length=32)),
                 ('previous_class', fields.CharEnumField(null=True, description='important_value: important_value\nimportant_development: important_development\nimportant_retain: important_retain\nimportant_winback: important_winback\ngeneral_value: general_value\ngeneral_development: general_development\ngeneral_retain: general_retain\ngeneral_winback: general_winback', enum_type=RfmClass, max_length=32)),
             ],

@@ -93,11 +93,16 @@ def main() -> int:
         }
         reads = HERE / f"release-{args.version}.reads.json"
         # cwd first on sys.path: every import is the release's code; the two scripts are run by path.
-        subprocess.run([sys.executable, "-c", "import runpy, sys; sys.argv = sys.argv[1:]; "
-                        "runpy.run_path(sys.argv[0], run_name='__main__')",
-                        str(populate), str(HERE / "api_reads.py"), str(reads)],
-                       cwd=worktree, env=env, check=True)
+        def step(name: str) -> None:
+            subprocess.run([sys.executable, "-c", "import runpy, sys; sys.argv = sys.argv[1:]; "
+                            "runpy.run_path(sys.argv[0], run_name='__main__')",
+                            str(populate), name, str(HERE / "api_reads.py"), str(reads)],
+                           cwd=worktree, env=env, check=True)
+
+        step("populate")
+        # Dumped before the reads: some reads count themselves (a group's share views, audit of views).
         (HERE / f"release-{args.version}.sql.gz").write_bytes(gzip.compress(dump_database(database), mtime=0))
+        step("read")
         subprocess.run([sys.executable, "-c", "import json, sys; from api.app import create_app; "
                         "doc = create_app(embedded_worker=False).openapi_schema.to_schema(); "
                         "open(sys.argv[1], 'w').write(json.dumps(doc, indent=1, sort_keys=True) + '\\n')",

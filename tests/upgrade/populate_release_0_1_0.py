@@ -4,8 +4,8 @@ Run by build_previous_release.py inside a `git worktree` of the 0.1.0 commit (it
 worktree, so every import below is 0.1.0's code). Customers act through the HTTP API (login, check-in,
 triage, booking, redemptions, group buys, sandbox payments); staff act through the /admin API; the
 background jobs run in burst workers; the referral demo plays every reward state and two settlement
-batches through the services at injected times. At the end the API reads of api_reads.py are taken
-with the clock frozen, and written with the subjects they were asked about.
+batches through the services at injected times. Then (step `read`, after the builder dumped the
+database) the API reads of api_reads.py are taken with the clock frozen and written with their subjects.
 """
 
 from __future__ import annotations
@@ -220,16 +220,19 @@ def _queue() -> str:
     return get_settings().redis.queue_name
 
 
-async def main(reads_module: str, out_path: str) -> None:
+async def main(step: str, reads_module: str, out_path: str) -> None:
+    """`populate` fills the database and writes the subjects; `read` (after the dump was taken, since some
+    reads count things, such as a group's share views) adds the recorded answers."""
     from arq.connections import ArqRedis
 
     from api.app import create_app
     from api.demo import load_demo_data
     from kernel.settings import get_settings
 
-    await db.migrate()
+    out = Path(out_path)
+    if step == "populate":
+        await db.migrate()
     await db.init_db()
-    await load_demo_data()
     redis = ArqRedis.from_url(get_settings().redis.url)
     app = create_app(embedded_worker=False)
     reads = runpy.run_path(reads_module)
@@ -237,14 +240,19 @@ async def main(reads_module: str, out_path: str) -> None:
         async with app.state.clinic_lifespan(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://upgrade.local") as http:
-                subjects = await populate(Api(http), redis)
+                if step == "populate":
+                    await load_demo_data()
+                    subjects = await populate(Api(http), redis)
+                    out.write_text(json.dumps({"subjects": subjects}))
+                    return
+                subjects = json.loads(out.read_text())["subjects"]
                 read_at = clock.now().replace(microsecond=0)
                 requests = await reads["plan_reads"](http, subjects, STAFF_USERNAME, STAFF_PASSWORD, read_at)
                 answers = await reads["take_reads"](http, requests, STAFF_USERNAME, STAFF_PASSWORD, read_at)
     finally:
         await redis.aclose()
         await db.close_db()
-    Path(out_path).write_text(json.dumps({
+    out.write_text(json.dumps({
         "release": "0.1.0", "read_at": read_at.isoformat(), "staff": {"username": STAFF_USERNAME,
                                                                      "password": STAFF_PASSWORD},
         "subjects": subjects, "reads": answers,
@@ -252,4 +260,4 @@ async def main(reads_module: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))

@@ -100,7 +100,8 @@ async def database():
         await _admin_sql(f"DROP DATABASE IF EXISTS `{TEST_DATABASE}`")
 
 
-@pytest.fixture(scope="session")
+# Autouse: a run whose tests never ask for Redis must still flush (release) the database it claimed.
+@pytest.fixture(scope="session", autouse=True)
 async def redis():
     pool = ArqRedis.from_url(os.environ["REDIS_URL"])
     # The database was empty when claimed (_claim_redis_db); only the claim key is left to keep.

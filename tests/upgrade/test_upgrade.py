@@ -9,61 +9,8 @@ runs) takes it to the current schema, and the current app must answer every API 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import aiomysql
-import pytest
-
-from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, TEST_DATABASE, _admin_sql
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-PREVIOUS = "0.1.0"
-
-
-def database_url(name: str) -> str:
-    return f"mysql://{MYSQL_USER}:{MYSQL_PASSWORD}@{MYSQL_HOST}:{MYSQL_PORT}/{name}"
-
-
-async def restore_dump(dump: Path, database: str) -> None:
-    """Load a gzipped mysqldump into a new, empty database (how an operator restores a backup)."""
-    await _admin_sql(f"DROP DATABASE IF EXISTS `{database}`",
-                     f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    args = ["mysql", f"--host={MYSQL_HOST}", f"--port={MYSQL_PORT}", f"--user={MYSQL_USER}", database]
-    if MYSQL_PASSWORD:
-        args.insert(-1, f"--password={MYSQL_PASSWORD}")
-    subprocess.run(f"gzip -dc {dump} | " + " ".join(args), shell=True, check=True)
-
-
-def run_cli(database: str, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "DATABASE_URL": database_url(database)})
-
-
-async def query(database: str, sql: str) -> list[tuple]:
-    conn = await aiomysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD,
-                                  db=database, autocommit=True)
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute(sql)
-            return list(await cur.fetchall())
-    finally:
-        conn.close()
-
-
-@pytest.fixture(scope="module")
-async def upgraded(database):
-    name = f"{TEST_DATABASE}_upgrade"
-    await restore_dump(HERE / f"release-{PREVIOUS}.sql.gz", name)
-    try:
-        migrated = run_cli(name, "-m", "api", "migrate")
-        assert migrated.returncode == 0, migrated.stderr
-        yield name
-    finally:
-        await _admin_sql(f"DROP DATABASE IF EXISTS `{name}`")
+from tests.upgrade.support import HERE, PREVIOUS, query, run_cli
 
 
 def differences(before, after, where: str = "") -> list[str]:

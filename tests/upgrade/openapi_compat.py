@@ -4,7 +4,7 @@ WeChat keeps older versions of the mini-program on phones for a while, so every 
 previous release must keep answering them (docs/releases.md, "The /app compatibility rule"). Breaking:
 
 - a route (path and method) removed;
-- in a success response: a field removed, its type changed or made nullable;
+- in a success response: a field removed, no longer always present, its type changed or made nullable;
 - in a request (body, query, header, path): a new required field or parameter, a field the old client
   sends removed (bodies forbid unknown fields), a type narrowed, an enum value removed.
 
@@ -123,12 +123,15 @@ class _Comparison:
         old_obj, new_obj = _object(self.old, old), _object(self.new, new)
         if old_obj is not None:
             new_props = (new_obj or {}).get("properties", {})
+            new_required = set((new_obj or {}).get("required", []))
             for name, schema in old_obj.get("properties", {}).items():
                 if self.old.resolve(schema).get("deprecated") or schema.get("deprecated"):
                     continue
                 if name not in new_props:
                     self.breaks.append(f"{where}.{name}: removed from the response")
                     continue
+                if name in old_obj.get("required", []) and name not in new_required:
+                    self.breaks.append(f"{where}.{name}: no longer always present")
                 self.response(f"{where}.{name}", schema, new_props[name], depth + 1)
         old_items, new_items = _items(self.old, old), _items(self.new, new)
         if old_items is not None and new_items is not None:

@@ -115,6 +115,13 @@ def test_a_removed_or_renamed_response_field_is_breaking_unless_deprecated_first
     assert breaking_changes(before, after) == []
 
 
+def test_a_response_field_that_may_now_be_absent_is_breaking():
+    def optional(doc):
+        doc["components"]["schemas"]["Voucher"]["required"].remove("status")
+    assert changed(optional) == [
+        "POST /app/vouchers/{voucher_id}/cancel response 200.status: no longer always present"]
+
+
 def test_a_response_type_change_or_a_field_becoming_nullable_is_breaking():
     def to_string(doc):
         doc["paths"]["/app/points"]["get"]["responses"]["200"]["content"]["application/json"]["schema"][

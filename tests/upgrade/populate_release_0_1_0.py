@@ -202,12 +202,28 @@ async def populate(api: Api, redis) -> dict:
     await api.call("staff", "POST", f"/admin/orders/{refunded['order_id']}/refunds",
                    json={"reason": "customer_request", "note": "changed her mind"})
     await api.call("david", "POST", f"/app/campaigns/{category['id']}/purchases", json={"sku_id": category_sku})
+    # A group whose leader has not paid yet (pending).
+    seat = await api.call("fay", "POST", "/app/groups", json={"campaign_id": virtual.id, "sku_id": virtual_sku})
+    pending_group = seat["group_id"]
     await run_jobs(redis)
+
+    # Referrals after payout: the paid friend's treatment is refunded (reversal and a negative adjustment
+    # waiting for the next batch); a batch cancelled; the demo's draft batch approved by another finance user.
+    consumptions = items(await api.call("staff", "GET", "/admin/consumptions", params={"limit": 200}))
+    paid_friend = next(c for c in consumptions if c["external_ref"] == "demo-referral-paid")
+    await api.call("staff", "POST", f"/admin/consumptions/{paid_friend['id']}/refund",
+                   json={"refunded_fen": paid_friend["amount_fen"], "ref": "upgrade:friend-paid:refund"})
+    await run_jobs(redis)
+    draft = next(b for b in items(await api.call("staff", "GET", "/admin/settlements")) if b["status"] == "draft")
+    await api.call("staff", "POST", f"/admin/settlements/{draft['id']}/approve")
+    cancelled = await api.call("staff", "POST", "/admin/settlements",
+                               json={"up_to": str(clock.local_today()), "note": "upgrade: cancelled"})
+    await api.call("staff", "POST", f"/admin/settlements/{cancelled['id']}/cancel")
 
     return {
         "customers": ids,
         "groups": {"succeeded": succeeded_group, "open": open_group, "failed": failed_group,
-                   "virtual": virtual_group},
+                   "virtual": virtual_group, "pending": pending_group},
         "campaigns": [bestie["id"], category["id"], strict.id, virtual.id],
         "orders": {"category_paid": paid["order_id"], "category_refunded": refunded["order_id"]},
         "redemption": r1["id"],

@@ -4,7 +4,6 @@ and the customer's own consent and opt-out routes."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 

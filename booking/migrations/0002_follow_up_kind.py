@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='FollowUpTask',
             name='kind',
-            field=fields.CharField(default='aftercare', max_length=16),
+            field=fields.CharField(default='aftercare', db_default='aftercare', max_length=16),
         ),
         ops.AddConstraint(
             model_name='FollowUpTask',

@@ -129,3 +129,20 @@ async def test_the_embedded_worker_survives_redis_going_away_and_coming_back():
             ready = await wait_for(ready_with_a_beating_worker, timeout=30, what="the heartbeat after the outage")
             assert ready.json()["checks"]["workers"]["embedded"]["restarts"] >= 1
             assert ready.json()["checks"]["outbox"]["status"] == "ok"
+
+
+async def test_readiness_sees_a_separate_worker_process_beat_and_stop(client, worker_processes):
+    """`make worker` processes beat too; one SIGKILLed (no clean-up) drops out within seconds."""
+
+    async def workers_alive(expected: int):
+        answer = await client.get("/health/ready")
+        return answer.status_code == 200 and answer.json()["checks"]["workers"]["alive"] == expected and answer
+
+    await wait_for(lambda: workers_alive(0), timeout=15, what="earlier tests' workers to stop beating")
+    worker = await worker_processes()
+    ready = await wait_for(lambda: workers_alive(1), timeout=30, what="the worker process's heartbeat")
+    assert ready.json()["status"] == "ok" and ready.json()["checks"]["workers"]["newest_heartbeat_age_seconds"] <= 6
+    await worker.kill()
+    gone = await wait_for(lambda: workers_alive(0), timeout=15, what="the killed worker's heartbeat to expire")
+    # The API keeps serving (its jobs wait in the outbox) but says so.
+    assert gone.json()["status"] == "degraded" and gone.json()["checks"]["workers"]["status"] == "no_heartbeat"

@@ -17,7 +17,6 @@ import httpx
 import msgspec
 import pytest
 
-from kernel.settings import load_settings, production_problems
 from tests.campaigns.wechatpay_fake import FakeWeChatPay
 from tests.fakes.wechat import FakeWeChat
 
@@ -76,11 +75,15 @@ async def _run_to_exit(args: list[str], env: dict[str, str], timeout: float = 60
 # --- the refusals, one variable at a time --------------------------------------------------------
 
 def test_the_complete_production_environment_has_no_problem(tmp_path):
+    from kernel.settings import production_problems
+
     env = production_env(tmp_path)
     assert production_problems(load_settings_from(env), env) == []
 
 
 def load_settings_from(env: dict[str, str]):
+    from kernel.settings import load_settings
+
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)
@@ -93,6 +96,8 @@ def load_settings_from(env: dict[str, str]):
 
 @pytest.mark.parametrize("name", REQUIRED)
 def test_each_missing_variable_is_named(tmp_path, name):
+    from kernel.settings import production_problems
+
     env = production_env(tmp_path)
     del env[name]
     problems = production_problems(load_settings_from(env), env)
@@ -110,6 +115,8 @@ def test_each_missing_variable_is_named(tmp_path, name):
     ("PAY_NOTIFY_URL", "http://clinic.example/notify", "PAY_NOTIFY_URL must be an https://"),
 ])
 def test_unsafe_values_are_named(tmp_path, name, value, says):
+    from kernel.settings import production_problems
+
     env = {**production_env(tmp_path), name: value}
     problems = production_problems(load_settings_from(env), env)
     assert any(p.startswith(says) for p in problems), problems

@@ -42,6 +42,7 @@ async def _bounded(step: Awaitable[Any], what: str) -> None:
     except Exception as exc:
         log.warning("shutdown.step_failed", step=what, error_type=type(exc).__name__)
 
+
 # Each room's HTTP module exports ROUTES (and optionally LOGIN_HOOKS / ROUTES_WHEN(settings)).
 _ROUTE_MODULES = [
     "api.health",
@@ -129,7 +130,7 @@ def create_app(
             yield
         finally:
             # Every step is bounded: a dead Redis or killed database connections must not hold the
-            # process past its supervisor's patience (docs/reliability.md, "Shutdown").
+            # process past its supervisor's patience (README, "Deploy").
             if embedded is not None:
                 await embedded.stop(timeout=_SHUTDOWN_STEP_SECONDS)
             if miniprogram is None:

@@ -139,7 +139,7 @@ async def close_db(timeout: float = 3.0) -> None:
             pool = getattr(client, "_pool", None)
             if pool is not None and hasattr(pool, "terminate"):
                 pool.terminate()
-        await asyncio.wait_for(Tortoise.close_connections(), timeout=timeout)
+        await asyncio.wait_for(Tortoise.close_connections(), timeout=1)
     finally:
         _initialised = False
 

@@ -182,3 +182,15 @@ async def test_the_readme_production_variables_serve_no_sandbox(tmp_path):
     started = [msgspec.json.decode(line) for line in log_path.read_bytes().splitlines()
                if line.startswith(b"{") and b'"api.starting"' in line]
     assert started and started[0]["wechat"] == "live" and started[0]["pay"] == "wechatpay", log_path.read_text()
+
+
+async def test_the_old_readme_example_without_pay_mode_is_refused(tmp_path):
+    """The README used to say `APP_ENV=production WECHAT_MODE=live WECHAT_APPID=… SECRET_KEY=…` and nothing
+    about WeChat Pay: PAY_MODE defaulted to sandbox and any customer could mark their order paid."""
+    env = {k: v for k, v in production_env(tmp_path).items() if not k.startswith("PAY_")}
+    port = _free_port()
+    code, output = await _run_to_exit(
+        [sys.executable, "-m", "api", "serve", "--no-embedded-worker", "--no-demo", "--port", str(port)], env)
+    assert code != 0, output
+    assert "PAY_MODE must be 'wechatpay' in production (it is 'sandbox', the default)" in output, output
+    assert "WECHAT_MODE" not in output and "SECRET_KEY" not in output  # those were right

@@ -120,20 +120,6 @@ async def database():
     finally:
         await db.close_db()
         await _admin_sql(f"DROP DATABASE IF EXISTS `{TEST_DATABASE}`")
-        _release_redis_db()
-
-
-def _release_redis_db() -> None:
-    """Give the claimed Redis database back even when no test asked for the `redis` fixture (which
-    flushes it): otherwise a run of a few tests keeps a database taken for six hours."""
-    import redis as redis_sync
-
-    conn = redis_sync.Redis.from_url(f"{REDIS_BASE}/{REDIS_DB}")
-    try:
-        if conn.get(REDIS_CLAIM_KEY) == _RUN.encode():
-            conn.flushdb()  # the claimed database: ours alone
-    finally:
-        conn.close()
 
 
 # Autouse: a run whose tests never ask for Redis must still flush (release) the database it claimed.

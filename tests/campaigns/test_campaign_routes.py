@@ -158,7 +158,7 @@ async def test_refund_after_success_cancels_the_voucher_and_the_group_stays_succ
 
     finance = await make_staff("finance")
     refund = await client.post(f"/admin/orders/{order.id}/refunds", json={"reason": "customer_request"},
-                               headers=staff_headers(finance))
+                               headers=staff_headers(finance) | {"Idempotency-Key": "refund-friend-1"})
     assert refund.status_code == 201 and refund.json()["amount_fen"] == order.total_fen
     await run_jobs(redis)
     assert (await Voucher.get(id=voucher.id)).status == VoucherStatus.cancelled

@@ -27,8 +27,13 @@ def admin_routes(app) -> list[tuple[str, str, frozenset[str] | None]]:
             guards = list(handler.resolve_guards())
             declared = [g for g in guards if hasattr(g, "allowed_roles")]
             assert declared, f"{route.path} has no staff guard"
+            # Guards add up (controller and handler): a member must pass every one of them.
+            allowed = None
+            for guard in declared:
+                if guard.allowed_roles is not None:
+                    allowed = guard.allowed_roles if allowed is None else allowed & guard.allowed_roles
             for method in handler.http_methods:
-                found.append((method, route.path, declared[0].allowed_roles))
+                found.append((method, route.path, allowed))
     return found
 
 

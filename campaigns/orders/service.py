@@ -230,6 +230,8 @@ async def _mark_paid(conn: BaseDBAsyncClient, order: Order, trade: TradeState) -
         status=OrderStatus.paid, transaction_id=trade.transaction_id, paid_fen=trade.total_fen, paid_at=now
     )
     if won:
+        for line in await lines_of(conn, order.id):
+            await line_kind(line.kind).on_payment_applied(conn, order, line)
         await enqueue(conn, "orders.order_paid", order.id)
         return NotificationOutcome.applied
     # Someone else changed it first: read the latest committed row (a plain read would see our snapshot).

@@ -6,6 +6,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from points_mall.mall import cancel_vouchers_of_erased_customer
 from points_mall.models import CheckIn, Consumption, MallRedemption, PointsAccount, PointsLedgerEntry, Voucher
 
 
@@ -43,9 +44,9 @@ async def export(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
 
 
 async def erase(conn: BaseDBAsyncClient, customer_id: int) -> None:
-    """Nothing to remove here: these rows hold amounts, dates and ids, not who the person is.
+    """The rows stay (they hold amounts, dates and ids, not who the person is) so the ledger still sums to the
+    balance and finance's totals add up; once the customer row is anonymised they belong to nobody identifiable.
 
-    They stay so the ledger still sums to the balance and finance's totals still add up; once the
-    customer row is anonymised they belong to nobody identifiable.
+    Unredeemed vouchers are cancelled: a code is a bearer credential, and nobody may redeem it for the person.
     """
-    return None
+    await cancel_vouchers_of_erased_customer(conn, customer_id)

@@ -177,7 +177,7 @@ class FinanceOrderController(Controller):
           summary="Refund all or part of a paid order (send an Idempotency-Key; a retry returns the same refund)",
           responses={200: ResponseSpec(data_container=RefundOut, description="The refund this key already asked for")})
     async def refund(self, order_id: int, data: StaffRefundCreate, staff: Principal,
-                     idempotency_key: RefundIdempotencyKey) -> Response:
+                     idempotency_key: RefundIdempotencyKey) -> Response[RefundOut]:
         async with transaction() as conn:
             refund, replayed = await service.staff_refund(
                 conn, order_id, reason=data.reason.value, amount_fen=data.amount_fen, idempotency_key=idempotency_key

@@ -153,7 +153,7 @@ class ConsumptionAdminController(Controller):
                   "for a second staff member (202)",
           responses={202: ResponseSpec(data_container=ConsumptionApprovalView,
                                        description="Above the approval threshold: recorded, earns nothing yet")})
-    async def record(self, data: ConsumptionCreate, staff: Principal) -> Response:
+    async def record(self, data: ConsumptionCreate, staff: Principal) -> Response[ConsumptionView]:
         async def work(conn: BaseDBAsyncClient) -> Response:
             if not await Customer.filter(id=data.customer_id, deleted_at=None).using_db(conn).exists():
                 raise PointsCustomerNotFound(field="customer_id")

@@ -289,6 +289,12 @@ async def bootstrap_admin(conn: BaseDBAsyncClient, username: str, password: str)
     admins = await StaffMember.filter(roles__contains="admin").using_db(conn).count()
     if admins:
         return None
+    try:
+        check_staff_password(password, username=username)
+    except ValidationFailed as exc:
+        # Start-up stops here: name the variable the operator must change.
+        raise ValidationFailed(f"BOOTSTRAP_ADMIN_PASSWORD: {exc.message}", field="BOOTSTRAP_ADMIN_PASSWORD",
+                               **{k: v for k, v in exc.detail.items() if k != "field"}) from None
     staff = await create_staff(conn, username=username, password=password, roles=["admin"])
     await audit(conn, None, "staff.bootstrap_admin", "staff_member", staff.id, {"username": username})
     return staff

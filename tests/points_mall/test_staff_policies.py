@@ -103,6 +103,8 @@ async def test_at_or_below_the_threshold_is_recorded_at_once_and_a_rejection_ear
         above = await client.post("/admin/consumptions", json=consumption(customer.id, 50_001),
                                   headers=staff_headers(desk))
         assert above.status_code == 202
+    exported = await client.get("/app/me/data-export", headers=customer_headers(customer))
+    assert [a["amount_fen"] for a in exported.json()["points_mall"]["consumption_approvals"]] == [50_001]
     url = f"/admin/consumption-approvals/{above.json()['id']}"
     rejected = await client.post(f"{url}/reject", json={"note": "typo: one zero too many"},
                                  headers=staff_headers(manager))

@@ -204,6 +204,9 @@ class ReferralReviewController(Controller):
             return Reward.of(reward)
 
 
+_FINANCE_ONLY = staff_only("finance", include_admin=False)
+
+
 class SettlementController(Controller):
     path = "/admin/settlements"
     tags = ["staff: finance"]
@@ -235,7 +238,10 @@ class SettlementController(Controller):
             lines = await service.payee_lines(conn, batch_id)
         return BatchReview(batch=Batch.of(batch), lines=[PayeeLineOut.of(line) for line in lines])
 
-    @post("/{batch_id:int}/approve", status_code=HTTP_200_OK, summary="Approve (a different finance user)")
+    # The checker steps admit finance only, never admin: separation of duties over convenience (an admin
+    # can grant themselves finance, which the audit log records).
+    @post("/{batch_id:int}/approve", status_code=HTTP_200_OK, summary="Approve (a different finance user)",
+          guards=[_FINANCE_ONLY])
     async def approve(self, batch_id: int, staff: Principal) -> Batch:
         async with transaction() as conn:
             batch = await service.approve_batch(conn, batch_id, staff_id=staff.id)
@@ -243,7 +249,8 @@ class SettlementController(Controller):
                         {"total_fen": batch.total_fen})
             return Batch.of(batch)
 
-    @post("/{batch_id:int}/mark-paid", status_code=HTTP_200_OK, summary="Record the external payment reference")
+    @post("/{batch_id:int}/mark-paid", status_code=HTTP_200_OK, guards=[_FINANCE_ONLY],
+          summary="Record the external payment reference (a finance user other than the maker)")
     async def mark_paid(self, batch_id: int, data: MarkPaid, staff: Principal) -> Batch:
         async with transaction() as conn:
             batch = await service.mark_paid(conn, batch_id, staff_id=staff.id, external_ref=data.external_ref)

@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.openapi.spec import Components, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.routes import HTTPRoute
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.openapi_links import add_links
 from api.security import customer_guard
@@ -200,3 +201,39 @@ def _integer_bounds(schema: Any) -> None:
             if isinstance(value, float) and value.is_integer():
                 # The only bound this large is the BIGINT maximum, which a float cannot hold.
                 setattr(node, attr, min(int(value), INT64_MAX))
+
+
+def _allowed_methods(app: Any) -> dict[int, str]:
+    """Litestar's generated OPTIONS handler keeps the methods of the route it was made for; a path whose
+    handlers were registered in several steps (different guards) ends up with a stale, shorter list.
+    The route as finally built knows them all."""
+    allowed: dict[int, str] = {}
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            methods = ", ".join(sorted(set(route.methods) | {"OPTIONS"}))
+            for handler in route.route_handlers:
+                if handler.http_methods == {"OPTIONS"}:
+                    allowed[id(handler)] = methods
+    return allowed
+
+
+def options_middleware(app: ASGIApp) -> ASGIApp:
+    """OPTIONS answers 204 with every method of the path, before guards: the methods are public (the
+    document lists them) and a preflight carries no token."""
+    allowed: dict[int, str] | None = None
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal allowed
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await app(scope, receive, send)
+            return
+        if allowed is None:
+            allowed = _allowed_methods(scope["litestar_app"])
+        methods = allowed.get(id(scope.get("route_handler")))
+        if methods is None:
+            await app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", methods.encode())]})
+        await send({"type": "http.response.body", "body": b""})
+
+    return middleware

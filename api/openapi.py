@@ -119,9 +119,10 @@ def _document_media_types(schema: Any, handlers: dict[tuple[str, str], Any]) -> 
             handler = handlers.get((path, method))
             if operation is None or handler is None:
                 continue
+            media_type = str(getattr(handler.media_type, "value", handler.media_type))
+            # An empty media type means the handler builds its own Response (JSON here); Litestar documents it.
             media_types = handler.opt.get("media_types") or (
-                () if str(handler.media_type) == "application/json" else (str(handler.media_type),)
-            )
+                () if media_type in ("", "application/json") else (media_type,))
             if not media_types:
                 continue
             for status, response in (operation.responses or {}).items():

@@ -14,6 +14,9 @@ _FLOWS: dict[tuple[str, str, str], list[tuple[str, str, str, dict[str, str], Any
         ("MyBookings", "/app/bookings", "get", {}, None),
         ("Me", "/app/me", "get", {}, None),
     ],
+    ("/app/booking/departments", "get", "200"): [
+        ("Slots", "/app/booking/slots", "get", {"department_id": "$response.body#/items/0/id"}, None),
+    ],
     ("/app/booking/slots", "get", "200"): [
         ("BookFirstSlot", "/app/bookings", "post", {}, {"slot_id": "$response.body#/items/0/id"}),
     ],

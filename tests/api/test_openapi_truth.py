@@ -3,6 +3,7 @@ has, which bodies refuse unknown fields, integer bounds, what input is accepted,
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -52,6 +53,10 @@ async def test_exports_document_their_media_type(document):
     assert set(doc["paths"]["/admin/orders/export.csv"]["get"]["responses"]["200"]["content"]) == {"text/csv"}
     assert set(doc["paths"]["/admin/settlements/{batch_id}/export"]["get"]["responses"]["200"]["content"]) == {
         "text/csv", XLSX}
+    for path, method, op in operations(doc):
+        for status, response in op["responses"].items():
+            for media_type in response.get("content", {}):
+                assert re.fullmatch(r"[a-z]+/[a-z0-9.+-]+", media_type), (method, path, status, media_type)
 
 
 async def test_exports_send_charset_once(client):

@@ -188,3 +188,12 @@ async def test_the_main_flows_are_linked(document):
     assert ("post", "/app/groups/{group_id}/join") in linked("/app/groups", "post", "201")
     assert ("post", "/app/vouchers/{voucher_id}/cancel") in linked("/app/mall/redemptions", "post", "201")
     assert ("post", "/admin/vouchers/{code}/redeem") in linked("/app/mall/redemptions", "post", "201")
+
+
+async def test_a_retried_redemption_answers_a_documented_status(document):
+    """Found by the stateful phase: a retry with the same Idempotency-Key answers 200, which was undocumented
+    (and the 201 had no schema)."""
+    responses = document.json()["paths"]["/app/mall/redemptions"]["post"]["responses"]
+    for status in ("200", "201"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/RedemptionView"}, status

@@ -17,6 +17,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Flaky
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -142,6 +143,7 @@ def test_linked_flows_honour_their_contract(contract_server, contract_tokens):  
     ]
     assert len(links) >= 10, links
     steps: list[tuple[str, str, int]] = []
+    failures: list[str] = []
 
     class Flows(schema.as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case):
@@ -151,10 +153,25 @@ def test_linked_flows_honour_their_contract(contract_server, contract_tokens):  
             steps.append((case.method, case.operation.path, response.status_code))
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
-            case.validate_response(response, checks=CHECKS)
-            _assert_error_format(case.operation.path, response)
+            try:
+                case.validate_response(response, checks=CHECKS)
+                _assert_error_format(case.operation.path, response)
+            except Exception as exc:  # recorded when seen: a replay may not reproduce it
+                failures.append(f"{case.method} {case.operation.path} -> {response.status_code}: {str(exc)[:800]}")
+                raise
 
-    # Generate only: replaying a scenario to shrink it meets a server whose state has moved on.
-    Flows.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=6, deadline=None, derandomize=True,
-                                database=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate]))
+    # Generate only: replaying a scenario to shrink it meets a server whose state has moved on. For the same
+    # reason Hypothesis may find a scenario's draws "flaky" (the bundles hold what the server answered); like
+    # schemathesis's own runner, that is not a failure: failures are recorded when a check sees them.
+    # A run cut short that way is started again (with another seed), at most twice.
+    for attempt in range(3):
+        try:
+            Flows.run(settings=settings(max_examples=SCENARIOS, stateful_step_count=6, deadline=None,
+                                        derandomize=attempt == 0, database=None, phases=[Phase.generate],
+                                        suppress_health_check=list(HealthCheck)))
+            break
+        except Flaky:
+            if failures:
+                break
+    assert not failures, "\n\n".join(failures)
     assert len(steps) > SCENARIOS

@@ -21,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from api.errors import EXCEPTION_HANDLERS
 from api.openapi import document_errors, options_middleware
+from api.release import release_version
 from api.strict import strict_input
 from api.logging import configure_logging, request_id_middleware
 from kernel import db
@@ -132,7 +133,7 @@ def create_app(
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Clinic mini-program API",
-            version="0.1.0",
+            version=release_version(),
             description=(
                 "Backend of the clinic's WeChat mini-program. `/app/*` routes take a customer token "
                 "(POST /app/auth/login), `/admin/*` routes a staff token (POST /admin/auth/login). "

@@ -20,8 +20,9 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.errors import EXCEPTION_HANDLERS
+from api.openapi import document_errors, options_middleware
 from api.release import release_version
-from api.openapi import document_errors
+from api.strict import strict_input
 from api.logging import configure_logging, request_id_middleware
 from kernel import db
 from kernel.modules import import_present
@@ -146,7 +147,8 @@ def create_app(
         route_handlers=_routes(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, options_middleware],
+        before_request=strict_input,
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Clinic mini-program API",
@@ -163,7 +165,6 @@ def create_app(
                     "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
                 }
             ),
-            security=[{"BearerToken": []}],
         ),
         debug=False,
     )

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.openapi import ResponseSpec
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -89,8 +90,12 @@ class MallController(Controller):
         return MallItemForCustomer.of(item, reasons)
 
     @post("/redemptions", status_code=HTTP_201_CREATED, guards=[_REDEMPTION_LIMIT],
-          summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)")
-    async def redeem(self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey) -> Response:
+          summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)",
+          responses={HTTP_200_OK: ResponseSpec(data_container=RedemptionView,
+                                               description="A retry with the same Idempotency-Key: the first redemption")})
+    async def redeem(
+        self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
+    ) -> Response[RedemptionView]:
         async def work(conn: BaseDBAsyncClient) -> tuple[RedemptionView, bool]:
             redemption, created = await mall.redeem(
                 conn, customer_id=customer_id, item_id=data.item_id, quantity=data.quantity,

@@ -165,7 +165,7 @@ class FinanceOrderController(Controller):
             await audit(conn, staff.id, "orders.export", "order_export", "-",
                         {"status": status.value if status else None, "from": str(day_from or ""),
                          "to": str(day_to or "")})
-        return Response(text, media_type="text/csv; charset=utf-8",
+        return Response(text, media_type="text/csv",  # Litestar adds "; charset=utf-8" to text/* types
                         headers={"Content-Disposition": 'attachment; filename="orders.csv"'})
 
     @get("/{order_id:int}", summary="An order with its lines, refunds and payment events")

@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 # The page a shared link or QR code opens; WeChat passes the QR's scene (the code) to it.
 SHARE_PAGE = "pages/index/index"
 _QR_CACHE_SECONDS = 7 * 24 * 3600
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def share_path(code: str) -> str:
@@ -265,7 +266,8 @@ class SettlementController(Controller):
             await audit(conn, staff.id, "settlement.cancel", "settlement_batch", batch_id, {})
             return Batch.of(batch)
 
-    @get("/{batch_id:int}/export", summary="Export a batch as CSV or XLSX (one line per payee, plus totals)")
+    @get("/{batch_id:int}/export", summary="Export a batch as CSV or XLSX (one line per payee, plus totals)",
+         media_type="text/csv", opt={"media_types": ("text/csv", XLSX)})
     async def export(self, batch_id: int, staff: Principal, format: Literal["csv", "xlsx"] = "csv") -> Response:
         async with transaction() as conn:
             batch = await service.get_batch(conn, batch_id)
@@ -276,10 +278,10 @@ class SettlementController(Controller):
         rows = settlement.export_rows(batch, lines)
         if format == "xlsx":
             content = settlement.to_xlsx(rows)
-            media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            media_type = XLSX
         else:
             content = settlement.to_csv(rows)
-            media_type = "text/csv; charset=utf-8"
+            media_type = "text/csv"  # Litestar adds "; charset=utf-8" to text/* types
         return Response(
             content,
             media_type=media_type,

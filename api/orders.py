@@ -16,10 +16,10 @@ from litestar.status_codes import HTTP_200_OK
 
 from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
-from campaigns.orders import finance, payments, service
-from campaigns.orders.gateway import PaymentGateway, RequestPaymentParams, gateway_from
-from campaigns.orders.models import OrderStatus
-from campaigns.orders.schemas import (
+from orders import finance, payments, service
+from orders.gateway import PaymentGateway, RequestPaymentParams, gateway_from
+from orders.models import OrderStatus
+from orders.schemas import (
     FinanceOrderDetail,
     FinanceOrderPage,
     OrderOut,

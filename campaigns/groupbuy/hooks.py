@@ -1,7 +1,7 @@
 """Registers the group-buy order line kind ("campaign_entry") with the orders room."""
 
 from campaigns.groupbuy import groups
-from campaigns.orders.hooks import LineKind, register_line_kind
+from orders.hooks import LineKind, register_line_kind
 
 register_line_kind(
     LineKind(

@@ -9,9 +9,9 @@ from arq import Retry, cron, func
 
 from campaigns.groupbuy import ending, groups
 from campaigns.groupbuy.models import Campaign, CampaignSku, CampaignStatus, Group
-from campaigns.orders import payments
-from campaigns.orders.gateway import GatewayUnavailable, gateway_from
-from campaigns.orders.tasks import retry_delay
+from orders import payments
+from orders.gateway import GatewayUnavailable, gateway_from
+from orders.tasks import retry_delay
 from kernel import clock
 from kernel.db import run_in_transaction, transaction
 from kernel.jobs import run_job_transaction

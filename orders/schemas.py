@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from campaigns.orders.models import Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
+from orders.models import Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
 from kernel.identity.schemas import Page
 
 

@@ -6,12 +6,12 @@ import asyncio
 import csv
 import io
 
-from campaigns.orders import service
-from campaigns.orders.models import Order, Refund
+from orders import service
+from orders.models import Order, Refund
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import AuditLogEntry
-from tests.campaigns.factories import make_order, run_jobs
+from tests.orders.factories import make_order, run_jobs
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
 

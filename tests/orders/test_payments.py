@@ -9,12 +9,12 @@ from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from campaigns.orders import payments, service
-from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, PaymentEvent, Refund, RefundStatus
+from orders import payments, service
+from orders.models import NotificationOutcome, Order, OrderStatus, PaymentEvent, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from kernel.outbox.models import OutboxMessage
-from tests.campaigns.factories import SEEN, enqueue_now, make_order, run_jobs
+from tests.orders.factories import SEEN, enqueue_now, make_order, run_jobs
 from tests.factories import customer_headers, make_customer
 
 NOTIFY = "/payments/wechat/notify"

@@ -8,9 +8,9 @@ from typing import Any
 import structlog
 from arq import Retry, cron, func
 
-from campaigns.orders import payments, service
-from campaigns.orders.gateway import GatewayUnavailable, gateway_from
-from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
+from orders import payments, service
+from orders.gateway import GatewayUnavailable, gateway_from
+from orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from kernel.jobs import run_job_transaction

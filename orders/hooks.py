@@ -17,7 +17,7 @@ from kernel.modules import import_present
 if TYPE_CHECKING:
     from tortoise.backends.base.client import BaseDBAsyncClient
 
-    from campaigns.orders.models import Order, OrderLine, Refund
+    from orders.models import Order, OrderLine, Refund
 
 # Modules that register line kinds when imported (rooms register by convention, like tasks.py).
 LINE_KIND_MODULES = ["campaigns.groupbuy.hooks"]

@@ -10,9 +10,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
 from tortoise.queryset import QuerySet
 
-from campaigns.orders import service
-from campaigns.orders.models import Order, OrderStatus, PaymentEvent, Refund
-from campaigns.orders.schemas import FinanceOrder, FinanceOrderDetail, FinanceTotals, Line, PaymentEventOut, RefundOut
+from orders import service
+from orders.models import Order, OrderStatus, PaymentEvent, Refund
+from orders.schemas import FinanceOrder, FinanceOrderDetail, FinanceTotals, Line, PaymentEventOut, RefundOut
 from kernel import clock
 from kernel.errors import ValidationFailed
 

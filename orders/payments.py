@@ -14,9 +14,9 @@ import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from campaigns.orders import service
-from campaigns.orders.errors import OrderNotFound, OrderNotPayable, PaymentWindowClosed
-from campaigns.orders.gateway import (
+from orders import service
+from orders.errors import OrderNotFound, OrderNotPayable, PaymentWindowClosed
+from orders.gateway import (
     GatewayRefused,
     NotificationRejected,
     PaymentGateway,
@@ -26,7 +26,7 @@ from campaigns.orders.gateway import (
     RequestPaymentParams,
     TradeState,
 )
-from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, Refund, RefundStatus
+from orders.models import NotificationOutcome, Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
 from kernel.db import run_in_transaction, transaction
 from kernel.identity.models import Customer

@@ -15,10 +15,12 @@ import structlog
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
 from litestar import Litestar
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from api.deps import provide_db
 from api.errors import EXCEPTION_HANDLERS
 from api.openapi import document_errors
 from api.logging import configure_logging, request_id_middleware
@@ -124,6 +126,7 @@ def create_app(
 
     app = Litestar(
         route_handlers=_routes(settings),
+        dependencies={"db": Provide(provide_db, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         middleware=[request_id_middleware],

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import structlog
 
-from kernel.db import transaction
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from kernel.db import run_in_transaction
 from kernel.modules import import_present
 
 log = structlog.get_logger(__name__)
@@ -14,6 +16,7 @@ _DEMO_MODULES = ["kernel.demo", "booking.demo", "points_mall.demo", "campaigns.d
 
 async def load_demo_data() -> None:
     for module in import_present(_DEMO_MODULES):
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             await module.load(conn)
+        await run_in_transaction(work)
         log.info("demo.loaded", room=module.__name__)

@@ -319,4 +319,3 @@ ROUTES = [
     ReferralReviewController,
     SettlementController,
 ]
-LOGIN_HOOKS = [bind_referral]

@@ -77,6 +77,7 @@ async def create_order(
     if not lines:
         raise ValidationFailed("An order needs at least one line.", field="lines")
     for line in lines:
+        line_kind(line.kind)  # a kind no room registered is refused before anything is sold
         if line.quantity < 1:
             raise ValidationFailed("Quantity must be at least 1.", field="quantity")
         if line.unit_price_fen < 1:

@@ -11,6 +11,7 @@ from typing import Any
 
 from arq.connections import RedisSettings
 
+import rooms
 from kernel import db
 from kernel.outbox.service import run_relay
 from kernel.settings import get_settings
@@ -20,6 +21,7 @@ from workers import registry
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
+    rooms.install()
     ctx["settings"] = settings
     # In the embedded stack and in tests the process has already initialised the database.
     ctx["owns_db"] = await db.init_db()

@@ -15,7 +15,7 @@ from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 
 from orders import service
-from orders.hooks import LineKind, register_line_kind
+from orders.hooks import LineKind, register_line_kinds
 from orders.models import Order
 from kernel.db import transaction
 from kernel.outbox.models import OutboxMessage
@@ -42,7 +42,7 @@ async def _refunded(conn, order, line, refund) -> None:
     SEEN["refunded"][order.id] += 1
 
 
-register_line_kind(LineKind("test_item", release=_released, on_paid=_paid, on_refunded=_refunded))
+register_line_kinds([LineKind("test_item", release=_released, on_paid=_paid, on_refunded=_refunded)])
 
 
 async def make_order(customer=None, *, unit_price_fen: int = 9900, quantity: int = 1,

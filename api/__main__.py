@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.app)
     if args.command == "migrate":
-        asyncio.run(db.migrate())
+        from kernel.migration_preflight import MigrationRefused
+
+        try:
+            asyncio.run(db.migrate())
+        except MigrationRefused as refused:
+            print(refused, file=sys.stderr)
+            return 2
         return 0
     if args.command == "demo":
         asyncio.run(_prepare(load_demo=True))
@@ -96,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         get_settings.cache_clear()
     embedded = get_settings().worker.embedded
     load_demo = not args.no_demo and settings.app.environment == "development"
-    asyncio.run(_prepare(load_demo=load_demo))
+    from kernel.migration_preflight import MigrationRefused
+
+    try:
+        asyncio.run(_prepare(load_demo=load_demo))
+    except MigrationRefused as refused:
+        print(refused, file=sys.stderr)
+        return 2
     import uvicorn
 
     log.info("api.starting", host=args.host, port=args.port, embedded_worker=embedded,

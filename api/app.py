@@ -24,6 +24,7 @@ import rooms
 from api import booking, campaigns, health, identity, mall, orders, points, referrals
 from api.deps import provide_db
 from api.errors import EXCEPTION_HANDLERS
+from api.release import release_version
 from api.openapi import document_errors
 from api.logging import configure_logging, request_id_middleware
 from kernel import db
@@ -45,7 +46,7 @@ def _routes(settings: Settings) -> list[Any]:
 def _openapi_config() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Clinic mini-program API",
-        version="0.1.0",
+        version=release_version(),
         description=(
             "Backend of the clinic's WeChat mini-program. `/app/*` routes take a customer token "
             "(POST /app/auth/login), `/admin/*` routes a staff token (POST /admin/auth/login). "

@@ -102,12 +102,21 @@ async def init_db(db: DatabaseSettings | None = None) -> bool:
     return True
 
 
-async def migrate(db: DatabaseSettings | None = None) -> None:
-    """Apply every room's committed migrations (the same code path as `tortoise migrate`)."""
+async def migrate(db: DatabaseSettings | None = None, *, config: dict[str, Any] | None = None) -> None:
+    """Apply every room's committed migrations (the same code path as `tortoise migrate`), after the
+    pre-flight found that each pending one can run on the rows the database holds (MigrationRefused if not)."""
     from tortoise.migrations.api import migrate as run_migrations
 
-    await run_migrations(config=tortoise_config(db))
-    await Tortoise.close_connections()
+    from kernel.migration_preflight import MigrationRefused, check_pending
+
+    config = config or tortoise_config(db)
+    try:
+        refusals = await check_pending(config)
+        if refusals:
+            raise MigrationRefused(refusals)
+        await run_migrations(config=config)
+    finally:
+        await Tortoise.close_connections()
 
 
 async def close_db() -> None:

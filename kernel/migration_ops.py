@@ -8,7 +8,7 @@ migrations from the start) ends with the same schema.
 
 from __future__ import annotations
 
-from tortoise.migrations.operations import CreateModel, DeleteModel
+from tortoise.migrations.operations import CreateModel, DeleteModel, TortoiseOperation
 
 
 class AdoptModel(CreateModel):
@@ -24,8 +24,17 @@ class AdoptModel(CreateModel):
         return None
 
 
-class HandOverModel(DeleteModel):
-    """Another app adopts the model: forget it here, drop nothing."""
+class HandOverModel(TortoiseOperation):
+    """Another app adopts the model: forget it here, drop nothing.
+
+    Not a DeleteModel (it only borrows its state change), so nothing that guards against dropped tables,
+    such as the migration pre-flight (kernel/migration_preflight.py), mistakes it for one.
+    """
+
+    state_forward = DeleteModel.state_forward
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def describe(self) -> str:
         return f"Hand over model {self.name} (table kept)"

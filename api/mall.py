@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.deps import Db, Limit, Offset
 from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
-from kernel import clock
+from kernel import clock, spreadsheets
 from kernel.settings import get_settings
 from kernel.identity.models import Customer
 from kernel.identity.service import audit
@@ -243,12 +241,6 @@ def _redemptions_query(
     return query
 
 
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ would run as a formula in a spreadsheet (nicknames are customer input).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 _EXPORT_LIMIT = 50_000
 
 
@@ -278,32 +270,29 @@ class MallRedemptionAdminController(Controller):
         created_to: datetime | None = None,
     ) -> Response:
         query = _redemptions_query(item_id, customer_id, status, created_from, created_to)
-        rows = await query.order_by("id").limit(_EXPORT_LIMIT)
-        vouchers = await _vouchers_of(None, [r.id for r in rows])
-        names = dict(await Customer.filter(id__in={r.customer_id for r in rows}).values_list("id", "nickname"))  # type: ignore[attr-defined]
+        redemptions = await query.order_by("id").limit(_EXPORT_LIMIT)
+        vouchers = await _vouchers_of(None, [r.id for r in redemptions])
+        names = dict(await Customer.filter(id__in={r.customer_id for r in redemptions}).values_list("id", "nickname"))  # type: ignore[attr-defined]
         zone = clock.clinic_zone()
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["redemption_id", "created_at_local", "customer_id", "customer_nickname", "item_id",
-                         "item_title", "item_kind", "quantity", "points_spent", "status", "cancelled_quantity",
-                         "vouchers"])
-        for r in rows:
-            writer.writerow([_cell(v) for v in (
-                r.id, r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), r.customer_id,  # type: ignore[attr-defined]
-                names.get(r.customer_id, ""), r.item_id, r.item_title, r.item_kind.value, r.quantity,  # type: ignore[attr-defined]
-                r.points_spent, r.status.value, r.cancelled_quantity,
-                " ".join(f"{v.code}:{v.status.value}" for v in vouchers[r.id]),
-            )])
+        rows: list[list[Any]] = [["redemption_id", "created_at_local", "customer_id", "customer_nickname",
+                                   "item_id", "item_title", "item_kind", "quantity", "points_spent", "status",
+                                   "cancelled_quantity", "vouchers"]]
+        rows.extend([
+            r.id, r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), r.customer_id,  # type: ignore[attr-defined]
+            names.get(r.customer_id, ""), r.item_id, r.item_title, r.item_kind.value, r.quantity,  # type: ignore[attr-defined]
+            r.points_spent, r.status.value, r.cancelled_quantity,
+            " ".join(f"{v.code}:{v.status.value}" for v in vouchers[r.id]),
+        ] for r in redemptions)
 
         async def work(conn: BaseDBAsyncClient):
             await audit(conn, staff.id, "mall.redemptions_export", "mall_redemption", "*",
-                        {"rows": len(rows), "item_id": item_id, "customer_id": customer_id,
+                        {"rows": len(redemptions), "item_id": item_id, "customer_id": customer_id,
                          "status": status.value if status else None})
 
         await db.run(work)
         stamp = clock.local_now().strftime("%Y%m%d-%H%M")
         return Response(
-            out.getvalue().encode("utf-8-sig"),  # the BOM lets Excel read the Chinese titles correctly
+            spreadsheets.to_csv(rows),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="redemptions-{stamp}.csv"'},
         )

@@ -42,6 +42,7 @@ from campaigns.referrals.schemas import (
     RewardPage,
     Totals,
 )
+from kernel import spreadsheets
 from kernel.errors import TooManyRequests, UpstreamUnavailable
 from kernel.identity.service import audit, get_customer
 from kernel.identity.tokens import Principal
@@ -292,10 +293,10 @@ class SettlementController(Controller):
         batch, lines = await db.run(work)
         rows = settlement.export_rows(batch, lines)
         if format == "xlsx":
-            content = settlement.to_xlsx(rows)
+            content = spreadsheets.to_xlsx(rows, sheet_title="settlement")
             media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         else:
-            content = settlement.to_csv(rows)
+            content = spreadsheets.to_csv(rows)
             media_type = "text/csv; charset=utf-8"
         return Response(
             content,

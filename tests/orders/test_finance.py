@@ -54,7 +54,7 @@ async def test_order_list_and_csv_totals_add_up(client, redis):
     export = await client.get("/admin/orders/export.csv", params={"from": today, "to": today},
                               headers=staff_headers(finance))
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
-    table = list(csv.DictReader(io.StringIO(export.text)))
+    table = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
     body, total_row = table[:-1], table[-1]
     assert total_row["order_id"] == "TOTAL" and int(total_row["out_trade_no"]) == len(body) == totals["orders"]
     for key in ("total_fen", "paid_fen", "refunded_fen", "net_fen"):

@@ -28,8 +28,3 @@ class RefundNotAllowed(Conflict):
 class RefundTooLarge(ValidationFailed):
     code = "refund_too_large"
     default_message = "The refund is larger than what is left of the order."
-
-
-class RefundNotFound(NotFound):
-    code = "refund_not_found"
-    default_message = "No such refund."

@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 
 from orders.models import Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
-from kernel.identity.schemas import Page
+from kernel.schemas import Page
 
 
 class Line(msgspec.Struct):

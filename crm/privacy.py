@@ -6,8 +6,14 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from kernel.privacy import plain
+
 from crm.models import (
     Acquisition,
+    BirthdayGift,
+    ConsultationFollowUp,
+    SegmentEvent,
+    StaffReward,
     CustomerTag,
     MarketingProfile,
     MessageConsent,
@@ -21,27 +27,40 @@ from crm.models import (
 )
 
 
+# Every CRM table with a customer column, and the key of the export that lists its rows (one entry each).
+TABLES = [
+    (CustomerTag, "customer_id", "tags"),
+    (SkinAnalysis, "customer_id", "skin_analyses"),
+    (RfmScore, "customer_id", "rfm_score"),
+    (RfmHistory, "customer_id", "rfm_history"),
+    (RfmMovement, "customer_id", "rfm_movements"),
+    (SegmentMember, "customer_id", "segments"),
+    (SegmentEvent, "customer_id", "segment_events"),
+    (MarketingProfile, "customer_id", "marketing"),
+    (MessageConsent, "customer_id", "subscribe_consents"),
+    (OutreachRecipient, "customer_id", "outreach_received"),
+    (BirthdayGift, "customer_id", "birthday_gifts"),
+    (ConsultationFollowUp, "customer_id", "consultation_follow_ups"),
+    (Acquisition, "customer_id", "acquisition_source"),
+    (StaffReward, "customer_id", "staff_rewards_on_my_purchases"),
+]
+
+_HIDDEN = {"id", "customer_id"}
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    return {name: plain(getattr(obj, name)) for name in obj._meta.db_fields if name not in _HIDDEN}
+
+
 async def export(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
-    links = await CustomerTag.filter(customer_id=customer_id).using_db(conn).values_list("tag_id", flat=True)
-    tag_names = await Tag.filter(id__in=list(links)).using_db(conn).values_list("name", flat=True)
-    profile = await MarketingProfile.get_or_none(customer_id=customer_id, using_db=conn)
-    score = await RfmScore.get_or_none(customer_id=customer_id, using_db=conn)
-    source = await Acquisition.get_or_none(customer_id=customer_id, using_db=conn)
-    return {
-        "tags": sorted(tag_names),
-        "skin_analyses": [
-            {"visit_date": a.visit_date.isoformat(), "tag_ids": a.tag_ids}
-            for a in await SkinAnalysis.filter(customer_id=customer_id).using_db(conn).order_by("visit_date")
-        ],
-        "rfm_class": score.rfm_class.value if score else None,
-        "marketing_opt_out": bool(profile and profile.marketing_opt_out),
-        "subscribe_consents": {
-            c.template_id: c.credits for c in await MessageConsent.filter(customer_id=customer_id).using_db(conn)
-        },
-        "acquisition_source": source.kind.value if source else None,
-        "outreach_received": await OutreachRecipient.filter(customer_id=customer_id, holdout=False).using_db(
-            conn).count(),
-    }
+    out: dict[str, Any] = {}
+    for model, column, key in TABLES:
+        rows = await model.filter(**{column: customer_id}).using_db(conn).order_by(model._meta.pk_attr)
+        out[key] = [_row(r) for r in rows]
+    # One row at most: shown as an object (or null), as the export shows single rows elsewhere.
+    for key in ("rfm_score", "marketing", "acquisition_source"):
+        out[key] = out[key][0] if out[key] else None
+    return out
 
 
 async def erase(conn: BaseDBAsyncClient, customer_id: int) -> None:

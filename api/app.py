@@ -16,9 +16,9 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from api.console import OfflineSwaggerPlugin, page_security_middleware
 from api.errors import EXCEPTION_HANDLERS
 from api.openapi import document_errors
 from api.logging import configure_logging, request_id_middleware
@@ -39,6 +39,7 @@ _ROUTE_MODULES = [
     "api.orders",
     "api.campaigns",
     "api.referrals",
+    "api.console",
 ]
 
 
@@ -126,7 +127,7 @@ def create_app(
         route_handlers=_routes(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, page_security_middleware],
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Clinic mini-program API",
@@ -137,7 +138,7 @@ def create_app(
                 "Errors are always {code, message, detail}."
             ),
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            render_plugins=[OfflineSwaggerPlugin(path="/")],
             components=Components(
                 security_schemes={
                     "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")

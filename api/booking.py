@@ -99,20 +99,24 @@ class BookingCatalogueController(Controller):
 
     @get("/departments", summary="Departments with their concerns and services")
     async def departments(self) -> DepartmentList:
-        async with transaction() as conn:
-            departments = await service.list_departments(conn)
-            questionnaires = await service.active_questionnaires(conn)
-            services = await service.list_services(conn)
-        items = [
-            DepartmentOut(
-                id=d.id, code=d.code, name=d.name, description=d.description,
-                concerns=service.concern_options(questionnaires.get(d.id)),
-                has_questionnaire=d.id in questionnaires,
-                services=[ServiceOut.of(s) for s in services if s.department_id == d.id],
-            )
-            for d in departments
-        ]
-        return DepartmentList(items)
+        return await _department_list()
+
+
+async def _department_list() -> DepartmentList:
+    async with transaction() as conn:
+        departments = await service.list_departments(conn)
+        questionnaires = await service.active_questionnaires(conn)
+        services = await service.list_services(conn)
+    items = [
+        DepartmentOut(
+            id=d.id, code=d.code, name=d.name, description=d.description,
+            concerns=service.concern_options(questionnaires.get(d.id)),
+            has_questionnaire=d.id in questionnaires,
+            services=[ServiceOut.of(s) for s in services if s.department_id == d.id],
+        )
+        for d in departments
+    ]
+    return DepartmentList(items)
 
     @get("/slots", summary="Bookable slots of a local day with the seats left")
     async def slots(
@@ -224,6 +228,23 @@ class CustomerBookingController(Controller):
 
 
 # ================================================================ staff
+
+
+class StaffCatalogueController(Controller):
+    """The open branches and departments, for every staff member's pickers (the front desk picks its branch)."""
+
+    path = "/admin/catalogue"
+    tags = ["staff: booking set-up"]
+    guards = [staff_only()]
+
+    @get("/branches", summary="Open branches (any staff member)")
+    async def branches(self) -> BranchList:
+        async with transaction() as conn:
+            return BranchList([BranchOut.of(b) for b in await service.list_branches(conn)])
+
+    @get("/departments", summary="Departments with their services (any staff member)")
+    async def departments(self) -> DepartmentList:
+        return await _department_list()
 
 
 class BookingCatalogueAdminController(Controller):
@@ -478,6 +499,7 @@ ROUTES = [
     BookingCatalogueController,
     TriageController,
     CustomerBookingController,
+    StaffCatalogueController,
     BookingCatalogueAdminController,
     ScheduleAdminController,
     SlotAdminController,

@@ -31,6 +31,15 @@ export function time(iso) {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
+// The calendar day in the clinic's time zone (a branch's), not the browser's: reception PCs are not always set right.
+export function todayIn(zone) {
+  try {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+  } catch (_) {
+    return today();
+  }
+}
+
 export function today() {
   const d = new Date();
   const p = (n) => String(n).padStart(2, "0");

@@ -6,7 +6,7 @@ import {
 } from "element-plus";
 import { api, download, session } from "../api.js";
 import { yuan } from "../money.js";
-import { button, fieldErrors, listView, refusal, refusalText, statusTag, time, title, today } from "../ui.js";
+import { button, fieldErrors, listView, refusal, refusalText, statusTag, time, title, today, todayIn } from "../ui.js";
 
 const HOLD_REASONS = { over_cap: "超过月度上限", fraud_signals: "存在风险信号", manual: "人工复核" };
 
@@ -146,6 +146,8 @@ const Settlements = defineComponent({
     const list = shallowRef(null);
     const review = batchReview(() => list.value && list.value.reload());
     const create = reactive({ open: false, up_to: today(), note: "", errors: {}, error: null, busy: false });
+    // "Up to today" means the clinic's today: take the zone of its branches.
+    api.get("/admin/catalogue/branches").then((b) => { if (b.items.length) create.up_to = todayIn(b.items[0].timezone); }, () => {});
     async function submit() {
       create.busy = true;
       try {

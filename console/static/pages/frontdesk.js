@@ -6,7 +6,7 @@ import {
 } from "element-plus";
 import { api } from "../api.js";
 import { yuan, yuanToFen } from "../money.js";
-import { button, fieldErrors, listView, refusal, refusalText, statusTag, time, title, today } from "../ui.js";
+import { button, fieldErrors, listView, refusal, refusalText, statusTag, time, title } from "../ui.js";
 
 // The branch this desk works at: chosen once, kept for the tab (not sensitive).
 export const desk = reactive({ branches: [], departments: [], branchId: Number(sessionStorage.getItem("desk.branch")) || null });
@@ -52,8 +52,8 @@ function withCatalogue(component) {
 const QueueList = listView({
   title: "今日队列",
   path: "/admin/bookings",
-  defaults: () => ({ branch_id: desk.branchId, date: today(), status: "" }),
-  filters: [branchFilter(), { key: "date", label: "日期", type: "date", width: "150px" },
+  defaults: () => ({ branch_id: desk.branchId, date: "", status: "" }),
+  filters: [branchFilter(), { key: "date", label: "今天（院区时区）", type: "date", width: "170px" },
     { key: "status", label: "状态", type: "select", width: "120px",
       options: [["booked", "已预约"], ["arrived", "已到院"], ["completed", "已完成"], ["no_show", "未到院"], ["cancelled", "已取消"]] }],
   rowKey: (row) => row.booking.id,
@@ -84,8 +84,8 @@ const SlotsList = listView({
   title: "今日号源",
   path: (v) => (v.branch_id ? "/admin/slots" : null),
   paged: false,
-  defaults: () => ({ branch_id: desk.branchId, date: today(), department_id: "" }),
-  filters: [branchFilter(), { key: "date", label: "日期", type: "date", width: "150px" },
+  defaults: () => ({ branch_id: desk.branchId, date: "", department_id: "" }),
+  filters: [branchFilter(), { key: "date", label: "今天（院区时区）", type: "date", width: "170px" },
     { key: "department_id", label: "科室", type: "select", width: "140px",
       get options() { return desk.departments.map((d) => [d.id, d.name]); } }],
   empty: "这一天没有排班",

@@ -43,7 +43,7 @@ async def test_front_desk_marks_an_arrival_from_todays_queue(tab):
     row = page.locator(".el-table__row", has_text=nickname)
     await row.wait_for()
     await row.locator(f"[data-test=arrive-{booking.id}]").click()
-    await page.locator(".el-table__row", has_text=nickname).locator("text=已到院").wait_for()
+    await page.locator(".el-table__row", has_text=nickname).locator(".el-tag", has_text="已到院").wait_for()
     assert (await Booking.get(id=booking.id)).status == BookingStatus.arrived
 
 

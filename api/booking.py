@@ -87,21 +87,6 @@ async def _one_booking_out(conn: BaseDBAsyncClient, booking: Booking) -> Booking
 # ================================================================ customers
 
 
-class BookingCatalogueController(Controller):
-    path = "/app/booking"
-    tags = ["customer: booking"]
-    guards = [customer_guard]
-
-    @get("/branches", summary="Branches (院区) that take bookings")
-    async def branches(self) -> BranchList:
-        async with transaction() as conn:
-            return BranchList([BranchOut.of(b) for b in await service.list_branches(conn)])
-
-    @get("/departments", summary="Departments with their concerns and services")
-    async def departments(self) -> DepartmentList:
-        return await _department_list()
-
-
 async def _department_list() -> DepartmentList:
     async with transaction() as conn:
         departments = await service.list_departments(conn)
@@ -117,6 +102,21 @@ async def _department_list() -> DepartmentList:
         for d in departments
     ]
     return DepartmentList(items)
+
+
+class BookingCatalogueController(Controller):
+    path = "/app/booking"
+    tags = ["customer: booking"]
+    guards = [customer_guard]
+
+    @get("/branches", summary="Branches (院区) that take bookings")
+    async def branches(self) -> BranchList:
+        async with transaction() as conn:
+            return BranchList([BranchOut.of(b) for b in await service.list_branches(conn)])
+
+    @get("/departments", summary="Departments with their concerns and services")
+    async def departments(self) -> DepartmentList:
+        return await _department_list()
 
     @get("/slots", summary="Bookable slots of a local day with the seats left")
     async def slots(

@@ -55,7 +55,8 @@ async def prepare(base: str, admin: str, password: str) -> str | None:
         me = {"Authorization": f"Bearer {alice['access_token']}"}
         items = (await http.get("/app/mall/items", headers=me)).json()
         for item in items if isinstance(items, list) else items.get("items", []):
-            made = await http.post("/app/mall/redemptions", headers=me, json={"item_id": item["id"]})
+            made = await http.post("/app/mall/redemptions", json={"item_id": item["id"]},
+                                   headers={**me, "Idempotency-Key": f"screenshots-{item['id']}"})
             if made.status_code < 300 and made.json().get("vouchers"):
                 code = made.json()["vouchers"][0]["code"]
                 break

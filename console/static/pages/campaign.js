@@ -154,7 +154,7 @@ function campaignEditor(onSaved) {
           default: () => [
             refusal(state.error),
             live ? h("p", { class: "muted" }, "活动已发布：价格不可再改，结束时间只能延后，限购只能放宽。") : null,
-            h(ElForm, { labelWidth: "120px", "data-test": "campaign-form" }, () => [
+            h(ElForm, { labelWidth: "150px", "data-test": "campaign-form" }, () => [
               item("类型", "kind", h(ElSelect, bind(f, "kind", { disabled: state.id !== null, style: { width: "200px" }, "data-test": "campaign-kind" }),
                 () => Object.entries(KIND_NAMES).map(([value, label]) => h(ElOption, { value, label })))),
               item("活动名称", "title", h(ElInput, bind(f, "title", { "data-test": "campaign-title" }))),
@@ -202,7 +202,7 @@ const Campaigns = defineComponent({
         { label: "活动", minWidth: 180, render: (r) => h("div", [h("div", r.title), h("div", { class: "muted" }, `${KIND_NAMES[r.kind]} · ${r.skus.map((s) => `${s.title} ${yuan(s.group_price_fen)}`).join("，")}`)]) },
         { label: "状态", width: 90, render: (r) => statusTag(r.status) },
         { label: "时间", minWidth: 150, render: (r) => h("div", { class: "muted" }, [h("div", time(r.starts_at)), h("div", time(r.ends_at))]) },
-        { label: "人数/库存", width: 110, render: (r) => `${r.group_size} 人团 · 剩 ${r.skus.reduce((n, s) => n + s.stock_left, 0)}` },
+        { label: "人数/库存", width: 110, render: (r) => `${r.kind === "bestie_card" ? `${r.group_size} 人团` : "团购"} · 剩 ${r.skus.reduce((n, s) => n + s.stock_left, 0)}` },
         { label: "数据", minWidth: 240, render: (r) => h(Figures, { id: r.id, key: r.id }) },
       ],
       actionsWidth: 190,

@@ -8,7 +8,7 @@ import { api, download, session } from "../api.js";
 import { yuan } from "../money.js";
 import { button, fieldErrors, listView, refusal, refusalText, statusTag, time, title, today, todayIn } from "../ui.js";
 
-const HOLD_REASONS = { over_cap: "超过月度上限", fraud_signals: "存在风险信号", manual: "人工复核" };
+const HOLD_REASONS = { over_cap: "超过月度奖励上限", fraud_signal: "存在风险信号，需人工复核" };
 
 async function reason(action) {
   try {

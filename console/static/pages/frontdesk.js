@@ -24,6 +24,12 @@ export function loadCatalogue() {
 const branchName = (id) => (desk.branches.find((b) => b.id === id) || {}).name || `#${id}`;
 const departmentName = (id) => (desk.departments.find((d) => d.id === id) || {}).name || `#${id}`;
 
+// The answers that made the form flagged, by their questions' labels.
+function flaggedLabels(triage) {
+  if (!triage) return "";
+  return triage.flagged.map((key) => (triage.answers.find((a) => a.key === key) || { label: key }).label).join("、");
+}
+
 function branchFilter() {
   return { key: "branch_id", label: "院区", type: "select", width: "150px",
     get options() { return desk.branches.map((b) => [b.id, b.name]); } };
@@ -64,7 +70,7 @@ const QueueList = listView({
     { label: "科室 / 项目", minWidth: 130, render: (r) => `${r.department_name}${r.service_name ? " · " + r.service_name : ""}` },
     { label: "预检", minWidth: 150, render: (r) => (r.booking.needs_doctor_review
       ? h("div", [h(ElTag, { type: "danger", size: "small" }, () => "需医生复核"),
-        h("div", { class: "muted" }, (r.triage ? r.triage.flagged : []).join("、"))])
+        h("div", { class: "muted" }, flaggedLabels(r.triage))])
       : h("span", { class: "muted" }, r.triage ? "无异常" : "未填写")) },
     { label: "状态", width: 90, render: (r) => statusTag(r.booking.status) },
   ],

@@ -14,7 +14,7 @@ export const STATUS_NAMES = {
   approved: "已审批", paid: "已打款", pending: "待定", held: "待复核", payable: "可结算", batched: "已入批次",
   voided: "已作废", issued: "未使用", redeemed: "已核销", expired: "已过期", open: "待回访", done: "已回访",
   pending_payment: "待支付", fulfilled: "已完成", refunding: "退款中", refunded: "已退款", closed: "已关闭",
-  active: "有效",
+  active: "有效", released: "已生效", reversed: "已冲回",
 };
 
 export function statusTag(status) {

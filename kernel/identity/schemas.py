@@ -135,3 +135,22 @@ class Page(msgspec.Struct):
     total: int
     limit: int
     offset: int
+
+
+class CustomerFound(msgspec.Struct):
+    """A lookup hit for the front desk: enough to pick the right person, the phone masked."""
+
+    id: int
+    nickname: str
+    phone: str | None
+    referral_code: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, customer: Customer) -> "CustomerFound":
+        return cls(id=customer.id, nickname=customer.nickname, phone=customer.phone_masked,
+                   referral_code=customer.referral_code, created_at=customer.created_at)
+
+
+class CustomerFoundPage(Page):
+    items: list[CustomerFound]

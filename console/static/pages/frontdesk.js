@@ -228,9 +228,20 @@ const CustomerCard = defineComponent({
         Object.assign(state, { history: null, error });
       }
     }
-    function search() {
+    // Four digits are the phone's tail, a 6+ letter/digit word a referral code, anything else a name.
+    async function search() {
       const q = state.query.trim();
-      if (/^\d+$/.test(q)) open(Number(q));
+      if (!q) return;
+      const params = /^\d{4}$/.test(q) ? { phone_last4: q } : /^[A-Za-z0-9]{6,16}$/.test(q) && /\d/.test(q) ? { referral_code: q } : { name: q };
+      try {
+        const found = await api.get("/admin/customer-lookup", { ...params, limit: 20 });
+        state.matches = found.items;
+        state.error = null;
+        state.history = null;
+        if (found.items.length === 1) open(found.items[0].id);
+      } catch (error) {
+        Object.assign(state, { error, matches: null, history: null });
+      }
     }
     const table = (rows, cols, empty) => h(ElTable, { data: rows, border: true, size: "small" }, {
       default: () => cols.map(([label, render]) => h(ElTableColumn, { label }, { default: ({ row }) => render(row) })),
@@ -242,11 +253,14 @@ const CustomerCard = defineComponent({
       return h("div", [
         title("顾客查询"),
         h("div", { class: "toolbar" }, [
-          h(ElInput, { modelValue: state.query, "onUpdate:modelValue": (v) => { state.query = v; }, placeholder: "顾客编号",
+          h(ElInput, { modelValue: state.query, "onUpdate:modelValue": (v) => { state.query = v; }, placeholder: "姓名 / 手机后四位 / 推荐码",
             style: { width: "260px" }, onKeyup: (e) => { if (e.key === "Enter") search(); }, "data-test": "customer-query" }),
           h(ElButton, { type: "primary", onClick: search }, () => "查询"),
         ]),
         refusal(state.error),
+        state.matches && !c ? table(state.matches, [["顾客", (r) => `${r.nickname}（#${r.id}）`], ["手机", (r) => r.phone || "—"],
+          ["推荐码", (r) => r.referral_code], ["", (r) => button("打开", () => open(r.id), { type: "primary", "data-test": `customer-open-${r.id}` })]],
+          "没有找到顾客") : null,
         c ? h(ElCard, { header: `${c.customer.nickname}（#${c.customer.id}） ${c.customer.phone || ""}` }, () => [
           p ? h(ElDescriptions, { column: 4, border: true }, () => [
             h(ElDescriptionsItem, { label: "可用积分" }, () => String(p.spendable)),
@@ -291,7 +305,7 @@ const ConsumptionDesk = defineComponent({
         { label: "顾客", prop: "customer_id", width: 80 },
         { label: "金额", render: (r) => yuan(r.amount_fen) },
         { label: "积分", prop: "points", width: 80 },
-        { label: "积分状态", prop: "points_status", width: 100 },
+        { label: "积分状态", width: 100, render: (r) => statusTag(r.points_status) },
         { label: "单号", prop: "external_ref", minWidth: 120 },
       ],
     });

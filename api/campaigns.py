@@ -11,7 +11,7 @@ from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.groupbuy import groups, service, views
 from campaigns.groupbuy import hooks as _line_kinds  # noqa: F401  (registers the group-buy line kind)
-from campaigns.groupbuy.models import CampaignStatus
+from campaigns.groupbuy.models import CampaignStatus, GroupStatus
 from campaigns.groupbuy.schemas import (
     CampaignCreate,
     CampaignOut,
@@ -25,6 +25,7 @@ from campaigns.groupbuy.schemas import (
     Seat,
     SkuOut,
     SkuUpdate,
+    StaffGroupPage,
     sku_out,
 )
 from kernel.db import run_in_transaction, transaction
@@ -101,6 +102,12 @@ class AdminCampaignController(Controller):
     async def stats(self, campaign_id: int) -> CampaignStats:
         async with transaction() as conn:
             return await views.stats(conn, campaign_id)
+
+    @get("/{campaign_id:int}/groups", summary="A campaign's groups, newest first, with their members")
+    async def groups(self, campaign_id: int, limit: Limit, offset: Offset,
+                     status: GroupStatus | None = None) -> StaffGroupPage:
+        async with transaction() as conn:
+            return await views.staff_groups(conn, campaign_id, status=status, limit=limit, offset=offset)
 
 
 class CustomerCampaignController(Controller):

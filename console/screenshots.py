@@ -103,6 +103,11 @@ async def shoot(base: str, voucher: str | None) -> None:
             await page.fill("input[data-test=sku-0-group]", "299")
             await page.click("[data-test=campaign-save]")
 
+        async def open_groups(page):
+            await page.keyboard.press("Escape")  # the editor of the previous picture
+            await page.wait_for_timeout(500)
+            await page.locator("[data-test^=groups-]").first.click()
+
         async def open_batch(page):
             await page.locator("[data-test^=batch-open-]").first.click()
 
@@ -111,7 +116,8 @@ async def shoot(base: str, voucher: str | None) -> None:
             ("front-desk-queue", "/frontdesk/queue", None), ("front-desk-voucher", "/frontdesk/vouchers", lookup),
             ("front-desk-refusal", "/finance/settlements", None)], viewport=(1024, 768))
         await as_role("campaign", "campaign-password-1", [
-            ("campaign-list", "/campaign/campaigns", None), ("campaign-editor-error", "/campaign/campaigns", open_editor)])
+            ("campaign-list", "/campaign/campaigns", None), ("campaign-editor-error", "/campaign/campaigns", open_editor),
+            ("campaign-groups", "/campaign/campaigns", open_groups)])
         await as_role("finance", "finance-password-1", [
             ("finance-rewards", "/finance/rewards", None), ("finance-batch", "/finance/settlements", open_batch),
             ("finance-liability", "/finance/liability", None)])

@@ -29,10 +29,9 @@ const Figures = defineComponent({
     return () => {
       const s = stats.value;
       if (!s) return h("span", { class: "muted" }, "—");
-      const virtual = s.groups_virtual !== undefined ? ` · 虚拟成团 ${s.groups_virtual}` : "";
       return h("div", { class: "muted" }, [
-        h("div", `开团 ${s.groups_opened} · 成团 ${s.groups_succeeded}${virtual} · 失败 ${s.groups_failed} · 进行中 ${s.groups_open}`),
-        h("div", `售出 ${s.units_sold} 份 · 实收 ${yuan(s.gmv_fen)} · 退款 ${yuan(s.refunded_fen)}`),
+        h("div", `开团 ${s.groups_opened} · 成团 ${s.groups_succeeded}（虚拟 ${s.groups_virtual}）· 失败 ${s.groups_failed} · 进行中 ${s.groups_open}`),
+        h("div", `占座 ${s.seats_taken} · 售出 ${s.units_sold} 份 · 实收 ${yuan(s.gmv_fen)} · 退款 ${yuan(s.refunded_fen)}`),
       ]);
     };
   },
@@ -187,9 +186,45 @@ function campaignEditor(onSaved) {
   return { open: reset, Dialog };
 }
 
+const GROUP_STATUS = { pending: "待团长支付", open: "拼团中", succeeded: "已成团", failed: "未成团" };
+const ENTRY_STATUS = { held: "待支付", paid: "已支付", fulfilled: "已发券", released: "已释放", refunding: "退款中", refunded: "已退款" };
+
+// A campaign's groups and who sits in them (paged on the server).
+function groupsDialog() {
+  const state = reactive({ campaign: null });
+  const Dialog = defineComponent({
+    setup() {
+      return () => {
+        const c = state.campaign;
+        if (!c) return null;
+        const Groups = listView({
+          path: `/admin/campaigns/${c.id}/groups`,
+          size: 10,
+          filters: [{ key: "status", label: "状态", type: "select", width: "130px", options: Object.entries(GROUP_STATUS) }],
+          empty: "还没有人开团",
+          columns: [
+            { label: "团", prop: "id", width: 60 },
+            { label: "项目", prop: "sku_title", minWidth: 120 },
+            { label: "状态", width: 110, render: (g) => h(ElTag, { size: "small", type: g.status === "succeeded" ? "success" : g.status === "failed" ? "info" : undefined },
+              () => `${GROUP_STATUS[g.status] || g.status}${g.virtual ? "（虚拟）" : ""}`) },
+            { label: "座位", width: 90, render: (g) => `${g.paid_count}/${g.seats_taken}/${g.size}` },
+            { label: "团员", minWidth: 260, render: (g) => h("div", g.members.map((m) => h("div", { class: "muted" },
+              `${m.role === "leader" ? "团长" : "团员"} ${m.nickname}（#${m.customer_id}）${m.phone || ""} · ${ENTRY_STATUS[m.status] || m.status} · 订单 #${m.order_id}`))) },
+            { label: "截止", width: 140, render: (g) => time(g.deadline) },
+          ],
+        });
+        return h(ElDialog, { modelValue: true, "onUpdate:modelValue": () => { state.campaign = null; }, width: "900px",
+          title: `${c.title} · 团与团员（已付/占座/成团人数）` }, () => h(Groups, { key: c.id }));
+      };
+    },
+  });
+  return { show: (campaign) => { state.campaign = campaign; }, Dialog };
+}
+
 const Campaigns = defineComponent({
   setup() {
     const list = shallowRef(null);
+    const groupList = groupsDialog();
     const editor = campaignEditor(() => list.value && list.value.reload());
     const List = listView({
       title: "拼团活动",
@@ -205,9 +240,10 @@ const Campaigns = defineComponent({
         { label: "人数/库存", width: 110, render: (r) => `${r.kind === "bestie_card" ? `${r.group_size} 人团` : "团购"} · 剩 ${r.skus.reduce((n, s) => n + s.stock_left, 0)}` },
         { label: "数据", minWidth: 240, render: (r) => h(Figures, { id: r.id, key: r.id }) },
       ],
-      actionsWidth: 190,
+      actionsWidth: 200,
       actions: (r, reload) => [
         ["draft", "scheduled", "live"].includes(r.status) ? button("编辑", () => editor.open(r)) : null,
+        r.kind === "bestie_card" && r.status !== "draft" ? button("团", () => groupList.show(r), { "data-test": `groups-${r.id}` }) : null,
         r.status === "draft" ? button("发布", () => act(api.post(`/admin/campaigns/${r.id}/publish`), "已发布", reload), { type: "primary", "data-test": `publish-${r.id}` }) : null,
         r.status === "live" ? button("结束", async () => {
           try { await ElMessageBox.confirm("结束后未成团的订单会退款。确定结束？", "结束活动", { type: "warning" }); } catch (_) { return; }
@@ -216,7 +252,7 @@ const Campaigns = defineComponent({
         ["draft", "scheduled"].includes(r.status) ? button("取消", () => act(api.post(`/admin/campaigns/${r.id}/cancel`), "已取消", reload), { type: "danger" }) : null,
       ],
     });
-    return () => h("div", [h(List, { ref: list }), h(editor.Dialog)]);
+    return () => h("div", [h(List, { ref: list }), h(editor.Dialog), h(groupList.Dialog)]);
   },
 });
 

@@ -2,10 +2,10 @@
 import { defineComponent, h, reactive, shallowRef, onMounted, onBeforeUnmount, nextTick } from "vue";
 import {
   ElAlert, ElButton, ElCard, ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElEmpty, ElForm, ElFormItem,
-  ElInput, ElMessage, ElMessageBox, ElTable, ElTableColumn, ElTag,
+  ElInput, ElMessage, ElMessageBox, ElOption, ElSelect, ElTable, ElTableColumn, ElTag,
 } from "element-plus";
 import { api, download, session } from "../api.js";
-import { yuan } from "../money.js";
+import { yuan, yuanToFen } from "../money.js";
 import { button, fieldErrors, listView, refusal, refusalText, statusTag, time, title, today, todayIn } from "../ui.js";
 
 const HOLD_REASONS = { over_cap: "超过月度奖励上限", fraud_signal: "存在风险信号，需人工复核" };
@@ -203,9 +203,28 @@ const Settlements = defineComponent({
 
 const ORDER_STATUSES = [["pending_payment", "待支付"], ["paid", "已支付"], ["fulfilled", "已完成"], ["refunding", "退款中"], ["refunded", "已退款"], ["closed", "已关闭"]];
 
+const REFUND_REASONS = [["customer_request", "顾客申请"], ["service_issue", "服务问题"], ["goodwill", "关怀补偿"]];
+
 const Orders = defineComponent({
   setup() {
     const detail = reactive({ open: false, data: null, error: null });
+    const refund = reactive({ amount: "", reason: "customer_request", note: "", errors: {}, error: null, busy: false });
+    async function submitRefund() {
+      const text = refund.amount.trim();
+      const amount = text ? yuanToFen(text) : null;
+      if (text && (amount === null || amount <= 0)) { refund.errors = { amount_fen: "请输入金额（元，最多两位小数），留空为全额" }; return; }
+      refund.busy = true;
+      try {
+        await api.post(`/admin/orders/${detail.data.order.id}/refunds`, { reason: refund.reason, amount_fen: amount, note: refund.note });
+        ElMessage.success("已提交退款");
+        Object.assign(refund, { amount: "", note: "", errors: {}, error: null });
+        await show(detail.data.order.id);
+      } catch (error) {
+        Object.assign(refund, { errors: fieldErrors(error), error: error.detail.field ? null : error });
+      } finally {
+        refund.busy = false;
+      }
+    }
     async function show(id) {
       detail.open = true;
       try { detail.data = await api.get(`/admin/orders/${id}`); detail.error = null; } catch (error) { detail.error = error; }
@@ -222,7 +241,8 @@ const Orders = defineComponent({
       columns: [
         { label: "订单号", prop: "out_trade_no", minWidth: 170 },
         { label: "内容", prop: "description", minWidth: 140 },
-        { label: "状态", width: 90, render: (r) => statusTag(r.status) },
+        { label: "状态", width: 90, render: (r) => h(ElTag, { size: "small", type: r.status === "paid" || r.status === "fulfilled" ? "success" : undefined },
+          () => (ORDER_STATUSES.find(([k]) => k === r.status) || [r.status, r.status])[1]) },
         { label: "实收", width: 100, render: (r) => yuan(r.paid_fen) },
         { label: "退款", width: 100, render: (r) => yuan(r.refunded_fen) },
         { label: "净额", width: 100, render: (r) => yuan(r.net_fen) },
@@ -244,6 +264,19 @@ const Orders = defineComponent({
           h("h4", "明细"), table(detail.data.lines, [["项目", (r) => r.title], ["数量", (r) => String(r.quantity)], ["金额", (r) => yuan(r.amount_fen)]], "无明细"),
           h("h4", "退款"), table(detail.data.refunds, [["退款单", (r) => r.out_refund_no], ["金额", (r) => yuan(r.amount_fen)], ["状态", (r) => r.status], ["原因", (r) => r.reason]], "没有退款"),
           h("h4", "支付事件（对账结果）"), table(detail.data.events, [["来源", (r) => r.source], ["事件", (r) => r.event_type], ["结果", (r) => r.outcome], ["金额", (r) => yuan(r.amount_fen)], ["时间", (r) => time(r.received_at)]], "没有支付事件"),
+          ["paid", "fulfilled", "refunding"].includes(detail.data.order.status) ? [
+            h("h4", "退款"),
+            refusal(refund.error),
+            h(ElForm, { inline: true }, () => [
+              h(ElFormItem, { label: "金额（元）", error: refund.errors.amount_fen }, () => h(ElInput, { modelValue: refund.amount,
+                "onUpdate:modelValue": (v) => { refund.amount = v; }, placeholder: "留空为全额", style: { width: "120px" } })),
+              h(ElFormItem, { label: "原因", error: refund.errors.reason }, () => h(ElSelect, { modelValue: refund.reason, style: { width: "120px" },
+                "onUpdate:modelValue": (v) => { refund.reason = v; } }, () => REFUND_REASONS.map(([value, label]) => h(ElOption, { value, label })))),
+              h(ElFormItem, { label: "备注", error: refund.errors.note }, () => h(ElInput, { modelValue: refund.note,
+                "onUpdate:modelValue": (v) => { refund.note = v; }, style: { width: "160px" } })),
+              h(ElFormItem, null, () => h(ElButton, { type: "danger", loading: refund.busy, onClick: submitRefund }, () => "退款")),
+            ]),
+          ] : null,
         ] : null,
       ]) : null,
     ]);

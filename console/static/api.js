@@ -57,6 +57,8 @@ async function send(method, path, { params, body, raw } = {}) {
   if (!response.ok) {
     let payload = null;
     try { payload = await response.json(); } catch (_) { /* not JSON */ }
+    // A disabled account is refused with 403 when its token still matches: the session ends as well.
+    if (response.status === 403 && payload && payload.detail && payload.detail.reason === "staff_disabled") logout();
     throw new ApiError(response.status, payload);
   }
   if (raw) return response;

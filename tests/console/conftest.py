@@ -97,7 +97,8 @@ async def tab(request, browser, console_base):
     context = await browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True,
                                         locale="zh-CN")
     page = await context.new_page()
-    page.set_default_timeout(10_000)
+    # Generous: the machine is shared and a loaded CPU slows rendering; a passing test never waits this long.
+    page.set_default_timeout(30_000)
     watched = Watched(page, console_base)
     try:
         yield watched

@@ -1,5 +1,5 @@
 // Finance screens: referral rewards (review queue), settlement batches (maker-checker), orders and refunds, points liability.
-import { defineComponent, h, reactive, shallowRef, onMounted, onBeforeUnmount, nextTick } from "vue";
+import { defineComponent, h, reactive, ref, shallowRef, onMounted, onBeforeUnmount, nextTick } from "vue";
 import {
   ElAlert, ElButton, ElCard, ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElEmpty, ElForm, ElFormItem,
   ElInput, ElMessage, ElMessageBox, ElOption, ElSelect, ElTable, ElTableColumn, ElTag,
@@ -62,7 +62,7 @@ const Rewards = listView({
 
 // One batch: lines per payee, the total, and the maker-checker steps.
 function batchReview(onChanged) {
-  const state = reactive({ open: false, review: null, error: null, busy: false });
+  const state = reactive({ open: false, review: null, error: null, busy: false, exporting: null });
   async function show(id) {
     state.open = true;
     try {
@@ -130,8 +130,12 @@ function batchReview(onChanged) {
               } }, () => "标记已打款") : null,
               ["draft", "approved"].includes(b.status) ? h(ElButton, { type: "danger", plain: true, loading: state.busy,
                 onClick: () => run(api.post(`/admin/settlements/${b.id}/cancel`), "已取消") }, () => "取消批次") : null,
-              h(ElButton, { "data-test": "batch-csv", onClick: () => download(`/admin/settlements/${b.id}/export`, { format: "csv" }, `settlement-${b.id}.csv`).catch((e) => { state.error = e; }) }, () => "下载 CSV"),
-              h(ElButton, { onClick: () => download(`/admin/settlements/${b.id}/export`, { format: "xlsx" }, `settlement-${b.id}.xlsx`).catch((e) => { state.error = e; }) }, () => "下载 XLSX"),
+              ...["csv", "xlsx"].map((format) => h(ElButton, { "data-test": `batch-${format}`, loading: state.exporting === format,
+                onClick: async () => {
+                  state.exporting = format;
+                  try { await download(`/admin/settlements/${b.id}/export`, { format }, `settlement-${b.id}.${format}`); } catch (e) { state.error = e; }
+                  finally { state.exporting = null; }
+                } }, () => `下载 ${format.toUpperCase()}`)),
             ]),
           ] : null,
         ]);
@@ -207,6 +211,7 @@ const REFUND_REASONS = [["customer_request", "顾客申请"], ["service_issue", 
 
 const Orders = defineComponent({
   setup() {
+    const exporting = ref(false);
     const detail = reactive({ open: false, data: null, error: null });
     const refund = reactive({ amount: "", reason: "customer_request", note: "", errors: {}, error: null, busy: false });
     async function submitRefund() {
@@ -234,7 +239,12 @@ const Orders = defineComponent({
       path: "/admin/orders",
       filters: [{ key: "status", label: "状态", type: "select", width: "120px", options: ORDER_STATUSES },
         { key: "from", label: "起始日期", type: "date", width: "150px" }, { key: "to", label: "截止日期", type: "date", width: "150px" }],
-      toolbar: (_, values) => h(ElButton, { onClick: () => download("/admin/orders/export.csv", values, "orders.csv").catch((e) => ElMessage.error(refusalText(e))) }, () => "导出 CSV"),
+      toolbar: (_, values) => h(ElButton, { loading: exporting.value, onClick: async () => {
+        // The file is fetched with the token in a header, then saved: the button spins until it is here.
+        exporting.value = true;
+        try { await download("/admin/orders/export.csv", values, "orders.csv"); } catch (e) { ElMessage.error(refusalText(e)); }
+        finally { exporting.value = false; }
+      } }, () => (exporting.value ? "正在导出…" : "导出 CSV")),
       before: (state) => (state.data && state.data.totals ? h("div", { class: "totals" },
         `共 ${state.data.totals.orders} 单 · 应收 ${yuan(state.data.totals.total_fen)} · 实收 ${yuan(state.data.totals.paid_fen)} · 退款 ${yuan(state.data.totals.refunded_fen)} · 净额 ${yuan(state.data.totals.net_fen)}`) : null),
       empty: "没有符合条件的订单",

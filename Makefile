@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test worker api migrate makemigrations bench clean vendor vendor-check
+.PHONY: run test worker api migrate makemigrations bench clean vendor vendor-check upgrade-fixture
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ vendor:
 
 vendor-check:
 	$(PYTHON) console/vendor/fetch.py --check
+
+## Rebuild the previous release's populated database, API answers and OpenAPI document (docs/releases.md).
+upgrade-fixture: $(STAMP)
+	$(PY) tests/upgrade/build_previous_release.py
 
 clean:
 	rm -rf $(VENV) var

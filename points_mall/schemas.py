@@ -7,10 +7,12 @@ from typing import Annotated
 
 import msgspec
 
-from kernel.identity.schemas import Page
+from kernel.schemas import Id, Page
 from points_mall.models import (
+    ApprovalStatus,
     CheckIn,
     Consumption,
+    ConsumptionApproval,
     ConsumptionSource,
     EntryKind,
     MallItem,
@@ -26,8 +28,6 @@ from points_mall.models import (
     VoucherStatus,
 )
 
-# Ids are BIGINT columns: a larger number is refused here rather than by the database (which would say "out of range").
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 # Availability windows compare with aware instants: a datetime without an offset is refused, not guessed.
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:._\-]+$")]
@@ -150,6 +150,41 @@ class ConsumptionCreate(msgspec.Struct, forbid_unknown_fields=True):
     external_ref: Ref
     branch_id: Id | None = None
     service_id: Id | None = None
+
+
+class ConsumptionApprovalView(msgspec.Struct):
+    """A consumption above the approval threshold: `pending` earns nothing until another member approves it."""
+
+    id: int
+    customer_id: int
+    amount_fen: int
+    external_ref: str
+    branch_id: int | None
+    service_id: int | None
+    status: ApprovalStatus
+    recorded_by_id: int
+    decided_by_id: int | None
+    decided_at: datetime | None
+    decision_note: str
+    consumption_id: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: ConsumptionApproval) -> "ConsumptionApprovalView":
+        return cls(
+            id=a.id, customer_id=a.customer_id, amount_fen=a.amount_fen, external_ref=a.external_ref,  # type: ignore[attr-defined]
+            branch_id=a.branch_id, service_id=a.service_id, status=a.status, recorded_by_id=a.recorded_by_id,
+            decided_by_id=a.decided_by_id, decided_at=a.decided_at, decision_note=a.decision_note,
+            consumption_id=a.consumption_id, created_at=a.created_at,
+        )
+
+
+class ConsumptionApprovalPage(Page):
+    items: list[ConsumptionApprovalView]
+
+
+class ConsumptionDecision(msgspec.Struct, forbid_unknown_fields=True):
+    note: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
 class ConsumptionRefundCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -26,14 +27,14 @@ from hypothesis.stateful import (
 from tortoise import Tortoise
 
 from campaigns.groupbuy.models import CampaignKind
-from campaigns.orders.gateway import default_gateway
+from orders.gateway import default_gateway
 from campaigns.referrals.models import ReferrerRewardType, WelcomeRewardType
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import Customer
 from points_mall.service import earn_points
 from tests.booking.factories import make_branch, make_department, make_slot
-from tests.campaigns.factories import QUEUE, run_jobs
+from tests.orders.factories import QUEUE, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.campaigns.referrals.factories import make_program
 from tests.factories import customer_headers, make_staff, staff_headers
@@ -623,8 +624,10 @@ class ClinicMachine(RuleBasedStateMachine):
                 return
             order_id = orders[pick % len(orders)]["id"]
             body = {"reason": reason} | ({"amount_fen": part} if part else {})
+            # A fresh key per rule: each is a new refund, bounded by what is left.
             await self.call("POST", f"/admin/orders/{order_id}/refunds", json=body,
-                            headers=staff_headers(self.env.finance), expect=(201, 409, 422))
+                            headers=staff_headers(self.env.finance) | {"Idempotency-Key": uuid.uuid4().hex},
+                            expect=(201, 409, 422))
 
         self.run(go())
 

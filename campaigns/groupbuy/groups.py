@@ -15,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from campaigns import points_bridge
+from campaigns.groupbuy import partners
 from campaigns.groupbuy import service as campaigns
 from campaigns.groupbuy.errors import (
     AlreadyInGroup,
@@ -39,8 +39,8 @@ from campaigns.groupbuy.models import (
     Group,
     GroupStatus,
 )
-from campaigns.orders import service as orders
-from campaigns.orders.models import Order, OrderStatus
+from orders import service as orders
+from orders.models import Order, OrderStatus
 from kernel import clock
 from kernel.outbox import enqueue
 
@@ -88,7 +88,7 @@ async def _require_new_customer(conn: BaseDBAsyncClient, campaign: Campaign, cus
     if not campaign.new_customers_only:
         return
     paid_before = await Order.filter(customer_id=customer_id, paid_at__isnull=False).using_db(conn).exists()
-    if paid_before or await points_bridge.customer_has_consumption(conn, customer_id):
+    if paid_before or await partners.customer_has_consumption(conn, customer_id):
         raise NewCustomersOnly(campaign_id=campaign.id)
 
 
@@ -194,7 +194,7 @@ async def _fulfil(conn: BaseDBAsyncClient, campaign: Campaign, entry: CampaignEn
     if not won:
         return
     sku = await CampaignSku.get(id=entry.sku_id).using_db(conn)
-    await points_bridge.issue_group_vouchers(
+    await partners.issue_group_vouchers(
         conn, customer_id=entry.customer_id, order_id=entry.order_id, title=_description(campaign, sku),
         quantity=entry.quantity, valid_until=campaigns.voucher_valid_until(campaign),
         branch_ids=campaign.branch_ids, service_id=sku.service_id,
@@ -220,7 +220,7 @@ async def succeed_group(conn: BaseDBAsyncClient, group_id: int, *, virtual: bool
     for entry in await CampaignEntry.filter(group_id=group_id, status=EntryStatus.paid).using_db(conn).select_for_update():
         await _fulfil(conn, campaign, entry)
     if campaign.leader_bonus_points:
-        await points_bridge.earn_points(
+        await partners.earn_points(
             conn, customer_id=group.leader_id, points_earned=campaign.leader_bonus_points, kind="campaign",
             ref=f"group:{group_id}:leader_bonus", reason=f"闺蜜卡团长奖励 {campaign.title}"[:255],
         )
@@ -284,9 +284,19 @@ async def release_entry(conn: BaseDBAsyncClient, order: Order, line) -> None:
         await Group.filter(id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1).using_db(conn).update(
             seats_taken=F("seats_taken") - 1)
         if entry.role == EntryRole.leader:
-            # The leader never paid: the group never opened.
-            await Group.filter(id=entry.group_id, status=GroupStatus.pending).using_db(conn).update(
-                status=GroupStatus.failed, open_slot=None, settled_at=clock.now())
+            # The leader never paid (the group never opened), or was refunded in full before the paid-order
+            # job delivered anything (the group opened at payment): either way the group fails, and a friend
+            # who already paid is refunded.
+            await fail_group(conn, entry.group_id)
+
+
+async def entry_payment_applied(conn: BaseDBAsyncClient, order: Order, line) -> None:
+    """In the transaction that marks the leader's order paid: the group opens now, so a friend who taps
+    "join" a moment after the payment finds it joinable (the paid-order job counts the payment later)."""
+    entry = await _entry_of(conn, order.id)
+    if entry is not None and entry.group_id is not None and entry.role == EntryRole.leader:
+        await Group.filter(id=entry.group_id, status=GroupStatus.pending).using_db(conn).update(
+            status=GroupStatus.open)
 
 
 async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> bool:
@@ -303,12 +313,12 @@ async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> bool:
     group = await Group.get(id=entry.group_id).using_db(conn)
     # The group row is updated first: a settling worker holds the same row, so the two serialise.
     if entry.role == EntryRole.leader:
-        counted = await Group.filter(id=group.id, status=GroupStatus.pending).using_db(conn).update(
-            status=GroupStatus.open, paid_count=1)
-    else:
-        counted = await Group.filter(
-            id=group.id, status=GroupStatus.open, paid_count__lte=group.size - 1
-        ).using_db(conn).update(paid_count=F("paid_count") + 1)
+        # Normally opened already when the payment was applied; a payment applied before that hook existed
+        # is opened here. Then the leader is counted like any member (a friend may have been counted first).
+        await Group.filter(id=group.id, status=GroupStatus.pending).using_db(conn).update(status=GroupStatus.open)
+    counted = await Group.filter(
+        id=group.id, status=GroupStatus.open, paid_count__lte=group.size - 1
+    ).using_db(conn).update(paid_count=F("paid_count") + 1)
     if not counted:
         # The group settled before this payment landed: the seat goes back and the money too.
         moved = await CampaignEntry.filter(id=entry.id, status=EntryStatus.held).using_db(conn).update(
@@ -348,7 +358,7 @@ async def entry_refund_requested(conn: BaseDBAsyncClient, order: Order, line, re
     if not won:
         return
     # A settled group keeps its end state; a succeeded member's unredeemed vouchers stop working.
-    await points_bridge.cancel_group_vouchers(conn, order_id=order.id, reason=f"refund {refund.out_refund_no}")
+    await partners.cancel_group_vouchers(conn, order_id=order.id, reason=f"refund {refund.out_refund_no}")
     await _give_back(conn, entry, sold=True)
     if entry.group_id is not None:
         # A member who takes the money back before the group settles leaves it: the seat is free again and

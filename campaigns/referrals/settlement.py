@@ -7,8 +7,6 @@ from the rows the batch actually claimed.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -158,12 +156,17 @@ async def approve_batch(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int
 
 
 async def mark_paid(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int, external_ref: str) -> SettlementBatch:
+    """Record the payment: a checker step too, so not by the batch's maker (checked in the UPDATE itself)."""
     batch = await get_batch(conn, batch_id)
+    if batch.created_by_id == staff_id:
+        raise SameFinanceUser("The finance user who created a batch cannot record its payment.", batch_id=batch_id)
     if batch.status == BatchStatus.paid and batch.external_ref == external_ref:
         return batch  # finance pressed the button twice: same answer, nothing changes
     now = clock.now()
     try:
-        updated = await SettlementBatch.filter(id=batch_id, status=BatchStatus.approved).using_db(conn).update(
+        updated = await SettlementBatch.filter(id=batch_id, status=BatchStatus.approved).exclude(
+            created_by_id=staff_id
+        ).using_db(conn).update(
             status=BatchStatus.paid, paid_by_id=staff_id, paid_at=now, external_ref=external_ref
         )
     except IntegrityError as exc:
@@ -225,16 +228,11 @@ EXPORT_HEADER = [
 ]
 
 
-def _cell(text: str) -> str:
-    # A nickname starting with = + - @ would run as a formula in Excel (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_rows(batch: SettlementBatch, lines: list[PayeeLine]) -> list[list[object]]:
     rows: list[list[object]] = [EXPORT_HEADER]
     for line in lines:
         rows.append([
-            line.payee_id, _cell(line.nickname), line.phone_masked, line.reward_count, line.rewards_fen,
+            line.payee_id, line.nickname, line.phone_masked, line.reward_count, line.rewards_fen,
             line.adjustment_count, line.adjustments_fen, line.net_fen, yuan(line.net_fen),
         ])
     rows.append([
@@ -243,24 +241,3 @@ def export_rows(batch: SettlementBatch, lines: list[PayeeLine]) -> list[list[obj
         sum(x.net_fen for x in lines), yuan(sum(x.net_fen for x in lines)),
     ])
     return rows
-
-
-def to_csv(rows: list[list[object]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    # The BOM makes Excel on Windows read the Chinese nicknames as UTF-8.
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def to_xlsx(rows: list[list[object]]) -> bytes:
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "settlement"
-    for row in rows:
-        # Customer text was escaped by _cell, so openpyxl never mistakes a nickname for a formula.
-        sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()

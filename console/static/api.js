@@ -42,8 +42,8 @@ function query(params) {
   return pairs.length ? "?" + new URLSearchParams(pairs).toString() : "";
 }
 
-async function send(method, path, { params, body, raw } = {}) {
-  const headers = { Accept: "application/json" };
+async function send(method, path, { params, body, raw, extraHeaders } = {}) {
+  const headers = { Accept: "application/json", ...(extraHeaders || {}) };
   if (session.token) headers.Authorization = `Bearer ${session.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path + query(params), {
@@ -68,7 +68,7 @@ async function send(method, path, { params, body, raw } = {}) {
 
 export const api = {
   get: (path, params) => send("GET", path, { params }),
-  post: (path, body) => send("POST", path, { body: body === undefined ? {} : body }),
+  post: (path, body, extraHeaders) => send("POST", path, { body: body === undefined ? {} : body, extraHeaders }),
   patch: (path, body) => send("PATCH", path, { body }),
   put: (path, body) => send("PUT", path, { body }),
   del: (path) => send("DELETE", path),

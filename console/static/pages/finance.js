@@ -213,16 +213,19 @@ const Orders = defineComponent({
   setup() {
     const exporting = ref(false);
     const detail = reactive({ open: false, data: null, error: null });
-    const refund = reactive({ amount: "", reason: "customer_request", note: "", errors: {}, error: null, busy: false });
+    const refund = reactive({ amount: "", reason: "customer_request", note: "", errors: {}, error: null, busy: false, key: null });
     async function submitRefund() {
       const text = refund.amount.trim();
       const amount = text ? yuanToFen(text) : null;
       if (text && (amount === null || amount <= 0)) { refund.errors = { amount_fen: "请输入金额（元，最多两位小数），留空为全额" }; return; }
       refund.busy = true;
       try {
-        await api.post(`/admin/orders/${detail.data.order.id}/refunds`, { reason: refund.reason, amount_fen: amount, note: refund.note });
+        // One key per refund the member means: a retry of this form (a lost answer) is the same refund.
+        refund.key = refund.key || Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+        await api.post(`/admin/orders/${detail.data.order.id}/refunds`, { reason: refund.reason, amount_fen: amount, note: refund.note },
+          { "Idempotency-Key": refund.key });
         ElMessage.success("已提交退款");
-        Object.assign(refund, { amount: "", note: "", errors: {}, error: null });
+        Object.assign(refund, { amount: "", note: "", errors: {}, error: null, key: null });
         await show(detail.data.order.id);
       } catch (error) {
         Object.assign(refund, { errors: fieldErrors(error), error: error.detail.field ? null : error });

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import uuid
 
 import pytest
 from arq import Retry
 from tortoise import Tortoise
 
 from campaigns.groupbuy.models import CampaignEntry, CampaignSku, EntryStatus, Group, GroupStatus
-from campaigns.orders import payments, service, tasks
-from campaigns.orders.gateway import default_gateway
-from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
+from orders import payments, service, tasks
+from orders.gateway import default_gateway
+from orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel.db import transaction
 from points_mall.models import Consumption
-from tests.campaigns.factories import deadlock, run_jobs
+from tests.orders.factories import deadlock, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
@@ -44,7 +45,8 @@ async def paid_leader_seat(client) -> tuple[Order, CampaignEntry]:
 async def staff_refund(client, order_id: int, amount_fen: int | None = None) -> Refund:
     finance = await make_staff("finance")
     body = {"reason": "customer_request"} | ({"amount_fen": amount_fen} if amount_fen else {})
-    response = await client.post(f"/admin/orders/{order_id}/refunds", json=body, headers=staff_headers(finance))
+    response = await client.post(f"/admin/orders/{order_id}/refunds", json=body,
+                                 headers=staff_headers(finance) | {"Idempotency-Key": uuid.uuid4().hex})
     assert response.status_code == 201, response.text
     return await Refund.get(id=response.json()["id"])
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m api serve            # with BOOTSTRAP_ADMIN_USERNAME/PASSWORD set, demo data loaded
     .venv/bin/python console/screenshots.py http://127.0.0.1:8000 <admin> <password>
 
-It creates one member per role (password "<role>-password-1") if missing, books and triages a demo customer
+It creates one member per role (password "<role> works at the clinic 7") if missing, books and triages a demo customer
 for today, redeems points for a voucher, then saves PNGs to docs/console/. Development aid, not run by tests.
 """
 
@@ -28,7 +28,7 @@ async def prepare(base: str, admin: str, password: str) -> str | None:
         staff = {"Authorization": f"Bearer {token}"}
         for role in ROLES:
             await http.post("/admin/staff", headers=staff, json={
-                "username": role, "password": f"{role}-password-1", "roles": [role],
+                "username": role, "password": f"{role} works at the clinic 7", "roles": [role],
                 "display_name": {"front_desk": "前台 小林", "campaign": "运营 小周", "finance": "财务 王会计"}[role]})
         code = None
         for name in ("bella", "chloe", "david"):
@@ -112,13 +112,13 @@ async def shoot(base: str, voucher: str | None) -> None:
             await page.locator("[data-test^=batch-open-]").first.click()
 
         await as_role("", "", [])
-        await as_role("front_desk", "front_desk-password-1", [
+        await as_role("front_desk", "front_desk works at the clinic 7", [
             ("front-desk-queue", "/frontdesk/queue", None), ("front-desk-voucher", "/frontdesk/vouchers", lookup),
             ("front-desk-refusal", "/finance/settlements", None)], viewport=(1024, 768))
-        await as_role("campaign", "campaign-password-1", [
+        await as_role("campaign", "campaign works at the clinic 7", [
             ("campaign-list", "/campaign/campaigns", None), ("campaign-editor-error", "/campaign/campaigns", open_editor),
             ("campaign-groups", "/campaign/campaigns", open_groups)])
-        await as_role("finance", "finance-password-1", [
+        await as_role("finance", "finance works at the clinic 7", [
             ("finance-rewards", "/finance/rewards", None), ("finance-batch", "/finance/settlements", open_batch),
             ("finance-liability", "/finance/liability", None)])
         await as_role(sys.argv[2], sys.argv[3], [("admin-staff", "/admin/staff", None), ("admin-audit", "/admin/audit", None)])

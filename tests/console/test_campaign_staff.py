@@ -8,7 +8,7 @@ import httpx
 
 from tests.factories import customer_headers, make_customer, make_staff
 
-PASSWORD = "campaign password"
+PASSWORD = "bestie cards sell in march 8"
 
 
 async def test_campaign_staff_create_fix_a_field_error_and_publish_a_bestie_card(tab, console_base):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.factories import make_staff
 
-PASSWORD = "all roles password"
+PASSWORD = "every menu at once 42 ok"
 PAGES = Path(__file__).resolve().parents[2] / "console" / "static" / "pages"
 
 

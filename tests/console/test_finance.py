@@ -9,7 +9,7 @@ from campaigns.referrals.models import SettlementBatch
 from tests.campaigns.referrals.test_settlement import payable_reward
 from tests.factories import make_customer, make_staff
 
-PASSWORD = "finance password"
+PASSWORD = "ledgers balance on fridays 9"
 
 
 async def test_finance_batch_maker_cannot_approve_a_second_member_does_and_the_csv_matches(tab):

@@ -14,7 +14,7 @@ from points_mall.vouchers import issue_vouchers
 from tests.booking.factories import make_branch, make_department, make_slot
 from tests.factories import make_customer, make_staff
 
-PASSWORD = "front desk password"
+PASSWORD = "reception tablet jingan 7"
 
 
 async def booked_today(nickname: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.factories import make_staff
 
-PASSWORD = "front desk password"
+PASSWORD = "reception tablet jingan 7"
 
 
 async def test_front_desk_sees_no_finance_menu_and_a_finance_page_shows_the_refusal(tab):

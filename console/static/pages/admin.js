@@ -70,7 +70,7 @@ const Staff = defineComponent({
           h(ElForm, { labelWidth: "80px" }, () => [
             h(ElFormItem, { label: "用户名", error: dialog.errors.username }, () => h(ElInput, bind("username", { disabled: dialog.id !== null }))),
             h(ElFormItem, { label: "姓名", error: dialog.errors.display_name }, () => h(ElInput, bind("display_name"))),
-            h(ElFormItem, { label: dialog.id ? "重置密码" : "密码", error: dialog.errors.password }, () => h(ElInput, bind("password", { type: "password", showPassword: true, placeholder: dialog.id ? "留空则不修改" : "至少 10 位" }))),
+            h(ElFormItem, { label: dialog.id ? "重置密码" : "密码", error: dialog.errors.password }, () => h(ElInput, bind("password", { type: "password", showPassword: true, placeholder: dialog.id ? "留空则不修改" : "至少 15 个字符，可用几个词组成的短语" }))),
             h(ElFormItem, { label: "角色", error: dialog.errors.roles }, () => h(ElCheckboxGroup, bind("roles"), () => Object.entries(ROLE_NAMES).map(([value, label]) => h(ElCheckbox, { value, label })))),
           ]),
           h("p", { class: "muted" }, "修改角色或停用后，该员工当前的登录立即失效。"),

@@ -76,11 +76,11 @@ async def search_customers(conn: BaseDBAsyncClient, filters: CustomerFilters, *,
         else:
             where += " AND (c.referral_code = %s OR c.nickname LIKE %s)"
             args.extend([q.upper(), _like(q)])
-    total = await sql.fetch(conn, f"SELECT COUNT(*) AS n FROM customer c WHERE {where}", args)
+    total = await sql.fetch(conn, f"SELECT COUNT(*) AS n FROM {segments.FROM_CUSTOMERS} WHERE {where}", args)
     rows = await sql.fetch(
         conn,
-        "SELECT c.id, c.nickname, c.phone_masked, c.referral_code, c.birth_date, c.created_at, r.rfm_class "
-        f"FROM customer c LEFT JOIN crm_rfm_score r ON r.customer_id = c.id WHERE {where} "
+        "SELECT c.id, c.nickname, c.phone_masked, c.referral_code, c.birth_date, c.created_at, s.rfm_class "
+        f"FROM {segments.FROM_CUSTOMERS} WHERE {where} "
         f"ORDER BY c.id DESC LIMIT {int(limit)} OFFSET {int(offset)}",
         args,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -44,6 +44,7 @@ class Person:
     birth: date | None = None
     rfm: RfmClass | None = None
     monetary: int = 0
+    last_visit: datetime | None = None
     balance: int | None = None
     source: SourceKind | None = None
 
@@ -73,7 +74,12 @@ async def population() -> Population:
         if rng.random() < 0.7:
             person.rfm = rng.choice(list(RfmClass))
             person.monetary = rng.choice([0, 99_999, 100_000, 300_000, 1_000_000])
-            await RfmScore.create(customer_id=customer.id, as_of=TODAY, last_consumption_at=NOW, recency_days=1,
+            # Around the edges of "within 30 days": the first and last instants of local days 29-31 ago.
+            day = TODAY - timedelta(days=rng.choice([0, 29, 30, 31]))
+            person.last_visit = datetime.combine(day, rng.choice([time(0), time(23, 59, 59)]),
+                                                 tzinfo=ZoneInfo("Asia/Shanghai"))
+            await RfmScore.create(customer_id=customer.id, as_of=TODAY, last_consumption_at=person.last_visit,
+                                  recency_days=(TODAY - day).days,
                                   frequency=1, monetary_fen=person.monetary, rfm_class=person.rfm)
         if rng.random() < 0.6:
             person.balance = rng.choice([0, 50, 100, 1000])
@@ -97,6 +103,13 @@ def matches(p: Person, cond: dict) -> bool:
     if field_ == "spend_fen":
         reached = p.rfm is not None and p.monetary >= value
         return reached if op == "gte" else not reached
+    if field_ == "last_visit_days":
+        # At most N local days old; a customer never scored has no last visit.
+        if p.last_visit is None:
+            recent = False
+        else:
+            recent = (TODAY - p.last_visit.astimezone(ZoneInfo("Asia/Shanghai")).date()).days <= value
+        return recent if op == "within" else not recent
     if field_ == "points_balance":
         reached = p.balance is not None and p.balance >= value
         return reached if op == "gte" else not reached
@@ -120,6 +133,8 @@ def conditions(tag_ids: list[int]):
                   st.lists(st.sampled_from([c.value for c in RfmClass]), min_size=1, max_size=4, unique=True)),
         st.builds(lambda op, v: {"field": "spend_fen", "op": op, "value": v}, st.sampled_from(["gte", "lt"]),
                   st.sampled_from([0, 99_999, 100_000, 100_001, 300_000, 2_000_000])),
+        st.builds(lambda op, v: {"field": "last_visit_days", "op": op, "value": v},
+                  st.sampled_from(["within", "not_within"]), st.sampled_from([0, 29, 30, 31])),
         st.builds(lambda op, v: {"field": "points_balance", "op": op, "value": v}, st.sampled_from(["gte", "lt"]),
                   st.sampled_from([0, 1, 50, 51, 1000])),
         st.builds(lambda v: {"field": "age_band", "op": "in", "value": v},

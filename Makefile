@@ -34,5 +34,11 @@ migrate: $(STAMP)
 makemigrations: $(STAMP)
 	$(VENV)/bin/tortoise makemigrations
 
+## Benchmarks (needs wrk: apt-get install wrk): every hot path on MariaDB, then on the embedded stack;
+## figures in bench/results/latest-<stack>.json, described in docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) -m bench --stack mariadb $(BENCH_ARGS)
+	$(PY) -m bench --stack embedded $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var

@@ -22,6 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from api.errors import EXCEPTION_HANDLERS
 from api.openapi import document_errors
 from api.logging import configure_logging, request_id_middleware
+from api.metrics import PROMETHEUS
 from kernel import db
 from kernel.modules import import_present
 from kernel.settings import Settings, get_settings
@@ -32,6 +33,7 @@ log = structlog.get_logger(__name__)
 # Each room's HTTP module exports ROUTES (and optionally LOGIN_HOOKS / ROUTES_WHEN(settings)).
 _ROUTE_MODULES = [
     "api.health",
+    "api.metrics",
     "api.identity",
     "api.points",
     "api.mall",
@@ -126,7 +128,7 @@ def create_app(
         route_handlers=_routes(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, PROMETHEUS.middleware],
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Clinic mini-program API",

@@ -12,6 +12,7 @@ from typing import Any
 from arq.connections import RedisSettings
 
 from kernel import db
+from kernel.metrics import counted_jobs
 from kernel.outbox.service import run_relay
 from kernel.settings import get_settings
 from kernel.wechat.miniprogram import build_miniprogram
@@ -51,8 +52,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = registry.functions()
-    cron_jobs = registry.cron_jobs()
+    functions = counted_jobs(registry.functions())
+    cron_jobs = counted_jobs(registry.cron_jobs())
     on_startup = startup
     on_shutdown = shutdown
     queue_name = get_settings().redis.queue_name
@@ -66,8 +67,8 @@ class WorkerSettings:
 def worker_kwargs(**overrides: Any) -> dict[str, Any]:
     """Arguments for building an arq Worker in-process (embedded stack and tests)."""
     kwargs: dict[str, Any] = dict(
-        functions=registry.functions(),
-        cron_jobs=registry.cron_jobs(),
+        functions=counted_jobs(registry.functions()),
+        cron_jobs=counted_jobs(registry.cron_jobs()),
         on_startup=startup,
         on_shutdown=shutdown,
         queue_name=get_settings().redis.queue_name,

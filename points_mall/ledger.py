@@ -36,6 +36,7 @@ from points_mall.models import (
     PointsLedgerEntry,
     PointsLot,
     PointsLotUse,
+    PointsRules,
 )
 from points_mall.rules import get_rules, lot_expiry
 
@@ -144,15 +145,20 @@ async def earn_points(
     reason: str,
     pending_until: datetime | None = None,
     earned_at: datetime | None = None,
+    rules: PointsRules | None = None,
+    new_ref: bool = False,
 ) -> PointsLedgerEntry | PendingPoints:
     """Credit points as a new lot (or hold them as pending until `pending_until`). Idempotent on `ref`.
 
-    Returns the ledger entry, or the `PendingPoints` row while the points are held.
+    Returns the ledger entry, or the `PendingPoints` row while the points are held. `rules`: the rules
+    the caller already read in this transaction. `new_ref`: the caller has just inserted, in this
+    transaction, the unique row the ref is derived from (a check-in's `(customer, day)`), so no entry or
+    pending row can hold the ref yet and the two look-ups are skipped; the ref's unique key still guards.
     """
     _check_positive(points)
     kind = EntryKind(kind)
     account = await lock_account(conn, customer_id)
-    existing = await _existing(conn, ref)
+    existing = None if new_ref else await _existing(conn, ref)
     if existing is not None:
         return existing
     now = clock.now()
@@ -168,7 +174,8 @@ async def earn_points(
         await PointsAccount.filter(id=account.id).using_db(conn).update(pending=F("pending") + points, updated_at=now)
         account.pending += points
         return pending
-    return await _credit(conn, account, points=points, kind=kind, ref=ref, reason=reason, earned_at=earned_at)
+    return await _credit(conn, account, points=points, kind=kind, ref=ref, reason=reason, earned_at=earned_at,
+                         rules=rules)
 
 
 async def _credit(
@@ -180,8 +187,9 @@ async def _credit(
     ref: str,
     reason: str,
     earned_at: datetime,
+    rules: PointsRules | None = None,
 ) -> PointsLedgerEntry:
-    rules = await get_rules(conn)
+    rules = rules or await get_rules(conn)
     expires_at = lot_expiry(rules, earned_at)
     entry = await _append(
         conn, account, delta=points, kind=kind, ref=ref, reason=reason, expires_at=expires_at,

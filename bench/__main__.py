@@ -61,7 +61,7 @@ async def bench_path(stack: Stack, path: BenchPath, *, rounds: int, requests: in
         run, baseline = median_figure(runs), median_figure(baselines)
         ratio = run.rps / baseline.rps if baseline.rps else 0.0
         print(baseline.line())
-        print(run.line(baseline))
+        print(run.line(baseline), flush=True)
         result[f"c{connections}"] = {"path": run.to_json(), "baseline": baseline.to_json(), "ratio": round(ratio, 3)}
         maximum = max(maximum, run.rps)
     rate = round(maximum / 2)
@@ -92,22 +92,21 @@ async def main() -> None:
     wrk_available()
     chosen = [p for p in PATHS if not args.only or p.key in args.only.split(",")]
     print(machine_line(), "|", args.stack, "| commit", _git_head())
-    results = []
-    async with open_stack(args.stack, *args.server_args.split()) as stack:
-        for path in chosen:
-            print(f"\n## {path.title} ({path.route}) on {args.stack}")
-            results.append(await bench_path(stack, path, rounds=args.rounds, requests=args.requests))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{args.label}-{args.stack}.json"
-    previous = json.loads(out.read_text()) if out.exists() and args.only else {"paths": {}}
-    previous["paths"].update({r["key"]: r for r in results})
-    previous.update({
+    saved = json.loads(out.read_text()) if out.exists() and args.only else {"paths": {}}
+    saved.update({
         "stack": args.stack, "commit": _git_head(), "machine": machine_line(), "python": platform.python_version(),
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rounds": args.rounds,
+        "requests": args.requests, "server_args": args.server_args,
     })
-    out.write_text(json.dumps(previous, indent=1, ensure_ascii=False) + "\n")
+    async with open_stack(args.stack, *args.server_args.split()) as stack:
+        for path in chosen:
+            print(f"\n## {path.title} ({path.route}) on {args.stack}", flush=True)
+            saved["paths"][path.key] = await bench_path(stack, path, rounds=args.rounds, requests=args.requests)
+            # Written after every path: a run that dies later keeps what it measured.
+            out.write_text(json.dumps(saved, indent=1, ensure_ascii=False) + "\n")
     print(f"\nwritten {out}")
-
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -59,7 +59,13 @@ def server_cpu_ms(pid: int) -> float:
 
 
 def mariadb_pid() -> int | None:
-    """The local MariaDB server, when the benchmark's database is on this host (its CPU is then readable)."""
+    """The local MariaDB server, when the benchmark's database is on this host (its CPU is then readable).
+
+    BENCH_MARIADB_PIDFILE names the server to read when several run here (bench/private-mariadb.sh).
+    """
+    pidfile = os.environ.get("BENCH_MARIADB_PIDFILE")
+    if pidfile:
+        return int(Path(pidfile).read_text().split()[0])
     for name in ("mariadbd", "mysqld"):
         result = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
         if result.returncode == 0 and result.stdout.split():

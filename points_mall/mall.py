@@ -17,6 +17,7 @@ from tortoise.expressions import F
 from tortoise.functions import Sum
 
 from kernel import clock
+from kernel.cache import SharedAnswerCache
 from kernel.errors import ValidationFailed
 from points_mall.errors import (
     IdempotencyKeyReused,
@@ -173,10 +174,17 @@ async def items_for_customer(
     ]
 
 
+# The shelf is the same for every customer: kept for the stated time of kernel.cache (stock shown may
+# lag that long; a redemption decides on the row itself). Availability windows are applied per request.
+_SHELF: SharedAnswerCache[list[MallItem]] = SharedAnswerCache("mall.shelf")
+
+
 async def shelf(conn: BaseDBAsyncClient) -> list[MallItem]:
+    async def load() -> list[MallItem]:
+        return await MallItem.filter(on_shelf=True, archived=False).using_db(conn).order_by("sort_order", "id")
+
     now = clock.now()
-    items = await MallItem.filter(on_shelf=True, archived=False).using_db(conn).order_by("sort_order", "id")
-    return [item for item in items if is_available(item, now)]
+    return [item for item in await _SHELF.get("shelf", load) if is_available(item, now)]
 
 
 def voucher_valid_until(item: MallItem) -> datetime:

@@ -83,3 +83,28 @@ async def test_caching_off_loads_every_time():
         return next(loads)
 
     assert [await cache.get("k", load) for _ in range(3)] == [0, 1, 2]
+
+
+async def test_a_customers_own_state_never_comes_from_the_shared_shelf(client, monkeypatch):
+    from points_mall import mall
+    from tests.points_mall.factories import funded_customer, make_item
+
+    monkeypatch.setattr(mall._SHELF, "seconds", 60)
+    mall._SHELF.clear()
+    try:
+        item = await make_item(points_price=500)
+        rich, poor = await funded_customer(1000), await funded_customer(100)
+
+        async def reasons(customer) -> list[str]:
+            response = await client.get("/app/mall/items", headers=customer_headers(customer))
+            assert response.status_code == 200
+            return next(i["reasons"] for i in response.json() if i["id"] == item.id)
+
+        assert await reasons(rich) == []
+        assert await reasons(poor) == ["insufficient_points"]  # same cached shelf, own balance
+        # The shelf really is cached: an item added now is not listed until the entry expires.
+        later = await make_item(points_price=1)
+        response = await client.get("/app/mall/items", headers=customer_headers(rich))
+        assert later.id not in [i["id"] for i in response.json()]
+    finally:
+        mall._SHELF.clear()

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test worker api migrate makemigrations bench clean
+.PHONY: run test worker api migrate makemigrations bench clean upgrade-fixture
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ makemigrations: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench --stack mariadb $(BENCH_ARGS)
 	$(PY) -m bench --stack embedded $(BENCH_ARGS)
+
+## Rebuild the previous release's populated database, API answers and OpenAPI document (docs/releases.md).
+upgrade-fixture: $(STAMP)
+	$(PY) tests/upgrade/build_previous_release.py
 
 clean:
 	rm -rf $(VENV) var

@@ -12,9 +12,13 @@ import structlog
 
 from api.logging import configure_logging
 from kernel import db
-from kernel.settings import get_settings
+from kernel.settings import get_settings, live_adapters, refuse_unsafe_production
 
 log = structlog.get_logger("api.cli")
+
+# How long uvicorn lets in-flight requests finish after SIGTERM before it cancels them; the lifespan's
+# own steps are bounded too (api/app.py), so the whole shutdown stays well under a supervisor's 30 s.
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 async def _prepare(load_demo: bool) -> None:
@@ -77,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings.app)
     if args.command == "migrate":
-        asyncio.run(db.migrate())
+        from kernel.migration_preflight import MigrationRefused
+
+        try:
+            asyncio.run(db.migrate())
+        except MigrationRefused as refused:
+            print(refused, file=sys.stderr)
+            return 2
         return 0
     if args.command == "demo":
         asyncio.run(_prepare(load_demo=True))
@@ -87,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_create_admin(args.username, password, args.roles.split(",")))
         return 0
 
-    # serve
+    # serve: refused before migrating or binding a port when production would run a sandbox adapter
+    # or lacks a secret (every problem listed, exit status 1).
+    refuse_unsafe_production(settings)
     if args.no_embedded_worker:
         if not settings.redis.url:
             parser.error("--no-embedded-worker needs REDIS_URL (the separate worker must reach the same Redis)")
@@ -95,13 +107,24 @@ def main(argv: list[str] | None = None) -> int:
         get_settings.cache_clear()
     embedded = get_settings().worker.embedded
     load_demo = not args.no_demo and settings.app.environment == "development"
-    asyncio.run(_prepare(load_demo=load_demo))
+    from kernel.migration_preflight import MigrationRefused
+
+    try:
+        asyncio.run(_prepare(load_demo=load_demo))
+    except MigrationRefused as refused:
+        print(refused, file=sys.stderr)
+        return 2
     import uvicorn
 
     log.info("api.starting", host=args.host, port=args.port, embedded_worker=embedded,
-             database=settings.db.url.split("://")[0], loop=args.loop, http=args.http, workers=args.workers)
+             database=settings.db.url.split("://")[0], trusted_proxies=list(settings.app.trusted_proxies),
+             loop=args.loop, http=args.http, workers=args.workers, **live_adapters(settings))
+    trusted = settings.app.trusted_proxies
+    # X-Forwarded-For is believed only from the proxies named in TRUSTED_PROXIES (none by default):
+    # uvicorn would otherwise trust any loopback peer, and the per-address login limit with it.
     uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", proxy_headers=True, loop=args.loop, http=args.http)
+                log_level="warning", proxy_headers=bool(trusted), forwarded_allow_ips=list(trusted) or None,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, loop=args.loop, http=args.http)
     return 0
 
 

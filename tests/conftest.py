@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 
 _RUN = secrets.token_hex(4)
 MYSQL_HOST = os.environ.get("TEST_MYSQL_HOST", "127.0.0.1")
@@ -26,11 +27,16 @@ def _claim_redis_db() -> int:
 
     wanted = os.environ.get("TEST_REDIS_DB")
     candidates = [int(wanted)] if wanted else list(range(1, 16))
+    claim = f"{socket.gethostname()}:{os.getpid()}:{_RUN}"
     for number in candidates:
         conn = redis_sync.Redis.from_url(f"{REDIS_BASE}/{number}")
         try:
+            if _left_by_dead_run(conn.get(REDIS_CLAIM_KEY)):
+                # A run of this suite on this host that was killed before it could flush: its keys are
+                # test keys, so the database is taken back rather than lost for the claim's lifetime.
+                conn.flushdb()
             # dbsize first: a database holding anybody's keys is never ours to flush.
-            if conn.dbsize() == 0 and conn.set(REDIS_CLAIM_KEY, _RUN, nx=True, ex=6 * 3600):
+            if conn.dbsize() == 0 and conn.set(REDIS_CLAIM_KEY, claim, nx=True, ex=6 * 3600):
                 if conn.dbsize() == 1:
                     return number
                 conn.delete(REDIS_CLAIM_KEY)
@@ -40,6 +46,22 @@ def _claim_redis_db() -> int:
         f"no empty Redis logical database at {REDIS_BASE} (tried {candidates}); the suite flushes the "
         "database it uses, so it only takes an empty one. Free one or point TEST_REDIS_URL/TEST_REDIS_DB elsewhere."
     )
+
+
+def _left_by_dead_run(value: bytes | None) -> bool:
+    if not value:
+        return False
+    host, _, rest = value.decode(errors="replace").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 REDIS_DB = _claim_redis_db()
@@ -102,7 +124,8 @@ async def database():
         await _admin_sql(f"DROP DATABASE IF EXISTS `{TEST_DATABASE}`")
 
 
-@pytest.fixture(scope="session")
+# Autouse: a run whose tests never ask for Redis must still flush (release) the database it claimed.
+@pytest.fixture(scope="session", autouse=True)
 async def redis():
     pool = ArqRedis.from_url(os.environ["REDIS_URL"])
     # The database was empty when claimed (_claim_redis_db); only the claim key is left to keep.

@@ -28,6 +28,12 @@ class RateLimited(TooManyRequests):
     default_message = "Too many requests; wait a moment and try again."
 
 
+async def _hit(redis, key: str, limit: int, window: int) -> int | None:
+    """Count one request in one window; returns seconds to wait when over the limit."""
+    [(_, wait)] = await _hit_all(redis, [(key, (limit, window))])
+    return wait
+
+
 async def _hit_all(redis, checks: list[tuple[str, tuple[int, int]]]) -> list[tuple[str, int | None]]:
     """Count one request in each check's current window, all in one round trip to Redis.
 

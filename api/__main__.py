@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, help="uvicorn processes (production)")
     serve.add_argument("--no-embedded-worker", action="store_true", help="run jobs in a separate arq worker")
     serve.add_argument("--no-demo", action="store_true", help="do not load demo data")
-    # Measured in docs/benchmarks.md: uvloop and httptools take a third or more off the server's CPU per
-    # request against asyncio and h11; the slower pair stays selectable to compare or to debug.
+    # Measured side by side in docs/benchmarks.md (bench/server_settings.py): uvloop and httptools serve
+    # 1.3-1.5x the requests of asyncio and h11 at 64 connections and take 13-18% off the CPU of a read;
+    # the slower pair stays selectable to compare or to debug.
     serve.add_argument("--loop", choices=["uvloop", "asyncio"], default=os.environ.get("SERVER_LOOP", "uvloop"),
                        help="event loop (default uvloop; env SERVER_LOOP)")
     serve.add_argument("--http", choices=["httptools", "h11"], default=os.environ.get("SERVER_HTTP", "httptools"),

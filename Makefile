@@ -41,6 +41,11 @@ vendor:
 
 vendor-check:
 	$(PYTHON) console/vendor/fetch.py --check
+## Benchmarks (needs wrk: apt-get install wrk): every hot path on MariaDB, then on the embedded stack;
+## figures in bench/results/latest-<stack>.json, described in docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) -m bench --stack mariadb $(BENCH_ARGS)
+	$(PY) -m bench --stack embedded $(BENCH_ARGS)
 
 ## Rebuild the previous release's populated database, API answers and OpenAPI document (docs/releases.md).
 upgrade-fixture: $(STAMP)

@@ -20,7 +20,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 import rooms
-from api import booking, campaigns, console, crm, health, identity, mall, orders, points, referrals
+from api import booking, campaigns, console, crm, health, identity, mall, metrics, orders, points, referrals
 from api.console import OfflineSwaggerPlugin, page_security_middleware
 from api.deps import provide_db
 from api.errors import EXCEPTION_HANDLERS
@@ -28,6 +28,7 @@ from api.release import release_version
 from api.openapi import document_errors, options_middleware
 from api.strict import strict_input
 from api.logging import configure_logging, request_id_middleware
+from api.metrics import PROMETHEUS
 from kernel import db
 from kernel.settings import Settings, get_settings, live_adapters, refuse_unsafe_production
 from kernel.wechat.miniprogram import MiniProgram, build_miniprogram
@@ -47,7 +48,7 @@ async def _bounded(what: str, step: Callable[[], Awaitable[Any]]) -> None:
     except Exception as exc:
         log.warning("shutdown.step_failed", step=what, error_type=type(exc).__name__)
 
-ROUTE_MODULES = [health, identity, points, mall, booking, orders, campaigns, referrals, crm, console]
+ROUTE_MODULES = [health, metrics, identity, points, mall, booking, orders, campaigns, referrals, crm, console]
 
 # Run inside the login transaction, in this order: the points account first, then the referral binding,
 # then the acquisition source. Each is called as hook(conn, customer, created, referral_code, scene).
@@ -148,7 +149,7 @@ def create_app(
         dependencies={"db": Provide(provide_db, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[request_id_middleware, options_middleware, page_security_middleware],
+        middleware=[request_id_middleware, options_middleware, page_security_middleware, PROMETHEUS.middleware],
         before_request=strict_input,
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=_openapi_config(),

@@ -126,18 +126,14 @@ class BookingCatalogueController(Controller):
         self, db: Db, branch_id: BranchId, department_id: DepartmentId, date: Day = None,
         practitioner_id: int | None = None,
     ) -> SlotList:
-        async def work(conn: BaseDBAsyncClient):
-            branch = await service.get_branch(conn, branch_id)
-            await service.get_department(conn, department_id, active_only=True)
-            zone = service.zone_of(branch)
-            day = date or clock.local_today(zone)
-            slots = await service.offered_slots(
-                conn, branch=branch, department_id=department_id, day=day, practitioner_id=practitioner_id
-            )
-            return branch, zone, day, slots
-
-        # The hottest read: plain autocommit reads, no BEGIN/COMMIT round trips (nothing is written).
-        branch, zone, day, slots = await db.read(work)
+        # The hottest read: plain autocommit reads (nothing is written), through the shared short-lived
+        # cache of what every customer sees alike (kernel.cache); the minimum notice is applied per request.
+        listing = await db.read(
+            service.customer_slot_listing, branch_id=branch_id, department_id=department_id, day=date,
+            practitioner_id=practitioner_id,
+        )
+        branch, day, slots = listing.branch, listing.day, listing.slots
+        zone = service.zone_of(branch)
         return SlotList(branch.id, department_id, day, branch.timezone, [SlotOut.of(s, zone) for s in slots])
 
 

@@ -29,17 +29,32 @@ class RateLimited(TooManyRequests):
 
 
 async def _hit(redis, key: str, limit: int, window: int) -> int | None:
-    """Count one request in the current window; returns seconds to wait when over the limit."""
+    """Count one request in one window; returns seconds to wait when over the limit."""
+    [(_, wait)] = await _hit_all(redis, [(key, (limit, window))])
+    return wait
+
+
+async def _hit_all(redis, checks: list[tuple[str, tuple[int, int]]]) -> list[tuple[str, int | None]]:
+    """Count one request in each check's current window, all in one round trip to Redis.
+
+    Returns (key, seconds to wait) per check; the wait is None while under the limit.
+    """
     now = int(time.time())
-    window_start = now - now % window
-    full_key = f"rl:{key}:{window_start}"
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.incr(full_key)
-        pipe.expire(full_key, window + 1)
-        count, _ = await pipe.execute()
-    if count > limit:
-        return window_start + window - now or 1
-    return None
+    keys = []
+    async with redis.pipeline(transaction=False) as pipe:
+        for key, (_, window) in checks:
+            window_start = now - now % window
+            full_key = f"rl:{key}:{window_start}"
+            keys.append((key, window_start))
+            pipe.incr(full_key)
+            pipe.expire(full_key, window + 1)
+        replies = await pipe.execute()
+    waits: list[tuple[str, int | None]] = []
+    for i, (key, (limit, window)) in enumerate(checks):
+        count = replies[2 * i]
+        window_start = keys[i][1]
+        waits.append((key, (window_start + window - now or 1) if count > limit else None))
+    return waits
 
 
 def _client_ip(connection: ASGIConnection) -> str:
@@ -83,12 +98,14 @@ def rate_limited(
         principal = connection.state.get("principal")
         if per_customer and principal is not None:
             checks.append((f"{name}:{principal.kind}:{principal.id}", per_customer))
-        for key, (limit, window) in checks:
-            try:
-                wait = await _hit(redis, key, limit, window)
-            except (RedisError, OSError) as exc:
-                log.warning("ratelimit.redis_unavailable", limit=name, error=type(exc).__name__)
-                return
+        if not checks:
+            return
+        try:
+            waits = await _hit_all(redis, checks)
+        except (RedisError, OSError) as exc:
+            log.warning("ratelimit.redis_unavailable", limit=name, error=type(exc).__name__)
+            return
+        for key, wait in waits:
             if wait is not None:
                 error = RateLimited(limit=name, retry_after=wait, scope=key.split(":")[1])
                 error.headers = {"Retry-After": str(wait)}

@@ -157,8 +157,8 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def running_server(env: dict[str, str], *extra_args: str) -> AsyncIterator[str]:
-    """Migrate and start `python -m api serve --no-demo` (one uvicorn process) on a free port."""
+async def server_process(env: dict[str, str], *extra_args: str) -> AsyncIterator[tuple[str, int]]:
+    """Migrate and start `python -m api serve --no-demo` on a free port; yields its base URL and pid."""
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port), *extra_args,
@@ -167,7 +167,7 @@ async def running_server(env: dict[str, str], *extra_args: str) -> AsyncIterator
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as http:
-            for _ in range(400):
+            for _ in range(600):
                 if process.returncode is not None:
                     err = await process.stderr.read() if process.stderr else b""
                     raise RuntimeError("server exited:\n" + err.decode()[-3000:])
@@ -178,10 +178,16 @@ async def running_server(env: dict[str, str], *extra_args: str) -> AsyncIterator
                     pass
                 await asyncio.sleep(0.1)
             else:
-                raise RuntimeError("server did not start within 40 s")
-        yield base
+                raise RuntimeError("server did not start within 60 s")
+        yield base, process.pid
     finally:
         await stop_process(process)
+
+
+@asynccontextmanager
+async def running_server(env: dict[str, str], *extra_args: str) -> AsyncIterator[str]:
+    async with server_process(env, *extra_args) as (base, _):
+        yield base
 
 
 def http_client(base: str, concurrency: int) -> httpx.AsyncClient:

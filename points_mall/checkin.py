@@ -31,8 +31,8 @@ async def check_in(conn: BaseDBAsyncClient, customer_id: int, *, day: date | Non
     between concurrent taps: exactly one inserts, the others get `already_checked_in` and earn nothing."""
     day = day or clock.local_today()
     rules = await get_rules(conn)
-    if await CheckIn.filter(customer_id=customer_id, local_date=day).using_db(conn).exists():
-        raise AlreadyCheckedIn(date=day.isoformat())
+    # No "checked in already?" read first: the insert below answers that through the unique key, and a
+    # second tap costs the same one statement either way.
     previous = await CheckIn.get_or_none(customer_id=customer_id, local_date=day - timedelta(days=1), using_db=conn)
     streak = previous.streak + 1 if previous is not None else 1
     cycle_day = day_in_cycle(rules, streak)
@@ -49,6 +49,7 @@ async def check_in(conn: BaseDBAsyncClient, customer_id: int, *, day: date | Non
             conn, customer_id=customer_id, points=points, kind=EntryKind.check_in,
             ref=f"checkin:{customer_id}:{day.isoformat()}",
             reason=f"Daily check-in (day {cycle_day} of {rules.checkin_cycle_days}, streak {streak})",
+            rules=rules, new_ref=True,
         )
         balance = entry.balance_after if isinstance(entry, PointsLedgerEntry) else 0
     else:

@@ -11,6 +11,7 @@ Invariant kept here: account.balance == SUM(ledger.delta) == SUM(lot.remaining) 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from points_mall.models import (
     PointsLedgerEntry,
     PointsLot,
     PointsLotUse,
+    PointsRules,
 )
 from points_mall.rules import get_rules, lot_expiry
 
@@ -144,15 +146,20 @@ async def earn_points(
     reason: str,
     pending_until: datetime | None = None,
     earned_at: datetime | None = None,
+    rules: PointsRules | None = None,
+    new_ref: bool = False,
 ) -> PointsLedgerEntry | PendingPoints:
     """Credit points as a new lot (or hold them as pending until `pending_until`). Idempotent on `ref`.
 
-    Returns the ledger entry, or the `PendingPoints` row while the points are held.
+    Returns the ledger entry, or the `PendingPoints` row while the points are held. `rules`: the rules
+    the caller already read in this transaction. `new_ref`: the caller has just inserted, in this
+    transaction, the unique row the ref is derived from (a check-in's `(customer, day)`), so no entry or
+    pending row can hold the ref yet and the two look-ups are skipped; the ref's unique key still guards.
     """
     _check_positive(points)
     kind = EntryKind(kind)
     account = await lock_account(conn, customer_id)
-    existing = await _existing(conn, ref)
+    existing = None if new_ref else await _existing(conn, ref)
     if existing is not None:
         return existing
     now = clock.now()
@@ -168,7 +175,8 @@ async def earn_points(
         await PointsAccount.filter(id=account.id).using_db(conn).update(pending=F("pending") + points, updated_at=now)
         account.pending += points
         return pending
-    return await _credit(conn, account, points=points, kind=kind, ref=ref, reason=reason, earned_at=earned_at)
+    return await _credit(conn, account, points=points, kind=kind, ref=ref, reason=reason, earned_at=earned_at,
+                         rules=rules)
 
 
 async def _credit(
@@ -180,8 +188,9 @@ async def _credit(
     ref: str,
     reason: str,
     earned_at: datetime,
+    rules: PointsRules | None = None,
 ) -> PointsLedgerEntry:
-    rules = await get_rules(conn)
+    rules = rules or await get_rules(conn)
     expires_at = lot_expiry(rules, earned_at)
     entry = await _append(
         conn, account, delta=points, kind=kind, ref=ref, reason=reason, expires_at=expires_at,
@@ -232,20 +241,27 @@ async def _take_from_lots(
 
 
 async def spend_points(
-    conn: BaseDBAsyncClient, *, customer_id: int, points: int, kind: str, ref: str, reason: str
+    conn: BaseDBAsyncClient, *, customer_id: int, points: int, kind: str, ref: str, reason: str,
+    locked: "LockedPoints | None" = None,
 ) -> PointsLedgerEntry:
     """Debit points from the lots that expire first. Raises `InsufficientPoints`; idempotent on `ref`.
 
     After a refusal the caller's transaction must be rolled back (the usual `async with` does it).
+    `locked`: the account and spendable lots the caller already read under `lock_points` in this
+    transaction, for a ref derived from a unique row it has just inserted (no entry can hold it yet; the
+    ref's unique key still guards) -- the lock, the ref look-up and the lots are then not read again.
     """
     _check_positive(points)
     kind = EntryKind(kind)
-    account = await lock_account(conn, customer_id)
-    existing = await PointsLedgerEntry.get_or_none(ref=ref, using_db=conn)
-    if existing is not None:
-        return existing
     now = clock.now()
-    lots = await _spendable_lots(conn, customer_id, now)
+    if locked is not None and locked.customer_id == customer_id:
+        account, lots = locked.account, locked.lots
+    else:
+        account = await lock_account(conn, customer_id)
+        existing = await PointsLedgerEntry.get_or_none(ref=ref, using_db=conn)
+        if existing is not None:
+            return existing
+        lots = await _spendable_lots(conn, customer_id, now)
     available = sum(lot.remaining for lot in lots)
     if available < points:
         raise InsufficientPoints(balance=available, required=points)
@@ -502,6 +518,25 @@ async def expiring_within(conn: BaseDBAsyncClient, customer_id: int, until: date
         customer_id=customer_id, remaining__gt=0, expires_at__gt=now, expires_at__lte=until
     ).using_db(conn)
     return sum(lot.remaining for lot in lots)
+
+
+@dataclass
+class LockedPoints:
+    """A customer's account and spendable lots, read under the customer's lock in this transaction."""
+
+    customer_id: int
+    account: PointsAccount
+    lots: list[PointsLot]
+
+    @property
+    def spendable(self) -> int:
+        return sum(lot.remaining for lot in self.lots)
+
+
+async def lock_points(conn: BaseDBAsyncClient, customer_id: int) -> LockedPoints:
+    """`lock_account` plus the spendable lots (locked), for a caller that decides and then spends."""
+    account = await lock_account(conn, customer_id)
+    return LockedPoints(customer_id, account, await _spendable_lots(conn, customer_id, clock.now()))
 
 
 async def spendable(conn: BaseDBAsyncClient, customer_id: int) -> int:

@@ -17,6 +17,7 @@ from tortoise.expressions import F
 from tortoise.functions import Sum
 
 from kernel import clock
+from kernel.cache import SharedAnswerCache
 from kernel.errors import ValidationFailed
 from points_mall.errors import (
     IdempotencyKeyReused,
@@ -30,7 +31,7 @@ from points_mall.errors import (
     VoucherNotCancellable,
     VoucherNotFound,
 )
-from points_mall.ledger import lock_account, reverse_points, spend_points, spendable
+from points_mall.ledger import lock_account, lock_points, reverse_points, spend_points, spendable
 from points_mall.models import (
     EntryKind,
     MallItem,
@@ -173,10 +174,17 @@ async def items_for_customer(
     ]
 
 
+# The shelf is the same for every customer: kept for the stated time of kernel.cache (stock shown may
+# lag that long; a redemption decides on the row itself). Availability windows are applied per request.
+_SHELF: SharedAnswerCache[list[MallItem]] = SharedAnswerCache("mall.shelf")
+
+
 async def shelf(conn: BaseDBAsyncClient) -> list[MallItem]:
+    async def load() -> list[MallItem]:
+        return await MallItem.filter(on_shelf=True, archived=False).using_db(conn).order_by("sort_order", "id")
+
     now = clock.now()
-    items = await MallItem.filter(on_shelf=True, archived=False).using_db(conn).order_by("sort_order", "id")
-    return [item for item in items if is_available(item, now)]
+    return [item for item in await _SHELF.get("shelf", load) if is_available(item, now)]
 
 
 def voucher_valid_until(item: MallItem) -> datetime:
@@ -206,7 +214,8 @@ async def redeem(
     """
     if quantity < 1:
         raise ValidationFailed("quantity must be at least 1.", field="quantity")
-    account = await lock_account(conn, customer_id)  # first: the reads below see the latest commits
+    points = await lock_points(conn, customer_id)  # first: the reads below see the latest commits
+    account = points.account
     existing = await MallRedemption.get_or_none(customer_id=customer_id, idempotency_key=idempotency_key,
                                                 using_db=conn)
     if existing is not None:
@@ -217,7 +226,7 @@ async def redeem(
     now = clock.now()
     held_total, held_month = await _usage(conn, customer_id, [item.id])
     reasons = why_not(
-        item, now=now, points=await spendable(conn, customer_id), tier_level=await _tier_level(conn, account),
+        item, now=now, points=points.spendable, tier_level=await _tier_level(conn, account),
         held_total=held_total.get(item.id, 0), held_month=held_month.get(item.id, 0), quantity=quantity,
     )
     for code in (NotAvailable.code, TierRequired.code, LimitReached.code, InsufficientPoints.code, OutOfStock.code):
@@ -233,8 +242,10 @@ async def redeem(
         )
     except IntegrityError as exc:  # cannot happen while the customer is locked; refuse rather than guess
         raise IdempotencyKeyReused(field="Idempotency-Key") from exc
+    # The ledger ref comes from the redemption row just inserted (unique per customer and key), so the
+    # ledger need not look it up, nor lock and read again what lock_points read above.
     await spend_points(conn, customer_id=customer_id, points=price, kind=EntryKind.redemption, ref=ledger_ref,
-                       reason=f"Mall: {item.title} x{quantity}")
+                       reason=f"Mall: {item.title} x{quantity}", locked=points)
     await issue_vouchers(
         conn, customer_id=customer_id, source_type=MALL_SOURCE, source_id=redemption.id, title=item.title,
         quantity=quantity, valid_until=voucher_valid_until(item), branch_ids=item.branch_ids,

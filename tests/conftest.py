@@ -77,6 +77,8 @@ os.environ.update(
         "EMBEDDED_WORKER": "0",
         # Concurrency tests fire hundreds of requests from one address; the limits have their own test.
         "RATE_LIMIT_ENABLED": "0",
+        # Tests see every write at once; the shared answer cache has its own tests (tests/kernel/test_cache.py).
+        "PUBLIC_CACHE_SECONDS": "0",
         "DB_POOL_MAX": os.environ.get("DB_POOL_MAX", "30"),
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         "DATA_DIR": f"/tmp/clinic-test-{_RUN}",

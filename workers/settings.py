@@ -15,6 +15,7 @@ from arq.connections import RedisSettings
 
 import rooms
 from kernel import db
+from kernel.metrics import counted_jobs
 from kernel.outbox.service import run_relay
 from kernel.settings import get_settings, live_adapters, refuse_unsafe_production
 from kernel.wechat.miniprogram import build_miniprogram
@@ -62,8 +63,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = registry.functions()
-    cron_jobs = registry.cron_jobs()
+    functions = counted_jobs(registry.functions())
+    cron_jobs = counted_jobs(registry.cron_jobs())
     on_startup = startup
     on_shutdown = shutdown
     queue_name = get_settings().redis.queue_name
@@ -80,8 +81,8 @@ class WorkerSettings:
 def worker_kwargs(**overrides: Any) -> dict[str, Any]:
     """Arguments for building an arq Worker in-process (embedded stack and tests)."""
     kwargs: dict[str, Any] = dict(
-        functions=registry.functions(),
-        cron_jobs=registry.cron_jobs(),
+        functions=counted_jobs(registry.functions()),
+        cron_jobs=counted_jobs(registry.cron_jobs()),
         on_startup=startup,
         on_shutdown=shutdown,
         queue_name=get_settings().redis.queue_name,

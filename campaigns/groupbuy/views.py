@@ -34,6 +34,7 @@ from campaigns.groupbuy.schemas import (
 )
 from orders.models import Order, Refund
 from kernel import clock
+from kernel.cache import SharedAnswerCache
 from kernel.identity.models import Customer
 
 SEATED = (EntryStatus.held, EntryStatus.paid, EntryStatus.fulfilled)
@@ -56,12 +57,21 @@ async def campaign_page(conn: BaseDBAsyncClient, *, status: CampaignStatus | Non
     return CampaignPage(total=total, limit=limit, offset=offset, items=items)
 
 
+# A campaign page is the same for every customer: kept for the stated time of kernel.cache (stock left
+# and the tier price may lag that long; a join or purchase decides on the rows themselves).
+_PAGES: SharedAnswerCache[PublicCampaign] = SharedAnswerCache("groupbuy.campaign_page")
+
+
 async def public_campaign(conn: BaseDBAsyncClient, campaign_id: int) -> PublicCampaign:
-    """A campaign as customers see it; a draft or a cancelled one does not exist for them."""
-    campaign = await campaigns.get_campaign(conn, campaign_id)
-    if campaign.status in (CampaignStatus.draft, CampaignStatus.cancelled):
-        raise CampaignNotFound(campaign_id=campaign_id)
-    return await public_view(conn, campaign)
+    """A campaign as customers see it; a draft or a cancelled one does not exist for them (not cached)."""
+
+    async def load() -> PublicCampaign:
+        campaign = await campaigns.get_campaign(conn, campaign_id)
+        if campaign.status in (CampaignStatus.draft, CampaignStatus.cancelled):
+            raise CampaignNotFound(campaign_id=campaign_id)
+        return await public_view(conn, campaign)
+
+    return await _PAGES.get(campaign_id, load)
 
 
 async def public_view(conn: BaseDBAsyncClient, campaign: Campaign) -> PublicCampaign:

@@ -40,6 +40,7 @@ _ROUTE_MODULES = [
     "api.orders",
     "api.campaigns",
     "api.referrals",
+    "api.crm",
 ]
 
 
@@ -57,6 +58,7 @@ def _routes(settings: Settings) -> list[Any]:
     return handlers
 
 
+# A login hook is called as hook(conn, customer, created, referral_code, scene) inside the login transaction.
 LoginHook = Callable[..., Awaitable[None]]
 
 

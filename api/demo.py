@@ -9,7 +9,7 @@ from kernel.modules import import_present
 
 log = structlog.get_logger(__name__)
 
-_DEMO_MODULES = ["kernel.demo", "booking.demo", "points_mall.demo", "campaigns.demo", "campaigns.referrals.demo"]
+_DEMO_MODULES = ["kernel.demo", "booking.demo", "points_mall.demo", "campaigns.demo", "campaigns.referrals.demo", "crm.demo"]
 
 
 async def load_demo_data() -> None:

@@ -53,7 +53,7 @@ class CustomerAuthController(Controller):
                 async with transaction() as conn:
                     customer, created = await service.login_customer(conn, session)
                     for hook in state.customer_login_hooks:
-                        await hook(conn, customer, created, data.referral_code)
+                        await hook(conn, customer, created, data.referral_code, data.scene)
                 break
             except (Conflict, OperationalError) as exc:
                 # Two first logins for one openid raced (duplicate key, or InnoDB chose a deadlock

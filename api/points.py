@@ -279,7 +279,8 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return msgspec.to_builtins(values)
 
 
-async def _open_points_account(conn: BaseDBAsyncClient, customer: Customer, created: bool, referral_code: str | None) -> None:
+async def _open_points_account(conn: BaseDBAsyncClient, customer: Customer, created: bool, referral_code: str | None,
+                               scene: str | None = None) -> None:
     # Accounts are created at first login, so later effects lock an existing row (no gap-lock races).
     if created:
         await ledger.ensure_account(conn, customer.id)

@@ -284,7 +284,7 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
 
 
-async def bind_referral(conn, customer, created: bool, referral_code: str | None) -> None:
+async def bind_referral(conn, customer, created: bool, referral_code: str | None, scene: str | None = None) -> None:
     """Login hook: runs inside the login transaction; refusals are recorded, never raised."""
     await bind_at_login(conn, customer, created, referral_code)
 

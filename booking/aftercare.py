@@ -141,7 +141,7 @@ async def create_follow_ups(conn: BaseDBAsyncClient, booking_id: int) -> int:
         return 0
     branch = await Branch.get(id=booking.branch_id, using_db=conn)
     visit_day = booking.completed_at.astimezone(zone_of(branch)).date()
-    existing = set(await FollowUpTask.filter(booking_id=booking.id).using_db(conn).values_list("days_after", flat=True))
+    existing = set(await FollowUpTask.filter(booking_id=booking.id, kind="aftercare").using_db(conn).values_list("days_after", flat=True))
     days = [d for d in get_booking_settings().follow_up_days if d not in existing]
     if not days:
         return 0
@@ -159,7 +159,35 @@ async def create_follow_ups(conn: BaseDBAsyncClient, booking_id: int) -> int:
         ignore_conflicts=True,
         using_db=conn,
     )
-    return await FollowUpTask.filter(booking_id=booking.id).using_db(conn).count() - before
+    return await FollowUpTask.filter(booking_id=booking.id, kind="aftercare").using_db(conn).count() - before
+
+
+async def add_consultation_follow_up(
+    conn: BaseDBAsyncClient, booking_id: int, *, days_after: int, note: str
+) -> FollowUpTask | None:
+    """A 咨询回访 task for a consultation visit that did not convert (the CRM room decides which).
+
+    Kind "consultation", so it never collides with the visit's aftercare calls; unique per
+    (booking, kind, days_after), so asking twice returns the first. None when the booking is unknown.
+    """
+    booking = await Booking.get_or_none(id=booking_id, using_db=conn)
+    if booking is None:
+        return None
+    branch = await Branch.get(id=booking.branch_id, using_db=conn)
+    await FollowUpTask.bulk_create(
+        [
+            FollowUpTask(
+                booking_id=booking.id, customer_id=booking.customer_id, branch_id=booking.branch_id,
+                kind="consultation", days_after=days_after,
+                due_date=clock.now().astimezone(zone_of(branch)).date(), note=note[:1000], created_at=clock.now(),
+            )
+        ],
+        ignore_conflicts=True,
+        using_db=conn,
+    )
+    return await FollowUpTask.get_or_none(
+        booking_id=booking.id, kind="consultation", days_after=days_after, using_db=conn
+    )
 
 
 async def follow_ups(

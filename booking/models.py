@@ -323,6 +323,9 @@ class FollowUpTask(Model):
     customer_id = fields.BigIntField(db_index=True)
     branch_id = fields.BigIntField()
     days_after = fields.IntField()
+    # "aftercare" (the calls after every completed visit) or "consultation" (咨询回访: a consultation
+    # that was not followed by a paid treatment, created by the CRM room).
+    kind = fields.CharField(max_length=16, default="aftercare")
     due_date = fields.DateField()
     status = fields.CharEnumField(FollowUpStatus, max_length=16, default=FollowUpStatus.open)
     note = fields.CharField(max_length=1000, default="")
@@ -333,7 +336,7 @@ class FollowUpTask(Model):
     class Meta:
         table = "booking_follow_up"
         # The follow-up job may run twice; each task exists once.
-        unique_together = (("booking_id", "days_after"),)
+        unique_together = (("booking_id", "kind", "days_after"),)
         indexes = (("status", "due_date"),)
 
 

@@ -479,11 +479,13 @@ class FollowUpOut(msgspec.Struct):
     note: str
     done_by: int | None
     done_at: datetime | None
+    # "aftercare" (after every completed visit) or "consultation" (咨询回访, created by the CRM room).
+    kind: str = "aftercare"
 
     @classmethod
     def of(cls, f: FollowUpTask) -> "FollowUpOut":
         return cls(f.id, f.booking_id, f.customer_id, f.branch_id, f.days_after, f.due_date, f.status, f.note,
-                   f.done_by, f.done_at)
+                   f.done_by, f.done_at, f.kind)
 
 
 class FollowUpPage(Page):

@@ -7,6 +7,7 @@ Other rooms use `get_branch` (vouchers are redeemed at a branch) and `customer_h
 from __future__ import annotations
 
 from booking.aftercare import (
+    add_consultation_follow_up,
     answer_survey,
     claim_reminder,
     complete_follow_up,
@@ -65,6 +66,7 @@ from booking.schedules import (
 from booking.triage import customer_triage, get_triage, read_triage, read_triages, submit_triage
 
 __all__ = [
+    "add_consultation_follow_up",
     "active_questionnaire", "active_questionnaires", "add_exception", "answer_survey", "book", "branch_zones",
     "cancel", "change_slot", "claim_reminder", "complete_follow_up", "concern_options", "create_branch",
     "create_department", "create_follow_ups", "create_practitioner", "create_schedule", "create_service",

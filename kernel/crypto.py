@@ -50,6 +50,12 @@ def lookup_hash(value: str) -> str:
     return hmac.new(_hash_key(), value.encode(), hashlib.sha256).hexdigest()
 
 
+def last4_hash(phone: str) -> str:
+    """The lookup hash of a phone's last four digits (what staff type to find a customer)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return lookup_hash("last4:" + digits[-4:])
+
+
 def mask_phone(phone: str | None) -> str | None:
     if not phone:
         return None

@@ -33,6 +33,7 @@ _APPS: dict[str, tuple[list[str], str]] = {
     "booking": (["booking.models"], "booking.migrations"),
     "campaigns": (["campaigns.models"], "campaigns.migrations"),
     "referrals": (["campaigns.referrals.models"], "campaigns.referrals.migrations"),
+    "crm": (["crm.models"], "crm.migrations"),
 }
 
 

@@ -37,6 +37,7 @@ async def load(conn: BaseDBAsyncClient) -> None:
             phone_sealed=crypto.seal(phone) if phone else None,
             phone_hash=crypto.lookup_hash(phone) if phone else None,
             phone_masked=crypto.mask_phone(phone),
+            phone_last4_hash=crypto.last4_hash(phone) if phone else None,
             created_at=now,
             last_login_at=now,
             using_db=conn,

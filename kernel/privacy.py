@@ -24,6 +24,7 @@ _ROOM_PRIVACY_MODULES = [
     "points_mall.privacy",
     "campaigns.privacy",
     "campaigns.referrals.privacy",
+    "crm.privacy",
 ]
 
 
@@ -86,6 +87,7 @@ async def erase_customer(conn: BaseDBAsyncClient, customer_id: int) -> bool:
         phone_sealed=None,
         phone_hash=None,
         phone_masked=None,
+        phone_last4_hash=None,
         deleted_at=clock.now(),
     )
     return True

@@ -27,7 +27,8 @@ async def make_customer(**overrides: Any) -> Customer:
     )
     if phone:
         fields.update(
-            phone_sealed=crypto.seal(phone), phone_hash=crypto.lookup_hash(phone), phone_masked=crypto.mask_phone(phone)
+            phone_sealed=crypto.seal(phone), phone_hash=crypto.lookup_hash(phone), phone_masked=crypto.mask_phone(phone),
+            phone_last4_hash=crypto.last4_hash(phone),
         )
     fields.update(overrides)
     return await Customer.create(**fields)

@@ -13,6 +13,7 @@ _TASK_MODULES = [
     "booking.tasks",
     "campaigns.tasks",
     "campaigns.referrals.tasks",
+    "crm.tasks",
 ]
 
 

@@ -43,7 +43,8 @@ async def _friend(conn: BaseDBAsyncClient, state: str, phone: str | None = None)
         openid=sandbox_openid(f"friend-{state}"), nickname=nickname, referral_code=new_referral_code(),
         phone_sealed=crypto.seal(phone) if phone else None,
         phone_hash=crypto.lookup_hash(phone) if phone else None,
-        phone_masked=crypto.mask_phone(phone), created_at=now, last_login_at=now, using_db=conn,
+        phone_masked=crypto.mask_phone(phone), phone_last4_hash=crypto.last4_hash(phone) if phone else None,
+        created_at=now, last_login_at=now, using_db=conn,
     )
 
 

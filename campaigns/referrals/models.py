@@ -208,6 +208,34 @@ class RewardAdjustment(Model):
         indexes = (("status", "created_at"),)
 
 
+class StaffPayoutStatus(StrEnum):
+    payable = "payable"
+    batched = "batched"
+    paid = "paid"
+
+
+class StaffPayout(Model):
+    """Money owed to a staff member (员工推荐: a share of what the customers they brought spent), handed over
+    by the CRM room once its hold ended, and settled in the same batches as customers' rewards."""
+
+    id = fields.BigIntField(primary_key=True)
+    staff = fields.ForeignKeyField("kernel.StaffMember", related_name=False, on_delete=fields.RESTRICT)
+    # The caller's idempotency key (e.g. "crm_staff_reward:<id>"): a payout is handed over once.
+    ref = fields.CharField(max_length=64, unique=True)
+    amount_fen = fields.BigIntField()
+    note = fields.CharField(max_length=255, default="")
+    status = fields.CharEnumField(StaffPayoutStatus, max_length=16, default=StaffPayoutStatus.payable)
+    batch = fields.ForeignKeyField(
+        "referrals.SettlementBatch", related_name="staff_payouts", on_delete=fields.RESTRICT, null=True
+    )
+    created_at = fields.DatetimeField()
+    paid_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "referral_staff_payout"
+        indexes = (("status", "created_at"),)
+
+
 class BatchStatus(StrEnum):
     draft = "draft"  # created, under review
     approved = "approved"  # approved by a second finance user (maker-checker)

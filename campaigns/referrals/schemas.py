@@ -319,6 +319,8 @@ class PayeeLineOut(msgspec.Struct):
     adjustment_count: int
     adjustments_fen: int
     net_fen: int
+    # "customer" or "staff" (a staff referral payout; payee_id is then the staff member's id).
+    payee_kind: str = "customer"
 
     @classmethod
     def of(cls, line: PayeeLine) -> "PayeeLineOut":

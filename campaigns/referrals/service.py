@@ -5,6 +5,7 @@ from campaigns.referrals.programs import active_program, create_program, get_pro
 from campaigns.referrals.payouts import approve_held, get_reward, record_refund, release_due_chunk, void_held
 from campaigns.referrals.rewards import record_qualifying_consumption
 from campaigns.referrals.settlement import (
+    add_staff_payout,
     approve_batch,
     cancel_batch,
     create_batch,
@@ -14,6 +15,7 @@ from campaigns.referrals.settlement import (
 )
 
 __all__ = [
+    "add_staff_payout",
     "active_program",
     "approve_batch",
     "approve_held",

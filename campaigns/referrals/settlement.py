@@ -32,9 +32,11 @@ from campaigns.referrals.models import (
     RewardKind,
     RewardStatus,
     SettlementBatch,
+    StaffPayout,
+    StaffPayoutStatus,
 )
 from kernel import clock
-from kernel.identity.models import Customer
+from kernel.identity.models import Customer, StaffMember
 
 
 # A reward is payable only once its hold has passed, so a later `up_to` settles nothing more; the bound
@@ -56,6 +58,8 @@ class PayeeLine:
     rewards_fen: int
     adjustment_count: int
     adjustments_fen: int
+    # "customer" (referral rewards) or "staff" (staff referral payouts handed over by the CRM room).
+    payee_kind: str = "customer"
 
     @property
     def net_fen(self) -> int:
@@ -88,6 +92,27 @@ async def _sums(conn: BaseDBAsyncClient, batch_id: int) -> dict[int, list[int]]:
     return per_payee
 
 
+async def _staff_sums(conn: BaseDBAsyncClient, batch_id: int) -> dict[int, list[int]]:
+    """staff id → [payout count, payouts fen, 0, 0] for one batch (staff payouts have no clawbacks)."""
+    rows = await (
+        StaffPayout.filter(batch_id=batch_id)
+        .using_db(conn)
+        .annotate(n=Count("id"), fen=Sum("amount_fen"))
+        .group_by("staff_id")
+        .values("staff_id", "n", "fen")
+    )
+    return {row["staff_id"]: [int(row["n"]), int(row["fen"] or 0), 0, 0] for row in rows}
+
+
+async def add_staff_payout(conn: BaseDBAsyncClient, *, staff_id: int, ref: str, amount_fen: int, note: str = "") -> StaffPayout:
+    """Contract for the CRM room: a payable amount for a staff member, idempotent on `ref`."""
+    await StaffPayout.bulk_create(
+        [StaffPayout(staff_id=staff_id, ref=ref, amount_fen=amount_fen, note=note[:255], created_at=clock.now())],
+        ignore_conflicts=True, using_db=conn,
+    )
+    return await StaffPayout.get(ref=ref, using_db=conn)
+
+
 async def _release(conn: BaseDBAsyncClient, batch_id: int, payee_ids: list[int] | None = None) -> None:
     """Give a batch's items (or some payees' items) back: rewards to payable, adjustments to open."""
     rewards = ReferralReward.filter(batch_id=batch_id, status=RewardStatus.batched)
@@ -97,6 +122,10 @@ async def _release(conn: BaseDBAsyncClient, batch_id: int, payee_ids: list[int] 
         adjustments = adjustments.filter(payee_id__in=payee_ids)
     await rewards.using_db(conn).update(status=RewardStatus.payable, batch_id=None)
     await adjustments.using_db(conn).update(status=AdjustmentStatus.open, batch_id=None)
+    if payee_ids is None:
+        await StaffPayout.filter(batch_id=batch_id, status=StaffPayoutStatus.batched).using_db(conn).update(
+            status=StaffPayoutStatus.payable, batch_id=None
+        )
 
 
 async def create_batch(conn: BaseDBAsyncClient, *, staff_id: int, up_to: date, note: str = "") -> SettlementBatch:
@@ -114,6 +143,9 @@ async def create_batch(conn: BaseDBAsyncClient, *, staff_id: int, up_to: date, n
     await RewardAdjustment.filter(
         status=AdjustmentStatus.open, batch_id=None, created_at__lt=cutoff
     ).using_db(conn).update(status=AdjustmentStatus.batched, batch_id=batch.id)
+    await StaffPayout.filter(
+        status=StaffPayoutStatus.payable, batch_id=None, created_at__lt=cutoff
+    ).using_db(conn).update(status=StaffPayoutStatus.batched, batch_id=batch.id)
 
     per_payee = await _sums(conn, batch.id)
     # A payee whose clawbacks exceed their new rewards cannot be paid a negative amount: their items
@@ -122,14 +154,16 @@ async def create_batch(conn: BaseDBAsyncClient, *, staff_id: int, up_to: date, n
     if owing:
         await _release(conn, batch.id, owing)
         per_payee = {p: v for p, v in per_payee.items() if p not in owing}
-    if not per_payee:
+    staff = await _staff_sums(conn, batch.id)
+    if not per_payee and not staff:
         raise NothingToSettle(up_to=up_to.isoformat())
-    batch.reward_count = sum(v[0] for v in per_payee.values())
-    batch.rewards_fen = sum(v[1] for v in per_payee.values())
-    batch.adjustment_count = sum(v[2] for v in per_payee.values())
-    batch.adjustments_fen = sum(v[3] for v in per_payee.values())
+    lines = [*per_payee.values(), *staff.values()]
+    batch.reward_count = sum(v[0] for v in lines)
+    batch.rewards_fen = sum(v[1] for v in lines)
+    batch.adjustment_count = sum(v[2] for v in lines)
+    batch.adjustments_fen = sum(v[3] for v in lines)
     batch.total_fen = batch.rewards_fen + batch.adjustments_fen
-    batch.payee_count = len(per_payee)
+    batch.payee_count = len(lines)
     await batch.save(
         using_db=conn,
         update_fields=["reward_count", "rewards_fen", "adjustment_count", "adjustments_fen", "total_fen", "payee_count"],
@@ -176,6 +210,9 @@ async def mark_paid(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int, ex
     await RewardAdjustment.filter(batch_id=batch_id, status=AdjustmentStatus.batched).using_db(conn).update(
         status=AdjustmentStatus.settled, settled_at=now
     )
+    await StaffPayout.filter(batch_id=batch_id, status=StaffPayoutStatus.batched).using_db(conn).update(
+        status=StaffPayoutStatus.paid, paid_at=now
+    )
     return await get_batch(conn, batch_id)
 
 
@@ -198,6 +235,10 @@ async def payee_lines(conn: BaseDBAsyncClient, batch_id: int) -> list[PayeeLine]
         c["id"]: c
         for c in await Customer.filter(id__in=list(per_payee)).using_db(conn).values("id", "nickname", "phone_masked")
     }
+    staff = await _staff_sums(conn, batch_id)
+    names = dict(
+        await StaffMember.filter(id__in=list(staff)).using_db(conn).values_list("id", "display_name")
+    )
     return [
         PayeeLine(
             payee_id=payee,
@@ -209,6 +250,12 @@ async def payee_lines(conn: BaseDBAsyncClient, batch_id: int) -> list[PayeeLine]
             adjustments_fen=adj_fen,
         )
         for payee, (n, fen, adj_n, adj_fen) in sorted(per_payee.items())
+    ] + [
+        PayeeLine(
+            payee_id=staff_id, nickname=names.get(staff_id) or "", phone_masked="", reward_count=n,
+            rewards_fen=fen, adjustment_count=0, adjustments_fen=0, payee_kind="staff",
+        )
+        for staff_id, (n, fen, _, _) in sorted(staff.items())
     ]
 
 
@@ -221,7 +268,7 @@ def yuan(fen: int) -> str:
 
 EXPORT_HEADER = [
     "payee_id", "nickname", "phone", "reward_count", "rewards_fen", "adjustment_count", "adjustments_fen",
-    "net_fen", "net_yuan",
+    "net_fen", "net_yuan", "payee_kind",
 ]
 
 
@@ -235,12 +282,12 @@ def export_rows(batch: SettlementBatch, lines: list[PayeeLine]) -> list[list[obj
     for line in lines:
         rows.append([
             line.payee_id, _cell(line.nickname), line.phone_masked, line.reward_count, line.rewards_fen,
-            line.adjustment_count, line.adjustments_fen, line.net_fen, yuan(line.net_fen),
+            line.adjustment_count, line.adjustments_fen, line.net_fen, yuan(line.net_fen), line.payee_kind,
         ])
     rows.append([
         "TOTAL", f"batch {batch.id}", "", sum(x.reward_count for x in lines), sum(x.rewards_fen for x in lines),
         sum(x.adjustment_count for x in lines), sum(x.adjustments_fen for x in lines),
-        sum(x.net_fen for x in lines), yuan(sum(x.net_fen for x in lines)),
+        sum(x.net_fen for x in lines), yuan(sum(x.net_fen for x in lines)), "",
     ])
     return rows
 

@@ -37,6 +37,8 @@ class Customer(Model):
     phone_sealed = fields.CharField(max_length=255, null=True)
     phone_hash = fields.CharField(max_length=64, null=True, db_index=True)
     phone_masked = fields.CharField(max_length=32, null=True)
+    # A keyed hash of the last four digits: staff search "尾号1234" without the phone in clear (crm).
+    phone_last4_hash = fields.CharField(max_length=64, null=True, db_index=True)
     referral_code = fields.CharField(max_length=16, unique=True)
     created_at = fields.DatetimeField()
     last_login_at = fields.DatetimeField()

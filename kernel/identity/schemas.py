@@ -20,6 +20,9 @@ Url = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^https?://")]
 class CustomerLogin(msgspec.Struct, forbid_unknown_fields=True):
     code: Code
     referral_code: ReferralCode | None = None
+    # The scene the mini-program was opened with (a QR code's scene or a link's `scene` query): a staff
+    # member's code, a partner channel or an ad campaign; recorded as the new customer's source (crm).
+    scene: Annotated[str, msgspec.Meta(max_length=32, pattern=r"^[A-Za-z0-9_\-.:]+$")] | None = None
 
 
 class AccessToken(msgspec.Struct):

@@ -165,7 +165,10 @@ async def bind_phone(conn: BaseDBAsyncClient, customer_id: int, phone: str) -> C
     customer.phone_sealed = crypto.seal(phone)
     customer.phone_hash = crypto.lookup_hash(phone)
     customer.phone_masked = crypto.mask_phone(phone)
-    await customer.save(using_db=conn, update_fields=["phone_sealed", "phone_hash", "phone_masked"])
+    customer.phone_last4_hash = crypto.last4_hash(phone)
+    await customer.save(
+        using_db=conn, update_fields=["phone_sealed", "phone_hash", "phone_masked", "phone_last4_hash"]
+    )
     return customer
 
 

@@ -1,0 +1,153 @@
+"""Acquisition sources (来源) recorded at first login, the channels staff configure, and the staff referral
+program: a staff member earns a share of what the customers they brought spend, never of their own purchases.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+
+from crm import partners, sql
+from crm.errors import ChannelCodeTaken, ChannelNotFound
+from crm.models import (
+    Acquisition,
+    AcquisitionChannel,
+    ChannelKind,
+    CrmCursor,
+    SourceKind,
+    StaffReward,
+    StaffRewardStatus,
+)
+from crm.settings import get_crm_settings
+from kernel import clock
+from kernel.errors import ValidationFailed
+from kernel.identity.models import Customer
+
+# WeChat QR scenes are at most 32 visible characters.
+_SCENE = re.compile(r"^[A-Za-z0-9_\-.:]{1,32}$")
+
+
+async def create_channel(conn: BaseDBAsyncClient, values: dict[str, Any]) -> AcquisitionChannel:
+    if not _SCENE.match(values["code"]):
+        raise ValidationFailed("A code is 1-32 letters, digits or _ - . : (a WeChat QR scene).", field="code")
+    if values["kind"] == ChannelKind.staff and not values.get("staff_id"):
+        raise ValidationFailed("A staff channel names its staff member.", field="staff_id")
+    if await Customer.filter(referral_code=values["code"]).using_db(conn).exists():
+        raise ChannelCodeTaken(field="code")
+    try:
+        return await AcquisitionChannel.create(**values, created_at=clock.now(), using_db=conn)
+    except IntegrityError as exc:
+        raise ChannelCodeTaken(field="code") from exc
+
+
+async def get_channel(conn: BaseDBAsyncClient, channel_id: int) -> AcquisitionChannel:
+    channel = await AcquisitionChannel.get_or_none(id=channel_id, using_db=conn)
+    if channel is None:
+        raise ChannelNotFound()
+    return channel
+
+
+async def update_channel(conn: BaseDBAsyncClient, channel_id: int, changes: dict[str, Any]) -> AcquisitionChannel:
+    channel = await get_channel(conn, channel_id)
+    for name, value in changes.items():
+        setattr(channel, name, value)
+    if changes:
+        await channel.save(using_db=conn, update_fields=list(changes))
+    return channel
+
+
+async def record_at_first_login(conn: BaseDBAsyncClient, customer: Customer, created: bool,
+                                referral_code: str | None, scene: str | None) -> Acquisition | None:
+    """Inside the login transaction. Only a new customer gets a source; the first one recorded stays."""
+    if not created:
+        return None
+    kind, channel_id, referrer_id, code = SourceKind.organic, None, None, ""
+    if referral_code:
+        referrer = await Customer.get_or_none(referral_code=referral_code.strip().upper(), deleted_at=None,
+                                              using_db=conn)
+        if referrer is not None and referrer.id != customer.id:
+            kind, referrer_id, code = SourceKind.customer_referral, referrer.id, referrer.referral_code
+    if kind == SourceKind.organic and scene:
+        channel = await AcquisitionChannel.get_or_none(code=scene.strip(), is_active=True, using_db=conn)
+        if channel is not None and channel.staff_customer_id != customer.id:
+            kind, channel_id, code = SourceKind(channel.kind.value), channel.id, channel.code
+    await Acquisition.bulk_create(
+        [Acquisition(customer_id=customer.id, kind=kind, channel_id=channel_id, referrer_customer_id=referrer_id,
+                     code=code, acquired_at=clock.now())],
+        ignore_conflicts=True, using_db=conn,
+    )
+    return await Acquisition.get_or_none(customer_id=customer.id, using_db=conn)
+
+
+# --- staff referral rewards -------------------------------------------------------------------------
+
+STAFF_CURSOR = "staff_rewards.consumption"
+
+
+async def accrue_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 2000) -> int:
+    """Read consumptions after the cursor; a staff-acquired customer's consumption earns their staff member
+    a pending reward (unique per consumption). Returns consumptions read (0 when caught up)."""
+    await CrmCursor.bulk_create([CrmCursor(name=STAFF_CURSOR, position=0)], ignore_conflicts=True, using_db=conn)
+    cursor = await CrmCursor.filter(name=STAFF_CURSOR).using_db(conn).select_for_update().first()
+    consumptions = await partners.consumptions_after(conn, cursor.position, limit)
+    if not consumptions:
+        return 0
+    settings = get_crm_settings()
+    ids = sorted({int(c["customer_id"]) for c in consumptions})
+    sources = {a.customer_id: a for a in await Acquisition.filter(customer_id__in=ids, kind=SourceKind.staff).using_db(conn)}
+    channels = {ch.id: ch for ch in await AcquisitionChannel.filter(
+        id__in={a.channel_id for a in sources.values()}).using_db(conn)}
+    rewards = []
+    for c in consumptions:
+        source = sources.get(int(c["customer_id"]))
+        channel = channels.get(source.channel_id) if source else None
+        if channel is None or channel.staff_id is None:
+            continue
+        occurred = sql.instant(c["occurred_at"])
+        # Never for the staff member's own purchases, and only within the program's validity.
+        if channel.staff_customer_id == source.customer_id:
+            continue
+        if occurred - source.acquired_at > timedelta(days=settings.staff_reward_valid_days):
+            continue
+        base = int(c["amount_fen"])
+        rewards.append(StaffReward(
+            staff_id=channel.staff_id, customer_id=source.customer_id, consumption_id=int(c["id"]), base_fen=base,
+            amount_fen=base * settings.staff_reward_bp // 10_000,
+            hold_until=occurred + timedelta(days=settings.staff_reward_hold_days), created_at=clock.now(),
+        ))
+    if rewards:
+        await StaffReward.bulk_create(rewards, ignore_conflicts=True, using_db=conn)
+    cursor.position = int(consumptions[-1]["id"])
+    await cursor.save(using_db=conn, update_fields=["position"])
+    return len(consumptions)
+
+
+async def release_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 500) -> int:
+    """Rewards whose hold ended: recomputed on what is left after refunds, then handed to the finance batches
+    (the referrals room's settlement) with the staff member as payee. Returns rewards decided."""
+    due = await StaffReward.filter(status=StaffRewardStatus.pending, hold_until__lte=clock.now()).using_db(
+        conn).order_by("id").limit(limit).select_for_update(skip_locked=True)
+    if not due:
+        return 0
+    net = await partners.net_of_consumptions(conn, [r.consumption_id for r in due])
+    bp = get_crm_settings().staff_reward_bp
+    for reward in due:
+        # The staff member may have linked their own account after the reward was accrued.
+        own = await AcquisitionChannel.filter(staff_id=reward.staff_id, staff_customer_id=reward.customer_id).using_db(
+            conn).exists()
+        amount = max(0, net.get(reward.consumption_id, 0)) * bp // 10_000
+        if own or amount <= 0:
+            reward.status = StaffRewardStatus.cancelled
+        else:
+            reward.amount_fen = amount
+            await partners.hand_over_staff_payout(
+                conn, staff_id=reward.staff_id, ref=f"crm_staff_reward:{reward.id}", amount_fen=amount,
+                note=f"staff referral: consumption {reward.consumption_id}",
+            )
+            reward.status = StaffRewardStatus.handed_over
+        await reward.save(using_db=conn, update_fields=["status", "amount_fen"])
+    return len(due)

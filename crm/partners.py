@@ -1,0 +1,284 @@
+"""Calls into other rooms (points_mall, booking, campaigns, referrals) and the reads of their tables.
+
+Every cross-room call of the CRM room goes through this module, so the seams are in one place. The
+set-based reads the segment compiler and the nightly scoring need (a subquery per condition, an aggregate
+per chunk of customers) are SQL over other rooms' tables; they live here, named in the CRM's words, so a
+room that renames a column has one file to look at. Other rooms never import crm.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from booking import service as booking
+from campaigns.referrals import service as referrals
+from crm import sql
+from points_mall import vouchers
+
+OUTREACH_VOUCHER_SOURCE = "crm_outreach"
+BIRTHDAY_VOUCHER_SOURCE = "crm_birthday"
+
+
+# --- consumption (points room's table) ------------------------------------------------------------
+
+async def consumption_aggregates(
+    conn: BaseDBAsyncClient, first_id: int, last_id: int, *, window_start: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """Per customer in [first_id, last_id]: last consumption, count and net spend since window_start.
+
+    A consumption refunded in full does not count (neither as a visit nor as recency); net spend is
+    amount minus refunds. Only consumptions before `until` count, so a re-run scores the same day alike.
+    """
+    return await sql.fetch(
+        conn,
+        "SELECT customer_id, "
+        "MAX(CASE WHEN amount_fen > refunded_fen THEN occurred_at END) AS last_at, "
+        "SUM(CASE WHEN occurred_at >= %s AND amount_fen > refunded_fen THEN 1 ELSE 0 END) AS frequency, "
+        "SUM(CASE WHEN occurred_at >= %s THEN amount_fen - refunded_fen ELSE 0 END) AS monetary "
+        "FROM points_consumption WHERE customer_id BETWEEN %s AND %s AND occurred_at < %s "
+        "GROUP BY customer_id",
+        [window_start, window_start, first_id, last_id, until],
+    )
+
+
+async def consumptions_after(conn: BaseDBAsyncClient, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Consumptions in id order after a cursor (the staff-reward scan)."""
+    return await sql.fetch(
+        conn,
+        f"SELECT id, customer_id, amount_fen, refunded_fen, occurred_at FROM points_consumption "
+        f"WHERE id > %s ORDER BY id LIMIT {int(limit)}",
+        [after_id],
+    )
+
+
+async def net_of_consumptions(conn: BaseDBAsyncClient, consumption_ids: list[int]) -> dict[int, int]:
+    if not consumption_ids:
+        return {}
+    rows = await sql.fetch(
+        conn,
+        f"SELECT id, amount_fen - refunded_fen AS net FROM points_consumption WHERE id IN {sql.in_list(consumption_ids)}",
+        consumption_ids,
+    )
+    return {int(r["id"]): int(r["net"]) for r in rows}
+
+
+async def customer_consumed_since(conn: BaseDBAsyncClient, customer_id: int, since: datetime) -> bool:
+    rows = await sql.fetch(
+        conn,
+        "SELECT 1 AS x FROM points_consumption WHERE customer_id = %s AND occurred_at >= %s "
+        "AND amount_fen > refunded_fen LIMIT 1",
+        [customer_id, since],
+    )
+    return bool(rows)
+
+
+# --- segment conditions over other rooms' tables (SQL fragments on the outer alias `c`) -------------
+
+def tier_in(ids: list[int]) -> tuple[str, list[Any]]:
+    return (f"EXISTS (SELECT 1 FROM points_account pa WHERE pa.customer_id = c.id AND pa.tier_id IN {sql.in_list(ids)})",
+            list(ids))
+
+
+def points_balance(op: str, value: int) -> tuple[str, list[Any]]:
+    if op == "gte":
+        return "EXISTS (SELECT 1 FROM points_account pa WHERE pa.customer_id = c.id AND pa.balance >= %s)", [value]
+    # Below a balance: also customers who have no account yet (a balance of zero).
+    return ("NOT EXISTS (SELECT 1 FROM points_account pa WHERE pa.customer_id = c.id AND pa.balance >= %s)",
+            [value])
+
+
+def consumed_since(since: datetime) -> tuple[str, list[Any]]:
+    return ("EXISTS (SELECT 1 FROM points_consumption pc WHERE pc.customer_id = c.id AND pc.occurred_at >= %s "
+            "AND pc.amount_fen > pc.refunded_fen)", [since])
+
+
+def qualified_referrals_at_least(count: int) -> tuple[str, list[Any]]:
+    if count <= 0:
+        return "1 = 1", []
+    return ("(SELECT COUNT(*) FROM referral_binding rb WHERE rb.referrer_id = c.id AND rb.status = 'qualified') >= %s",
+            [count])
+
+
+def booked_at_branch(ids: list[int]) -> tuple[str, list[Any]]:
+    return (f"EXISTS (SELECT 1 FROM booking_booking bb WHERE bb.customer_id = c.id AND bb.status <> 'cancelled' "
+            f"AND bb.branch_id IN {sql.in_list(ids)})", list(ids))
+
+
+def booked_department(ids: list[int]) -> tuple[str, list[Any]]:
+    return (f"EXISTS (SELECT 1 FROM booking_booking bb WHERE bb.customer_id = c.id AND bb.status <> 'cancelled' "
+            f"AND bb.department_id IN {sql.in_list(ids)})", list(ids))
+
+
+def joined_campaign(ids: list[int]) -> tuple[str, list[Any]]:
+    return (f"EXISTS (SELECT 1 FROM gb_entry ge WHERE ge.customer_id = c.id AND ge.status IN ('paid', 'fulfilled') "
+            f"AND ge.campaign_id IN {sql.in_list(ids)})", list(ids))
+
+
+def upcoming_booking(now: datetime) -> tuple[str, list[Any]]:
+    return ("EXISTS (SELECT 1 FROM booking_booking bb WHERE bb.customer_id = c.id AND bb.status = 'booked' "
+            "AND bb.starts_at > %s)", [now])
+
+
+async def customers_with_upcoming_booking(conn: BaseDBAsyncClient, ids: list[int], now: datetime) -> set[int]:
+    if not ids:
+        return set()
+    rows = await sql.fetch(
+        conn,
+        f"SELECT DISTINCT customer_id FROM booking_booking WHERE status = 'booked' AND starts_at > %s "
+        f"AND customer_id IN {sql.in_list(ids)}",
+        [now, *ids],
+    )
+    return {int(r["customer_id"]) for r in rows}
+
+
+async def booked_departments(conn: BaseDBAsyncClient, first_id: int, last_id: int) -> list[dict[str, Any]]:
+    """(customer, department code) pairs of non-cancelled bookings: the interest rule tags."""
+    return await sql.fetch(
+        conn,
+        "SELECT DISTINCT bb.customer_id, d.code FROM booking_booking bb JOIN booking_department d "
+        "ON d.id = bb.department_id WHERE bb.customer_id BETWEEN %s AND %s AND bb.status <> 'cancelled'",
+        [first_id, last_id],
+    )
+
+
+async def departments(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
+    return await sql.fetch(conn, "SELECT id, code, name FROM booking_department ORDER BY id")
+
+
+# --- consultations (booking room) ----------------------------------------------------------------
+
+async def consultation_visits(conn: BaseDBAsyncClient, completed_from: datetime, completed_to: datetime,
+                              limit: int) -> list[dict[str, Any]]:
+    """Completed visits that were consultations: with a pre-triage form, without a service, or for a
+    service that needs a consultation first. Not yet followed up by the CRM."""
+    return await sql.fetch(
+        conn,
+        "SELECT bb.id, bb.customer_id, bb.completed_at FROM booking_booking bb "
+        "LEFT JOIN booking_service s ON s.id = bb.service_id "
+        "WHERE bb.status = 'completed' AND bb.completed_at >= %s AND bb.completed_at < %s "
+        "AND (bb.triage_id IS NOT NULL OR bb.service_id IS NULL OR s.requires_consultation = 1) "
+        "AND NOT EXISTS (SELECT 1 FROM crm_consultation_follow_up f WHERE f.booking_id = bb.id) "
+        f"ORDER BY bb.id LIMIT {int(limit)}",
+        [completed_from, completed_to],
+    )
+
+
+async def add_consultation_follow_up(conn: BaseDBAsyncClient, booking_id: int, *, days_after: int,
+                                     note: str) -> int | None:
+    task = await booking.add_consultation_follow_up(conn, booking_id, days_after=days_after, note=note)
+    return task.id if task else None
+
+
+# --- vouchers (points room) ----------------------------------------------------------------------
+
+async def issue_outreach_voucher(conn: BaseDBAsyncClient, *, outreach_id: int, customer_id: int, title: str,
+                                 valid_until: datetime, service_id: int | None) -> int:
+    """One voucher per (outreach, customer): the source id makes a second issue return the first."""
+    issued = await vouchers.issue_vouchers(
+        conn, customer_id=customer_id, source_type=OUTREACH_VOUCHER_SOURCE, source_id=f"{outreach_id}:{customer_id}",
+        title=title, quantity=1, valid_until=valid_until, service_id=service_id,
+    )
+    return issued[0].id
+
+
+async def issue_birthday_voucher(conn: BaseDBAsyncClient, *, customer_id: int, year: int, title: str,
+                                 valid_until: datetime) -> int:
+    issued = await vouchers.issue_vouchers(
+        conn, customer_id=customer_id, source_type=BIRTHDAY_VOUCHER_SOURCE, source_id=f"{customer_id}:{year}",
+        title=title, quantity=1, valid_until=valid_until,
+    )
+    return issued[0].id
+
+
+async def outreach_voucher_redemptions(conn: BaseDBAsyncClient, outreach_id: int) -> dict[int, datetime]:
+    """customer → redemption instant of this outreach's vouchers."""
+    rows = await sql.fetch(
+        conn,
+        "SELECT customer_id, redeemed_at FROM voucher WHERE source_type = %s AND source_id LIKE %s "
+        "AND status = 'redeemed'",
+        [OUTREACH_VOUCHER_SOURCE, f"{outreach_id}:%"],
+    )
+    return {int(r["customer_id"]): sql.instant(r["redeemed_at"]) for r in rows}
+
+
+# --- lift: what recipients and holdout did afterwards ---------------------------------------------
+
+async def customers_who_booked(conn: BaseDBAsyncClient, ids: list[int], start: datetime, end: datetime) -> set[int]:
+    return await _ids(conn, "booking_booking", "created_at", ids, start, end, "status <> 'cancelled'")
+
+
+async def customers_who_paid(conn: BaseDBAsyncClient, ids: list[int], start: datetime, end: datetime) -> set[int]:
+    return await _ids(conn, "shop_order", "paid_at", ids, start, end, "paid_at IS NOT NULL")
+
+
+async def _ids(conn, table: str, column: str, ids: list[int], start: datetime, end: datetime, extra: str) -> set[int]:
+    found: set[int] = set()
+    for i in range(0, len(ids), 1000):
+        part = ids[i:i + 1000]
+        rows = await sql.fetch(
+            conn,
+            f"SELECT DISTINCT customer_id FROM {table} WHERE {extra} AND {column} >= %s AND {column} < %s "
+            f"AND customer_id IN {sql.in_list(part)}",
+            [start, end, *part],
+        )
+        found.update(int(r["customer_id"]) for r in rows)
+    return found
+
+
+# --- the customer card (read-only views of other rooms) -------------------------------------------
+
+async def customer_record(conn: BaseDBAsyncClient, customer_id: int):
+    """Bookings, triage (decrypted: the caller audits the view), surveys and follow-ups."""
+    return await booking.customer_record(conn, customer_id)
+
+
+async def points_summary(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
+    rows = await sql.fetch(
+        conn,
+        "SELECT pa.balance, pa.pending, pa.tier_id, t.name AS tier_name FROM points_account pa "
+        "LEFT JOIN points_member_tier t ON t.id = pa.tier_id WHERE pa.customer_id = %s",
+        [customer_id],
+    )
+    if not rows:
+        return {"balance": 0, "pending": 0, "tier_id": None, "tier_name": None}
+    return rows[0]
+
+
+async def recent_orders(conn: BaseDBAsyncClient, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    return await sql.fetch(
+        conn,
+        f"SELECT id, description, total_fen, status, created_at, paid_at FROM shop_order WHERE customer_id = %s "
+        f"ORDER BY id DESC LIMIT {int(limit)}",
+        [customer_id],
+    )
+
+
+async def recent_vouchers(conn: BaseDBAsyncClient, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    return await sql.fetch(
+        conn,
+        f"SELECT id, title, status, source_type, issued_at, valid_until FROM voucher WHERE customer_id = %s "
+        f"ORDER BY id DESC LIMIT {int(limit)}",
+        [customer_id],
+    )
+
+
+async def referral_summary(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
+    rows = await sql.fetch(
+        conn,
+        "SELECT COUNT(*) AS invited, SUM(CASE WHEN status = 'qualified' THEN 1 ELSE 0 END) AS qualified "
+        "FROM referral_binding WHERE referrer_id = %s",
+        [customer_id],
+    )
+    row = rows[0] if rows else {}
+    return {"invited": int(row.get("invited") or 0), "qualified": int(row.get("qualified") or 0)}
+
+
+# --- staff payouts (referrals room's finance batches) -----------------------------------------------
+
+async def hand_over_staff_payout(conn: BaseDBAsyncClient, *, staff_id: int, ref: str, amount_fen: int,
+                                 note: str) -> None:
+    """The staff member becomes a payee of the next settlement batch. Idempotent on `ref`."""
+    await referrals.add_staff_payout(conn, staff_id=staff_id, ref=ref, amount_fen=amount_fen, note=note)

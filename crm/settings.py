@@ -1,0 +1,86 @@
+"""CRM rules clinics tune from the environment (README, "Configure"); tests change them with `override(...)`.
+
+RFM thresholds are not here: staff edit them (`crm_rfm_rules`, /admin/crm/rfm-rules).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from functools import lru_cache
+
+import msgspec
+
+
+class CrmSettings(msgspec.Struct, frozen=True):
+    # Frequency cap: no marketing message to a customer within this many days of the last one.
+    marketing_cap_days: int = 7
+    # Quiet hours in the clinic's time zone: no marketing message is sent from `quiet_start_hour`
+    # (inclusive) to `quiet_end_hour` (exclusive); a run that meets them waits for the morning.
+    quiet_start_hour: int = 21
+    quiet_end_hour: int = 9
+    # Customers handled per outreach transaction (one chunk = one commit; a killed worker redoes one chunk).
+    outreach_chunk: int = 200
+    # Birthday gift: the voucher's title and how long it stays valid after issue.
+    birthday_voucher_title: str = "生日礼 Birthday gift"
+    birthday_voucher_valid_days: int = 30
+    # A triage or consultation not followed by a paid treatment within this many days gets a 咨询回访 task.
+    consultation_follow_up_days: int = 7
+    # Staff referral program (员工推荐): share of the net spend of the customers a staff member brought,
+    # in basis points, for consumptions within `staff_reward_valid_days` of the customer's arrival.
+    staff_reward_bp: int = 500
+    staff_reward_valid_days: int = 365
+    staff_reward_hold_days: int = 7
+    # Customers scored per RFM / rule-tag transaction.
+    scoring_chunk: int = 5000
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def load_crm_settings() -> CrmSettings:
+    d = CrmSettings()
+
+    def num(name: str, default: int) -> int:
+        return int(_env(name) or default)
+
+    return CrmSettings(
+        marketing_cap_days=num("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days),
+        quiet_start_hour=num("CRM_QUIET_START_HOUR", d.quiet_start_hour),
+        quiet_end_hour=num("CRM_QUIET_END_HOUR", d.quiet_end_hour),
+        outreach_chunk=num("CRM_OUTREACH_CHUNK", d.outreach_chunk),
+        birthday_voucher_title=_env("CRM_BIRTHDAY_VOUCHER_TITLE") or d.birthday_voucher_title,
+        birthday_voucher_valid_days=num("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days),
+        consultation_follow_up_days=num("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days),
+        staff_reward_bp=num("CRM_STAFF_REWARD_BP", d.staff_reward_bp),
+        staff_reward_valid_days=num("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days),
+        staff_reward_hold_days=num("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days),
+        scoring_chunk=num("CRM_SCORING_CHUNK", d.scoring_chunk),
+    )
+
+
+_override: CrmSettings | None = None
+
+
+@lru_cache(maxsize=1)
+def _loaded() -> CrmSettings:
+    return load_crm_settings()
+
+
+def get_crm_settings() -> CrmSettings:
+    return _override if _override is not None else _loaded()
+
+
+@contextlib.contextmanager
+def override(**changes) -> Iterator[CrmSettings]:
+    """Run a block with some rules changed (tests; the app itself never calls this)."""
+    global _override
+    previous = _override
+    _override = msgspec.structs.replace(get_crm_settings(), **changes)
+    try:
+        yield _override
+    finally:
+        _override = previous

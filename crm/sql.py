@@ -1,0 +1,72 @@
+"""Raw SQL helpers of the CRM room: one placeholder style for MariaDB and SQLite, and instants read back as UTC.
+
+The nightly scoring and the segment compiler are set-based SQL (100k customers in seconds), which the ORM
+cannot express; they are written with `%s` placeholders and run on both databases through these helpers.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+
+def is_sqlite(conn: BaseDBAsyncClient) -> bool:
+    return conn.capabilities.dialect == "sqlite"
+
+
+def _adapt(conn: BaseDBAsyncClient, sql: str) -> str:
+    return sql.replace("%s", "?") if is_sqlite(conn) else sql
+
+
+def _param(value: Any) -> Any:
+    # Instants are stored as naive UTC on MariaDB (Tortoise with use_tz) and as ISO text on SQLite.
+    if isinstance(value, datetime):
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+async def fetch(conn: BaseDBAsyncClient, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows as dicts; DATETIME values come back as aware UTC datetimes (the driver gives them naive)."""
+    _, rows = await conn.execute_query(_adapt(conn, sql), [_param(a) for a in args])
+    out = []
+    for row in rows:
+        item = dict(row)
+        for key, value in item.items():
+            if isinstance(value, datetime) and value.tzinfo is None:
+                item[key] = value.replace(tzinfo=timezone.utc)
+        out.append(item)
+    return out
+
+
+async def execute(conn: BaseDBAsyncClient, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> int:
+    count, _ = await conn.execute_query(_adapt(conn, sql), [_param(a) for a in args])
+    return count
+
+
+def instant(value: Any) -> datetime | None:
+    """A DATETIME read by raw SQL, as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def day(value: Any) -> date | None:
+    if value is None or isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def month_of(conn: BaseDBAsyncClient, column: str) -> str:
+    """SQL for the month number (1-12) of a DATE column."""
+    return f"CAST(strftime('%m', {column}) AS INTEGER)" if is_sqlite(conn) else f"MONTH({column})"
+
+
+def in_list(values: list[Any]) -> str:
+    """Placeholders for an IN (...) list; never empty (an empty list matches nothing)."""
+    return "(" + ",".join(["%s"] * len(values)) + ")" if values else "(NULL)"

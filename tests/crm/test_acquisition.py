@@ -1,0 +1,113 @@
+"""Acquisition sources at first login, and the staff referral program: a staff member earns a share of what
+the customers they brought spend, settled in the finance batches with the staff member as payee, and never
+for their own purchases."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from campaigns.referrals import settlement
+from campaigns.referrals.models import StaffPayout, StaffPayoutStatus
+from crm import tasks
+from crm.models import Acquisition, SourceKind, StaffReward, StaffRewardStatus
+from kernel import clock
+from kernel.db import transaction
+from kernel.identity.models import Customer
+from tests.crm.factories import make_consumption
+from tests.factories import make_customer, make_staff, staff_headers
+
+
+async def _login(client, name: str, **extra) -> Customer:
+    response = await client.post("/app/auth/login", json={"code": f"sandbox:{name}", **extra})
+    assert response.status_code == 200, response.text
+    return await Customer.get(id=response.json()["customer_id"])
+
+
+async def _channel(client, headers, **body) -> dict:
+    response = await client.post("/admin/crm/channels", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_sources_are_recorded_once_at_first_login(client):
+    admin = staff_headers(await make_staff("campaign"))
+    partner = await _channel(client, admin, kind="partner", code=f"P-{secrets.token_hex(4)}", name="Yoga studio")
+    referrer = await make_customer()
+    run = secrets.token_hex(4)
+    by_partner = await _login(client, f"p-{run}", scene=partner["code"])
+    by_friend = await _login(client, f"f-{run}", referral_code=referrer.referral_code, scene=partner["code"])
+    organic = await _login(client, f"o-{run}")
+    sources = {a.customer_id: a for a in await Acquisition.filter(
+        customer_id__in=[by_partner.id, by_friend.id, organic.id])}
+    assert sources[by_partner.id].kind == SourceKind.partner and sources[by_partner.id].channel_id == partner["id"]
+    # A customer's referral code wins over a scene; the referral room binds the referral on its own.
+    assert sources[by_friend.id].kind == SourceKind.customer_referral
+    assert sources[by_friend.id].referrer_customer_id == referrer.id
+    assert sources[organic.id].kind == SourceKind.organic
+    # Logging in again with another scene changes nothing: first login only.
+    await _login(client, f"o-{run}", scene=partner["code"])
+    assert (await Acquisition.get(customer_id=organic.id)).kind == SourceKind.organic
+
+
+async def test_staff_rewards_are_settled_with_the_staff_member_as_payee_never_for_own_purchases(client):
+    admin = staff_headers(await make_staff("campaign"))
+    consultant = await make_staff("front_desk")
+    code = f"S-{secrets.token_hex(4)}"
+    channel = await _channel(client, admin, kind="staff", code=code, name="顾问 Lin", staff_id=consultant.id)
+    run = secrets.token_hex(4)
+    brought = await _login(client, f"b-{run}", scene=code)
+    own = await _login(client, f"own-{run}", scene=code)  # the consultant's own account, linked only later
+    assert (await Acquisition.get(customer_id=own.id)).kind == SourceKind.staff
+
+    await make_consumption(brought.id, 100_000, clock.now())
+    await make_consumption(own.id, 80_000, clock.now())
+    await tasks.staff_rewards({})
+    rewards = {r.customer_id: r for r in await StaffReward.filter(staff_id=consultant.id)}
+    assert {c: r.amount_fen for c, r in rewards.items()} == {brought.id: 5_000, own.id: 4_000}  # 5%, pending
+
+    # Staff link the consultant's own account; part of the friend's purchase is refunded within the hold.
+    linked = await client.patch(f"/admin/crm/channels/{channel['id']}", json={"staff_customer_id": own.id},
+                                headers=admin)
+    assert linked.status_code == 200, linked.text
+    from points_mall.models import Consumption
+
+    await Consumption.filter(id=rewards[brought.id].consumption_id).update(refunded_fen=40_000)
+    clock.set_now(clock.now() + timedelta(days=8))
+    await tasks.staff_rewards({})
+    await tasks.staff_rewards({})  # twice: nothing more
+    rewards = {r.customer_id: r for r in await StaffReward.filter(staff_id=consultant.id)}
+    assert rewards[own.id].status == StaffRewardStatus.cancelled
+    assert rewards[brought.id].status == StaffRewardStatus.handed_over
+    assert rewards[brought.id].amount_fen == 3_000  # 5% of what was kept
+    payouts = await StaffPayout.filter(staff_id=consultant.id)
+    assert [(p.amount_fen, p.status) for p in payouts] == [(3_000, StaffPayoutStatus.payable)]
+
+    # A customer who logs in with the code after the link is not the consultant's (own account refused).
+    again = await _login(client, f"own2-{run}")
+    await client.patch(f"/admin/crm/channels/{channel['id']}", json={"staff_customer_id": again.id}, headers=admin)
+    maker, checker = await make_staff("finance"), await make_staff("finance")
+    async with transaction() as conn:
+        batch = await settlement.create_batch(conn, staff_id=maker.id, up_to=clock.local_today())
+    async with transaction() as conn:
+        lines = await settlement.payee_lines(conn, batch.id)
+    staff_lines = [x for x in lines if x.payee_kind == "staff" and x.payee_id == consultant.id]
+    assert [(x.reward_count, x.rewards_fen) for x in staff_lines] == [(1, 3_000)]
+    assert batch.total_fen == sum(x.net_fen for x in lines)
+    async with transaction() as conn:
+        await settlement.approve_batch(conn, batch.id, staff_id=checker.id)
+        await settlement.mark_paid(conn, batch.id, staff_id=checker.id, external_ref=f"bank-{secrets.token_hex(4)}")
+    assert (await StaffPayout.get(staff_id=consultant.id)).status == StaffPayoutStatus.paid
+    clock.set_now(None)
+
+
+async def test_a_linked_own_account_never_accrues(client):
+    admin = staff_headers(await make_staff("campaign"))
+    consultant = await make_staff("front_desk")
+    code = f"S-{secrets.token_hex(4)}"
+    channel = await _channel(client, admin, kind="staff", code=code, name="self", staff_id=consultant.id)
+    own = await _login(client, f"self-{secrets.token_hex(4)}", scene=code)
+    await client.patch(f"/admin/crm/channels/{channel['id']}", json={"staff_customer_id": own.id}, headers=admin)
+    await make_consumption(own.id, 500_000, clock.now())
+    await tasks.staff_rewards({})
+    assert not await StaffReward.filter(staff_id=consultant.id).exists()

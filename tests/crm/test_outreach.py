@@ -1,0 +1,190 @@
+"""Outreach: each voucher once per outreach and customer (run twice, and with a run killed between chunks),
+stock respected, and subscribe messages never sent to the opted-out, the over-cap, the non-consenting or the
+holdout. Messages go through the live adapter to a local fake of WeChat that enforces subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm import outreach as outreach_service
+from crm import tasks
+from crm.models import MarketingProfile, OutreachRecipient, OutreachStatus
+from crm.outreach import in_holdout, record_acceptances, set_opt_out
+from crm.partners import OUTREACH_VOUCHER_SOURCE
+from crm.settings import override
+from kernel import clock
+from kernel.db import transaction
+from kernel.outbox.models import OutboxMessage
+from kernel.settings import WeChatSettings
+from kernel.wechat.miniprogram import LiveMiniProgram
+from points_mall.models import Voucher
+from tests.crm.factories import make_segment, make_tag, only
+from tests.factories import make_customer, run_worker
+from tests.fakes.wechat import FakeWeChat
+
+SH = ZoneInfo("Asia/Shanghai")
+DAYTIME = datetime(2026, 5, 20, 10, 0, tzinfo=SH)
+TEMPLATE = "tmpl-spring-offer"
+
+
+@pytest.fixture
+async def fake_wechat():
+    fake = FakeWeChat()
+    fake.enforce_subscriptions = True
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def adapter(fake_wechat):
+    live = LiveMiniProgram(WeChatSettings(mode="live", appid=fake_wechat.appid, secret=fake_wechat.secret,
+                                          api_base=fake_wechat.base_url, timeout_seconds=3))
+    yield live
+    await live.aclose()
+
+
+async def _consenting(fake: FakeWeChat, tag_id: int, **overrides):
+    customer = await make_customer(**overrides)
+    from crm.models import CustomerTag, TagKind
+
+    await CustomerTag.create(customer_id=customer.id, tag_id=tag_id, source=TagKind.manual, created_at=clock.now())
+    async with transaction() as conn:
+        await record_acceptances(conn, customer.id, [TEMPLATE])
+    fake.accept_subscription(customer.openid, TEMPLATE)
+    return customer
+
+
+async def _draft(segment_id: int, **values):
+    fields = dict(name="spring", segment_id=segment_id, voucher_title="Spring facial ¥100 off", template_id=TEMPLATE,
+                  message_data={"thing1": "Spring offer", "time2": "2026-05-31"}, holdout_bp=3000)
+    fields.update(values)
+    async with transaction() as conn:
+        outreach = await outreach_service.create_outreach(conn, fields, staff_id=1)
+        await outreach_service.schedule(conn, outreach.id, at=None)
+    return outreach
+
+
+async def test_run_twice_and_killed_midway_issues_once_and_sends_only_where_allowed(redis, fake_wechat, adapter):
+    clock.set_now(DAYTIME)
+    marker = await make_tag()
+    ok = [await _consenting(fake_wechat, marker.id) for _ in range(24)]
+    opted_out = await _consenting(fake_wechat, marker.id)
+    over_cap = await _consenting(fake_wechat, marker.id)
+    no_consent = await make_customer()
+    from crm.models import CustomerTag, TagKind
+
+    await CustomerTag.create(customer_id=no_consent.id, tag_id=marker.id, source=TagKind.manual, created_at=DAYTIME)
+    async with transaction() as conn:
+        await set_opt_out(conn, opted_out.id, True)
+    await MarketingProfile.bulk_create([MarketingProfile(customer_id=over_cap.id)], ignore_conflicts=True)
+    await MarketingProfile.filter(customer_id=over_cap.id).update(last_marketing_at=DAYTIME - timedelta(days=2))
+    segment = await make_segment({"groups": [only(marker.id)]})
+    outreach = await _draft(segment.id)
+    everyone = [*ok, opted_out, over_cap, no_consent]
+    holdout = {c.id for c in everyone if in_holdout(outreach.id, c.id, 3000)}
+    assert holdout and len(holdout) < len(everyone)
+
+    # First run: killed while it waits on WeChat for the 5th message, after several chunks committed.
+    fake_wechat.hang_after = 4
+    with override(outreach_chunk=3):
+        first = asyncio.create_task(tasks.run_outreach({"miniprogram": adapter}, outreach.id))
+        for _ in range(500):
+            if len(fake_wechat.subscribe_messages) >= 4 and not first.done():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert not first.done(), "the run should be stuck in the 5th send"
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        fake_wechat.hang_after = None
+        # Then as arq would: the same job again, twice, by burst workers.
+        for _ in range(2):
+            await redis.enqueue_job("crm.run_outreach", outreach.id, _queue_name=_queue())
+            worker = await run_worker(redis, ctx={"miniprogram": adapter})
+            assert worker.jobs_failed == 0
+
+    rows = {r.customer_id: r for r in await OutreachRecipient.filter(outreach_id=outreach.id)}
+    assert set(rows) == {c.id for c in everyone}
+    assert {c for c, r in rows.items() if r.holdout} == holdout
+    vouchers = Counter(await Voucher.filter(source_type=OUTREACH_VOUCHER_SOURCE,
+                                            source_id__startswith=f"{outreach.id}:").values_list("customer_id", flat=True))
+    # Vouchers: once each, to every member outside the holdout who has not opted out (consent is for messages).
+    entitled = {c.id for c in everyone} - holdout - {opted_out.id}
+    assert dict(vouchers) == {c: 1 for c in entitled}
+
+    sent_to = Counter(m["touser"] for m in fake_wechat.subscribe_messages)
+    openid = {c.id: c.openid for c in everyone}
+    forbidden = {openid[c] for c in holdout | {opted_out.id, over_cap.id, no_consent.id}}
+    assert not forbidden & set(sent_to)
+    assert all(n == 1 for n in sent_to.values())
+    assert fake_wechat.refused == []  # WeChat never had to refuse a message for want of consent
+    # At most once: the message claimed in the killed chunk was lost, never sent twice; everyone else got theirs.
+    should_get = {openid[c] for c in {c.id for c in ok} - holdout}
+    lost = {openid[c] for c, r in rows.items() if r.message_outcome == "claimed"}
+    assert set(sent_to) == should_get - lost
+    assert len(lost) <= 3
+    reasons = {c: r.skip_reason for c, r in rows.items() if c not in holdout}
+    if opted_out.id not in holdout:
+        assert reasons[opted_out.id] == "opted_out"
+    if over_cap.id not in holdout:
+        assert reasons[over_cap.id] == "over_cap"
+    if no_consent.id not in holdout:
+        assert reasons[no_consent.id] == "no_consent"
+    await outreach.refresh_from_db()
+    assert outreach.status == OutreachStatus.done
+    assert outreach.vouchers_issued == len(entitled)
+
+
+def _queue() -> str:
+    from kernel.settings import get_settings
+
+    return get_settings().redis.queue_name
+
+
+async def test_stock_is_respected_by_runs_racing(adapter):
+    clock.set_now(DAYTIME)
+    marker = await make_tag()
+    from crm.models import CustomerTag, TagKind
+
+    members = [await make_customer() for _ in range(12)]
+    for c in members:
+        await CustomerTag.create(customer_id=c.id, tag_id=marker.id, source=TagKind.manual, created_at=DAYTIME)
+    segment = await make_segment({"groups": [only(marker.id)]})
+    outreach = await _draft(segment.id, template_id="", message_data={}, holdout_bp=0, voucher_stock=5)
+    with override(outreach_chunk=2):
+        await asyncio.gather(*[tasks.run_outreach({"miniprogram": adapter}, outreach.id) for _ in range(4)])
+        await tasks.run_outreach({"miniprogram": adapter}, outreach.id)
+    issued = await Voucher.filter(source_type=OUTREACH_VOUCHER_SOURCE, source_id__startswith=f"{outreach.id}:").count()
+    assert issued == 5
+    outcomes = Counter(await OutreachRecipient.filter(outreach_id=outreach.id).values_list("voucher_outcome", flat=True))
+    assert outcomes == {"issued": 5, "no_stock": 7}
+
+
+async def test_no_message_at_night_the_run_waits_for_the_morning(adapter, fake_wechat):
+    night = datetime(2026, 5, 20, 22, 30, tzinfo=SH)
+    clock.set_now(night)
+    marker = await make_tag()
+    await _consenting(fake_wechat, marker.id)
+    segment = await make_segment({"groups": [only(marker.id)]})
+    outreach = await _draft(segment.id, holdout_bp=0)
+    assert await tasks.run_outreach({"miniprogram": adapter}, outreach.id) == "deferred"
+    assert fake_wechat.subscribe_messages == []
+    assert not await OutreachRecipient.filter(outreach_id=outreach.id, state="handled").exists()
+    deferred = await OutboxMessage.filter(job_name="crm.run_outreach", args=[outreach.id]).order_by("-id").first()
+    assert deferred.run_at == datetime(2026, 5, 21, 9, 0, tzinfo=SH)
+    clock.set_now(datetime(2026, 5, 21, 9, 0, tzinfo=SH))
+    assert await tasks.run_outreach({"miniprogram": adapter}, outreach.id) == "done"
+    assert len(fake_wechat.subscribe_messages) == 1
+
+
+@pytest.mark.parametrize("hour, quiet", [(8, True), (9, False), (20, False), (21, True), (0, True)])
+def test_quiet_hours_in_clinic_time(hour, quiet):
+    instant = datetime(2026, 5, 20, hour, 59 if quiet else 0, tzinfo=SH)
+    assert (outreach_service.quiet_until(instant) is not None) is quiet

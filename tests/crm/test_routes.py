@@ -1,0 +1,119 @@
+"""The CRM's HTTP surface end to end: segment preview and save (a deleted tag refused), recompute and the
+event feed, an outreach scheduled through the outbox and its results with lift, consultation follow-ups,
+and the customer's own consent and opt-out routes."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from booking.models import Booking, BookingStatus, FollowUpTask
+from crm import tasks
+from crm.models import CustomerTag, TagKind
+from kernel import clock
+from tests.booking.factories import make_slot
+from tests.crm.factories import make_consumption, make_tag, only
+from tests.factories import customer_headers, make_customer, make_staff, run_worker, staff_headers
+
+SH = ZoneInfo("Asia/Shanghai")
+
+
+async def _tagged(tag_id: int, n: int):
+    people = [await make_customer() for _ in range(n)]
+    for p in people:
+        await CustomerTag.create(customer_id=p.id, tag_id=tag_id, source=TagKind.manual, created_at=clock.now())
+    return people
+
+
+async def test_segment_preview_save_recompute_and_events(client):
+    headers = staff_headers(await make_staff("campaign"))
+    marker = await make_tag()
+    people = await _tagged(marker.id, 5)
+    rules = {"groups": [only(marker.id)]}
+    preview = await client.post("/admin/crm/segments/preview", json=rules, headers=headers)
+    assert preview.status_code == 200 and preview.json()["count"] == 5
+    gone = await make_tag(deleted_at=clock.now())
+    refused = await client.post("/admin/crm/segments", json={
+        "name": "x", "rules": {"groups": [[{"field": "tag", "op": "in", "value": [gone.id]}]]}}, headers=headers)
+    assert refused.status_code == 422 and refused.json()["code"] == "segment_rule_deleted_tag"
+    bad = await client.post("/admin/crm/segments/preview", json={"groups": [[{"field": "tag", "op": "in",
+                                                                             "value": "x"}]]}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "rules.groups[0][0].value"
+    created = await client.post("/admin/crm/segments", json={"name": "tagged", "rules": rules}, headers=headers)
+    assert created.status_code == 201, created.text
+    segment_id = created.json()["id"]
+    first = await client.post(f"/admin/crm/segments/{segment_id}/recompute", headers=headers)
+    assert first.json() == {"entered": 5, "left": 0, "member_count": 5}
+    await CustomerTag.filter(customer_id=people[0].id, tag_id=marker.id).delete()
+    second = await client.post(f"/admin/crm/segments/{segment_id}/recompute", headers=headers)
+    assert second.json() == {"entered": 0, "left": 1, "member_count": 4}
+    feed = (await client.get(f"/admin/crm/segments/{segment_id}/events", headers=headers)).json()
+    assert [(e["customer_id"], e["kind"]) for e in feed["items"]][-1] == (people[0].id, "left")
+    more = (await client.get(f"/admin/crm/segments/{segment_id}/events",
+                             params={"after_id": feed["next_after_id"]}, headers=headers)).json()
+    assert more["items"] == []
+
+
+async def test_outreach_through_routes_and_worker_with_lift(client, redis):
+    clock.set_now(datetime(2026, 7, 1, 10, tzinfo=SH))
+    headers = staff_headers(await make_staff("campaign"))
+    marker = await make_tag()
+    people = await _tagged(marker.id, 20)
+    segment = (await client.post("/admin/crm/segments", json={"name": "o", "rules": {"groups": [only(marker.id)]}},
+                                 headers=headers)).json()
+    draft = await client.post("/admin/crm/outreach", json={
+        "name": "summer", "segment_id": segment["id"], "voucher_title": "Summer ¥50", "holdout_bp": 5000,
+        "lift_days": 7}, headers=headers)
+    assert draft.status_code == 201, draft.text
+    outreach_id = draft.json()["id"]
+    scheduled = await client.post(f"/admin/crm/outreach/{outreach_id}/schedule", json={}, headers=headers)
+    assert scheduled.json()["status"] == "scheduled"
+    again = await client.post(f"/admin/crm/outreach/{outreach_id}/schedule", json={}, headers=headers)
+    assert again.status_code == 409 and again.json()["code"] == "outreach_state"
+    worker = await run_worker(redis)
+    assert worker.jobs_failed == 0
+    # Every recipient and every holdout customer pays an order within the window: lift 0 on paid orders.
+    for p in people:
+        await make_consumption(p.id, 10_000, clock.now())
+    results = (await client.get(f"/admin/crm/outreach/{outreach_id}", headers=headers)).json()
+    assert results["outreach"]["status"] == "done"
+    counts = results["counts"]
+    assert counts["members"] == 20 and counts["vouchers_issued"] == 20 - counts["holdout"]
+    assert results["recipients"]["customers"] + results["holdout"]["customers"] == 20
+    assert set(results["lift_bp"]) == {"booked", "redeemed", "paid"}
+    clock.set_now(None)
+
+
+async def test_consultations_not_converted_get_one_follow_up_task(redis):
+    slot = await make_slot(starts_in=timedelta(days=-10))
+    visited = clock.now() - timedelta(days=8)
+    converted, lost = await make_customer(), await make_customer()
+    bookings = {}
+    for customer in (converted, lost):
+        bookings[customer.id] = await Booking.create(
+            customer_id=customer.id, slot_id=slot.id, branch_id=slot.branch_id, department_id=slot.department_id,
+            starts_at=slot.starts_at, ends_at=slot.ends_at, local_date=slot.local_date,
+            status=BookingStatus.completed, completed_at=visited, created_at=visited,
+        )
+    await make_consumption(converted.id, 500_000, visited + timedelta(days=2))
+    await tasks.consultation_follow_ups({})
+    await tasks.consultation_follow_ups({})
+    tasks_lost = await FollowUpTask.filter(booking_id=bookings[lost.id].id, kind="consultation")
+    assert len(tasks_lost) == 1 and tasks_lost[0].note.startswith("咨询回访")
+    assert not await FollowUpTask.filter(booking_id=bookings[converted.id].id, kind="consultation").exists()
+
+
+async def test_customer_consent_and_opt_out(client):
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    state = (await client.get("/app/crm/marketing", headers=headers)).json()
+    assert state == {"opt_out": False, "subscriptions": {}}
+    accepted = await client.post("/app/crm/subscriptions", json={"accepted": ["tmpl-a", "tmpl-a", "tmpl-b"]},
+                                 headers=headers)
+    assert accepted.json()["subscriptions"] == {"tmpl-a": 1, "tmpl-b": 1}
+    await client.post("/app/crm/subscriptions", json={"accepted": ["tmpl-a"]}, headers=headers)
+    out = await client.put("/app/crm/marketing", json={"opt_out": True}, headers=headers)
+    assert out.json() == {"opt_out": True, "subscriptions": {"tmpl-a": 2, "tmpl-b": 1}}
+    too_long = await client.post("/app/crm/subscriptions", json={"accepted": ["x" * 65]}, headers=headers)
+    assert too_long.status_code == 400

@@ -1,0 +1,212 @@
+"""Segments: the compiled SQL equals a brute-force filter over a generated population, for generated rules;
+recomputing writes one entered/left event per change and nothing when nothing changed; a rule that names
+a deleted tag is refused."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crm import segments
+from crm.errors import DeletedTagInRule, InvalidSegmentRule, TagInUse
+from crm.models import (
+    Acquisition,
+    CustomerTag,
+    RfmClass,
+    RfmScore,
+    SegmentEvent,
+    SegmentEventKind,
+    SegmentMember,
+    SourceKind,
+    TagKind,
+)
+from crm.tags import AGE_BANDS, age_on, delete_tag
+from kernel import clock
+from kernel.db import transaction
+from points_mall.models import PointsAccount
+from tests.crm.factories import make_segment, make_tag, only
+from tests.factories import make_customer
+
+NOW = datetime(2026, 3, 1, 4, 0, tzinfo=ZoneInfo("UTC"))
+TODAY = NOW.astimezone(ZoneInfo("Asia/Shanghai")).date()
+
+
+@dataclass
+class Person:
+    id: int
+    tags: set[int] = field(default_factory=set)
+    birth: date | None = None
+    rfm: RfmClass | None = None
+    monetary: int = 0
+    balance: int | None = None
+    source: SourceKind | None = None
+
+
+@dataclass
+class Population:
+    marker: int
+    tags: list[int]
+    people: list[Person]
+
+
+@pytest.fixture(scope="module")
+async def population() -> Population:
+    """40 customers with random tags, birth dates, RFM scores, balances and sources (fixed seed)."""
+    clock.set_now(NOW)
+    rng = random.Random(16)
+    marker = await make_tag()
+    tags = [(await make_tag()).id for _ in range(4)]
+    people = []
+    for _ in range(40):
+        birth = None if rng.random() < 0.2 else TODAY - timedelta(days=rng.randint(15 * 365, 70 * 365))
+        customer = await make_customer(birth_date=birth)
+        person = Person(customer.id, birth=birth)
+        person.tags = {t for t in tags if rng.random() < 0.4}
+        for t in [marker.id, *person.tags]:
+            await CustomerTag.create(customer_id=customer.id, tag_id=t, source=TagKind.manual, created_at=NOW)
+        if rng.random() < 0.7:
+            person.rfm = rng.choice(list(RfmClass))
+            person.monetary = rng.choice([0, 99_999, 100_000, 300_000, 1_000_000])
+            await RfmScore.create(customer_id=customer.id, as_of=TODAY, last_consumption_at=NOW, recency_days=1,
+                                  frequency=1, monetary_fen=person.monetary, rfm_class=person.rfm)
+        if rng.random() < 0.6:
+            person.balance = rng.choice([0, 50, 100, 1000])
+            await PointsAccount.create(customer_id=customer.id, balance=person.balance, created_at=NOW, updated_at=NOW)
+        if rng.random() < 0.7:
+            person.source = rng.choice(list(SourceKind))
+            await Acquisition.create(customer_id=customer.id, kind=person.source, acquired_at=NOW)
+        people.append(person)
+    clock.set_now(None)
+    return Population(marker.id, tags, people)
+
+
+def matches(p: Person, cond: dict) -> bool:
+    """The brute-force meaning of one condition (written from the rule's documentation, not the SQL)."""
+    field_, op, value = cond["field"], cond["op"], cond["value"]
+    if field_ == "tag":
+        has = bool(p.tags & set(value))
+        return has if op == "in" else not has
+    if field_ == "rfm_class":
+        return p.rfm is not None and p.rfm.value in value
+    if field_ == "spend_fen":
+        reached = p.rfm is not None and p.monetary >= value
+        return reached if op == "gte" else not reached
+    if field_ == "points_balance":
+        reached = p.balance is not None and p.balance >= value
+        return reached if op == "gte" else not reached
+    if field_ == "age_band":
+        if p.birth is None:
+            return False
+        age = age_on(p.birth, TODAY)
+        return any(low <= age and (high is None or age <= high) for name, low, high in AGE_BANDS if name in value)
+    if field_ == "birthday_month":
+        return p.birth is not None and p.birth.month in value
+    if field_ == "acquisition":
+        return p.source is not None and p.source.value in value
+    raise AssertionError(field_)
+
+
+def conditions(tag_ids: list[int]):
+    return st.one_of(
+        st.builds(lambda op, v: {"field": "tag", "op": op, "value": v}, st.sampled_from(["in", "not_in"]),
+                  st.lists(st.sampled_from(tag_ids), min_size=1, max_size=3, unique=True)),
+        st.builds(lambda v: {"field": "rfm_class", "op": "in", "value": v},
+                  st.lists(st.sampled_from([c.value for c in RfmClass]), min_size=1, max_size=4, unique=True)),
+        st.builds(lambda op, v: {"field": "spend_fen", "op": op, "value": v}, st.sampled_from(["gte", "lt"]),
+                  st.sampled_from([0, 99_999, 100_000, 100_001, 300_000, 2_000_000])),
+        st.builds(lambda op, v: {"field": "points_balance", "op": op, "value": v}, st.sampled_from(["gte", "lt"]),
+                  st.sampled_from([0, 1, 50, 51, 1000])),
+        st.builds(lambda v: {"field": "age_band", "op": "in", "value": v},
+                  st.lists(st.sampled_from([b[0] for b in AGE_BANDS]), min_size=1, max_size=3, unique=True)),
+        st.builds(lambda v: {"field": "birthday_month", "op": "in", "value": v},
+                  st.lists(st.integers(1, 12), min_size=1, max_size=4, unique=True)),
+        st.builds(lambda v: {"field": "acquisition", "op": "in", "value": v},
+                  st.lists(st.sampled_from([s.value for s in SourceKind]), min_size=1, max_size=3, unique=True)),
+    )
+
+
+@st.composite
+def rules(draw, tag_ids):
+    groups = draw(st.lists(st.lists(conditions(tag_ids), min_size=1, max_size=3), min_size=1, max_size=3))
+    return {"groups": groups}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+async def test_members_equal_a_brute_force_filter(population: Population, data):
+    rule = data.draw(rules(population.tags))
+    clock.set_now(NOW)
+    scoped = {"groups": [only(population.marker), *rule["groups"]]}
+    expected = sorted(p.id for p in population.people if all(any(matches(p, c) for c in g) for g in rule["groups"]))
+    async with transaction() as conn:
+        canonical = await segments.validate(conn, scoped)
+        assert await segments.member_ids(conn, canonical) == expected
+        assert await segments.count(conn, canonical) == len(expected)
+
+
+async def _events(segment_id: int) -> list[tuple[int, SegmentEventKind]]:
+    return [(e.customer_id, e.kind) for e in await SegmentEvent.filter(segment_id=segment_id).order_by("id")]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.integers(0, 39), st.booleans()), min_size=1, max_size=8))
+async def test_entered_and_left_fire_once_per_change(population: Population, steps):
+    """Toggle a tag on customers between recomputes: events are exactly the membership differences."""
+    flag = await make_tag()
+    segment = await make_segment({"groups": [only(population.marker), only(flag.id)]})
+    members: set[int] = set()
+    expected: list[tuple[int, SegmentEventKind]] = []
+    for index, on in steps:
+        person = population.people[index]
+        if on:
+            await CustomerTag.get_or_create(customer_id=person.id, tag_id=flag.id,
+                                            defaults={"source": TagKind.manual, "created_at": clock.now()})
+        else:
+            await CustomerTag.filter(customer_id=person.id, tag_id=flag.id).delete()
+        now_in = {p for p in {person.id} | members if await CustomerTag.exists(customer_id=p, tag_id=flag.id)}
+        for p in sorted(now_in - members):
+            expected.append((p, SegmentEventKind.entered))
+        for p in sorted(members - now_in):
+            expected.append((p, SegmentEventKind.left))
+        members = now_in
+        for _ in range(2):  # the second recompute finds nothing to change
+            async with transaction() as conn:
+                await segments.recompute(conn, segment.id)
+        assert sorted(await _events(segment.id)) == sorted(expected)
+        assert set(await SegmentMember.filter(segment_id=segment.id).values_list("customer_id", flat=True)) == members
+
+
+async def test_a_rule_naming_a_deleted_tag_is_refused_and_a_named_tag_cannot_be_deleted():
+    tag = await make_tag()
+    gone = await make_tag()
+    async with transaction() as conn:
+        await delete_tag(conn, gone.id)
+    with pytest.raises(DeletedTagInRule) as refused:
+        await make_segment({"groups": [[{"field": "tag", "op": "in", "value": [tag.id, gone.id]}]]})
+    assert refused.value.detail["tag_ids"] == [gone.id]
+    segment = await make_segment({"groups": [only(tag.id)]})
+    with pytest.raises(TagInUse):
+        async with transaction() as conn:
+            await delete_tag(conn, tag.id)
+    async with transaction() as conn:
+        await segments.delete_segment(conn, segment.id)
+        await delete_tag(conn, tag.id)  # no live segment names it any more
+
+
+@pytest.mark.parametrize("bad, field_path", [
+    ({"groups": []}, "rules.groups"),
+    ({"groups": [[{"field": "shoe_size", "op": "in", "value": [1]}]]}, "rules.groups[0][0].field"),
+    ({"groups": [[{"field": "tag", "op": "gte", "value": [1]}]]}, "rules.groups[0][0].op"),
+    ({"groups": [[{"field": "birthday_month", "op": "in", "value": [13]}]]}, "rules.groups[0][0].value"),
+    ({"groups": [[{"field": "rfm_class", "op": "in", "value": ["vip"]}]]}, "rules.groups[0][0].value"),
+])
+def test_invalid_rules_name_the_offending_part(bad, field_path):
+    with pytest.raises(InvalidSegmentRule) as refused:
+        segments.normalise(bad)
+    assert refused.value.detail["field"] == field_path

@@ -41,6 +41,7 @@ _ROUTE_MODULES = [
     "api.campaigns",
     "api.referrals",
     "api.crm",
+    "api.reports",
 ]
 
 

@@ -14,6 +14,7 @@ _TASK_MODULES = [
     "campaigns.tasks",
     "campaigns.referrals.tasks",
     "crm.tasks",
+    "reports.tasks",
 ]
 
 

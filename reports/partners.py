@@ -272,18 +272,19 @@ async def booking_days_after(conn: BaseDBAsyncClient, after_id: int, limit: int)
     return (int(rows[-1]["id"]) if rows else after_id), {as_day(r["local_date"]) for r in rows}
 
 
-async def visit_days(conn: BaseDBAsyncClient, branches: list[int], first: date | None, last: date | None,
+async def visit_days(conn: BaseDBAsyncClient, branches: list[int], days: list[date] | None,
                      conversion_days: int) -> list[dict[str, Any]]:
-    """Bookings per local day, branch, department and doctor (index branch, local_date, status).
+    """Bookings per local day, branch, department and doctor on these days (index branch, local_date,
+    status), or on every day when `days` is None (the rebuild).
 
     A consultation is a completed visit with a pre-triage form, without a service, or for a service that
     needs a consultation first (the CRM's definition). It converted when the same customer paid for a
     consumption not refunded in full within `conversion_days` after it was completed.
     """
     where, args = "", []
-    if first is not None:
-        where = f"WHERE b.branch_id IN {in_list(branches)} AND b.local_date >= %s AND b.local_date <= %s"
-        args = [*branches, first, last]
+    if days is not None:
+        where = f"WHERE b.branch_id IN {in_list(branches)} AND b.local_date IN {in_list(days)}"
+        args = [*branches, *days]
     consult = ("(b.status = 'completed' AND (b.triage_id IS NOT NULL OR b.service_id IS NULL "
                "OR sv.requires_consultation = 1))")
     until = plus_days_sql(conn, "b.completed_at", conversion_days)

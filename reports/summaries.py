@@ -229,11 +229,11 @@ async def fold_visits(conn: BaseDBAsyncClient, chunk: int | None = None) -> int:
     after = await lock_cursor(conn, "visit")
     top, days = await partners.booking_days_after(conn, after, chunk or _chunk())
     today = clock.local_today()
-    days |= {today - timedelta(days=settings.visit_refold_days), today}
-    first, last = min(days), max(days)
+    days |= {today - timedelta(days=n) for n in range(settings.visit_refold_days + 1)}
+    ordered = sorted(days)
     branches = await partners.branch_ids(conn)
-    rows = await partners.visit_days(conn, branches, first, last, settings.conversion_days)
-    await execute(conn, "DELETE FROM report_visit_day WHERE day >= %s AND day <= %s", [first, last])
+    rows = await partners.visit_days(conn, branches, ordered, settings.conversion_days)
+    await execute(conn, f"DELETE FROM report_visit_day WHERE day IN {in_list(ordered)}", ordered)
     await replace_rows(
         conn, "report_visit_day",
         ("day", "branch_id", "department_id", "practitioner_id", "bookings", "no_shows", "consultations",
@@ -360,7 +360,7 @@ async def rebuild(conn: BaseDBAsyncClient) -> dict[str, int]:
          "converted", "converted_fen"),
         [(as_day(r["d"]), int(r["branch_id"]), int(r["department_id"]), int(r["practitioner_id"]),
           int(r["bookings"] or 0), int(r["no_shows"] or 0), int(r["consultations"] or 0), int(r["converted"] or 0),
-          int(r["converted_fen"] or 0)) for r in await partners.visit_days(conn, [], None, None, settings.conversion_days)],
+          int(r["converted_fen"] or 0)) for r in await partners.visit_days(conn, [], None, settings.conversion_days)],
     )
     booking_top = await partners.max_ids(conn, "booking_booking")
     campaigns = await fold_campaigns(conn, everything=True)

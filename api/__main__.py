@@ -12,9 +12,13 @@ import structlog
 
 from api.logging import configure_logging
 from kernel import db
-from kernel.settings import get_settings
+from kernel.settings import get_settings, live_adapters, refuse_unsafe_production
 
 log = structlog.get_logger("api.cli")
+
+# How long uvicorn lets in-flight requests finish after SIGTERM before it cancels them; the lifespan's
+# own steps are bounded too (api/app.py), so the whole shutdown stays well under a supervisor's 30 s.
+GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 async def _prepare(load_demo: bool) -> None:
@@ -87,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_create_admin(args.username, password, args.roles.split(",")))
         return 0
 
-    # serve
+    # serve: refused before migrating or binding a port when production would run a sandbox adapter
+    # or lacks a secret (every problem listed, exit status 1).
+    refuse_unsafe_production(settings)
     if args.no_embedded_worker:
         if not settings.redis.url:
             parser.error("--no-embedded-worker needs REDIS_URL (the separate worker must reach the same Redis)")
@@ -105,9 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     log.info("api.starting", host=args.host, port=args.port, embedded_worker=embedded,
-             database=settings.db.url.split("://")[0])
+             database=settings.db.url.split("://")[0], trusted_proxies=list(settings.app.trusted_proxies),
+             **live_adapters(settings))
+    trusted = settings.app.trusted_proxies
+    # X-Forwarded-For is believed only from the proxies named in TRUSTED_PROXIES (none by default):
+    # uvicorn would otherwise trust any loopback peer, and the per-address login limit with it.
     uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", proxy_headers=True)
+                log_level="warning", proxy_headers=bool(trusted), forwarded_allow_ips=list(trusted) or None,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     return 0
 
 

@@ -20,15 +20,30 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from api.errors import EXCEPTION_HANDLERS
+from api.openapi import document_errors, options_middleware
 from api.release import release_version
-from api.openapi import document_errors
+from api.strict import strict_input
 from api.logging import configure_logging, request_id_middleware
 from kernel import db
 from kernel.modules import import_present
-from kernel.settings import Settings, get_settings
+from kernel.settings import Settings, get_settings, live_adapters, refuse_unsafe_production
 from kernel.wechat.miniprogram import MiniProgram, build_miniprogram
+from workers.embedded import EmbeddedWorker
 
 log = structlog.get_logger(__name__)
+
+_SHUTDOWN_STEP_SECONDS = 5.0
+
+
+async def _bounded(step: Awaitable[Any], what: str) -> None:
+    """Run one shutdown step for at most _SHUTDOWN_STEP_SECONDS; a step that fails or hangs is logged."""
+    try:
+        await asyncio.wait_for(step, timeout=_SHUTDOWN_STEP_SECONDS)
+    except asyncio.TimeoutError:
+        log.warning("shutdown.step_timed_out", step=what, seconds=_SHUTDOWN_STEP_SECONDS)
+    except Exception as exc:
+        log.warning("shutdown.step_failed", step=what, error_type=type(exc).__name__)
+
 
 # Each room's HTTP module exports ROUTES (and optionally LOGIN_HOOKS / ROUTES_WHEN(settings)).
 _ROUTE_MODULES = [
@@ -79,6 +94,8 @@ def create_app(
 ) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.app)
+    # Before any route exists: production never mounts a sandbox adapter or runs without its secrets.
+    refuse_unsafe_production(settings)
     run_worker = settings.worker.embedded if embedded_worker is None else embedded_worker
 
     @asynccontextmanager
@@ -98,31 +115,34 @@ def create_app(
         app.state.miniprogram = miniprogram or build_miniprogram(settings.wechat)
         app.state.customer_login_hooks = _login_hooks()
         app.state.rate_limit_enabled = settings.rate_limit.enabled
-        worker: Worker | None = None
-        worker_task: asyncio.Task | None = None
+        app.state.adapters = live_adapters(settings)
+        log.info("app.adapters", **app.state.adapters)
+        embedded: EmbeddedWorker | None = None
         if run_worker:
             from workers.settings import worker_kwargs
 
             ctx = {"miniprogram": app.state.miniprogram, **(worker_ctx or {})}
-            # The worker gets its own pool: arq closes its pool when the worker stops.
-            worker = Worker(**worker_kwargs(redis_settings=RedisSettings.from_dsn(redis_url), ctx=ctx))
-            worker_task = asyncio.create_task(worker.async_run())
+
+            def make_worker() -> Worker:
+                # Each (re)start gets its own pool: arq closes its pool when the worker stops.
+                return Worker(**worker_kwargs(redis_settings=RedisSettings.from_dsn(redis_url), ctx=dict(ctx)))
+
+            embedded = EmbeddedWorker(make_worker)
+            embedded.start()
             log.info("worker.embedded_started")
+        app.state.embedded_worker = embedded
         try:
             yield
         finally:
-            if worker is not None and worker_task is not None:
-                await worker.close()
-                worker_task.cancel()
-                try:
-                    await worker_task
-                except (asyncio.CancelledError, Exception):
-                    pass
+            # Every step is bounded: a dead Redis or killed database connections must not hold the
+            # process past its supervisor's patience (README, "Deploy").
+            if embedded is not None:
+                await embedded.stop(timeout=_SHUTDOWN_STEP_SECONDS)
             if miniprogram is None:
-                await app.state.miniprogram.aclose()
-            await redis.aclose()
+                await _bounded(app.state.miniprogram.aclose(), "miniprogram")
+            await _bounded(redis.aclose(), "redis")
             if owns_db:
-                await db.close_db()
+                await _bounded(db.close_db(), "database")
             if embedded_redis is not None:
                 embedded_redis.close()
 
@@ -130,7 +150,8 @@ def create_app(
         route_handlers=_routes(settings),
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, options_middleware],
+        before_request=strict_input,
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Clinic mini-program API",
@@ -147,7 +168,6 @@ def create_app(
                     "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
                 }
             ),
-            security=[{"BearerToken": []}],
         ),
         debug=False,
     )

@@ -7,6 +7,7 @@ from litestar import Controller, get, patch, post
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 
+from api.branches import require_branches
 from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.groupbuy import groups, service, views
@@ -46,6 +47,7 @@ class AdminCampaignController(Controller):
     @post("/", summary="Create a campaign (draft) with its items")
     async def create(self, data: CampaignCreate, staff: Principal) -> CampaignOut:
         async with transaction() as conn:
+            await require_branches(conn, data.branch_ids, field="branch_ids")
             campaign = await service.create_campaign(conn, data, staff.id)
             await audit(conn, staff.id, "campaign.create", "campaign", campaign.id,
                         {"kind": data.kind.value, "title": data.title})
@@ -64,6 +66,7 @@ class AdminCampaignController(Controller):
     @patch("/{campaign_id:int}", summary="Change a campaign (limited once live)")
     async def update(self, campaign_id: int, data: CampaignUpdate, staff: Principal) -> CampaignOut:
         async with transaction() as conn:
+            await require_branches(conn, data.branch_ids, field="branch_ids")
             campaign = await service.update_campaign(conn, campaign_id, data)
             await audit(conn, staff.id, "campaign.update", "campaign", campaign_id, _changes(data))
             return await views.admin_view(conn, campaign)

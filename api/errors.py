@@ -77,8 +77,16 @@ def validation_error_handler(request: Request, exc: ValidationException) -> Resp
     return error_response(400, code, str(message or "The request is invalid."), detail)
 
 
+# What Litestar says when the client hangs up while the body is being read.
+CLIENT_DISCONNECTED = "client disconnected prematurely"
+
+
 def http_error_handler(_: Request, exc: HTTPException) -> Response:
     status = exc.status_code
+    if status >= 500 and exc.detail == CLIENT_DISCONNECTED:
+        # Nobody will read this answer; the access log records the request as 499.
+        log.info("http.client_disconnected")
+        return error_response(400, "client_disconnected", "The client closed the connection.")
     if status >= 500:
         log.error("http.server_error", status=status, detail=exc.detail)
         return error_response(status, "internal_error", "Something went wrong on our side.")
@@ -132,6 +140,15 @@ def overflow_handler(_: Request, exc: OverflowError) -> Response:
     return error_response(422, "value_out_of_range", "A value is outside the range the service accepts.")
 
 
+def recursion_error_handler(request: Request, exc: RecursionError) -> Response:
+    """msgspec gives up on JSON nested deeper than the interpreter's recursion limit: a body no client of
+    ours sends (a thousand `[` fit in 2 KB), so it is the caller's 400, not our 500. Any other
+    recursion error is still a bug of ours."""
+    if "deserializing" in str(exc):
+        return error_response(400, "malformed_body", "The JSON body is nested too deeply.", {"field": "body"})
+    return internal_error_handler(request, exc)
+
+
 def database_unavailable_handler(_: Request, exc: Exception) -> Response:
     log.error("db.unavailable", error_type=type(exc).__name__, error=str(exc)[:300])
     return error_response(
@@ -163,6 +180,7 @@ EXCEPTION_HANDLERS = {
     DriverInterfaceError: database_unavailable_handler,
     DriverOperationalError: operational_error_handler,
     OverflowError: overflow_handler,
+    RecursionError: recursion_error_handler,
     ModelValidationError: model_validation_handler,
     Exception: internal_error_handler,
 }

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from litestar import Controller, get, patch, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 
 from api.deps import Limit, Offset
-from api.ratelimit import rate_limited
+from api.ratelimit import enforce_limit, rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel.db import is_retryable, transaction
 from kernel.errors import Conflict
@@ -118,7 +120,12 @@ class StaffAuthController(Controller):
         summary="Staff login with username and password",
         guards=[rate_limited("staff_login", per_ip=get_settings().rate_limit.login_per_ip)],
     )
-    async def login(self, data: StaffLogin) -> StaffLoginResult:
+    async def login(self, data: StaffLogin, state: State) -> StaffLoginResult:
+        # Per username too: guesses spread over many addresses (or proxies) still count against the account.
+        # The key is a digest so usernames, real or guessed, are not written to Redis in clear.
+        username_key = hashlib.sha256(data.username.strip().casefold().encode()).hexdigest()[:32]
+        await enforce_limit(state, "staff_login", "username", username_key,
+                            get_settings().rate_limit.staff_login_per_username)
         async with transaction() as conn:
             staff = await service.authenticate_staff(conn, data.username, data.password)
         token, ttl = issue_staff_token(staff.id, staff.role_set, staff.token_version)

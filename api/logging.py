@@ -57,11 +57,27 @@ def configure_logging(settings: AppSettings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+CLIENT_CLOSED_REQUEST = 499
+_KEPT_SEGMENTS = 2
+
+
+def logged_path(scope: Scope) -> str:
+    """The route template (`/admin/vouchers/{code}`), never the path itself: path parameters can be
+    bearer credentials (a voucher code is redeemable by whoever holds it). An unmatched path keeps its
+    first segments only."""
+    template = scope.get("path_template")
+    if template:
+        return str(template)
+    segments = str(scope.get("path", "")).split("/")
+    kept = segments[: _KEPT_SEGMENTS + 1]
+    return "/".join(kept) + ("/*" if len(segments) > len(kept) else "")
+
+
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Take X-Request-ID from the caller (when well-formed) or mint one; echo it; log the request.
 
-    Only method, path, status and duration are logged: never bodies or query strings, which may
-    carry codes, phone numbers or health answers.
+    Only method, route template, status and duration are logged: never bodies, query strings or the
+    path's own values, which may carry voucher codes, phone numbers or health answers.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,7 +89,15 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        client_gone = False
+
+        async def receive_noting_disconnect() -> Message:
+            nonlocal client_gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                client_gone = True
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -84,13 +108,17 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         try:
-            await app(scope, receive, send_with_id)
+            await app(scope, receive_noting_disconnect, send_with_id)
         finally:
+            if client_gone and (status is None or status >= 400):
+                # The client hung up before sending its whole request (a slow or dropped mobile link):
+                # nginx's 499, not a server error that would page someone.
+                status = CLIENT_CLOSED_REQUEST
             access_log.info(
                 "request",
                 method=scope.get("method"),
-                path=scope.get("path"),
-                status=status,
+                path=logged_path(scope),
+                status=500 if status is None else status,
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
             structlog.contextvars.clear_contextvars()

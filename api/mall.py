@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.openapi import ResponseSpec
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from api.branches import require_branches
 from api.deps import Limit, Offset
 from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
@@ -88,8 +90,12 @@ class MallController(Controller):
         return MallItemForCustomer.of(item, reasons)
 
     @post("/redemptions", status_code=HTTP_201_CREATED, guards=[_REDEMPTION_LIMIT],
-          summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)")
-    async def redeem(self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey) -> Response:
+          summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)",
+          responses={HTTP_200_OK: ResponseSpec(data_container=RedemptionView,
+                                               description="A retry with the same Idempotency-Key: the first redemption")})
+    async def redeem(
+        self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
+    ) -> Response[RedemptionView]:
         async def work(conn: BaseDBAsyncClient) -> tuple[RedemptionView, bool]:
             redemption, created = await mall.redeem(
                 conn, customer_id=customer_id, item_id=data.item_id, quantity=data.quantity,
@@ -159,6 +165,8 @@ class VoucherDeskController(Controller):
           summary="Redeem (核销) a voucher at a branch, once")
     async def redeem(self, code: str, data: RedeemVoucher, staff: Principal) -> VoucherView:
         async def work(conn: BaseDBAsyncClient) -> Voucher:
+            await find_voucher(conn, code)  # an unknown code is 404, whatever the branch
+            await require_branches(conn, [data.branch_id], field="branch_id")
             voucher = await redeem_voucher(conn, code=code, branch_id=data.branch_id, staff_id=staff.id)
             await audit(conn, staff.id, "voucher.redeem", "voucher", voucher.id,
                         {"branch_id": data.branch_id, "source_type": voucher.source_type,
@@ -183,6 +191,7 @@ class MallItemAdminController(Controller):
     async def create(self, data: MallItemCreate, staff: Principal) -> MallItemStaffView:
         fields = msgspec.structs.asdict(data)
         async with transaction() as conn:
+            await require_branches(conn, data.branch_ids, field="branch_ids")
             item = await mall.create_item(conn, **fields)
             await audit(conn, staff.id, "mall.item_create", "mall_item", item.id, msgspec.to_builtins(fields))
             return MallItemStaffView.of(item)
@@ -196,6 +205,7 @@ class MallItemAdminController(Controller):
     async def update(self, item_id: int, data: MallItemUpdate, staff: Principal) -> MallItemStaffView:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         async with transaction() as conn:
+            await require_branches(conn, changes.get("branch_ids"), field="branch_ids")
             item = await mall.update_item(conn, item_id, changes)
             await audit(conn, staff.id, "mall.item_update", "mall_item", item_id, msgspec.to_builtins(changes))
             return MallItemStaffView.of(item)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
+import msgspec
 import structlog
 from litestar.openapi import ResponseSpec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from api.deps import Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
@@ -34,6 +35,13 @@ from kernel.identity.tokens import Principal
 from kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+RefundIdempotencyKey = Annotated[
+    str,
+    Parameter(header="Idempotency-Key", min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$",
+              description="A key the console generates per refund and repeats on retry: the same key returns "
+                          "the same refund (200), a new key asks for a new refund (201)"),
+]
 
 
 async def provide_gateway(state: State) -> PaymentGateway:
@@ -157,7 +165,7 @@ class FinanceOrderController(Controller):
             await audit(conn, staff.id, "orders.export", "order_export", "-",
                         {"status": status.value if status else None, "from": str(day_from or ""),
                          "to": str(day_to or "")})
-        return Response(text, media_type="text/csv; charset=utf-8",
+        return Response(text, media_type="text/csv",  # Litestar adds "; charset=utf-8" to text/* types
                         headers={"Content-Disposition": 'attachment; filename="orders.csv"'})
 
     @get("/{order_id:int}", summary="An order with its lines, refunds and payment events")
@@ -165,14 +173,21 @@ class FinanceOrderController(Controller):
         async with transaction() as conn:
             return await finance.order_detail(conn, order_id)
 
-    @post("/{order_id:int}/refunds", summary="Refund all or part of a paid order")
-    async def refund(self, order_id: int, data: StaffRefundCreate, staff: Principal) -> RefundOut:
+    @post("/{order_id:int}/refunds", status_code=HTTP_201_CREATED,
+          summary="Refund all or part of a paid order (send an Idempotency-Key; a retry returns the same refund)",
+          responses={200: ResponseSpec(data_container=RefundOut, description="The refund this key already asked for")})
+    async def refund(self, order_id: int, data: StaffRefundCreate, staff: Principal,
+                     idempotency_key: RefundIdempotencyKey) -> Response[RefundOut]:
         async with transaction() as conn:
-            refund = await service.staff_refund(conn, order_id, reason=data.reason.value, amount_fen=data.amount_fen)
-            await audit(conn, staff.id, "orders.refund", "order", order_id,
-                        {"reason": data.reason.value, "amount_fen": refund.amount_fen, "note": data.note,
-                         "out_refund_no": refund.out_refund_no})
-            return RefundOut.of(refund)
+            refund, replayed = await service.staff_refund(
+                conn, order_id, reason=data.reason.value, amount_fen=data.amount_fen, idempotency_key=idempotency_key
+            )
+            if not replayed:  # the audit says what happened: a replay refunded nothing
+                await audit(conn, staff.id, "orders.refund", "order", order_id,
+                            {"reason": data.reason.value, "amount_fen": refund.amount_fen, "note": data.note,
+                             "out_refund_no": refund.out_refund_no, "refund_id": refund.id})
+            view = RefundOut.of(refund)
+        return Response(msgspec.to_builtins(view), status_code=HTTP_200_OK if replayed else HTTP_201_CREATED)
 
 
 ROUTES = [CustomerOrderController, PaymentNotificationController, FinanceOrderController]

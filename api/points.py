@@ -8,12 +8,14 @@ from datetime import date
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, patch, post
+from litestar import Controller, Response, get, patch, post
+from litestar.openapi import ResponseSpec
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from api.branches import require_branches
 from api.deps import Limit, Offset
 from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
@@ -35,7 +37,11 @@ from points_mall.models import (
     TierChange,
 )
 from kernel.db import run_in_transaction as in_transaction
+from points_mall.models import ApprovalStatus, ConsumptionApproval
 from points_mall.schemas import (
+    ConsumptionApprovalPage,
+    ConsumptionApprovalView,
+    ConsumptionDecision,
     AdjustmentCreate,
     AdjustmentDone,
     Calendar,
@@ -143,19 +149,30 @@ class ConsumptionAdminController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @post("/", guards=[staff_only("front_desk")], status_code=HTTP_201_CREATED,
-          summary="Record a paid treatment (idempotent on external_ref)")
-    async def record(self, data: ConsumptionCreate, staff: Principal) -> ConsumptionView:
-        async def work(conn: BaseDBAsyncClient) -> ConsumptionView:
+          summary="Record a paid treatment (idempotent on external_ref); above the approval threshold it waits "
+                  "for a second staff member (202)",
+          responses={202: ResponseSpec(data_container=ConsumptionApprovalView,
+                                       description="Above the approval threshold: recorded, earns nothing yet")})
+    async def record(self, data: ConsumptionCreate, staff: Principal) -> Response[ConsumptionView]:
+        async def work(conn: BaseDBAsyncClient) -> Response:
             if not await Customer.filter(id=data.customer_id, deleted_at=None).using_db(conn).exists():
                 raise PointsCustomerNotFound(field="customer_id")
-            consumption = await record_consumption(
-                conn, customer_id=data.customer_id, amount_fen=data.amount_fen, source="front_desk",
+            await require_branches(conn, [data.branch_id], field="branch_id")
+            recorded, created = await consumption_service.record_staff_consumption(
+                conn, customer_id=data.customer_id, amount_fen=data.amount_fen,
                 external_ref=f"front_desk:{data.external_ref}", branch_id=data.branch_id,
                 service_id=data.service_id, staff_id=staff.id,
             )
-            await audit(conn, staff.id, "points.consumption_record", "consumption", consumption.id,
-                        {"amount_fen": data.amount_fen, "external_ref": data.external_ref})
-            return await _view(conn, consumption)
+            if isinstance(recorded, ConsumptionApproval):
+                if created:  # a retry is audited once: the trail says what happened
+                    await audit(conn, staff.id, "points.consumption_submit", "consumption_approval", recorded.id,
+                                {"amount_fen": data.amount_fen, "external_ref": data.external_ref,
+                                 "customer_id": data.customer_id})
+                return Response(msgspec.to_builtins(ConsumptionApprovalView.of(recorded)), status_code=202)
+            if created:
+                await audit(conn, staff.id, "points.consumption_record", "consumption", recorded.id,
+                            {"amount_fen": data.amount_fen, "external_ref": data.external_ref})
+            return Response(msgspec.to_builtins(await _view(conn, recorded)), status_code=HTTP_201_CREATED)
 
         return await in_transaction(work)
 
@@ -286,5 +303,52 @@ async def _open_points_account(conn: BaseDBAsyncClient, customer: Customer, crea
         await ledger.ensure_account(conn, customer.id)
 
 
-ROUTES = [CheckInController, PointsController, ConsumptionAdminController, PointsAdminController]
+class ConsumptionApprovalController(Controller):
+    """Consumptions above the approval threshold: a second staff member approves (or rejects) them."""
+
+    path = "/admin/consumption-approvals"
+    tags = ["staff: points"]
+    guards = [staff_only("front_desk", "finance")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="Consumptions awaiting approval (or decided), newest first")
+    async def list_approvals(self, limit: Limit, offset: Offset,
+                             status: ApprovalStatus | None = None) -> ConsumptionApprovalPage:
+        query = ConsumptionApproval.all() if status is None else ConsumptionApproval.filter(status=status)
+        async with transaction() as conn:
+            total = await query.using_db(conn).count()
+            rows = await query.using_db(conn).order_by("-id").offset(offset).limit(limit)
+        return ConsumptionApprovalPage(total=total, limit=limit, offset=offset,
+                                       items=[ConsumptionApprovalView.of(a) for a in rows])
+
+    @post("/{approval_id:int}/approve", status_code=HTTP_200_OK,
+          summary="Approve (a member other than the recorder): the consumption earns its points now")
+    async def approve(self, approval_id: int, staff: Principal, data: ConsumptionDecision | None = None
+                      ) -> ConsumptionApprovalView:
+        note = data.note if data else ""
+
+        async def work(conn: BaseDBAsyncClient) -> ConsumptionApprovalView:
+            approval, consumption = await consumption_service.approve_consumption(
+                conn, approval_id, staff_id=staff.id, note=note)
+            await audit(conn, staff.id, "points.consumption_approve", "consumption_approval", approval_id,
+                        {"amount_fen": approval.amount_fen, "consumption_id": consumption.id,
+                         "recorded_by_id": approval.recorded_by_id, "note": note})
+            return ConsumptionApprovalView.of(approval)
+
+        return await in_transaction(work)
+
+    @post("/{approval_id:int}/reject", status_code=HTTP_200_OK,
+          summary="Reject (or, by the recorder, withdraw): nothing is earned")
+    async def reject(self, approval_id: int, staff: Principal, data: ConsumptionDecision | None = None
+                     ) -> ConsumptionApprovalView:
+        note = data.note if data else ""
+        async with transaction() as conn:
+            approval = await consumption_service.reject_consumption(conn, approval_id, staff_id=staff.id, note=note)
+            await audit(conn, staff.id, "points.consumption_reject", "consumption_approval", approval_id,
+                        {"amount_fen": approval.amount_fen, "note": note})
+            return ConsumptionApprovalView.of(approval)
+
+
+ROUTES = [CheckInController, PointsController, ConsumptionAdminController, ConsumptionApprovalController,
+          PointsAdminController]
 LOGIN_HOOKS = [_open_points_account]

@@ -9,6 +9,7 @@ stock) never depends on them.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 from litestar.connection import ASGIConnection
@@ -43,6 +44,26 @@ async def _hit(redis, key: str, limit: int, window: int) -> int | None:
 
 def _client_ip(connection: ASGIConnection) -> str:
     return connection.client.host if connection.client else "unknown"
+
+
+async def enforce_limit(state: Any, name: str, scope: str, ident: str, limit: tuple[int, int]) -> None:
+    """Count one request against `name` for (scope, ident), e.g. ("username", "alice"); 429 when over.
+
+    For limits keyed on something only the body carries (a staff username), called by the handler
+    once the body is decoded. Fails open like the guards.
+    """
+    if not state.get("rate_limit_enabled", get_settings().rate_limit.enabled):
+        return
+    count, window = limit
+    try:
+        wait = await _hit(state.redis, f"{name}:{scope}:{ident}", count, window)
+    except (RedisError, OSError) as exc:
+        log.warning("ratelimit.redis_unavailable", limit=name, error=type(exc).__name__)
+        return
+    if wait is not None:
+        error = RateLimited(limit=name, retry_after=wait, scope=scope)
+        error.headers = {"Retry-After": str(wait)}
+        raise error
 
 
 def rate_limited(

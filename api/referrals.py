@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 # The page a shared link or QR code opens; WeChat passes the QR's scene (the code) to it.
 SHARE_PAGE = "pages/index/index"
 _QR_CACHE_SECONDS = 7 * 24 * 3600
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def share_path(code: str) -> str:
@@ -204,6 +205,9 @@ class ReferralReviewController(Controller):
             return Reward.of(reward)
 
 
+_FINANCE_ONLY = staff_only("finance", include_admin=False)
+
+
 class SettlementController(Controller):
     path = "/admin/settlements"
     tags = ["staff: finance"]
@@ -235,7 +239,10 @@ class SettlementController(Controller):
             lines = await service.payee_lines(conn, batch_id)
         return BatchReview(batch=Batch.of(batch), lines=[PayeeLineOut.of(line) for line in lines])
 
-    @post("/{batch_id:int}/approve", status_code=HTTP_200_OK, summary="Approve (a different finance user)")
+    # The checker steps admit finance only, never admin: separation of duties over convenience (an admin
+    # can grant themselves finance, which the audit log records).
+    @post("/{batch_id:int}/approve", status_code=HTTP_200_OK, summary="Approve (a different finance user)",
+          guards=[_FINANCE_ONLY])
     async def approve(self, batch_id: int, staff: Principal) -> Batch:
         async with transaction() as conn:
             batch = await service.approve_batch(conn, batch_id, staff_id=staff.id)
@@ -243,7 +250,8 @@ class SettlementController(Controller):
                         {"total_fen": batch.total_fen})
             return Batch.of(batch)
 
-    @post("/{batch_id:int}/mark-paid", status_code=HTTP_200_OK, summary="Record the external payment reference")
+    @post("/{batch_id:int}/mark-paid", status_code=HTTP_200_OK, guards=[_FINANCE_ONLY],
+          summary="Record the external payment reference (a finance user other than the maker)")
     async def mark_paid(self, batch_id: int, data: MarkPaid, staff: Principal) -> Batch:
         async with transaction() as conn:
             batch = await service.mark_paid(conn, batch_id, staff_id=staff.id, external_ref=data.external_ref)
@@ -258,7 +266,8 @@ class SettlementController(Controller):
             await audit(conn, staff.id, "settlement.cancel", "settlement_batch", batch_id, {})
             return Batch.of(batch)
 
-    @get("/{batch_id:int}/export", summary="Export a batch as CSV or XLSX (one line per payee, plus totals)")
+    @get("/{batch_id:int}/export", summary="Export a batch as CSV or XLSX (one line per payee, plus totals)",
+         media_type="text/csv", opt={"media_types": ("text/csv", XLSX)})
     async def export(self, batch_id: int, staff: Principal, format: Literal["csv", "xlsx"] = "csv") -> Response:
         async with transaction() as conn:
             batch = await service.get_batch(conn, batch_id)
@@ -269,10 +278,10 @@ class SettlementController(Controller):
         rows = settlement.export_rows(batch, lines)
         if format == "xlsx":
             content = settlement.to_xlsx(rows)
-            media_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            media_type = XLSX
         else:
             content = settlement.to_csv(rows)
-            media_type = "text/csv; charset=utf-8"
+            media_type = "text/csv"  # Litestar adds "; charset=utf-8" to text/* types
         return Response(
             content,
             media_type=media_type,

@@ -50,6 +50,15 @@ async def create_branch(
         raise CodeTaken(field="code") from exc
 
 
+async def missing_branches(conn: BaseDBAsyncClient, branch_ids: list[int]) -> list[int]:
+    """The ids among `branch_ids` that name no branch (other rooms check the branch ids staff give them)."""
+    wanted = sorted(set(branch_ids))
+    if not wanted:
+        return []
+    found = set(await Branch.filter(id__in=wanted).using_db(conn).values_list("id", flat=True))
+    return [i for i in wanted if i not in found]
+
+
 async def get_branch(conn: BaseDBAsyncClient, branch_id: int) -> Branch:
     """A branch by id (other rooms use this: vouchers are redeemed at a branch)."""
     branch = await Branch.get_or_none(id=branch_id, using_db=conn)

@@ -6,6 +6,7 @@ installed, so `assert_mysql_driver` refuses to start in that case); SQLite is th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import structlog
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
@@ -132,11 +133,26 @@ async def migrate(db: DatabaseSettings | None = None, *, config: dict[str, Any] 
         await Tortoise.close_connections()
 
 
-async def close_db() -> None:
+async def close_db(timeout: float = 3.0) -> None:
+    """Close the pools, in bounded time whatever state the connections are in.
+
+    aiomysql's pool waits for every checked-out connection to come back before it counts as closed;
+    one that MariaDB killed inside a transaction may never come back, and shutdown would hang. After
+    `timeout` the pools are terminated (checked-out sockets closed) and closed again.
+    """
     # Closing through Tortoise also clears the global fallback so a later init can set it again.
     global _initialised
-    await Tortoise.close_connections()
-    _initialised = False
+    try:
+        await asyncio.wait_for(Tortoise.close_connections(), timeout=timeout)
+    except asyncio.TimeoutError:
+        log.warning("db.close_timed_out", seconds=timeout)
+        for client in connections.all():
+            pool = getattr(client, "_pool", None)
+            if pool is not None and hasattr(pool, "terminate"):
+                pool.terminate()
+        await asyncio.wait_for(Tortoise.close_connections(), timeout=1)
+    finally:
+        _initialised = False
 
 
 _RETRYABLE_MYSQL_ERRNOS = {1213, 1205}  # deadlock found; lock wait timeout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def _env_bool(name: str, default: bool) -> bool:
 
 class AppSettings(msgspec.Struct, frozen=True):
     environment: str
+    # Addresses (IPs or CIDR networks) of the reverse proxies whose X-Forwarded-For is believed.
+    # None by default: the client address is the socket peer, which a caller cannot forge.
+    trusted_proxies: tuple[str, ...]
     data_dir: Path
     secret_key: str
     clinic_timezone: str
@@ -80,6 +84,8 @@ class RateLimitSettings(msgspec.Struct, frozen=True):
 
     enabled: bool
     login_per_ip: tuple[int, int]
+    # Per username as well, so spreading guesses over many addresses does not reset the count.
+    staff_login_per_username: tuple[int, int]
     check_in_per_customer: tuple[int, int]
     check_in_per_ip: tuple[int, int]
     redemption_per_customer: tuple[int, int]
@@ -148,6 +154,7 @@ def load_settings() -> Settings:
     return Settings(
         app=AppSettings(
             environment=_env("APP_ENV", "development"),
+            trusted_proxies=tuple(p.strip() for p in _env("TRUSTED_PROXIES", "").split(",") if p.strip()),
             data_dir=data_dir,
             secret_key=_secret_key(data_dir),
             clinic_timezone=_env("CLINIC_TIMEZONE", "Asia/Shanghai"),
@@ -187,6 +194,7 @@ def load_settings() -> Settings:
         rate_limit=RateLimitSettings(
             enabled=_env_bool("RATE_LIMIT_ENABLED", True),
             login_per_ip=_env_limit("RATE_LIMIT_LOGIN_PER_IP", "30/60"),
+            staff_login_per_username=_env_limit("RATE_LIMIT_STAFF_LOGIN_PER_USERNAME", "10/300"),
             check_in_per_customer=_env_limit("RATE_LIMIT_CHECK_IN_PER_CUSTOMER", "10/60"),
             check_in_per_ip=_env_limit("RATE_LIMIT_CHECK_IN_PER_IP", "600/60"),
             redemption_per_customer=_env_limit("RATE_LIMIT_REDEMPTION_PER_CUSTOMER", "20/60"),
@@ -216,3 +224,93 @@ def load_settings() -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+# --- production safety ---------------------------------------------------------------------------
+
+PRODUCTION = "production"
+APIV3_KEY_LENGTH = 32
+SECRET_KEY_MIN_LENGTH = 32
+
+
+class UnsafeProductionSettings(SystemExit):
+    """Raised at start-up when APP_ENV=production would run a sandbox adapter or lacks a secret.
+
+    A SystemExit whose code is the message, so `python -m api serve`, uvicorn importing the app and the
+    arq worker all print every problem and exit with status 1 instead of serving free orders or
+    calling WeChat with an empty secret.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("refusing to start with APP_ENV=production:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _readable_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return bool(handle.read(1))
+    except OSError:
+        return False
+
+
+def production_problems(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every reason this configuration must not serve production, each naming its variable.
+
+    Empty outside production. Presence is judged on the environment itself, not on the settings,
+    because several settings have development defaults (a sandbox appid, a test merchant id, a key
+    file in the data dir) that would otherwise look configured.
+    """
+    if settings.app.environment != PRODUCTION:
+        return []
+    env = os.environ if environ is None else environ
+
+    def missing(name: str) -> bool:
+        return not env.get(name, "").strip()
+
+    problems: list[str] = []
+    if settings.wechat.mode != "live":
+        problems.append(f"WECHAT_MODE must be 'live' in production (it is {settings.wechat.mode!r}"
+                        f"{', the default' if missing('WECHAT_MODE') else ''}): the sandbox logs anyone in")
+    if settings.pay.mode != "wechatpay":
+        problems.append(f"PAY_MODE must be 'wechatpay' in production (it is {settings.pay.mode!r}"
+                        f"{', the default' if missing('PAY_MODE') else ''}): the sandbox lets customers mark "
+                        "their own orders paid")
+    if missing("SECRET_KEY"):
+        problems.append("SECRET_KEY is not set (every replica must share it; the file fallback is for development)")
+    elif len(settings.app.secret_key) < SECRET_KEY_MIN_LENGTH:
+        problems.append(f"SECRET_KEY is shorter than {SECRET_KEY_MIN_LENGTH} characters")
+    if not settings.db.url.startswith("mysql://"):
+        problems.append("DATABASE_URL must be a mysql:// URL in production (the SQLite file is the embedded stack)")
+    if missing("REDIS_URL"):
+        problems.append("REDIS_URL is not set (the embedded Redis is for development)")
+    for name in ("WECHAT_APPID", "WECHAT_SECRET", "PAY_MCHID", "PAY_MERCHANT_SERIAL_NO",
+                 "PAY_PLATFORM_PUBLIC_KEY_ID", "PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL"):
+        if missing(name):
+            problems.append(f"{name} is not set")
+    for name in ("PAY_MERCHANT_PRIVATE_KEY_PATH", "PAY_PLATFORM_PUBLIC_KEY_PATH"):
+        if missing(name):
+            problems.append(f"{name} is not set")
+        elif not _readable_file(env[name]):
+            problems.append(f"{name} points at {env[name]!r}, which is not a readable, non-empty file")
+    if missing("PAY_APIV3_KEY"):
+        problems.append("PAY_APIV3_KEY is not set")
+    elif len(env["PAY_APIV3_KEY"]) != APIV3_KEY_LENGTH:
+        problems.append(f"PAY_APIV3_KEY must be exactly {APIV3_KEY_LENGTH} characters "
+                        f"(it has {len(env['PAY_APIV3_KEY'])})")
+    for name in ("PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL"):
+        if not missing(name) and not env[name].startswith("https://"):
+            problems.append(f"{name} must be an https:// address WeChat Pay can reach")
+    return problems
+
+
+def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+    """Stop start-up (UnsafeProductionSettings, exit status 1) listing every problem at once."""
+    problems = production_problems(settings, environ)
+    if problems:
+        raise UnsafeProductionSettings(problems)
+
+
+def live_adapters(settings: Settings) -> dict[str, str]:
+    """Which adapters this process runs, for the start-up log and /health/ready."""
+    return {"wechat": settings.wechat.mode, "pay": settings.pay.mode, "environment": settings.app.environment}

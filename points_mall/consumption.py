@@ -11,10 +11,19 @@ from tortoise.expressions import F
 from kernel import clock
 from kernel.errors import ValidationFailed
 from kernel.outbox import enqueue
-from points_mall.errors import ConsumptionNotFound, ExternalRefReused, RefundExceedsAmount
+from points_mall.errors import (
+    ConsumptionApprovalDecided,
+    ConsumptionApprovalNotFound,
+    ConsumptionNotFound,
+    ExternalRefReused,
+    RefundExceedsAmount,
+    SameStaffApproval,
+)
 from points_mall.ledger import earn_points, lock_account, reverse_points
 from points_mall.models import (
+    ApprovalStatus,
     Consumption,
+    ConsumptionApproval,
     ConsumptionRefund,
     ConsumptionSource,
     EntryKind,
@@ -22,6 +31,7 @@ from points_mall.models import (
     PendingStatus,
 )
 from points_mall.rules import get_rules
+from points_mall.settings import get_points_settings
 from points_mall.tiers import evaluate_tier, multiplier_pct
 
 # Outbox job names of the cross-room contract (the referrals room registers them).
@@ -79,7 +89,95 @@ async def record_consumption(
     return consumption
 
 
-def _same_or_refuse(existing: Consumption, customer_id: int, amount_fen: int) -> Consumption:
+async def record_staff_consumption(
+    conn: BaseDBAsyncClient,
+    *,
+    customer_id: int,
+    amount_fen: int,
+    external_ref: str,
+    staff_id: int,
+    branch_id: int | None = None,
+    service_id: int | None = None,
+) -> tuple[Consumption | ConsumptionApproval, bool]:
+    """What the front desk records: at or below the approval threshold it is a consumption at once; above
+    it, a `ConsumptionApproval` that earns nothing until another member approves it. Idempotent on
+    `external_ref` either way (a retry finds the same row, and the bool is False: nothing new happened;
+    other details under the same ref are `409 external_ref_reused`)."""
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+        raise ValidationFailed("amount_fen must be a positive integer.", field="amount_fen")
+    await lock_account(conn, customer_id)  # first, as in record_consumption: the reads below are current
+    waiting = await ConsumptionApproval.get_or_none(external_ref=external_ref, using_db=conn)
+    if waiting is not None:
+        return _same_or_refuse(waiting, customer_id, amount_fen), False
+    done = await Consumption.get_or_none(external_ref=external_ref, using_db=conn)
+    if done is not None:
+        return _same_or_refuse(done, customer_id, amount_fen), False
+    details = dict(customer_id=customer_id, amount_fen=amount_fen, external_ref=external_ref, branch_id=branch_id,
+                   service_id=service_id)
+    if amount_fen <= get_points_settings().consumption_approval_above_fen:
+        return await record_consumption(conn, source=ConsumptionSource.front_desk, staff_id=staff_id, **details), True
+    try:
+        return await ConsumptionApproval.create(recorded_by_id=staff_id, created_at=clock.now(), using_db=conn,
+                                                **details), True
+    except IntegrityError:
+        # The same recording sent twice at once: the locking read sees the other's committed row.
+        waiting = await ConsumptionApproval.filter(external_ref=external_ref).using_db(conn).select_for_update().get()
+        return _same_or_refuse(waiting, customer_id, amount_fen), False
+
+
+async def _approval(conn: BaseDBAsyncClient, approval_id: int) -> ConsumptionApproval:
+    approval = await ConsumptionApproval.get_or_none(id=approval_id, using_db=conn)
+    if approval is None:
+        raise ConsumptionApprovalNotFound(approval_id=approval_id)
+    return approval
+
+
+async def _decide(conn: BaseDBAsyncClient, approval: ConsumptionApproval, status: ApprovalStatus, staff_id: int,
+                  note: str, *, other_than_recorder: bool) -> None:
+    query = ConsumptionApproval.filter(id=approval.id, status=ApprovalStatus.pending).using_db(conn)
+    if other_than_recorder:
+        query = query.exclude(recorded_by_id=staff_id)
+    won = await query.update(status=status, decided_by_id=staff_id, decided_at=clock.now(), decision_note=note)
+    if not won:
+        current = await ConsumptionApproval.filter(id=approval.id).using_db(conn).select_for_update().get()
+        raise ConsumptionApprovalDecided(status=current.status.value)
+
+
+async def approve_consumption(
+    conn: BaseDBAsyncClient, approval_id: int, *, staff_id: int, note: str = ""
+) -> tuple[ConsumptionApproval, Consumption]:
+    """A second member approves: the consumption is recorded now (points held, tier, referral), once.
+
+    The conditional `pending → approved` decides between two approvers; the recorder can never approve.
+    """
+    # Locking reads first (the approval, then the customer as every points effect does), so the plain reads
+    # of record_consumption see what was committed before.
+    approval = await ConsumptionApproval.filter(id=approval_id).using_db(conn).select_for_update().first()
+    if approval is None:
+        raise ConsumptionApprovalNotFound(approval_id=approval_id)
+    await lock_account(conn, approval.customer_id)  # type: ignore[attr-defined]
+    if approval.recorded_by_id == staff_id:
+        raise SameStaffApproval(approval_id=approval_id)
+    await _decide(conn, approval, ApprovalStatus.approved, staff_id, note, other_than_recorder=True)
+    consumption = await record_consumption(
+        conn, customer_id=approval.customer_id, amount_fen=approval.amount_fen,  # type: ignore[attr-defined]
+        source=ConsumptionSource.front_desk, external_ref=approval.external_ref, branch_id=approval.branch_id,
+        service_id=approval.service_id, staff_id=approval.recorded_by_id,
+    )
+    await ConsumptionApproval.filter(id=approval.id).using_db(conn).update(consumption_id=consumption.id)
+    return await _approval(conn, approval_id), consumption
+
+
+async def reject_consumption(
+    conn: BaseDBAsyncClient, approval_id: int, *, staff_id: int, note: str = ""
+) -> ConsumptionApproval:
+    """Refuse (or, by the recorder, withdraw a mistaken entry): nothing was earned, nothing is."""
+    approval = await _approval(conn, approval_id)
+    await _decide(conn, approval, ApprovalStatus.rejected, staff_id, note, other_than_recorder=False)
+    return await _approval(conn, approval_id)
+
+
+def _same_or_refuse(existing, customer_id: int, amount_fen: int):
     if existing.customer_id != customer_id or existing.amount_fen != amount_fen:  # type: ignore[attr-defined]
         raise ExternalRefReused(field="external_ref", consumption_id=existing.id)
     return existing

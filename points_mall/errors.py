@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernel.errors import Conflict, NotFound, ValidationFailed
+from kernel.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 
 class InsufficientPoints(Conflict):
@@ -128,3 +128,18 @@ class IdempotencyKeyReused(Conflict):
 class RedemptionNotFound(NotFound):
     code = "redemption_not_found"
     default_message = "Redemption not found."
+
+
+class ConsumptionApprovalNotFound(NotFound):
+    code = "consumption_approval_not_found"
+    default_message = "No such consumption awaiting approval."
+
+
+class ConsumptionApprovalDecided(Conflict):
+    code = "consumption_approval_decided"
+    default_message = "This consumption was already approved or rejected."
+
+
+class SameStaffApproval(Forbidden):
+    code = "maker_checker"
+    default_message = "A consumption above the approval threshold must be approved by a staff member other than the one who recorded it."

@@ -284,6 +284,27 @@ async def cancel_mall_voucher(conn: BaseDBAsyncClient, *, customer_id: int, vouc
     return await Voucher.get(id=voucher.id, using_db=conn)
 
 
+async def cancel_vouchers_of_erased_customer(conn: BaseDBAsyncClient, customer_id: int) -> int:
+    """PIPL erasure: every voucher still `issued` is cancelled, so nobody can redeem it at the desk (a voucher
+    code is a bearer credential and its owner is gone). A mall voucher gives its stock unit back (and its
+    points, to the now anonymous account, which keeps the ledger summing to the balance); a paid group-buy
+    voucher's money stays a matter for finance (the order can still be refunded). Returns how many."""
+    await lock_account(conn, customer_id)
+    issued = await Voucher.filter(customer_id=customer_id, status=VoucherStatus.issued).using_db(conn).order_by(
+        "id").select_for_update()
+    cancelled = 0
+    now = clock.now()
+    for voucher in issued:
+        changed = await Voucher.filter(id=voucher.id, status=VoucherStatus.issued).using_db(conn).update(
+            status=VoucherStatus.cancelled, cancelled_at=now, cancel_reason="customer data erased (PIPL)")
+        if changed != 1:
+            continue
+        cancelled += 1
+        if voucher.source_type == MALL_SOURCE:
+            await _give_back_unit(conn, voucher, "Erased")
+    return cancelled
+
+
 async def expire_voucher(conn: BaseDBAsyncClient, voucher_id: int, *, return_points: bool) -> bool:
     """Expire one voucher past its date; a mall voucher gives its points and stock back if configured."""
     voucher = await Voucher.get_or_none(id=voucher_id, using_db=conn)

@@ -158,6 +158,36 @@ class Consumption(Model):
         indexes = (("customer_id", "occurred_at"),)
 
 
+class ApprovalStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class ConsumptionApproval(Model):
+    """A consumption the front desk recorded above the approval threshold: it earns nothing (no points, no
+    tier, no referral) until a second staff member approves it; then it becomes a `Consumption`."""
+
+    id = fields.BigIntField(primary_key=True)
+    customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
+    amount_fen = fields.BigIntField()
+    # The external_ref the consumption will carry: a retry of the same recording finds this row.
+    external_ref = fields.CharField(max_length=128, unique=True)
+    branch_id = fields.BigIntField(null=True)
+    service_id = fields.BigIntField(null=True)
+    recorded_by_id = fields.BigIntField()
+    status = fields.CharEnumField(ApprovalStatus, max_length=16, default=ApprovalStatus.pending)
+    decided_by_id = fields.BigIntField(null=True)
+    decided_at = fields.DatetimeField(null=True)
+    decision_note = fields.CharField(max_length=200, default="")
+    consumption_id = fields.BigIntField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "points_consumption_approval"
+        indexes = (("status", "id"),)
+
+
 class ConsumptionRefund(Model):
     id = fields.BigIntField(primary_key=True)
     consumption = fields.ForeignKeyField("points_mall.Consumption", related_name="refunds", on_delete=fields.RESTRICT)

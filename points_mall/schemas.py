@@ -9,8 +9,10 @@ import msgspec
 
 from kernel.identity.schemas import Page
 from points_mall.models import (
+    ApprovalStatus,
     CheckIn,
     Consumption,
+    ConsumptionApproval,
     ConsumptionSource,
     EntryKind,
     MallItem,
@@ -150,6 +152,41 @@ class ConsumptionCreate(msgspec.Struct, forbid_unknown_fields=True):
     external_ref: Ref
     branch_id: Id | None = None
     service_id: Id | None = None
+
+
+class ConsumptionApprovalView(msgspec.Struct):
+    """A consumption above the approval threshold: `pending` earns nothing until another member approves it."""
+
+    id: int
+    customer_id: int
+    amount_fen: int
+    external_ref: str
+    branch_id: int | None
+    service_id: int | None
+    status: ApprovalStatus
+    recorded_by_id: int
+    decided_by_id: int | None
+    decided_at: datetime | None
+    decision_note: str
+    consumption_id: int | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: ConsumptionApproval) -> "ConsumptionApprovalView":
+        return cls(
+            id=a.id, customer_id=a.customer_id, amount_fen=a.amount_fen, external_ref=a.external_ref,  # type: ignore[attr-defined]
+            branch_id=a.branch_id, service_id=a.service_id, status=a.status, recorded_by_id=a.recorded_by_id,
+            decided_by_id=a.decided_by_id, decided_at=a.decided_at, decision_note=a.decision_note,
+            consumption_id=a.consumption_id, created_at=a.created_at,
+        )
+
+
+class ConsumptionApprovalPage(Page):
+    items: list[ConsumptionApprovalView]
+
+
+class ConsumptionDecision(msgspec.Struct, forbid_unknown_fields=True):
+    note: Annotated[str, msgspec.Meta(max_length=200)] = ""
 
 
 class ConsumptionRefundCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -48,7 +48,11 @@ async def test_embedded_stack_boots_migrates_and_serves():
                             pass
                         await asyncio.sleep(0.25)
                     assert ready is not None and ready.status_code == 200, log_path.read_text()[-3000:]
-                    assert ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+                    checks = ready.json()["checks"]
+                    assert checks["database"] == "ok" and checks["redis"] == "ok"
+                    # The embedded worker beats from its poll loop; readiness waits for it.
+                    assert checks["workers"]["status"] == "ok" and checks["workers"]["embedded"]["running"]
+                    assert ready.json()["adapters"]["wechat"] == "sandbox"
 
                     login = await http.post("/app/auth/login", json={"code": "sandbox:alice"})
                     assert login.status_code == 200, login.text

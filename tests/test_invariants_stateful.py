@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -623,8 +624,10 @@ class ClinicMachine(RuleBasedStateMachine):
                 return
             order_id = orders[pick % len(orders)]["id"]
             body = {"reason": reason} | ({"amount_fen": part} if part else {})
+            # A fresh key per rule: each is a new refund, bounded by what is left.
             await self.call("POST", f"/admin/orders/{order_id}/refunds", json=body,
-                            headers=staff_headers(self.env.finance), expect=(201, 409, 422))
+                            headers=staff_headers(self.env.finance) | {"Idempotency-Key": uuid.uuid4().hex},
+                            expect=(201, 409, 422))
 
         self.run(go())
 

@@ -9,17 +9,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
+
 from arq.connections import RedisSettings
 
 from kernel import db
 from kernel.outbox.service import run_relay
-from kernel.settings import get_settings
+from kernel.settings import get_settings, live_adapters, refuse_unsafe_production
 from kernel.wechat.miniprogram import build_miniprogram
 from workers import registry
+from workers.heartbeat import HEARTBEAT_SECONDS, new_heartbeat_key
+
+log = structlog.get_logger(__name__)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings = get_settings()
+    # A separate worker process is a production start too: same refusals as the API.
+    refuse_unsafe_production(settings)
+    log.info("worker.adapters", **live_adapters(settings))
     ctx["settings"] = settings
     # In the embedded stack and in tests the process has already initialised the database.
     ctx["owns_db"] = await db.init_db()
@@ -41,12 +49,13 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    # Idempotent: the embedded worker's supervisor calls it again when arq's own close() failed half-way.
     if "relay_stop" in ctx:
-        ctx["relay_stop"].set()
-        await ctx["relay_task"]
-    if ctx.get("owns_miniprogram"):
+        ctx.pop("relay_stop").set()
+        await ctx.pop("relay_task")
+    if ctx.pop("owns_miniprogram", False):
         await ctx["miniprogram"].aclose()
-    if ctx.get("owns_db"):
+    if ctx.pop("owns_db", False):
         await db.close_db()
 
 
@@ -61,6 +70,9 @@ class WorkerSettings:
     max_jobs = 20
     job_timeout = 300
     redis_settings = RedisSettings.from_dsn(get_settings().redis.url or "redis://127.0.0.1:6379/0")
+    # arq refreshes this key from its poll loop; /health/ready reads every worker's (workers/heartbeat.py).
+    health_check_interval = HEARTBEAT_SECONDS
+    health_check_key = new_heartbeat_key(get_settings().redis.queue_name)
 
 
 def worker_kwargs(**overrides: Any) -> dict[str, Any]:
@@ -75,6 +87,8 @@ def worker_kwargs(**overrides: Any) -> dict[str, Any]:
         max_jobs=WorkerSettings.max_jobs,
         job_timeout=WorkerSettings.job_timeout,
         handle_signals=False,
+        health_check_interval=HEARTBEAT_SECONDS,
     )
     kwargs.update(overrides)
+    kwargs.setdefault("health_check_key", new_heartbeat_key(kwargs["queue_name"]))
     return kwargs

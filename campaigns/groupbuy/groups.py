@@ -284,9 +284,19 @@ async def release_entry(conn: BaseDBAsyncClient, order: Order, line) -> None:
         await Group.filter(id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1).using_db(conn).update(
             seats_taken=F("seats_taken") - 1)
         if entry.role == EntryRole.leader:
-            # The leader never paid: the group never opened.
-            await Group.filter(id=entry.group_id, status=GroupStatus.pending).using_db(conn).update(
-                status=GroupStatus.failed, open_slot=None, settled_at=clock.now())
+            # The leader never paid (the group never opened), or was refunded in full before the paid-order
+            # job delivered anything (the group opened at payment): either way the group fails, and a friend
+            # who already paid is refunded.
+            await fail_group(conn, entry.group_id)
+
+
+async def entry_payment_applied(conn: BaseDBAsyncClient, order: Order, line) -> None:
+    """In the transaction that marks the leader's order paid: the group opens now, so a friend who taps
+    "join" a moment after the payment finds it joinable (the paid-order job counts the payment later)."""
+    entry = await _entry_of(conn, order.id)
+    if entry is not None and entry.group_id is not None and entry.role == EntryRole.leader:
+        await Group.filter(id=entry.group_id, status=GroupStatus.pending).using_db(conn).update(
+            status=GroupStatus.open)
 
 
 async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> bool:
@@ -303,12 +313,12 @@ async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> bool:
     group = await Group.get(id=entry.group_id).using_db(conn)
     # The group row is updated first: a settling worker holds the same row, so the two serialise.
     if entry.role == EntryRole.leader:
-        counted = await Group.filter(id=group.id, status=GroupStatus.pending).using_db(conn).update(
-            status=GroupStatus.open, paid_count=1)
-    else:
-        counted = await Group.filter(
-            id=group.id, status=GroupStatus.open, paid_count__lte=group.size - 1
-        ).using_db(conn).update(paid_count=F("paid_count") + 1)
+        # Normally opened already when the payment was applied; a payment applied before that hook existed
+        # is opened here. Then the leader is counted like any member (a friend may have been counted first).
+        await Group.filter(id=group.id, status=GroupStatus.pending).using_db(conn).update(status=GroupStatus.open)
+    counted = await Group.filter(
+        id=group.id, status=GroupStatus.open, paid_count__lte=group.size - 1
+    ).using_db(conn).update(paid_count=F("paid_count") + 1)
     if not counted:
         # The group settled before this payment landed: the seat goes back and the money too.
         moved = await CampaignEntry.filter(id=entry.id, status=EntryStatus.held).using_db(conn).update(

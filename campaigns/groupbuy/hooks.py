@@ -7,6 +7,7 @@ register_line_kind(
     LineKind(
         groups.LINE_KIND,
         release=groups.release_entry,
+        on_payment_applied=groups.entry_payment_applied,
         on_paid=groups.entry_paid,
         on_refund_requested=groups.entry_refund_requested,
         on_refunded=groups.entry_refunded,

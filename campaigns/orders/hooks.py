@@ -41,10 +41,18 @@ async def _nothing_on_refund(conn, order, line, refund) -> None:
     return None
 
 
+async def _nothing_at_payment(conn, order, line) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class LineKind:
     name: str
     release: ReleaseHook = _nothing_to_release
+    # Called in the transaction that marks the order paid, so what a customer sees right after the payment
+    # is already true (a leader's group is joinable); keep it to quick local updates. `on_paid` does the
+    # rest in the paid-order job.
+    on_payment_applied: ReleaseHook = _nothing_at_payment
     on_paid: PaidHook = _fulfilled_at_once
     # Called when a refund of the order is requested (before money moves) and when it is confirmed.
     on_refund_requested: RefundHook = _nothing_on_refund

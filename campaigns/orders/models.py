@@ -82,13 +82,21 @@ class RefundStatus(StrEnum):
 
 
 class Refund(Model):
-    """A refund of all or part of an order, its out_refund_no derived from the order and the reason."""
+    """A refund of all or part of an order.
+
+    Staff refunds carry the client's Idempotency-Key (unique: a retry finds the same refund, whatever its
+    state); refunds the system decides (a failed group, a payment after close) are unique per order and reason.
+    """
 
     id = fields.BigIntField(primary_key=True)
     order = fields.ForeignKeyField("campaigns.Order", related_name="refunds", on_delete=fields.RESTRICT)
     out_refund_no = fields.CharField(max_length=64, unique=True)
     reason = fields.CharField(max_length=32)
     amount_fen = fields.IntField()
+    # Staff refunds: the client's key and what was asked (null amount: "everything left"), so a reuse of
+    # the key for another request is refused rather than answered with this refund.
+    idempotency_key = fields.CharField(max_length=64, null=True, unique=True)
+    requested_fen = fields.IntField(null=True)
     status = fields.CharEnumField(RefundStatus, max_length=16, default=RefundStatus.pending)
     refund_id = fields.CharField(max_length=64, null=True)
     attempts = fields.IntField(default=0)

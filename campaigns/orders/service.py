@@ -7,16 +7,18 @@ change are written to the outbox in the same transaction.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from campaigns import points_bridge
-from campaigns.orders.errors import OrderNotFound, RefundNotAllowed, RefundTooLarge
+from campaigns.orders.errors import OrderNotFound, RefundKeyReused, RefundNotAllowed, RefundTooLarge
 from campaigns.orders.gateway import RefundResult, TradeState
 from campaigns.orders.hooks import line_kind
 from campaigns.orders.models import (
@@ -56,8 +58,13 @@ def new_out_trade_no() -> str:
 
 
 def out_refund_no_for(order: Order, reason: str) -> str:
-    """One refund per order and reason: asking twice for the same refund finds the first one."""
+    """One system refund per order and reason: asking twice for the same refund finds the first one."""
     return f"{order.out_trade_no}-{reason}"[:64]
+
+
+def out_refund_no_for_key(order: Order, idempotency_key: str) -> str:
+    # WeChat Pay allows [0-9A-Za-z_-|*@] in 商户退款单号 and the key may hold '.' or ':': use its digest.
+    return f"{order.out_trade_no}-K{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
 
 
 def payment_window_end(latest: datetime | None = None) -> datetime:
@@ -223,6 +230,8 @@ async def _mark_paid(conn: BaseDBAsyncClient, order: Order, trade: TradeState) -
         status=OrderStatus.paid, transaction_id=trade.transaction_id, paid_fen=trade.total_fen, paid_at=now
     )
     if won:
+        for line in await lines_of(conn, order.id):
+            await line_kind(line.kind).on_payment_applied(conn, order, line)
         await enqueue(conn, "orders.order_paid", order.id)
         return NotificationOutcome.applied
     # Someone else changed it first: read the latest committed row (a plain read would see our snapshot).
@@ -319,16 +328,22 @@ async def request_refund(
     amount_fen: int,
     reason: str,
     run_line_hooks: bool = True,
+    idempotency_key: str | None = None,
+    requested_fen: int | None = None,
 ) -> Refund:
-    """Record a refund of `amount_fen` and queue it for the gateway; idempotent per (order, reason).
+    """Record a refund of `amount_fen` and queue it for the gateway; idempotent per (order, reason), or per
+    `idempotency_key` when the caller gives one (staff refunds: `staff_refund` answers a repeated key first).
 
     The amount is reserved on the order with a conditional update, so refunds never exceed what
     was paid, whatever runs concurrently. A refund of everything left moves the order to `refunding`.
     """
-    out_refund_no = out_refund_no_for(order, reason)
-    existing = await Refund.get_or_none(out_refund_no=out_refund_no).using_db(conn)
-    if existing is not None:
-        return existing
+    if idempotency_key is None:
+        out_refund_no = out_refund_no_for(order, reason)
+        existing = await Refund.get_or_none(out_refund_no=out_refund_no).using_db(conn)
+        if existing is not None:
+            return existing
+    else:
+        out_refund_no = out_refund_no_for_key(order, idempotency_key)
     if amount_fen < 1:
         raise ValidationFailed("A refund must be at least 1 fen.", field="amount_fen")
     if amount_fen > order.total_fen:
@@ -345,10 +360,17 @@ async def request_refund(
         id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=order.total_fen
     ).using_db(conn).update(status=OrderStatus.refunding)
     now = clock.now()
-    refund = await Refund.create(
-        order_id=order.id, out_refund_no=out_refund_no, reason=reason[:32], amount_fen=amount_fen,
-        created_at=now, updated_at=now, using_db=conn,
-    )
+    try:
+        refund = await Refund.create(
+            order_id=order.id, out_refund_no=out_refund_no, reason=reason[:32], amount_fen=amount_fen,
+            idempotency_key=idempotency_key, requested_fen=requested_fen, created_at=now, updated_at=now,
+            using_db=conn,
+        )
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # The same key, at the same moment, for another order (the order lock serialises one order's refunds).
+        raise RefundKeyReused(field="Idempotency-Key") from None
     # Hooks see the order with this refund reserved: it is a full refund when reserved == total.
     order = await get_order(conn, order.id)
     if run_line_hooks:
@@ -412,14 +434,22 @@ async def note_refund_attempt(conn: BaseDBAsyncClient, refund_id: int, error: st
 
 
 async def staff_refund(
-    conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None
-) -> Refund:
+    conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None, idempotency_key: str
+) -> tuple[Refund, bool]:
     """A refund finance decides (the customer asked, a service issue); by default everything left.
 
-    Call it first in its transaction: the order lock serialises refunds of one order, so the same
-    refund asked twice at once finds the first one instead of failing on what the first reserved.
+    Idempotent on the client's key, never on the reason: the same key returns the same refund in whatever
+    state it is now (the bool says it is a replay, so the caller writes no second audit row); the key reused
+    for another order, amount or reason is `409 idempotency_key_reused`; a new key is a new refund, bounded
+    by what is left to refund. Call it first in its transaction: the order lock serialises refunds of one
+    order, so the same key sent twice at once finds the first refund instead of reserving twice.
     """
     await lock_order(conn, order_id=order_id)
+    existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
+    if existing is not None:
+        if (existing.order_id, existing.reason, existing.requested_fen) != (order_id, reason, amount_fen):
+            raise RefundKeyReused(field="Idempotency-Key", refund_id=existing.id)
+        return existing, True
     order = await get_order(conn, order_id)
     if order.status not in REFUNDABLE:
         raise RefundNotAllowed(order_id=order_id, status=order.status.value)
@@ -427,4 +457,6 @@ async def staff_refund(
     amount = left if amount_fen is None else amount_fen
     if amount < 1:
         raise RefundNotAllowed(order_id=order_id, left_fen=left)
-    return await request_refund(conn, order, amount_fen=amount, reason=reason)
+    refund = await request_refund(conn, order, amount_fen=amount, reason=reason, idempotency_key=idempotency_key,
+                                  requested_fen=amount_fen)
+    return refund, False

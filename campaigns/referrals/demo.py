@@ -1,7 +1,8 @@
 """Demo data of referrals: an active program, and Alice with a friend in every state (log in as "sandbox:friend-<state>").
 
 The story is played through the real services at injected times (bind, consume, release, settle), so
-the rows look like production rows. Idempotent: nothing happens when the demo program already exists.
+the rows look like production rows. Idempotent: nothing happens once the demo friends exist (the
+program itself may have been renamed or edited by staff since).
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ async def _release(conn: BaseDBAsyncClient) -> None:
 
 
 async def load(conn: BaseDBAsyncClient) -> None:
-    if await ReferralProgram.filter(name=PROGRAM_NAME).using_db(conn).exists():
+    # Recognised by a demo friend's account, not the program's name: staff may rename the program, and
+    # loading the story again would then create its customers twice and stop the development start.
+    if await Customer.filter(openid=sandbox_openid("friend-paid")).using_db(conn).exists():
         return
     alice = await Customer.get_or_none(openid=sandbox_openid("alice"), using_db=conn)
     if alice is None:

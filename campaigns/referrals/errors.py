@@ -46,10 +46,11 @@ class BatchStateConflict(Conflict):
 
 
 class SameFinanceUser(Forbidden):
-    """Maker-checker: the finance user who created a batch cannot approve it."""
+    """Maker-checker: the finance user who created a batch cannot approve it nor record its payment."""
 
     code = "maker_checker"
-    default_message = "A batch must be approved by a different finance user than the one who created it."
+    default_message = ("A batch must be approved and marked paid by a finance user other than the one who "
+                       "created it.")
 
 
 class ExternalRefTaken(Conflict):

@@ -192,12 +192,17 @@ async def approve_batch(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int
 
 
 async def mark_paid(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int, external_ref: str) -> SettlementBatch:
+    """Record the payment: a checker step too, so not by the batch's maker (checked in the UPDATE itself)."""
     batch = await get_batch(conn, batch_id)
+    if batch.created_by_id == staff_id:
+        raise SameFinanceUser("The finance user who created a batch cannot record its payment.", batch_id=batch_id)
     if batch.status == BatchStatus.paid and batch.external_ref == external_ref:
         return batch  # finance pressed the button twice: same answer, nothing changes
     now = clock.now()
     try:
-        updated = await SettlementBatch.filter(id=batch_id, status=BatchStatus.approved).using_db(conn).update(
+        updated = await SettlementBatch.filter(id=batch_id, status=BatchStatus.approved).exclude(
+            created_by_id=staff_id
+        ).using_db(conn).update(
             status=BatchStatus.paid, paid_by_id=staff_id, paid_at=now, external_ref=external_ref
         )
     except IntegrityError as exc:

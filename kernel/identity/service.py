@@ -17,6 +17,7 @@ from tortoise.exceptions import IntegrityError
 
 from kernel import clock, crypto
 from kernel.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from kernel.identity.password_policy import check_staff_password
 from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
 from kernel.wechat.miniprogram import WeChatSession
 
@@ -182,9 +183,23 @@ def _validate_roles(roles: list[str]) -> str:
     return ",".join(sorted(set(roles)))
 
 
-def _validate_password(password: str) -> None:
-    if len(password) < 10:
-        raise ValidationFailed("Passwords need at least 10 characters.", field="password")
+def _validate_password(password: str, username: str = "") -> None:
+    check_staff_password(password, username=username)
+
+
+class LastActiveAdmin(Conflict):
+    code = "last_active_admin"
+    default_message = ("This would leave no active admin: give another member the admin role first "
+                       "(nobody could manage staff accounts otherwise).")
+
+
+async def _keep_an_active_admin(conn: BaseDBAsyncClient, staff_id: int, *, field: str) -> None:
+    """Refuse to demote or disable the last active admin. Every active admin row is locked (in id order) so two
+    admins demoting each other at once cannot both succeed: the second sees the first's change."""
+    admins = await StaffMember.filter(is_active=True, roles__contains="admin").using_db(conn).order_by(
+        "id").select_for_update()
+    if not any(a.id != staff_id and "admin" in a.role_set for a in admins):
+        raise LastActiveAdmin(field=field, staff_id=staff_id)
 
 
 async def create_staff(
@@ -195,7 +210,7 @@ async def create_staff(
     roles: list[str],
     display_name: str = "",
 ) -> StaffMember:
-    _validate_password(password)
+    _validate_password(password, username)
     role_text = _validate_roles(roles)
     if await StaffMember.filter(username=username).using_db(conn).exists():
         raise UsernameTaken(field="username")
@@ -241,6 +256,11 @@ async def update_staff(
     display_name: str | None = None,
 ) -> StaffMember:
     staff = await get_staff(conn, staff_id)
+    was_admin = staff.is_active and "admin" in staff.role_set
+    if was_admin and roles is not None and "admin" not in roles:
+        await _keep_an_active_admin(conn, staff_id, field="roles")
+    if was_admin and is_active is False:
+        await _keep_an_active_admin(conn, staff_id, field="is_active")
     changed: list[str] = []
     revoke = False
     if roles is not None:
@@ -252,7 +272,7 @@ async def update_staff(
         changed.append("is_active")
         revoke = True
     if password is not None:
-        _validate_password(password)
+        _validate_password(password, staff.username)
         staff.password_hash = _passwords.hash(password)
         changed.append("password_hash")
         revoke = True
@@ -272,6 +292,12 @@ async def bootstrap_admin(conn: BaseDBAsyncClient, username: str, password: str)
     admins = await StaffMember.filter(roles__contains="admin").using_db(conn).count()
     if admins:
         return None
+    try:
+        check_staff_password(password, username=username)
+    except ValidationFailed as exc:
+        # Start-up stops here: name the variable the operator must change.
+        raise ValidationFailed(f"BOOTSTRAP_ADMIN_PASSWORD: {exc.message}", field="BOOTSTRAP_ADMIN_PASSWORD",
+                               **{k: v for k, v in exc.detail.items() if k != "field"}) from None
     staff = await create_staff(conn, username=username, password=password, roles=["admin"])
     await audit(conn, None, "staff.bootstrap_admin", "staff_member", staff.id, {"username": username})
     return staff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 import jwt
 import msgspec
@@ -32,6 +33,20 @@ class TokenExpired(Unauthorized):
 class TokenInvalid(Unauthorized):
     code = "token_invalid"
     default_message = "The access token is not valid."
+
+
+_Int64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class _Claims(msgspec.Struct):
+    """The claims we issue, with their types; anything else in a signed token is refused."""
+
+    sub: str
+    typ: str
+    exp: _Int64
+    iat: _Int64
+    roles: list[str] = []
+    ver: _Int64 = 0
 
 
 def _issue(claims: dict, ttl_seconds: int) -> tuple[str, int]:
@@ -68,19 +83,21 @@ def decode_token(token: str) -> Principal:
         )
     except jwt.PyJWTError as exc:
         raise TokenInvalid() from exc
+    # A token carrying our signature but claims of the wrong shape (a leaked key, a bug in an old
+    # release) is refused like any invalid token, never a 500: the claims are checked by type.
+    try:
+        checked = msgspec.convert(claims, _Claims)
+    except msgspec.ValidationError as exc:
+        raise TokenInvalid() from exc
     # Expiry is checked against our clock so tests can move time instead of sleeping.
-    if claims["exp"] <= int(clock.now().timestamp()):
+    if checked.exp <= int(clock.now().timestamp()):
         raise TokenExpired()
-    kind = claims["typ"]
-    if kind not in {"customer", "staff"}:
+    if checked.typ not in {"customer", "staff"}:
         raise TokenInvalid()
     try:
-        principal_id = int(claims["sub"])
-    except (TypeError, ValueError) as exc:
+        principal_id = int(checked.sub)
+    except ValueError as exc:
         raise TokenInvalid() from exc
-    return Principal(
-        kind=kind,
-        id=principal_id,
-        roles=frozenset(claims.get("roles", [])),
-        token_version=int(claims.get("ver", 0)),
-    )
+    if not 0 < principal_id < 2**63:
+        raise TokenInvalid()
+    return Principal(kind=checked.typ, id=principal_id, roles=frozenset(checked.roles), token_version=checked.ver)

@@ -27,8 +27,13 @@ def admin_routes(app) -> list[tuple[str, str, frozenset[str] | None]]:
             guards = list(handler.resolve_guards())
             declared = [g for g in guards if hasattr(g, "allowed_roles")]
             assert declared, f"{route.path} has no staff guard"
+            # Guards add up (controller and handler): a member must pass every one of them.
+            allowed = None
+            for guard in declared:
+                if guard.allowed_roles is not None:
+                    allowed = guard.allowed_roles if allowed is None else allowed & guard.allowed_roles
             for method in handler.http_methods:
-                found.append((method, route.path, declared[0].allowed_roles))
+                found.append((method, route.path, allowed))
     return found
 
 
@@ -251,8 +256,9 @@ async def test_finance_actions_leave_audit_rows_naming_the_staff_member_and_requ
 
     done: list[tuple[str, str, int, str]] = []  # (action, target id, staff id, request id)
 
-    async def act(staff, method: str, url: str, action: str, target: str | None = None, **kwargs):
-        r = await client.request(method, url, headers=staff_headers(staff), **kwargs)
+    async def act(staff, method: str, url: str, action: str, target: str | None = None,
+                  extra_headers: dict | None = None, **kwargs):
+        r = await client.request(method, url, headers=staff_headers(staff) | (extra_headers or {}), **kwargs)
         assert r.status_code in (200, 201), (url, r.text)
         target = target or str(r.json()["id"])
         done.append((action, target, staff.id, r.headers["x-request-id"]))
@@ -267,7 +273,8 @@ async def test_finance_actions_leave_audit_rows_naming_the_staff_member_and_requ
               json={"external_ref": "BANK-" + secrets_hex()})
     await act(maker, "GET", f"/admin/settlements/{bid}/export", "settlement.export", target=bid)
     await act(checker, "POST", f"/admin/orders/{order.id}/refunds", "orders.refund", target=str(order.id),
-              json={"reason": "goodwill", "amount_fen": 1_000, "note": "late"})
+              json={"reason": "goodwill", "amount_fen": 1_000, "note": "late"},
+              extra_headers={"Idempotency-Key": "refund-" + secrets_hex()})
     await act(maker, "GET", "/admin/orders/export.csv", "orders.export", target="-")
 
     for action, target, staff_id, request_id in done:

@@ -78,7 +78,11 @@ async def test_request_id_is_echoed(client):
 async def test_health(client):
     assert (await client.get("/health/live")).json() == {"status": "ok"}
     ready = await client.get("/health/ready")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.status_code == 200, ready.text
+    checks = ready.json()["checks"]
+    assert checks["database"] == "ok" and checks["redis"] == "ok"
+    assert set(checks) == {"database", "redis", "workers", "outbox"}
+    assert ready.json()["adapters"] == {"wechat": "sandbox", "pay": "sandbox", "environment": "test"}
 
 
 def test_an_overflow_anywhere_is_a_422_in_the_error_format():

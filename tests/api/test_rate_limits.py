@@ -141,3 +141,59 @@ async def test_check_in_is_limited_per_ip(app, client, redis):
     assert r.status_code == 429 and r.json()["detail"]["scope"] == "ip"
     assert not await CheckIn.filter(customer_id=customer.id).exists()  # refused before anything was written
     await forget_limits(redis)
+
+
+async def _staff_logins(base: str, attempts: list[tuple[str, str]]) -> list[int]:
+    """(X-Forwarded-For, username) per attempt, each with a wrong password; the statuses."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        statuses = []
+        for forwarded_for, username in attempts:
+            response = await http.post("/admin/auth/login", json={"username": username, "password": "wrong password!"},
+                                       headers={"X-Forwarded-For": forwarded_for})
+            statuses.append(response.status_code)
+        return statuses
+
+
+async def test_a_spoofed_x_forwarded_for_does_not_reset_the_staff_login_limit(redis):
+    """No proxy is trusted by default: the limit follows the socket's address, whatever the header says."""
+    from tests.live_server import live_server_url
+
+    await forget_limits(redis)
+    env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "3/60"}
+    async with live_server_url(**env) as base:
+        statuses = await _staff_logins(base, [(f"203.0.113.{i}", f"guess-{i}") for i in range(6)])
+    assert statuses == [401, 401, 401, 429, 429, 429]
+    await forget_limits(redis)
+
+
+async def test_x_forwarded_for_is_honoured_from_a_configured_proxy_only(redis):
+    from tests.live_server import live_server_url
+
+    await forget_limits(redis)
+    env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "3/60", "TRUSTED_PROXIES": "127.0.0.1/32"}
+    async with live_server_url(**env) as base:
+        # Behind the proxy each real client has its own window.
+        spread = await _staff_logins(base, [(f"203.0.113.{i}", f"user-{i}") for i in range(6)])
+        one_client = await _staff_logins(base, [("198.51.100.7", f"other-{i}") for i in range(4)])
+    assert spread == [401] * 6
+    assert one_client == [401, 401, 401, 429]
+    await forget_limits(redis)
+
+
+async def test_staff_login_is_limited_per_username_across_addresses(redis):
+    """Guesses at one account from many addresses (a botnet behind a trusted proxy) still stop."""
+    from tests.live_server import live_server_url
+
+    await forget_limits(redis)
+    env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "100/60",
+           "RATE_LIMIT_STAFF_LOGIN_PER_USERNAME": "5/300", "TRUSTED_PROXIES": "127.0.0.1"}
+    async with live_server_url(**env) as base:
+        statuses = await _staff_logins(base, [(f"203.0.113.{i}", "Head.Nurse") for i in range(7)])
+        # The same name in other letter case is the same account; another account is not affected.
+        other_case = await _staff_logins(base, [("203.0.113.99", "head.nurse")])
+        other_account = await _staff_logins(base, [("203.0.113.98", "front.desk")])
+    assert statuses == [401] * 5 + [429, 429]
+    assert other_case == [429] and other_account == [401]
+    await forget_limits(redis)

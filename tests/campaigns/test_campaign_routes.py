@@ -131,6 +131,35 @@ async def test_customer_opens_shares_and_friends_join(client, redis):
     assert stats.json()["share_views"] >= 1 and stats.json()["joins"] == 1 and stats.json()["groups_open"] >= 1
 
 
+async def test_a_friend_can_join_the_moment_the_leaders_payment_is_confirmed(client, redis):
+    # The attack: the group stayed `pending` until the paid-order job ran (about a second), so a friend
+    # tapping "join" right after the leader paid was refused `group_not_joinable`. No job runs here.
+    campaign, sku = await make_campaign(group_size=3)
+    leader, friend, late = await make_customer(), await make_customer(), await make_customer()
+    opened = await client.post("/app/groups", json={"campaign_id": campaign.id, "sku_id": sku.id},
+                               headers=customer_headers(leader))
+    seat = opened.json()
+    order = await orders_of(seat["order_id"])
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(leader))
+    assert paid.status_code == 200 and paid.json()["outcome"] == "applied"
+    assert (await Group.get(id=seat["group_id"])).status == GroupStatus.open
+    joined = await client.post(f"/app/groups/{seat['group_id']}/join", headers=customer_headers(friend))
+    assert joined.status_code == 201, joined.text
+    # The friend pays and is counted before the leader's job runs; the leader is still counted once after.
+    friend_order = await orders_of(joined.json()["order_id"])
+    await client.post(f"/sandbox/payments/{friend_order.out_trade_no}/succeed", headers=customer_headers(friend))
+    async with transaction() as conn:
+        await orders.handle_paid_order(conn, friend_order.id)
+    assert (await Group.get(id=seat["group_id"])).paid_count == 1
+    await run_jobs(redis)
+    group = await Group.get(id=seat["group_id"])
+    assert group.status == GroupStatus.open and group.paid_count == 2
+    third = await client.post(f"/app/groups/{seat['group_id']}/join", headers=customer_headers(late))
+    assert third.status_code == 201
+    entries = await CampaignEntry.filter(group_id=seat["group_id"]).order_by("id")
+    assert [e.status for e in entries] == [EntryStatus.paid, EntryStatus.paid, EntryStatus.held]
+
+
 async def orders_of(order_id):
     async with transaction() as conn:
         return await orders.get_order(conn, order_id)
@@ -158,7 +187,7 @@ async def test_refund_after_success_cancels_the_voucher_and_the_group_stays_succ
 
     finance = await make_staff("finance")
     refund = await client.post(f"/admin/orders/{order.id}/refunds", json={"reason": "customer_request"},
-                               headers=staff_headers(finance))
+                               headers=staff_headers(finance) | {"Idempotency-Key": "refund-friend-1"})
     assert refund.status_code == 201 and refund.json()["amount_fen"] == order.total_fen
     await run_jobs(redis)
     assert (await Voucher.get(id=voucher.id)).status == VoucherStatus.cancelled

@@ -28,7 +28,8 @@ async def test_order_list_and_csv_totals_add_up(client, redis):
         await pay_in_sandbox(client, customer, order)
     await run_jobs(redis)
     async with transaction() as conn:
-        await service.staff_refund(conn, orders[0].id, reason="service_issue", amount_fen=None)
+        await service.staff_refund(conn, orders[0].id, reason="service_issue", amount_fen=None,
+                                   idempotency_key="finance-totals-1")
         paid = await service.get_order(conn, orders[1].id)
         await service.request_refund(conn, paid, amount_fen=7, reason="tier_price")
     await run_jobs(redis)
@@ -67,20 +68,25 @@ async def test_order_list_and_csv_totals_add_up(client, redis):
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "from"
 
 
+def refund_post(client, finance, order_id: int, key: str, **body):
+    return client.post(f"/admin/orders/{order_id}/refunds", json={"reason": "goodwill"} | body,
+                       headers=staff_headers(finance) | {"Idempotency-Key": key})
+
+
 async def test_staff_refund_route_is_audited_and_bounded(client, redis):
     finance = await make_staff("finance")
     customer = await make_customer()
     order = await make_order(customer, unit_price_fen=5_000)
-    unpaid = await client.post(f"/admin/orders/{order.id}/refunds", json={"reason": "goodwill"},
-                               headers=staff_headers(finance))
+    unpaid = await refund_post(client, finance, order.id, "bounded-0")
     assert unpaid.status_code == 409 and unpaid.json()["code"] == "refund_not_allowed"
+    keyless = await client.post(f"/admin/orders/{order.id}/refunds", json={"reason": "goodwill"},
+                                headers=staff_headers(finance))
+    assert keyless.status_code == 400 and "Idempotency-Key" in keyless.text, keyless.text
     await pay_in_sandbox(client, customer, order)
     await run_jobs(redis)
-    too_much = await client.post(f"/admin/orders/{order.id}/refunds", json={"reason": "goodwill", "amount_fen": 5_001},
-                                 headers=staff_headers(finance))
+    too_much = await refund_post(client, finance, order.id, "bounded-1", amount_fen=5_001)
     assert too_much.status_code == 422 and too_much.json()["detail"]["field"] == "amount_fen"
-    part = await client.post(f"/admin/orders/{order.id}/refunds", json={"reason": "goodwill", "amount_fen": 1_200},
-                             headers=staff_headers(finance))
+    part = await refund_post(client, finance, order.id, "bounded-2", amount_fen=1_200)
     assert part.status_code == 201 and part.json()["amount_fen"] == 1_200
     await run_jobs(redis)
     detail = await client.get(f"/admin/orders/{order.id}", headers=staff_headers(finance))
@@ -88,6 +94,68 @@ async def test_staff_refund_route_is_audited_and_bounded(client, redis):
     assert [e["outcome"] for e in detail.json()["events"]] == ["applied"]
     assert (await Order.get(id=order.id)).status.value == "fulfilled"
     assert await AuditLogEntry.filter(staff_id=finance.id, action="orders.refund", target_id=str(order.id)).exists()
+
+
+async def test_second_partial_refund_with_the_same_reason_is_a_new_refund_and_a_retry_is_the_same(client, redis):
+    # The attack: two partial refunds with the same reason used to answer the first one (100) for the second
+    # (5,000) and audit a refund that never happened; repeating a full or completed refund was a 409.
+    finance = await make_staff("finance")
+    customer = await make_customer()
+    order = await make_order(customer, unit_price_fen=10_000)
+    await pay_in_sandbox(client, customer, order)
+    await run_jobs(redis)
+
+    first = await refund_post(client, finance, order.id, "partial-one", reason="customer_request", amount_fen=100)
+    second = await refund_post(client, finance, order.id, "partial-two", reason="customer_request", amount_fen=5_000)
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    assert second.json()["amount_fen"] == 5_000 and second.json()["id"] != first.json()["id"]
+    # A retry of the first while it is pending: the same refund, 200, nothing new.
+    retry = await refund_post(client, finance, order.id, "partial-one", reason="customer_request", amount_fen=100)
+    assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+    assert retry.json()["status"] == "pending"
+    # The key reused for another amount, order or reason: refused with a stable code, nothing changes.
+    other = await make_order(customer, unit_price_fen=3_000)
+    await pay_in_sandbox(client, customer, other)
+    await run_jobs(redis)
+    for body, order_id in (({"reason": "customer_request", "amount_fen": 200}, order.id),
+                           ({"reason": "goodwill", "amount_fen": 100}, order.id),
+                           ({"reason": "customer_request"}, order.id),
+                           ({"reason": "customer_request", "amount_fen": 100}, other.id)):
+        reused = await refund_post(client, finance, order_id, "partial-one", **body)
+        assert reused.status_code == 409, reused.text
+        assert reused.json()["code"] == "idempotency_key_reused"
+        assert reused.json()["detail"]["field"] == "Idempotency-Key"
+    # Above what is left (10,000 - 5,100): 422 with the amount left.
+    above = await refund_post(client, finance, order.id, "partial-three", amount_fen=4_901)
+    assert above.status_code == 422 and above.json()["code"] == "refund_too_large"
+    assert above.json()["detail"]["left_fen"] == 4_900
+    await run_jobs(redis)
+
+    # Completed: the same key still answers the same refund.
+    done = await refund_post(client, finance, order.id, "partial-two", reason="customer_request", amount_fen=5_000)
+    assert done.status_code == 200 and done.json()["id"] == second.json()["id"]
+    assert done.json()["status"] == "succeeded"
+    # The rest (no amount), then its retry after the order is fully refunded.
+    rest = await refund_post(client, finance, order.id, "the-rest-1")
+    assert rest.status_code == 201 and rest.json()["amount_fen"] == 4_900
+    await run_jobs(redis)
+    assert (await Order.get(id=order.id)).status.value == "refunded"
+    again = await refund_post(client, finance, order.id, "the-rest-1")
+    assert again.status_code == 200 and again.json()["id"] == rest.json()["id"]
+    # Failed (the gateway refused it for good, as `push_refund` records it): the same key answers it as it is.
+    doomed = await refund_post(client, finance, other.id, "other-fails", amount_fen=500)
+    await Refund.filter(id=doomed.json()["id"]).update(status="failed")
+    failed = await refund_post(client, finance, other.id, "other-fails", amount_fen=500)
+    assert failed.status_code == 200 and failed.json()["id"] == doomed.json()["id"]
+    assert failed.json()["status"] == "failed" and await Refund.filter(order_id=other.id).count() == 1
+
+    refunds = await Refund.filter(order_id=order.id).order_by("id")
+    assert [r.amount_fen for r in refunds] == [100, 5_000, 4_900]
+    order = await Order.get(id=order.id)
+    assert order.refunded_fen == order.refund_reserved_fen == 10_000
+    # The audit says exactly what happened: one row per refund created, none for a replay or a refusal.
+    trail = await AuditLogEntry.filter(action="orders.refund", target_id=str(order.id)).order_by("id")
+    assert [(e.detail["amount_fen"], e.detail["refund_id"]) for e in trail] == [(r.amount_fen, r.id) for r in refunds]
 
 
 async def test_dates_at_the_ends_of_the_calendar_are_refused_or_served_never_a_500(client):
@@ -102,29 +170,42 @@ async def test_dates_at_the_ends_of_the_calendar_are_refused_or_served_never_a_5
     assert malformed.status_code == 400 and malformed.json()["code"] == "validation_error"
 
 
-async def test_concurrent_staff_refunds_never_reserve_more_than_was_paid(client, redis):
-    # Fifteen refunds of 2,000 of a 5,000 order, five for each reason: two reasons fit, the same reason asked
-    # again finds its first refund, and nothing is reserved twice.
+async def test_the_same_key_twenty_times_at_once_gives_one_refund(client, redis):
     finance = await make_staff("finance")
     customer = await make_customer()
     order = await make_order(customer, unit_price_fen=5_000)
     await pay_in_sandbox(client, customer, order)
     await run_jobs(redis)
-    reasons = ["customer_request", "service_issue", "goodwill"] * 5
     responses = await asyncio.gather(*[
-        client.post(f"/admin/orders/{order.id}/refunds", json={"reason": reason, "amount_fen": 2_000},
-                    headers=staff_headers(finance))
-        for reason in reasons
+        refund_post(client, finance, order.id, "same-key-burst", amount_fen=700) for _ in range(20)
     ])
-    statuses = sorted(r.status_code for r in responses)
-    assert set(statuses) <= {201, 422}, [r.text for r in responses if r.status_code not in (201, 422)]
-    refunds = await Refund.filter(order_id=order.id)
-    assert len(refunds) == 2 and {r.amount_fen for r in refunds} == {2_000}
-    granted = {r.json()["id"] for r in responses if r.status_code == 201}
-    assert granted == {r.id for r in refunds}
-    refused_reasons = {reason for reason, r in zip(reasons, responses) if r.status_code == 422}
-    assert len(refused_reasons) == 1 and all(r.json()["code"] == "refund_too_large" for r in responses
-                                             if r.status_code == 422)
-    assert (await Order.get(id=order.id)).refund_reserved_fen == 4_000
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201], [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert await Refund.filter(order_id=order.id).count() == 1
+    assert (await Order.get(id=order.id)).refund_reserved_fen == 700
+    assert await AuditLogEntry.filter(action="orders.refund", target_id=str(order.id)).count() == 1
     await run_jobs(redis)
-    assert (await Order.get(id=order.id)).refunded_fen == 4_000
+    assert (await Order.get(id=order.id)).refunded_fen == 700
+
+
+async def test_twenty_keys_at_once_never_refund_more_than_was_paid(client, redis):
+    # Twenty refunds of 300 of a 5,000 order, each with its own key: sixteen fit, four are refused.
+    finance = await make_staff("finance")
+    customer = await make_customer()
+    order = await make_order(customer, unit_price_fen=5_000)
+    await pay_in_sandbox(client, customer, order)
+    await run_jobs(redis)
+    responses = await asyncio.gather(*[
+        refund_post(client, finance, order.id, f"many-keys-{i:02d}", amount_fen=300) for i in range(20)
+    ])
+    assert set(r.status_code for r in responses) <= {201, 422}, [r.text for r in responses]
+    granted = [r for r in responses if r.status_code == 201]
+    assert len(granted) == 16
+    assert all(r.json()["code"] == "refund_too_large" for r in responses if r.status_code == 422)
+    refunds = await Refund.filter(order_id=order.id)
+    assert {r.id for r in refunds} == {r.json()["id"] for r in granted}
+    assert (await Order.get(id=order.id)).refund_reserved_fen == 4_800
+    assert await AuditLogEntry.filter(action="orders.refund", target_id=str(order.id)).count() == 16
+    await run_jobs(redis)
+    order = await Order.get(id=order.id)
+    assert order.refunded_fen == 4_800 <= order.paid_fen

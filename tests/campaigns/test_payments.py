@@ -271,7 +271,8 @@ async def test_partial_refunds_and_the_refund_notification(client, wechatpay, re
         except service.RefundTooLarge:
             pass
     async with transaction() as conn:
-        rest = await service.staff_refund(conn, order.id, reason="customer_request", amount_fen=None)
+        rest, _ = await service.staff_refund(conn, order.id, reason="customer_request", amount_fen=None,
+                                             idempotency_key="rest-of-order")
     assert rest.amount_fen == 17_000
     assert (await Order.get(id=order.id)).status == OrderStatus.refunding
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import uuid
 
 import pytest
 from arq import Retry
@@ -44,7 +45,8 @@ async def paid_leader_seat(client) -> tuple[Order, CampaignEntry]:
 async def staff_refund(client, order_id: int, amount_fen: int | None = None) -> Refund:
     finance = await make_staff("finance")
     body = {"reason": "customer_request"} | ({"amount_fen": amount_fen} if amount_fen else {})
-    response = await client.post(f"/admin/orders/{order_id}/refunds", json=body, headers=staff_headers(finance))
+    response = await client.post(f"/admin/orders/{order_id}/refunds", json=body,
+                                 headers=staff_headers(finance) | {"Idempotency-Key": uuid.uuid4().hex})
     assert response.status_code == 201, response.text
     return await Refund.get(id=response.json()["id"])
 

@@ -12,6 +12,7 @@ from kernel.identity.models import AuditLogEntry
 from points_mall import tasks
 from points_mall.models import MallItem, MallRedemption, PointsLedgerEntry, Voucher, VoucherStatus
 from points_mall.rules import update_rules
+from tests.booking.factories import make_branch
 from tests.factories import customer_headers, make_staff, staff_headers
 from tests.points_mall.factories import assert_ledger_consistent, balance_of, funded_customer, make_item
 
@@ -107,9 +108,10 @@ async def test_listing_says_why_not(client):
 async def test_editing_an_item_keeps_past_redemptions_and_stock_not_below_reserved(client):
     staff = await make_staff("campaign")
     headers = staff_headers(staff)
+    branch = await make_branch()
     created = await client.post("/admin/mall/items", json={
         "kind": "service_voucher", "title": "Hydrating facial", "points_price": 100, "stock_total": 5,
-        "on_shelf": True, "branch_ids": [1], "voucher_valid_days": 10}, headers=headers)
+        "on_shelf": True, "branch_ids": [branch.id], "voucher_valid_days": 10}, headers=headers)
     assert created.status_code == 201, created.text
     item_id = created.json()["id"]
     customer = await funded_customer(1000)
@@ -132,7 +134,8 @@ async def test_editing_an_item_keeps_past_redemptions_and_stock_not_below_reserv
 
 async def test_front_desk_redeems_once_at_the_right_branch(client):
     customer = await funded_customer(500)
-    item = await make_item(points_price=100, branch_ids=[3, 4], kind="service_voucher")
+    here, there, elsewhere = await make_branch(), await make_branch(), await make_branch()
+    item = await make_item(points_price=100, branch_ids=[here.id, there.id], kind="service_voucher")
     body = (await redeem(client, customer, item.id)).json()
     code = body["vouchers"][0]["code"]
     assert body["vouchers"][0]["qr_text"].endswith(code)
@@ -140,15 +143,16 @@ async def test_front_desk_redeems_once_at_the_right_branch(client):
     headers = staff_headers(desk)
     looked = (await client.get(f"/admin/vouchers/{code.lower()}", headers=headers)).json()
     assert looked["redeemable"] is True and looked["customer_id"] == customer.id
-    wrong = await client.post(f"/admin/vouchers/{code}/redeem", json={"branch_id": 5}, headers=headers)
+    wrong = await client.post(f"/admin/vouchers/{code}/redeem", json={"branch_id": elsewhere.id}, headers=headers)
     assert wrong.status_code == 409 and wrong.json()["code"] == "voucher_wrong_branch"
     attempts = await asyncio.gather(*[
-        client.post(f"/admin/vouchers/{code}/redeem", json={"branch_id": 4}, headers=headers) for _ in range(20)
+        client.post(f"/admin/vouchers/{code}/redeem", json={"branch_id": there.id}, headers=headers)
+        for _ in range(20)
     ])
     assert sorted(r.status_code for r in attempts).count(200) == 1
     assert {r.json()["code"] for r in attempts if r.status_code != 200} == {"voucher_already_redeemed"}
     audit = await AuditLogEntry.filter(action="voucher.redeem", target_id=str(body["vouchers"][0]["id"]))
-    assert len(audit) == 1 and audit[0].staff_id == desk.id and audit[0].detail["branch_id"] == 4
+    assert len(audit) == 1 and audit[0].staff_id == desk.id and audit[0].detail["branch_id"] == there.id
     after = (await client.get(f"/admin/vouchers/{code}", headers=headers)).json()
     assert after["refusal"] == "voucher_already_redeemed" and after["redeemed_by_staff_id"] == desk.id
     # The customer cannot cancel it any more.

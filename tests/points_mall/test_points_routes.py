@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from kernel import clock
 from kernel.identity.models import AuditLogEntry
+from tests.booking.factories import make_branch
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 from tests.points_mall.factories import assert_ledger_consistent, give_points
 
@@ -36,7 +37,7 @@ async def test_front_desk_records_consumption_idempotently_and_refunds(client):
     desk = await make_staff("front_desk")
     headers = staff_headers(desk)
     body = {"customer_id": customer.id, "amount_fen": 68_000, "external_ref": "HIS-" + secrets.token_hex(4),
-            "branch_id": 1, "service_id": 3}
+            "branch_id": (await make_branch()).id, "service_id": 3}
     first = await client.post("/admin/consumptions", json=body, headers=headers)
     again = await client.post("/admin/consumptions", json=body, headers=headers)
     assert first.status_code == 201, first.text

@@ -42,10 +42,12 @@ def verify_notification(
     if found["Wechatpay-Serial"] != public_key_id:
         # Public-key mode: anything signed under another serial is not from our WeChat Pay account.
         raise NotificationRejected("unknown_serial")
-    try:
-        timestamp = int(found["Wechatpay-Timestamp"])
-    except ValueError:
-        raise NotificationRejected("bad_timestamp") from None
+    raw_timestamp = found["Wechatpay-Timestamp"].strip()
+    # Seconds since 1970 have ten digits until 2286; anything much longer would overflow the float
+    # comparison below (a 400-digit value answered 503 and a traceback instead of this refusal).
+    if not raw_timestamp.isascii() or not raw_timestamp.isdigit() or len(raw_timestamp) > 12:
+        raise NotificationRejected("bad_timestamp")
+    timestamp = int(raw_timestamp)
     if abs(clock.now().timestamp() - timestamp) > max_age_seconds:
         raise NotificationRejected("stale_timestamp")
     try:

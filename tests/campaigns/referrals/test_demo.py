@@ -35,3 +35,19 @@ async def test_demo_has_a_friend_in_every_state_and_loads_idempotently(client):
     assert {"self_referral", "unknown_code"} <= reasons
     # Later tests bring their own program.
     await ReferralProgram.filter(id=program.id).update(is_active=False)
+
+
+async def test_renaming_the_demo_program_does_not_break_the_next_start(client):
+    """Staff renamed the demo program in a development database; the next start loads demo data again."""
+    async with transaction() as conn:
+        await kernel_demo.load(conn)
+        await demo.load(conn)
+    program = await ReferralProgram.get(name=demo.PROGRAM_NAME)
+    await ReferralProgram.filter(id=program.id).update(name="Spring referral drive")
+    try:
+        async with transaction() as conn:
+            await demo.load(conn)  # raised IntegrityError (the demo friends again) before
+        assert not await ReferralProgram.filter(name=demo.PROGRAM_NAME).exists()
+        assert await Customer.filter(openid=sandbox_openid("friend-paid")).count() == 1
+    finally:
+        await ReferralProgram.filter(id=program.id).update(name=demo.PROGRAM_NAME, is_active=False)

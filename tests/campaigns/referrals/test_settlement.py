@@ -213,3 +213,38 @@ async def test_a_settlement_date_beyond_a_year_ahead_is_refused_naming_the_field
     ahead = (clock.local_today() + timedelta(days=366)).isoformat()
     created = await client.post("/admin/settlements", json={"up_to": ahead}, headers=staff_headers(finance))
     assert created.status_code == 201, created.text
+
+
+async def test_only_finance_checks_a_batch_and_never_its_maker(client):
+    # The attack: a member with only `admin` approved and marked paid a batch, and the maker could record
+    # the payment of their own batch.
+    await payable_reward(await make_customer(), 3_100)
+    maker, checker = await make_staff("finance"), await make_staff("finance")
+    admin, admin_and_finance = await make_staff("admin"), await make_staff("admin", "finance")
+    batch = (await client.post("/admin/settlements", json={"up_to": today()}, headers=staff_headers(maker))).json()
+    url = f"/admin/settlements/{batch['id']}"
+
+    by_admin = await client.post(f"{url}/approve", headers=staff_headers(admin))
+    assert by_admin.status_code == 403 and by_admin.json()["code"] == "role_required"
+    assert by_admin.json()["detail"]["required"] == ["finance"]
+    by_maker = await client.post(f"{url}/approve", headers=staff_headers(maker))
+    assert by_maker.status_code == 403 and by_maker.json()["code"] == "maker_checker"
+    assert (await SettlementBatch.get(id=batch["id"])).status == "draft"
+    approved = await client.post(f"{url}/approve", headers=staff_headers(admin_and_finance))
+    assert approved.status_code == 200, approved.text
+
+    ref = {"external_ref": "BANK-" + secrets.token_hex(6)}
+    paid_by_admin = await client.post(f"{url}/mark-paid", json=ref, headers=staff_headers(admin))
+    assert paid_by_admin.status_code == 403 and paid_by_admin.json()["code"] == "role_required"
+    paid_by_maker = await client.post(f"{url}/mark-paid", json=ref, headers=staff_headers(maker))
+    assert paid_by_maker.status_code == 403 and paid_by_maker.json()["code"] == "maker_checker"
+    assert "created" in paid_by_maker.json()["message"]
+    assert (await SettlementBatch.get(id=batch["id"])).status == "approved"
+    paid = await client.post(f"{url}/mark-paid", json=ref, headers=staff_headers(checker))
+    assert paid.status_code == 200 and paid.json()["status"] == "paid"
+    # Only what happened is in the trail: the refused steps left nothing.
+    trail = await AuditLogEntry.filter(target_type="settlement_batch", target_id=str(batch["id"])).order_by("id")
+    assert [(a.action, a.staff_id) for a in trail] == [
+        ("settlement.create", maker.id), ("settlement.approve", admin_and_finance.id),
+        ("settlement.mark_paid", checker.id),
+    ]

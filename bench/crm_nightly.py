@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
@@ -231,9 +232,41 @@ async def http_preview_timings(database: str, repeat: int) -> dict[str, list[flo
     return out
 
 
-async def main(customers: int, consumptions: int, repeat: int) -> None:
+async def previews_only(database: str) -> None:
+    """Re-measure the previews on a database kept by an earlier run (--keep), without seeding again."""
+    os.environ.update(bench_env(database))
+    from kernel import db
+
+    await db.migrate()
+    await db.init_db()
+    try:
+        await print_previews(database)
+    finally:
+        await db.close_db()
+
+
+async def print_previews(database: str) -> None:
+    inproc = await preview_timings(5)
+    over_http = await http_preview_timings(database, 5)
+    for name in SEGMENT_RULES:
+        print(f"preview {name:<32} in-process median {statistics.median(inproc[name]):7.1f} ms "
+              f"max {max(inproc[name]):7.1f} ms | HTTP median {statistics.median(over_http[name]):7.1f} ms "
+              f"max {max(over_http[name]):7.1f} ms")
+
+
+@contextlib.asynccontextmanager
+async def kept_database():
+    from bench.harness import mysql_admin
+
+    name = f"clinic_bench_{secrets.token_hex(4)}"
+    await mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    print(f"keeping database {name} (drop it when done)")
+    yield name
+
+
+async def main(customers: int, consumptions: int, repeat: int, keep: bool) -> None:
     print(machine_line())
-    async with bench_database() as database:
+    async with (kept_database() if keep else bench_database()) as database:
         os.environ.update(bench_env(database))
         from kernel import db
 
@@ -268,12 +301,7 @@ async def main(customers: int, consumptions: int, repeat: int) -> None:
             print(f"RFM: worker {w:.2f} s ({customers / w:.0f} customers/s), bulk SQL {b:.2f} s, "
                   f"ratio bulk/worker {b / w:.2f}")
             print(f"segment recompute: {sg:.2f} s for {len(segment_ids)} segments; nightly total {w + sg:.2f} s")
-            inproc = await preview_timings(5)
-            over_http = await http_preview_timings(database, 5)
-            for name in SEGMENT_RULES:
-                print(f"preview {name:<32} in-process median {statistics.median(inproc[name]):7.1f} ms "
-                      f"max {max(inproc[name]):7.1f} ms | HTTP median {statistics.median(over_http[name]):7.1f} ms "
-                      f"max {max(over_http[name]):7.1f} ms")
+            await print_previews(database)
         finally:
             await db.close_db()
 
@@ -283,5 +311,10 @@ if __name__ == "__main__":
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--consumptions", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database (for --previews-only)")
+    parser.add_argument("--previews-only", metavar="DATABASE", help="only time the previews on a kept database")
     args = parser.parse_args()
-    asyncio.run(main(args.customers, args.consumptions, args.repeat))
+    if args.previews_only:
+        asyncio.run(previews_only(args.previews_only))
+    else:
+        asyncio.run(main(args.customers, args.consumptions, args.repeat, args.keep))

@@ -325,7 +325,7 @@ class FollowUpTask(Model):
     days_after = fields.IntField()
     # "aftercare" (the calls after every completed visit) or "consultation" (咨询回访: a consultation
     # that was not followed by a paid treatment, created by the CRM room).
-    kind = fields.CharField(max_length=16, default="aftercare")
+    kind = fields.CharField(max_length=16, default="aftercare", db_default="aftercare")
     due_date = fields.DateField()
     status = fields.CharEnumField(FollowUpStatus, max_length=16, default=FollowUpStatus.open)
     note = fields.CharField(max_length=1000, default="")

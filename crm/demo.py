@@ -8,7 +8,7 @@ from datetime import timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from crm import rfm, segments, tags
-from crm.models import AcquisitionChannel, ChannelKind, Segment, Tag, TagKind
+from crm.models import AcquisitionChannel, ChannelKind, Tag, TagKind
 from kernel import clock
 from kernel.demo import sandbox_openid
 from kernel.identity.models import Customer

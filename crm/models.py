@@ -39,7 +39,7 @@ RFM_LABELS = {
 
 
 class RfmRules(Model):
-    """The one row (id 1) of RFM thresholds staff configure; the nightly scoring reads it."""
+    """The one row (id 1) of RFM thresholds staff configure, read by the nightly scoring."""
 
     id = fields.IntField(primary_key=True)
     # Frequency and monetary count consumptions within this many days (today included).
@@ -62,10 +62,11 @@ class RfmScore(Model):
 
     customer_id = fields.BigIntField(primary_key=True, generated=False)
     as_of = fields.DateField()
-    last_consumption_at = fields.DatetimeField()
+    # Indexed: segments filter on last visit and spend as of the nightly scoring.
+    last_consumption_at = fields.DatetimeField(db_index=True)
     recency_days = fields.IntField()
     frequency = fields.IntField()
-    monetary_fen = fields.BigIntField()
+    monetary_fen = fields.BigIntField(db_index=True)
     rfm_class = fields.CharEnumField(RfmClass, max_length=32, db_index=True)
     # The class before today's scoring (kept so a second run of the same day records the same movement).
     previous_class = fields.CharEnumField(RfmClass, max_length=32, null=True)
@@ -142,7 +143,7 @@ class CustomerTag(Model):
 
 
 class SkinAnalysis(Model):
-    """One skin-analyser result per customer and visit day; the latest one decides the customer's skin tags."""
+    """One skin-analyser result per customer and visit day, the latest deciding the customer's skin tags."""
 
     id = fields.BigIntField(primary_key=True)
     customer_id = fields.BigIntField()

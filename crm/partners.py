@@ -76,50 +76,43 @@ async def customer_consumed_since(conn: BaseDBAsyncClient, customer_id: int, sin
 
 
 # --- segment conditions over other rooms' tables (SQL fragments on the outer alias `c`) -------------
+# Written as `c.id IN (SELECT customer_id ...)` rather than correlated EXISTS: MariaDB materialises each
+# subquery once (a hash of ids) instead of probing it for each of 100,000 customers (docs/benchmarks.md).
 
 def tier_in(ids: list[int]) -> tuple[str, list[Any]]:
-    return (f"EXISTS (SELECT 1 FROM points_account pa WHERE pa.customer_id = c.id AND pa.tier_id IN {sql.in_list(ids)})",
-            list(ids))
+    return f"c.id IN (SELECT customer_id FROM points_account WHERE tier_id IN {sql.in_list(ids)})", list(ids)
 
 
 def points_balance(op: str, value: int) -> tuple[str, list[Any]]:
-    if op == "gte":
-        return "EXISTS (SELECT 1 FROM points_account pa WHERE pa.customer_id = c.id AND pa.balance >= %s)", [value]
+    clause = "c.id IN (SELECT customer_id FROM points_account WHERE balance >= %s)"
     # Below a balance: also customers who have no account yet (a balance of zero).
-    return ("NOT EXISTS (SELECT 1 FROM points_account pa WHERE pa.customer_id = c.id AND pa.balance >= %s)",
-            [value])
-
-
-def consumed_since(since: datetime) -> tuple[str, list[Any]]:
-    return ("EXISTS (SELECT 1 FROM points_consumption pc WHERE pc.customer_id = c.id AND pc.occurred_at >= %s "
-            "AND pc.amount_fen > pc.refunded_fen)", [since])
+    return (clause if op == "gte" else f"NOT {clause}"), [value]
 
 
 def qualified_referrals_at_least(count: int) -> tuple[str, list[Any]]:
     if count <= 0:
         return "1 = 1", []
-    return ("(SELECT COUNT(*) FROM referral_binding rb WHERE rb.referrer_id = c.id AND rb.status = 'qualified') >= %s",
-            [count])
+    return ("c.id IN (SELECT referrer_id FROM referral_binding WHERE status = 'qualified' "
+            "GROUP BY referrer_id HAVING COUNT(*) >= %s)", [count])
 
 
 def booked_at_branch(ids: list[int]) -> tuple[str, list[Any]]:
-    return (f"EXISTS (SELECT 1 FROM booking_booking bb WHERE bb.customer_id = c.id AND bb.status <> 'cancelled' "
-            f"AND bb.branch_id IN {sql.in_list(ids)})", list(ids))
+    return (f"c.id IN (SELECT customer_id FROM booking_booking WHERE status <> 'cancelled' "
+            f"AND branch_id IN {sql.in_list(ids)})", list(ids))
 
 
 def booked_department(ids: list[int]) -> tuple[str, list[Any]]:
-    return (f"EXISTS (SELECT 1 FROM booking_booking bb WHERE bb.customer_id = c.id AND bb.status <> 'cancelled' "
-            f"AND bb.department_id IN {sql.in_list(ids)})", list(ids))
+    return (f"c.id IN (SELECT customer_id FROM booking_booking WHERE status <> 'cancelled' "
+            f"AND department_id IN {sql.in_list(ids)})", list(ids))
 
 
 def joined_campaign(ids: list[int]) -> tuple[str, list[Any]]:
-    return (f"EXISTS (SELECT 1 FROM gb_entry ge WHERE ge.customer_id = c.id AND ge.status IN ('paid', 'fulfilled') "
-            f"AND ge.campaign_id IN {sql.in_list(ids)})", list(ids))
+    return (f"c.id IN (SELECT customer_id FROM gb_entry WHERE status IN ('paid', 'fulfilled') "
+            f"AND campaign_id IN {sql.in_list(ids)})", list(ids))
 
 
 def upcoming_booking(now: datetime) -> tuple[str, list[Any]]:
-    return ("EXISTS (SELECT 1 FROM booking_booking bb WHERE bb.customer_id = c.id AND bb.status = 'booked' "
-            "AND bb.starts_at > %s)", [now])
+    return "c.id IN (SELECT customer_id FROM booking_booking WHERE status = 'booked' AND starts_at > %s)", [now]
 
 
 async def customers_with_upcoming_booking(conn: BaseDBAsyncClient, ids: list[int], now: datetime) -> set[int]:

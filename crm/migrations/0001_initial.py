@@ -190,7 +190,7 @@ class Migration(migrations.Migration):
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('updated_by_staff_id', fields.BigIntField(null=True)),
             ],
-            options={'table': 'crm_rfm_rules', 'app': 'crm', 'pk_attr': 'id', 'table_description': 'The one row (id 1) of RFM thresholds staff configure; the nightly scoring reads it.'},
+            options={'table': 'crm_rfm_rules', 'app': 'crm', 'pk_attr': 'id', 'table_description': 'The one row (id 1) of RFM thresholds staff configure, read by the nightly scoring.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -198,10 +198,10 @@ class Migration(migrations.Migration):
             fields=[
                 ('customer_id', fields.BigIntField(primary_key=True, generated=False, unique=True, db_index=True)),
                 ('as_of', fields.DateField()),
-                ('last_consumption_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('last_consumption_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
                 ('recency_days', fields.IntField()),
                 ('frequency', fields.IntField()),
-                ('monetary_fen', fields.BigIntField()),
+                ('monetary_fen', fields.BigIntField(db_index=True)),
                 ('rfm_class', fields.CharEnumField(db_index=True, description='important_value: important_value\nimportant_development: important_development\nimportant_retain: important_retain\nimportant_winback: important_winback\ngeneral_value: general_value\ngeneral_development: general_development\ngeneral_retain: general_retain\ngeneral_winback: general_winback', enum_type=RfmClass, max_length=32)),
                 ('previous_class', fields.CharEnumField(null=True, description='important_value: important_value\nimportant_development: important_development\nimportant_retain: important_retain\nimportant_winback: important_winback\ngeneral_value: general_value\ngeneral_development: general_development\ngeneral_retain: general_retain\ngeneral_winback: general_winback', enum_type=RfmClass, max_length=32)),
             ],
@@ -259,7 +259,7 @@ class Migration(migrations.Migration):
                 ('recorded_by_staff_id', fields.BigIntField(null=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'crm_skin_analysis', 'app': 'crm', 'unique_together': (('customer_id', 'visit_date'),), 'pk_attr': 'id', 'table_description': "One skin-analyser result per customer and visit day; the latest one decides the customer's skin tags."},
+            options={'table': 'crm_skin_analysis', 'app': 'crm', 'unique_together': (('customer_id', 'visit_date'),), 'pk_attr': 'id', 'table_description': "One skin-analyser result per customer and visit day, the latest deciding the customer's skin tags."},
             bases=['Model'],
         ),
         ops.CreateModel(

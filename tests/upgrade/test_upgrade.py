@@ -99,3 +99,14 @@ async def test_migrating_an_up_to_date_database_again_changes_nothing(upgraded):
     again = run_cli(upgraded, "-m", "api", "migrate")
     assert again.returncode == 0, again.stderr
     assert await query(upgraded, "SELECT app, name FROM tortoise_migrations ORDER BY id") == history
+
+
+async def test_customers_of_the_previous_release_are_found_by_the_last_four_digits(upgraded):
+    """kernel 0004 backfills the last-four lookup hash from each sealed phone (the suite's SECRET_KEY is
+    the one the dump was made with), so staff find the customers who existed before the upgrade."""
+    from kernel import crypto
+
+    rows = await query(upgraded, "SELECT id, phone_sealed, phone_last4_hash FROM customer WHERE phone_sealed IS NOT NULL")
+    assert rows, "the previous release's data has customers with a phone"
+    for _, sealed, last4 in rows:
+        assert last4 == crypto.last4_hash(crypto.unseal(sealed))

@@ -59,6 +59,31 @@ class CustomerMonth(Model):
         unique_together = (("month", "branch_id", "customer_id"),)
 
 
+class TopShareMonth(Model):
+    """The top 20% of customers' share of one clinic month's revenue, per branch (-1 = every branch)."""
+
+    id = fields.BigIntField(primary_key=True)
+    month = fields.DateField()
+    branch_id = fields.BigIntField()
+    customers = fields.IntField(default=0, db_default=0)  # customers with net revenue in the month
+    revenue_fen = fields.BigIntField(default=0, db_default=0)
+    top_customers = fields.IntField(default=0, db_default=0)
+    top_revenue_fen = fields.BigIntField(default=0, db_default=0)
+
+    class Meta:
+        table = "report_top_share_month"
+        unique_together = (("month", "branch_id"),)
+
+
+class DirtyMonth(Model):
+    """A clinic month whose top-share rows must be recomputed (written by the consumption folds)."""
+
+    month = fields.DateField(primary_key=True, generated=False)
+
+    class Meta:
+        table = "report_dirty_month"
+
+
 class CustomerVisits(Model):
     """A customer's first two paid visits (clinic days with a consumption not refunded in full)."""
 

@@ -108,6 +108,28 @@ async def _add_refunds_bulk(conn: BaseDBAsyncClient, table: str, keys: tuple[str
     await execute(conn, sql, [refund_top])
 
 
+async def top_share_of_month(conn: BaseDBAsyncClient, month: date) -> list[dict[str, Any]]:
+    """Per branch (and -1 for every branch): customers with net revenue in the month, their revenue, and the
+    count and revenue of the top ceil(20%) of them (rank r is in the top when 5r <= n + 4)."""
+
+    def ranked(key: str, group: str) -> str:
+        return (
+            f"SELECT b, MAX(cnt) AS customers, SUM(s) AS revenue, "
+            "SUM(CASE WHEN 5 * rn <= cnt + 4 THEN 1 ELSE 0 END) AS top_customers, "
+            "SUM(CASE WHEN 5 * rn <= cnt + 4 THEN s ELSE 0 END) AS top_revenue FROM ("
+            "  SELECT b, s, ROW_NUMBER() OVER (PARTITION BY b ORDER BY s DESC, customer_id) AS rn, "
+            "  COUNT(*) OVER (PARTITION BY b) AS cnt FROM ("
+            f"    SELECT {key} AS b, customer_id, SUM(amount_fen - refunded_fen) AS s FROM report_customer_month "
+            f"    WHERE month = %s GROUP BY {group} HAVING SUM(amount_fen - refunded_fen) > 0"
+            "  ) per_customer"
+            ") r GROUP BY b"
+        )
+
+    per_branch = await fetch(conn, ranked("branch_id", "branch_id, customer_id"), [month])
+    overall = await fetch(conn, ranked("-1", "customer_id"), [month])
+    return per_branch + overall
+
+
 async def rebuild_customer_visits(conn: BaseDBAsyncClient, consumption_top: int) -> None:
     """report_customer_visits for everyone: the first two clinic days with a paid consumption."""
     day = clinic_day_sql(conn, "occurred_at")

@@ -41,8 +41,8 @@ from reports.sql import (
     replace_rows,
 )
 
-FAMILIES = ("consumption", "consumption_refund", "acquisition", "rfm", "campaign", "mall", "voucher", "visit",
-            "survey", "points", "referral_reward")
+FAMILIES = ("consumption", "consumption_refund", "top_share", "acquisition", "rfm", "campaign", "mall", "voucher",
+            "visit", "survey", "points", "referral_reward")
 
 
 async def lock_cursor(conn: BaseDBAsyncClient, name: str) -> int:
@@ -110,6 +110,34 @@ async def _add_sales(conn: BaseDBAsyncClient, rows: list[dict[str, Any]], amount
                        [(*k, fen) for k, (_, fen) in days.items()])
     await add_rows(conn, "report_customer_month", ("month", "branch_id", "customer_id"), (amount,),
                    [(*k, fen) for k, fen in months.items()])
+    await mark_months_dirty(conn, sorted({k[0] for k in months}))
+
+
+async def mark_months_dirty(conn: BaseDBAsyncClient, months: list[date]) -> None:
+    if not months:
+        return
+    ignore = "OR IGNORE" if is_sqlite(conn) else "IGNORE"
+    await execute(conn, f"INSERT {ignore} INTO report_dirty_month (month) VALUES {','.join(['(%s)'] * len(months))}",
+                  months)
+
+
+async def fold_top_share(conn: BaseDBAsyncClient) -> int:
+    """Recompute the top-20% share of every month a consumption fold touched (per branch and overall).
+
+    Ranking customers needs every customer of the month, so it is done once per touched month after the
+    chunks, not per chunk: one window-function query per month over that month's customer rows.
+    """
+    await lock_cursor(conn, "top_share")
+    months = [as_day(r["month"]) for r in await fetch(conn, "SELECT month FROM report_dirty_month ORDER BY month")]
+    for month in months:
+        rows = await partners.top_share_of_month(conn, month)
+        await execute(conn, "DELETE FROM report_top_share_month WHERE month = %s", [month])
+        await replace_rows(conn, "report_top_share_month",
+                           ("month", "branch_id", "customers", "revenue_fen", "top_customers", "top_revenue_fen"),
+                           [(month, int(r["b"]), int(r["customers"]), int(r["revenue"]), int(r["top_customers"]),
+                             int(r["top_revenue"])) for r in rows])
+        await execute(conn, "DELETE FROM report_dirty_month WHERE month = %s", [month])
+    return len(months)
 
 
 async def refresh_customer_visits(conn: BaseDBAsyncClient, customer_ids: list[int]) -> None:
@@ -341,6 +369,10 @@ async def rebuild(conn: BaseDBAsyncClient) -> dict[str, int]:
     refund_top = await partners.max_ids(conn, "points_consumption_refund")
     await partners.rebuild_sales(conn, consumption_top, refund_top)
     await partners.rebuild_customer_visits(conn, consumption_top)
+    await execute(conn, "DELETE FROM report_top_share_month")
+    await mark_months_dirty(conn, [as_day(r["month"]) for r in
+                                   await fetch(conn, "SELECT DISTINCT month FROM report_customer_month")])
+    await fold_top_share(conn)
     acquisition_top = await partners.acquisition_top(conn)
     await partners.rebuild_acquisition(conn, acquisition_top)
     survey_top = await partners.max_ids(conn, "booking_survey")

@@ -32,6 +32,7 @@ _INCREMENTAL: list[tuple[str, Callable[[BaseDBAsyncClient], Awaitable[int]]]] = 
 ]
 # Families refolded whole in one transaction each run.
 _ONCE: list[tuple[str, Callable[[BaseDBAsyncClient], Awaitable[Any]]]] = [
+    ("top_share", summaries.fold_top_share),
     ("campaign", summaries.fold_campaigns),
     ("rfm", summaries.fold_rfm),
     ("referral_reward", summaries.fold_referral_rewards),

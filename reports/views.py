@@ -408,49 +408,28 @@ async def referral_roi(conn: BaseDBAsyncClient, q: Query) -> Figures:
 
 async def top_customers(conn: BaseDBAsyncClient, q: Query) -> Figures:
     first, last = q.date_from.replace(day=1), q.date_to.replace(day=1)
-    where, args = "month >= %s AND month <= %s", [first, last]
-    if q.branch_id is not None:
-        where += " AND branch_id = %s"
-        args.append(q.branch_id)
-
-    def ranked(partition: str) -> str:
-        # Customers with net revenue in the period, ranked; the top ceil(20%) are those with 5*rank <= n+4.
-        return (
-            "SELECT m, MAX(cnt) AS customers, SUM(s) AS revenue, "
-            "SUM(CASE WHEN 5 * rn <= cnt + 4 THEN s ELSE 0 END) AS top_revenue, "
-            "SUM(CASE WHEN 5 * rn <= cnt + 4 THEN 1 ELSE 0 END) AS top_customers FROM ("
-            f"  SELECT m, s, ROW_NUMBER() OVER (PARTITION BY m ORDER BY s DESC, customer_id) AS rn, "
-            f"  COUNT(*) OVER (PARTITION BY m) AS cnt FROM ("
-            f"    SELECT {partition} AS m, customer_id, SUM(amount_fen - refunded_fen) AS s FROM report_customer_month "
-            f"    WHERE {where} GROUP BY {partition}, customer_id HAVING SUM(amount_fen - refunded_fen) > 0"
-            "  ) per_customer"
-            ") r GROUP BY m"
-        )
-
-    monthly = await fetch(conn, ranked("month"), args)
-    whole = await fetch(conn, ranked("'all'"), args)
-    by_month = {as_day(r["m"]): r for r in monthly}
+    rows = await fetch(
+        conn,
+        "SELECT month, customers, revenue_fen, top_customers, top_revenue_fen FROM report_top_share_month "
+        "WHERE month >= %s AND month <= %s AND branch_id = %s",
+        [first, last, -1 if q.branch_id is None else q.branch_id],
+    )
+    by_month = {as_day(r["month"]): r for r in rows}
     out = []
     for m in months_of(first, last):
         r = by_month.get(m)
-        out.append(_top_row(month_label(m), r))
-    out.append(_top_row("all", whole[0] if whole else None))
+        revenue, top = (int(r["revenue_fen"]), int(r["top_revenue_fen"])) if r else (0, 0)
+        out.append([month_label(m), int(r["customers"]) if r else 0, revenue, int(r["top_customers"]) if r else 0,
+                    top, bp(top, revenue)])
     return Figures(
-        [c("period", "Month", "month"), c("customers", "Paying customers", "count"),
+        [c("month", "Month", "month"), c("customers", "Paying customers", "count"),
          c("revenue_fen", "Revenue", "fen"), c("top_customers", "Top 20% customers", "count"),
          c("top_revenue_fen", "Their revenue", "fen"), c("top_share_bp", "Their share", "bp")],
         out,
-        ["Whole clinic months (the range is widened to the months it touches); revenue is net of refunds, on the "
-         "day of the consumption. The top 20% are the ceil(20%) customers with the most revenue in the period; "
-         "the last row is the whole range."],
+        ["Per clinic month (the range is widened to the months it touches): revenue is net of refunds, on the "
+         "day of the consumption; the top 20% are the ceil(20%) customers with the most revenue in the month "
+         "(at the branch, when one is given)."],
     )
-
-
-def _top_row(label: str, r: dict[str, Any] | None) -> list[Any]:
-    if r is None:
-        return [label, 0, 0, 0, 0, None]
-    revenue, top = int(r["revenue"] or 0), int(r["top_revenue"] or 0)
-    return [label, int(r["customers"]), revenue, int(r["top_customers"] or 0), top, bp(top, revenue)]
 
 
 # --- the catalogue ---------------------------------------------------------------------------------

@@ -70,6 +70,14 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='DirtyMonth',
+            fields=[
+                ('month', fields.DateField(primary_key=True, unique=True, db_index=True)),
+            ],
+            options={'table': 'report_dirty_month', 'app': 'reports', 'pk_attr': 'month', 'table_description': 'A clinic month whose top-share rows must be recomputed (written by the consumption folds).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='FoldCursor',
             fields=[
                 ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=64)),
@@ -187,6 +195,20 @@ class Migration(migrations.Migration):
                 ('score_sum', fields.IntField(default=0, db_default=0)),
             ],
             options={'table': 'report_survey_day', 'app': 'reports', 'unique_together': (('day', 'branch_id', 'department_id', 'practitioner_id'),), 'pk_attr': 'id', 'table_description': 'Satisfaction survey answers per clinic day answered, branch, department and doctor.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='TopShareMonth',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('month', fields.DateField()),
+                ('branch_id', fields.BigIntField()),
+                ('customers', fields.IntField(default=0, db_default=0)),
+                ('revenue_fen', fields.BigIntField(default=0, db_default=0)),
+                ('top_customers', fields.IntField(default=0, db_default=0)),
+                ('top_revenue_fen', fields.BigIntField(default=0, db_default=0)),
+            ],
+            options={'table': 'report_top_share_month', 'app': 'reports', 'unique_together': (('month', 'branch_id'),), 'pk_attr': 'id', 'table_description': "The top 20% of customers' share of one clinic month's revenue, per branch (-1 = every branch)."},
             bases=['Model'],
         ),
         ops.CreateModel(

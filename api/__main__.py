@@ -9,6 +9,7 @@ import os
 import sys
 
 import structlog
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.logging import configure_logging
 from kernel import db
@@ -29,10 +30,13 @@ async def _prepare(load_demo: bool) -> None:
         if settings.auth.bootstrap_admin_username and settings.auth.bootstrap_admin_password:
             from kernel.identity.service import bootstrap_admin
 
-            async with db.transaction() as conn:
+            async def work(conn: BaseDBAsyncClient):
                 created = await bootstrap_admin(
                     conn, settings.auth.bootstrap_admin_username, settings.auth.bootstrap_admin_password
                 )
+                return created
+
+            created = await db.run_in_transaction(work)
             if created:
                 log.info("staff.bootstrap_admin_created", username=created.username)
         if load_demo:
@@ -48,9 +52,12 @@ async def _create_admin(username: str, password: str, roles: list[str]) -> None:
 
     await db.init_db()
     try:
-        async with db.transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             staff = await create_staff(conn, username=username, password=password, roles=roles)
             await audit(conn, None, "staff.create_cli", "staff_member", staff.id, {"roles": roles})
+            return staff
+
+        staff = await db.run_in_transaction(work)
         print(f"created staff member {staff.username} (id {staff.id}) with roles {','.join(roles)}")
     finally:
         await db.close_db()

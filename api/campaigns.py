@@ -7,8 +7,10 @@ from litestar import Controller, get, patch, post
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 
+from tortoise.backends.base.client import BaseDBAsyncClient
+
 from api.branches import require_branches
-from api.deps import Limit, Offset
+from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.groupbuy import groups, service, views
 from campaigns.groupbuy import hooks as _line_kinds  # noqa: F401  (registers the group-buy line kind)
@@ -28,7 +30,6 @@ from campaigns.groupbuy.schemas import (
     SkuUpdate,
     sku_out,
 )
-from kernel.db import run_in_transaction, transaction
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 
@@ -45,65 +46,77 @@ class AdminCampaignController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @post("/", summary="Create a campaign (draft) with its items")
-    async def create(self, data: CampaignCreate, staff: Principal) -> CampaignOut:
-        async with transaction() as conn:
+    async def create(self, db: Db, data: CampaignCreate, staff: Principal) -> CampaignOut:
+        async def work(conn: BaseDBAsyncClient):
             await require_branches(conn, data.branch_ids, field="branch_ids")
             campaign = await service.create_campaign(conn, data, staff.id)
             await audit(conn, staff.id, "campaign.create", "campaign", campaign.id,
                         {"kind": data.kind.value, "title": data.title})
             return await views.admin_view(conn, campaign)
 
+        return await db.run(work)
+
     @get("/", summary="Campaigns, newest first")
-    async def list_campaigns(self, limit: Limit, offset: Offset, status: CampaignStatus | None = None) -> CampaignPage:
-        async with transaction() as conn:
-            return await views.campaign_page(conn, status=status, limit=limit, offset=offset)
+    async def list_campaigns(self, db: Db, limit: Limit, offset: Offset, status: CampaignStatus | None = None) -> CampaignPage:
+        return await db.run(views.campaign_page, status=status, limit=limit, offset=offset)
 
     @get("/{campaign_id:int}", summary="One campaign")
-    async def detail(self, campaign_id: int) -> CampaignOut:
-        async with transaction() as conn:
+    async def detail(self, db: Db, campaign_id: int) -> CampaignOut:
+        async def work(conn: BaseDBAsyncClient):
             return await views.admin_view(conn, await service.get_campaign(conn, campaign_id))
 
+        return await db.run(work)
+
     @patch("/{campaign_id:int}", summary="Change a campaign (limited once live)")
-    async def update(self, campaign_id: int, data: CampaignUpdate, staff: Principal) -> CampaignOut:
-        async with transaction() as conn:
+    async def update(self, db: Db, campaign_id: int, data: CampaignUpdate, staff: Principal) -> CampaignOut:
+        async def work(conn: BaseDBAsyncClient):
             await require_branches(conn, data.branch_ids, field="branch_ids")
             campaign = await service.update_campaign(conn, campaign_id, data)
             await audit(conn, staff.id, "campaign.update", "campaign", campaign_id, _changes(data))
             return await views.admin_view(conn, campaign)
 
+        return await db.run(work)
+
     @patch("/{campaign_id:int}/skus/{sku_id:int}", summary="Change an item: stock (never below sold), prices before live")
-    async def update_sku(self, campaign_id: int, sku_id: int, data: SkuUpdate, staff: Principal) -> SkuOut:
-        async with transaction() as conn:
+    async def update_sku(self, db: Db, campaign_id: int, sku_id: int, data: SkuUpdate, staff: Principal) -> SkuOut:
+        async def work(conn: BaseDBAsyncClient):
             sku = await service.update_sku(conn, campaign_id, sku_id, data)
             await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", sku_id, _changes(data))
             return sku_out(sku, service.current_price_fen(sku))
 
+        return await db.run(work)
+
     @post("/{campaign_id:int}/publish", status_code=HTTP_200_OK, summary="draft → scheduled (or live when started)")
-    async def publish(self, campaign_id: int, staff: Principal) -> CampaignOut:
-        async with transaction() as conn:
+    async def publish(self, db: Db, campaign_id: int, staff: Principal) -> CampaignOut:
+        async def work(conn: BaseDBAsyncClient):
             campaign = await service.publish(conn, campaign_id)
             await audit(conn, staff.id, "campaign.publish", "campaign", campaign_id, {"status": campaign.status.value})
             return await views.admin_view(conn, campaign)
 
+        return await db.run(work)
+
     @post("/{campaign_id:int}/cancel", status_code=HTTP_200_OK, summary="Cancel a campaign that has not started")
-    async def cancel(self, campaign_id: int, staff: Principal) -> CampaignOut:
-        async with transaction() as conn:
+    async def cancel(self, db: Db, campaign_id: int, staff: Principal) -> CampaignOut:
+        async def work(conn: BaseDBAsyncClient):
             campaign = await service.cancel(conn, campaign_id)
             await audit(conn, staff.id, "campaign.cancel", "campaign", campaign_id, {})
             return await views.admin_view(conn, campaign)
 
+        return await db.run(work)
+
     @post("/{campaign_id:int}/end", status_code=HTTP_200_OK,
           summary="End a running campaign now: groups settle, tier differences are refunded")
-    async def end(self, campaign_id: int, staff: Principal) -> CampaignOut:
-        async with transaction() as conn:
+    async def end(self, db: Db, campaign_id: int, staff: Principal) -> CampaignOut:
+        async def work(conn: BaseDBAsyncClient):
             campaign = await service.end_now(conn, campaign_id)
             await audit(conn, staff.id, "campaign.end", "campaign", campaign_id, {})
             return await views.admin_view(conn, campaign)
 
+        return await db.run(work)
+
     @get("/{campaign_id:int}/stats", summary="Groups opened/succeeded/failed, units, GMV, refunds, share conversion")
-    async def stats(self, campaign_id: int) -> CampaignStats:
-        async with transaction() as conn:
-            return await views.stats(conn, campaign_id)
+    async def stats(self, db: Db, campaign_id: int) -> CampaignStats:
+        return await db.run(views.stats, campaign_id)
 
 
 class CustomerCampaignController(Controller):
@@ -113,18 +126,16 @@ class CustomerCampaignController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
     @get("/", summary="Running campaigns with stock left")
-    async def list_live(self) -> list[PublicCampaign]:
-        async with transaction() as conn:
-            return await views.live_campaigns(conn)
+    async def list_live(self, db: Db) -> list[PublicCampaign]:
+        return await db.run(views.live_campaigns)
 
     @get("/{campaign_id:int}", summary="One campaign")
-    async def detail(self, campaign_id: int) -> PublicCampaign:
-        async with transaction() as conn:
-            return await views.public_campaign(conn, campaign_id)
+    async def detail(self, db: Db, campaign_id: int) -> PublicCampaign:
+        return await db.run(views.public_campaign, campaign_id)
 
     @post("/{campaign_id:int}/purchases", summary="Buy in a category group buy (pay the returned order)")
-    async def purchase(self, customer_id: int, campaign_id: int, data: PurchaseCreate) -> Seat:
-        order, entry = await run_in_transaction(
+    async def purchase(self, db: Db, customer_id: int, campaign_id: int, data: PurchaseCreate) -> Seat:
+        order, entry = await db.run(
             lambda conn: groups.purchase(conn, customer_id, campaign_id, data.sku_id, data.quantity))
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at)
 
@@ -136,22 +147,21 @@ class GroupController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
     @post("/", summary="Open a bestie-card group (creates the leader's order)")
-    async def open_group(self, customer_id: int, data: GroupOpen) -> Seat:
-        group, order, entry = await run_in_transaction(
+    async def open_group(self, db: Db, customer_id: int, data: GroupOpen) -> Seat:
+        group, order, entry = await db.run(
             lambda conn: groups.open_group(conn, customer_id, data.campaign_id, data.sku_id))
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,
                     group_id=group.id)
 
     @post("/{group_id:int}/join", summary="Join a friend's group: takes a seat and creates the order")
-    async def join(self, customer_id: int, group_id: int) -> Seat:
-        group, order, entry = await run_in_transaction(lambda conn: groups.join_group(conn, customer_id, group_id))
+    async def join(self, db: Db, customer_id: int, group_id: int) -> Seat:
+        group, order, entry = await db.run(groups.join_group, customer_id, group_id)
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,
                     group_id=group.id)
 
     @get("/{group_id:int}", summary="The shareable view of a group")
-    async def view(self, customer_id: int, group_id: int) -> GroupView:
-        async with transaction() as conn:
-            return await views.group_view(conn, group_id, customer_id)
+    async def view(self, db: Db, customer_id: int, group_id: int) -> GroupView:
+        return await db.run(views.group_view, group_id, customer_id)
 
 
 ROUTES = [AdminCampaignController, CustomerCampaignController, GroupController]

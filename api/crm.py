@@ -13,8 +13,9 @@ from typing import Any
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from tortoise.backends.base.client import BaseDBAsyncClient
 
-from api.deps import Limit, Offset
+from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from crm import service, views
 from crm.models import RfmClass, TagKind
@@ -65,7 +66,6 @@ from crm.schemas import (
     TagUpdate,
 )
 from crm.segments import recompute as recompute_segment
-from kernel.db import transaction
 from kernel.errors import ValidationFailed
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
@@ -87,7 +87,7 @@ class CustomerController(Controller):
 
     @get("/", summary="Search customers by name, referral code or the phone's last four digits, with filters")
     async def search(
-        self, limit: Limit, offset: Offset, q: str | None = None, tier_id: int | None = None,
+        self, db: Db, limit: Limit, offset: Offset, q: str | None = None, tier_id: int | None = None,
         tag_id: int | None = None, rfm_class: RfmClass | None = None, branch_id: int | None = None,
         last_visit_within_days: int | None = None, spend_gte_fen: int | None = None,
         birthday_month: int | None = None,
@@ -99,8 +99,12 @@ class CustomerController(Controller):
             branch_id=branch_id, last_visit_within_days=last_visit_within_days, spend_gte_fen=spend_gte_fen,
             birthday_month=birthday_month,
         )
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await views.search_customers(conn, filters, limit=limit, offset=offset)
+            return total, rows
+
+        total, rows = await db.run(work)
         return CustomerPage(total=total, limit=limit, offset=offset, items=[
             CustomerRow(id=r["id"], nickname=r["nickname"], phone=r["phone_masked"], referral_code=r["referral_code"],
                         birth_date=r["birth_date"], rfm_class=r["rfm_class"], created_at=r["created_at"])
@@ -108,34 +112,46 @@ class CustomerController(Controller):
         ])
 
     @get("/{customer_id:int}/card", summary="One customer's card: profile, tags, RFM, visits, money, outreach")
-    async def card(self, customer_id: int, staff: Principal) -> CustomerCardOut:
-        async with transaction() as conn:
+    async def card(self, db: Db, customer_id: int, staff: Principal) -> CustomerCardOut:
+        async def work(conn: BaseDBAsyncClient):
             card = await views.customer_card(conn, customer_id)
             await audit(conn, staff.id, "crm.customer_card_viewed", "customer", customer_id, {})
+            return card
+
+        card = await db.run(work)
         return _card_out(card)
 
     @post("/{customer_id:int}/tags", status_code=HTTP_200_OK, summary="Put a manual tag on a customer (audited)")
-    async def put_tag(self, customer_id: int, data: CustomerTagPut, staff: Principal) -> dict[str, bool]:
-        async with transaction() as conn:
+    async def put_tag(self, db: Db, customer_id: int, data: CustomerTagPut, staff: Principal) -> dict[str, bool]:
+        async def work(conn: BaseDBAsyncClient):
             added = await service.put_manual_tag(conn, customer_id, data.tag_id, staff_id=staff.id)
             await audit(conn, staff.id, "crm.tag_put", "customer", customer_id, {"tag_id": data.tag_id, "added": added})
+            return added
+
+        added = await db.run(work)
         return {"added": added}
 
     @delete("/{customer_id:int}/tags/{tag_id:int}", status_code=HTTP_200_OK, summary="Take a manual tag off (audited)")
-    async def take_off_tag(self, customer_id: int, tag_id: int, staff: Principal) -> dict[str, bool]:
-        async with transaction() as conn:
+    async def take_off_tag(self, db: Db, customer_id: int, tag_id: int, staff: Principal) -> dict[str, bool]:
+        async def work(conn: BaseDBAsyncClient):
             removed = await service.take_off_manual_tag(conn, customer_id, tag_id)
             await audit(conn, staff.id, "crm.tag_taken_off", "customer", customer_id,
                         {"tag_id": tag_id, "removed": removed})
+            return removed
+
+        removed = await db.run(work)
         return {"removed": removed}
 
     @post("/{customer_id:int}/skin-analyses", summary="Record a skin analysis (its tags become the skin tags)")
-    async def skin_analysis(self, customer_id: int, data: SkinAnalysisCreate, staff: Principal) -> SkinAnalysisOut:
-        async with transaction() as conn:
+    async def skin_analysis(self, db: Db, customer_id: int, data: SkinAnalysisCreate, staff: Principal) -> SkinAnalysisOut:
+        async def work(conn: BaseDBAsyncClient):
             a = await service.record_skin_analysis(conn, customer_id, visit_date=data.visit_date,
                                                    tag_codes=list(data.tags), staff_id=staff.id)
             await audit(conn, staff.id, "crm.skin_analysis", "customer", customer_id,
                         {"visit_date": data.visit_date.isoformat(), "tags": len(data.tags)})
+            return a
+
+        a = await db.run(work)
         return SkinAnalysisOut(a.id, a.customer_id, a.visit_date, a.tag_ids)
 
 
@@ -179,32 +195,43 @@ class TagController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/", summary="The tag catalogue")
-    async def list_tags(self, limit: Limit, offset: Offset, category: str | None = None,
+    async def list_tags(self, db: Db, limit: Limit, offset: Offset, category: str | None = None,
                         kind: TagKind | None = None) -> TagPage:
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await views.tags(conn, category=category, kind=kind, limit=limit, offset=offset)
+            return total, rows
+
+        total, rows = await db.run(work)
         return TagPage(total=total, limit=limit, offset=offset, items=[TagOut.of(t) for t in rows])
 
     @post("/", summary="Add a tag (manual or skin) to the catalogue")
-    async def create(self, data: TagCreate, staff: Principal) -> TagOut:
-        async with transaction() as conn:
+    async def create(self, db: Db, data: TagCreate, staff: Principal) -> TagOut:
+        async def work(conn: BaseDBAsyncClient):
             tag = await service.create_tag(conn, code=data.code, name=data.name, category=data.category,
                                            kind=data.kind, description=data.description)
             await audit(conn, staff.id, "crm.tag_create", "crm_tag", tag.id, {"code": tag.code})
+            return tag
+
+        tag = await db.run(work)
         return TagOut.of(tag)
 
     @patch("/{tag_id:int}", summary="Rename or recategorise a tag")
-    async def update(self, tag_id: int, data: TagUpdate, staff: Principal) -> TagOut:
-        async with transaction() as conn:
+    async def update(self, db: Db, tag_id: int, data: TagUpdate, staff: Principal) -> TagOut:
+        async def work(conn: BaseDBAsyncClient):
             tag = await service.update_tag(conn, tag_id, data.changes())
             await audit(conn, staff.id, "crm.tag_update", "crm_tag", tag_id, data.changes())
+            return tag
+
+        tag = await db.run(work)
         return TagOut.of(tag)
 
     @delete("/{tag_id:int}", status_code=HTTP_204_NO_CONTENT, summary="Delete a tag (refused while a segment names it)")
-    async def remove(self, tag_id: int, staff: Principal) -> None:
-        async with transaction() as conn:
+    async def remove(self, db: Db, tag_id: int, staff: Principal) -> None:
+        async def work(conn: BaseDBAsyncClient):
             await service.delete_tag(conn, tag_id)
             await audit(conn, staff.id, "crm.tag_delete", "crm_tag", tag_id, {})
+
+        await db.run(work)
 
 
 class SkinImportController(Controller):
@@ -215,7 +242,7 @@ class SkinImportController(Controller):
 
     @post("/import", status_code=HTTP_200_OK,
           summary="Import the skin analyser's CSV (customer,visit_date,tags): all rows or none")
-    async def import_csv(self, request: Request, staff: Principal) -> ImportResult:
+    async def import_csv(self, db: Db, request: Request, staff: Principal) -> ImportResult:
         body = await request.body()
         if len(body) > MAX_IMPORT_BYTES:
             raise ValidationFailed("The file is too large.", field="file")
@@ -223,9 +250,13 @@ class SkinImportController(Controller):
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValidationFailed("The file must be UTF-8 text.", field="file") from exc
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             rows = await service.import_skin_csv(conn, text, staff_id=staff.id)
             await audit(conn, staff.id, "crm.skin_import", "crm_skin_analysis", "import", {"rows": rows})
+            return rows
+
+        rows = await db.run(work)
         return ImportResult(rows)
 
 
@@ -236,29 +267,39 @@ class RfmController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/rules", summary="RFM thresholds")
-    async def rules(self) -> RfmRulesOut:
-        async with transaction() as conn:
+    async def rules(self, db: Db) -> RfmRulesOut:
+        async def work(conn: BaseDBAsyncClient):
             return RfmRulesOut.of(await service.get_rfm_rules(conn))
 
+        return await db.run(work)
+
     @patch("/rules", summary="Change RFM thresholds (used from the next scoring)")
-    async def update_rules(self, data: RfmRulesUpdate, staff: Principal) -> RfmRulesOut:
-        async with transaction() as conn:
+    async def update_rules(self, db: Db, data: RfmRulesUpdate, staff: Principal) -> RfmRulesOut:
+        async def work(conn: BaseDBAsyncClient):
             rules = await service.update_rfm_rules(conn, data.changes(), staff_id=staff.id)
             await audit(conn, staff.id, "crm.rfm_rules_update", "crm_rfm_rules", 1, data.changes())
+            return rules
+
+        rules = await db.run(work)
         return RfmRulesOut.of(rules)
 
     @get("/movements", summary="Customers who changed class (e.g. 重要价值 → 重要挽留)")
-    async def movements(self, limit: Limit, offset: Offset, as_of: date | None = None,
+    async def movements(self, db: Db, limit: Limit, offset: Offset, as_of: date | None = None,
                         from_class: RfmClass | None = None, to_class: RfmClass | None = None) -> MovementPage:
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await views.movements(conn, as_of=as_of, from_class=from_class, to_class=to_class,
                                                 limit=limit, offset=offset)
+            return total, rows
+
+        total, rows = await db.run(work)
         return MovementPage(total=total, limit=limit, offset=offset, items=[MovementOut.of(m) for m in rows])
 
     @get("/distribution", summary="How many customers are in each class")
-    async def distribution(self) -> RfmDistribution:
-        async with transaction() as conn:
+    async def distribution(self, db: Db) -> RfmDistribution:
+        async def work(conn: BaseDBAsyncClient):
             return RfmDistribution(await views.rfm_distribution(conn))
+
+        return await db.run(work)
 
 
 class SegmentController(Controller):
@@ -268,65 +309,92 @@ class SegmentController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/", summary="Segments")
-    async def list_segments(self, limit: Limit, offset: Offset) -> SegmentPage:
-        async with transaction() as conn:
+    async def list_segments(self, db: Db, limit: Limit, offset: Offset) -> SegmentPage:
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await views.segment_list(conn, limit=limit, offset=offset)
+            return total, rows
+
+        total, rows = await db.run(work)
         return SegmentPage(total=total, limit=limit, offset=offset, items=[SegmentOut.of(s) for s in rows])
 
     @post("/preview", status_code=HTTP_200_OK, summary="Live count of a rule while it is edited")
-    async def preview(self, data: SegmentRule) -> CountPreview:
+    async def preview(self, db: Db, data: SegmentRule) -> CountPreview:
         started = time.perf_counter()
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             rules = await service.validate_rule(conn, data.as_dict())
             n = await service.count_members(conn, rules)
+            return rules, n
+
+        rules, n = await db.run(work)
         return CountPreview(count=n, elapsed_ms=int((time.perf_counter() - started) * 1000))
 
     @post("/", summary="Save a segment")
-    async def create(self, data: SegmentCreate, staff: Principal) -> SegmentOut:
-        async with transaction() as conn:
+    async def create(self, db: Db, data: SegmentCreate, staff: Principal) -> SegmentOut:
+        async def work(conn: BaseDBAsyncClient):
             segment = await service.create_segment(conn, name=data.name, description=data.description,
                                                    rules=data.rules.as_dict(), staff_id=staff.id)
             await audit(conn, staff.id, "crm.segment_create", "crm_segment", segment.id, {"rules": segment.rules})
+            return segment
+
+        segment = await db.run(work)
         return SegmentOut.of(segment)
 
     @get("/{segment_id:int}", summary="One segment")
-    async def get_one(self, segment_id: int) -> SegmentOut:
-        async with transaction() as conn:
+    async def get_one(self, db: Db, segment_id: int) -> SegmentOut:
+        async def work(conn: BaseDBAsyncClient):
             return SegmentOut.of(await service.get_segment(conn, segment_id))
 
+        return await db.run(work)
+
     @patch("/{segment_id:int}", summary="Change a segment")
-    async def update(self, segment_id: int, data: SegmentUpdate, staff: Principal) -> SegmentOut:
+    async def update(self, db: Db, segment_id: int, data: SegmentUpdate, staff: Principal) -> SegmentOut:
         changes = data.changes()
         if "rules" in changes:
             changes["rules"] = changes["rules"].as_dict()
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             segment = await service.update_segment(conn, segment_id, changes)
             await audit(conn, staff.id, "crm.segment_update", "crm_segment", segment_id, changes)
+            return segment
+
+        segment = await db.run(work)
         return SegmentOut.of(segment)
 
     @delete("/{segment_id:int}", status_code=HTTP_204_NO_CONTENT, summary="Delete a segment")
-    async def remove(self, segment_id: int, staff: Principal) -> None:
-        async with transaction() as conn:
+    async def remove(self, db: Db, segment_id: int, staff: Principal) -> None:
+        async def work(conn: BaseDBAsyncClient):
             await service.delete_segment(conn, segment_id)
             await audit(conn, staff.id, "crm.segment_delete", "crm_segment", segment_id, {})
 
+        await db.run(work)
+
     @post("/{segment_id:int}/recompute", status_code=HTTP_200_OK, summary="Recompute membership now")
-    async def recompute(self, segment_id: int, staff: Principal) -> RecomputeResult:
-        async with transaction() as conn:
+    async def recompute(self, db: Db, segment_id: int, staff: Principal) -> RecomputeResult:
+        async def work(conn: BaseDBAsyncClient):
             entered, left = await recompute_segment(conn, segment_id)
             segment = await service.get_segment(conn, segment_id)
+            return entered, left, segment
+
+        entered, left, segment = await db.run(work)
         return RecomputeResult(entered, left, segment.member_count)
 
     @get("/{segment_id:int}/members", summary="Current members (customer ids)")
-    async def members(self, segment_id: int, limit: Limit, offset: Offset) -> MemberPage:
-        async with transaction() as conn:
+    async def members(self, db: Db, segment_id: int, limit: Limit, offset: Offset) -> MemberPage:
+        async def work(conn: BaseDBAsyncClient):
             total, ids = await views.segment_members(conn, segment_id, limit=limit, offset=offset)
+            return total, ids
+
+        total, ids = await db.run(work)
         return MemberPage(total=total, limit=limit, offset=offset, customer_ids=ids)
 
     @get("/{segment_id:int}/events", summary="Entered/left events after an id (a feed)")
-    async def events(self, segment_id: int, limit: Limit, after_id: int = 0) -> SegmentEvents:
-        async with transaction() as conn:
+    async def events(self, db: Db, segment_id: int, limit: Limit, after_id: int = 0) -> SegmentEvents:
+        async def work(conn: BaseDBAsyncClient):
             rows = await views.segment_events(conn, segment_id, after_id=after_id, limit=limit)
+            return rows
+
+        rows = await db.run(work)
         return SegmentEvents([SegmentEventOut.of(e) for e in rows], rows[-1].id if rows else after_id)
 
 
@@ -337,23 +405,33 @@ class OutreachController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/", summary="Outreach, newest first")
-    async def list_outreach(self, limit: Limit, offset: Offset) -> OutreachPage:
-        async with transaction() as conn:
+    async def list_outreach(self, db: Db, limit: Limit, offset: Offset) -> OutreachPage:
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await views.outreach_list(conn, limit=limit, offset=offset)
+            return total, rows
+
+        total, rows = await db.run(work)
         return OutreachPage(total=total, limit=limit, offset=offset, items=[OutreachOut.of(o) for o in rows])
 
     @post("/", summary="Draft an outreach to a segment")
-    async def create(self, data: OutreachCreate, staff: Principal) -> OutreachOut:
+    async def create(self, db: Db, data: OutreachCreate, staff: Principal) -> OutreachOut:
         values = {n: getattr(data, n) for n in data.__struct_fields__}
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             outreach = await service.create_outreach(conn, values, staff_id=staff.id)
             await audit(conn, staff.id, "crm.outreach_create", "crm_outreach", outreach.id, _iso(values))
+            return outreach
+
+        outreach = await db.run(work)
         return OutreachOut.of(outreach)
 
     @get("/{outreach_id:int}", summary="One outreach with its results and lift against the holdout")
-    async def results(self, outreach_id: int) -> OutreachResultsOut:
-        async with transaction() as conn:
+    async def results(self, db: Db, outreach_id: int) -> OutreachResultsOut:
+        async def work(conn: BaseDBAsyncClient):
             r = await views.outreach_results(conn, outreach_id)
+            return r
+
+        r = await db.run(work)
 
         def group(g: views.GroupResult) -> GroupResultOut:
             return GroupResultOut(g.customers, g.booked, g.redeemed, g.paid, g.rate_bp(g.booked),
@@ -371,18 +449,24 @@ class OutreachController(Controller):
         )
 
     @post("/{outreach_id:int}/schedule", status_code=HTTP_200_OK, summary="Run now or at a time")
-    async def schedule(self, outreach_id: int, data: OutreachSchedule, staff: Principal) -> OutreachOut:
-        async with transaction() as conn:
+    async def schedule(self, db: Db, outreach_id: int, data: OutreachSchedule, staff: Principal) -> OutreachOut:
+        async def work(conn: BaseDBAsyncClient):
             outreach = await service.schedule_outreach(conn, outreach_id, at=data.at)
             await audit(conn, staff.id, "crm.outreach_schedule", "crm_outreach", outreach_id,
                         {"at": data.at.isoformat() if data.at else None})
+            return outreach
+
+        outreach = await db.run(work)
         return OutreachOut.of(outreach)
 
     @post("/{outreach_id:int}/cancel", status_code=HTTP_200_OK, summary="Cancel a draft or scheduled outreach")
-    async def cancel(self, outreach_id: int, staff: Principal) -> OutreachOut:
-        async with transaction() as conn:
+    async def cancel(self, db: Db, outreach_id: int, staff: Principal) -> OutreachOut:
+        async def work(conn: BaseDBAsyncClient):
             outreach = await service.cancel_outreach(conn, outreach_id)
             await audit(conn, staff.id, "crm.outreach_cancel", "crm_outreach", outreach_id, {})
+            return outreach
+
+        outreach = await db.run(work)
         return OutreachOut.of(outreach)
 
 
@@ -393,24 +477,34 @@ class ChannelController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/", summary="Acquisition channels: staff codes, partner QR scenes, ad scenes")
-    async def list_channels(self, limit: Limit, offset: Offset) -> ChannelPage:
-        async with transaction() as conn:
+    async def list_channels(self, db: Db, limit: Limit, offset: Offset) -> ChannelPage:
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await views.channels(conn, limit=limit, offset=offset)
+            return total, rows
+
+        total, rows = await db.run(work)
         return ChannelPage(total=total, limit=limit, offset=offset, items=[ChannelOut.of(c) for c in rows])
 
     @post("/", summary="Add a channel")
-    async def create(self, data: ChannelCreate, staff: Principal) -> ChannelOut:
+    async def create(self, db: Db, data: ChannelCreate, staff: Principal) -> ChannelOut:
         values = {n: getattr(data, n) for n in data.__struct_fields__}
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             channel = await service.create_channel(conn, values)
             await audit(conn, staff.id, "crm.channel_create", "crm_acquisition_channel", channel.id, _iso(values))
+            return channel
+
+        channel = await db.run(work)
         return ChannelOut.of(channel)
 
     @patch("/{channel_id:int}", summary="Rename, switch off, or link the staff member's own account")
-    async def update(self, channel_id: int, data: ChannelUpdate, staff: Principal) -> ChannelOut:
-        async with transaction() as conn:
+    async def update(self, db: Db, channel_id: int, data: ChannelUpdate, staff: Principal) -> ChannelOut:
+        async def work(conn: BaseDBAsyncClient):
             channel = await service.update_channel(conn, channel_id, data.changes())
             await audit(conn, staff.id, "crm.channel_update", "crm_acquisition_channel", channel_id, data.changes())
+            return channel
+
+        channel = await db.run(work)
         return ChannelOut.of(channel)
 
 
@@ -420,9 +514,12 @@ class StaffRewardController(Controller):
     guards = [staff_only("campaign", "finance")]
 
     @get("/", summary="Staff referral rewards (settled in the finance batches once their hold ends)")
-    async def list_rewards(self, limit: Limit, offset: Offset, staff_id: int | None = None) -> StaffRewardPage:
-        async with transaction() as conn:
+    async def list_rewards(self, db: Db, limit: Limit, offset: Offset, staff_id: int | None = None) -> StaffRewardPage:
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await views.staff_rewards(conn, staff_id=staff_id, limit=limit, offset=offset)
+            return total, rows
+
+        total, rows = await db.run(work)
         return StaffRewardPage(total=total, limit=limit, offset=offset, items=[StaffRewardOut.of(r) for r in rows])
 
 
@@ -433,24 +530,33 @@ class MyMarketingController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
     @get("/marketing", summary="My marketing opt-out and the subscriptions I accepted")
-    async def state(self, customer_id: int) -> MarketingStateOut:
-        async with transaction() as conn:
+    async def state(self, db: Db, customer_id: int) -> MarketingStateOut:
+        async def work(conn: BaseDBAsyncClient):
             profile, consents = await service.marketing_state(conn, customer_id)
+            return profile, consents
+
+        profile, consents = await db.run(work)
         return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
 
     @put("/marketing", summary="Opt out of (or back into) marketing (PIPL)")
-    async def set_preference(self, customer_id: int, data: MarketingPreference) -> MarketingStateOut:
-        async with transaction() as conn:
+    async def set_preference(self, db: Db, customer_id: int, data: MarketingPreference) -> MarketingStateOut:
+        async def work(conn: BaseDBAsyncClient):
             await service.set_opt_out(conn, customer_id, data.opt_out)
             profile, consents = await service.marketing_state(conn, customer_id)
+            return profile, consents
+
+        profile, consents = await db.run(work)
         return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
 
     @post("/subscriptions", status_code=HTTP_200_OK,
           summary="Report wx.requestSubscribeMessage: the templates I accepted (one message each)")
-    async def subscriptions(self, customer_id: int, data: SubscribeResult) -> MarketingStateOut:
-        async with transaction() as conn:
+    async def subscriptions(self, db: Db, customer_id: int, data: SubscribeResult) -> MarketingStateOut:
+        async def work(conn: BaseDBAsyncClient):
             await service.record_acceptances(conn, customer_id, list(data.accepted))
             profile, consents = await service.marketing_state(conn, customer_id)
+            return profile, consents
+
+        profile, consents = await db.run(work)
         return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
 
 

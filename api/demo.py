@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import structlog
 
-from kernel.db import transaction
-from kernel.modules import import_present
+from booking import demo as booking_demo
+from campaigns import demo as groupbuy_demo
+from campaigns.referrals import demo as referral_demo
+from crm import demo as crm_demo
+from kernel import demo as kernel_demo
+from kernel.db import run_in_transaction
+from points_mall import demo as points_demo
 
 log = structlog.get_logger(__name__)
 
-_DEMO_MODULES = ["kernel.demo", "booking.demo", "points_mall.demo", "campaigns.demo", "campaigns.referrals.demo", "crm.demo"]
+# In dependency order: staff and customers, then branches and services, points rules, campaigns, referrals,
+# then the CRM (tags, segments, channels; it tags the demo customers).
+DEMO_MODULES = [kernel_demo, booking_demo, points_demo, groupbuy_demo, referral_demo, crm_demo]
 
 
 async def load_demo_data() -> None:
-    for module in import_present(_DEMO_MODULES):
-        async with transaction() as conn:
-            await module.load(conn)
+    for module in DEMO_MODULES:
+        await run_in_transaction(module.load)
         log.info("demo.loaded", room=module.__name__)

@@ -14,6 +14,7 @@ from pymysql.err import OperationalError as DriverOperationalError
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 from tortoise.exceptions import ValidationError as ModelValidationError
 
+from kernel.db import mysql_errno
 from kernel.errors import DomainError
 
 log = structlog.get_logger(__name__)
@@ -107,20 +108,13 @@ def integrity_error_handler(_: Request, exc: IntegrityError) -> Response:
 _BAD_VALUE_ERRNOS = {1264, 1265, 1292, 1366, 1406, 1690}
 
 
-def _mysql_errno(exc: BaseException) -> int | None:
-    for candidate in (exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())):
-        args = getattr(candidate, "args", None)
-        if args and isinstance(args[0], int):
-            return args[0]
-    return None
-
-
 def operational_error_handler(request: Request, exc: Exception) -> Response:
     """Outages and deadlocks are 503 (retry later); a value the column cannot hold is the caller's 422."""
-    if _mysql_errno(exc) in _BAD_VALUE_ERRNOS:
-        log.warning("db.value_refused", errno=_mysql_errno(exc))
+    errno = mysql_errno(exc)
+    if errno in _BAD_VALUE_ERRNOS:
+        log.warning("db.value_refused", errno=errno)
         return error_response(
-            422, "value_out_of_range", "A value is outside what the service can store.", {"errno": _mysql_errno(exc)}
+            422, "value_out_of_range", "A value is outside what the service can store.", {"errno": errno}
         )
     return database_unavailable_handler(request, exc)
 

@@ -9,11 +9,11 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 
-from api.deps import Limit, Offset
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.deps import Db, Limit, Offset
 from api.ratelimit import enforce_limit, rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
-from kernel.db import is_retryable, transaction
-from kernel.errors import Conflict
 from kernel import privacy
 from kernel.identity import service
 from kernel.identity.schemas import (
@@ -34,7 +34,6 @@ from kernel.settings import get_settings
 from kernel.identity.tokens import Principal, issue_customer_token, issue_staff_token
 
 import msgspec
-from tortoise.exceptions import OperationalError
 
 
 class CustomerAuthController(Controller):
@@ -47,21 +46,18 @@ class CustomerAuthController(Controller):
         summary="Log in with a wx.login code",
         guards=[rate_limited("login", per_ip=get_settings().rate_limit.login_per_ip)],
     )
-    async def login(self, data: CustomerLogin, state: State) -> CustomerLoginResult:
+    async def login(self, db: Db, data: CustomerLogin, state: State) -> CustomerLoginResult:
         # The WeChat call happens before any transaction is opened.
         session = await state.miniprogram.code2session(data.code)
-        for attempt in range(3):
-            try:
-                async with transaction() as conn:
-                    customer, created = await service.login_customer(conn, session)
-                    for hook in state.customer_login_hooks:
-                        await hook(conn, customer, created, data.referral_code, data.scene)
-                break
-            except (Conflict, OperationalError) as exc:
-                # Two first logins for one openid raced (duplicate key, or InnoDB chose a deadlock
-                # victim); the loser retries and finds the customer the winner created.
-                if attempt == 2 or (isinstance(exc, OperationalError) and not is_retryable(exc)):
-                    raise
+        # Two first logins for one openid race on the unique key; the loser's transaction runs again
+        # (kernel.db.RaceLost) and finds the customer the winner created.
+        async def work(conn: BaseDBAsyncClient):
+            customer, created = await service.login_customer(conn, session)
+            for hook in state.customer_login_hooks:
+                await hook(conn, customer, created, data.referral_code, data.scene)
+            return customer, created
+
+        customer, created = await db.run(work)
         token, ttl = issue_customer_token(customer.id)
         return CustomerLoginResult(
             access_token=token, token_type="Bearer", expires_in=ttl, customer_id=customer.id, is_new=created
@@ -75,13 +71,15 @@ class MeController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
     @get("/", summary="The logged-in customer")
-    async def me(self, customer_id: int) -> Me:
-        async with transaction() as conn:
+    async def me(self, db: Db, customer_id: int) -> Me:
+        async def work(conn: BaseDBAsyncClient):
             return Me.of(await service.get_customer(conn, customer_id))
 
+        return await db.run(work)
+
     @patch("/", summary="Update nickname, avatar, gender, birth date")
-    async def update(self, customer_id: int, data: MeUpdate) -> Me:
-        async with transaction() as conn:
+    async def update(self, db: Db, customer_id: int, data: MeUpdate) -> Me:
+        async def work(conn: BaseDBAsyncClient):
             customer = await service.update_profile(
                 conn,
                 customer_id,
@@ -92,22 +90,28 @@ class MeController(Controller):
             )
             return Me.of(customer)
 
+        return await db.run(work)
+
     @get("/data-export", summary="Everything we hold about me (PIPL access right)")
-    async def data_export(self, customer_id: int) -> dict:
-        async with transaction() as conn:
-            return await privacy.export_customer_data(conn, customer_id)
+    async def data_export(self, db: Db, customer_id: int) -> dict:
+        return await db.run(privacy.export_customer_data, customer_id)
 
     @post("/erasure", status_code=202, summary="Ask for my personal data to be erased (PIPL)")
-    async def request_erasure(self, customer_id: int) -> dict[str, str]:
-        async with transaction() as conn:
+    async def request_erasure(self, db: Db, customer_id: int) -> dict[str, str]:
+        async def work(conn: BaseDBAsyncClient):
             await privacy.request_erasure(conn, customer_id)
+
+        await db.run(work)
         return {"status": "erasure_requested"}
 
     @post("/phone", status_code=HTTP_200_OK, summary="Bind the phone number (getPhoneNumber code)")
-    async def bind_phone(self, customer_id: int, data: PhoneBind, state: State) -> Me:
+    async def bind_phone(self, db: Db, customer_id: int, data: PhoneBind, state: State) -> Me:
         phone = await state.miniprogram.phone_number(data.code)
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             return Me.of(await service.bind_phone(conn, customer_id, phone))
+
+        return await db.run(work)
 
 
 class StaffAuthController(Controller):
@@ -120,21 +124,22 @@ class StaffAuthController(Controller):
         summary="Staff login with username and password",
         guards=[rate_limited("staff_login", per_ip=get_settings().rate_limit.login_per_ip)],
     )
-    async def login(self, data: StaffLogin, state: State) -> StaffLoginResult:
+    async def login(self, db: Db, data: StaffLogin, state: State) -> StaffLoginResult:
         # Per username too: guesses spread over many addresses (or proxies) still count against the account.
         # The key is a digest so usernames, real or guessed, are not written to Redis in clear.
         username_key = hashlib.sha256(data.username.strip().casefold().encode()).hexdigest()[:32]
         await enforce_limit(state, "staff_login", "username", username_key,
                             get_settings().rate_limit.staff_login_per_username)
-        async with transaction() as conn:
-            staff = await service.authenticate_staff(conn, data.username, data.password)
+        staff = await db.run(service.authenticate_staff, data.username, data.password)
         token, ttl = issue_staff_token(staff.id, staff.role_set, staff.token_version)
         return StaffLoginResult(access_token=token, token_type="Bearer", expires_in=ttl, staff=Staff.of(staff))
 
     @get("/me", guards=[staff_only()], dependencies={"staff": Provide(provide_staff)})
-    async def me(self, staff: Principal) -> Staff:
-        async with transaction() as conn:
+    async def me(self, db: Db, staff: Principal) -> Staff:
+        async def work(conn: BaseDBAsyncClient):
             return Staff.of(await service.get_staff(conn, staff.id))
+
+        return await db.run(work)
 
 
 class StaffList(Page):
@@ -152,14 +157,13 @@ class StaffAdminController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/", summary="List staff members")
-    async def list_staff(self, limit: Limit, offset: Offset) -> StaffList:
-        async with transaction() as conn:
-            total, rows = await service.list_staff(conn, limit=limit, offset=offset)
+    async def list_staff(self, db: Db, limit: Limit, offset: Offset) -> StaffList:
+        total, rows = await db.run(service.list_staff, limit=limit, offset=offset)
         return StaffList(total=total, limit=limit, offset=offset, items=[Staff.of(s) for s in rows])
 
     @post("/", summary="Create a staff member")
-    async def create(self, data: StaffCreate, staff: Principal) -> Staff:
-        async with transaction() as conn:
+    async def create(self, db: Db, data: StaffCreate, staff: Principal) -> Staff:
+        async def work(conn: BaseDBAsyncClient):
             created = await service.create_staff(
                 conn,
                 username=data.username,
@@ -173,9 +177,11 @@ class StaffAdminController(Controller):
             )
             return Staff.of(created)
 
+        return await db.run(work)
+
     @patch("/{staff_id:int}", summary="Change roles, disable, reset password")
-    async def update(self, staff_id: int, data: StaffUpdate, staff: Principal) -> Staff:
-        async with transaction() as conn:
+    async def update(self, db: Db, staff_id: int, data: StaffUpdate, staff: Principal) -> Staff:
+        async def work(conn: BaseDBAsyncClient):
             updated = await service.update_staff(
                 conn,
                 staff_id,
@@ -190,6 +196,8 @@ class StaffAdminController(Controller):
             await service.audit(conn, staff.id, "staff.update", "staff_member", staff_id, changes)
             return Staff.of(updated)
 
+        return await db.run(work)
+
 
 class AuditController(Controller):
     path = "/admin/audit-log"
@@ -198,13 +206,16 @@ class AuditController(Controller):
 
     @get("/", summary="Audit trail of staff writes, newest first")
     async def list_entries(
-        self, limit: Limit, offset: Offset, target_type: str | None = None, target_id: str | None = None,
+        self, db: Db, limit: Limit, offset: Offset, target_type: str | None = None, target_id: str | None = None,
         action: str | None = None,
     ) -> AuditPage:
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             total, rows = await service.list_audit_entries(
                 conn, limit=limit, offset=offset, target_type=target_type, target_id=target_id, action=action
             )
+            return total, rows
+
+        total, rows = await db.run(work)
         return AuditPage(total=total, limit=limit, offset=offset, items=[AuditEntry.of(r) for r in rows])
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,11 +14,10 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
-from api.deps import Limit, Offset
+from api.deps import Db, Limit, Offset
 from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
-from kernel import clock
-from kernel.db import transaction
+from kernel import clock, spreadsheets
 from kernel.settings import get_settings
 from kernel.identity.models import Customer
 from kernel.identity.service import audit
@@ -28,7 +25,6 @@ from kernel.identity.tokens import Principal
 from points_mall import mall
 from points_mall.errors import ItemNotFound, RedemptionNotFound
 from points_mall.models import MallItem, MallRedemption, RedemptionStatus, Voucher, VoucherStatus
-from kernel.db import run_in_transaction as in_transaction
 from points_mall.schemas import (
     MallItemCreate,
     MallItemForCustomer,
@@ -75,18 +71,24 @@ class MallController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
     @get("/items", summary="Items on the shelf, with whether you can redeem each and why not")
-    async def list_items(self, customer_id: int) -> list[MallItemForCustomer]:
-        async with transaction() as conn:
+    async def list_items(self, db: Db, customer_id: int) -> list[MallItemForCustomer]:
+        async def work(conn: BaseDBAsyncClient):
             views = await mall.items_for_customer(conn, customer_id, await mall.shelf(conn))
+            return views
+
+        views = await db.run(work)
         return [MallItemForCustomer.of(item, reasons) for item, reasons in views]
 
     @get("/items/{item_id:int}", summary="One item")
-    async def get_item(self, customer_id: int, item_id: int) -> MallItemForCustomer:
-        async with transaction() as conn:
+    async def get_item(self, db: Db, customer_id: int, item_id: int) -> MallItemForCustomer:
+        async def work(conn: BaseDBAsyncClient):
             item = await MallItem.get_or_none(id=item_id, on_shelf=True, archived=False, using_db=conn)
             if item is None or not mall.is_available(item, clock.now()):
                 raise ItemNotFound()
             [(item, reasons)] = await mall.items_for_customer(conn, customer_id, [item])
+            return item, reasons
+
+        item, reasons = await db.run(work)
         return MallItemForCustomer.of(item, reasons)
 
     @post("/redemptions", status_code=HTTP_201_CREATED, guards=[_REDEMPTION_LIMIT],
@@ -94,7 +96,7 @@ class MallController(Controller):
           responses={HTTP_200_OK: ResponseSpec(data_container=RedemptionView,
                                                description="A retry with the same Idempotency-Key: the first redemption")})
     async def redeem(
-        self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
+        self, db: Db, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
     ) -> Response[RedemptionView]:
         async def work(conn: BaseDBAsyncClient) -> tuple[RedemptionView, bool]:
             redemption, created = await mall.redeem(
@@ -104,7 +106,7 @@ class MallController(Controller):
             vouchers = await _vouchers_of(conn, [redemption.id])
             return RedemptionView.of(redemption, vouchers[redemption.id]), created
 
-        view, created = await in_transaction(work)
+        view, created = await db.run(work)
         return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get("/redemptions", summary="Your redemptions, newest first")
@@ -136,8 +138,8 @@ class VoucherController(Controller):
 
     @post("/{voucher_id:int}/cancel", status_code=HTTP_200_OK,
           summary="Give back an unredeemed mall voucher: its points and stock come back")
-    async def cancel(self, customer_id: int, voucher_id: int) -> VoucherView:
-        voucher = await in_transaction(
+    async def cancel(self, db: Db, customer_id: int, voucher_id: int) -> VoucherView:
+        voucher = await db.run(
             lambda conn: mall.cancel_mall_voucher(conn, customer_id=customer_id, voucher_id=voucher_id)
         )
         return VoucherView.of(voucher)
@@ -149,10 +151,13 @@ class VoucherDeskController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/{code:str}", guards=[staff_only("front_desk")], summary="Look a voucher up by its code before redeeming")
-    async def look_up(self, code: str) -> VoucherAtDesk:
-        async with transaction() as conn:
+    async def look_up(self, db: Db, code: str) -> VoucherAtDesk:
+        async def work(conn: BaseDBAsyncClient):
             voucher = await find_voucher(conn, code)
             customer = await Customer.get(id=voucher.customer_id, using_db=conn)  # type: ignore[attr-defined]
+            return voucher, customer
+
+        voucher, customer = await db.run(work)
         problem = refusal(voucher, None, clock.now())
         return VoucherAtDesk(
             voucher=VoucherView.of(voucher), customer_id=customer.id, customer_nickname=customer.nickname,
@@ -163,7 +168,7 @@ class VoucherDeskController(Controller):
 
     @post("/{code:str}/redeem", guards=[staff_only("front_desk")], status_code=HTTP_200_OK,
           summary="Redeem (核销) a voucher at a branch, once")
-    async def redeem(self, code: str, data: RedeemVoucher, staff: Principal) -> VoucherView:
+    async def redeem(self, db: Db, code: str, data: RedeemVoucher, staff: Principal) -> VoucherView:
         async def work(conn: BaseDBAsyncClient) -> Voucher:
             await find_voucher(conn, code)  # an unknown code is 404, whatever the branch
             await require_branches(conn, [data.branch_id], field="branch_id")
@@ -173,7 +178,7 @@ class VoucherDeskController(Controller):
                          "source_id": voucher.source_id})
             return voucher
 
-        return VoucherView.of(await in_transaction(work))
+        return VoucherView.of(await db.run(work))
 
 
 class MallItemAdminController(Controller):
@@ -188,34 +193,44 @@ class MallItemAdminController(Controller):
         return [MallItemStaffView.of(i) for i in await query.order_by("sort_order", "id")]
 
     @post("/", summary="Create an item")
-    async def create(self, data: MallItemCreate, staff: Principal) -> MallItemStaffView:
+    async def create(self, db: Db, data: MallItemCreate, staff: Principal) -> MallItemStaffView:
         fields = msgspec.structs.asdict(data)
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             await require_branches(conn, data.branch_ids, field="branch_ids")
             item = await mall.create_item(conn, **fields)
             await audit(conn, staff.id, "mall.item_create", "mall_item", item.id, msgspec.to_builtins(fields))
             return MallItemStaffView.of(item)
 
+        return await db.run(work)
+
     @get("/{item_id:int}", summary="One item")
-    async def get_one(self, item_id: int) -> MallItemStaffView:
-        async with transaction() as conn:
+    async def get_one(self, db: Db, item_id: int) -> MallItemStaffView:
+        async def work(conn: BaseDBAsyncClient):
             return MallItemStaffView.of(await mall.get_item(conn, item_id))
 
+        return await db.run(work)
+
     @patch("/{item_id:int}", summary="Change an item (past redemptions keep their terms)")
-    async def update(self, item_id: int, data: MallItemUpdate, staff: Principal) -> MallItemStaffView:
+    async def update(self, db: Db, item_id: int, data: MallItemUpdate, staff: Principal) -> MallItemStaffView:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             await require_branches(conn, changes.get("branch_ids"), field="branch_ids")
             item = await mall.update_item(conn, item_id, changes)
             await audit(conn, staff.id, "mall.item_update", "mall_item", item_id, msgspec.to_builtins(changes))
             return MallItemStaffView.of(item)
 
+        return await db.run(work)
+
     @delete("/{item_id:int}", status_code=HTTP_200_OK, summary="Take an item off the shelf for good (archive)")
-    async def archive(self, item_id: int, staff: Principal) -> MallItemStaffView:
-        async with transaction() as conn:
+    async def archive(self, db: Db, item_id: int, staff: Principal) -> MallItemStaffView:
+        async def work(conn: BaseDBAsyncClient):
             item = await mall.archive_item(conn, item_id)
             await audit(conn, staff.id, "mall.item_archive", "mall_item", item_id, {})
             return MallItemStaffView.of(item)
+
+        return await db.run(work)
 
 
 def _redemptions_query(
@@ -234,12 +249,6 @@ def _redemptions_query(
     if created_to is not None:
         query = query.filter(created_at__lt=created_to)
     return query
-
-
-def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ would run as a formula in a spreadsheet (nicknames are customer input).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 _EXPORT_LIMIT = 50_000
@@ -266,34 +275,34 @@ class MallRedemptionAdminController(Controller):
     @get("/export", guards=[staff_only("campaign", "finance")], summary="Redemptions as CSV (same filters)",
          media_type="text/csv")
     async def export(
-        self, staff: Principal, item_id: int | None = None, customer_id: int | None = None,
+        self, db: Db, staff: Principal, item_id: int | None = None, customer_id: int | None = None,
         status: RedemptionStatus | None = None, created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> Response:
         query = _redemptions_query(item_id, customer_id, status, created_from, created_to)
-        rows = await query.order_by("id").limit(_EXPORT_LIMIT)
-        vouchers = await _vouchers_of(None, [r.id for r in rows])
-        names = dict(await Customer.filter(id__in={r.customer_id for r in rows}).values_list("id", "nickname"))  # type: ignore[attr-defined]
+        redemptions = await query.order_by("id").limit(_EXPORT_LIMIT)
+        vouchers = await _vouchers_of(None, [r.id for r in redemptions])
+        names = dict(await Customer.filter(id__in={r.customer_id for r in redemptions}).values_list("id", "nickname"))  # type: ignore[attr-defined]
         zone = clock.clinic_zone()
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["redemption_id", "created_at_local", "customer_id", "customer_nickname", "item_id",
-                         "item_title", "item_kind", "quantity", "points_spent", "status", "cancelled_quantity",
-                         "vouchers"])
-        for r in rows:
-            writer.writerow([_cell(v) for v in (
-                r.id, r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), r.customer_id,  # type: ignore[attr-defined]
-                names.get(r.customer_id, ""), r.item_id, r.item_title, r.item_kind.value, r.quantity,  # type: ignore[attr-defined]
-                r.points_spent, r.status.value, r.cancelled_quantity,
-                " ".join(f"{v.code}:{v.status.value}" for v in vouchers[r.id]),
-            )])
-        async with transaction() as conn:
+        rows: list[list[Any]] = [["redemption_id", "created_at_local", "customer_id", "customer_nickname",
+                                   "item_id", "item_title", "item_kind", "quantity", "points_spent", "status",
+                                   "cancelled_quantity", "vouchers"]]
+        rows.extend([
+            r.id, r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), r.customer_id,  # type: ignore[attr-defined]
+            names.get(r.customer_id, ""), r.item_id, r.item_title, r.item_kind.value, r.quantity,  # type: ignore[attr-defined]
+            r.points_spent, r.status.value, r.cancelled_quantity,
+            " ".join(f"{v.code}:{v.status.value}" for v in vouchers[r.id]),
+        ] for r in redemptions)
+
+        async def work(conn: BaseDBAsyncClient):
             await audit(conn, staff.id, "mall.redemptions_export", "mall_redemption", "*",
-                        {"rows": len(rows), "item_id": item_id, "customer_id": customer_id,
+                        {"rows": len(redemptions), "item_id": item_id, "customer_id": customer_id,
                          "status": status.value if status else None})
+
+        await db.run(work)
         stamp = clock.local_now().strftime("%Y%m%d-%H%M")
         return Response(
-            out.getvalue().encode("utf-8-sig"),  # the BOM lets Excel read the Chinese titles correctly
+            spreadsheets.to_csv(rows),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="redemptions-{stamp}.csv"'},
         )

@@ -15,12 +15,14 @@ from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from api.deps import Limit, Offset
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
-from campaigns.orders import finance, payments, service
-from campaigns.orders.gateway import PaymentGateway, RequestPaymentParams, gateway_from
-from campaigns.orders.models import OrderStatus
-from campaigns.orders.schemas import (
+from orders import finance, payments, service
+from orders.gateway import PaymentGateway, RequestPaymentParams, gateway_from
+from orders.models import OrderStatus
+from orders.schemas import (
     FinanceOrderDetail,
     FinanceOrderPage,
     OrderOut,
@@ -29,7 +31,6 @@ from campaigns.orders.schemas import (
     SandboxPaymentResult,
     StaffRefundCreate,
 )
-from kernel.db import transaction
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 from kernel.settings import Settings
@@ -55,18 +56,19 @@ class CustomerOrderController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id), "gateway": Provide(provide_gateway)}
 
     @get("/", summary="My orders, newest first")
-    async def list_orders(self, customer_id: int, limit: Limit, offset: Offset,
+    async def list_orders(self, db: Db, customer_id: int, limit: Limit, offset: Offset,
                           status: OrderStatus | None = None) -> OrderPage:
-        async with transaction() as conn:
-            total, orders = await service.customer_orders(conn, customer_id, status=status, limit=limit, offset=offset)
+        total, orders = await db.run(service.customer_orders, customer_id, status=status, limit=limit, offset=offset)
         items = [OrderOut.of(order, lines) for order, lines in orders]
         return OrderPage(total=total, limit=limit, offset=offset, items=items)
 
     @get("/{order_id:int}", summary="One of my orders")
-    async def get_order(self, customer_id: int, order_id: int) -> OrderOut:
-        async with transaction() as conn:
+    async def get_order(self, db: Db, customer_id: int, order_id: int) -> OrderOut:
+        async def work(conn: BaseDBAsyncClient):
             order = await service.get_customer_order(conn, customer_id, order_id)
             return OrderOut.of(order, await service.lines_of(conn, order.id))
+
+        return await db.run(work)
 
     @post("/{order_id:int}/pay", status_code=HTTP_200_OK, summary="Parameters for wx.requestPayment")
     async def pay(self, customer_id: int, order_id: int, gateway: PaymentGateway) -> RequestPaymentParams:
@@ -138,47 +140,52 @@ class FinanceOrderController(Controller):
 
     @get("/", summary="Orders by status and creation date (local, inclusive), with totals")
     async def list_orders(
-        self,
+        self, db: Db,
         limit: Limit,
         offset: Offset,
         status: OrderStatus | None = None,
         day_from: Annotated[date | None, Parameter(query="from")] = None,
         day_to: Annotated[date | None, Parameter(query="to")] = None,
     ) -> FinanceOrderPage:
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             query = finance.filtered(conn, status=status, day_from=day_from, day_to=day_to)
             totals = await finance.totals(query)
             orders = await query.order_by("-id").offset(offset).limit(limit)
+            return totals, orders
+
+        totals, orders = await db.run(work)
         return FinanceOrderPage(total=totals.orders, limit=limit, offset=offset, totals=totals,
                                 items=[finance.row_of(o) for o in orders])
 
     @get("/export.csv", summary="CSV export of the same selection, with a TOTAL row", media_type="text/csv")
     async def export(
-        self,
+        self, db: Db,
         staff: Principal,
         status: OrderStatus | None = None,
         day_from: Annotated[date | None, Parameter(query="from")] = None,
         day_to: Annotated[date | None, Parameter(query="to")] = None,
     ) -> Response:
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             text = await finance.export_csv(finance.filtered(conn, status=status, day_from=day_from, day_to=day_to))
             await audit(conn, staff.id, "orders.export", "order_export", "-",
                         {"status": status.value if status else None, "from": str(day_from or ""),
                          "to": str(day_to or "")})
+            return text
+
+        text = await db.run(work)
         return Response(text, media_type="text/csv",  # Litestar adds "; charset=utf-8" to text/* types
                         headers={"Content-Disposition": 'attachment; filename="orders.csv"'})
 
     @get("/{order_id:int}", summary="An order with its lines, refunds and payment events")
-    async def detail(self, order_id: int) -> FinanceOrderDetail:
-        async with transaction() as conn:
-            return await finance.order_detail(conn, order_id)
+    async def detail(self, db: Db, order_id: int) -> FinanceOrderDetail:
+        return await db.run(finance.order_detail, order_id)
 
     @post("/{order_id:int}/refunds", status_code=HTTP_201_CREATED,
           summary="Refund all or part of a paid order (send an Idempotency-Key; a retry returns the same refund)",
           responses={200: ResponseSpec(data_container=RefundOut, description="The refund this key already asked for")})
-    async def refund(self, order_id: int, data: StaffRefundCreate, staff: Principal,
+    async def refund(self, db: Db, order_id: int, data: StaffRefundCreate, staff: Principal,
                      idempotency_key: RefundIdempotencyKey) -> Response[RefundOut]:
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient) -> tuple[RefundOut, bool]:
             refund, replayed = await service.staff_refund(
                 conn, order_id, reason=data.reason.value, amount_fen=data.amount_fen, idempotency_key=idempotency_key
             )
@@ -186,7 +193,9 @@ class FinanceOrderController(Controller):
                 await audit(conn, staff.id, "orders.refund", "order", order_id,
                             {"reason": data.reason.value, "amount_fen": refund.amount_fen, "note": data.note,
                              "out_refund_no": refund.out_refund_no, "refund_id": refund.id})
-            view = RefundOut.of(refund)
+            return RefundOut.of(refund), replayed
+
+        view, replayed = await db.run(work)
         return Response(msgspec.to_builtins(view), status_code=HTTP_200_OK if replayed else HTTP_201_CREATED)
 
 

@@ -16,11 +16,10 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
-from api.deps import Limit, Offset
+from api.deps import Db, Limit, Offset
 from api.ratelimit import rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock
-from kernel.db import transaction
 from kernel.settings import get_settings
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
@@ -36,7 +35,6 @@ from points_mall.models import (
     PointsLedgerEntry,
     TierChange,
 )
-from kernel.db import run_in_transaction as in_transaction
 from points_mall.models import ApprovalStatus, ConsumptionApproval
 from points_mall.schemas import (
     ConsumptionApprovalPage,
@@ -97,25 +95,24 @@ class CheckInController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
     @post("/", status_code=HTTP_201_CREATED, summary="Check in for today (签到)", guards=[_CHECK_IN_LIMIT])
-    async def check_in(self, customer_id: int) -> CheckInDone:
-        done = await in_transaction(lambda conn: checkin.check_in(conn, customer_id))
+    async def check_in(self, db: Db, customer_id: int) -> CheckInDone:
+        done = await db.run(checkin.check_in, customer_id)
         row = done.check_in
         return CheckInDone(date=row.local_date, points=row.points, streak=row.streak,
                            day_in_cycle=row.day_in_cycle, tomorrow_points=done.tomorrow_points, balance=done.balance)
 
     @get("/", summary="The check-in calendar of a month with the current streak")
     async def calendar(
-        self, customer_id: int, month: Annotated[str | None, Parameter(description="YYYY-MM")] = None
+        self, db: Db, customer_id: int, month: Annotated[str | None, Parameter(description="YYYY-MM")] = None
     ) -> Calendar:
         first = _month(month)
-        async with transaction() as conn:
-            view = await checkin.calendar(conn, customer_id, first)
+        view = await db.run(checkin.calendar, customer_id, first)
         return Calendar(**{**view, "days": [CalendarDay.of(r) for r in view["days"]]})
 
     @post("/makeup", status_code=HTTP_201_CREATED, summary="Make up a missed day of the current cycle (补签)",
           guards=[_CHECK_IN_LIMIT])
-    async def makeup(self, customer_id: int, data: MakeupCheckIn) -> CalendarDay:
-        row = await in_transaction(lambda conn: checkin.makeup_check_in(conn, customer_id, data.date))
+    async def makeup(self, db: Db, customer_id: int, data: MakeupCheckIn) -> CalendarDay:
+        row = await db.run(checkin.makeup_check_in, customer_id, data.date)
         return CalendarDay.of(row)
 
 
@@ -126,9 +123,11 @@ class PointsController(Controller):
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
     @get("/", summary="Spendable, pending and expiring points, tier and progress")
-    async def overview(self, customer_id: int) -> PointsOverview:
-        async with transaction() as conn:
+    async def overview(self, db: Db, customer_id: int) -> PointsOverview:
+        async def work(conn: BaseDBAsyncClient):
             return msgspec.convert(await reports.overview(conn, customer_id), PointsOverview, from_attributes=True)
+
+        return await db.run(work)
 
     @get("/ledger", summary="Points history, newest first")
     async def ledger(self, customer_id: int, limit: Limit, offset: Offset) -> LedgerPage:
@@ -153,7 +152,7 @@ class ConsumptionAdminController(Controller):
                   "for a second staff member (202)",
           responses={202: ResponseSpec(data_container=ConsumptionApprovalView,
                                        description="Above the approval threshold: recorded, earns nothing yet")})
-    async def record(self, data: ConsumptionCreate, staff: Principal) -> Response[ConsumptionView]:
+    async def record(self, db: Db, data: ConsumptionCreate, staff: Principal) -> Response[ConsumptionView]:
         async def work(conn: BaseDBAsyncClient) -> Response:
             if not await Customer.filter(id=data.customer_id, deleted_at=None).using_db(conn).exists():
                 raise PointsCustomerNotFound(field="customer_id")
@@ -174,11 +173,11 @@ class ConsumptionAdminController(Controller):
                             {"amount_fen": data.amount_fen, "external_ref": data.external_ref})
             return Response(msgspec.to_builtins(await _view(conn, recorded)), status_code=HTTP_201_CREATED)
 
-        return await in_transaction(work)
+        return await db.run(work)
 
     @post("/{consumption_id:int}/refund", guards=[staff_only("front_desk")], status_code=HTTP_200_OK,
           summary="Refund part or all of a consumption; its points are reversed")
-    async def refund(self, consumption_id: int, data: ConsumptionRefundCreate, staff: Principal) -> ConsumptionView:
+    async def refund(self, db: Db, consumption_id: int, data: ConsumptionRefundCreate, staff: Principal) -> ConsumptionView:
         async def work(conn: BaseDBAsyncClient) -> ConsumptionView:
             found = await Consumption.get_or_none(id=consumption_id, using_db=conn)
             if found is None:
@@ -191,21 +190,25 @@ class ConsumptionAdminController(Controller):
                         {"refunded_fen": data.refunded_fen, "ref": data.ref})
             return await _view(conn, consumption)
 
-        return await in_transaction(work)
+        return await db.run(work)
 
     @get("/", guards=[staff_only("front_desk", "finance")], summary="Consumptions, newest first")
     async def list_consumptions(
-        self, limit: Limit, offset: Offset, customer_id: int | None = None, branch_id: int | None = None
+        self, db: Db, limit: Limit, offset: Offset, customer_id: int | None = None, branch_id: int | None = None
     ) -> ConsumptionPage:
         query = Consumption.all()
         if customer_id is not None:
             query = query.filter(customer_id=customer_id)
         if branch_id is not None:
             query = query.filter(branch_id=branch_id)
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             total = await query.using_db(conn).count()
             rows = await query.using_db(conn).order_by("-id").offset(offset).limit(limit)
             statuses = await consumption_service.points_statuses(conn, rows)
+            return total, rows, statuses
+
+        total, rows, statuses = await db.run(work)
         return ConsumptionPage(total=total, limit=limit, offset=offset,
                                items=[ConsumptionView.of(c, statuses[c.id]) for c in rows])
 
@@ -216,41 +219,52 @@ class PointsAdminController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/rules", guards=[staff_only("campaign", "finance")], summary="Check-in table, earn rate, pending days, expiry")
-    async def get_rules(self) -> Rules:
-        async with transaction() as conn:
+    async def get_rules(self, db: Db) -> Rules:
+        async def work(conn: BaseDBAsyncClient):
             return Rules.of(await rules.get_rules(conn))
 
+        return await db.run(work)
+
     @patch("/rules", guards=[staff_only("campaign")], summary="Change the points rules")
-    async def update_rules(self, data: RulesUpdate, staff: Principal) -> Rules:
+    async def update_rules(self, db: Db, data: RulesUpdate, staff: Principal) -> Rules:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             updated = await rules.update_rules(conn, staff.id, changes)
             await audit(conn, staff.id, "points.rules_update", "points_rules", updated.id, changes)
             return Rules.of(updated)
+
+        return await db.run(work)
 
     @get("/tiers", guards=[staff_only("campaign", "finance")], summary="Member tiers")
     async def list_tiers(self) -> list[Tier]:
         return [Tier.of(t) for t in await MemberTier.all().order_by("level")]
 
     @post("/tiers", guards=[staff_only("campaign")], summary="Create a member tier")
-    async def create_tier(self, data: TierCreate, staff: Principal) -> Tier:
+    async def create_tier(self, db: Db, data: TierCreate, staff: Principal) -> Tier:
         fields = msgspec.structs.asdict(data)
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             tier = await tiers.create_tier(conn, **fields)
             await audit(conn, staff.id, "points.tier_create", "member_tier", tier.id, _jsonable(fields))
             return Tier.of(tier)
 
+        return await db.run(work)
+
     @patch("/tiers/{tier_id:int}", guards=[staff_only("campaign")], summary="Change a member tier")
-    async def update_tier(self, tier_id: int, data: TierUpdate, staff: Principal) -> Tier:
+    async def update_tier(self, db: Db, tier_id: int, data: TierUpdate, staff: Principal) -> Tier:
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             tier = await tiers.update_tier(conn, tier_id, changes)
             await audit(conn, staff.id, "points.tier_update", "member_tier", tier.id, _jsonable(changes))
             return Tier.of(tier)
 
+        return await db.run(work)
+
     @post("/adjustments", guards=[staff_only("admin")], status_code=HTTP_201_CREATED,
           summary="Add or remove points by hand, with a reason (admin only, audited)")
-    async def adjust(self, data: AdjustmentCreate, staff: Principal, idempotency_key: IdempotencyKey = None) -> AdjustmentDone:
+    async def adjust(self, db: Db, data: AdjustmentCreate, staff: Principal, idempotency_key: IdempotencyKey = None) -> AdjustmentDone:
         ref = f"adjustment:{staff.id}:{idempotency_key or uuid.uuid4().hex}"
 
         async def work(conn: BaseDBAsyncClient) -> AdjustmentDone:
@@ -262,14 +276,17 @@ class PointsAdminController(Controller):
                             {"points": data.points, "reason": data.reason, "ref": ref})
             return AdjustmentDone(entry=StaffLedgerEntry.of(entry), balance=balance)
 
-        return await in_transaction(work)
+        return await db.run(work)
 
     @get("/customers/{customer_id:int}", guards=[staff_only("campaign", "finance", "front_desk")],
          summary="A customer's points, tier and tier history")
-    async def customer_points(self, customer_id: int) -> CustomerPoints:
-        async with transaction() as conn:
+    async def customer_points(self, db: Db, customer_id: int) -> CustomerPoints:
+        async def work(conn: BaseDBAsyncClient):
             view = await reports.overview(conn, customer_id)
             changes = await TierChange.filter(customer_id=customer_id).using_db(conn).order_by("-id").limit(50)
+            return view, changes
+
+        view, changes = await db.run(work)
         return CustomerPoints(
             customer_id=customer_id,
             overview=msgspec.convert(view, PointsOverview, from_attributes=True),
@@ -287,17 +304,19 @@ class PointsAdminController(Controller):
         return StaffLedgerPage(total=total, limit=limit, offset=offset, items=[StaffLedgerEntry.of(e) for e in rows])
 
     @get("/liability", guards=[staff_only("finance")], summary="Points outstanding, pending and expiring per month")
-    async def liability(self) -> Liability:
-        async with transaction() as conn:
+    async def liability(self, db: Db) -> Liability:
+        async def work(conn: BaseDBAsyncClient):
             return msgspec.convert(await reports.liability(conn), Liability)
+
+        return await db.run(work)
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return msgspec.to_builtins(values)
 
 
-async def _open_points_account(conn: BaseDBAsyncClient, customer: Customer, created: bool, referral_code: str | None,
-                               scene: str | None = None) -> None:
+async def open_points_account(conn: BaseDBAsyncClient, customer: Customer, created: bool, referral_code: str | None,
+                              scene: str | None = None) -> None:
     # Accounts are created at first login, so later effects lock an existing row (no gap-lock races).
     if created:
         await ledger.ensure_account(conn, customer.id)
@@ -312,18 +331,15 @@ class ConsumptionApprovalController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/", summary="Consumptions awaiting approval (or decided), newest first")
-    async def list_approvals(self, limit: Limit, offset: Offset,
+    async def list_approvals(self, db: Db, limit: Limit, offset: Offset,
                              status: ApprovalStatus | None = None) -> ConsumptionApprovalPage:
-        query = ConsumptionApproval.all() if status is None else ConsumptionApproval.filter(status=status)
-        async with transaction() as conn:
-            total = await query.using_db(conn).count()
-            rows = await query.using_db(conn).order_by("-id").offset(offset).limit(limit)
+        total, rows = await db.run(consumption_service.approval_page, status=status, limit=limit, offset=offset)
         return ConsumptionApprovalPage(total=total, limit=limit, offset=offset,
                                        items=[ConsumptionApprovalView.of(a) for a in rows])
 
     @post("/{approval_id:int}/approve", status_code=HTTP_200_OK,
           summary="Approve (a member other than the recorder): the consumption earns its points now")
-    async def approve(self, approval_id: int, staff: Principal, data: ConsumptionDecision | None = None
+    async def approve(self, db: Db, approval_id: int, staff: Principal, data: ConsumptionDecision | None = None
                       ) -> ConsumptionApprovalView:
         note = data.note if data else ""
 
@@ -335,20 +351,22 @@ class ConsumptionApprovalController(Controller):
                          "recorded_by_id": approval.recorded_by_id, "note": note})
             return ConsumptionApprovalView.of(approval)
 
-        return await in_transaction(work)
+        return await db.run(work)
 
     @post("/{approval_id:int}/reject", status_code=HTTP_200_OK,
           summary="Reject (or, by the recorder, withdraw): nothing is earned")
-    async def reject(self, approval_id: int, staff: Principal, data: ConsumptionDecision | None = None
+    async def reject(self, db: Db, approval_id: int, staff: Principal, data: ConsumptionDecision | None = None
                      ) -> ConsumptionApprovalView:
         note = data.note if data else ""
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient) -> ConsumptionApprovalView:
             approval = await consumption_service.reject_consumption(conn, approval_id, staff_id=staff.id, note=note)
             await audit(conn, staff.id, "points.consumption_reject", "consumption_approval", approval_id,
                         {"amount_fen": approval.amount_fen, "note": note})
             return ConsumptionApprovalView.of(approval)
 
+        return await db.run(work)
+
 
 ROUTES = [CheckInController, PointsController, ConsumptionAdminController, ConsumptionApprovalController,
           PointsAdminController]
-LOGIN_HOOKS = [_open_points_account]

@@ -16,16 +16,18 @@ from booking.bookings import release_seat
 from booking.models import Booking, BookingStatus, FollowUpTask, Survey, TriageSubmission
 from booking.triage import read_triage
 from kernel import clock, crypto
+from kernel.privacy import rows_of
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+TABLES = [
+    (Booking, "customer_id", "bookings"),
+    (TriageSubmission, "customer_id", "triage"),
+    (Survey, "customer_id", "surveys"),
+    (FollowUpTask, "customer_id", "follow_ups"),
+]
 
 
 async def export(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
-    bookings = await Booking.filter(customer_id=customer_id).using_db(conn).order_by("id").values(
-        "id", "status", "branch_id", "department_id", "service_id", "starts_at", "note", "created_at"
-    )
     triage = []
     for submission in await TriageSubmission.filter(customer_id=customer_id).using_db(conn).order_by("id"):
         content = await read_triage(conn, submission)
@@ -34,13 +36,19 @@ async def export(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
             "answers": content.answers, "needs_doctor_review": submission.needs_review,
             "created_at": submission.created_at.isoformat(),
         })
-    surveys = await Survey.filter(customer_id=customer_id).using_db(conn).order_by("id").values(
-        "booking_id", "score", "comment", "created_at"
-    )
     return {
-        "bookings": [{k: _iso(v) for k, v in row.items()} for row in bookings],
+        "bookings": await rows_of(
+            Booking.filter(customer_id=customer_id).using_db(conn),
+            "id", "status", "branch_id", "department_id", "service_id", "starts_at", "note", "created_at",
+        ),
         "triage": triage,
-        "surveys": [{k: _iso(v) for k, v in row.items()} for row in surveys],
+        "surveys": await rows_of(
+            Survey.filter(customer_id=customer_id).using_db(conn), "booking_id", "score", "comment", "created_at"
+        ),
+        "follow_ups": await rows_of(
+            FollowUpTask.filter(customer_id=customer_id).using_db(conn),
+            "booking_id", "days_after", "due_date", "status", "note", "done_at",
+        ),
     }
 
 

@@ -27,14 +27,12 @@ from booking.models import (
 )
 from booking.schedules import hhmm
 from booking.triage import ReadTriage
-from kernel.identity.schemas import Page
+from kernel.schemas import Id, Page
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z0-9_-]+$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Short = Annotated[str, msgspec.Meta(max_length=255)]
 HHMM = Annotated[str, msgspec.Meta(pattern=r"^\d{1,2}:\d{2}$")]
-# Ids are BIGINT; a larger number would reach MySQL as an out-of-range error instead of a 4xx.
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 Note = Annotated[str, msgspec.Meta(max_length=500)]
 
 

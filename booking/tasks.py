@@ -14,7 +14,7 @@ from arq import cron, func
 
 from booking import service
 from booking.models import Schedule
-from kernel.db import transaction
+from kernel.jobs import run_job_transaction
 from kernel.errors import DomainError
 
 log = structlog.get_logger(__name__)
@@ -22,8 +22,7 @@ log = structlog.get_logger(__name__)
 
 async def send_reminder(ctx: dict[str, Any], booking_id: int) -> bool:
     """Send one booking's reminder if it is due and not sent yet. Returns whether it was sent."""
-    async with transaction() as conn:
-        message = await service.claim_reminder(conn, booking_id)
+    message = await run_job_transaction(ctx, service.claim_reminder, booking_id)
     if message is None:
         return False
     try:
@@ -32,19 +31,17 @@ async def send_reminder(ctx: dict[str, Any], booking_id: int) -> bool:
         )
     except (DomainError, OSError) as exc:
         # Refused subscription, quota, WeChat down: recorded; the next scan tries again (capped).
-        async with transaction() as conn:
-            await service.mark_reminder(conn, message.notification_id, error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        await run_job_transaction(ctx, lambda conn: service.mark_reminder(conn, message.notification_id, error=error))
         log.warning("booking.reminder_failed", booking_id=booking_id, error_type=type(exc).__name__)
         return False
-    async with transaction() as conn:
-        await service.mark_reminder(conn, message.notification_id)
+    await run_job_transaction(ctx, service.mark_reminder, message.notification_id)
     return True
 
 
 async def send_due_reminders(ctx: dict[str, Any]) -> int:
     """The scan: every booking starting within the reminder lead time gets its reminder once."""
-    async with transaction() as conn:
-        due = await service.due_reminder_ids(conn)
+    due = await run_job_transaction(ctx, service.due_reminder_ids)
     sent = 0
     for booking_id in due:
         sent += await send_reminder(ctx, booking_id)
@@ -52,21 +49,18 @@ async def send_due_reminders(ctx: dict[str, Any]) -> int:
 
 
 async def mark_no_shows(ctx: dict[str, Any]) -> int:
-    async with transaction() as conn:
-        return await service.mark_no_shows(conn)
+    return await run_job_transaction(ctx, service.mark_no_shows)
 
 
 async def create_follow_ups(ctx: dict[str, Any], booking_id: int) -> int:
-    async with transaction() as conn:
-        return await service.create_follow_ups(conn, booking_id)
+    return await run_job_transaction(ctx, service.create_follow_ups, booking_id)
 
 
 async def publish_schedules(ctx: dict[str, Any]) -> int:
     """Keep every active schedule published up to the horizon (one transaction per schedule)."""
     created = 0
     for schedule in await Schedule.filter(is_active=True).order_by("id"):
-        async with transaction() as conn:
-            created += await service.publish_horizon(conn, schedule)
+        created += await run_job_transaction(ctx, service.publish_horizon, schedule)
     return created
 
 

@@ -14,7 +14,6 @@ from arq import cron, func
 from crm import acquisition, occasions, outreach, rfm, segments, tags
 from crm.settings import get_crm_settings
 from kernel import clock
-from kernel.db import transaction
 from kernel.errors import DomainError
 from kernel.jobs import run_job_transaction
 
@@ -24,13 +23,11 @@ log = structlog.get_logger(__name__)
 async def score_customers(ctx: dict[str, Any], as_of_iso: str | None = None) -> int:
     """RFM for every customer, one transaction per id chunk. Returns customers scored."""
     as_of = date.fromisoformat(as_of_iso) if as_of_iso else None
-    async with transaction() as conn:
-        scoring = await rfm.scoring_for(conn, as_of)
+    scoring = await run_job_transaction(ctx, rfm.scoring_for, as_of)
     chunk = get_crm_settings().scoring_chunk
     after, scored = 0, 0
     while True:
-        async with transaction() as conn:
-            ids = await rfm.customer_id_chunk(conn, after, chunk)
+        ids = await run_job_transaction(ctx, rfm.customer_id_chunk, after, chunk)
         if not ids:
             break
         scored += await run_job_transaction(ctx, partial(_score, scoring=scoring, first=ids[0], last=ids[-1]))
@@ -48,8 +45,7 @@ async def apply_rule_tags(ctx: dict[str, Any]) -> int:
     today = clock.local_today()
     after, changed = 0, 0
     while True:
-        async with transaction() as conn:
-            ids = await rfm.customer_id_chunk(conn, after, chunk)
+        ids = await run_job_transaction(ctx, rfm.customer_id_chunk, after, chunk)
         if not ids:
             break
         changed += await run_job_transaction(
@@ -70,8 +66,7 @@ async def recompute_segment(ctx: dict[str, Any], segment_id: int) -> tuple[int, 
 
 
 async def recompute_segments(ctx: dict[str, Any]) -> int:
-    async with transaction() as conn:
-        ids = await segments.live_segment_ids(conn)
+    ids = await run_job_transaction(ctx, segments.live_segment_ids)
     for segment_id in ids:
         await recompute_segment(ctx, segment_id)
     return len(ids)

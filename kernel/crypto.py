@@ -62,8 +62,3 @@ def mask_phone(phone: str | None) -> str | None:
     if len(phone) < 7:
         return "*" * len(phone)
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
-
-
-def reset_caches() -> None:
-    _aead.cache_clear()
-    _hash_key.cache_clear()

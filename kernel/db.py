@@ -7,11 +7,9 @@ installed, so `assert_mysql_driver` refuses to start in that case); SQLite is th
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-from urllib.parse import unquote, urlparse
-
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
 
 import structlog
 from tortoise import Tortoise, connections
@@ -19,20 +17,21 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
-from kernel.modules import exists
+from kernel.errors import Conflict
 from kernel.settings import DatabaseSettings, get_settings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-# The Tortoise apps (one per room, referrals apart from orders and group buys), each with its models
-# modules and its migrations package. An app is included once one of its models modules exists, so
-# a room can grow without touching this file.
+# The Tortoise apps (one per room: orders, group buys and referrals apart), each with its models
+# modules and its migrations package, in the dotted form Tortoise's config takes. Every app is always
+# configured: a missing module stops start-up (Tortoise cannot import it) instead of being skipped.
 _APPS: dict[str, tuple[list[str], str]] = {
     "kernel": (["kernel.identity.models", "kernel.outbox.models"], "kernel.migrations"),
     "points_mall": (["points_mall.models"], "points_mall.migrations"),
     "booking": (["booking.models"], "booking.migrations"),
     "campaigns": (["campaigns.models"], "campaigns.migrations"),
+    "orders": (["orders.models"], "orders.migrations"),
     "referrals": (["campaigns.referrals.models"], "campaigns.referrals.migrations"),
     "crm": (["crm.models"], "crm.migrations"),
     "reports": (["reports.models"], "reports.migrations"),
@@ -68,9 +67,7 @@ def tortoise_config(db: DatabaseSettings | None = None) -> dict[str, Any]:
     db = db or get_settings().db
     apps: dict[str, Any] = {}
     for label, (modules, migrations) in _APPS.items():
-        present = [m for m in modules if exists(m)]
-        if present:
-            apps[label] = {"models": present, "default_connection": "default", "migrations": migrations}
+        apps[label] = {"models": modules, "default_connection": "default", "migrations": migrations}
     return {
         "connections": {"default": connection_config(db)},
         "apps": apps,
@@ -90,15 +87,7 @@ def assert_mysql_driver() -> None:
         )
 
 
-def is_mysql() -> bool:
-    return urlparse(get_settings().db.url).scheme == "mysql"
-
-
 _initialised = False
-
-
-def is_initialised() -> bool:
-    return _initialised
 
 
 async def init_db(db: DatabaseSettings | None = None) -> bool:
@@ -158,37 +147,56 @@ async def close_db(timeout: float = 3.0) -> None:
 _RETRYABLE_MYSQL_ERRNOS = {1213, 1205}  # deadlock found; lock wait timeout
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """A deadlock or lock-wait timeout: InnoDB rolled the statement (or transaction) back; retry it."""
-    cause = exc.__cause__ or exc.__context__
-    for candidate in (exc, cause, *getattr(exc, "args", ())):
+def mysql_errno(exc: BaseException) -> int | None:
+    """The MySQL error number behind a driver or Tortoise error (Tortoise wraps pymysql's), if any."""
+    for candidate in (exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())):
         args = getattr(candidate, "args", None)
-        if args and isinstance(args[0], int) and args[0] in _RETRYABLE_MYSQL_ERRNOS:
-            return True
-    return False
+        if args and isinstance(args[0], int):
+            return args[0]
+    return None
+
+
+class RaceLost(Conflict):
+    """The transaction lost a race that running it again resolves (two first logins for one openid).
+
+    `run_in_transaction` runs the work again; a caller that still loses gets a 409.
+    """
+
+    default_message = "A concurrent request changed the same data; retry."
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or lock-wait timeout (InnoDB rolled the transaction back), or a lost race: run it again."""
+    return isinstance(exc, RaceLost) or mysql_errno(exc) in _RETRYABLE_MYSQL_ERRNOS
 
 
 def transaction():
-    """One transaction, opened at the edge (a request or a job); services receive the connection."""
+    """One transaction, opened at the edge; callers use `run_in_transaction` (or `run_job_transaction`)."""
     return in_transaction("default")
 
 
 async def run_in_transaction(work: Callable[[BaseDBAsyncClient], Awaitable[T]], *, attempts: int = 4) -> T:
     """Run `work(conn)` in one transaction at the edge, again when InnoDB picks it as a deadlock victim.
 
-    A deadlock (or lock-wait timeout) rolls the whole transaction back, so running it again is safe;
-    every other error propagates at once. Routes and jobs call this; services never open transactions.
+    A deadlock (or lock-wait timeout) rolls the whole transaction back, so running it again is safe as
+    long as the work touches only the database; every other error propagates at once. Routes reach it
+    through the `db` dependency (api/deps.py), jobs through `kernel.jobs.run_job_transaction`;
+    services never open transactions.
     """
     for attempt in range(attempts):
         try:
             async with transaction() as conn:
                 return await work(conn)
-        except (OperationalError, TransactionManagementError) as exc:
+        except (OperationalError, TransactionManagementError, RaceLost) as exc:
             if attempt == attempts - 1 or not is_retryable(exc):
                 raise
             log.info("db.deadlock_retry", attempt=attempt + 1)
     raise AssertionError("unreachable")
 
 
-# Read by the `tortoise` CLI (see [tool.tortoise] in pyproject.toml).
-TORTOISE_ORM = tortoise_config()
+def __getattr__(name: str) -> Any:
+    # `TORTOISE_ORM` is read by the `tortoise` CLI (see [tool.tortoise] in pyproject.toml). Built on
+    # access, not at import: reading the settings may create the development secret file.
+    if name == "TORTOISE_ORM":
+        return tortoise_config()
+    raise AttributeError(name)

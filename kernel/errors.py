@@ -23,11 +23,6 @@ class DomainError(Exception):
         super().__init__(self.message)
 
 
-class BadRequest(DomainError):
-    status_code = 400
-    code = "bad_request"
-
-
 class ValidationFailed(DomainError):
     """Input that parsed but breaks a rule; `field` names the offending field."""
 
@@ -73,9 +68,3 @@ class UpstreamUnavailable(DomainError):
     status_code = 502
     code = "upstream_unavailable"
     default_message = "An upstream service did not answer correctly."
-
-
-class ServiceUnavailable(DomainError):
-    status_code = 503
-    code = "service_unavailable"
-    default_message = "The service is temporarily unavailable."

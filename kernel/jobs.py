@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from arq import Retry
-from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import OperationalError, TransactionManagementError
 
 from kernel.db import is_retryable, run_in_transaction
@@ -16,17 +15,19 @@ T = TypeVar("T")
 
 async def run_job_transaction(
     ctx: dict[str, Any],
-    work: Callable[[BaseDBAsyncClient], Awaitable[T]],
-    *,
+    work: Callable[..., Awaitable[T]],
+    *args: Any,
     attempts: int = 4,
     retry_defer: float | None = None,
 ) -> T:
-    """`run_in_transaction` for a job: a deadlock that outlives the quick retries becomes arq's Retry.
+    """The one way a job reaches the database: `work(conn, *args)` in one transaction.
 
-    Without this the job would fail for good, and nothing else re-runs most jobs' side effects.
+    A deadlock is run again at once (the transaction was rolled back whole); one that outlives the
+    quick retries becomes arq's Retry. Without that the job would fail for good, and nothing else
+    re-runs most jobs' side effects.
     """
     try:
-        return await run_in_transaction(work, attempts=attempts)
+        return await run_in_transaction(lambda conn: work(conn, *args), attempts=attempts)
     except (OperationalError, TransactionManagementError) as exc:
         if not is_retryable(exc):
             raise

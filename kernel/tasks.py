@@ -6,7 +6,7 @@ from typing import Any
 
 from arq import cron, func
 
-from kernel.db import transaction
+from kernel.jobs import run_job_transaction
 from kernel.outbox.service import prune_delivered
 from kernel.privacy import erase_customer as erase_customer_data
 
@@ -18,8 +18,7 @@ async def prune_outbox(ctx: dict[str, Any]) -> int:
 
 async def erase_customer(ctx: dict[str, Any], customer_id: int) -> bool:
     """Carry out a customer's erasure request (PIPL) in one transaction; a second run does nothing."""
-    async with transaction() as conn:
-        return await erase_customer_data(conn, customer_id)
+    return await run_job_transaction(ctx, erase_customer_data, customer_id)
 
 
 FUNCTIONS = [

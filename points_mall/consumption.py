@@ -125,6 +125,16 @@ async def record_staff_consumption(
         return _same_or_refuse(waiting, customer_id, amount_fen), False
 
 
+async def approval_page(
+    conn: BaseDBAsyncClient, *, status: ApprovalStatus | None, limit: int, offset: int
+) -> tuple[int, list[ConsumptionApproval]]:
+    """Consumptions awaiting (or past) a second member's approval, newest first, with the total."""
+    query = ConsumptionApproval.all() if status is None else ConsumptionApproval.filter(status=status)
+    total = await query.using_db(conn).count()
+    rows = await query.using_db(conn).order_by("-id").offset(offset).limit(limit)
+    return total, rows
+
+
 async def _approval(conn: BaseDBAsyncClient, approval_id: int) -> ConsumptionApproval:
     approval = await ConsumptionApproval.get_or_none(id=approval_id, using_db=conn)
     if approval is None:

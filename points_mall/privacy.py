@@ -6,53 +6,86 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from kernel.privacy import rows_of
 from points_mall.mall import cancel_vouchers_of_erased_customer
 from points_mall.models import (
     CheckIn,
     Consumption,
     ConsumptionApproval,
+    ExpiryReminder,
     MallRedemption,
+    PendingPoints,
     PointsAccount,
     PointsLedgerEntry,
+    PointsLot,
+    QualifiedReferral,
+    TierChange,
     Voucher,
 )
 
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+TABLES = [
+    (PointsAccount, "customer_id", "account"),
+    (PointsLedgerEntry, "customer_id", "ledger"),
+    (CheckIn, "customer_id", "check_ins"),
+    (Consumption, "customer_id", "consumptions"),
+    (ConsumptionApproval, "customer_id", "consumption_approvals"),
+    (MallRedemption, "customer_id", "redemptions"),
+    (Voucher, "customer_id", "vouchers"),
+    (PendingPoints, "customer_id", "pending_points"),
+    (PointsLot, "customer_id", "lots"),
+    (TierChange, "customer_id", "tier_changes"),
+    (ExpiryReminder, "customer_id", "expiry_reminders"),
+    (QualifiedReferral, "referrer_id", "qualified_referrals"),
+]
 
 
 async def export(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
     account = await PointsAccount.get_or_none(customer_id=customer_id, using_db=conn)
-    ledger = await PointsLedgerEntry.filter(customer_id=customer_id).using_db(conn).order_by("id").values(
-        "delta", "kind", "reason", "balance_after", "expires_at", "occurred_at"
-    )
-    check_ins = await CheckIn.filter(customer_id=customer_id).using_db(conn).order_by("local_date").values(
-        "local_date", "streak", "points", "makeup"
-    )
-    consumptions = await Consumption.filter(customer_id=customer_id).using_db(conn).order_by("id").values(
-        "amount_fen", "refunded_fen", "source", "points", "occurred_at"
-    )
-    # Large consumptions waiting for (or decided by) a second staff member: the customer's too.
-    approvals = await ConsumptionApproval.filter(customer_id=customer_id).using_db(conn).order_by("id").values(
-        "amount_fen", "status", "created_at", "decided_at"
-    )
-    redemptions = await MallRedemption.filter(customer_id=customer_id).using_db(conn).order_by("id").values(
-        "item_title", "quantity", "points_spent", "status", "created_at"
-    )
-    vouchers = await Voucher.filter(customer_id=customer_id).using_db(conn).order_by("id").values(
-        "title", "status", "valid_until", "issued_at", "redeemed_at"
-    )
     return {
         "account": None
         if account is None
         else {"balance": account.balance, "pending": account.pending, "lifetime_earned": account.lifetime_earned},
-        "ledger": [{k: _iso(v) for k, v in row.items()} for row in ledger],
-        "check_ins": [{k: _iso(v) for k, v in row.items()} for row in check_ins],
-        "consumptions": [{k: _iso(v) for k, v in row.items()} for row in consumptions],
-        "consumption_approvals": [{k: _iso(v) for k, v in row.items()} for row in approvals],
-        "redemptions": [{k: _iso(v) for k, v in row.items()} for row in redemptions],
-        "vouchers": [{k: _iso(v) for k, v in row.items()} for row in vouchers],
+        "ledger": await rows_of(
+            PointsLedgerEntry.filter(customer_id=customer_id).using_db(conn),
+            "delta", "kind", "reason", "balance_after", "expires_at", "occurred_at",
+        ),
+        "check_ins": await rows_of(
+            CheckIn.filter(customer_id=customer_id).using_db(conn), "local_date", "streak", "points", "makeup"
+        ),
+        "consumptions": await rows_of(
+            Consumption.filter(customer_id=customer_id).using_db(conn),
+            "amount_fen", "refunded_fen", "source", "points", "occurred_at",
+        ),
+        # Large consumptions waiting for (or decided by) a second staff member: the customer's too.
+        "consumption_approvals": await rows_of(
+            ConsumptionApproval.filter(customer_id=customer_id).using_db(conn),
+            "amount_fen", "status", "created_at", "decided_at",
+        ),
+        "redemptions": await rows_of(
+            MallRedemption.filter(customer_id=customer_id).using_db(conn),
+            "item_title", "quantity", "points_spent", "status", "created_at",
+        ),
+        "vouchers": await rows_of(
+            Voucher.filter(customer_id=customer_id).using_db(conn),
+            "title", "status", "valid_until", "issued_at", "redeemed_at",
+        ),
+        "pending_points": await rows_of(
+            PendingPoints.filter(customer_id=customer_id).using_db(conn),
+            "points", "kind", "reason", "earned_at", "release_at", "status", "settled_at",
+        ),
+        "lots": await rows_of(
+            PointsLot.filter(customer_id=customer_id).using_db(conn), "points", "remaining", "earned_at", "expires_at"
+        ),
+        "tier_changes": await rows_of(
+            TierChange.filter(customer_id=customer_id).using_db(conn),
+            "from_tier_id", "to_tier_id", "direction", "reason", "occurred_at",
+        ),
+        "expiry_reminders": await rows_of(
+            ExpiryReminder.filter(customer_id=customer_id).using_db(conn), "expires_at", "points", "created_at", "sent_at"
+        ),
+        "qualified_referrals": await rows_of(
+            QualifiedReferral.filter(referrer_id=customer_id).using_db(conn), "occurred_at"
+        ),
     }
 
 

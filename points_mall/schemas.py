@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from kernel.identity.schemas import Page
+from kernel.schemas import Id, Page
 from points_mall.models import (
     ApprovalStatus,
     CheckIn,
@@ -28,8 +28,6 @@ from points_mall.models import (
     VoucherStatus,
 )
 
-# Ids are BIGINT columns: a larger number is refused here rather than by the database (which would say "out of range").
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 # Availability windows compare with aware instants: a datetime without an offset is refused, not guessed.
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9:._\-]+$")]

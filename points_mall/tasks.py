@@ -6,21 +6,21 @@ jobs at least once) changes nothing the second time.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from arq import cron, func
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.functions import Sum
 
 from kernel import clock
-from kernel.db import transaction
+from kernel.jobs import run_job_transaction
 from kernel.identity.models import Customer
 from kernel.outbox import enqueue
 from points_mall import ledger, mall
 from points_mall.models import ExpiryReminder, PointsLot
-from kernel.db import run_in_transaction as in_transaction
 from points_mall.rules import get_rules
 from points_mall.tiers import accounts_with_tier, evaluate_tier
 
@@ -31,12 +31,11 @@ async def release_pending_points(ctx: dict[str, Any]) -> int:
     """Move held consumption points whose refund window has passed into the ledger."""
     released = 0
     while True:
-        async with transaction() as conn:
-            due = await ledger.due_pending_ids(conn)
+        due = await run_job_transaction(ctx, ledger.due_pending_ids)
         if not due:
             return released
         for pending_id in due:
-            entry = await in_transaction(lambda conn, pid=pending_id: ledger.release_pending(conn, pid))
+            entry = await run_job_transaction(ctx, ledger.release_pending, pending_id)
             released += entry is not None
         if len(due) < 500:
             return released
@@ -46,21 +45,19 @@ async def expire_points(ctx: dict[str, Any]) -> dict[str, int]:
     """Expire due lots (one transaction per customer) and queue reminders for points expiring soon."""
     expired_customers = 0
     while True:
-        async with transaction() as conn:
-            customers = await ledger.customers_with_expired_lots(conn)
+        customers = await run_job_transaction(ctx, ledger.customers_with_expired_lots)
         for customer_id in customers:
-            entries = await in_transaction(lambda conn, cid=customer_id: ledger.expire_customer_lots(conn, cid))
+            entries = await run_job_transaction(ctx, ledger.expire_customer_lots, customer_id)
             expired_customers += bool(entries)
         if len(customers) < 1000:
             break
-    reminders = await queue_expiry_reminders()
+    reminders = await queue_expiry_reminders(ctx)
     return {"customers_expired": expired_customers, "reminders_queued": reminders}
 
 
-async def queue_expiry_reminders() -> int:
+async def queue_expiry_reminders(ctx: dict[str, Any]) -> int:
     """One reminder per customer and expiry moment within the reminder horizon (30 days by default)."""
-    async with transaction() as conn:
-        rules = await get_rules(conn)
+    rules = await run_job_transaction(ctx, get_rules)
     if rules.expiry_reminder_days <= 0:
         return 0
     now = clock.now()
@@ -68,14 +65,17 @@ async def queue_expiry_reminders() -> int:
     groups = await PointsLot.filter(remaining__gt=0, expires_at__gt=now, expires_at__lte=horizon).annotate(
         points=Sum("remaining")
     ).group_by("customer_id", "expires_at").values_list("customer_id", "expires_at", "points")
+
+    async def remind(conn: BaseDBAsyncClient, customer_id: int, expires_at: datetime, points: int) -> None:
+        reminder = await ExpiryReminder.create(
+            customer_id=customer_id, expires_at=expires_at, points=points, created_at=now, using_db=conn
+        )
+        await enqueue(conn, "points.send_expiry_reminder", reminder.id)
+
     queued = 0
     for customer_id, expires_at, points in groups:
         try:
-            async with transaction() as conn:
-                reminder = await ExpiryReminder.create(
-                    customer_id=customer_id, expires_at=expires_at, points=int(points), created_at=now, using_db=conn
-                )
-                await enqueue(conn, "points.send_expiry_reminder", reminder.id)
+            await run_job_transaction(ctx, remind, customer_id, expires_at, int(points))
             queued += 1
         except IntegrityError:
             continue  # already reminded about this expiry
@@ -87,8 +87,7 @@ async def send_expiry_reminder(ctx: dict[str, Any], reminder_id: int) -> bool:
     if reminder is None or reminder.sent_at is not None:
         return False
     customer = await Customer.get_or_none(id=reminder.customer_id, deleted_at=None)  # type: ignore[attr-defined]
-    async with transaction() as conn:
-        rules = await get_rules(conn)
+    rules = await run_job_transaction(ctx, get_rules)
     if customer is not None:
         local = reminder.expires_at.astimezone(clock.clinic_zone()) - timedelta(seconds=1)
         # The WeChat call is outside any transaction; at worst a retry sends the reminder twice.
@@ -107,11 +106,10 @@ async def review_tiers(ctx: dict[str, Any]) -> int:
     changed = 0
     after = 0
     while True:
-        async with transaction() as conn:
-            batch = await accounts_with_tier(conn, after_id=after, limit=500)
+        batch = await run_job_transaction(ctx, lambda conn: accounts_with_tier(conn, after_id=after, limit=500))
         for account_id, customer_id in batch:
-            change = await in_transaction(
-                lambda conn, cid=customer_id: evaluate_tier(conn, cid, allow_down=True, reason="periodic review")
+            change = await run_job_transaction(
+                ctx, lambda conn, cid=customer_id: evaluate_tier(conn, cid, allow_down=True, reason="periodic review")
             )
             changed += change is not None
             after = account_id
@@ -121,15 +119,13 @@ async def review_tiers(ctx: dict[str, Any]) -> int:
 
 async def expire_vouchers(ctx: dict[str, Any]) -> int:
     """Expire vouchers past their date; mall vouchers return points and stock only if the rules say so."""
-    async with transaction() as conn:
-        return_points = (await get_rules(conn)).voucher_expiry_returns_points
+    return_points = (await run_job_transaction(ctx, get_rules)).voucher_expiry_returns_points
     expired = 0
     while True:
-        async with transaction() as conn:
-            due = await mall.due_voucher_ids(conn)
+        due = await run_job_transaction(ctx, mall.due_voucher_ids)
         for voucher_id in due:
-            done = await in_transaction(
-                lambda conn, vid=voucher_id: mall.expire_voucher(conn, vid, return_points=return_points)
+            done = await run_job_transaction(
+                ctx, lambda conn, vid=voucher_id: mall.expire_voucher(conn, vid, return_points=return_points)
             )
             expired += done
         if len(due) < 500:

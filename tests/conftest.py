@@ -116,6 +116,10 @@ async def database():
     try:
         await db.migrate()
         await db.init_db()
+        # What the app and the worker do at start-up; tests also call services and jobs directly.
+        import rooms
+
+        rooms.install()
         yield TEST_DATABASE
     finally:
         await db.close_db()

@@ -27,14 +27,14 @@ from hypothesis.stateful import (
 from tortoise import Tortoise
 
 from campaigns.groupbuy.models import CampaignKind
-from campaigns.orders.gateway import default_gateway
+from orders.gateway import default_gateway
 from campaigns.referrals.models import ReferrerRewardType, WelcomeRewardType
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import Customer
 from points_mall.service import earn_points
 from tests.booking.factories import make_branch, make_department, make_slot
-from tests.campaigns.factories import QUEUE, run_jobs
+from tests.orders.factories import QUEUE, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.campaigns.referrals.factories import make_program
 from tests.factories import customer_headers, make_staff, staff_headers

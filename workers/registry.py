@@ -1,31 +1,25 @@
-"""Collects every room's job functions and cron jobs (each room lists them in its tasks.py)."""
+"""Every room's job functions and cron jobs, named once by import (each room lists them in its tasks.py)."""
 
 from __future__ import annotations
 
 from arq.cron import CronJob
 from arq.worker import Function
 
-from kernel.modules import import_present
+from booking import tasks as booking_tasks
+from campaigns.groupbuy import tasks as groupbuy_tasks
+from campaigns.referrals import tasks as referral_tasks
+from crm import tasks as crm_tasks
+from kernel import tasks as kernel_tasks
+from orders import tasks as order_tasks
+from points_mall import tasks as points_tasks
+from reports import tasks as report_tasks
 
-_TASK_MODULES = [
-    "kernel.tasks",
-    "points_mall.tasks",
-    "booking.tasks",
-    "campaigns.tasks",
-    "campaigns.referrals.tasks",
-    "crm.tasks",
-    "reports.tasks",
-]
-
-
-def _modules():
-    return import_present(_TASK_MODULES)
+TASK_MODULES = [kernel_tasks, points_tasks, booking_tasks, order_tasks, groupbuy_tasks, referral_tasks, crm_tasks,
+                report_tasks]
 
 
 def functions() -> list[Function]:
-    found: list[Function] = []
-    for module in _modules():
-        found.extend(getattr(module, "FUNCTIONS", []))
+    found = [f for module in TASK_MODULES for f in module.FUNCTIONS]
     names = [f.name for f in found]
     duplicated = {n for n in names if names.count(n) > 1}
     if duplicated:
@@ -34,7 +28,4 @@ def functions() -> list[Function]:
 
 
 def cron_jobs() -> list[CronJob]:
-    jobs: list[CronJob] = []
-    for module in _modules():
-        jobs.extend(getattr(module, "CRON_JOBS", []))
-    return jobs
+    return [job for module in TASK_MODULES for job in module.CRON_JOBS]

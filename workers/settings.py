@@ -13,6 +13,7 @@ import structlog
 
 from arq.connections import RedisSettings
 
+import rooms
 from kernel import db
 from kernel.outbox.service import run_relay
 from kernel.settings import get_settings, live_adapters, refuse_unsafe_production
@@ -28,6 +29,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     # A separate worker process is a production start too: same refusals as the API.
     refuse_unsafe_production(settings)
     log.info("worker.adapters", **live_adapters(settings))
+    rooms.install()
     ctx["settings"] = settings
     # In the embedded stack and in tests the process has already initialised the database.
     ctx["owns_db"] = await db.init_db()

@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from campaigns.groupbuy import service as campaigns
 from campaigns.groupbuy.models import Campaign, CampaignEntry, CampaignSku, CampaignStatus, EntryStatus, Group
 from campaigns.groupbuy.groups import SETTLEABLE
-from campaigns.orders import service as orders
+from orders import service as orders
 from kernel import clock
 
 log = structlog.get_logger(__name__)

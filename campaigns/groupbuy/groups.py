@@ -15,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from campaigns import points_bridge
+from campaigns.groupbuy import partners
 from campaigns.groupbuy import service as campaigns
 from campaigns.groupbuy.errors import (
     AlreadyInGroup,
@@ -39,8 +39,8 @@ from campaigns.groupbuy.models import (
     Group,
     GroupStatus,
 )
-from campaigns.orders import service as orders
-from campaigns.orders.models import Order, OrderStatus
+from orders import service as orders
+from orders.models import Order, OrderStatus
 from kernel import clock
 from kernel.outbox import enqueue
 
@@ -88,7 +88,7 @@ async def _require_new_customer(conn: BaseDBAsyncClient, campaign: Campaign, cus
     if not campaign.new_customers_only:
         return
     paid_before = await Order.filter(customer_id=customer_id, paid_at__isnull=False).using_db(conn).exists()
-    if paid_before or await points_bridge.customer_has_consumption(conn, customer_id):
+    if paid_before or await partners.customer_has_consumption(conn, customer_id):
         raise NewCustomersOnly(campaign_id=campaign.id)
 
 
@@ -194,7 +194,7 @@ async def _fulfil(conn: BaseDBAsyncClient, campaign: Campaign, entry: CampaignEn
     if not won:
         return
     sku = await CampaignSku.get(id=entry.sku_id).using_db(conn)
-    await points_bridge.issue_group_vouchers(
+    await partners.issue_group_vouchers(
         conn, customer_id=entry.customer_id, order_id=entry.order_id, title=_description(campaign, sku),
         quantity=entry.quantity, valid_until=campaigns.voucher_valid_until(campaign),
         branch_ids=campaign.branch_ids, service_id=sku.service_id,
@@ -220,7 +220,7 @@ async def succeed_group(conn: BaseDBAsyncClient, group_id: int, *, virtual: bool
     for entry in await CampaignEntry.filter(group_id=group_id, status=EntryStatus.paid).using_db(conn).select_for_update():
         await _fulfil(conn, campaign, entry)
     if campaign.leader_bonus_points:
-        await points_bridge.earn_points(
+        await partners.earn_points(
             conn, customer_id=group.leader_id, points_earned=campaign.leader_bonus_points, kind="campaign",
             ref=f"group:{group_id}:leader_bonus", reason=f"闺蜜卡团长奖励 {campaign.title}"[:255],
         )
@@ -358,7 +358,7 @@ async def entry_refund_requested(conn: BaseDBAsyncClient, order: Order, line, re
     if not won:
         return
     # A settled group keeps its end state; a succeeded member's unredeemed vouchers stop working.
-    await points_bridge.cancel_group_vouchers(conn, order_id=order.id, reason=f"refund {refund.out_refund_no}")
+    await partners.cancel_group_vouchers(conn, order_id=order.id, reason=f"refund {refund.out_refund_no}")
     await _give_back(conn, entry, sold=True)
     if entry.group_id is not None:
         # A member who takes the money back before the group settles leaves it: the seat is free again and

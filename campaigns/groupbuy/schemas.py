@@ -8,13 +8,11 @@ from typing import Annotated
 import msgspec
 
 from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku, CampaignStatus, GroupStatus
-from kernel.identity.schemas import Page
+from kernel.schemas import Id, Page
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Fen = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
-# A row id of another room (a service, a branch): what a BIGINT column can hold.
-RowId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
 
 
 class Tier(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,7 +25,7 @@ class SkuCreate(msgspec.Struct, forbid_unknown_fields=True):
     original_price_fen: Fen
     group_price_fen: Fen
     stock: Count
-    service_id: RowId | None = None
+    service_id: Id | None = None
     tiers: list[Tier] = []
 
 
@@ -53,7 +51,7 @@ class CampaignCreate(msgspec.Struct, forbid_unknown_fields=True):
     virtual_min_paid: Annotated[int, msgspec.Meta(ge=1)] | None = None
     leader_bonus_points: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=730)] = 90
-    branch_ids: list[RowId] | None = None
+    branch_ids: list[Id] | None = None
 
 
 class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,7 +68,7 @@ class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
     virtual_min_paid: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0 turns virtual completion off
     leader_bonus_points: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=730)] | None = None
-    branch_ids: list[RowId] | None = None
+    branch_ids: list[Id] | None = None
 
 
 class SkuOut(msgspec.Struct):

@@ -9,11 +9,10 @@ from arq import Retry, cron, func
 
 from campaigns.groupbuy import ending, groups
 from campaigns.groupbuy.models import Campaign, CampaignSku, CampaignStatus, Group
-from campaigns.orders import payments
-from campaigns.orders.gateway import GatewayUnavailable, gateway_from
-from campaigns.orders.tasks import retry_delay
+from orders import payments
+from orders.gateway import GatewayUnavailable, gateway_from
+from orders.tasks import retry_delay
 from kernel import clock
-from kernel.db import run_in_transaction, transaction
 from kernel.jobs import run_job_transaction
 from kernel.settings import get_settings
 
@@ -42,7 +41,7 @@ async def schedule_group_close(ctx: dict[str, Any], group_id: int) -> str:
 async def close_group(ctx: dict[str, Any], group_id: int) -> str:
     """At the deadline: virtual completion or failure (refunds), unless the group filled first."""
     # A deadlock past the quick retries goes back to arq rather than waiting for the sweeper's next minute.
-    result = await run_job_transaction(ctx, lambda conn: groups.settle_group(conn, group_id))
+    result = await run_job_transaction(ctx, groups.settle_group, group_id)
     if result == "not_due":
         group = await Group.get(id=group_id)
         raise Retry(defer=max(1.0, (group.deadline - clock.now()).total_seconds()))
@@ -58,28 +57,23 @@ async def end_campaign(ctx: dict[str, Any], campaign_id: int) -> str:
         return "not_due"
     if campaign.status in (CampaignStatus.draft, CampaignStatus.cancelled):
         return "not_running"
-    async with transaction() as conn:
-        await ending.mark_ended(conn, campaign_id)
-        group_ids = await ending.unsettled_group_ids(conn, campaign_id)
-    for group_id in group_ids:
-        await run_in_transaction(lambda conn, gid=group_id: groups.settle_group(conn, gid, force=True))
+    await run_job_transaction(ctx, ending.mark_ended, campaign_id)
+    for group_id in await run_job_transaction(ctx, ending.unsettled_group_ids, campaign_id):
+        await run_job_transaction(ctx, lambda conn, gid=group_id: groups.settle_group(conn, gid, force=True))
     gateway = gateway_from(ctx)
-    async with transaction() as conn:
-        held = await ending.held_order_ids(conn, campaign_id)
+    held = await run_job_transaction(ctx, ending.held_order_ids, campaign_id)
     for order_id in held:
         try:
             await payments.close_or_confirm(gateway, order_id, reason="campaign_ended")
         except (payments.TryLater, GatewayUnavailable) as exc:
             log.info("groupbuy.end_waits_for_order", order_id=order_id, reason=str(exc))
-    async with transaction() as conn:
-        still_held = await ending.held_order_ids(conn, campaign_id)
+    still_held = await run_job_transaction(ctx, ending.held_order_ids, campaign_id)
     if still_held:
         # Unpaid orders whose window is still open, or payments whose job has not run yet.
         raise Retry(defer=retry_delay(ctx))
     for sku_id in await CampaignSku.filter(campaign_id=campaign_id).values_list("id", flat=True):
-        await run_in_transaction(lambda conn, sid=sku_id: ending.settle_tier_price(conn, sid))
-    async with transaction() as conn:
-        await ending.mark_settled(conn, campaign_id)
+        await run_job_transaction(ctx, ending.settle_tier_price, sku_id)
+    await run_job_transaction(ctx, ending.mark_settled, campaign_id)
     log.info("groupbuy.campaign_settled", campaign_id=campaign_id)
     return "settled"
 
@@ -88,12 +82,11 @@ async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     """Safety net every minute: start due campaigns, settle overdue groups, end due campaigns."""
     now = clock.now()
     counts = {"started": 0, "groups": 0, "campaigns": 0}
-    async with transaction() as conn:
-        counts["started"] = await ending.start_due_campaigns(conn)
+    counts["started"] = await run_job_transaction(ctx, ending.start_due_campaigns)
     overdue = await Group.filter(status__in=groups.SETTLEABLE, deadline__lte=now).order_by("deadline").limit(
         SWEEP_BATCH).values_list("id", flat=True)
     for group_id in overdue:
-        result = await run_in_transaction(lambda conn, gid=group_id: groups.settle_group(conn, gid))
+        result = await run_job_transaction(ctx, groups.settle_group, group_id)
         counts["groups"] += result in ("succeeded", "failed")
     due = await Campaign.filter(
         status__in=(CampaignStatus.scheduled, CampaignStatus.live, CampaignStatus.ended), ends_at__lte=now,

@@ -29,7 +29,7 @@ from campaigns.groupbuy.schemas import (
     sku_out,
     tiers_of,
 )
-from campaigns.orders.models import Order, Refund
+from orders.models import Order, Refund
 from kernel import clock
 from kernel.identity.models import Customer
 

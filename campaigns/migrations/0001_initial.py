@@ -1,6 +1,6 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from campaigns.orders.models import NotificationOutcome, OrderStatus, RefundStatus
+from orders.models import NotificationOutcome, OrderStatus, RefundStatus
 from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index

@@ -24,7 +24,7 @@ from campaigns.referrals.models import (
 )
 from campaigns.referrals.settlement import PayeeLine
 from campaigns.referrals.views import Friend, RewardTotals
-from kernel.identity.schemas import Page
+from kernel.schemas import Page
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=512)]

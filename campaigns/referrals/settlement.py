@@ -7,8 +7,6 @@ from the rows the batch actually claimed.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -277,16 +275,11 @@ EXPORT_HEADER = [
 ]
 
 
-def _cell(text: str) -> str:
-    # A nickname starting with = + - @ would run as a formula in Excel (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_rows(batch: SettlementBatch, lines: list[PayeeLine]) -> list[list[object]]:
     rows: list[list[object]] = [EXPORT_HEADER]
     for line in lines:
         rows.append([
-            line.payee_id, _cell(line.nickname), line.phone_masked, line.reward_count, line.rewards_fen,
+            line.payee_id, line.nickname, line.phone_masked, line.reward_count, line.rewards_fen,
             line.adjustment_count, line.adjustments_fen, line.net_fen, yuan(line.net_fen), line.payee_kind,
         ])
     rows.append([
@@ -295,24 +288,3 @@ def export_rows(batch: SettlementBatch, lines: list[PayeeLine]) -> list[list[obj
         sum(x.net_fen for x in lines), yuan(sum(x.net_fen for x in lines)), "",
     ])
     return rows
-
-
-def to_csv(rows: list[list[object]]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
-    # The BOM makes Excel on Windows read the Chinese nicknames as UTF-8.
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def to_xlsx(rows: list[list[object]]) -> bytes:
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "settlement"
-    for row in rows:
-        # Customer text was escaped by _cell, so openpyxl never mistakes a nickname for a formula.
-        sheet.append(row)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 
+from kernel.schemas import Page
 from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
 
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -130,11 +131,3 @@ class AuditEntry(msgspec.Struct):
             id=r.id, staff_id=r.staff_id, action=r.action, target_type=r.target_type,
             target_id=r.target_id, detail=r.detail, request_id=r.request_id, created_at=r.created_at,
         )
-
-
-class Page(msgspec.Struct):
-    """Offset pagination envelope shared by list routes."""
-
-    total: int
-    limit: int
-    offset: int

@@ -16,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from kernel import clock, crypto
+from kernel.db import RaceLost
 from kernel.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from kernel.identity.password_policy import check_staff_password
 from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
@@ -94,7 +95,7 @@ async def login_customer(
             # Either the referral code collided (retry with another) or a concurrent first login
             # for the same openid won; in that case the caller's transaction retries as a login.
             if await Customer.filter(openid=session.openid).using_db(conn).exists():
-                raise Conflict("A login for this customer is already in progress; retry.")
+                raise RaceLost("A login for this customer is already in progress; retry.")
     raise Conflict("Could not allocate a referral code; retry.")
 
 

@@ -241,9 +241,9 @@ async def test_roles_changed_after_issue_take_effect_at_once(client):
 async def test_finance_actions_leave_audit_rows_naming_the_staff_member_and_request(client, redis):
     """Settlement steps and order refunds: one audit row each, with who did it and the request's id;
     a refused step leaves none. Finance reads the trail through the API."""
-    from campaigns.orders.models import Order
+    from orders.models import Order
     from kernel.identity.models import AuditLogEntry
-    from tests.campaigns.factories import make_order, run_jobs
+    from tests.orders.factories import make_order, run_jobs
     from tests.campaigns.referrals.test_settlement import payable_reward, today
 
     maker, checker = await make_staff("finance"), await make_staff("finance")

@@ -28,7 +28,7 @@ async def test_json_nested_a_thousand_levels_deep_is_a_400(client):
 
 
 async def test_a_four_hundred_digit_wechatpay_timestamp_is_refused_with_401(client):
-    from campaigns.orders.gateway.sandbox import SANDBOX_PUBLIC_KEY_ID
+    from orders.gateway.sandbox import SANDBOX_PUBLIC_KEY_ID
 
     headers = {
         "Wechatpay-Timestamp": "9" * 400, "Wechatpay-Nonce": secrets.token_hex(16),

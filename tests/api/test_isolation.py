@@ -29,7 +29,7 @@ from api.logging import configure_logging
 from api.security import customer_guard
 from booking.models import Booking, BookingStatus, Slot, Survey, TriageSubmission
 from campaigns.groupbuy.models import CampaignKind
-from campaigns.orders.models import Order
+from orders.models import Order
 from campaigns.referrals.models import BindingStatus, ReferralBinding
 from kernel import clock, crypto
 from kernel.identity.models import Customer
@@ -37,7 +37,7 @@ from kernel.settings import get_settings
 from points_mall.models import MallItem, Voucher
 from tests import conftest
 from tests.booking.factories import make_department, make_slot
-from tests.campaigns.factories import discard_future_jobs, make_order, run_jobs
+from tests.orders.factories import discard_future_jobs, make_order, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.campaigns.referrals.factories import make_program
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers

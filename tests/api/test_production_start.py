@@ -17,7 +17,7 @@ import httpx
 import msgspec
 import pytest
 
-from tests.campaigns.wechatpay_fake import FakeWeChatPay
+from tests.orders.wechatpay_fake import FakeWeChatPay
 from tests.fakes.wechat import FakeWeChat
 
 ROOT = Path(__file__).resolve().parents[2]

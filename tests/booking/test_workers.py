@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from arq import Retry
 
 from booking import service
+from booking import tasks as booking_tasks
 from booking.models import Booking, BookingStatus, FollowUpTask, Notification
 from booking.settings import override
 from kernel import clock
@@ -16,6 +18,7 @@ from kernel.outbox import enqueue
 from kernel.wechat.miniprogram import SandboxMiniProgram, WeChatUnavailable
 from tests.booking.factories import make_slot
 from tests.factories import customer_headers, make_customer, run_worker
+from tests.orders.factories import deadlock
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +110,33 @@ async def test_follow_ups_are_created_once(client, redis):
     visit_day = clock.local_today()
     assert [t.due_date for t in tasks] == [visit_day + timedelta(days=d) for d in (1, 3, 7, 15, 30)]
     assert all(t.status == "open" and t.customer_id == customer.id for t in tasks)
+
+
+async def test_a_deadlocked_booking_job_runs_again_and_a_lasting_deadlock_goes_back_to_arq(client, monkeypatch):
+    """Booking's jobs ran in a plain transaction: one InnoDB deadlock failed an outbox-delivered
+    booking.create_follow_ups for good (nothing delivers it again), and the visit had no follow-ups."""
+    customer = await make_customer()
+    booking = await _book(client, customer, starts_in=timedelta(days=3))
+    clock.set_now(clock.now() + timedelta(days=3, minutes=5))
+    async with transaction() as conn:
+        await service.transition(conn, booking["id"], "arrive")
+        await service.transition(conn, booking["id"], "complete")
+    real = service.create_follow_ups
+    victims = {"left": 1}
+
+    async def deadlocked_first(conn, booking_id):
+        if victims["left"]:
+            victims["left"] -= 1
+            raise deadlock()
+        return await real(conn, booking_id)
+
+    monkeypatch.setattr(service, "create_follow_ups", deadlocked_first)
+    with override(follow_up_days=(1, 3)):
+        assert await booking_tasks.create_follow_ups({"job_try": 1}, booking["id"]) == 2
+        victims["left"] = 100
+        with pytest.raises(Retry):
+            await booking_tasks.create_follow_ups({"job_try": 1}, booking["id"])
+    assert await FollowUpTask.filter(booking_id=booking["id"]).count() == 2
 
 
 async def test_no_show_job_marks_only_unarrived_bookings_of_past_days(client, redis):

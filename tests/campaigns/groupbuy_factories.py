@@ -9,9 +9,9 @@ from typing import Any
 from campaigns.groupbuy import service
 from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku, CampaignStatus
 from campaigns.groupbuy.schemas import CampaignCreate, SkuCreate, Tier
-from campaigns.orders import service as orders
-from campaigns.orders.gateway import TradeState, default_gateway
-from campaigns.orders.models import NotificationOutcome, Order
+from orders import service as orders
+from orders.gateway import TradeState, default_gateway
+from orders.models import NotificationOutcome, Order
 from kernel import clock
 from kernel.db import transaction
 

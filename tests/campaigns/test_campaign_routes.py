@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import CampaignEntry, CampaignKind, EntryStatus, Group, GroupStatus
-from campaigns.orders import service as orders
+from orders import service as orders
 from kernel import clock
 from kernel.db import transaction
 from points_mall.models import Voucher, VoucherStatus
-from tests.campaigns.factories import run_jobs
+from tests.orders.factories import run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 

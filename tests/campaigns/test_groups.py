@@ -23,11 +23,11 @@ from campaigns.groupbuy.models import (
     GroupStatus,
 )
 from campaigns.groupbuy.tasks import close_job_id
-from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
+from orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from points_mall.models import PointsLedgerEntry, Voucher, VoucherStatus
-from tests.campaigns.factories import deadlock, enqueue_now, run_jobs
+from tests.orders.factories import deadlock, enqueue_now, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.factories import customer_headers, make_customer
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.orders.gateway.wechatpay import WeChatPayGateway
-from tests.campaigns.factories import discard_future_jobs
+from orders.gateway.wechatpay import WeChatPayGateway
+from tests.orders.factories import discard_future_jobs
 from tests.failures.support import HangingWeChatPay, WorkerProcess, jobs_in_progress, wait_for
 
 

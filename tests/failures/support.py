@@ -18,7 +18,7 @@ from typing import Any
 import aiomysql
 from litestar import Litestar, Request, Response, route
 
-from tests.campaigns.wechatpay_fake import FakeWeChatPay
+from tests.orders.wechatpay_fake import FakeWeChatPay
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, TEST_DATABASE
 
 ROOT = Path(__file__).resolve().parents[2]

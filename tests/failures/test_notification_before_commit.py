@@ -7,10 +7,10 @@ import asyncio
 
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import CampaignEntry, EntryStatus, Group
-from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, PaymentEvent
+from orders.models import NotificationOutcome, Order, OrderStatus, PaymentEvent
 from kernel.db import transaction
 from kernel.outbox.models import OutboxMessage
-from tests.campaigns.factories import run_jobs
+from tests.orders.factories import run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.factories import make_customer
 

@@ -10,11 +10,11 @@ from urllib.parse import urlparse
 from arq.connections import ArqRedis
 
 from campaigns.groupbuy.models import CampaignEntry, CampaignKind, EntryStatus
-from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, PaymentEvent
+from orders.models import NotificationOutcome, Order, OrderStatus, PaymentEvent
 from kernel.outbox.models import OutboxMessage
 from kernel.outbox.service import run_relay
 from points_mall.models import Consumption, Voucher
-from tests.campaigns.factories import QUEUE, run_jobs
+from tests.orders.factories import QUEUE, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.factories import customer_headers, make_customer
 from tests.failures.support import RedisCut, wait_for

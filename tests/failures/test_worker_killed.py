@@ -26,13 +26,13 @@ from tortoise.functions import Sum
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import CampaignEntry, CampaignSku, EntryStatus, Group, GroupStatus
 from campaigns.groupbuy.tasks import close_job_id
-from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
+from orders.models import Order, OrderStatus, Refund, RefundStatus
 from campaigns.referrals.models import ReferralReward, RewardKind, RewardStatus
 from campaigns.referrals.rewards import points_ref
 from kernel import clock
 from kernel.db import transaction
 from points_mall.models import PointsLedgerEntry, Voucher
-from tests.campaigns.factories import QUEUE, run_jobs
+from tests.orders.factories import QUEUE, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.campaigns.referrals.factories import consumption_recorded, login, make_program
 from tests.factories import make_customer, run_worker

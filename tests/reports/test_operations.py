@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 
 from campaigns.groupbuy.models import Campaign, CampaignEntry, CampaignSku, Group
-from campaigns.models import Order
+from orders.models import Order
 from campaigns.referrals.models import ReferralReward, RewardAdjustment
 from crm import tasks as crm_tasks
 from crm.models import RfmScore

@@ -13,7 +13,7 @@ from campaigns.referrals import payouts, rewards
 from campaigns.referrals.models import ReferralReward, RewardStatus
 from kernel import clock
 from kernel.db import transaction
-from tests.campaigns.factories import run_jobs
+from tests.orders.factories import run_jobs
 from tests.campaigns.referrals.factories import login, make_program, next_consumption_id
 
 

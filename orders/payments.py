@@ -14,9 +14,9 @@ import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from campaigns.orders import service
-from campaigns.orders.errors import OrderNotFound, OrderNotPayable, PaymentWindowClosed
-from campaigns.orders.gateway import (
+from orders import service
+from orders.errors import OrderNotFound, OrderNotPayable, PaymentWindowClosed
+from orders.gateway import (
     GatewayRefused,
     NotificationRejected,
     PaymentGateway,
@@ -26,9 +26,9 @@ from campaigns.orders.gateway import (
     RequestPaymentParams,
     TradeState,
 )
-from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, Refund, RefundStatus
+from orders.models import NotificationOutcome, Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
-from kernel.db import run_in_transaction, transaction
+from kernel.db import run_in_transaction
 from kernel.identity.models import Customer
 
 log = structlog.get_logger(__name__)
@@ -38,9 +38,12 @@ log = structlog.get_logger(__name__)
 
 async def start_payment(gateway: PaymentGateway, customer_id: int, order_id: int) -> RequestPaymentParams:
     """The wx.requestPayment parameters for a pending order (prepay once, re-sign on later calls)."""
-    async with transaction() as conn:
+    async def work(conn: BaseDBAsyncClient):
         order = await service.get_customer_order(conn, customer_id, order_id)
         customer = await Customer.get(id=customer_id).using_db(conn)
+        return order, customer
+
+    order, customer = await run_in_transaction(work)
     if order.status != OrderStatus.pending_payment:
         raise OrderNotPayable(order_id=order_id, status=order.status.value)
     if clock.now() >= order.expires_at:
@@ -55,9 +58,13 @@ async def start_payment(gateway: PaymentGateway, customer_id: int, order_id: int
                 payer_openid=customer.openid, expires_at=order.expires_at,
             )
         )
-        async with transaction() as conn:
+
+        async def work(conn: BaseDBAsyncClient):
             await service.record_prepay(conn, order.id, prepay_id)
-            prepay_id = (await service.get_order(conn, order.id)).prepay_id or prepay_id
+            # The first prepay recorded wins (two taps on "pay" may both have asked WeChat).
+            return (await service.get_order(conn, order.id)).prepay_id or prepay_id
+
+        prepay_id = await run_in_transaction(work)
     return gateway.request_payment_params(prepay_id)
 
 
@@ -109,9 +116,11 @@ async def _apply_trade(gateway: PaymentGateway, trade: TradeState, **event) -> N
         return await run_in_transaction(work)
     except IntegrityError:
         # The transaction id is already on another order: never apply it twice, record the oddity.
-        async with transaction() as conn:
+        async def work(conn: BaseDBAsyncClient):
             await service.record_event(conn, source=event["source"], outcome=NotificationOutcome.duplicate,
                                           out_trade_no=trade.out_trade_no, transaction_id=trade.transaction_id or "")
+
+        await run_in_transaction(work)
         log.error("orders.transaction_id_reused", out_trade_no=trade.out_trade_no)
         return NotificationOutcome.duplicate
 
@@ -156,16 +165,22 @@ async def receive_refund_notification(
 
 async def pay_in_sandbox(gateway: PaymentGateway, customer_id: int, out_trade_no: str) -> tuple[NotifyResult, Order]:
     """The customer pays their order in the sandbox: a signed notification goes through the notify path."""
-    async with transaction() as conn:
+    async def work(conn: BaseDBAsyncClient):
         order = await service.get_customer_order_by_trade_no(conn, customer_id, out_trade_no)
         payer_openid = (await Customer.get(id=customer_id).using_db(conn)).openid
+        return order, payer_openid
+
+    order, payer_openid = await run_in_transaction(work)
     make = getattr(gateway, "payment_success_notification", None)
     if make is None:
         raise OrderNotFound(out_trade_no=out_trade_no, reason="sandbox gateway not active")
     headers, body = make(out_trade_no=out_trade_no, total_fen=order.total_fen, payer_openid=payer_openid)
     result = await receive_payment_notification(gateway, headers, body, source="sandbox")
-    async with transaction() as conn:
+
+    async def work(conn: BaseDBAsyncClient):
         return result, await service.get_order(conn, order.id)
+
+    return await run_in_transaction(work)
 
 
 # --- closing and reconciling unpaid orders --------------------------------------------------------
@@ -235,17 +250,23 @@ async def push_refund(gateway: PaymentGateway, refund_id: int) -> RefundStatus:
                 )
             )
     except GatewayRefused as exc:
-        async with transaction() as conn:
-            await service.note_refund_attempt(conn, refund_id, f"refused: {exc.gateway_code}")
-            if exc.gateway_code == "RESOURCE_NOT_EXISTS" and refund.status == RefundStatus.processing:
+        gateway_code = exc.gateway_code
+
+        async def refused(conn: BaseDBAsyncClient) -> RefundStatus:
+            await service.note_refund_attempt(conn, refund_id, f"refused: {gateway_code}")
+            if gateway_code == "RESOURCE_NOT_EXISTS" and refund.status == RefundStatus.processing:
                 # The gateway forgot it (or never had it): submit it again under the same out_refund_no.
                 await Refund.filter(id=refund_id, status=RefundStatus.processing).using_db(conn).update(
                     status=RefundStatus.pending)
                 return RefundStatus.pending
             await Refund.filter(id=refund_id, status__in=(RefundStatus.pending, RefundStatus.processing)).using_db(
                 conn).update(status=RefundStatus.failed)
-        log.error("orders.refund_refused", refund_id=refund_id, code=exc.gateway_code)
-        return RefundStatus.failed
+            return RefundStatus.failed
+
+        status = await run_in_transaction(refused)
+        if status == RefundStatus.failed:
+            log.error("orders.refund_refused", refund_id=refund_id, code=gateway_code)
+        return status
 
     async def work(conn: BaseDBAsyncClient) -> RefundStatus:
         await service.lock_order(conn, order_id=refund.order_id)  # first: the paid job may be committing

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from wechatpayv3.async_.type import WeChatPayType
 from wechatpayv3.async_ import AsyncWeChatPay
 
-from campaigns.orders.gateway import (
+from orders.gateway import (
     Notification,
     PrepayRequest,
     RefundRequest,
@@ -30,7 +30,7 @@ from campaigns.orders.gateway import (
     RequestPaymentParams,
     TradeState,
 )
-from campaigns.orders.gateway.verify import verify_notification
+from orders.gateway.verify import verify_notification
 from kernel import clock
 from kernel.settings import PaySettings, get_settings
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import msgspec
 
-from campaigns.orders.models import Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
-from kernel.identity.schemas import Page
+from orders.models import Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
+from kernel.schemas import Page
 
 
 class Line(msgspec.Struct):

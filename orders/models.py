@@ -57,7 +57,7 @@ class OrderLine(Model):
     """One thing bought: its kind says which room holds it (whose hooks release or fulfil it), ref_id which row."""
 
     id = fields.BigIntField(primary_key=True)
-    order = fields.ForeignKeyField("campaigns.Order", related_name="lines", on_delete=fields.RESTRICT)
+    order = fields.ForeignKeyField("orders.Order", related_name="lines", on_delete=fields.RESTRICT)
     kind = fields.CharField(max_length=32)
     ref_id = fields.BigIntField(null=True)
     title = fields.CharField(max_length=127)
@@ -89,7 +89,7 @@ class Refund(Model):
     """
 
     id = fields.BigIntField(primary_key=True)
-    order = fields.ForeignKeyField("campaigns.Order", related_name="refunds", on_delete=fields.RESTRICT)
+    order = fields.ForeignKeyField("orders.Order", related_name="refunds", on_delete=fields.RESTRICT)
     out_refund_no = fields.CharField(max_length=64, unique=True)
     reason = fields.CharField(max_length=32)
     amount_fen = fields.IntField()

@@ -1,4 +1,4 @@
-"""Factories and helpers of the campaigns tests: orders, a counting line kind, and arq burst runs."""
+"""Factories and helpers of the orders tests: orders, a counting line kind, and arq burst runs."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from arq.constants import job_key_prefix
 from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 
-from campaigns.orders import service
-from campaigns.orders.hooks import LineKind, register_line_kind
-from campaigns.orders.models import Order
+from orders import service
+from orders.hooks import LineKind, register_line_kinds
+from orders.models import Order
 from kernel.db import transaction
 from kernel.outbox.models import OutboxMessage
 from kernel.outbox.service import relay_once
@@ -42,7 +42,7 @@ async def _refunded(conn, order, line, refund) -> None:
     SEEN["refunded"][order.id] += 1
 
 
-register_line_kind(LineKind("test_item", release=_released, on_paid=_paid, on_refunded=_refunded))
+register_line_kinds([LineKind("test_item", release=_released, on_paid=_paid, on_refunded=_refunded)])
 
 
 async def make_order(customer=None, *, unit_price_fen: int = 9900, quantity: int = 1,

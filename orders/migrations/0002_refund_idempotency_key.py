@@ -1,9 +1,11 @@
+"""Staff refunds carry the Idempotency-Key the client sent, and the amount it asked for."""
+
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('campaigns', '0002_groupbuy')]
+    dependencies = [('orders', '0001_initial')]
 
     initial = False
 

@@ -8,11 +8,10 @@ from typing import Any
 import structlog
 from arq import Retry, cron, func
 
-from campaigns.orders import payments, service
-from campaigns.orders.gateway import GatewayUnavailable, gateway_from
-from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
+from orders import payments, service
+from orders.gateway import GatewayUnavailable, gateway_from
+from orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel import clock
-from kernel.db import transaction
 from kernel.jobs import run_job_transaction
 from kernel.settings import get_settings
 
@@ -45,9 +44,7 @@ async def order_paid(ctx: dict[str, Any], order_id: int) -> bool:
     """The side effects of a payment (fulfilment, consumption), once per order."""
     # A deadlock that outlives the quick retries goes back to arq: nothing sweeps paid orders whose
     # side effects never ran, so the job must not fail for good.
-    return await run_job_transaction(
-        ctx, lambda conn: service.handle_paid_order(conn, order_id), retry_defer=retry_delay(ctx)
-    )
+    return await run_job_transaction(ctx, service.handle_paid_order, order_id, retry_defer=retry_delay(ctx))
 
 
 async def send_refund(ctx: dict[str, Any], refund_id: int) -> str:
@@ -55,8 +52,7 @@ async def send_refund(ctx: dict[str, Any], refund_id: int) -> str:
     try:
         status = await payments.push_refund(gateway_from(ctx), refund_id)
     except GatewayUnavailable as exc:
-        async with transaction() as conn:
-            await service.note_refund_attempt(conn, refund_id, f"unavailable: {exc.detail}")
+        await run_job_transaction(ctx, service.note_refund_attempt, refund_id, f"unavailable: {exc.detail}")
         raise Retry(defer=retry_delay(ctx)) from exc
     if status in (RefundStatus.pending, RefundStatus.processing):
         raise Retry(defer=retry_delay(ctx))
@@ -85,8 +81,7 @@ async def reconcile(ctx: dict[str, Any]) -> dict[str, int]:
             await payments.push_refund(gateway, refund_id)
             counts["refunds"] += 1
         except GatewayUnavailable as exc:
-            async with transaction() as conn:
-                await service.note_refund_attempt(conn, refund_id, f"unavailable: {exc.detail}")
+            await run_job_transaction(ctx, service.note_refund_attempt, refund_id, f"unavailable: {exc.detail}")
     if any(counts.values()):
         log.info("orders.reconciled", **counts)
     return counts

@@ -164,11 +164,11 @@ class PaymentGateway(Protocol):
 
 def build_gateway(settings: PaySettings) -> PaymentGateway:
     if settings.mode == "sandbox":
-        from campaigns.orders.gateway.sandbox import SandboxGateway
+        from orders.gateway.sandbox import SandboxGateway
 
         return SandboxGateway(settings)
     if settings.mode == "wechatpay":
-        from campaigns.orders.gateway.wechatpay import WeChatPayGateway
+        from orders.gateway.wechatpay import WeChatPayGateway
 
         return WeChatPayGateway.from_settings(settings)
     raise ValueError(f"PAY_MODE must be 'sandbox' or 'wechatpay', not {settings.mode!r}")

@@ -6,12 +6,12 @@ import asyncio
 import csv
 import io
 
-from campaigns.orders import service
-from campaigns.orders.models import Order, Refund
+from orders import service
+from orders.models import Order, Refund
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import AuditLogEntry
-from tests.campaigns.factories import make_order, run_jobs
+from tests.orders.factories import make_order, run_jobs
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
 
@@ -55,7 +55,7 @@ async def test_order_list_and_csv_totals_add_up(client, redis):
     export = await client.get("/admin/orders/export.csv", params={"from": today, "to": today},
                               headers=staff_headers(finance))
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
-    table = list(csv.DictReader(io.StringIO(export.text)))
+    table = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
     body, total_row = table[:-1], table[-1]
     assert total_row["order_id"] == "TOTAL" and int(total_row["out_trade_no"]) == len(body) == totals["orders"]
     for key in ("total_fen", "paid_fen", "refunded_fen", "net_fen"):

@@ -1,9 +1,8 @@
-"""The campaigns room's calls into the points room, in one place (the cross-room contract).
+"""The group-buy room's calls into the points room, in one place (the cross-room contract).
 
-Orders and group buys reach points_mall only through these functions: a paid order is consumption
-(`record_consumption(source="order", external_ref="order:<id>")`, which also tells referrals), a refund
-reverses it, a group leader earns bonus points, and group-buy orders are fulfilled with vouchers
-(`issue_vouchers(source_type="group_order")`). Every call runs inside the caller's transaction.
+A group leader earns bonus points, group-buy orders are fulfilled with vouchers
+(`issue_vouchers(source_type="group_order")`) and "new customers only" asks whether the customer has
+consumed before. Every call runs inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -13,29 +12,9 @@ from datetime import datetime
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from points_mall import service as points
-from points_mall.errors import ConsumptionNotFound
 from points_mall import vouchers
 
 GROUP_ORDER = "group_order"
-
-
-async def record_order_consumption(conn: BaseDBAsyncClient, *, order_id: int, customer_id: int, amount_fen: int) -> None:
-    """A paid order counts as consumption (points, referral qualification); idempotent on the order."""
-    await points.record_consumption(
-        conn, customer_id=customer_id, amount_fen=amount_fen, source="order", external_ref=f"order:{order_id}"
-    )
-
-
-async def refund_order_consumption(
-    conn: BaseDBAsyncClient, *, order_id: int, refunded_fen: int, out_refund_no: str
-) -> None:
-    try:
-        await points.refund_consumption(
-            conn, external_ref=f"order:{order_id}", refunded_fen=refunded_fen, ref=f"refund:{out_refund_no}"
-        )
-    except ConsumptionNotFound:
-        # The order was refunded in full before its paid job ran, which then recorded no consumption.
-        return
 
 
 async def customer_has_consumption(conn: BaseDBAsyncClient, customer_id: int) -> bool:

@@ -7,14 +7,16 @@ import asyncio
 import time
 from datetime import timedelta
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from campaigns.orders import payments, service
-from campaigns.orders.models import NotificationOutcome, Order, OrderStatus, PaymentEvent, Refund, RefundStatus
+from orders import payments, service
+from orders.hooks import UnknownLineKind
+from orders.models import NotificationOutcome, Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from kernel.outbox.models import OutboxMessage
-from tests.campaigns.factories import SEEN, enqueue_now, make_order, run_jobs
+from tests.orders.factories import SEEN, enqueue_now, make_order, run_jobs
 from tests.factories import customer_headers, make_customer
 
 NOTIFY = "/payments/wechat/notify"
@@ -334,3 +336,21 @@ async def test_my_orders_page_carries_each_orders_lines_and_filters_by_status(cl
     assert only_paid["total"] == 1 and only_paid["items"][0]["id"] == orders[1].id
     longer = await client.post(f"/sandbox/payments/{'X' * 200}/succeed", headers=headers)
     assert longer.status_code == 404 and longer.json()["code"] == "order_not_found"
+
+
+async def test_an_order_line_of_a_kind_no_room_registered_is_refused():
+    """Before: a kind nobody registered held nothing and counted as fulfilled on payment (fails open)."""
+    customer = await make_customer()
+    before = await Order.filter(customer_id=customer.id).count()
+    with pytest.raises(UnknownLineKind):
+        await make_order(customer, kind="nobody_sells_this")
+    assert await Order.filter(customer_id=customer.id).count() == before
+
+    # A line that reached the table anyway (a room removed, a bad migration) is never delivered on payment.
+    order = await make_order(customer)
+    await OrderLine.filter(order_id=order.id).update(kind="nobody_sells_this")
+    await Order.filter(id=order.id).update(status=OrderStatus.paid, paid_fen=order.total_fen, paid_at=clock.now())
+    with pytest.raises(UnknownLineKind):
+        async with transaction() as conn:
+            await service.handle_paid_order(conn, order.id)
+    assert (await Order.get(id=order.id)).status == OrderStatus.paid

@@ -1,7 +1,9 @@
 """Line kinds: what each kind of order line does when its order is paid, closed unpaid, or refunded.
 
-The orders room knows nothing about seats or stock. A room that sells through orders registers a
-`LineKind` for the lines it creates (e.g. group buys register "campaign_entry"); the orders service
+The orders room knows nothing about seats or stock. A room that sells through orders declares a
+`LineKind` for the lines it creates (group buys: "campaign_entry") and the composition root
+(rooms/__init__.py) registers it at start-up. A line of a kind nobody registered is refused (it
+would otherwise count as delivered on payment, fail open). The orders service
 calls the hooks inside the transaction that changes the order, so the hold and the order change
 together or not at all. Hooks take the caller's connection and never commit.
 """
@@ -12,15 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kernel.modules import import_present
-
 if TYPE_CHECKING:
     from tortoise.backends.base.client import BaseDBAsyncClient
 
-    from campaigns.orders.models import Order, OrderLine, Refund
-
-# Modules that register line kinds when imported (rooms register by convention, like tasks.py).
-LINE_KIND_MODULES = ["campaigns.groupbuy.hooks"]
+    from orders.models import Order, OrderLine, Refund
 
 ReleaseHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[None]]
 # Returns True when the line is fulfilled now (the order may become `fulfilled`), False when its
@@ -59,19 +56,25 @@ class LineKind:
     on_refunded: RefundHook = _nothing_on_refund
 
 
+class UnknownLineKind(RuntimeError):
+    """An order line whose kind no room registered: nothing is sold, released or fulfilled for it.
+
+    A wiring fault, not a customer's mistake: the order is not created, a job touching it fails loudly.
+    """
+
+
 _KINDS: dict[str, LineKind] = {}
-_loaded = False
 
 
-def register_line_kind(kind: LineKind) -> LineKind:
-    _KINDS[kind.name] = kind
-    return kind
+def register_line_kinds(kinds: list[LineKind]) -> None:
+    for kind in kinds:
+        registered = _KINDS.setdefault(kind.name, kind)
+        if registered is not kind:
+            raise RuntimeError(f"order line kind {kind.name!r} is registered twice")
 
 
 def line_kind(name: str) -> LineKind:
-    global _loaded
-    if not _loaded:
-        import_present(LINE_KIND_MODULES)
-        _loaded = True
-    # A kind nobody registered holds nothing and is fulfilled on payment.
-    return _KINDS.get(name) or LineKind(name)
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownLineKind(f"order line kind {name!r} is not registered (rooms/__init__.py)") from None

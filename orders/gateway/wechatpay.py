@@ -22,7 +22,7 @@ from wechatpayv3.async_.type import WeChatPayType
 from wechatpayv3.async_ import AsyncWeChatPay
 from wechatpayv3.utils import load_public_key
 
-from campaigns.orders.gateway import (
+from orders.gateway import (
     GatewayRefused,
     GatewayUnavailable,
     Notification,
@@ -32,7 +32,7 @@ from campaigns.orders.gateway import (
     RequestPaymentParams,
     TradeState,
 )
-from campaigns.orders.gateway.verify import parse_json, verify_notification
+from orders.gateway.verify import parse_json, verify_notification
 from kernel.settings import PaySettings
 
 log = structlog.get_logger(__name__)

@@ -17,11 +17,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from campaigns import points_bridge
-from campaigns.orders.errors import OrderNotFound, RefundKeyReused, RefundNotAllowed, RefundTooLarge
-from campaigns.orders.gateway import RefundResult, TradeState
-from campaigns.orders.hooks import line_kind
-from campaigns.orders.models import (
+from orders import partners
+from orders.errors import OrderNotFound, RefundKeyReused, RefundNotAllowed, RefundTooLarge
+from orders.gateway import RefundResult, TradeState
+from orders.hooks import line_kind
+from orders.models import (
     MONEY_TAKEN,
     NotificationOutcome,
     Order,
@@ -84,6 +84,7 @@ async def create_order(
     if not lines:
         raise ValidationFailed("An order needs at least one line.", field="lines")
     for line in lines:
+        line_kind(line.kind)  # a kind no room registered is refused before anything is sold
         if line.quantity < 1:
             raise ValidationFailed("Quantity must be at least 1.", field="quantity")
         if line.unit_price_fen < 1:
@@ -282,14 +283,14 @@ async def handle_paid_order(conn: BaseDBAsyncClient, order_id: int) -> bool:
     for line in lines:
         fulfilled = await line_kind(line.kind).on_paid(conn, order, line)
         all_fulfilled = all_fulfilled and fulfilled
-    await points_bridge.record_order_consumption(
+    await partners.record_order_consumption(
         conn, order_id=order.id, customer_id=order.customer_id, amount_fen=order.paid_fen
     )
     # A refund confirmed before this job ran had no consumption to take off (`_refund_confirmed` skips an
     # order not handled yet): take it off now, under the refund's own ref, so it applies once either way.
     confirmed = await Refund.filter(order_id=order_id, status=RefundStatus.succeeded).using_db(conn).order_by("id")
     for refund in confirmed:
-        await points_bridge.refund_order_consumption(
+        await partners.refund_order_consumption(
             conn, order_id=order_id, refunded_fen=refund.amount_fen, out_refund_no=refund.out_refund_no
         )
     if all_fulfilled:
@@ -421,7 +422,7 @@ async def _refund_confirmed(conn: BaseDBAsyncClient, refund: Refund) -> None:
     for line in await lines_of(conn, order_id):
         await line_kind(line.kind).on_refunded(conn, order, line, refund)
     if order.paid_handled_at is not None:
-        await points_bridge.refund_order_consumption(
+        await partners.refund_order_consumption(
             conn, order_id=order_id, refunded_fen=refund.amount_fen, out_refund_no=refund.out_refund_no
         )
     log.info("orders.refund_succeeded", order_id=order_id, out_refund_no=refund.out_refund_no)

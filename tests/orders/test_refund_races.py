@@ -13,12 +13,12 @@ from arq import Retry
 from tortoise import Tortoise
 
 from campaigns.groupbuy.models import CampaignEntry, CampaignSku, EntryStatus, Group, GroupStatus
-from campaigns.orders import payments, service, tasks
-from campaigns.orders.gateway import default_gateway
-from campaigns.orders.models import Order, OrderStatus, Refund, RefundStatus
+from orders import payments, service, tasks
+from orders.gateway import default_gateway
+from orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel.db import transaction
 from points_mall.models import Consumption
-from tests.campaigns.factories import deadlock, run_jobs
+from tests.orders.factories import deadlock, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 

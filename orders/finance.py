@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime, time, timedelta, timezone
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
 from tortoise.queryset import QuerySet
 
-from campaigns.orders import service
-from campaigns.orders.models import Order, OrderStatus, PaymentEvent, Refund
-from campaigns.orders.schemas import FinanceOrder, FinanceOrderDetail, FinanceTotals, Line, PaymentEventOut, RefundOut
-from kernel import clock
+from orders import service
+from orders.models import Order, OrderStatus, PaymentEvent, Refund
+from orders.schemas import FinanceOrder, FinanceOrderDetail, FinanceTotals, Line, PaymentEventOut, RefundOut
+from kernel import clock, spreadsheets
 from kernel.errors import ValidationFailed
 
 EXPORT_LIMIT = 100_000
@@ -79,25 +77,21 @@ CSV_COLUMNS = ["order_id", "out_trade_no", "transaction_id", "customer_id", "sta
                "total_fen", "paid_fen", "refunded_fen", "net_fen"]
 
 
-async def export_csv(query: QuerySet[Order]) -> str:
+async def export_csv(query: QuerySet[Order]) -> bytes:
     """One row per order, then a TOTAL row equal to the column sums (finance checks it against WeChat's bill)."""
     zone = clock.clinic_zone()
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    rows: list[list[object]] = [CSV_COLUMNS]
     sums = {"total_fen": 0, "paid_fen": 0, "refunded_fen": 0, "net_fen": 0}
-    count = 0
     for order in await query.order_by("id").limit(EXPORT_LIMIT):
         row = row_of(order)
-        count += 1
         for key in sums:
             sums[key] += getattr(row, key)
-        writer.writerow([
+        rows.append([
             row.id, row.out_trade_no, row.transaction_id or "", row.customer_id, row.status.value,
             row.created_at.astimezone(zone).isoformat(timespec="seconds"),
             row.paid_at.astimezone(zone).isoformat(timespec="seconds") if row.paid_at else "",
             row.total_fen, row.paid_fen, row.refunded_fen, row.net_fen,
         ])
-    writer.writerow(["TOTAL", count, "", "", "", "", "", sums["total_fen"], sums["paid_fen"], sums["refunded_fen"],
-                     sums["net_fen"]])
-    return out.getvalue()
+    rows.append(["TOTAL", len(rows) - 1, "", "", "", "", "", sums["total_fen"], sums["paid_fen"],
+                 sums["refunded_fen"], sums["net_fen"]])
+    return spreadsheets.to_csv(rows)

@@ -14,7 +14,7 @@ from typing import Any
 from wechatpayv3.utils import rsa_verify
 
 from kernel import clock
-from campaigns.orders.gateway import Notification, NotificationRejected
+from orders.gateway import Notification, NotificationRejected
 
 HEADERS = ("Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial")
 SIGNATURE_TYPE = "Wechatpay-Signature-Type"

@@ -30,11 +30,6 @@ class RefundTooLarge(ValidationFailed):
     default_message = "The refund is larger than what is left of the order."
 
 
-class RefundNotFound(NotFound):
-    code = "refund_not_found"
-    default_message = "No such refund."
-
-
 class RefundKeyReused(Conflict):
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was used for a different refund (another order, amount or reason)."

@@ -1,0 +1,1 @@
+"""Tests of the orders room: orders, WeChat Pay, notifications, refunds, finance."""

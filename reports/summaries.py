@@ -74,7 +74,7 @@ async def fold_consumptions(conn: BaseDBAsyncClient, chunk: int | None = None) -
     if not rows:
         return 0
     await _add_sales(conn, rows, "amount_fen", "consumptions")
-    await refresh_customer_visits(conn, sorted({int(r["customer_id"]) for r in rows}))
+    await refresh_customer_visits(conn, await _visits_that_may_change(conn, rows, new_consumptions=True))
     await move_cursor(conn, "consumption", int(rows[-1]["id"]))
     return len(rows)
 
@@ -86,7 +86,7 @@ async def fold_consumption_refunds(conn: BaseDBAsyncClient, chunk: int | None = 
     if not rows:
         return 0
     await _add_sales(conn, rows, "refunded_fen", None)
-    await refresh_customer_visits(conn, sorted({int(r["customer_id"]) for r in rows}))
+    await refresh_customer_visits(conn, await _visits_that_may_change(conn, rows, new_consumptions=False))
     await move_cursor(conn, "consumption_refund", int(rows[-1]["id"]))
     return len(rows)
 
@@ -138,6 +138,34 @@ async def fold_top_share(conn: BaseDBAsyncClient) -> int:
                              int(r["top_revenue"])) for r in rows])
         await execute(conn, "DELETE FROM report_dirty_month WHERE month = %s", [month])
     return len(months)
+
+
+async def _visits_that_may_change(conn: BaseDBAsyncClient, rows: list[dict[str, Any]], *,
+                                  new_consumptions: bool) -> list[int]:
+    """The customers whose first two paid visits these rows can change.
+
+    A new consumption changes them only when the customer has fewer than two visits or it falls before the
+    second; a refund only when it is on the day of the first or the second (a refund in full removes a
+    visit). Everyone else keeps their row, so a chunk does not reread the whole history of a customer who
+    comes every week.
+    """
+    ids = sorted({int(r["customer_id"]) for r in rows})
+    known: dict[int, tuple[date | None, date | None]] = {}
+    for start in range(0, len(ids), 1000):
+        part = ids[start:start + 1000]
+        for v in await fetch(conn, "SELECT customer_id, first_day, second_day FROM report_customer_visits "
+                                   f"WHERE customer_id IN {in_list(part)}", part):
+            known[int(v["customer_id"])] = (as_day(v["first_day"]), as_day(v["second_day"]))
+    changed = set()
+    for r in rows:
+        customer_id, d = int(r["customer_id"]), clinic_day(r["occurred_at"])
+        first, second = known.get(customer_id, (None, None))
+        if new_consumptions:
+            if second is None or d < second:
+                changed.add(customer_id)
+        elif d in (first, second):
+            changed.add(customer_id)
+    return sorted(changed)
 
 
 async def refresh_customer_visits(conn: BaseDBAsyncClient, customer_ids: list[int]) -> None:

@@ -57,9 +57,19 @@ def _field_of(error: dict[str, Any]) -> str | None:
     return key
 
 
-def validation_error_handler(_: Request, exc: ValidationException) -> Response:
+def _public_name(request: Request, key: str) -> str:
+    """The name the client sent: a parameter declared `Parameter(query="from")` is reported as `from`."""
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except Exception:  # no route resolved (e.g. a 404 path): keep the key
+        return key
+    alias = getattr(getattr(parameter, "kwarg_definition", None), "query", None)
+    return alias or key
+
+
+def validation_error_handler(request: Request, exc: ValidationException) -> Response:
     errors = exc.extra if isinstance(exc.extra, list) else []
-    fields = [_field_of(e) for e in errors if isinstance(e, dict) and _field_of(e)]
+    fields = [_public_name(request, _field_of(e)) for e in errors if isinstance(e, dict) and _field_of(e)]
     detail: dict[str, Any] = {"errors": errors}
     if fields:
         detail["field"] = fields[0]

@@ -34,6 +34,7 @@ _APPS: dict[str, tuple[list[str], str]] = {
     "orders": (["orders.models"], "orders.migrations"),
     "referrals": (["campaigns.referrals.models"], "campaigns.referrals.migrations"),
     "crm": (["crm.models"], "crm.migrations"),
+    "reports": (["reports.models"], "reports.migrations"),
 }
 
 

@@ -17,6 +17,7 @@ from kernel import privacy
 from orders import hooks as line_kinds
 from orders import privacy as order_privacy
 from points_mall import privacy as points_privacy
+from reports import privacy as report_privacy
 
 # Export sections are named after the room's package (what the customer's export has always shown).
 PRIVACY_ROOMS: dict[str, privacy.PrivacyRoom] = {
@@ -26,6 +27,7 @@ PRIVACY_ROOMS: dict[str, privacy.PrivacyRoom] = {
     "campaigns.groupbuy": groupbuy_privacy,
     "campaigns.referrals": referral_privacy,
     "crm": crm_privacy,
+    "reports": report_privacy,
 }
 
 LINE_KINDS: list[line_kinds.LineKind] = [groupbuy_hooks.CAMPAIGN_ENTRY]

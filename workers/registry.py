@@ -12,8 +12,10 @@ from crm import tasks as crm_tasks
 from kernel import tasks as kernel_tasks
 from orders import tasks as order_tasks
 from points_mall import tasks as points_tasks
+from reports import tasks as report_tasks
 
-TASK_MODULES = [kernel_tasks, points_tasks, booking_tasks, order_tasks, groupbuy_tasks, referral_tasks, crm_tasks]
+TASK_MODULES = [kernel_tasks, points_tasks, booking_tasks, order_tasks, groupbuy_tasks, referral_tasks, crm_tasks,
+                report_tasks]
 
 
 def functions() -> list[Function]:

@@ -3,7 +3,7 @@
     .venv/bin/python -m api serve            # with BOOTSTRAP_ADMIN_USERNAME/PASSWORD set, demo data loaded
     .venv/bin/python console/screenshots.py http://127.0.0.1:8000 <admin> <password>
 
-It creates one member per role (password "<role> works at the clinic 7") if missing, books and triages a demo customer
+It creates one member per role (passwords in PASSWORDS) if missing, books and triages a demo customer
 for today, redeems points for a voucher, then saves PNGs to docs/console/. Development aid, not run by tests.
 """
 
@@ -20,6 +20,9 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "console"
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 ROLES = ("front_desk", "campaign", "finance")
+# A staff password may not contain the username, so each member has a phrase of its own.
+PASSWORDS = {"front_desk": "reception tablet jingan 7", "campaign": "group buy season pudong 7",
+             "finance": "ledger closing xuhui 7"}
 
 
 async def prepare(base: str, admin: str, password: str) -> str | None:
@@ -28,7 +31,7 @@ async def prepare(base: str, admin: str, password: str) -> str | None:
         staff = {"Authorization": f"Bearer {token}"}
         for role in ROLES:
             await http.post("/admin/staff", headers=staff, json={
-                "username": role, "password": f"{role} works at the clinic 7", "roles": [role],
+                "username": role, "password": PASSWORDS[role], "roles": [role],
                 "display_name": {"front_desk": "前台 小林", "campaign": "运营 小周", "finance": "财务 王会计"}[role]})
         code = None
         for name in ("bella", "chloe", "david"):
@@ -108,17 +111,59 @@ async def shoot(base: str, voucher: str | None) -> None:
             await page.wait_for_timeout(500)
             await page.locator("[data-test^=groups-]").first.click()
 
+        async def search_alice(page):
+            await page.fill("input[data-test=filter-q]", "Alice")
+            await page.press("input[data-test=filter-q]", "Enter")
+            await page.wait_for_timeout(800)
+
+        async def alice_card(page):
+            await search_alice(page)
+            await page.locator("[data-test^=card-open-]").first.click()
+            await page.wait_for_timeout(800)
+            await page.click("[data-test=tag-pick]")
+            await page.locator(".el-select-dropdown__item:visible").first.click()
+            await page.click("[data-test=tag-put]")
+
+        async def bad_csv(page):
+            await page.set_input_files("[data-test=skin-file]", files=[{"name": "analyser-1204.csv", "mimeType": "text/csv",
+                "buffer": "customer,visit_date,tags\nNOSUCHCODE,2026-12-01,acne_t_zone_mild\n1,2026-13-01,oily_cheek\n".encode()}])
+            await page.wait_for_timeout(300)
+            await page.click("[data-test=skin-import]")
+
+        async def segment_editor(page):
+            await page.click("[data-test=segment-new]")
+            await page.fill("input[data-test=segment-name]", "半年未到店的重要客户")
+            await page.click("[data-test=cond-0-0-value]")
+            for name in ("重要保持", "重要挽留"):
+                await page.locator(".el-select-dropdown__item:visible", has_text=name).first.click()
+            await page.keyboard.press("Escape")
+            await page.click("[data-test=segment-and]")
+            await page.click("[data-test=cond-1-0-field]")
+            await page.locator(".el-select-dropdown__item:visible", has_text="最近到店").first.click()
+            await page.click("[data-test=cond-1-0-op]")
+            await page.locator(".el-select-dropdown__item:visible", has_text="超过天数").first.click()
+            await page.fill("input[data-test=cond-1-0-value]", "180")
+            await page.wait_for_timeout(1200)
+
+        async def outreach_results(page):
+            await page.locator("[data-test^=outreach-results-]").last.click()
+
         async def open_batch(page):
             await page.locator("[data-test^=batch-open-]").first.click()
 
         await as_role("", "", [])
-        await as_role("front_desk", "front_desk works at the clinic 7", [
+        await as_role("front_desk", PASSWORDS["front_desk"], [
             ("front-desk-queue", "/frontdesk/queue", None), ("front-desk-voucher", "/frontdesk/vouchers", lookup),
             ("front-desk-refusal", "/finance/settlements", None)], viewport=(1024, 768))
-        await as_role("campaign", "campaign works at the clinic 7", [
+        await as_role("campaign", PASSWORDS["campaign"], [
             ("campaign-list", "/campaign/campaigns", None), ("campaign-editor-error", "/campaign/campaigns", open_editor),
             ("campaign-groups", "/campaign/campaigns", open_groups)])
-        await as_role("finance", "finance works at the clinic 7", [
+        await as_role("campaign", PASSWORDS["campaign"], [
+            ("crm-search", "/crm/customers", search_alice), ("crm-card", "/crm/customers", alice_card),
+            ("crm-tags", "/crm/tags", None), ("crm-skin-import", "/crm/skin-import", bad_csv),
+            ("crm-segment-editor", "/crm/segments", segment_editor),
+            ("crm-outreach", "/crm/outreach", None), ("crm-outreach-results", "/crm/outreach", outreach_results)])
+        await as_role("finance", PASSWORDS["finance"], [
             ("finance-rewards", "/finance/rewards", None), ("finance-batch", "/finance/settlements", open_batch),
             ("finance-liability", "/finance/liability", None)])
         await as_role(sys.argv[2], sys.argv[3], [("admin-staff", "/admin/staff", None), ("admin-audit", "/admin/audit", None)])

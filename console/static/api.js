@@ -42,12 +42,13 @@ function query(params) {
   return pairs.length ? "?" + new URLSearchParams(pairs).toString() : "";
 }
 
-async function send(method, path, { params, body, raw, extraHeaders } = {}) {
+async function send(method, path, { params, body, text, contentType, raw, extraHeaders } = {}) {
   const headers = { Accept: "application/json", ...(extraHeaders || {}) };
   if (session.token) headers.Authorization = `Bearer ${session.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (text !== undefined) headers["Content-Type"] = contentType;
   const response = await fetch(path + query(params), {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers, body: text !== undefined ? text : body === undefined ? undefined : JSON.stringify(body),
     credentials: "omit", cache: "no-store",
   });
   if (response.status === 401 && session.token) {
@@ -72,6 +73,8 @@ export const api = {
   patch: (path, body) => send("PATCH", path, { body }),
   put: (path, body) => send("PUT", path, { body }),
   del: (path) => send("DELETE", path),
+  // A file's text as the body (the skin analyser's CSV), not JSON.
+  postText: (path, text, contentType) => send("POST", path, { text, contentType }),
 };
 
 // A file download with the token in the Authorization header (never in a link): fetch, then save the blob.

@@ -53,7 +53,8 @@ const Login = defineComponent({
   },
 });
 
-const GROUPS = [["front_desk", "前台"], ["campaign", "活动运营"], ["finance", "财务"], ["admin", "系统管理"]];
+// A screen sits in the group it names (CRM screens serve several roles), else in its first role's.
+const GROUPS = [["front_desk", "前台"], ["crm", "客户运营"], ["campaign", "活动运营"], ["finance", "财务"], ["admin", "系统管理"]];
 
 const Shell = defineComponent({
   setup() {
@@ -63,7 +64,7 @@ const Shell = defineComponent({
       const menu = h(ElMenu, { defaultActive: current ? current.path : "", backgroundColor: "#001529",
         textColor: "#c0c4cc", activeTextColor: "#fff", "data-test": "menu",
         onSelect: (path) => { window.location.hash = `#${path}`; } }, () => GROUPS
-        .map(([role, label]) => [label, screens.filter((s) => s.roles[0] === role)])
+        .map(([role, label]) => [label, screens.filter((s) => (s.group || s.roles[0]) === role)])
         .filter(([, items]) => items.length)
         .map(([label, items]) => h(ElMenuItemGroup, { title: label }, () => items.map((s) =>
           h(ElMenuItem, { index: s.path, "data-test": `menu-${s.path}` }, () => s.title)))));

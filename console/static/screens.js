@@ -3,6 +3,7 @@ import { FRONT_DESK } from "./pages/frontdesk.js";
 import { CAMPAIGN } from "./pages/campaign.js";
 import { FINANCE } from "./pages/finance.js";
 import { ADMIN } from "./pages/admin.js";
+import { CRM } from "./pages/crm.js";
 import { REPORTS } from "./pages/reports.js";
 
-export const SCREENS = [...FRONT_DESK, ...CAMPAIGN, ...FINANCE, ...ADMIN, ...REPORTS];
+export const SCREENS = [...FRONT_DESK, ...CRM, ...CAMPAIGN, ...FINANCE, ...ADMIN, ...REPORTS];

@@ -14,7 +14,7 @@ export const STATUS_NAMES = {
   approved: "已审批", paid: "已打款", pending: "待定", held: "待复核", payable: "可结算", batched: "已入批次",
   voided: "已作废", issued: "未使用", redeemed: "已核销", expired: "已过期", open: "待回访", done: "已回访",
   pending_payment: "待支付", fulfilled: "已完成", refunding: "退款中", refunded: "已退款", closed: "已关闭",
-  active: "有效", released: "已生效", reversed: "已冲回",
+  active: "有效", released: "已生效", reversed: "已冲回", running: "执行中",
 };
 
 export function statusTag(status) {
@@ -88,7 +88,7 @@ function filterControl(filter, values, onChange) {
 }
 
 // A list that pages on the server (limit/offset), filters the way the endpoint allows, and has an empty state.
-// options: { path, filters, columns: [{label, prop, width, render(row)}], actions(row, reload),
+// options: { path, params(values) (the query sent, e.g. yuan typed → fen), filters, columns: [{label, prop, width, render(row)}], actions(row, reload),
 //            toolbar(reload), paged (default true), defaults, empty, after(data) }
 export function listView(options) {
   return defineComponent({
@@ -100,7 +100,7 @@ export function listView(options) {
       async function load() {
         state.loading = true;
         try {
-          const params = { ...values };
+          const params = options.params ? options.params({ ...values }) : { ...values };
           if (paged) Object.assign(params, { limit: state.size, offset: (state.page - 1) * state.size });
           const path = typeof options.path === "function" ? options.path(values) : options.path;
           if (!path) { state.items = []; state.total = 0; state.error = null; return; }

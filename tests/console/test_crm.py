@@ -1,0 +1,98 @@
+"""CRM screens: campaign staff find a customer by the phone's last four digits, tag them on the card, and
+build a segment whose live count is the API's own preview count; the front desk has no segment menu."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+
+from crm import service
+from crm.models import CustomerTag
+from kernel.db import transaction
+from tests.crm.factories import make_tag
+from tests.factories import make_customer, make_staff
+
+PASSWORD = "campaign desk pudong 2026"
+
+
+async def preview_count(base: str, username: str, rules: dict) -> int:
+    async with httpx.AsyncClient(base_url=base) as client:
+        login = await client.post("/admin/auth/login", json={"username": username, "password": PASSWORD})
+        token = login.json()["access_token"]
+        answer = await client.post("/admin/crm/segments/preview", json=rules,
+                                   headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["count"]
+
+
+async def test_campaign_staff_tag_a_customer_found_by_phone_tail_and_count_a_segment_live(tab, console_base):
+    last4 = f"{secrets.randbelow(10_000):04d}"
+    nickname = "林小姐" + secrets.token_hex(2)
+    customer = await make_customer(nickname=nickname, phone="139" + f"{secrets.randbelow(10_000):04d}" + last4)
+    marker = await make_tag(name="高意向" + secrets.token_hex(2), category="concern")
+    excluded = await make_tag(name="已流失" + secrets.token_hex(2), category="concern")
+    others = [await make_customer() for _ in range(3)]
+    async with transaction() as conn:
+        for other in others:
+            await service.put_manual_tag(conn, other.id, marker.id, staff_id=None)
+        await service.put_manual_tag(conn, others[0].id, excluded.id, staff_id=None)
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+
+    # Search by the phone's last four digits; the row shows the masked phone only.
+    await tab.visit("/crm/customers")
+    await page.fill("input[data-test=filter-q]", last4)
+    await page.press("input[data-test=filter-q]", "Enter")
+    row = page.locator(".el-table__row", has_text=nickname)
+    await row.wait_for()
+    assert "****" + last4 in await row.inner_text()
+    await row.locator(f"[data-test=card-open-{customer.id}]").click()
+    card = page.locator("[data-test=customer-card]")
+    await card.locator("text=RFM 历史").wait_for()
+
+    # Put the tag on from the card: it shows on the card and is stored as a manual tag.
+    await tab.pick("tag-pick", marker.name)
+    await page.click("[data-test=tag-put]")
+    await card.locator("[data-test=card-tags] .el-tag", has_text=marker.name).wait_for()
+    assert await CustomerTag.filter(customer_id=customer.id, tag_id=marker.id).exists()
+
+    # A segment: has the marker AND has not the excluded tag. The live count follows each change.
+    await tab.visit("/crm/segments")
+    await page.click("[data-test=segment-new]")
+    editor = page.locator("[data-test=segment-editor]")
+    await editor.wait_for()
+    await page.fill("input[data-test=segment-name]", "高意向未流失")
+    await tab.pick("cond-0-0-field", "标签")
+    await tab.pick("cond-0-0-value", marker.name)
+    await page.keyboard.press("Escape")
+    live = page.locator("[data-test=live-count]")
+    await live.filter(has_text="4 人").wait_for()
+
+    await page.click("[data-test=segment-and]")
+    await tab.pick("cond-1-0-field", "标签")
+    await tab.pick("cond-1-0-op", "都没有")
+    await tab.pick("cond-1-0-value", excluded.name)
+    await page.keyboard.press("Escape")
+    await live.filter(has_text="3 人").wait_for()
+    rules = {"groups": [[{"field": "tag", "op": "in", "value": [marker.id]}],
+                        [{"field": "tag", "op": "not_in", "value": [excluded.id]}]]}
+    assert await preview_count(console_base, staff.username, rules) == 3
+
+    await page.click("[data-test=segment-save]")
+    await page.locator(".el-table__row", has_text="高意向未流失").wait_for()
+
+
+async def test_front_desk_sees_customer_search_but_no_segment_menu(tab):
+    desk = await make_staff("front_desk", password=PASSWORD)
+    await tab.login(desk.username, PASSWORD)
+    menu = tab.page.locator("[data-test=menu]")
+    await menu.locator("text=客户搜索").wait_for()
+    assert await menu.locator("text=人群分组").count() == 0
+    assert await menu.locator("text=精准触达").count() == 0
+
+    await tab.visit("/crm/segments")
+    refusal = tab.page.locator("[data-test=refusal]")
+    await refusal.wait_for()
+    assert "无权访问" in await refusal.inner_text()

@@ -21,7 +21,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 import rooms
-from api import booking, campaigns, health, identity, mall, orders, points, referrals
+from api import booking, campaigns, health, identity, mall, orders, points, referrals, shop
 from api.deps import provide_db
 from api.errors import EXCEPTION_HANDLERS
 from api.release import release_version
@@ -47,7 +47,7 @@ async def _bounded(what: str, step: Callable[[], Awaitable[Any]]) -> None:
     except Exception as exc:
         log.warning("shutdown.step_failed", step=what, error_type=type(exc).__name__)
 
-ROUTE_MODULES = [health, identity, points, mall, booking, orders, campaigns, referrals]
+ROUTE_MODULES = [health, identity, points, mall, booking, orders, shop, campaigns, referrals]
 
 # Run inside the login transaction, in this order: the points account first, then the referral binding.
 LOGIN_HOOKS = [points.open_points_account, referrals.bind_referral]

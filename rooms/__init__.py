@@ -15,6 +15,7 @@ from campaigns.referrals import privacy as referral_privacy
 from kernel import privacy
 from orders import hooks as line_kinds
 from orders import privacy as order_privacy
+from orders import product_hooks
 from points_mall import privacy as points_privacy
 
 # Export sections are named after the room's package (what the customer's export has always shown).
@@ -26,7 +27,7 @@ PRIVACY_ROOMS: dict[str, privacy.PrivacyRoom] = {
     "campaigns.referrals": referral_privacy,
 }
 
-LINE_KINDS: list[line_kinds.LineKind] = [groupbuy_hooks.CAMPAIGN_ENTRY]
+LINE_KINDS: list[line_kinds.LineKind] = [groupbuy_hooks.CAMPAIGN_ENTRY, *product_hooks.LINE_KINDS]
 
 
 def install() -> None:

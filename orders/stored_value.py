@@ -138,3 +138,10 @@ async def liability(conn: BaseDBAsyncClient, before: datetime) -> tuple[int, int
     holders = await StoredValueEntry.filter(created_at__lt=before).using_db(conn).group_by("customer_id").annotate(
         p=Sum("principal_delta"), b=Sum("bonus_delta")).values("customer_id", "p", "b")
     return int(row.get("p") or 0), int(row.get("b") or 0), sum(1 for h in holders if (h["p"] or 0) + (h["b"] or 0))
+
+
+async def balance_of(customer_id: int) -> tuple[int, int]:
+    """(principal, bonus) read outside any transaction (views, tests)."""
+    from tortoise import connections
+
+    return await balance(connections.get("default"), customer_id)

@@ -9,12 +9,14 @@ from campaigns import demo as groupbuy_demo
 from campaigns.referrals import demo as referral_demo
 from kernel import demo as kernel_demo
 from kernel.db import run_in_transaction
+from orders import demo as orders_demo
 from points_mall import demo as points_demo
 
 log = structlog.get_logger(__name__)
 
-# In dependency order: staff and customers, then branches and services, points rules, campaigns, referrals.
-DEMO_MODULES = [kernel_demo, booking_demo, points_demo, groupbuy_demo, referral_demo]
+# In dependency order: staff and customers, then branches and services, points rules, money products,
+# campaigns, referrals.
+DEMO_MODULES = [kernel_demo, booking_demo, points_demo, orders_demo, groupbuy_demo, referral_demo]
 
 
 async def load_demo_data() -> None:

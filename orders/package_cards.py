@@ -10,7 +10,7 @@ from datetime import timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from kernel import clock
-from kernel.errors import Conflict, NotFound, ValidationFailed
+from kernel.errors import Conflict, NotFound
 from orders.product_models import PackageCard, PackageCardStatus, PackageSession, Product
 
 
@@ -122,12 +122,15 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     amount = sum(s.value_fen for s in unused)
     if not unused or amount < 1:
         raise NothingToRefund(card_id=card_id)
+    # The sessions first (a desk redeeming one at this moment loses to this update, or wins and we stop),
+    # then the refund; a refund that is refused rolls the whole transaction back, sessions included.
+    changed = await PackageSession.filter(id__in=[s.id for s in unused], redeemed_at=None, refunded_at=None).using_db(
+        conn).update(refunded_at=clock.now())
+    if changed != len(unused):
+        raise SessionNotRedeemable("A session was redeemed meanwhile; look at the card again.", field="card_id")
     refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions", amount_fen=amount,
                                                   idempotency_key=idempotency_key)
-    changed = await PackageSession.filter(id__in=[s.id for s in unused], redeemed_at=None, refunded_at=None).using_db(
-        conn).update(refunded_at=clock.now(), refund_id=refund.id)
-    if changed != len(unused):
-        raise ValidationFailed("A session was redeemed meanwhile; try again.", field="card_id")
+    await PackageSession.filter(id__in=[s.id for s in unused]).using_db(conn).update(refund_id=refund.id)
     await PackageCard.filter(id=card.id).using_db(conn).update(status=PackageCardStatus.refunded)
     return refund, replayed, len(unused)
 

@@ -83,7 +83,8 @@ async def test_options_lists_every_documented_method_without_a_token(client, doc
         url = path
         for name in ("booking_id", "item_id", "tier_id", "consumption_id", "staff_id", "campaign_id", "sku_id",
                      "order_id", "group_id", "voucher_id", "redemption_id", "batch_id", "reward_id", "program_id",
-                     "schedule_id", "slot_id", "follow_up_id", "customer_id", "triage_id", "department_id"):
+                     "schedule_id", "slot_id", "follow_up_id", "customer_id", "triage_id", "department_id",
+                         "approval_id", "product_id", "template_id", "card_id"):
             url = url.replace("{" + name + "}", "1")
         url = url.replace("{code}", "ABCD").replace("{out_trade_no}", "X1")
         assert "{" not in url, path

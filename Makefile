@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test worker api migrate makemigrations bench clean upgrade-fixture
+.PHONY: run test worker api migrate makemigrations bench clean vendor vendor-check upgrade-fixture
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ migrate: $(STAMP)
 
 makemigrations: $(STAMP)
 	$(VENV)/bin/tortoise makemigrations
+
+## Re-fetch the console's pinned browser libraries from npm (versions in console/vendor/fetch.py) and
+## rewrite console/vendor/manifest.json; `vendor-check` verifies the committed files against it.
+vendor:
+	$(PYTHON) console/vendor/fetch.py
+
+vendor-check:
+	$(PYTHON) console/vendor/fetch.py --check
 
 ## Rebuild the previous release's populated database, API answers and OpenAPI document (docs/releases.md).
 upgrade-fixture: $(STAMP)

@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import uvicorn
 
+    # The one line a newcomer looks for: where to click (stdout, beside the structured logs).
+    print(f"staff console: http://{args.host}:{args.port}/console   API docs: http://{args.host}:{args.port}/schema",
+          flush=True)
+
     log.info("api.starting", host=args.host, port=args.port, embedded_worker=embedded,
              database=settings.db.url.split("://")[0], trusted_proxies=list(settings.app.trusted_proxies),
              **live_adapters(settings))

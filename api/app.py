@@ -17,11 +17,11 @@ from arq.worker import Worker
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 import rooms
-from api import booking, campaigns, health, identity, mall, orders, points, referrals, shop
+from api import booking, campaigns, console, health, identity, mall, orders, points, referrals, shop
+from api.console import OfflineSwaggerPlugin, page_security_middleware
 from api.deps import provide_db
 from api.errors import EXCEPTION_HANDLERS
 from api.release import release_version
@@ -47,7 +47,7 @@ async def _bounded(what: str, step: Callable[[], Awaitable[Any]]) -> None:
     except Exception as exc:
         log.warning("shutdown.step_failed", step=what, error_type=type(exc).__name__)
 
-ROUTE_MODULES = [health, identity, points, mall, booking, orders, shop, campaigns, referrals]
+ROUTE_MODULES = [health, identity, points, mall, booking, orders, shop, campaigns, referrals, console]
 
 # Run inside the login transaction, in this order: the points account first, then the referral binding.
 LOGIN_HOOKS = [points.open_points_account, referrals.bind_referral]
@@ -67,7 +67,7 @@ def _openapi_config() -> OpenAPIConfig:
             "Errors are always {code, message, detail}."
         ),
         path="/schema",
-        render_plugins=[SwaggerRenderPlugin(path="/")],
+        render_plugins=[OfflineSwaggerPlugin(path="/")],
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
@@ -147,7 +147,7 @@ def create_app(
         dependencies={"db": Provide(provide_db, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[request_id_middleware, options_middleware],
+        middleware=[request_id_middleware, options_middleware, page_security_middleware],
         before_request=strict_input,
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=_openapi_config(),

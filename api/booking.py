@@ -85,6 +85,26 @@ async def _one_booking_out(conn: BaseDBAsyncClient, booking: Booking) -> Booking
 # ================================================================ customers
 
 
+async def _department_list(db: Db) -> DepartmentList:
+    async def work(conn: BaseDBAsyncClient):
+        departments = await service.list_departments(conn)
+        questionnaires = await service.active_questionnaires(conn)
+        services = await service.list_services(conn)
+        return departments, questionnaires, services
+
+    departments, questionnaires, services = await db.run(work)
+    items = [
+        DepartmentOut(
+            id=d.id, code=d.code, name=d.name, description=d.description,
+            concerns=service.concern_options(questionnaires.get(d.id)),
+            has_questionnaire=d.id in questionnaires,
+            services=[ServiceOut.of(s) for s in services if s.department_id == d.id],
+        )
+        for d in departments
+    ]
+    return DepartmentList(items)
+
+
 class BookingCatalogueController(Controller):
     path = "/app/booking"
     tags = ["customer: booking"]
@@ -99,23 +119,7 @@ class BookingCatalogueController(Controller):
 
     @get("/departments", summary="Departments with their concerns and services")
     async def departments(self, db: Db) -> DepartmentList:
-        async def work(conn: BaseDBAsyncClient):
-            departments = await service.list_departments(conn)
-            questionnaires = await service.active_questionnaires(conn)
-            services = await service.list_services(conn)
-            return departments, questionnaires, services
-
-        departments, questionnaires, services = await db.run(work)
-        items = [
-            DepartmentOut(
-                id=d.id, code=d.code, name=d.name, description=d.description,
-                concerns=service.concern_options(questionnaires.get(d.id)),
-                has_questionnaire=d.id in questionnaires,
-                services=[ServiceOut.of(s) for s in services if s.department_id == d.id],
-            )
-            for d in departments
-        ]
-        return DepartmentList(items)
+        return await _department_list(db)
 
     @get("/slots", summary="Bookable slots of a local day with the seats left")
     async def slots(
@@ -244,6 +248,25 @@ class CustomerBookingController(Controller):
 
 
 # ================================================================ staff
+
+
+class StaffCatalogueController(Controller):
+    """The open branches and departments, for every staff member's pickers (the front desk picks its branch)."""
+
+    path = "/admin/catalogue"
+    tags = ["staff: booking set-up"]
+    guards = [staff_only()]
+
+    @get("/branches", summary="Open branches (any staff member)")
+    async def branches(self, db: Db) -> BranchList:
+        async def work(conn: BaseDBAsyncClient):
+            return BranchList([BranchOut.of(b) for b in await service.list_branches(conn)])
+
+        return await db.run(work)
+
+    @get("/departments", summary="Departments with their services (any staff member)")
+    async def departments(self, db: Db) -> DepartmentList:
+        return await _department_list(db)
 
 
 class BookingCatalogueAdminController(Controller):
@@ -531,6 +554,7 @@ ROUTES = [
     BookingCatalogueController,
     TriageController,
     CustomerBookingController,
+    StaffCatalogueController,
     BookingCatalogueAdminController,
     ScheduleAdminController,
     SlotAdminController,

@@ -14,7 +14,7 @@ from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.groupbuy import groups, service, views
 from campaigns.groupbuy import hooks as _line_kinds  # noqa: F401  (registers the group-buy line kind)
-from campaigns.groupbuy.models import CampaignStatus
+from campaigns.groupbuy.models import CampaignStatus, GroupStatus
 from campaigns.groupbuy.schemas import (
     CampaignCreate,
     CampaignOut,
@@ -28,6 +28,7 @@ from campaigns.groupbuy.schemas import (
     Seat,
     SkuOut,
     SkuUpdate,
+    StaffGroupPage,
     sku_out,
 )
 from kernel.identity.service import audit
@@ -117,6 +118,11 @@ class AdminCampaignController(Controller):
     @get("/{campaign_id:int}/stats", summary="Groups opened/succeeded/failed, units, GMV, refunds, share conversion")
     async def stats(self, db: Db, campaign_id: int) -> CampaignStats:
         return await db.run(views.stats, campaign_id)
+
+    @get("/{campaign_id:int}/groups", summary="A campaign's groups, newest first, with their members")
+    async def groups(self, db: Db, campaign_id: int, limit: Limit, offset: Offset,
+                     status: GroupStatus | None = None) -> StaffGroupPage:
+        return await db.run(views.staff_groups, campaign_id, status=status, limit=limit, offset=offset)
 
 
 class CustomerCampaignController(Controller):

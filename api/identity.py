@@ -18,6 +18,8 @@ from kernel import privacy
 from kernel.identity import service
 from kernel.identity.schemas import (
     AuditEntry,
+    CustomerFound,
+    CustomerFoundPage,
     CustomerLogin,
     CustomerLoginResult,
     Me,
@@ -219,4 +221,34 @@ class AuditController(Controller):
         return AuditPage(total=total, limit=limit, offset=offset, items=[AuditEntry.of(r) for r in rows])
 
 
-ROUTES = [CustomerAuthController, MeController, StaffAuthController, StaffAdminController, AuditController]
+class CustomerLookupController(Controller):
+    """Find a customer at the desk by name, phone's last four digits or referral code (then open their card)."""
+
+    path = "/admin/customer-lookup"
+    tags = ["staff: customers"]
+    guards = [staff_only("front_desk")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="Customers by part of the name, the phone's last four digits or the referral code")
+    async def lookup(
+        self, db: Db, staff: Principal, limit: Limit, offset: Offset, name: str | None = None,
+        phone_last4: str | None = None, referral_code: str | None = None,
+    ) -> CustomerFoundPage:
+        async def work(conn: BaseDBAsyncClient):
+            total, rows = await service.find_customers(
+                conn, limit=limit, offset=offset, name=name, phone_last4=phone_last4, referral_code=referral_code
+            )
+            # Searching people is reading personal data: who looked for whom is kept.
+            await service.audit(conn, staff.id, "customer.lookup", "customer", "search",
+                                {"name": name, "phone_last4": phone_last4, "referral_code": referral_code,
+                                 "found": total})
+            return total, rows
+
+        total, rows = await db.run(work)
+        return CustomerFoundPage(total=total, limit=limit, offset=offset, items=[CustomerFound.of(c) for c in rows])
+
+
+ROUTES = [
+    CustomerAuthController, MeController, StaffAuthController, StaffAdminController, AuditController,
+    CustomerLookupController,
+]

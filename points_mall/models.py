@@ -165,8 +165,11 @@ class ApprovalStatus(StrEnum):
 
 
 class ConsumptionApproval(Model):
-    """A consumption the front desk recorded above the approval threshold: it earns nothing (no points, no
-    tier, no referral) until a second staff member approves it; then it becomes a `Consumption`."""
+    """A consumption recorded above the approval threshold, waiting for a second staff member."""
+
+    # It earns nothing (no points, no tier, no referral) until approved; then it becomes a `Consumption`.
+    # The docstring stays on one line: Tortoise writes it as the table comment, and SQLite's DDL comment
+    # ends at the first line break.
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import msgspec
 
-from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku, CampaignStatus, GroupStatus
+from campaigns.groupbuy.models import (
+    Campaign, CampaignKind, CampaignSku, CampaignStatus, EntryRole, EntryStatus, GroupStatus,
+)
 from kernel.schemas import Id, Page
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -192,6 +194,41 @@ class CampaignStats(msgspec.Struct):
     joins: int
     # Joins per thousand views of shared groups (an integer: no floats in reports).
     share_conversion_permille: int
+    # Of the succeeded groups, those completed virtually (paid seats reached virtual_min_paid at the deadline).
+    groups_virtual: int = 0
+    # Seats taken (paid or held) in the groups opened.
+    seats_taken: int = 0
+
+
+class GroupMember(msgspec.Struct):
+    """One seat of a group, for campaign staff (the phone masked)."""
+
+    customer_id: int
+    nickname: str
+    phone: str | None
+    role: EntryRole
+    status: EntryStatus
+    order_id: int
+    paid_at: datetime | None
+
+
+class StaffGroup(msgspec.Struct):
+    id: int
+    sku_id: int
+    sku_title: str
+    status: GroupStatus
+    virtual: bool
+    size: int
+    seats_taken: int
+    paid_count: int
+    deadline: datetime
+    created_at: datetime
+    settled_at: datetime | None
+    members: list[GroupMember]
+
+
+class StaffGroupPage(Page):
+    items: list[StaffGroup]
 
 
 def tiers_of(sku: CampaignSku) -> list[Tier]:

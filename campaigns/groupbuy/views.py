@@ -21,10 +21,13 @@ from campaigns.groupbuy.schemas import (
     CampaignOut,
     CampaignPage,
     CampaignStats,
+    GroupMember,
     GroupView,
     Member,
     PublicCampaign,
     PublicSku,
+    StaffGroup,
+    StaffGroupPage,
     campaign_out,
     sku_out,
     tiers_of,
@@ -124,6 +127,10 @@ async def stats(conn: BaseDBAsyncClient, campaign_id: int) -> CampaignStats:
     refunds = await Refund.filter(order_id__in=order_ids or [0]).using_db(conn).count()
     views = await Group.filter(campaign_id=campaign_id).using_db(conn).annotate(v=Sum("share_views")).values("v")
     joins = await CampaignEntry.filter(campaign_id=campaign_id, role=EntryRole.member).using_db(conn).count()
+    virtual = await Group.filter(campaign_id=campaign_id, status=GroupStatus.succeeded, virtual=True).using_db(
+        conn).count()
+    seats = await Group.filter(campaign_id=campaign_id, paid_count__gte=1).using_db(conn).annotate(
+        s=Sum("seats_taken")).values("s")
     share_views = int((views[0]["v"] if views else 0) or 0)
     return CampaignStats(
         campaign_id=campaign_id,
@@ -138,4 +145,35 @@ async def stats(conn: BaseDBAsyncClient, campaign_id: int) -> CampaignStats:
         share_views=share_views,
         joins=joins,
         share_conversion_permille=joins * 1000 // share_views if share_views else 0,
+        groups_virtual=virtual,
+        seats_taken=int((seats[0]["s"] if seats else 0) or 0),
     )
+
+
+async def staff_groups(conn: BaseDBAsyncClient, campaign_id: int, *, status: GroupStatus | None, limit: int,
+                       offset: int) -> StaffGroupPage:
+    """A campaign's groups, newest first, each with its seats (who, paid or not, which order)."""
+    await campaigns.get_campaign(conn, campaign_id)
+    query = Group.filter(campaign_id=campaign_id).using_db(conn)
+    if status is not None:
+        query = query.filter(status=status)
+    total = await query.count()
+    page = await query.order_by("-id").offset(offset).limit(limit)
+    entries = await CampaignEntry.filter(group_id__in=[g.id for g in page] or [0]).using_db(conn).order_by("id")
+    people = {c.id: c for c in await Customer.filter(
+        id__in=list({e.customer_id for e in entries}) or [0]).using_db(conn)}
+    titles = {s.id: s.title for s in await campaigns.skus_of(conn, campaign_id)}
+    items = []
+    for group in page:
+        members = [
+            GroupMember(customer_id=e.customer_id, nickname=people[e.customer_id].nickname,
+                        phone=people[e.customer_id].phone_masked, role=e.role, status=e.status,
+                        order_id=e.order_id, paid_at=e.paid_at)
+            for e in entries if e.group_id == group.id and e.customer_id in people
+        ]
+        items.append(StaffGroup(
+            id=group.id, sku_id=group.sku_id, sku_title=titles.get(group.sku_id, ""), status=group.status,
+            virtual=group.virtual, size=group.size, seats_taken=group.seats_taken, paid_count=group.paid_count,
+            deadline=group.deadline, created_at=group.created_at, settled_at=group.settled_at, members=members,
+        ))
+    return StaffGroupPage(total=total, limit=limit, offset=offset, items=items)

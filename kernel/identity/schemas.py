@@ -128,3 +128,22 @@ class AuditEntry(msgspec.Struct):
             id=r.id, staff_id=r.staff_id, action=r.action, target_type=r.target_type,
             target_id=r.target_id, detail=r.detail, request_id=r.request_id, created_at=r.created_at,
         )
+
+
+class CustomerFound(msgspec.Struct):
+    """A lookup hit for the front desk: enough to pick the right person, the phone masked."""
+
+    id: int
+    nickname: str
+    phone: str | None
+    referral_code: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, customer: Customer) -> "CustomerFound":
+        return cls(id=customer.id, nickname=customer.nickname, phone=customer.phone_masked,
+                   referral_code=customer.referral_code, created_at=customer.created_at)
+
+
+class CustomerFoundPage(Page):
+    items: list[CustomerFound]

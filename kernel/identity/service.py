@@ -306,6 +306,34 @@ async def list_staff(conn: BaseDBAsyncClient, *, limit: int, offset: int) -> tup
     return await query.count(), await query.order_by("id").offset(offset).limit(limit)
 
 
+async def find_customers(
+    conn: BaseDBAsyncClient,
+    *,
+    limit: int,
+    offset: int,
+    name: str | None = None,
+    phone_last4: str | None = None,
+    referral_code: str | None = None,
+) -> tuple[int, list[Customer]]:
+    """Customers matching every given clue: part of the nickname, the phone's last four digits, the exact code.
+
+    The phone stays sealed: its masked form (138****1111) keeps the last four digits, which is what the
+    desk asks for. Erased customers are never found.
+    """
+    if not (name or phone_last4 or referral_code):
+        raise ValidationFailed("Give a name, the phone's last four digits or a referral code.", field="name")
+    if phone_last4 is not None and not (len(phone_last4) == 4 and phone_last4.isdigit()):
+        raise ValidationFailed("Four digits.", field="phone_last4")
+    query = Customer.filter(deleted_at=None).using_db(conn)
+    if name:
+        query = query.filter(nickname__icontains=name)
+    if phone_last4:
+        query = query.filter(phone_masked__endswith=phone_last4)
+    if referral_code:
+        query = query.filter(referral_code=referral_code.strip().upper())
+    return await query.count(), await query.order_by("-id").offset(offset).limit(limit)
+
+
 async def list_audit_entries(
     conn: BaseDBAsyncClient,
     *,

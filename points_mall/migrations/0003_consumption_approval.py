@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
                 ('consumption_id', fields.BigIntField(null=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'points_consumption_approval', 'app': 'points_mall', 'indexes': [Index(fields=['status', 'id'])], 'pk_attr': 'id', 'table_description': 'A consumption the front desk recorded above the approval threshold: it earns nothing (no points, no\ntier, no referral) until a second staff member approves it; then it becomes a `Consumption`.'},
+            options={'table': 'points_consumption_approval', 'app': 'points_mall', 'indexes': [Index(fields=['status', 'id'])], 'pk_attr': 'id', 'table_description': 'A consumption recorded above the approval threshold, waiting for a second staff member.'},
             bases=['Model'],
         ),
     ]

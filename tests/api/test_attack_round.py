@@ -21,7 +21,9 @@ async def test_json_nested_a_thousand_levels_deep_is_a_400(client):
     for path in ("/app/auth/login", "/admin/auth/login"):
         response = await client.post(path, content=body, headers={"content-type": "application/json"})
         assert response.status_code == 400, response.text
-        assert response.json()["code"] == "malformed_body"
+        # The strict input check (api/strict.py) refuses the wrong shape at the first bracket; Litestar's own
+        # decoder would call it malformed. Either way a 400 with a stable code, never a RecursionError's 500.
+        assert response.json()["code"] in ("malformed_body", "validation_error")
     deep_object = '{"a":' * 1000 + "1" + "}" * 1000
     response = await client.post("/app/auth/login", content=deep_object, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text

@@ -80,13 +80,8 @@ async def test_options_lists_every_documented_method_without_a_token(client, doc
     doc = document.json()
     checked = 0
     for path, item in doc["paths"].items():
-        url = path
-        for name in ("booking_id", "item_id", "tier_id", "consumption_id", "staff_id", "campaign_id", "sku_id",
-                     "order_id", "group_id", "voucher_id", "redemption_id", "batch_id", "reward_id", "program_id",
-                     "schedule_id", "slot_id", "follow_up_id", "customer_id", "triage_id", "department_id",
-                         "approval_id", "product_id", "template_id", "card_id"):
-            url = url.replace("{" + name + "}", "1")
-        url = url.replace("{code}", "ABCD").replace("{out_trade_no}", "X1")
+        url = path.replace("{code}", "ABCD").replace("{out_trade_no}", "X1")
+        url = re.sub(r"\{[a-z_]+_id\}", "1", url)  # every id parameter, whichever room added the route
         assert "{" not in url, path
         r = await client.options(url)
         assert r.status_code == 204, (path, r.status_code)

@@ -161,7 +161,9 @@ async def test_a_spoofed_x_forwarded_for_does_not_reset_the_staff_login_limit(re
     from tests.live_server import live_server_url
 
     await forget_limits(redis)
-    env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "3/60"}
+    # Day-long windows: fixed windows start at multiples of their length, so a minute-long one could roll
+    # over between two requests of a slow run and reset the count the test relies on.
+    env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "3/86400"}
     async with live_server_url(**env) as base:
         statuses = await _staff_logins(base, [(f"203.0.113.{i}", f"guess-{i}") for i in range(6)])
     assert statuses == [401, 401, 401, 429, 429, 429]
@@ -172,7 +174,7 @@ async def test_x_forwarded_for_is_honoured_from_a_configured_proxy_only(redis):
     from tests.live_server import live_server_url
 
     await forget_limits(redis)
-    env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "3/60", "TRUSTED_PROXIES": "127.0.0.1/32"}
+    env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "3/86400", "TRUSTED_PROXIES": "127.0.0.1/32"}
     async with live_server_url(**env) as base:
         # Behind the proxy each real client has its own window.
         spread = await _staff_logins(base, [(f"203.0.113.{i}", f"user-{i}") for i in range(6)])
@@ -188,7 +190,7 @@ async def test_staff_login_is_limited_per_username_across_addresses(redis):
 
     await forget_limits(redis)
     env = {"RATE_LIMIT_ENABLED": "1", "RATE_LIMIT_LOGIN_PER_IP": "100/60",
-           "RATE_LIMIT_STAFF_LOGIN_PER_USERNAME": "5/300", "TRUSTED_PROXIES": "127.0.0.1"}
+           "RATE_LIMIT_STAFF_LOGIN_PER_USERNAME": "5/86400", "TRUSTED_PROXIES": "127.0.0.1"}
     async with live_server_url(**env) as base:
         statuses = await _staff_logins(base, [(f"203.0.113.{i}", "Head.Nurse") for i in range(7)])
         # The same name in other letter case is the same account; another account is not affected.

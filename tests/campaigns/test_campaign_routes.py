@@ -126,9 +126,25 @@ async def test_customer_opens_shares_and_friends_join(client, redis):
     refused = await client.post(f"/app/groups/{other}/join", headers=customer_headers(leader))
     assert refused.status_code == 403 and refused.json()["code"] == "new_customers_only"
 
-    stats = await client.get(f"/admin/campaigns/{campaign.id}/stats", headers=staff_headers(await make_staff("campaign")))
+    staff = staff_headers(await make_staff("campaign"))
+    stats = await client.get(f"/admin/campaigns/{campaign.id}/stats", headers=staff)
     assert stats.status_code == 200
     assert stats.json()["share_views"] >= 1 and stats.json()["joins"] == 1 and stats.json()["groups_open"] >= 1
+    assert stats.json()["seats_taken"] == 2 + 1 and stats.json()["groups_virtual"] == 0  # two groups opened
+
+    # Staff see every group with its members: who, which seat, paid or still holding it.
+    listed = await client.get(f"/admin/campaigns/{campaign.id}/groups", headers=staff)
+    assert listed.status_code == 200 and listed.json()["total"] == 2
+    mine = next(g for g in listed.json()["items"] if g["id"] == seat["group_id"])
+    assert [(m["nickname"], m["role"], m["status"]) for m in mine["members"]] == [
+        ("Alice", "leader", "paid"), ("Bella", "member", "held")]
+    assert mine["members"][0]["order_id"] == seat["order_id"] and mine["seats_taken"] == 2
+    only_open = await client.get(f"/admin/campaigns/{campaign.id}/groups", params={"status": "open", "limit": 1},
+                                 headers=staff)
+    assert only_open.json()["total"] == 2 and len(only_open.json()["items"]) == 1
+    refused = await client.get(f"/admin/campaigns/{campaign.id}/groups",
+                               headers=staff_headers(await make_staff("front_desk")))
+    assert refused.status_code == 403
 
 
 async def test_a_friend_can_join_the_moment_the_leaders_payment_is_confirmed(client, redis):

@@ -1,0 +1,7 @@
+// Every screen with the roles whose menu shows it (the first role names the menu group).
+import { FRONT_DESK } from "./pages/frontdesk.js";
+import { CAMPAIGN } from "./pages/campaign.js";
+import { FINANCE } from "./pages/finance.js";
+import { ADMIN } from "./pages/admin.js";
+
+export const SCREENS = [...FRONT_DESK, ...CAMPAIGN, ...FINANCE, ...ADMIN];

@@ -1,0 +1,153 @@
+// Shared pieces of every screen: labels, formatting, the refusal message, field errors and the paged list.
+import { defineComponent, h, reactive, onMounted, withDirectives } from "vue";
+import {
+  ElAlert, ElButton, ElDatePicker, ElEmpty, ElInput, ElOption, ElPagination, ElSelect, ElTable,
+  ElTableColumn, ElTag, vLoading,
+} from "element-plus";
+import { api } from "./api.js";
+
+export const ROLE_NAMES = { front_desk: "前台", campaign: "活动运营", finance: "财务", admin: "管理员" };
+
+export const STATUS_NAMES = {
+  booked: "已预约", arrived: "已到院", completed: "已完成", cancelled: "已取消", no_show: "未到院",
+  draft: "草稿", scheduled: "待开始", live: "进行中", ended: "已结束",
+  approved: "已审批", paid: "已打款", pending: "待定", held: "待复核", payable: "可结算", batched: "已入批次",
+  voided: "已作废", issued: "未使用", redeemed: "已核销", expired: "已过期", open: "待回访", done: "已回访",
+  pending_payment: "待支付", fulfilled: "已完成", refunding: "退款中", refunded: "已退款", closed: "已关闭",
+  active: "有效", released: "已生效", reversed: "已冲回",
+};
+
+export function statusTag(status) {
+  const type = { live: "success", arrived: "success", redeemed: "success", paid: "success", approved: "success",
+    held: "warning", draft: "info", no_show: "danger", cancelled: "info", voided: "info" }[status] || "";
+  return h(ElTag, { type: type || undefined, size: "small" }, () => STATUS_NAMES[status] || status);
+}
+
+export function time(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+// The calendar day in the clinic's time zone (a branch's), not the browser's: reception PCs are not always set right.
+export function todayIn(zone) {
+  try {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
+  } catch (_) {
+    return today();
+  }
+}
+
+export function today() {
+  const d = new Date();
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+}
+
+// A refusal in plain words. 403 is the API's role check: the console never decides that on its own.
+export function refusalText(error) {
+  if (!error) return "";
+  if (error.status === 403 && error.code === "role_required") {
+    const roles = (error.detail.required || []).map((r) => ROLE_NAMES[r] || r).join("、");
+    return `无权访问：您的角色不能查看或执行此操作${roles ? `（需要：${roles}）` : ""}。`;
+  }
+  if (error.status === 403) return `操作被拒绝：${error.message}`;
+  if (error.status === 0 || !error.status) return `网络错误：${error.message}`;
+  return `${error.message}（${error.code}）`;
+}
+
+export function refusal(error) {
+  if (!error) return null;
+  return h(ElAlert, { type: error.status === 403 ? "error" : "warning", title: refusalText(error),
+    showIcon: true, closable: false, class: "refusal", "data-test": "refusal" });
+}
+
+// detail.field -> the message to show under that field (e.g. "skus[0].tiers[1].price_fen").
+export function fieldErrors(error) {
+  if (error && error.detail && error.detail.field) return { [error.detail.field]: error.message };
+  return {};
+}
+
+export function title(text) {
+  return h("h2", { class: "page-title" }, text);
+}
+
+function filterControl(filter, values, onChange) {
+  const common = { modelValue: values[filter.key], "onUpdate:modelValue": (v) => { values[filter.key] = v; onChange(); },
+    placeholder: filter.label, clearable: true, style: { width: filter.width || "160px" }, "data-test": `filter-${filter.key}` };
+  if (filter.type === "select") {
+    return h(ElSelect, common, () => filter.options.map(([value, label]) => h(ElOption, { value, label })));
+  }
+  if (filter.type === "date") {
+    return h(ElDatePicker, { ...common, type: "date", valueFormat: "YYYY-MM-DD" });
+  }
+  return h(ElInput, { ...common, "onUpdate:modelValue": (v) => { values[filter.key] = v; },
+    onChange: () => onChange() });
+}
+
+// A list that pages on the server (limit/offset), filters the way the endpoint allows, and has an empty state.
+// options: { path, filters, columns: [{label, prop, width, render(row)}], actions(row, reload),
+//            toolbar(reload), paged (default true), defaults, empty, after(data) }
+export function listView(options) {
+  return defineComponent({
+    setup(_, { expose }) {
+      const values = reactive({ ...(options.defaults ? options.defaults() : {}) });
+      const state = reactive({ items: [], total: 0, page: 1, size: options.size || 20, loading: false,
+        error: null, data: null });
+      const paged = options.paged !== false;
+      async function load() {
+        state.loading = true;
+        try {
+          const params = { ...values };
+          if (paged) Object.assign(params, { limit: state.size, offset: (state.page - 1) * state.size });
+          const path = typeof options.path === "function" ? options.path(values) : options.path;
+          if (!path) { state.items = []; state.total = 0; state.error = null; return; }
+          const data = await api.get(path, params);
+          state.data = data;
+          const items = Array.isArray(data) ? data : data.items;
+          state.items = items;
+          state.total = Array.isArray(data) || data.total === undefined ? items.length : data.total;
+          state.error = null;
+        } catch (error) {
+          state.error = error;
+          state.items = [];
+        } finally {
+          state.loading = false;
+        }
+      }
+      const reload = () => load();
+      const refilter = () => { state.page = 1; load(); };
+      onMounted(load);
+      expose({ reload });
+      return () => h("div", [
+        options.title ? title(options.title) : null,
+        h("div", { class: "toolbar" }, [
+          ...(options.filters || []).map((f) => filterControl(f, values, refilter)),
+          options.toolbar ? options.toolbar(reload, values) : null,
+        ]),
+        refusal(state.error),
+        options.before ? options.before(state) : null,
+        withDirectives(h(ElTable, { data: state.items, border: true, stripe: true,
+          rowKey: options.rowKey || "id", "data-test": "list" }, {
+          default: () => [
+            ...options.columns.map((col) => h(ElTableColumn, { label: col.label, prop: col.prop,
+              width: col.width, minWidth: col.minWidth }, col.render ? { default: ({ row }) => col.render(row, reload) } : undefined)),
+            options.actions ? h(ElTableColumn, { label: "操作", fixed: "right", width: options.actionsWidth || 200 },
+              { default: ({ row }) => h("div", { class: "toolbar" }, options.actions(row, reload)) }) : null,
+          ],
+          empty: () => h(ElEmpty, { description: state.error ? "无法加载" : (options.empty || "暂无数据"), imageSize: 80 }),
+        }), [[vLoading, state.loading]]),
+        paged ? h("div", { class: "pager" }, h(ElPagination, {
+          layout: "total, prev, pager, next", total: state.total, pageSize: state.size,
+          currentPage: state.page, "onUpdate:currentPage": (p) => { state.page = p; load(); },
+        })) : null,
+      ]);
+    },
+  });
+}
+
+export function button(label, onClick, extra = {}) {
+  return h(ElButton, { size: "small", onClick, ...extra }, () => label);
+}

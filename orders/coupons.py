@@ -24,6 +24,11 @@ class CouponTemplateNotFound(NotFound):
     default_message = "No such coupon template."
 
 
+class CouponNotFound(NotFound):
+    code = "coupon_not_found"
+    default_message = "No such coupon."
+
+
 class CouponUnavailable(Conflict):
     code = "coupon_unavailable"
     default_message = "This coupon cannot be used (used, on another order, expired, or not yours)."
@@ -150,8 +155,10 @@ def discount_for(template: CouponTemplate, lines: list[tuple[Product, int, int]]
 
 async def usable_coupon(conn: BaseDBAsyncClient, customer_id: int, coupon_id: int) -> tuple[Coupon, CouponTemplate]:
     coupon = await Coupon.get_or_none(id=coupon_id, customer_id=customer_id).using_db(conn)
+    if coupon is None:  # another customer's coupon is indistinguishable from a missing one
+        raise CouponNotFound(field="coupon_id")
     now = clock.now()
-    if coupon is None or coupon.status != CouponStatus.available or not coupon.valid_from <= now < coupon.valid_until:
+    if coupon.status != CouponStatus.available or not coupon.valid_from <= now < coupon.valid_until:
         raise CouponUnavailable(field="coupon_id", coupon_id=coupon_id)
     return coupon, await get_template(conn, coupon.template_id)  # type: ignore[attr-defined]
 

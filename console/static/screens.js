@@ -3,5 +3,6 @@ import { FRONT_DESK } from "./pages/frontdesk.js";
 import { CAMPAIGN } from "./pages/campaign.js";
 import { FINANCE } from "./pages/finance.js";
 import { ADMIN } from "./pages/admin.js";
+import { SHOP_CAMPAIGN, SHOP_FINANCE } from "./pages/shop.js";
 
-export const SCREENS = [...FRONT_DESK, ...CAMPAIGN, ...FINANCE, ...ADMIN];
+export const SCREENS = [...FRONT_DESK, ...CAMPAIGN, ...SHOP_CAMPAIGN, ...FINANCE, ...SHOP_FINANCE, ...ADMIN];

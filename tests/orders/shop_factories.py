@@ -35,7 +35,7 @@ async def make_template(kind: str = "cash_off", **fields):
     defaults = {"cash_off": {"value_fen": 2000, "threshold_fen": 10000},
                 "percent_off": {"discount_bp": 1000}, "free_service": {}}[kind]
     async with transaction() as conn:
-        return await coupons.create_template(conn, name=f"coupon {kind}", kind=kind, **(defaults | fields))
+        return await coupons.create_template(conn, kind=kind, **({"name": f"coupon {kind}"} | defaults | fields))
 
 
 async def give_coupon(customer_id: int, template_id: int, ref: str | None = None) -> Coupon:

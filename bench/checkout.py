@@ -51,11 +51,25 @@ async def setup(database: str, customers: list[int]) -> tuple[int, dict[int, int
                     coupons[path][customer] = cur.lastrowid
             for customer in customers:
                 await cur.execute("INSERT INTO shop_stored_value_account (customer_id, principal_fen, bonus_fen,"
-                                  " updated_at) VALUES (%s,%s,0,%s)", (customer, 2 * STORED_VALUE, now))
+                                  " updated_at) VALUES (%s,0,0,%s)", (customer, now))
+        await refill(database, customers, "http")
+        return product, coupons[0], coupons[1]
+    finally:
+        conn.close()
+
+
+async def refill(database: str, customers: list[int], path: str) -> None:
+    """STORED_VALUE of principal for each customer, so each path spends exactly that (setup, not measured)."""
+    conn = await aiomysql.connect(db=database, autocommit=True, **MYSQL)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        async with conn.cursor() as cur:
+            for customer in customers:
+                await cur.execute("UPDATE shop_stored_value_account SET principal_fen = principal_fen + %s"
+                                  " WHERE customer_id = %s", (STORED_VALUE, customer))
                 await cur.execute("INSERT INTO shop_stored_value_entry (customer_id, kind, principal_delta,"
                                   " bonus_delta, ref, created_at) VALUES (%s,'topup',%s,0,%s,%s)",
-                                  (customer, 2 * STORED_VALUE, f"bench:{customer}", now))
-        return product, coupons[0], coupons[1]
+                                  (customer, STORED_VALUE, f"bench:{path}:{customer}", now))
     finally:
         conn.close()
 
@@ -93,8 +107,8 @@ async def raw_checkout(pool, customer: int, coupon: int, product: int) -> int:
                 await cur.execute("INSERT INTO shop_stored_value_entry (customer_id, kind, principal_delta,"
                                   " bonus_delta, ref, order_id, created_at) VALUES (%s,'spend',%s,0,%s,%s,%s)",
                                   (customer, -STORED_VALUE, f"raw_spend:{order}", order, now))
-                await cur.execute("INSERT INTO outbox_message (job_name, args, run_at, created_at, attempts)"
-                                  " VALUES ('bench.noop',%s,%s,%s,0)", (json.dumps([order]), now, now))
+                await cur.execute("INSERT INTO outbox_message (job_name, args, run_at, created_at, attempts, last_error)"
+                                  " VALUES ('bench.noop',%s,%s,%s,0,'')", (json.dumps([order]), now, now))
             if not (taken and debited and spent):
                 await conn.rollback()
                 return 409
@@ -127,13 +141,22 @@ async def main(requests: int, levels: list[int]) -> None:
                 via_http = await run_load("POST /app/orders (all sources)", buy, total=requests,
                                           concurrency=concurrency)
 
+            await refill(database, customers, "raw")
+            failures: list[str] = []
+
             async def raw(i: int) -> int:
-                return await raw_checkout(pool, customers[i], raw_coupons[customers[i]], product)
+                try:
+                    return await raw_checkout(pool, customers[i], raw_coupons[customers[i]], product)
+                except Exception as exc:  # shown once below: a broken baseline must not pass for a slow one
+                    failures.append(repr(exc)[:300])
+                    raise
 
             via_sql = await run_load("same writes (aiomysql)", raw, total=requests, concurrency=concurrency)
             print(framework.row())
             print(via_sql.row())
             print(via_http.row(via_sql))
+            if failures:
+                print(f"baseline failures: {len(failures)}, first: {failures[0]}")
             print()
         conn = await aiomysql.connect(db=database, **MYSQL)
         async with conn.cursor() as cur:

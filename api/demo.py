@@ -20,6 +20,9 @@ DEMO_MODULES = [kernel_demo, booking_demo, points_demo, orders_demo, groupbuy_de
 
 
 async def load_demo_data() -> None:
+    import rooms
+
+    rooms.install()  # the demo buys from the catalogue: the line kinds must be registered (idempotent)
     for module in DEMO_MODULES:
         await run_in_transaction(module.load)
         log.info("demo.loaded", room=module.__name__)

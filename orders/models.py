@@ -51,12 +51,12 @@ class Order(Model):
     # defaults, which read as before: paid by WeChat Pay alone (wechat_fen null = total_fen).
     # total_fen = coupon_fen + points_cash_fen + stored_value_fen + wechat_fen.
     list_fen = fields.IntField(null=True)
-    member_discount_fen = fields.IntField(default=0)
+    member_discount_fen = fields.IntField(default=0, db_default=0)
     coupon_id = fields.BigIntField(null=True)
-    coupon_fen = fields.IntField(default=0)
-    points_used = fields.IntField(default=0)
-    points_cash_fen = fields.IntField(default=0)
-    stored_value_fen = fields.IntField(default=0)
+    coupon_fen = fields.IntField(default=0, db_default=0)
+    points_used = fields.IntField(default=0, db_default=0)
+    points_cash_fen = fields.IntField(default=0, db_default=0)
+    stored_value_fen = fields.IntField(default=0, db_default=0)
     wechat_fen = fields.IntField(null=True)
 
     class Meta:

@@ -42,7 +42,7 @@ class Product(Model):
 
 
 class ProductMemberPrice(Model):
-    """A member tier's price for a product (会员价); a tier that is switched off gives nothing."""
+    """The price a member tier pays for a product (会员价), a tier that is switched off gives nothing."""
 
     id = fields.BigIntField(primary_key=True)
     product = fields.ForeignKeyField("orders.Product", related_name="member_prices", on_delete=fields.CASCADE)
@@ -108,7 +108,7 @@ class CouponStatus(StrEnum):
 
 
 class Coupon(Model):
-    """One customer's coupon; unique per (source, source_ref, customer), so issuing twice gives one."""
+    """A coupon held by one customer, unique per (source, source_ref, customer), so issuing twice gives one."""
 
     id = fields.BigIntField(primary_key=True)
     template = fields.ForeignKeyField("orders.CouponTemplate", related_name=False, on_delete=fields.RESTRICT)
@@ -129,7 +129,7 @@ class Coupon(Model):
 
 
 class StoredValueAccount(Model):
-    """A customer's stored value (储值): principal paid and bonus given, kept apart."""
+    """The stored value of a customer (储值): principal paid and bonus given, kept apart."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.OneToOneField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
@@ -142,7 +142,7 @@ class StoredValueAccount(Model):
 
 
 class StoredValueEntry(Model):
-    """Append-only ledger of stored value; the account equals the sum of its entries (each ref once)."""
+    """Append-only ledger of stored value: the account equals the sum of its entries (each ref once)."""
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)

@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
                 ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'shop_coupon', 'app': 'orders', 'unique_together': (('source', 'source_ref', 'customer'),), 'indexes': [Index(fields=['customer_id', 'status'])], 'pk_attr': 'id', 'table_description': "One customer's coupon; unique per (source, source_ref, customer), so issuing twice gives one."},
+            options={'table': 'shop_coupon', 'app': 'orders', 'unique_together': (('source', 'source_ref', 'customer'),), 'indexes': [Index(fields=['customer_id', 'status'])], 'pk_attr': 'id', 'table_description': 'A coupon held by one customer, unique per (source, source_ref, customer), so issuing twice gives one.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -133,7 +133,7 @@ class Migration(migrations.Migration):
                 ('tier_id', fields.BigIntField()),
                 ('price_fen', fields.IntField()),
             ],
-            options={'table': 'shop_product_member_price', 'app': 'orders', 'unique_together': (('product', 'tier_id'),), 'pk_attr': 'id', 'table_description': "A member tier's price for a product (会员价); a tier that is switched off gives nothing."},
+            options={'table': 'shop_product_member_price', 'app': 'orders', 'unique_together': (('product', 'tier_id'),), 'pk_attr': 'id', 'table_description': 'The price a member tier pays for a product (会员价), a tier that is switched off gives nothing.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -157,7 +157,7 @@ class Migration(migrations.Migration):
                 ('bonus_fen', fields.BigIntField(default=0)),
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'shop_stored_value_account', 'app': 'orders', 'pk_attr': 'id', 'table_description': "A customer's stored value (储值): principal paid and bonus given, kept apart."},
+            options={'table': 'shop_stored_value_account', 'app': 'orders', 'pk_attr': 'id', 'table_description': 'The stored value of a customer (储值): principal paid and bonus given, kept apart.'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -172,13 +172,13 @@ class Migration(migrations.Migration):
                 ('order_id', fields.BigIntField(null=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'shop_stored_value_entry', 'app': 'orders', 'indexes': [Index(fields=['customer_id', 'id']), Index(fields=['created_at'])], 'pk_attr': 'id', 'table_description': 'Append-only ledger of stored value; the account equals the sum of its entries (each ref once).'},
+            options={'table': 'shop_stored_value_entry', 'app': 'orders', 'indexes': [Index(fields=['customer_id', 'id']), Index(fields=['created_at'])], 'pk_attr': 'id', 'table_description': 'Append-only ledger of stored value: the account equals the sum of its entries (each ref once).'},
             bases=['Model'],
         ),
         ops.AddField(
             model_name='Order',
             name='coupon_fen',
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name='Order',
@@ -193,22 +193,22 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Order',
             name='member_discount_fen',
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name='Order',
             name='points_cash_fen',
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name='Order',
             name='points_used',
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name='Order',
             name='stored_value_fen',
-            field=fields.IntField(default=0),
+            field=fields.IntField(default=0, db_default=0),
         ),
         ops.AddField(
             model_name='Order',

@@ -19,7 +19,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
-from orders import finance, payments, service
+from orders import checkout, finance, payments, service
+from orders.product_schemas import CheckoutRequest, PurchaseRequest, QuoteOut
 from orders.gateway import PaymentGateway, RequestPaymentParams, gateway_from
 from orders.models import OrderStatus
 from orders.schemas import (
@@ -61,6 +62,26 @@ class CustomerOrderController(Controller):
         total, orders = await db.run(service.customer_orders, customer_id, status=status, limit=limit, offset=offset)
         items = [OrderOut.of(order, lines) for order, lines in orders]
         return OrderPage(total=total, limit=limit, offset=offset, items=items)
+
+    @post("/quote", status_code=HTTP_200_OK,
+          summary="Every checkout step before paying: list price, member price, coupon, points, stored value, WeChat Pay")
+    async def quote(self, db: Db, customer_id: int, data: CheckoutRequest) -> QuoteOut:
+        q = await db.run(checkout.quote, customer_id, [(i.product_id, i.quantity) for i in data.items],
+                         coupon_id=data.coupon_id, points_limit=data.max_points, use_points=data.use_points,
+                         use_stored_value=data.use_stored_value)
+        return QuoteOut.of(q)
+
+    @post("/", status_code=HTTP_201_CREATED,
+          summary="Buy from the catalogue: the sources are taken now, WeChat Pay (POST .../pay) for the rest")
+    async def purchase(self, db: Db, customer_id: int, data: PurchaseRequest) -> OrderOut:
+        async def work(conn: BaseDBAsyncClient) -> OrderOut:
+            order, _ = await checkout.place_order(
+                conn, customer_id, [(i.product_id, i.quantity) for i in data.items], coupon_id=data.coupon_id,
+                points_limit=data.max_points, use_points=data.use_points, use_stored_value=data.use_stored_value,
+                expected_wechat_fen=data.expected_wechat_fen)
+            return OrderOut.of(order, await service.lines_of(conn, order.id))
+
+        return await db.run(work)
 
     @get("/{order_id:int}", summary="One of my orders")
     async def get_order(self, db: Db, customer_id: int, order_id: int) -> OrderOut:

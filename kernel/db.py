@@ -31,7 +31,7 @@ _APPS: dict[str, tuple[list[str], str]] = {
     "points_mall": (["points_mall.models"], "points_mall.migrations"),
     "booking": (["booking.models"], "booking.migrations"),
     "campaigns": (["campaigns.models"], "campaigns.migrations"),
-    "orders": (["orders.models"], "orders.migrations"),
+    "orders": (["orders.models", "orders.product_models"], "orders.migrations"),
     "referrals": (["campaigns.referrals.models"], "campaigns.referrals.migrations"),
     "crm": (["crm.models"], "crm.migrations"),
     "reports": (["reports.models"], "reports.migrations"),

@@ -33,3 +33,8 @@ class RefundTooLarge(ValidationFailed):
 class RefundKeyReused(Conflict):
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was used for a different refund (another order, amount or reason)."
+
+
+class QuoteChanged(Conflict):
+    code = "quote_changed"
+    default_message = "The amount to pay changed since the quote (a balance, coupon or price moved); quote again."

@@ -47,6 +47,17 @@ class Order(Model):
     fulfilled_at = fields.DatetimeField(null=True)
     closed_at = fields.DatetimeField(null=True)
     refunded_at = fields.DatetimeField(null=True)
+    # Checkout (0.2): how the total was reached and which sources pay it. Orders from before carry the
+    # defaults, which read as before: paid by WeChat Pay alone (wechat_fen null = total_fen).
+    # total_fen = coupon_fen + points_cash_fen + stored_value_fen + wechat_fen.
+    list_fen = fields.IntField(null=True)
+    member_discount_fen = fields.IntField(default=0, db_default=0)
+    coupon_id = fields.BigIntField(null=True)
+    coupon_fen = fields.IntField(default=0, db_default=0)
+    points_used = fields.IntField(default=0, db_default=0)
+    points_cash_fen = fields.IntField(default=0, db_default=0)
+    stored_value_fen = fields.IntField(default=0, db_default=0)
+    wechat_fen = fields.IntField(null=True)
 
     class Meta:
         table = "shop_order"
@@ -104,6 +115,9 @@ class Refund(Model):
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
     succeeded_at = fields.DatetimeField(null=True)
+    # The part that goes back through WeChat Pay (null: all of it, as before 0.2); the rest goes back to
+    # stored value and points (shop_refund_part), confirmed with the refund.
+    wechat_fen = fields.IntField(null=True)
 
     class Meta:
         table = "shop_refund"
@@ -136,3 +150,18 @@ class PaymentEvent(Model):
 
     class Meta:
         table = "shop_payment_event"
+
+
+def wechat_amount(order: Order) -> int:
+    """What WeChat Pay collects for the order (the whole total for orders from before checkout existed)."""
+    return order.total_fen if order.wechat_fen is None else order.wechat_fen
+
+
+def refund_wechat_amount(refund: Refund) -> int:
+    return refund.amount_fen if refund.wechat_fen is None else refund.wechat_fen
+
+
+def refundable_fen(order: Order) -> int:
+    """Money that can be refunded: everything but the coupon, which is not money (it comes back whole)."""
+    return order.total_fen - order.coupon_fen
+

@@ -26,7 +26,9 @@ from orders.gateway import (
     RequestPaymentParams,
     TradeState,
 )
-from orders.models import NotificationOutcome, Order, OrderStatus, Refund, RefundStatus
+from orders.models import (
+    NotificationOutcome, Order, OrderStatus, Refund, RefundStatus, refund_wechat_amount, wechat_amount,
+)
 from kernel import clock
 from kernel.db import run_in_transaction
 from kernel.identity.models import Customer
@@ -54,7 +56,7 @@ async def start_payment(gateway: PaymentGateway, customer_id: int, order_id: int
         # between two taps on "pay" is harmless; the first one recorded is kept.
         prepay_id = await gateway.prepay(
             PrepayRequest(
-                out_trade_no=order.out_trade_no, description=order.description, total_fen=order.total_fen,
+                out_trade_no=order.out_trade_no, description=order.description, total_fen=wechat_amount(order),
                 payer_openid=customer.openid, expires_at=order.expires_at,
             )
         )
@@ -148,7 +150,7 @@ async def receive_refund_notification(
         if result.mchid != gateway.mchid:
             await service.record_event(conn, outcome=NotificationOutcome.merchant_mismatch, **record)
             return NotifyResult(False, "merchant_mismatch", 400)
-        if result.refund_fen != refund.amount_fen:
+        if result.refund_fen != refund_wechat_amount(refund):
             await service.record_event(conn, outcome=NotificationOutcome.amount_mismatch, **record)
             return NotifyResult(False, "amount_mismatch", 400)
         before = refund.status
@@ -174,7 +176,7 @@ async def pay_in_sandbox(gateway: PaymentGateway, customer_id: int, out_trade_no
     make = getattr(gateway, "payment_success_notification", None)
     if make is None:
         raise OrderNotFound(out_trade_no=out_trade_no, reason="sandbox gateway not active")
-    headers, body = make(out_trade_no=out_trade_no, total_fen=order.total_fen, payer_openid=payer_openid)
+    headers, body = make(out_trade_no=out_trade_no, total_fen=wechat_amount(order), payer_openid=payer_openid)
     result = await receive_payment_notification(gateway, headers, body, source="sandbox")
 
     async def work(conn: BaseDBAsyncClient):
@@ -245,7 +247,8 @@ async def push_refund(gateway: PaymentGateway, refund_id: int) -> RefundStatus:
             result = await gateway.refund(
                 RefundRequest(
                     out_trade_no=order.out_trade_no, transaction_id=order.transaction_id,
-                    out_refund_no=refund.out_refund_no, refund_fen=refund.amount_fen, total_fen=order.total_fen,
+                    out_refund_no=refund.out_refund_no, refund_fen=refund_wechat_amount(refund),
+                    total_fen=wechat_amount(order),
                     reason=refund.reason,
                 )
             )

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 
-from orders.models import Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
+from orders.models import Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus, wechat_amount
 from kernel.schemas import Page
 
 
@@ -37,6 +37,14 @@ class OrderOut(msgspec.Struct):
     expires_at: datetime
     paid_at: datetime | None
     lines: list[Line]
+    # How the total is paid (0.2): total_fen = coupon_fen + points_cash_fen + stored_value_fen + wechat_fen.
+    list_fen: int
+    member_discount_fen: int
+    coupon_fen: int
+    points_used: int
+    points_cash_fen: int
+    stored_value_fen: int
+    wechat_fen: int
 
     @classmethod
     def of(cls, order: Order, lines: list[OrderLine]) -> "OrderOut":
@@ -45,6 +53,10 @@ class OrderOut(msgspec.Struct):
             total_fen=order.total_fen, paid_fen=order.paid_fen, refunded_fen=order.refunded_fen,
             created_at=order.created_at, expires_at=order.expires_at, paid_at=order.paid_at,
             lines=[Line.of(line) for line in lines],
+            list_fen=order.total_fen if order.list_fen is None else order.list_fen,
+            member_discount_fen=order.member_discount_fen, coupon_fen=order.coupon_fen,
+            points_used=order.points_used, points_cash_fen=order.points_cash_fen,
+            stored_value_fen=order.stored_value_fen, wechat_fen=wechat_amount(order),
         )
 
 

@@ -21,6 +21,7 @@ from orders import partners
 from orders.errors import OrderNotFound, RefundKeyReused, RefundNotAllowed, RefundTooLarge
 from orders.gateway import RefundResult, TradeState
 from orders.hooks import line_kind
+from orders import checkout
 from orders.models import (
     MONEY_TAKEN,
     NotificationOutcome,
@@ -30,6 +31,8 @@ from orders.models import (
     PaymentEvent,
     Refund,
     RefundStatus,
+    refundable_fen,
+    wechat_amount,
 )
 from kernel import clock
 from kernel.errors import ValidationFailed
@@ -214,7 +217,7 @@ async def apply_payment(
         outcome = NotificationOutcome.merchant_mismatch
     elif trade.trade_state != "SUCCESS" or not trade.transaction_id:
         outcome = NotificationOutcome.not_success
-    elif trade.total_fen != order.total_fen:
+    elif trade.total_fen != wechat_amount(order):
         outcome = NotificationOutcome.amount_mismatch
     else:
         outcome = await _mark_paid(conn, order, trade)
@@ -231,9 +234,7 @@ async def _mark_paid(conn: BaseDBAsyncClient, order: Order, trade: TradeState) -
         status=OrderStatus.paid, transaction_id=trade.transaction_id, paid_fen=trade.total_fen, paid_at=now
     )
     if won:
-        for line in await lines_of(conn, order.id):
-            await line_kind(line.kind).on_payment_applied(conn, order, line)
-        await enqueue(conn, "orders.order_paid", order.id)
+        await _payment_applied(conn, order)
         return NotificationOutcome.applied
     # Someone else changed it first: read the latest committed row (a plain read would see our snapshot).
     current = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
@@ -254,6 +255,22 @@ async def _mark_paid(conn: BaseDBAsyncClient, order: Order, trade: TradeState) -
     return NotificationOutcome.duplicate
 
 
+async def _payment_applied(conn: BaseDBAsyncClient, order: Order) -> None:
+    await checkout.on_payment_applied(conn, order)
+    for line in await lines_of(conn, order.id):
+        await line_kind(line.kind).on_payment_applied(conn, order, line)
+    await enqueue(conn, "orders.order_paid", order.id)
+
+
+async def mark_paid_without_gateway(conn: BaseDBAsyncClient, order_id: int) -> bool:
+    """An order whose coupon, points and stored value cover it all: paid at once, nothing goes to WeChat Pay."""
+    won = await Order.filter(id=order_id, status=OrderStatus.pending_payment, wechat_fen=0).using_db(conn).update(
+        status=OrderStatus.paid, paid_fen=0, paid_at=clock.now())
+    if won:
+        await _payment_applied(conn, await get_order(conn, order_id))
+    return bool(won)
+
+
 async def record_event(conn: BaseDBAsyncClient, *, source: str, outcome: NotificationOutcome, **fields) -> None:
     await _event(conn, source=source, outcome=outcome, **fields)
 
@@ -271,7 +288,7 @@ async def handle_paid_order(conn: BaseDBAsyncClient, order_id: int) -> bool:
     if order.status not in MONEY_TAKEN:
         return False
     lines = await lines_of(conn, order_id)
-    if order.refund_reserved_fen >= order.total_fen:
+    if order.refund_reserved_fen >= refundable_fen(order):
         # Finance asked for all of it back before this job ran: nothing is delivered, what the lines hold
         # goes back (a seat, stock), and nothing counts as consumption (no points, no referral).
         now = clock.now()
@@ -283,16 +300,20 @@ async def handle_paid_order(conn: BaseDBAsyncClient, order_id: int) -> bool:
     for line in lines:
         fulfilled = await line_kind(line.kind).on_paid(conn, order, line)
         all_fulfilled = all_fulfilled and fulfilled
-    await partners.record_order_consumption(
-        conn, order_id=order.id, customer_id=order.customer_id, amount_fen=order.paid_fen
-    )
+    consumed = checkout.consumption_fen(order, lines)
+    if consumed > 0:
+        await partners.record_order_consumption(
+            conn, order_id=order.id, customer_id=order.customer_id, amount_fen=consumed
+        )
     # A refund confirmed before this job ran had no consumption to take off (`_refund_confirmed` skips an
     # order not handled yet): take it off now, under the refund's own ref, so it applies once either way.
     confirmed = await Refund.filter(order_id=order_id, status=RefundStatus.succeeded).using_db(conn).order_by("id")
     for refund in confirmed:
-        await partners.refund_order_consumption(
-            conn, order_id=order_id, refunded_fen=refund.amount_fen, out_refund_no=refund.out_refund_no
-        )
+        refunded = await checkout.refund_consumption_fen(conn, refund, lines) if consumed > 0 else 0
+        if refunded > 0:
+            await partners.refund_order_consumption(
+                conn, order_id=order_id, refunded_fen=refunded, out_refund_no=refund.out_refund_no
+            )
     if all_fulfilled:
         await mark_fulfilled(conn, order_id)
     return True
@@ -318,6 +339,7 @@ async def close_unpaid(conn: BaseDBAsyncClient, order_id: int, reason: str) -> b
     for line in await lines_of(conn, order_id):
         await line_kind(line.kind).release(conn, order, line)
         await OrderLine.filter(id=line.id, released_at=None).using_db(conn).update(released_at=now)
+    await checkout.release_sources(conn, order)
     log.info("orders.closed", order_id=order_id, reason=reason)
     return True
 
@@ -347,25 +369,29 @@ async def request_refund(
         out_refund_no = out_refund_no_for_key(order, idempotency_key)
     if amount_fen < 1:
         raise ValidationFailed("A refund must be at least 1 fen.", field="amount_fen")
-    if amount_fen > order.total_fen:
-        raise RefundTooLarge(field="amount_fen", left_fen=order.total_fen)
+    money = refundable_fen(order)
+    if amount_fen > money:
+        raise RefundTooLarge(field="amount_fen", left_fen=money)
     reserved = await Order.filter(
-        id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=order.total_fen - amount_fen
+        id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
     ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)
     if not reserved:
         current = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
         if current is not None and current.status in REFUNDABLE:
-            raise RefundTooLarge(field="amount_fen", left_fen=current.total_fen - current.refund_reserved_fen)
+            raise RefundTooLarge(field="amount_fen", left_fen=money - current.refund_reserved_fen)
         raise RefundNotAllowed(order_id=order.id, status=current.status.value if current else None)
     await Order.filter(
-        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=order.total_fen
+        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
     ).using_db(conn).update(status=OrderStatus.refunding)
+    # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
+    # order's row lock, which the reservation above holds).
+    wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, amount_fen)
     now = clock.now()
     try:
         refund = await Refund.create(
             order_id=order.id, out_refund_no=out_refund_no, reason=reason[:32], amount_fen=amount_fen,
             idempotency_key=idempotency_key, requested_fen=requested_fen, created_at=now, updated_at=now,
-            using_db=conn,
+            wechat_fen=None if wechat_fen == amount_fen else wechat_fen, using_db=conn,
         )
     except IntegrityError:
         if idempotency_key is None:
@@ -377,7 +403,15 @@ async def request_refund(
     if run_line_hooks:
         for line in await lines_of(conn, order.id):
             await line_kind(line.kind).on_refund_requested(conn, order, line, refund)
-    await enqueue(conn, "orders.send_refund", refund.id)
+    await checkout.record_refund_parts(conn, refund, sv_fen, points_fen)
+    if wechat_fen > 0:
+        await enqueue(conn, "orders.send_refund", refund.id)
+    else:
+        # Nothing goes through WeChat Pay: the stored value and points come back now.
+        await apply_refund_result(conn, refund, RefundResult(
+            out_trade_no=order.out_trade_no, out_refund_no=out_refund_no, refund_id=None, status="SUCCESS",
+            refund_fen=0, mchid=""), source="internal")
+        refund = await Refund.get(id=refund.id).using_db(conn)
     log.info("orders.refund_requested", order_id=order.id, out_refund_no=out_refund_no, amount_fen=amount_fen)
     return refund
 
@@ -414,17 +448,21 @@ async def _refund_confirmed(conn: BaseDBAsyncClient, refund: Refund) -> None:
     order_id = refund.order_id
     await Order.filter(id=order_id).using_db(conn).update(refunded_fen=F("refunded_fen") + refund.amount_fen)
     order = await get_order(conn, order_id)
-    if order.refunded_fen >= order.total_fen:
+    if order.refunded_fen >= refundable_fen(order):
         await Order.filter(id=order_id, status=OrderStatus.refunding).using_db(conn).update(
             status=OrderStatus.refunded, refunded_at=clock.now()
         )
         order = await get_order(conn, order_id)
-    for line in await lines_of(conn, order_id):
+    lines = await lines_of(conn, order_id)
+    for line in lines:
         await line_kind(line.kind).on_refunded(conn, order, line, refund)
+    await checkout.unwind_refund(conn, order, refund)
     if order.paid_handled_at is not None:
-        await partners.refund_order_consumption(
-            conn, order_id=order_id, refunded_fen=refund.amount_fen, out_refund_no=refund.out_refund_no
-        )
+        refunded = await checkout.refund_consumption_fen(conn, refund, lines)
+        if refunded > 0 and checkout.consumption_fen(order, lines) > 0:
+            await partners.refund_order_consumption(
+                conn, order_id=order_id, refunded_fen=refunded, out_refund_no=refund.out_refund_no
+            )
     log.info("orders.refund_succeeded", order_id=order_id, out_refund_no=refund.out_refund_no)
 
 
@@ -454,7 +492,7 @@ async def staff_refund(
     order = await get_order(conn, order_id)
     if order.status not in REFUNDABLE:
         raise RefundNotAllowed(order_id=order_id, status=order.status.value)
-    left = order.total_fen - order.refund_reserved_fen
+    left = refundable_fen(order) - order.refund_reserved_fen
     amount = left if amount_fen is None else amount_fen
     if amount < 1:
         raise RefundNotAllowed(order_id=order_id, left_fen=left)

@@ -16,6 +16,7 @@ from crm import privacy as crm_privacy
 from kernel import privacy
 from orders import hooks as line_kinds
 from orders import privacy as order_privacy
+from orders import product_hooks
 from points_mall import privacy as points_privacy
 from reports import privacy as report_privacy
 
@@ -30,7 +31,7 @@ PRIVACY_ROOMS: dict[str, privacy.PrivacyRoom] = {
     "reports": report_privacy,
 }
 
-LINE_KINDS: list[line_kinds.LineKind] = [groupbuy_hooks.CAMPAIGN_ENTRY]
+LINE_KINDS: list[line_kinds.LineKind] = [groupbuy_hooks.CAMPAIGN_ENTRY, *product_hooks.LINE_KINDS]
 
 
 def install() -> None:

@@ -5,5 +5,6 @@ import { FINANCE } from "./pages/finance.js";
 import { ADMIN } from "./pages/admin.js";
 import { CRM } from "./pages/crm.js";
 import { REPORTS } from "./pages/reports.js";
+import { SHOP_CAMPAIGN, SHOP_FINANCE } from "./pages/shop.js";
 
-export const SCREENS = [...FRONT_DESK, ...CRM, ...CAMPAIGN, ...FINANCE, ...ADMIN, ...REPORTS];
+export const SCREENS = [...FRONT_DESK, ...CRM, ...CAMPAIGN, ...SHOP_CAMPAIGN, ...FINANCE, ...SHOP_FINANCE, ...ADMIN, ...REPORTS];

@@ -120,6 +120,7 @@ NOT_OWNED: dict[tuple[str, str, str], str] = {
         "the shareable view: test_group_share_view_shows_only_nicknames_and_avatars",
     ("POST", "/app/groups/{group_id}/join", "path:group_id"):
         "friends join a shared group: test_group_share_view_shows_only_nicknames_and_avatars",
+    ("POST", "/app/shop/coupons/claim", "body:template_id"): "catalogue: claimable coupon templates",
     ("POST", "/app/mall/redemptions", "header:Idempotency-Key"):
         "scoped to the caller: test_another_customers_idempotency_key_is_a_new_redemption",
 }
@@ -232,6 +233,26 @@ async def attack_voucher_cancel(client, owner) -> Attack:
                   state=state, owner_status=200, markers=[voucher["code"]])
 
 
+def _coupon_attack(path: str, owner_status: int):
+    """B names A's coupon at checkout: 404 as for a coupon that does not exist, and A's coupon stays A's."""
+    async def build(client, owner) -> Attack:
+        from orders.product_models import Coupon
+        from tests.orders.shop_factories import give_coupon, make_product, make_template
+
+        product = await make_product("product", price_fen=20_000)
+        coupon = await give_coupon(owner.id, (await make_template("cash_off")).id)
+
+        async def state():
+            row = await Coupon.get(id=coupon.id)
+            return row.status, row.order_id, await Order.filter(coupon_id=coupon.id).count()
+
+        body = {"items": [{"product_id": product.id}], "coupon_id": coupon.id}
+        attack = Attack("POST", path, path, state=state, owner_status=owner_status, body=body)
+        return attack
+
+    return build
+
+
 async def give_points_to(customer, points: int) -> None:
     await give_points(customer.id, points, "iso:" + secrets.token_hex(6))
 
@@ -259,6 +280,8 @@ OWNED: dict[tuple[str, str, str], Callable[[Any, Customer], Awaitable[Attack]]] 
         _order_attack(lambda o: f"/sandbox/payments/{o.out_trade_no}/succeed", "POST",
                       "/sandbox/payments/no-such-trade-no/succeed", names_trade_no=True),
     ("POST", "/app/vouchers/{voucher_id}/cancel", "path:voucher_id"): attack_voucher_cancel,
+    ("POST", "/app/orders/quote", "body:coupon_id"): _coupon_attack("/app/orders/quote", 200),
+    ("POST", "/app/orders", "body:coupon_id"): _coupon_attack("/app/orders", 201),
 }
 
 

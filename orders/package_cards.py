@@ -1,0 +1,144 @@
+"""Package and course cards (套餐卡/次卡): created when their order is paid, each session redeemed once at a
+branch by the front desk (核销, like a voucher with several uses), unused sessions refunded at the price
+actually paid per session."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from kernel import clock
+from kernel.errors import Conflict, NotFound
+from orders.product_models import PackageCard, PackageCardStatus, PackageSession, Product
+
+
+class PackageCardNotFound(NotFound):
+    code = "package_card_not_found"
+    default_message = "No such card."
+
+
+class SessionNotRedeemable(Conflict):
+    code = "session_not_redeemable"
+    default_message = "No session of this card can be redeemed (all used or refunded, expired, or another branch)."
+
+
+class NothingToRefund(Conflict):
+    code = "no_unused_sessions"
+    default_message = "This card has no unused session to refund."
+
+
+def shares(total: int, weights: list[int]) -> list[int]:
+    """Split `total` fen over `weights` with cumulative floor rounding: the parts add up to exactly `total`."""
+    whole = sum(weights)
+    out, acc = [], 0
+    for w in weights:
+        before = total * acc // whole
+        acc += w
+        out.append(total * acc // whole - before)
+    return out
+
+
+def line_paid_fen(order, lines) -> dict[int, int]:
+    """What each line actually cost: its amount less its share of the coupon (points and stored value are money)."""
+    after = shares(order.total_fen - order.coupon_fen, [line.amount_fen for line in lines])
+    return {line.id: paid for line, paid in zip(lines, after)}
+
+
+async def create_cards(conn: BaseDBAsyncClient, order, line, paid_fen: int) -> None:
+    """One card per unit bought, once per line (the unique line id makes a second run change nothing)."""
+    if await PackageCard.filter(line_id=line.id * 1000).using_db(conn).exists():  # unit 0 of this line
+        return
+    product = await Product.get(id=line.ref_id).using_db(conn)
+    now = clock.now()
+    expires = now + timedelta(days=product.validity_days) if product.validity_days else None
+    per_unit = shares(paid_fen, [1] * line.quantity)
+    for unit in range(line.quantity):
+        titles = [item["title"] for item in product.items for _ in range(int(item["sessions"]))]
+        card = await PackageCard.create(
+            code="PK" + secrets.token_hex(8).upper(), customer_id=order.customer_id, order_id=order.id,
+            line_id=line.id * 1000 + unit, product_id=product.id, title=product.name, branch_id=product.branch_id,
+            paid_fen=per_unit[unit], sessions_total=len(titles), expires_at=expires, created_at=now, using_db=conn)
+        values = shares(per_unit[unit], [1] * len(titles))
+        await PackageSession.bulk_create(
+            [PackageSession(card_id=card.id, seq=i + 1, title=t, value_fen=v)
+             for i, (t, v) in enumerate(zip(titles, values))], using_db=conn)
+
+
+async def customer_cards(conn: BaseDBAsyncClient, customer_id: int) -> list[tuple[PackageCard, list[PackageSession]]]:
+    cards = await PackageCard.filter(customer_id=customer_id).using_db(conn).order_by("-id").limit(100)
+    sessions: dict[int, list[PackageSession]] = {c.id: [] for c in cards}
+    if cards:
+        for s in await PackageSession.filter(card_id__in=list(sessions)).using_db(conn).order_by("seq"):
+            sessions[s.card_id].append(s)  # type: ignore[attr-defined]
+    return [(c, sessions[c.id]) for c in cards]
+
+
+async def redeem_session(conn: BaseDBAsyncClient, *, code: str, branch_id: int, staff_id: int,
+                         title: str | None = None) -> tuple[PackageCard, PackageSession]:
+    """Redeem the card's next unused session (of `title` when given) at a branch; each session once."""
+    card = await PackageCard.get_or_none(code=code.strip().upper()[:32]).using_db(conn)
+    if card is None:
+        raise PackageCardNotFound(field="code")
+    now = clock.now()
+    if card.status != PackageCardStatus.active or (card.expires_at is not None and card.expires_at <= now):
+        raise SessionNotRedeemable(field="code", status=card.status.value, expired=card.expires_at is not None)
+    if card.branch_id is not None and card.branch_id != branch_id:
+        raise SessionNotRedeemable(field="branch_id", card_branch_id=card.branch_id)
+    from orders.models import Order, OrderStatus
+
+    order = await Order.get(id=card.order_id).using_db(conn)
+    if order.status not in (OrderStatus.paid, OrderStatus.fulfilled):
+        raise SessionNotRedeemable(field="code", order_status=order.status.value)
+    query = PackageSession.filter(card_id=card.id, redeemed_at=None, refunded_at=None).using_db(conn)
+    if title is not None:
+        query = query.filter(title=title)
+    for session in await query.order_by("seq"):
+        # The conditional update decides: two desks redeeming the same session at once redeem it once.
+        won = await PackageSession.filter(id=session.id, redeemed_at=None, refunded_at=None).using_db(conn).update(
+            redeemed_at=now, redeemed_branch_id=branch_id, redeemed_by_id=staff_id)
+        if won:
+            return card, await PackageSession.get(id=session.id).using_db(conn)
+    raise SessionNotRedeemable(field="title" if title else "code")
+
+
+async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_key: str) -> tuple[object, bool, int]:
+    """Refund a card's unused sessions at what each was actually paid: the sessions are marked refunded and
+    one order refund of their value is asked for (idempotent on the key, as every staff refund)."""
+    from orders import service
+    from orders.models import Refund
+
+    card = await PackageCard.get_or_none(id=card_id).using_db(conn)
+    if card is None:
+        raise PackageCardNotFound(card_id=card_id)
+    await service.lock_order(conn, order_id=card.order_id)
+    existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
+    if existing is not None:
+        refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions",
+                                                      amount_fen=existing.requested_fen, idempotency_key=idempotency_key)
+        return refund, replayed, 0
+    unused = await PackageSession.filter(card_id=card.id, redeemed_at=None, refunded_at=None).using_db(conn)
+    amount = sum(s.value_fen for s in unused)
+    if not unused or amount < 1:
+        raise NothingToRefund(card_id=card_id)
+    # The sessions first (a desk redeeming one at this moment loses to this update, or wins and we stop),
+    # then the refund; a refund that is refused rolls the whole transaction back, sessions included.
+    changed = await PackageSession.filter(id__in=[s.id for s in unused], redeemed_at=None, refunded_at=None).using_db(
+        conn).update(refunded_at=clock.now())
+    if changed != len(unused):
+        raise SessionNotRedeemable("A session was redeemed meanwhile; look at the card again.", field="card_id")
+    refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions", amount_fen=amount,
+                                                  idempotency_key=idempotency_key)
+    await PackageSession.filter(id__in=[s.id for s in unused]).using_db(conn).update(refund_id=refund.id)
+    await PackageCard.filter(id=card.id).using_db(conn).update(status=PackageCardStatus.refunded)
+    return refund, replayed, len(unused)
+
+
+async def void_unused_for_order(conn: BaseDBAsyncClient, order_id: int, refund_id: int) -> None:
+    """The whole order is being refunded: unused sessions of its cards can no longer be redeemed."""
+    cards = await PackageCard.filter(order_id=order_id).using_db(conn).values_list("id", flat=True)
+    if cards:
+        await PackageSession.filter(card_id__in=list(cards), redeemed_at=None, refunded_at=None).using_db(conn).update(
+            refunded_at=clock.now(), refund_id=refund_id)
+        await PackageCard.filter(id__in=list(cards)).using_db(conn).update(status=PackageCardStatus.refunded)

@@ -1,0 +1,41 @@
+"""Line kinds of the money products (registered in rooms/__init__.py like every seller's): package and course
+cards created on payment, goods handed over at once, top-ups credited to stored value."""
+
+from __future__ import annotations
+
+from orders import package_cards, stored_value
+from orders.hooks import LineKind
+from orders.product_models import Product
+
+
+async def _cards_paid(conn, order, line) -> bool:
+    from orders.service import lines_of
+
+    paid = package_cards.line_paid_fen(order, await lines_of(conn, order.id))[line.id]
+    await package_cards.create_cards(conn, order, line, paid)
+    return True
+
+
+async def _cards_refund_requested(conn, order, line, refund) -> None:
+    from orders.models import refundable_fen
+
+    if order.refund_reserved_fen >= refundable_fen(order):
+        await package_cards.void_unused_for_order(conn, order.id, refund.id)
+
+
+async def _topup_applied(conn, order, line) -> None:
+    # Credited in the transaction that marks the order paid: the balance is there when the customer looks.
+    product = await Product.get(id=line.ref_id).using_db(conn)
+    await stored_value.credit_topup(conn, order.customer_id, order.id, principal=line.amount_fen,
+                                    bonus=product.topup_bonus_fen * line.quantity)
+
+
+async def _topup_refund_requested(conn, order, line, refund) -> None:
+    await stored_value.refund_topup(conn, order.customer_id, order.id, refund.amount_fen,
+                                    ref=f"topup_refund:{refund.out_refund_no}")
+
+
+PACKAGE_CARD = LineKind("package_card", on_paid=_cards_paid, on_refund_requested=_cards_refund_requested)
+GOODS = LineKind("goods")
+TOPUP = LineKind("topup", on_payment_applied=_topup_applied, on_refund_requested=_topup_refund_requested)
+LINE_KINDS = [PACKAGE_CARD, GOODS, TOPUP]

@@ -31,7 +31,9 @@ class Report(msgspec.Struct):
     date_to: date
     branch_id: int | None
     columns: list[Column]
-    rows: list[list[int | float | str | None]]
+    # `float` alone, not `int | float`: the document would say oneOf integer/number, and an integer matches both.
+    # Counts still encode as integers (msgspec writes the value it holds).
+    rows: list[list[float | str | None]]
     notes: list[str] = []
 
 

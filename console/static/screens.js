@@ -7,4 +7,4 @@ import { CRM } from "./pages/crm.js";
 import { REPORTS } from "./pages/reports.js";
 import { SHOP_CAMPAIGN, SHOP_FINANCE } from "./pages/shop.js";
 
-export const SCREENS = [...FRONT_DESK, ...CRM, ...CAMPAIGN, ...SHOP_CAMPAIGN, ...FINANCE, ...SHOP_FINANCE, ...ADMIN, ...REPORTS];
+export const SCREENS = [...FRONT_DESK, ...CAMPAIGN, ...SHOP_CAMPAIGN, ...CRM, ...FINANCE, ...SHOP_FINANCE, ...ADMIN, ...REPORTS];

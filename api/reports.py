@@ -29,7 +29,7 @@ WithinDays = Annotated[int | None, Parameter(ge=1, le=730, description="Repurcha
 ExportFormat = Annotated[Literal["csv", "xlsx"], Parameter(query="format", description="csv or xlsx")]
 
 _MEDIA = {
-    "csv": "text/csv; charset=utf-8",
+    "csv": "text/csv",  # Litestar adds "; charset=utf-8" to text/* types
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
@@ -70,7 +70,8 @@ def _handlers(spec: views.Spec) -> list[Any]:
             return await _report(db, spec, staff, views.Query(day_from, day_to, branch_id, within_days))
 
         @get(f"/admin/reports/{spec.slug}/export", summary=f"{spec.title} (CSV / XLSX)",
-             operation_id=f"Report{name}Export", media_type="application/octet-stream", **common)
+             operation_id=f"Report{name}Export", media_type="text/csv",
+             opt={"media_types": ("text/csv", _MEDIA["xlsx"])}, **common)
         async def export(db: Db, staff: Principal, day_from: DayFrom, day_to: DayTo, fmt: ExportFormat = "csv",
                          branch_id: BranchId = None, within_days: WithinDays = None) -> Response:
             return await _export(db, spec, staff, views.Query(day_from, day_to, branch_id, within_days), fmt)
@@ -80,7 +81,8 @@ def _handlers(spec: views.Spec) -> list[Any]:
             return await _report(db, spec, staff, views.Query(day_from, day_to, branch_id))
 
         @get(f"/admin/reports/{spec.slug}/export", summary=f"{spec.title} (CSV / XLSX)",
-             operation_id=f"Report{name}Export", media_type="application/octet-stream", **common)
+             operation_id=f"Report{name}Export", media_type="text/csv",
+             opt={"media_types": ("text/csv", _MEDIA["xlsx"])}, **common)
         async def export(db: Db, staff: Principal, day_from: DayFrom, day_to: DayTo, fmt: ExportFormat = "csv",
                          branch_id: BranchId = None) -> Response:
             return await _export(db, spec, staff, views.Query(day_from, day_to, branch_id), fmt)

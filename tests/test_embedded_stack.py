@@ -7,11 +7,13 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
 
 from bench.harness import stop_process
+from tests.failures.support import SERVER_START_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +39,8 @@ async def test_embedded_stack_boots_migrates_and_serves():
             try:
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
                     ready = None
-                    for _ in range(240):
+                    deadline = time.monotonic() + SERVER_START_SECONDS
+                    while time.monotonic() < deadline:
                         if process.returncode is not None:
                             break
                         try:

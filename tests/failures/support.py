@@ -23,6 +23,10 @@ from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, T
 
 ROOT = Path(__file__).resolve().parents[2]
 REFUNDS_PATH = "/v3/refund/domestic/refunds"
+# A server start runs every migration and, on the embedded stack, loads the demo data: seconds on a quiet
+# machine, minutes when the two cores are shared with other test runs. The wait is for readiness, not a
+# performance claim, so it is generous.
+SERVER_START_SECONDS = 240
 
 
 async def wait_for(condition: Callable[[], Awaitable[Any]], *, timeout: float = 15, what: str = "condition",

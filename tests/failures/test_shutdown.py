@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import bench_database, bench_env, mysql_admin
-from tests.failures.support import wait_for
+from tests.failures.support import SERVER_START_SECONDS, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # uvicorn's graceful drain (api/__main__.py) plus the lifespan's bounded steps, with room for a slow machine.
@@ -61,7 +61,7 @@ async def test_sigterm_after_mariadb_killed_the_servers_connections_mid_burst_ex
                     except httpx.TransportError:
                         return False
 
-                await wait_for(up, timeout=60, what="the server to start")
+                await wait_for(up, timeout=SERVER_START_SECONDS, what="the server to start")
 
                 async def login(i: int) -> int | str:
                     try:

@@ -53,7 +53,7 @@ SPEND_ORDER = "principal first, then bonus"
 async def _page(conn: BaseDBAsyncClient, *, active_only: bool, kind: ProductKind | None, limit: int,
                 offset: int) -> ProductPage:
     total, products = await catalogue.list_products(conn, active_only=active_only, kind=kind, limit=limit,
-                                                    offset=offset)
+                                                    offset=offset, newest_first=not active_only)
     prices = await catalogue.member_prices_of(conn, [p.id for p in products])
     return ProductPage(total=total, items=[ProductOut.of(p, prices[p.id]) for p in products])
 
@@ -106,7 +106,7 @@ class StaffCatalogueController(Controller):
     guards = [staff_only("campaign")]
     dependencies = {"staff": Provide(provide_staff)}
 
-    @get("/products", summary="The catalogue, active or not")
+    @get("/products", summary="The catalogue, active or not, newest first")
     async def products(self, db: Db, limit: Limit, offset: Offset, kind: ProductKind | None = None) -> ProductPage:
         return await db.run(_page, active_only=False, kind=kind, limit=limit, offset=offset)
 

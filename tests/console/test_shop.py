@@ -1,22 +1,159 @@
-"""Money-product screens: campaign staff take a product off sale from the catalogue (customers no longer see
-it), see top-up plans and coupon templates; finance reads the prepaid liability the API computes."""
+"""Money-product screens: campaign staff create and edit a course card with a member price (fixing the field
+the API names), create a top-up plan customers then see, create a coupon template and issue it (a second
+press of "send" gives nobody a second coupon), take a product off sale; finance reads the prepaid liability
+the API computes.
+
+Set CONSOLE_SCREENSHOTS=<dir> to keep the screenshots the tests take (docs/console/shop-*.png come from there).
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
+import uuid
+from pathlib import Path
 
 import httpx
 
 from kernel import clock
+from orders.product_models import Coupon, Product
+from points_mall.models import MemberTier
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 from tests.orders.shop_factories import give_stored_value, make_product, make_template
 
 PASSWORD = "top ups and coupons on sale 7"
+SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
 
 
-async def test_campaign_staff_take_a_product_off_sale_and_see_plans_and_coupons(tab, console_base):
+async def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+async def test_campaign_staff_create_a_course_card_with_a_member_price_fix_the_named_field_and_edit_it(tab):
+    level = 700_000 + secrets.randbelow(99_999)
+    tier = await MemberTier.create(name=f"金卡 {uuid.uuid4().hex[:4]}", level=level, min_spend_fen=1,
+                                   created_at=clock.now(), updated_at=clock.now())
+    name = "水光针 3 次卡 " + secrets.token_hex(3)
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await tab.visit("/campaign/catalogue")
+    await page.click("[data-test=product-new]")
+    form = page.locator("[data-test=product-form]")
+    await form.wait_for()
+    await tab.pick("product-kind", "次卡")
+    await page.fill("input[data-test=product-name]", name)
+    await page.fill("input[data-test=product-category]", "skin")
+    await page.fill("input[data-test=product-price]", "2980")
+    await page.fill("input[data-test=product-item-0-title]", "水光针")
+    await page.fill(f"input[data-test=member-price-{level}]", "3000")  # above the list price: the API refuses
+    await page.click("[data-test=product-save]")
+
+    # The API names member_prices[0].price_fen; the form shows it under that tier's row, and only there.
+    error = form.locator(f'[data-field="member_prices[tier:{tier.id}]"] .el-form-item__error')
+    await error.wait_for()
+    assert "above the list price" in await error.inner_text()
+    assert await form.locator(".el-form-item__error").count() == 1
+    await shot(page, "shop-product-editor-error")
+    assert not await Product.filter(name=name).exists()  # nothing was created by the refused save
+
+    await page.fill(f"input[data-test=member-price-{level}]", "2680.5")
+    await page.click("[data-test=product-save]")
+    await form.wait_for(state="detached")
+    row = page.locator(".el-table__row", has_text=name)
+    await row.wait_for()
+    assert "¥2980.00" in await row.inner_text() and f"{tier.name} ¥2680.50" in await row.inner_text()
+    product = await Product.get(name=name)
+    assert (product.kind, product.price_fen, product.items, product.validity_days) == \
+        ("course", 298_000, [{"title": "水光针", "sessions": 3}], 365)
+
+    # Edit: the price drops below the member price, which the API refuses under that tier again; then both change.
+    await page.click(f"[data-test=product-edit-{product.id}]")
+    await form.wait_for()
+    assert await page.locator("input[data-test=product-item-0-title]").is_disabled()  # sold cards keep their sessions
+    await page.fill("input[data-test=product-price]", "2500")
+    await page.click("[data-test=product-save]")
+    await error.wait_for()
+    await page.fill(f"input[data-test=member-price-{level}]", "2300")
+    await page.click("[data-test=product-save]")
+    await form.wait_for(state="detached")
+    await page.locator(".el-table__row", has_text=name).locator(f"text={tier.name} ¥2300.00").wait_for()
+    await shot(page, "shop-catalogue")
+    async with httpx.AsyncClient(base_url=tab.base) as http:
+        listed = (await http.get("/admin/shop/products?kind=course&limit=200",
+                                 headers=staff_headers(staff))).json()["items"]
+    [seen] = [p for p in listed if p["id"] == product.id]
+    assert seen["price_fen"] == 250_000 and seen["member_prices"] == [{"tier_id": tier.id, "price_fen": 230_000}]
+
+
+async def test_campaign_staff_create_a_top_up_plan_customers_then_see(tab):
+    name = "充 1000 送 200 " + secrets.token_hex(3)
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await tab.visit("/campaign/topup-plans")
+    await page.click("[data-test=product-new]")
+    form = page.locator("[data-test=product-form]")
+    await form.wait_for()
+    assert await form.locator("[data-test=product-kind]").count() == 0  # a plan is always a top-up
+    assert await form.locator("[data-test^=member-price-]").count() == 0  # and has no member price
+    await page.fill("input[data-test=product-name]", name)
+    await page.fill("input[data-test=product-price]", "1000")
+    await page.fill("input[data-test=product-bonus]", "2OO")  # letters O, not zeros: refused before sending
+    await page.click("[data-test=product-save]")
+    await form.locator('[data-field="topup_bonus_fen"] .el-form-item__error').wait_for()
+    await page.fill("input[data-test=product-bonus]", "200")
+    await page.click("[data-test=product-save]")
+    await form.wait_for(state="detached")
+    await page.locator(".el-table__row", has_text=name).locator("text=¥1200.00").wait_for()
+    await shot(page, "shop-topup-plans")
+    async with httpx.AsyncClient(base_url=tab.base) as http:
+        seen = (await http.get("/app/shop/products?kind=topup&limit=200",
+                               headers=customer_headers(await make_customer()))).json()["items"]
+    [plan] = [p for p in seen if p["name"] == name]
+    assert (plan["price_fen"], plan["topup_bonus_fen"]) == (100_000, 20_000)
+
+
+async def test_campaign_staff_create_a_coupon_fix_the_named_field_and_issue_it_once(tab):
+    name = "满 300 减 30 " + secrets.token_hex(3)
+    customers = [await make_customer(), await make_customer()]
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await tab.visit("/campaign/coupons")
+    await page.click("[data-test=coupon-new]")
+    form = page.locator("[data-test=coupon-form]")
+    await form.wait_for()
+    await page.fill("input[data-test=coupon-name]", name)
+    await page.fill("input[data-test=coupon-threshold]", "300")
+    await page.fill("input[data-test=coupon-value]", "0")  # takes nothing off: the API refuses value_fen
+    await page.click("[data-test=coupon-save]")
+    error = form.locator('[data-field="value_fen"] .el-form-item__error')
+    await error.wait_for()
+    assert "at least 1 fen" in await error.inner_text()
+    await shot(page, "shop-coupon-editor-error")
+    await page.fill("input[data-test=coupon-value]", "30")
+    await page.click("[data-test=coupon-save]")
+    await form.wait_for(state="detached")
+    row = page.locator(".el-table__row", has_text=name)
+    await row.locator("text=满 ¥300.00 减 ¥30.00").wait_for()
+
+    await row.locator("[data-test^=coupon-issue-]").click()
+    await page.fill("textarea[data-test=issue-ids]", f"{customers[0].id}, {customers[1].id}")
+    await page.click("[data-test=issue-send]")
+    await page.locator("[data-test=issue-result]", has_text="已发放 2 张").wait_for()
+    # Sent again from the same dialog (a double press, a retry): the same key, nobody gets a second one.
+    await page.click("[data-test=issue-send]")
+    await page.locator("[data-test=issue-result]", has_text="已发放 0 张；已持有 2 人").wait_for()
+    await shot(page, "shop-coupon-issue")
+    for customer in customers:
+        assert await Coupon.filter(customer_id=customer.id, template__name=name).count() == 1
+
+
+async def test_campaign_staff_take_a_product_off_sale(tab, console_base):
     product = await make_product("course", name="水光 " + secrets.token_hex(3))
-    plan = await make_product("topup", price_fen=100_000, topup_bonus_fen=20_000, name="充值 " + secrets.token_hex(3))
     template = await make_template("cash_off", name="满减 " + secrets.token_hex(3))
     staff = await make_staff("campaign", password=PASSWORD)
     await tab.login(staff.username, PASSWORD)
@@ -29,9 +166,6 @@ async def test_campaign_staff_take_a_product_off_sale_and_see_plans_and_coupons(
     async with httpx.AsyncClient(base_url=console_base) as http:
         seen = await http.get("/app/shop/products?limit=200", headers=customer_headers(await make_customer()))
     assert product.id not in [p["id"] for p in seen.json()["items"]]
-
-    await tab.visit("/campaign/topup-plans")
-    await page.locator(".el-table__row", has_text=plan.name).locator("text=¥1200.00").wait_for()
     await tab.visit("/campaign/coupons")
     await page.locator(".el-table__row", has_text=template.name).wait_for()
 

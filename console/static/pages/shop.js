@@ -188,7 +188,7 @@ function withEditor(options, editorOptions, newLabel) {
       const List = listView({
         ...options,
         toolbar: () => h(ElButton, { type: "primary", onClick: () => editor.open(null), "data-test": "product-new" }, () => newLabel),
-        actionsWidth: 140,
+        actionsWidth: 150,
         actions: (r, reload) => [button("编辑", () => editor.open(r), { "data-test": `product-edit-${r.id}` }), switchProduct(r, reload)],
       });
       return () => h("div", [h(List, { ref: list }), h(editor.Dialog)]);
@@ -227,10 +227,10 @@ const TopUpPlans = withEditor({
   defaults: () => ({ kind: "topup" }),
   empty: "还没有储值方案，点“新建储值方案”开始",
   columns: [
-    { label: "方案", minWidth: 200, prop: "name" },
-    { label: "充值（本金）", width: 130, render: (r) => yuan(r.price_fen) },
-    { label: "赠送", width: 120, render: (r) => yuan(r.topup_bonus_fen) },
-    { label: "到账", width: 130, render: (r) => yuan(r.price_fen + r.topup_bonus_fen) },
+    { label: "方案", minWidth: 180, prop: "name" },
+    { label: "充值（本金）", width: 120, render: (r) => yuan(r.price_fen) },
+    { label: "赠送", width: 110, render: (r) => yuan(r.topup_bonus_fen) },
+    { label: "到账", width: 120, render: (r) => yuan(r.price_fen + r.topup_bonus_fen) },
     { label: "状态", width: 90, render: onSale },
   ],
 }, { topup: true }, "新建储值方案");

@@ -226,6 +226,8 @@ async def check_books(stack: Stack) -> None:
 async def prep_checkout(stack: Stack, n: int) -> Prepared:
     tier, product, template = await _shop(stack)
     await check_books(stack)  # the previous round's writes, now that they are all in
+    if RETRIES:
+        print(f"  (raw baseline: {len(RETRIES)} deadlock victims run again so far)", flush=True)
     http_ids, http_coupons = await _buyers(stack, n, tier, template)
     raw_ids, raw_coupons = await _buyers(stack, n, tier, template)
     requests = []

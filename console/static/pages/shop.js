@@ -43,6 +43,24 @@ function money(errors, field, text, { optional = false } = {}) {
   return fen;
 }
 
+// Send a form: on success close it and reload the list; a refusal naming a field lands under that field
+// (`mapField` turns the API's name into the form's), any other refusal above the form.
+async function submit(state, send, onSaved, mapField = (field) => field) {
+  state.busy = true;
+  try {
+    await send();
+    state.open = false;
+    ElMessage.success("已保存");
+    onSaved();
+  } catch (error) {
+    const field = mapField(error.detail && error.detail.field);
+    state.errors = field ? { [field]: error.message } : {};
+    state.error = field ? null : error;
+  } finally {
+    state.busy = false;
+  }
+}
+
 // Tiers and branches the product form offers (read once per form opening; the API checks them again).
 async function references() {
   const [tiers, branches] = await Promise.all([
@@ -104,20 +122,8 @@ function productEditor({ topup, onSaved }) {
     state.errors = errors;
     state.error = null;
     if (Object.keys(errors).length) return;
-    state.busy = true;
-    try {
-      if (state.id === null) await api.post("/admin/shop/products", sent);
-      else await api.patch(`/admin/shop/products/${state.id}`, sent);
-      state.open = false;
-      ElMessage.success("已保存");
-      onSaved();
-    } catch (error) {
-      const field = formField(error.detail && error.detail.field);
-      state.errors = field ? { [field]: error.message } : {};
-      state.error = field ? null : error;
-    } finally {
-      state.busy = false;
-    }
+    await submit(state, () => (state.id === null ? api.post("/admin/shop/products", sent)
+      : api.patch(`/admin/shop/products/${state.id}`, sent)), onSaved, formField);
   }
   const item = (label, field, control) => fieldItem(state, label, field, control);
   const Dialog = defineComponent({
@@ -263,19 +269,7 @@ function couponEditor(onSaved) {
     state.errors = errors;
     state.error = null;
     if (Object.keys(errors).length) return;
-    state.busy = true;
-    try {
-      await api.post("/admin/shop/coupon-templates", sent);
-      state.open = false;
-      ElMessage.success("已保存");
-      onSaved();
-    } catch (error) {
-      const field = error.detail && error.detail.field;
-      state.errors = field ? { [field]: error.message } : {};
-      state.error = field ? null : error;
-    } finally {
-      state.busy = false;
-    }
+    await submit(state, () => api.post("/admin/shop/coupon-templates", sent), onSaved);
   }
   const item = (label, field, control) => fieldItem(state, label, field, control);
   const Dialog = defineComponent({

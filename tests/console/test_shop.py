@@ -1,6 +1,7 @@
 """Money-product screens: campaign staff create and edit a course card with a member price (fixing the field
 the API names), create a top-up plan customers then see, create a coupon template and issue it (a second
-press of "send" gives nobody a second coupon), take a product off sale; finance reads the prepaid liability
+press of "send" gives nobody a second coupon), edit and switch it off, set the points-as-cash rule a quote then
+follows, take a product off sale; finance reads the prepaid liability
 the API computes.
 
 Set CONSOLE_SCREENSHOTS=<dir> to keep the screenshots the tests take (docs/console/shop-*.png come from there).
@@ -16,10 +17,10 @@ from pathlib import Path
 import httpx
 
 from kernel import clock
-from orders.product_models import Coupon, Product
+from orders.product_models import Coupon, CouponTemplate, Product
 from points_mall.models import MemberTier
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
-from tests.orders.shop_factories import give_stored_value, make_product, make_template
+from tests.orders.shop_factories import give_points, give_stored_value, make_product, make_template
 
 PASSWORD = "top ups and coupons on sale 7"
 SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
@@ -116,7 +117,7 @@ async def test_campaign_staff_create_a_top_up_plan_customers_then_see(tab):
     assert (plan["price_fen"], plan["topup_bonus_fen"]) == (100_000, 20_000)
 
 
-async def test_campaign_staff_create_a_coupon_fix_the_named_field_and_issue_it_once(tab):
+async def test_campaign_staff_create_a_coupon_fix_the_named_field_issue_it_once_then_edit_and_switch_it_off(tab):
     name = "满 300 减 30 " + secrets.token_hex(3)
     customers = [await make_customer(), await make_customer()]
     staff = await make_staff("campaign", password=PASSWORD)
@@ -151,6 +152,24 @@ async def test_campaign_staff_create_a_coupon_fix_the_named_field_and_issue_it_o
     for customer in customers:
         assert await Coupon.filter(customer_id=customer.id, template__name=name).count() == 1
 
+    # Edit: the amounts are fixed (issued coupons are priced by them); the name and the limit change.
+    await page.click("[data-test=issue-dialog-close]")
+    template = await CouponTemplate.get(name=name)
+    await page.click(f"[data-test=coupon-edit-{template.id}]")
+    await form.wait_for()
+    assert await page.locator("input[data-test=coupon-value]").is_disabled()
+    await page.fill("input[data-test=coupon-name]", name + " 会员日")
+    await page.fill('[data-field="per_customer_limit"] input', "3")
+    await page.click("[data-test=coupon-save]")
+    await form.wait_for(state="detached")
+    await page.locator(".el-table__row", has_text=name + " 会员日").wait_for()
+    template = await CouponTemplate.get(id=template.id)
+    assert (template.name, template.per_customer_limit, template.value_fen) == (name + " 会员日", 3, 3000)
+    await page.click(f"[data-test=coupon-switch-{template.id}]")
+    row = page.locator(".el-table__row", has_text=name + " 会员日")
+    await row.locator(".el-tag", has_text="已停用").wait_for()
+    assert await row.locator("[data-test^=coupon-issue-]").count() == 0
+
 
 async def test_campaign_staff_take_a_product_off_sale(tab, console_base):
     product = await make_product("course", name="水光 " + secrets.token_hex(3))
@@ -181,3 +200,31 @@ async def test_finance_reads_the_prepaid_liability_the_api_computes(tab, console
     shown = page_text = await tab.page.locator("[data-test=liability-total]").inner_text()
     assert page_text == f"¥{api['total_fen'] // 100}.{api['total_fen'] % 100:02d}", shown
     assert api["bonus_fen"] >= 678
+
+
+async def test_campaign_staff_set_the_points_as_cash_rule_a_quote_then_follows(tab):
+    staff = await make_staff("campaign", password=PASSWORD)
+    async with httpx.AsyncClient(base_url=tab.base) as http:
+        before = (await http.get("/admin/shop/checkout-rule", headers=staff_headers(staff))).json()
+        try:
+            await tab.login(staff.username, PASSWORD)
+            page = tab.page
+            await tab.visit("/campaign/catalogue")
+            rule = page.locator("[data-test=checkout-rule]")
+            await rule.locator("input").first.wait_for()
+            await rule.locator('[data-field="points_per_yuan"] input').fill("50")
+            await rule.locator('[data-field="points_max_share_bp"] input').fill("30")
+            await page.click("[data-test=rule-save]")
+            await page.locator(".el-message", has_text="已保存").wait_for()
+            await shot(page, "shop-checkout-rule")
+            saved = (await http.get("/admin/shop/checkout-rule", headers=staff_headers(staff))).json()
+            assert saved == {"points_per_yuan": 50, "points_max_share_bp": 3000}
+            # A customer's quote uses it: 50 points a yuan, at most 30% of ¥100.
+            customer = await make_customer()
+            product = await make_product("product", price_fen=10_000)
+            await give_points(customer.id, 5_000)
+            quote = (await http.post("/app/orders/quote", headers=customer_headers(customer), json={
+                "items": [{"product_id": product.id}], "use_points": True})).json()
+            assert (quote["points_cash_fen"], quote["points_used"]) == (3_000, 1_500)
+        finally:
+            await http.put("/admin/shop/checkout-rule", headers=staff_headers(staff), json=before)

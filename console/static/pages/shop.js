@@ -14,17 +14,21 @@ const KINDS = { service: "单次项目", course: "次卡", package: "套餐卡",
 const CARD_KINDS = ["service", "course", "package"];
 const COUPON_KINDS = { cash_off: "满减", percent_off: "折扣", free_service: "免费项目" };
 
-function switchProduct(row, reload) {
-  return button(row.is_active ? "下架" : "上架", async () => {
+// On / off (sale, or use) with the row's own PATCH; the list reloads to show what the API now holds.
+function switchActive(row, path, [on, off], test, reload) {
+  return button(row.is_active ? off : on, async () => {
     try {
-      await api.patch(`/admin/shop/products/${row.id}`, { is_active: !row.is_active });
+      await api.patch(path, { is_active: !row.is_active });
       ElMessage.success("已更新");
       reload();
     } catch (error) {
       ElMessage.error(refusalText(error));
     }
-  }, { "data-test": `product-switch-${row.id}` });
+  }, { "data-test": test });
 }
+
+const switchProduct = (row, reload) => switchActive(row, `/admin/shop/products/${row.id}`, ["上架", "下架"],
+  `product-switch-${row.id}`, reload);
 
 const onSale = (r) => h(ElTag, { size: "small", type: r.is_active ? "success" : "info" }, () => (r.is_active ? "在售" : "已下架"));
 
@@ -185,7 +189,47 @@ function productEditor({ topup, onSaved }) {
 }
 
 // A list screen with its editor: the "new" button in the toolbar, "edit" beside each row's switch.
-function withEditor(options, editorOptions, newLabel) {
+// Points as cash at checkout (step 4): the rate and the largest share of an order, one rule for the clinic.
+const CheckoutRule = defineComponent({
+  setup() {
+    const state = reactive({ rule: null, errors: {}, error: null, busy: false, saved: false });
+    onMounted(async () => {
+      try {
+        const rule = await api.get("/admin/shop/checkout-rule");
+        state.rule = { points_per_yuan: rule.points_per_yuan, share: rule.points_max_share_bp / 100 };
+      } catch (error) { state.error = error; }
+    });
+    async function save() {
+      state.busy = true;
+      try {
+        await api.put("/admin/shop/checkout-rule", { points_per_yuan: state.rule.points_per_yuan,
+          points_max_share_bp: Math.round(Number(state.rule.share) * 100) });
+        state.errors = {};
+        state.error = null;
+        ElMessage.success("已保存");
+      } catch (error) {
+        const field = error.detail && error.detail.field;
+        state.errors = field ? { [field]: error.message } : {};
+        state.error = field ? null : error;
+      } finally {
+        state.busy = false;
+      }
+    }
+    return () => h("div", { class: "checkout-rule", "data-test": "checkout-rule" }, [
+      h("h3", "积分抵现规则"),
+      refusal(state.error),
+      state.rule ? h(ElForm, { inline: true }, () => [
+        fieldItem(state, "多少积分抵 1 元", "points_per_yuan", h(ElInputNumber, bind(state.rule, "points_per_yuan",
+          { min: 1, max: 100000, "data-test": "rule-rate" }))),
+        fieldItem(state, "最多抵订单的（%）", "points_max_share_bp", h(ElInputNumber, bind(state.rule, "share",
+          { min: 0, max: 100, precision: 2, "data-test": "rule-share" }))),
+        h(ElFormItem, null, () => h(ElButton, { type: "primary", loading: state.busy, onClick: save, "data-test": "rule-save" }, () => "保存")),
+      ]) : null,
+    ]);
+  },
+});
+
+function withEditor(options, editorOptions, newLabel, below = null) {
   return defineComponent({
     setup() {
       const list = shallowRef(null);
@@ -197,7 +241,7 @@ function withEditor(options, editorOptions, newLabel) {
         actionsWidth: 150,
         actions: (r, reload) => [button("编辑", () => editor.open(r), { "data-test": `product-edit-${r.id}` }), switchProduct(r, reload)],
       });
-      return () => h("div", [h(List, { ref: list }), h(editor.Dialog)]);
+      return () => h("div", [h(List, { ref: list }), below ? h(below) : null, h(editor.Dialog)]);
     },
   });
 }
@@ -225,7 +269,7 @@ const Catalogue = withEditor({
     { label: "有效期", width: 90, render: (r) => (r.validity_days ? `${r.validity_days} 天` : "—") },
     { label: "状态", width: 90, render: onSale },
   ],
-}, { topup: false }, "新建商品");
+}, { topup: false }, "新建商品", CheckoutRule);
 
 const TopUpPlans = withEditor({
   title: "储值方案",
@@ -243,11 +287,16 @@ const TopUpPlans = withEditor({
 
 // The coupon template form: the kind decides which amount fields it asks for.
 function couponEditor(onSaved) {
-  const state = reactive({ open: false, errors: {}, error: null, busy: false, form: null, products: [] });
-  async function open() {
-    state.form = { name: "", kind: "cash_off", value: "", threshold: "", percent: 10, free_product_id: null,
-      product_ids: [], categories: "", valid_days: 30, valid_until: null, per_customer_limit: 1, claimable: false };
-    Object.assign(state, { errors: {}, error: null, open: true });
+  const state = reactive({ open: false, id: null, errors: {}, error: null, busy: false, form: null, products: [] });
+  async function open(template) {
+    const t = template || {};
+    state.form = { name: t.name || "", kind: t.kind || "cash_off", value: fenToYuanText(t.value_fen),
+      threshold: fenToYuanText(t.threshold_fen), percent: t.discount_bp ? t.discount_bp / 100 : 10,
+      free_product_id: t.free_product_id ?? null, product_ids: t.product_ids || [],
+      categories: (t.categories || []).join(", "), valid_days: t.valid_days || 30,
+      valid_until: t.valid_until ? new Date(t.valid_until) : null, per_customer_limit: t.per_customer_limit || 1,
+      claimable: !!t.claimable };
+    Object.assign(state, { id: t.id || null, errors: {}, error: null, open: true });
     try {
       state.products = (await api.get("/admin/shop/products", { limit: 200 })).items.filter((p) => p.kind !== "topup");
     } catch (_) { state.products = []; }
@@ -269,7 +318,14 @@ function couponEditor(onSaved) {
     state.errors = errors;
     state.error = null;
     if (Object.keys(errors).length) return;
-    await submit(state, () => api.post("/admin/shop/coupon-templates", sent), onSaved);
+    if (state.id === null) {
+      await submit(state, () => api.post("/admin/shop/coupon-templates", sent), onSaved);
+      return;
+    }
+    // Issued coupons are priced by the kind, amounts and scope: only the rest can change.
+    const changes = { name: sent.name, valid_days: sent.valid_days, per_customer_limit: sent.per_customer_limit,
+      claimable: sent.claimable, ...(sent.valid_until ? { valid_until: sent.valid_until } : {}) };
+    await submit(state, () => api.patch(`/admin/shop/coupon-templates/${state.id}`, changes), onSaved);
   }
   const item = (label, field, control) => fieldItem(state, label, field, control);
   const Dialog = defineComponent({
@@ -277,29 +333,31 @@ function couponEditor(onSaved) {
       return () => {
         if (!state.open) return null;
         const f = state.form;
+        const fixed = state.id !== null;
         const productOptions = () => state.products.map((p) => h(ElOption, { value: p.id, label: `${p.name}（${yuan(p.price_fen)}）` }));
         return h(ElDialog, { modelValue: state.open, "onUpdate:modelValue": (v) => { state.open = v; }, width: "720px",
-          title: "新建优惠券", top: "4vh" }, {
+          title: state.id ? `编辑优惠券 #${state.id}` : "新建优惠券", top: "4vh" }, {
           default: () => [
             refusal(state.error),
+            state.id ? h("p", { class: "muted" }, "类型、金额和适用范围在创建后不可修改（已发出的券按它们计算）；有效天数的修改只影响之后发放的券。") : null,
             h(ElForm, { labelWidth: "130px", "data-test": "coupon-form" }, () => [
               item("名称", "name", h(ElInput, bind(f, "name", { "data-test": "coupon-name" }))),
-              item("类型", "kind", h(ElSelect, bind(f, "kind", { style: { width: "200px" }, "data-test": "coupon-kind" }),
+              item("类型", "kind", h(ElSelect, bind(f, "kind", { disabled: fixed, style: { width: "200px" }, "data-test": "coupon-kind" }),
                 () => Object.entries(COUPON_KINDS).map(([value, label]) => h(ElOption, { value, label })))),
               f.kind === "cash_off" ? [
-                item("满（元）", "threshold_fen", h(ElInput, bind(f, "threshold", { style: { width: "160px" }, placeholder: "0 表示无门槛", "data-test": "coupon-threshold" }))),
-                item("减（元）", "value_fen", h(ElInput, bind(f, "value", { style: { width: "160px" }, "data-test": "coupon-value" }))),
+                item("满（元）", "threshold_fen", h(ElInput, bind(f, "threshold", { disabled: fixed, style: { width: "160px" }, placeholder: "0 表示无门槛", "data-test": "coupon-threshold" }))),
+                item("减（元）", "value_fen", h(ElInput, bind(f, "value", { disabled: fixed, style: { width: "160px" }, "data-test": "coupon-value" }))),
               ] : null,
-              f.kind === "percent_off" ? item("减（%）", "discount_bp", h(ElInputNumber, bind(f, "percent", { min: 0.01, max: 99.99,
+              f.kind === "percent_off" ? item("减（%）", "discount_bp", h(ElInputNumber, bind(f, "percent", { disabled: fixed, min: 0.01, max: 99.99,
                 precision: 2, step: 1, "data-test": "coupon-percent" }))) : null,
-              f.kind === "free_service" ? item("免费项目", "free_product_id", h(ElSelect, bind(f, "free_product_id", { filterable: true,
+              f.kind === "free_service" ? item("免费项目", "free_product_id", h(ElSelect, bind(f, "free_product_id", { disabled: fixed, filterable: true,
                 style: { width: "320px" }, "data-test": "coupon-free-product" }), productOptions)) : null,
-              item("适用商品", "product_ids", h(ElSelect, bind(f, "product_ids", { multiple: true, filterable: true, clearable: true,
+              item("适用商品", "product_ids", h(ElSelect, bind(f, "product_ids", { disabled: fixed, multiple: true, filterable: true, clearable: true,
                 placeholder: "不限（储值方案除外）", style: { width: "420px" } }), productOptions)),
-              item("适用分类", "categories", h(ElInput, bind(f, "categories", { placeholder: "不限；多个用逗号分隔", style: { width: "320px" } }))),
+              item("适用分类", "categories", h(ElInput, bind(f, "categories", { disabled: fixed, placeholder: "不限；多个用逗号分隔", style: { width: "320px" } }))),
               item("领取后有效（天）", "valid_days", h(ElInputNumber, bind(f, "valid_days", { min: 1, max: 3650 }))),
               item("最晚到期", "valid_until", h(ElDatePicker, bind(f, "valid_until", { type: "datetime", placeholder: "不限" }))),
-              item("每人限领", "per_customer_limit", h(ElInputNumber, bind(f, "per_customer_limit", { min: 1, max: 1000 }))),
+              item("每人限领", "per_customer_limit", h(ElInputNumber, bind(f, "per_customer_limit", { min: 1, max: 1000, "data-test": "coupon-limit" }))),
               item("", "claimable", h(ElCheckbox, bind(f, "claimable"), () => "顾客可在小程序领取")),
             ]),
           ],
@@ -363,7 +421,7 @@ function issueDialog() {
               (r.refused.length ? `；未发放（超过限领或无此顾客）：${r.refused.join("，")}` : "")) : null,
           ],
           footer: () => [
-            h(ElButton, { onClick: () => { state.template = null; } }, () => "关闭"),
+            h(ElButton, { onClick: () => { state.template = null; }, "data-test": "issue-dialog-close" }, () => "关闭"),
             h(ElButton, { type: "primary", loading: state.busy, onClick: send, "data-test": "issue-send" }, () => "发放"),
           ],
         });
@@ -386,7 +444,7 @@ const CouponTemplates = defineComponent({
       path: "/admin/shop/coupon-templates",
       paged: false,
       empty: "还没有优惠券模板，点“新建优惠券”开始",
-      toolbar: () => h(ElButton, { type: "primary", onClick: () => editor.open(), "data-test": "coupon-new" }, () => "新建优惠券"),
+      toolbar: () => h(ElButton, { type: "primary", onClick: () => editor.open(null), "data-test": "coupon-new" }, () => "新建优惠券"),
       columns: [
         { label: "优惠券", minWidth: 180, prop: "name" },
         { label: "类型", width: 90, render: (t) => COUPON_KINDS[t.kind] || t.kind },
@@ -395,9 +453,14 @@ const CouponTemplates = defineComponent({
         { label: "有效期", width: 150, render: (t) => `${t.valid_days} 天${t.valid_until ? `，最晚 ${time(t.valid_until)}` : ""}` },
         { label: "每人限领", width: 90, render: (t) => String(t.per_customer_limit) },
         { label: "可领取", width: 80, render: (t) => (t.claimable ? "是" : "否") },
+        { label: "状态", width: 80, render: (t) => h(ElTag, { size: "small", type: t.is_active ? "success" : "info" }, () => (t.is_active ? "启用" : "已停用")) },
       ],
-      actionsWidth: 90,
-      actions: (t) => [t.is_active ? button("发放", () => issue.show(t), { type: "primary", "data-test": `coupon-issue-${t.id}` }) : null],
+      actionsWidth: 200,
+      actions: (t, reload) => [
+        t.is_active ? button("发放", () => issue.show(t), { type: "primary", "data-test": `coupon-issue-${t.id}` }) : null,
+        button("编辑", () => editor.open(t), { "data-test": `coupon-edit-${t.id}` }),
+        switchActive(t, `/admin/shop/coupon-templates/${t.id}`, ["启用", "停用"], `coupon-switch-${t.id}`, reload),
+      ],
     });
     return () => h("div", [h(List, { ref: list }), h(editor.Dialog), h(issue.Dialog)]);
   },

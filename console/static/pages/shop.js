@@ -145,7 +145,7 @@ function productEditor({ topup, onSaved }) {
             !creating && cards ? h("p", { class: "muted" }, "类型、院区和所含项目在创建后不可修改（已售出的卡按购买时的内容核销）。") : null,
             h(ElForm, { labelWidth: "130px", "data-test": "product-form" }, () => [
               topup ? null : item("类型", "kind", h(ElSelect, bind(f, "kind", { disabled: !creating, style: { width: "200px" },
-                "data-test": "product-kind" }), () => Object.entries(KINDS).filter(([k]) => k !== "topup")
+                "data-test": "product-kind" }), () => Object.entries(KINDS).filter(([k]) => k !== "topup" || !creating)
                 .map(([value, label]) => h(ElOption, { value, label })))),
               item(topup ? "方案名称" : "名称", "name", h(ElInput, bind(f, "name", { "data-test": "product-name" }))),
               topup ? null : item("分类", "category", h(ElInput, bind(f, "category", { style: { width: "200px" },
@@ -455,7 +455,7 @@ const CouponTemplates = defineComponent({
         { label: "可领取", width: 80, render: (t) => (t.claimable ? "是" : "否") },
         { label: "状态", width: 80, render: (t) => h(ElTag, { size: "small", type: t.is_active ? "success" : "info" }, () => (t.is_active ? "启用" : "已停用")) },
       ],
-      actionsWidth: 200,
+      actionsWidth: 230,
       actions: (t, reload) => [
         t.is_active ? button("发放", () => issue.show(t), { type: "primary", "data-test": `coupon-issue-${t.id}` }) : null,
         button("编辑", () => editor.open(t), { "data-test": `coupon-edit-${t.id}` }),

@@ -228,3 +228,37 @@ async def test_campaign_staff_set_the_points_as_cash_rule_a_quote_then_follows(t
             assert (quote["points_cash_fen"], quote["points_used"]) == (3_000, 1_500)
         finally:
             await http.put("/admin/shop/checkout-rule", headers=staff_headers(staff), json=before)
+
+
+async def test_front_desk_redeem_a_course_card_session_and_are_refused_at_another_branch(tab, redis):
+    from orders.product_models import PackageCard
+    from tests.booking.factories import make_branch
+    from tests.orders.factories import run_jobs
+
+    here = await make_branch(name="静安店 " + secrets.token_hex(2))
+    elsewhere = await make_branch(name="徐汇店 " + secrets.token_hex(2))
+    customer = await make_customer()
+    course = await make_product("course", price_fen=30_000, sessions=3, branch_id=here.id)
+    await give_stored_value(customer.id, 30_000)
+    async with httpx.AsyncClient(base_url=tab.base) as http:  # paid by stored value alone: paid at once
+        order = await http.post("/app/orders", headers=customer_headers(customer), json={
+            "items": [{"product_id": course.id}], "use_stored_value": True})
+    assert order.status_code == 201 and order.json()["status"] == "paid", order.text
+    await run_jobs(redis)  # the paid-order job makes the card
+    card = await PackageCard.get(order_id=order.json()["id"])
+    desk = await make_staff("front_desk", password=PASSWORD)
+    await tab.login(desk.username, PASSWORD)
+    page = tab.page
+    await tab.visit("/frontdesk/package-cards")
+    await tab.pick("card-branch", here.name)
+    await page.fill("input[data-test=card-code]", card.code)
+    await page.click("[data-test=card-redeem]")
+    await page.locator("[data-test=card-left]", has_text="2").wait_for()
+    await shot(page, "shop-card-desk")
+    await tab.pick("card-branch", elsewhere.name)  # the card's sessions are redeemed at its branch only
+    await page.click("[data-test=card-redeem]")
+    await page.locator("[data-test=refusal]").wait_for()
+    assert "session_not_redeemable" in await page.locator("[data-test=refusal]").inner_text()
+    async with httpx.AsyncClient(base_url=tab.base) as http:
+        cards = (await http.get("/app/shop/package-cards", headers=customer_headers(customer))).json()
+    assert [c["sessions_left"] for c in cards if c["id"] == card.id] == [2]

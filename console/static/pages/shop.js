@@ -1,6 +1,7 @@
-// Money-product screens: the catalogue and top-up plans (campaign), coupon templates (campaign), the prepaid
-// liability of stored value (finance), with their create and edit forms. Rules live in the /admin API: the forms
-// send what staff typed (yuan as fen) and show the API's refusal under the field it names.
+// Money-product screens: the catalogue and top-up plans (campaign), coupon templates (campaign), package-card
+// redemption (front desk), the prepaid liability of stored value (finance), with their create and edit forms.
+// Rules live in the /admin API: the forms send what staff typed (yuan as fen) and show the API's refusal under
+// the field it names.
 import { defineComponent, h, reactive, onMounted, shallowRef } from "vue";
 import {
   ElButton, ElCheckbox, ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElForm, ElFormItem, ElInput,
@@ -9,6 +10,7 @@ import {
 import { api } from "../api.js";
 import { fenToYuanText, yuan, yuanToFen } from "../money.js";
 import { button, listView, refusal, refusalText, time, title, today } from "../ui.js";
+import { desk, loadCatalogue } from "./frontdesk.js";
 
 const KINDS = { service: "单次项目", course: "次卡", package: "套餐卡", product: "商品", topup: "储值方案" };
 const CARD_KINDS = ["service", "course", "package"];
@@ -498,6 +500,58 @@ const PrepaidLiability = defineComponent({
   },
 });
 
+// The front desk redeems one session of a package or course card (核销) at the desk's branch: the API takes
+// the next unused session (of the service named, when the card holds several) with one conditional update.
+const CardDesk = defineComponent({
+  setup() {
+    const state = reactive({ code: "", title: "", result: null, error: null, busy: false });
+    onMounted(() => loadCatalogue().catch((error) => { state.error = error; }));
+    async function redeem() {
+      if (!state.code.trim()) return;
+      state.busy = true;
+      try {
+        state.result = await api.post("/admin/package-cards/redeem", { code: state.code.trim(), branch_id: desk.branchId,
+          ...(state.title.trim() ? { title: state.title.trim() } : {}) });
+        state.error = null;
+        ElMessage.success("核销成功");
+      } catch (error) {
+        state.result = null;
+        state.error = error;
+      } finally {
+        state.busy = false;
+      }
+    }
+    const branchName = (id) => (desk.branches.find((b) => b.id === id) || {}).name || `#${id}`;
+    return () => {
+      const r = state.result;
+      return h("div", [
+        title("次卡核销"),
+        h("div", { class: "toolbar" }, [
+          h(ElInput, { ...bind(state, "code"), placeholder: "卡号", style: { width: "220px" }, clearable: true,
+            "data-test": "card-code", onKeyup: (e) => { if (e.key === "Enter") redeem(); } }),
+          h(ElInput, { ...bind(state, "title"), placeholder: "项目（套餐卡可选）", style: { width: "180px" }, clearable: true,
+            "data-test": "card-title" }),
+          h(ElSelect, { modelValue: desk.branchId, style: { width: "160px" }, "data-test": "card-branch",
+            "onUpdate:modelValue": (v) => { desk.branchId = v; sessionStorage.setItem("desk.branch", v); } },
+          () => desk.branches.map((b) => h(ElOption, { value: b.id, label: b.name }))),
+          h(ElButton, { type: "primary", loading: state.busy, onClick: redeem, "data-test": "card-redeem" },
+            () => `在 ${branchName(desk.branchId)} 核销一次`),
+        ]),
+        refusal(state.error),
+        r ? h(ElDescriptions, { column: 2, border: true, "data-test": "card-result" }, () => [
+          h(ElDescriptionsItem, { label: "项目" }, () => r.title),
+          h(ElDescriptionsItem, { label: "第几次" }, () => String(r.seq)),
+          h(ElDescriptionsItem, { label: "剩余次数" }, () => h("span", { "data-test": "card-left" }, String(r.sessions_left))),
+          h(ElDescriptionsItem, { label: "卡" }, () => `#${r.card_id}`),
+        ]) : null,
+      ]);
+    };
+  },
+});
+
+export const SHOP_FRONT_DESK = [
+  { path: "/frontdesk/package-cards", title: "次卡核销", roles: ["front_desk"], component: CardDesk },
+];
 export const SHOP_CAMPAIGN = [
   { path: "/campaign/catalogue", title: "商品目录", roles: ["campaign"], component: Catalogue },
   { path: "/campaign/topup-plans", title: "储值方案", roles: ["campaign"], component: TopUpPlans },

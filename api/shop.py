@@ -35,6 +35,7 @@ from orders.product_schemas import (
     CouponOut,
     CouponTemplateCreate,
     CouponTemplateOut,
+    CouponTemplateUpdate,
     LiabilityOut,
     PackageCardOut,
     ProductCreate,
@@ -53,7 +54,7 @@ SPEND_ORDER = "principal first, then bonus"
 async def _page(conn: BaseDBAsyncClient, *, active_only: bool, kind: ProductKind | None, limit: int,
                 offset: int) -> ProductPage:
     total, products = await catalogue.list_products(conn, active_only=active_only, kind=kind, limit=limit,
-                                                    offset=offset)
+                                                    offset=offset, newest_first=not active_only)
     prices = await catalogue.member_prices_of(conn, [p.id for p in products])
     return ProductPage(total=total, items=[ProductOut.of(p, prices[p.id]) for p in products])
 
@@ -106,7 +107,7 @@ class StaffCatalogueController(Controller):
     guards = [staff_only("campaign")]
     dependencies = {"staff": Provide(provide_staff)}
 
-    @get("/products", summary="The catalogue, active or not")
+    @get("/products", summary="The catalogue, active or not, newest first")
     async def products(self, db: Db, limit: Limit, offset: Offset, kind: ProductKind | None = None) -> ProductPage:
         return await db.run(_page, active_only=False, kind=kind, limit=limit, offset=offset)
 
@@ -164,6 +165,20 @@ class StaffCatalogueController(Controller):
             template = await coupons.create_template(conn, **msgspec.to_builtins(data, builtin_types=(datetime,)))
             await audit(conn, staff.id, "shop.coupon_template_create", "coupon_template", template.id,
                         {"name": template.name, "kind": template.kind.value})
+            return template
+
+        return CouponTemplateOut.of(await db.run(work))
+
+    @patch("/coupon-templates/{template_id:int}",
+           summary="Change a coupon template (name, validity from now on, limit, claimable, on or off)")
+    async def update_template(self, db: Db, template_id: int, data: CouponTemplateUpdate,
+                              staff: Principal) -> CouponTemplateOut:
+        changes = {k: v for k, v in msgspec.to_builtins(data, builtin_types=(datetime,)).items() if v is not None}
+
+        async def work(conn: BaseDBAsyncClient):
+            template = await coupons.update_template(conn, template_id, dict(changes))
+            await audit(conn, staff.id, "shop.coupon_template_update", "coupon_template", template_id,
+                        {k: str(v) if isinstance(v, datetime) else v for k, v in changes.items()})
             return template
 
         return CouponTemplateOut.of(await db.run(work))

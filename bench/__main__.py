@@ -3,6 +3,7 @@ same-run baseline and CPU per request; writes the figures to bench/results/<labe
 
     python -m bench --stack mariadb            # or --stack embedded; `make bench` runs both
     python -m bench --only check_in,slots --rounds 3 --requests 1500 --label after
+    python -m bench --only checkout          # checkout with every source (bench/checkout.py)
 
 Per path and round: fresh rows, then the path through wrk at 16 and at 64 connections back to back
 (closed loop: the maximum), its baseline in the same round (GET /health/live for reads, the raw SQL for
@@ -22,9 +23,12 @@ from pathlib import Path
 
 from bench.harness import machine_line
 from bench.load import Figure, median_figure, run_raw, run_wrk, wrk_available
+from bench.checkout import CHECKOUT
 from bench.paths import HEALTH, PATHS, BenchPath
 from bench.stack import Stack, open_stack
 
+# Checkout lives in its own module (its seeding and 34-statement baseline are long); measured like the rest.
+ALL_PATHS = [*PATHS, CHECKOUT]
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = (16, 64)
 PACED_CONNECTIONS = 64
@@ -83,14 +87,14 @@ def _git_head() -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--stack", choices=["mariadb", "embedded"], default="mariadb")
-    parser.add_argument("--only", default="", help="comma-separated path keys: " + ",".join(p.key for p in PATHS))
+    parser.add_argument("--only", default="", help="comma-separated path keys: " + ",".join(p.key for p in ALL_PATHS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=1500, help="requests per write run (reads: twice this)")
     parser.add_argument("--label", default="latest")
     parser.add_argument("--server-args", default="", help="extra `python -m api serve` arguments")
     args = parser.parse_args()
     wrk_available()
-    chosen = [p for p in PATHS if not args.only or p.key in args.only.split(",")]
+    chosen = [p for p in ALL_PATHS if not args.only or p.key in args.only.split(",")]
     print(machine_line(), "|", args.stack, "| commit", _git_head())
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{args.label}-{args.stack}.json"

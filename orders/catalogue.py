@@ -86,13 +86,15 @@ async def member_prices_of(conn: BaseDBAsyncClient, product_ids: list[int]) -> d
 
 
 async def list_products(conn: BaseDBAsyncClient, *, active_only: bool, kind: ProductKind | None = None,
-                        limit: int = 200, offset: int = 0) -> tuple[int, list[Product]]:
+                        limit: int = 200, offset: int = 0, newest_first: bool = False) -> tuple[int, list[Product]]:
+    """Customers read the shelf in catalogue order (oldest first); staff read it newest first, where what they
+    just added or are about to change sits."""
     query = Product.all().using_db(conn)
     if active_only:
         query = query.filter(is_active=True)
     if kind is not None:
         query = query.filter(kind=kind)
-    return await query.count(), await query.order_by("id").offset(offset).limit(limit)
+    return await query.count(), await query.order_by("-id" if newest_first else "id").offset(offset).limit(limit)
 
 
 async def products_for_sale(conn: BaseDBAsyncClient, product_ids: list[int]) -> dict[int, Product]:

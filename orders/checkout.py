@@ -87,9 +87,9 @@ def points_cash(after_coupon: int, points_available: int, points_limit: int | No
 
 async def quote(conn: BaseDBAsyncClient, customer_id: int, items: list[tuple[int, int]], *, coupon_id: int | None,
                 points_limit: int | None, use_points: bool, use_stored_value: bool,
-                points_available: int | None = None) -> Quote:
-    """Price an order through the six steps. `points_available` is passed by `place_order`, which has
-    locked the customer's points; a plain quote reads them."""
+                points_available: int | None = None, points_account=None) -> Quote:
+    """Price an order through the six steps. `points_available` and `points_account` are passed by
+    `place_order`, which has locked the customer's points; a plain quote reads them."""
     if not items:
         raise ValidationFailed("An order needs at least one item.", field="items")
     products = await catalogue.products_for_sale(conn, [pid for pid, _ in items])
@@ -101,7 +101,7 @@ async def quote(conn: BaseDBAsyncClient, customer_id: int, items: list[tuple[int
         # The principal of stored value must be money actually paid.
         raise ValidationFailed("A top-up is paid by WeChat Pay only.", field="coupon_id" if coupon_id else
                                "use_points" if use_points else "use_stored_value")
-    tier_id = await partners.member_tier(conn, customer_id)
+    tier_id = await partners.member_tier(conn, customer_id, points_account)
     prices = await catalogue.member_prices_of(conn, list(products))
     lines = []
     for pid, quantity in items:
@@ -147,9 +147,10 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
     from orders import service
     from orders.models import Order
 
-    points_available = await partners.lock_points(conn, customer_id)
+    points_available, points_account = await partners.lock_points(conn, customer_id)
     q = await quote(conn, customer_id, items, coupon_id=coupon_id, points_limit=points_limit, use_points=use_points,
-                    use_stored_value=use_stored_value, points_available=points_available)
+                    use_stored_value=use_stored_value, points_available=points_available,
+                    points_account=points_account)
     if expected_wechat_fen is not None and expected_wechat_fen != q.wechat_fen:
         from orders.errors import QuoteChanged
 
@@ -160,10 +161,10 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
         lines=[service.LineSpec(kind=LINE_KIND[ln.product.kind], title=ln.product.name, quantity=ln.quantity,
                                 unit_price_fen=ln.unit_fen, ref_id=ln.product.id) for ln in q.lines],
     )
-    await Order.filter(id=order.id).using_db(conn).update(
-        list_fen=q.list_fen, member_discount_fen=q.member_discount_fen, coupon_id=q.coupon_id,
-        coupon_fen=q.coupon_fen, points_used=q.points_used, points_cash_fen=q.points_cash_fen,
-        stored_value_fen=q.stored_value_fen, wechat_fen=q.wechat_fen)
+    split = dict(list_fen=q.list_fen, member_discount_fen=q.member_discount_fen, coupon_id=q.coupon_id,
+                 coupon_fen=q.coupon_fen, points_used=q.points_used, points_cash_fen=q.points_cash_fen,
+                 stored_value_fen=q.stored_value_fen, wechat_fen=q.wechat_fen)
+    await Order.filter(id=order.id).using_db(conn).update(**split)
     paid_now = q.wechat_fen == 0
     if q.coupon_id is not None:
         await coupons.take_for_order(conn, q.coupon_id, customer_id, order.id, paid=paid_now)
@@ -174,7 +175,11 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
         await stored_value.spend(conn, customer_id, order.id, q.stored_value_fen)
     if paid_now:
         await service.mark_paid_without_gateway(conn, order.id)
-    return await service.get_order(conn, order.id), q
+        return await service.get_order(conn, order.id), q
+    # Otherwise the row is the one just created plus the split written above: no need to read it back.
+    for name, value in split.items():
+        setattr(order, name, value)
+    return order, q
 
 
 async def on_payment_applied(conn: BaseDBAsyncClient, order) -> None:

@@ -62,6 +62,16 @@ async def create_template(conn: BaseDBAsyncClient, **fields: Any) -> CouponTempl
     return await CouponTemplate.create(**fields, created_at=now, updated_at=now, using_db=conn)
 
 
+async def update_template(conn: BaseDBAsyncClient, template_id: int, changes: dict[str, Any]) -> CouponTemplate:
+    """Change what may change on a template (texts, validity from now on, limit, claimable, on/off); coupons
+    already issued keep their validity."""
+    if not await CouponTemplate.filter(id=template_id).using_db(conn).exists():
+        raise CouponTemplateNotFound(template_id=template_id)
+    if changes:
+        await CouponTemplate.filter(id=template_id).using_db(conn).update(**changes, updated_at=clock.now())
+    return await get_template(conn, template_id)
+
+
 async def get_template(conn: BaseDBAsyncClient, template_id: int) -> CouponTemplate:
     template = await CouponTemplate.get_or_none(id=template_id).using_db(conn)
     if template is None:

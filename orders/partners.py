@@ -33,27 +33,30 @@ async def refund_order_consumption(
 
 # --- checkout: member tier and points as cash --------------------------------------------------------
 
-async def member_tier(conn: BaseDBAsyncClient, customer_id: int) -> int | None:
-    """The customer's tier id when that tier is switched on (a disabled tier gives no member price)."""
+async def member_tier(conn: BaseDBAsyncClient, customer_id: int, account=None) -> int | None:
+    """The customer's tier id when that tier is switched on (a disabled tier gives no member price).
+    `account`: the points account already read under the checkout's lock (saves reading it again)."""
     from points_mall.models import MemberTier, PointsAccount
 
-    account = await PointsAccount.get_or_none(customer_id=customer_id).using_db(conn)
+    if account is None:
+        account = await PointsAccount.get_or_none(customer_id=customer_id).using_db(conn)
     if account is None or account.tier_id is None:  # type: ignore[attr-defined]
         return None
     tier = await MemberTier.get_or_none(id=account.tier_id).using_db(conn)  # type: ignore[attr-defined]
     return tier.id if tier is not None and tier.is_active else None
 
 
-async def lock_points(conn: BaseDBAsyncClient, customer_id: int) -> int:
-    """Lock the customer (and their points) for the checkout's transaction; returns the spendable points.
+async def lock_points(conn: BaseDBAsyncClient, customer_id: int):
+    """Lock the customer (and their points) for the checkout's transaction; returns the spendable points and
+    the locked points account (its tier gives the member price).
 
     Taken first in every checkout, so one customer's checkouts, refunds and top-ups queue rather than
     interleave (the customer row is the lock every room takes first).
     """
     from points_mall.ledger import spendable
 
-    await points.lock_account(conn, customer_id)
-    return await spendable(conn, customer_id)
+    account = await points.lock_account(conn, customer_id)
+    return await spendable(conn, customer_id), account
 
 
 async def spend_points_as_cash(conn: BaseDBAsyncClient, *, customer_id: int, order_id: int, points_used: int) -> None:

@@ -182,6 +182,18 @@ class CouponTemplateCreate(msgspec.Struct, forbid_unknown_fields=True):
     is_active: bool = True
 
 
+class CouponTemplateUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """What may change once coupons are out: texts, validity of coupons issued from now on, the limit, whether
+    customers may claim it, on or off. The kind, amounts and scope are fixed (issued coupons are priced by them)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    valid_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    valid_until: datetime | None = None
+    per_customer_limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | None = None
+    claimable: bool | None = None
+    is_active: bool | None = None
+
+
 class CouponTemplateOut(msgspec.Struct):
     id: int
     name: str

@@ -41,10 +41,11 @@ async def balance(conn: BaseDBAsyncClient, customer_id: int) -> tuple[int, int]:
 
 
 async def _move(conn: BaseDBAsyncClient, customer_id: int, *, principal: int, bonus: int, kind: str, ref: str,
-                order_id: int | None) -> bool:
+                order_id: int | None, locked: bool = False) -> bool:
     """Apply one ledger entry to the account; False (nothing changed) when `ref` was applied before.
-    Raises StoredValueShort when a part would go below zero."""
-    await _account(conn, customer_id)
+    Raises StoredValueShort when a part would go below zero. `locked`: the caller has just called `_account`."""
+    if not locked:
+        await _account(conn, customer_id)
     if await StoredValueEntry.filter(ref=ref).using_db(conn).exists():
         return False
     changed = await StoredValueAccount.filter(
@@ -73,7 +74,7 @@ async def spend(conn: BaseDBAsyncClient, customer_id: int, order_id: int, amount
     account = await _account(conn, customer_id)
     from_principal, from_bonus = split_spend(account.principal_fen, account.bonus_fen, amount)
     await _move(conn, customer_id, principal=-from_principal, bonus=-from_bonus, kind="spend",
-                ref=f"spend:{order_id}", order_id=order_id)
+                ref=f"spend:{order_id}", order_id=order_id, locked=True)
 
 
 async def give_back(conn: BaseDBAsyncClient, customer_id: int, order_id: int, amount: int | None, *, kind: str,

@@ -222,6 +222,31 @@ async def test_course_card_sessions_redeemed_once_and_unused_refunded_at_price_p
     assert (await Order.get(id=order["id"])).refunded_fen == 6667
 
 
+async def test_staff_change_a_coupon_template_but_not_its_amounts_and_a_switched_off_one_is_not_issued(client):
+    campaign = await make_staff("campaign")
+    template = await make_template("cash_off", value_fen=2000, threshold_fen=10000)
+    url = f"/admin/shop/coupon-templates/{template.id}"
+    changed = await client.patch(url, headers=staff_headers(campaign), json={
+        "name": "满 100 减 20（会员日）", "per_customer_limit": 3, "claimable": True})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["name"], changed.json()["per_customer_limit"], changed.json()["claimable"],
+            changed.json()["value_fen"]) == ("满 100 减 20（会员日）", 3, True, 2000)
+    # The amount priced coupons already issued: not a field of the update.
+    refused = await client.patch(url, headers=staff_headers(campaign), json={"value_fen": 1})
+    assert refused.status_code == 400 and refused.json()["detail"]["field"] == "value_fen", refused.text
+    assert (await client.patch(url, headers=staff_headers(await make_staff("front_desk")),
+                               json={"is_active": False})).status_code == 403
+    off = await client.patch(url, headers=staff_headers(campaign), json={"is_active": False})
+    assert off.status_code == 200 and off.json()["is_active"] is False
+    customer = await make_customer()
+    issued = await client.post(f"{url}/issue", headers=staff_headers(campaign) | {"Idempotency-Key": uuid.uuid4().hex},
+                               json={"customer_ids": [customer.id]})
+    assert issued.status_code == 200 and issued.json()["issued"] == 0 and issued.json()["refused"] == [customer.id]
+    missing = await client.patch("/admin/shop/coupon-templates/999999999", headers=staff_headers(campaign),
+                                 json={"name": "x"})
+    assert missing.status_code == 404 and missing.json()["code"] == "coupon_template_not_found"
+
+
 async def test_issue_coupon_is_idempotent_per_source_ref_and_customer():
     from orders.coupons import issue_coupon
 

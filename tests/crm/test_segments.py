@@ -31,8 +31,11 @@ from crm.tags import AGE_BANDS, age_on, delete_tag
 from kernel import clock
 from kernel.db import transaction
 from booking.models import Booking, BookingStatus
+from campaigns.groupbuy.models import CampaignEntry, EntryRole, EntryStatus
+from campaigns.referrals.models import BindingStatus, ReferralBinding
 from points_mall.models import MemberTier, PointsAccount
 from tests.booking.factories import make_branch, make_department, make_slot
+from tests.campaigns.referrals.factories import make_program
 from tests.crm.factories import make_segment, make_tag, only
 from tests.factories import make_customer
 
@@ -53,6 +56,8 @@ class Person:
     source: SourceKind | None = None
     # (branch id, department id, status, starts_at) of each booking
     bookings: list[tuple[int, int, BookingStatus, datetime]] = field(default_factory=list)
+    referrals: list[BindingStatus] = field(default_factory=list)  # the status of each friend they brought
+    entries: list[tuple[int, EntryStatus]] = field(default_factory=list)  # (campaign id, status) of group buys
 
 
 @dataclass
@@ -63,11 +68,13 @@ class Population:
     tiers: list[int]
     branches: list[int]
     departments: list[int]
+    campaigns: list[int]
 
 
 @pytest.fixture(scope="module")
 async def population() -> Population:
-    """40 customers with random tags, birth dates, RFM scores, balances, tiers, sources and bookings (fixed seed)."""
+    """40 customers with random tags, birth dates, RFM scores, balances, tiers, sources, bookings, friends brought
+    and group-buy entries (fixed seed)."""
     clock.set_now(NOW)
     rng = random.Random(16)
     marker = await make_tag()
@@ -79,6 +86,9 @@ async def population() -> Population:
     # A slot per branch and department ten days ago, and one an hour from now: past and upcoming visits.
     slots = [await make_slot(branch=b, department=d, starts_at=NOW + offset)
              for b in branches for d in departments for offset in (-timedelta(days=10), timedelta(hours=1))]
+    program = await make_program(exclusive=False, is_active=False)
+    # gb_entry names its campaign by id only; ids no other test uses keep the comparison to this population.
+    campaigns = [10**15 + secrets.randbelow(10**12) for _ in range(2)]
     people = []
     for _ in range(40):
         birth = None if rng.random() < 0.2 else TODAY - timedelta(days=rng.randint(15 * 365, 70 * 365))
@@ -102,6 +112,19 @@ async def population() -> Population:
             person.tier = rng.choice([None, *tiers])
             await PointsAccount.create(customer_id=customer.id, balance=person.balance, tier_id=person.tier,
                                        created_at=NOW, updated_at=NOW)
+        for status in rng.choice([[], [], [BindingStatus.qualified], [BindingStatus.bound],
+                                  [BindingStatus.qualified, BindingStatus.qualified, BindingStatus.bound]]):
+            friend = await make_customer()
+            person.referrals.append(status)
+            await ReferralBinding.create(program_id=program.id, referee_id=friend.id, referrer_id=customer.id,
+                                         code=customer.referral_code, status=status, bound_at=NOW,
+                                         expires_at=NOW + timedelta(days=30), qualify_until=NOW + timedelta(days=30))
+        for campaign in rng.sample(campaigns, rng.choice([0, 1, 2])):
+            status = rng.choice(list(EntryStatus))
+            person.entries.append((campaign, status))
+            await CampaignEntry.create(campaign_id=campaign, sku_id=1, customer_id=customer.id,
+                                       order_id=10**15 + secrets.randbelow(10**12), role=EntryRole.leader,
+                                       unit_price_fen=100, status=status, created_at=NOW)
         for slot in rng.sample(slots, rng.choice([0, 0, 1, 2])):
             status = rng.choice(list(BookingStatus))
             person.bookings.append((slot.branch_id, slot.department_id, status, slot.starts_at))
@@ -113,7 +136,8 @@ async def population() -> Population:
             await Acquisition.create(customer_id=customer.id, kind=person.source, acquired_at=NOW)
         people.append(person)
     clock.set_now(None)
-    return Population(marker.id, tags, people, tiers, [b.id for b in branches], [d.id for d in departments])
+    return Population(marker.id, tags, people, tiers, [b.id for b in branches], [d.id for d in departments],
+                      campaigns)
 
 
 def matches(p: Person, cond: dict) -> bool:
@@ -152,6 +176,10 @@ def matches(p: Person, cond: dict) -> bool:
         return any(b in value and status != BookingStatus.cancelled for b, _, status, _ in p.bookings)
     if field_ == "department":
         return any(d in value and status != BookingStatus.cancelled for _, d, status, _ in p.bookings)
+    if field_ == "referral_count":
+        return p.referrals.count(BindingStatus.qualified) >= value
+    if field_ == "campaign":
+        return any(c in value and status in (EntryStatus.paid, EntryStatus.fulfilled) for c, status in p.entries)
     if field_ == "upcoming_booking":
         upcoming = any(status == BookingStatus.booked and starts > NOW for _, _, status, starts in p.bookings)
         return upcoming == value
@@ -180,7 +208,8 @@ def conditions(population: Population):
         *[st.builds(lambda v, f=name: {"field": f, "op": "in", "value": v},
                     st.lists(st.sampled_from(ids), min_size=1, max_size=2, unique=True))
           for name, ids in (("tier", population.tiers), ("branch", population.branches),
-                            ("department", population.departments))],
+                            ("department", population.departments), ("campaign", population.campaigns))],
+        st.builds(lambda v: {"field": "referral_count", "op": "gte", "value": v}, st.sampled_from([0, 1, 2, 3])),
         st.builds(lambda v: {"field": "upcoming_booking", "op": "eq", "value": v}, st.booleans()),
     )
 

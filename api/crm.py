@@ -7,8 +7,8 @@ Thin: parse, call crm's services and views inside one transaction, shape the res
 from __future__ import annotations
 
 import time
-from datetime import date
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from litestar import Controller, Request, delete, get, patch, post, put
@@ -80,8 +80,9 @@ def _iso(values: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _audited(
-    db: Db, staff: Principal, write: Callable[[BaseDBAsyncClient], Awaitable[T]], action: str, target_type: str,
-    *, target_id: Any = None, detail: dict[str, Any] | Callable[[T], dict[str, Any]] | None = None,
+    db: Db, staff: Principal, write: Callable[[BaseDBAsyncClient], Awaitable[T]], action: str,
+    target_type: str, *, target_id: Any = None,
+    detail: dict[str, Any] | Callable[[T], dict[str, Any]] | None = None,
 ) -> T:
     """A staff write and its audit row in the request's one transaction; returns what the write returned.
 
@@ -154,8 +155,9 @@ class CustomerController(Controller):
     @post("/{customer_id:int}/skin-analyses", summary="Record a skin analysis (its tags become the skin tags)")
     async def skin_analysis(self, db: Db, customer_id: int, data: SkinAnalysisCreate, staff: Principal) -> SkinAnalysisOut:
         a = await _audited(
-            db, staff, lambda conn: service.record_skin_analysis(conn, customer_id, visit_date=data.visit_date,
-                                                                 tag_codes=list(data.tags), staff_id=staff.id),
+            db, staff,
+            lambda conn: service.record_skin_analysis(conn, customer_id, visit_date=data.visit_date,
+                                                      tag_codes=list(data.tags), staff_id=staff.id),
             "crm.skin_analysis", "customer", target_id=customer_id,
             detail={"visit_date": data.visit_date.isoformat(), "tags": len(data.tags)},
         )
@@ -210,8 +212,9 @@ class TagController(Controller):
     @post("/", summary="Add a tag (manual or skin) to the catalogue")
     async def create(self, db: Db, data: TagCreate, staff: Principal) -> TagOut:
         tag = await _audited(
-            db, staff, lambda conn: service.create_tag(conn, code=data.code, name=data.name, category=data.category,
-                                                       kind=data.kind, description=data.description),
+            db, staff,
+            lambda conn: service.create_tag(conn, code=data.code, name=data.name, category=data.category,
+                                            kind=data.kind, description=data.description),
             "crm.tag_create", "crm_tag", detail=lambda tag: {"code": tag.code},
         )
         return TagOut.of(tag)
@@ -263,8 +266,10 @@ class RfmController(Controller):
 
     @patch("/rules", summary="Change RFM thresholds (used from the next scoring)")
     async def update_rules(self, db: Db, data: RfmRulesUpdate, staff: Principal) -> RfmRulesOut:
-        rules = await _audited(db, staff, lambda conn: service.update_rfm_rules(conn, data.changes(), staff_id=staff.id),
-                               "crm.rfm_rules_update", "crm_rfm_rules", target_id=1, detail=data.changes())
+        rules = await _audited(
+            db, staff, lambda conn: service.update_rfm_rules(conn, data.changes(), staff_id=staff.id),
+            "crm.rfm_rules_update", "crm_rfm_rules", target_id=1, detail=data.changes(),
+        )
         return RfmRulesOut.of(rules)
 
     @get("/movements", summary="Customers who changed class (e.g. 重要价值 → 重要挽留)")
@@ -364,8 +369,10 @@ class OutreachController(Controller):
     async def create(self, db: Db, data: OutreachCreate, staff: Principal) -> OutreachOut:
         values = {n: getattr(data, n) for n in data.__struct_fields__}
 
-        outreach = await _audited(db, staff, lambda conn: service.create_outreach(conn, values, staff_id=staff.id),
-                                  "crm.outreach_create", "crm_outreach", detail=_iso(values))
+        outreach = await _audited(
+            db, staff, lambda conn: service.create_outreach(conn, values, staff_id=staff.id),
+            "crm.outreach_create", "crm_outreach", detail=_iso(values),
+        )
         return OutreachOut.of(outreach)
 
     @get("/{outreach_id:int}", summary="One outreach with its results and lift against the holdout")
@@ -389,9 +396,11 @@ class OutreachController(Controller):
 
     @post("/{outreach_id:int}/schedule", status_code=HTTP_200_OK, summary="Run now or at a time")
     async def schedule(self, db: Db, outreach_id: int, data: OutreachSchedule, staff: Principal) -> OutreachOut:
-        outreach = await _audited(db, staff, lambda conn: service.schedule_outreach(conn, outreach_id, at=data.at),
-                                  "crm.outreach_schedule", "crm_outreach", target_id=outreach_id,
-                                  detail={"at": data.at.isoformat() if data.at else None})
+        outreach = await _audited(
+            db, staff, lambda conn: service.schedule_outreach(conn, outreach_id, at=data.at),
+            "crm.outreach_schedule", "crm_outreach", target_id=outreach_id,
+            detail={"at": data.at.isoformat() if data.at else None},
+        )
         return OutreachOut.of(outreach)
 
     @post("/{outreach_id:int}/cancel", status_code=HTTP_200_OK, summary="Cancel a draft or scheduled outreach")
@@ -422,9 +431,10 @@ class ChannelController(Controller):
 
     @patch("/{channel_id:int}", summary="Rename, switch off, or link the staff member's own account")
     async def update(self, db: Db, channel_id: int, data: ChannelUpdate, staff: Principal) -> ChannelOut:
-        channel = await _audited(db, staff, lambda conn: service.update_channel(conn, channel_id, data.changes()),
-                                 "crm.channel_update", "crm_acquisition_channel", target_id=channel_id,
-                                 detail=data.changes())
+        channel = await _audited(
+            db, staff, lambda conn: service.update_channel(conn, channel_id, data.changes()),
+            "crm.channel_update", "crm_acquisition_channel", target_id=channel_id, detail=data.changes(),
+        )
         return ChannelOut.of(channel)
 
 
@@ -468,7 +478,7 @@ class MyMarketingController(Controller):
 
 
 async def _marketing_state_out(conn: BaseDBAsyncClient, customer_id: int) -> MarketingStateOut:
-    """What the customer's marketing routes answer: the opt-out and the credits per template, as stored now."""
+    """What the customer's marketing routes answer: the opt-out and the credits per template."""
     profile, consents = await service.marketing_state(conn, customer_id)
     return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
 

@@ -46,8 +46,8 @@ async def main(outreach_id: int, instant: str, wechat_base: str, kill_at_openid:
     await db.init_db()
     rooms.install()
     fake = FakeWeChat()  # only for its credentials, which the test's fake shares
-    live = LiveMiniProgram(WeChatSettings(mode="live", appid=fake.appid, secret=fake.secret, api_base=wechat_base,
-                                          timeout_seconds=3))
+    live = LiveMiniProgram(WeChatSettings(mode="live", appid=fake.appid, secret=fake.secret,
+                                          api_base=wechat_base, timeout_seconds=3))
     await tasks.run_outreach({"miniprogram": KilledAtSend(live, kill_at_openid)}, outreach_id)
     # Reaching this line means the chosen send never came: the test fails on the exit code.
     sys.exit(3)

@@ -7,8 +7,9 @@ Thin: parse, call crm's services and views inside one transaction, shape the res
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import Provide
@@ -71,10 +72,30 @@ from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 
 MAX_IMPORT_BYTES = 5_000_000
+T = TypeVar("T")
 
 
 def _iso(values: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
+
+
+async def _audited(
+    db: Db, staff: Principal, write: Callable[[BaseDBAsyncClient], Awaitable[T]], action: str,
+    target_type: str, *, target_id: Any = None,
+    detail: dict[str, Any] | Callable[[T], dict[str, Any]] | None = None,
+) -> T:
+    """A staff write and its audit row in the request's one transaction; returns what the write returned.
+
+    The target is `target_id`, or the id of what the write returned (a created row); `detail` may be
+    computed from what the write returned (e.g. whether a tag was really added).
+    """
+    async def work(conn: BaseDBAsyncClient) -> T:
+        result = await write(conn)
+        await audit(conn, staff.id, action, target_type, result.id if target_id is None else target_id,
+                    detail(result) if callable(detail) else (detail or {}))
+        return result
+
+    return await db.run(work)
 
 
 class CustomerController(Controller):
@@ -100,11 +121,7 @@ class CustomerController(Controller):
             birthday_month=birthday_month,
         )
 
-        async def work(conn: BaseDBAsyncClient):
-            total, rows = await views.search_customers(conn, filters, limit=limit, offset=offset)
-            return total, rows
-
-        total, rows = await db.run(work)
+        total, rows = await db.run(views.search_customers, filters, limit=limit, offset=offset)
         return CustomerPage(total=total, limit=limit, offset=offset, items=[
             CustomerRow(id=r["id"], nickname=r["nickname"], phone=r["phone_masked"], referral_code=r["referral_code"],
                         birth_date=r["birth_date"], rfm_class=r["rfm_class"], created_at=r["created_at"])
@@ -113,45 +130,37 @@ class CustomerController(Controller):
 
     @get("/{customer_id:int}/card", summary="One customer's card: profile, tags, RFM, visits, money, outreach")
     async def card(self, db: Db, customer_id: int, staff: Principal) -> CustomerCardOut:
-        async def work(conn: BaseDBAsyncClient):
-            card = await views.customer_card(conn, customer_id)
-            await audit(conn, staff.id, "crm.customer_card_viewed", "customer", customer_id, {})
-            return card
-
-        card = await db.run(work)
+        card = await _audited(db, staff, lambda conn: views.customer_card(conn, customer_id),
+                              "crm.customer_card_viewed", "customer", target_id=customer_id)
         return _card_out(card)
 
     @post("/{customer_id:int}/tags", status_code=HTTP_200_OK, summary="Put a manual tag on a customer (audited)")
     async def put_tag(self, db: Db, customer_id: int, data: CustomerTagPut, staff: Principal) -> dict[str, bool]:
-        async def work(conn: BaseDBAsyncClient):
-            added = await service.put_manual_tag(conn, customer_id, data.tag_id, staff_id=staff.id)
-            await audit(conn, staff.id, "crm.tag_put", "customer", customer_id, {"tag_id": data.tag_id, "added": added})
-            return added
-
-        added = await db.run(work)
+        added = await _audited(
+            db, staff, lambda conn: service.put_manual_tag(conn, customer_id, data.tag_id, staff_id=staff.id),
+            "crm.tag_put", "customer", target_id=customer_id,
+            detail=lambda added: {"tag_id": data.tag_id, "added": added},
+        )
         return {"added": added}
 
     @delete("/{customer_id:int}/tags/{tag_id:int}", status_code=HTTP_200_OK, summary="Take a manual tag off (audited)")
     async def take_off_tag(self, db: Db, customer_id: int, tag_id: int, staff: Principal) -> dict[str, bool]:
-        async def work(conn: BaseDBAsyncClient):
-            removed = await service.take_off_manual_tag(conn, customer_id, tag_id)
-            await audit(conn, staff.id, "crm.tag_taken_off", "customer", customer_id,
-                        {"tag_id": tag_id, "removed": removed})
-            return removed
-
-        removed = await db.run(work)
+        removed = await _audited(
+            db, staff, lambda conn: service.take_off_manual_tag(conn, customer_id, tag_id),
+            "crm.tag_taken_off", "customer", target_id=customer_id,
+            detail=lambda removed: {"tag_id": tag_id, "removed": removed},
+        )
         return {"removed": removed}
 
     @post("/{customer_id:int}/skin-analyses", summary="Record a skin analysis (its tags become the skin tags)")
     async def skin_analysis(self, db: Db, customer_id: int, data: SkinAnalysisCreate, staff: Principal) -> SkinAnalysisOut:
-        async def work(conn: BaseDBAsyncClient):
-            a = await service.record_skin_analysis(conn, customer_id, visit_date=data.visit_date,
-                                                   tag_codes=list(data.tags), staff_id=staff.id)
-            await audit(conn, staff.id, "crm.skin_analysis", "customer", customer_id,
-                        {"visit_date": data.visit_date.isoformat(), "tags": len(data.tags)})
-            return a
-
-        a = await db.run(work)
+        a = await _audited(
+            db, staff,
+            lambda conn: service.record_skin_analysis(conn, customer_id, visit_date=data.visit_date,
+                                                      tag_codes=list(data.tags), staff_id=staff.id),
+            "crm.skin_analysis", "customer", target_id=customer_id,
+            detail={"visit_date": data.visit_date.isoformat(), "tags": len(data.tags)},
+        )
         return SkinAnalysisOut(a.id, a.customer_id, a.visit_date, a.tag_ids)
 
 
@@ -197,41 +206,29 @@ class TagController(Controller):
     @get("/", summary="The tag catalogue")
     async def list_tags(self, db: Db, limit: Limit, offset: Offset, category: str | None = None,
                         kind: TagKind | None = None) -> TagPage:
-        async def work(conn: BaseDBAsyncClient):
-            total, rows = await views.tags(conn, category=category, kind=kind, limit=limit, offset=offset)
-            return total, rows
-
-        total, rows = await db.run(work)
+        total, rows = await db.run(views.tags, category=category, kind=kind, limit=limit, offset=offset)
         return TagPage(total=total, limit=limit, offset=offset, items=[TagOut.of(t) for t in rows])
 
     @post("/", summary="Add a tag (manual or skin) to the catalogue")
     async def create(self, db: Db, data: TagCreate, staff: Principal) -> TagOut:
-        async def work(conn: BaseDBAsyncClient):
-            tag = await service.create_tag(conn, code=data.code, name=data.name, category=data.category,
-                                           kind=data.kind, description=data.description)
-            await audit(conn, staff.id, "crm.tag_create", "crm_tag", tag.id, {"code": tag.code})
-            return tag
-
-        tag = await db.run(work)
+        tag = await _audited(
+            db, staff,
+            lambda conn: service.create_tag(conn, code=data.code, name=data.name, category=data.category,
+                                            kind=data.kind, description=data.description),
+            "crm.tag_create", "crm_tag", detail=lambda tag: {"code": tag.code},
+        )
         return TagOut.of(tag)
 
     @patch("/{tag_id:int}", summary="Rename or recategorise a tag")
     async def update(self, db: Db, tag_id: int, data: TagUpdate, staff: Principal) -> TagOut:
-        async def work(conn: BaseDBAsyncClient):
-            tag = await service.update_tag(conn, tag_id, data.changes())
-            await audit(conn, staff.id, "crm.tag_update", "crm_tag", tag_id, data.changes())
-            return tag
-
-        tag = await db.run(work)
+        tag = await _audited(db, staff, lambda conn: service.update_tag(conn, tag_id, data.changes()),
+                             "crm.tag_update", "crm_tag", target_id=tag_id, detail=data.changes())
         return TagOut.of(tag)
 
     @delete("/{tag_id:int}", status_code=HTTP_204_NO_CONTENT, summary="Delete a tag (refused while a segment names it)")
     async def remove(self, db: Db, tag_id: int, staff: Principal) -> None:
-        async def work(conn: BaseDBAsyncClient):
-            await service.delete_tag(conn, tag_id)
-            await audit(conn, staff.id, "crm.tag_delete", "crm_tag", tag_id, {})
-
-        await db.run(work)
+        await _audited(db, staff, lambda conn: service.delete_tag(conn, tag_id), "crm.tag_delete", "crm_tag",
+                       target_id=tag_id)
 
 
 class SkinImportController(Controller):
@@ -251,12 +248,9 @@ class SkinImportController(Controller):
         except UnicodeDecodeError as exc:
             raise ValidationFailed("The file must be UTF-8 text.", field="file") from exc
 
-        async def work(conn: BaseDBAsyncClient):
-            rows = await service.import_skin_csv(conn, text, staff_id=staff.id)
-            await audit(conn, staff.id, "crm.skin_import", "crm_skin_analysis", "import", {"rows": rows})
-            return rows
-
-        rows = await db.run(work)
+        rows = await _audited(db, staff, lambda conn: service.import_skin_csv(conn, text, staff_id=staff.id),
+                              "crm.skin_import", "crm_skin_analysis", target_id="import",
+                              detail=lambda rows: {"rows": rows})
         return ImportResult(rows)
 
 
@@ -268,38 +262,26 @@ class RfmController(Controller):
 
     @get("/rules", summary="RFM thresholds")
     async def rules(self, db: Db) -> RfmRulesOut:
-        async def work(conn: BaseDBAsyncClient):
-            return RfmRulesOut.of(await service.get_rfm_rules(conn))
-
-        return await db.run(work)
+        return RfmRulesOut.of(await db.run(service.get_rfm_rules))
 
     @patch("/rules", summary="Change RFM thresholds (used from the next scoring)")
     async def update_rules(self, db: Db, data: RfmRulesUpdate, staff: Principal) -> RfmRulesOut:
-        async def work(conn: BaseDBAsyncClient):
-            rules = await service.update_rfm_rules(conn, data.changes(), staff_id=staff.id)
-            await audit(conn, staff.id, "crm.rfm_rules_update", "crm_rfm_rules", 1, data.changes())
-            return rules
-
-        rules = await db.run(work)
+        rules = await _audited(
+            db, staff, lambda conn: service.update_rfm_rules(conn, data.changes(), staff_id=staff.id),
+            "crm.rfm_rules_update", "crm_rfm_rules", target_id=1, detail=data.changes(),
+        )
         return RfmRulesOut.of(rules)
 
     @get("/movements", summary="Customers who changed class (e.g. 重要价值 → 重要挽留)")
     async def movements(self, db: Db, limit: Limit, offset: Offset, as_of: date | None = None,
                         from_class: RfmClass | None = None, to_class: RfmClass | None = None) -> MovementPage:
-        async def work(conn: BaseDBAsyncClient):
-            total, rows = await views.movements(conn, as_of=as_of, from_class=from_class, to_class=to_class,
-                                                limit=limit, offset=offset)
-            return total, rows
-
-        total, rows = await db.run(work)
+        total, rows = await db.run(views.movements, as_of=as_of, from_class=from_class, to_class=to_class,
+                                   limit=limit, offset=offset)
         return MovementPage(total=total, limit=limit, offset=offset, items=[MovementOut.of(m) for m in rows])
 
     @get("/distribution", summary="How many customers are in each class")
     async def distribution(self, db: Db) -> RfmDistribution:
-        async def work(conn: BaseDBAsyncClient):
-            return RfmDistribution(await views.rfm_distribution(conn))
-
-        return await db.run(work)
+        return RfmDistribution(await db.run(views.rfm_distribution))
 
 
 class SegmentController(Controller):
@@ -310,42 +292,31 @@ class SegmentController(Controller):
 
     @get("/", summary="Segments")
     async def list_segments(self, db: Db, limit: Limit, offset: Offset) -> SegmentPage:
-        async def work(conn: BaseDBAsyncClient):
-            total, rows = await views.segment_list(conn, limit=limit, offset=offset)
-            return total, rows
-
-        total, rows = await db.run(work)
+        total, rows = await db.run(views.segment_list, limit=limit, offset=offset)
         return SegmentPage(total=total, limit=limit, offset=offset, items=[SegmentOut.of(s) for s in rows])
 
     @post("/preview", status_code=HTTP_200_OK, summary="Live count of a rule while it is edited")
     async def preview(self, db: Db, data: SegmentRule) -> CountPreview:
         started = time.perf_counter()
 
-        async def work(conn: BaseDBAsyncClient):
-            rules = await service.validate_rule(conn, data.as_dict())
-            n = await service.count_members(conn, rules)
-            return rules, n
+        async def work(conn: BaseDBAsyncClient) -> int:
+            return await service.count_members(conn, await service.validate_rule(conn, data.as_dict()))
 
-        rules, n = await db.run(work)
+        n = await db.run(work)
         return CountPreview(count=n, elapsed_ms=int((time.perf_counter() - started) * 1000))
 
     @post("/", summary="Save a segment")
     async def create(self, db: Db, data: SegmentCreate, staff: Principal) -> SegmentOut:
-        async def work(conn: BaseDBAsyncClient):
-            segment = await service.create_segment(conn, name=data.name, description=data.description,
-                                                   rules=data.rules.as_dict(), staff_id=staff.id)
-            await audit(conn, staff.id, "crm.segment_create", "crm_segment", segment.id, {"rules": segment.rules})
-            return segment
-
-        segment = await db.run(work)
+        segment = await _audited(
+            db, staff, lambda conn: service.create_segment(conn, name=data.name, description=data.description,
+                                                           rules=data.rules.as_dict(), staff_id=staff.id),
+            "crm.segment_create", "crm_segment", detail=lambda segment: {"rules": segment.rules},
+        )
         return SegmentOut.of(segment)
 
     @get("/{segment_id:int}", summary="One segment")
     async def get_one(self, db: Db, segment_id: int) -> SegmentOut:
-        async def work(conn: BaseDBAsyncClient):
-            return SegmentOut.of(await service.get_segment(conn, segment_id))
-
-        return await db.run(work)
+        return SegmentOut.of(await db.run(service.get_segment, segment_id))
 
     @patch("/{segment_id:int}", summary="Change a segment")
     async def update(self, db: Db, segment_id: int, data: SegmentUpdate, staff: Principal) -> SegmentOut:
@@ -353,21 +324,14 @@ class SegmentController(Controller):
         if "rules" in changes:
             changes["rules"] = changes["rules"].as_dict()
 
-        async def work(conn: BaseDBAsyncClient):
-            segment = await service.update_segment(conn, segment_id, changes)
-            await audit(conn, staff.id, "crm.segment_update", "crm_segment", segment_id, changes)
-            return segment
-
-        segment = await db.run(work)
+        segment = await _audited(db, staff, lambda conn: service.update_segment(conn, segment_id, changes),
+                                 "crm.segment_update", "crm_segment", target_id=segment_id, detail=changes)
         return SegmentOut.of(segment)
 
     @delete("/{segment_id:int}", status_code=HTTP_204_NO_CONTENT, summary="Delete a segment")
     async def remove(self, db: Db, segment_id: int, staff: Principal) -> None:
-        async def work(conn: BaseDBAsyncClient):
-            await service.delete_segment(conn, segment_id)
-            await audit(conn, staff.id, "crm.segment_delete", "crm_segment", segment_id, {})
-
-        await db.run(work)
+        await _audited(db, staff, lambda conn: service.delete_segment(conn, segment_id), "crm.segment_delete",
+                       "crm_segment", target_id=segment_id)
 
     @post("/{segment_id:int}/recompute", status_code=HTTP_200_OK, summary="Recompute membership now")
     async def recompute(self, db: Db, segment_id: int, staff: Principal) -> RecomputeResult:
@@ -381,20 +345,12 @@ class SegmentController(Controller):
 
     @get("/{segment_id:int}/members", summary="Current members (customer ids)")
     async def members(self, db: Db, segment_id: int, limit: Limit, offset: Offset) -> MemberPage:
-        async def work(conn: BaseDBAsyncClient):
-            total, ids = await views.segment_members(conn, segment_id, limit=limit, offset=offset)
-            return total, ids
-
-        total, ids = await db.run(work)
+        total, ids = await db.run(views.segment_members, segment_id, limit=limit, offset=offset)
         return MemberPage(total=total, limit=limit, offset=offset, customer_ids=ids)
 
     @get("/{segment_id:int}/events", summary="Entered/left events after an id (a feed)")
     async def events(self, db: Db, segment_id: int, limit: Limit, after_id: int = 0) -> SegmentEvents:
-        async def work(conn: BaseDBAsyncClient):
-            rows = await views.segment_events(conn, segment_id, after_id=after_id, limit=limit)
-            return rows
-
-        rows = await db.run(work)
+        rows = await db.run(views.segment_events, segment_id, after_id=after_id, limit=limit)
         return SegmentEvents([SegmentEventOut.of(e) for e in rows], rows[-1].id if rows else after_id)
 
 
@@ -406,32 +362,22 @@ class OutreachController(Controller):
 
     @get("/", summary="Outreach, newest first")
     async def list_outreach(self, db: Db, limit: Limit, offset: Offset) -> OutreachPage:
-        async def work(conn: BaseDBAsyncClient):
-            total, rows = await views.outreach_list(conn, limit=limit, offset=offset)
-            return total, rows
-
-        total, rows = await db.run(work)
+        total, rows = await db.run(views.outreach_list, limit=limit, offset=offset)
         return OutreachPage(total=total, limit=limit, offset=offset, items=[OutreachOut.of(o) for o in rows])
 
     @post("/", summary="Draft an outreach to a segment")
     async def create(self, db: Db, data: OutreachCreate, staff: Principal) -> OutreachOut:
         values = {n: getattr(data, n) for n in data.__struct_fields__}
 
-        async def work(conn: BaseDBAsyncClient):
-            outreach = await service.create_outreach(conn, values, staff_id=staff.id)
-            await audit(conn, staff.id, "crm.outreach_create", "crm_outreach", outreach.id, _iso(values))
-            return outreach
-
-        outreach = await db.run(work)
+        outreach = await _audited(
+            db, staff, lambda conn: service.create_outreach(conn, values, staff_id=staff.id),
+            "crm.outreach_create", "crm_outreach", detail=_iso(values),
+        )
         return OutreachOut.of(outreach)
 
     @get("/{outreach_id:int}", summary="One outreach with its results and lift against the holdout")
     async def results(self, db: Db, outreach_id: int) -> OutreachResultsOut:
-        async def work(conn: BaseDBAsyncClient):
-            r = await views.outreach_results(conn, outreach_id)
-            return r
-
-        r = await db.run(work)
+        r = await db.run(views.outreach_results, outreach_id)
 
         def group(g: views.GroupResult) -> GroupResultOut:
             return GroupResultOut(g.customers, g.booked, g.redeemed, g.paid, g.rate_bp(g.booked),
@@ -450,23 +396,17 @@ class OutreachController(Controller):
 
     @post("/{outreach_id:int}/schedule", status_code=HTTP_200_OK, summary="Run now or at a time")
     async def schedule(self, db: Db, outreach_id: int, data: OutreachSchedule, staff: Principal) -> OutreachOut:
-        async def work(conn: BaseDBAsyncClient):
-            outreach = await service.schedule_outreach(conn, outreach_id, at=data.at)
-            await audit(conn, staff.id, "crm.outreach_schedule", "crm_outreach", outreach_id,
-                        {"at": data.at.isoformat() if data.at else None})
-            return outreach
-
-        outreach = await db.run(work)
+        outreach = await _audited(
+            db, staff, lambda conn: service.schedule_outreach(conn, outreach_id, at=data.at),
+            "crm.outreach_schedule", "crm_outreach", target_id=outreach_id,
+            detail={"at": data.at.isoformat() if data.at else None},
+        )
         return OutreachOut.of(outreach)
 
     @post("/{outreach_id:int}/cancel", status_code=HTTP_200_OK, summary="Cancel a draft or scheduled outreach")
     async def cancel(self, db: Db, outreach_id: int, staff: Principal) -> OutreachOut:
-        async def work(conn: BaseDBAsyncClient):
-            outreach = await service.cancel_outreach(conn, outreach_id)
-            await audit(conn, staff.id, "crm.outreach_cancel", "crm_outreach", outreach_id, {})
-            return outreach
-
-        outreach = await db.run(work)
+        outreach = await _audited(db, staff, lambda conn: service.cancel_outreach(conn, outreach_id),
+                                  "crm.outreach_cancel", "crm_outreach", target_id=outreach_id)
         return OutreachOut.of(outreach)
 
 
@@ -478,33 +418,23 @@ class ChannelController(Controller):
 
     @get("/", summary="Acquisition channels: staff codes, partner QR scenes, ad scenes")
     async def list_channels(self, db: Db, limit: Limit, offset: Offset) -> ChannelPage:
-        async def work(conn: BaseDBAsyncClient):
-            total, rows = await views.channels(conn, limit=limit, offset=offset)
-            return total, rows
-
-        total, rows = await db.run(work)
+        total, rows = await db.run(views.channels, limit=limit, offset=offset)
         return ChannelPage(total=total, limit=limit, offset=offset, items=[ChannelOut.of(c) for c in rows])
 
     @post("/", summary="Add a channel")
     async def create(self, db: Db, data: ChannelCreate, staff: Principal) -> ChannelOut:
         values = {n: getattr(data, n) for n in data.__struct_fields__}
 
-        async def work(conn: BaseDBAsyncClient):
-            channel = await service.create_channel(conn, values)
-            await audit(conn, staff.id, "crm.channel_create", "crm_acquisition_channel", channel.id, _iso(values))
-            return channel
-
-        channel = await db.run(work)
+        channel = await _audited(db, staff, lambda conn: service.create_channel(conn, values),
+                                 "crm.channel_create", "crm_acquisition_channel", detail=_iso(values))
         return ChannelOut.of(channel)
 
     @patch("/{channel_id:int}", summary="Rename, switch off, or link the staff member's own account")
     async def update(self, db: Db, channel_id: int, data: ChannelUpdate, staff: Principal) -> ChannelOut:
-        async def work(conn: BaseDBAsyncClient):
-            channel = await service.update_channel(conn, channel_id, data.changes())
-            await audit(conn, staff.id, "crm.channel_update", "crm_acquisition_channel", channel_id, data.changes())
-            return channel
-
-        channel = await db.run(work)
+        channel = await _audited(
+            db, staff, lambda conn: service.update_channel(conn, channel_id, data.changes()),
+            "crm.channel_update", "crm_acquisition_channel", target_id=channel_id, detail=data.changes(),
+        )
         return ChannelOut.of(channel)
 
 
@@ -515,11 +445,7 @@ class StaffRewardController(Controller):
 
     @get("/", summary="Staff referral rewards (settled in the finance batches once their hold ends)")
     async def list_rewards(self, db: Db, limit: Limit, offset: Offset, staff_id: int | None = None) -> StaffRewardPage:
-        async def work(conn: BaseDBAsyncClient):
-            total, rows = await views.staff_rewards(conn, staff_id=staff_id, limit=limit, offset=offset)
-            return total, rows
-
-        total, rows = await db.run(work)
+        total, rows = await db.run(views.staff_rewards, staff_id=staff_id, limit=limit, offset=offset)
         return StaffRewardPage(total=total, limit=limit, offset=offset, items=[StaffRewardOut.of(r) for r in rows])
 
 
@@ -531,33 +457,30 @@ class MyMarketingController(Controller):
 
     @get("/marketing", summary="My marketing opt-out and the subscriptions I accepted")
     async def state(self, db: Db, customer_id: int) -> MarketingStateOut:
-        async def work(conn: BaseDBAsyncClient):
-            profile, consents = await service.marketing_state(conn, customer_id)
-            return profile, consents
-
-        profile, consents = await db.run(work)
-        return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
+        return await db.run(_marketing_state_out, customer_id)
 
     @put("/marketing", summary="Opt out of (or back into) marketing (PIPL)")
     async def set_preference(self, db: Db, customer_id: int, data: MarketingPreference) -> MarketingStateOut:
-        async def work(conn: BaseDBAsyncClient):
+        async def work(conn: BaseDBAsyncClient) -> MarketingStateOut:
             await service.set_opt_out(conn, customer_id, data.opt_out)
-            profile, consents = await service.marketing_state(conn, customer_id)
-            return profile, consents
+            return await _marketing_state_out(conn, customer_id)
 
-        profile, consents = await db.run(work)
-        return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
+        return await db.run(work)
 
     @post("/subscriptions", status_code=HTTP_200_OK,
           summary="Report wx.requestSubscribeMessage: the templates I accepted (one message each)")
     async def subscriptions(self, db: Db, customer_id: int, data: SubscribeResult) -> MarketingStateOut:
-        async def work(conn: BaseDBAsyncClient):
+        async def work(conn: BaseDBAsyncClient) -> MarketingStateOut:
             await service.record_acceptances(conn, customer_id, list(data.accepted))
-            profile, consents = await service.marketing_state(conn, customer_id)
-            return profile, consents
+            return await _marketing_state_out(conn, customer_id)
 
-        profile, consents = await db.run(work)
-        return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
+        return await db.run(work)
+
+
+async def _marketing_state_out(conn: BaseDBAsyncClient, customer_id: int) -> MarketingStateOut:
+    """What the customer's marketing routes answer: the opt-out and the credits per template."""
+    profile, consents = await service.marketing_state(conn, customer_id)
+    return MarketingStateOut(profile.marketing_opt_out, {c.template_id: c.credits for c in consents})
 
 
 async def record_acquisition(conn, customer, created: bool, referral_code: str | None, scene: str | None = None) -> None:

@@ -191,20 +191,33 @@ async def mismatches(database: str) -> tuple[int, int, int]:
     return tuple(int(x) for x in rows[0])  # type: ignore[return-value]
 
 
-async def preview_timings(repeat: int) -> dict[str, list[float]]:
+async def preview_timings(repeat: int) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """In-process wall times per rule, and MariaDB's CPU per preview when the server is the benchmark's own.
+
+    The CPU figure is read from /proc for the server named by BENCH_MARIADB_PIDFILE (bench/private-mariadb.sh):
+    only this benchmark's statements run there, so it is the work one preview costs the database, which
+    other engineers' load on a shared machine does not inflate the way it inflates wall times.
+    """
+    from bench.load import _proc_cpu_ms
     from crm import segments
     from kernel.db import transaction
 
+    pidfile = os.environ.get("BENCH_MARIADB_PIDFILE")
+    db_pid = int(open(pidfile).read().split()[0]) if pidfile else None
     out: dict[str, list[float]] = {}
+    db_cpu: dict[str, float] = {}
     for name, rule in SEGMENT_RULES.items():
         times = []
+        cpu_before = _proc_cpu_ms(db_pid) if db_pid else 0.0
         for _ in range(repeat):
             started = time.perf_counter()
             async with transaction() as conn:
                 await segments.count(conn, segments.normalise(rule))
             times.append((time.perf_counter() - started) * 1000)
         out[name] = times
-    return out
+        if db_pid:
+            db_cpu[name] = (_proc_cpu_ms(db_pid) - cpu_before) / repeat
+    return out, db_cpu
 
 
 async def http_preview_timings(database: str, repeat: int) -> dict[str, list[float]]:
@@ -246,12 +259,14 @@ async def previews_only(database: str) -> None:
 
 
 async def print_previews(database: str) -> None:
-    inproc = await preview_timings(5)
-    over_http = await http_preview_timings(database, 5)
+    repeat = int(os.environ.get("BENCH_PREVIEW_REPEAT", "5"))
+    inproc, db_cpu = await preview_timings(repeat)
+    over_http = await http_preview_timings(database, repeat)
     for name in SEGMENT_RULES:
+        cpu = f" | MariaDB CPU {db_cpu[name]:6.1f} ms" if name in db_cpu else ""
         print(f"preview {name:<32} in-process median {statistics.median(inproc[name]):7.1f} ms "
               f"max {max(inproc[name]):7.1f} ms | HTTP median {statistics.median(over_http[name]):7.1f} ms "
-              f"max {max(over_http[name]):7.1f} ms")
+              f"max {max(over_http[name]):7.1f} ms{cpu}")
 
 
 @contextlib.asynccontextmanager

@@ -137,6 +137,21 @@ async def booked_departments(conn: BaseDBAsyncClient, first_id: int, last_id: in
     )
 
 
+async def triage_departments(conn: BaseDBAsyncClient, first_id: int, last_id: int) -> list[dict[str, Any]]:
+    """(customer, department code) pairs from pre-triage forms: the department the customer picked and the
+    one their answers were routed to (booking stores both in clear when the form is submitted).
+
+    The answers themselves stay sealed: they are health data, and the routing already says what the
+    customer came about, so marketing never needs them decrypted.
+    """
+    return await sql.fetch(
+        conn,
+        "SELECT DISTINCT t.customer_id, d.code FROM booking_triage_submission t JOIN booking_department d "
+        "ON d.id = t.department_id OR d.id = t.suggested_department_id WHERE t.customer_id BETWEEN %s AND %s",
+        [first_id, last_id],
+    )
+
+
 async def departments(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
     return await sql.fetch(conn, "SELECT id, code, name FROM booking_department ORDER BY id")
 

@@ -1,7 +1,8 @@
 """Tags (标签): the staff-edited catalogue, manual tags, nightly rule tags and skin tags from skin analyses.
 
-Rule tags (age band, spend band, interests from booked departments) are recomputed for every customer each
-night and never edited by hand; skin tags are the latest skin analysis's; manual tags are staff's alone.
+Rule tags (age band, spend band, interests from booked departments and from pre-triage forms) are recomputed
+for every customer each night and never edited by hand; skin tags are the latest skin analysis's; manual tags
+are staff's alone.
 """
 
 from __future__ import annotations
@@ -157,7 +158,9 @@ async def apply_rule_tags_chunk(conn: BaseDBAsyncClient, first_id: int, last_id:
         band = band_of(max(0, monetary), SPEND_BANDS)
         if band:
             desired[cid].add((f"spend:{band}", f"消费 {band}", "spend"))
-    for row in await partners.booked_departments(conn, first_id, last_id):
+    interests = [*await partners.booked_departments(conn, first_id, last_id),
+                 *await partners.triage_departments(conn, first_id, last_id)]
+    for row in interests:
         code = str(row["code"]).lower()
         desired[int(row["customer_id"])].add((f"interest:{code}", f"兴趣 {code}", "interest"))
     live = {cid for cid, _ in people}

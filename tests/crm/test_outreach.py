@@ -1,12 +1,17 @@
-"""Outreach: each voucher once per outreach and customer (run twice, and with a run killed between chunks),
-stock respected, and subscribe messages never sent to the opted-out, the over-cap, the non-consenting or the
-holdout. Messages go through the live adapter to a local fake of WeChat that enforces subscriptions."""
+"""Outreach: each voucher once per outreach and customer (a worker process killed with SIGKILL at a chunk
+boundary, then the job run twice), stock respected, and subscribe messages never sent to the opted-out, the
+over-cap, the non-consenting or the holdout. Messages go through the live adapter to a local fake of WeChat
+that enforces subscriptions."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,6 +32,7 @@ from tests.crm.factories import make_segment, make_tag, only
 from tests.factories import make_customer, run_worker
 from tests.fakes.wechat import FakeWeChat
 
+ROOT = Path(__file__).resolve().parents[2]
 SH = ZoneInfo("Asia/Shanghai")
 DAYTIME = datetime(2026, 5, 20, 10, 0, tzinfo=SH)
 TEMPLATE = "tmpl-spring-offer"
@@ -70,9 +76,6 @@ async def _draft(segment_id: int, **values):
     return outreach
 
 
-@pytest.mark.skip(reason="timing-dependent: it kills the run with a sleep and expects the in-flight send to be "
-                  "lost; a send can complete first (seen on a quiet machine). To be rewritten to kill at a "
-                  "chunk boundary; the once-per-customer issue and consent rules are covered by the other tests here.")
 async def test_run_twice_and_killed_midway_issues_once_and_sends_only_where_allowed(redis, fake_wechat, adapter):
     clock.set_now(DAYTIME)
     marker = await make_tag()
@@ -90,24 +93,43 @@ async def test_run_twice_and_killed_midway_issues_once_and_sends_only_where_allo
     segment = await make_segment({"groups": [only(marker.id)]})
     outreach = await _draft(segment.id)
     everyone = [*ok, opted_out, over_cap, no_consent]
+    openid = {c.id: c.openid for c in everyone}
     holdout = {c.id for c in everyone if in_holdout(outreach.id, c.id, 3000)}
     assert holdout and len(holdout) < len(everyone)
 
-    # First run: killed while it waits on WeChat for the 5th message, after several chunks committed.
-    fake_wechat.hang_after = 4
-    with override(outreach_chunk=3):
-        first = asyncio.create_task(tasks.run_outreach({"miniprogram": adapter}, outreach.id))
-        for _ in range(500):
-            if len(fake_wechat.subscribe_messages) >= 4 and not first.done():
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)
-        assert not first.done(), "the run should be stuck in the 5th send"
-        first.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await first
-        fake_wechat.hang_after = None
-        # Then as arq would: the same job again, twice, by burst workers.
+    # Chunks of 3 recipients in customer order (the recipients are written in member order). The worker
+    # process is killed at the first send of the first chunk from the 4th on that claims a message: that
+    # chunk has committed (vouchers issued, messages claimed, consent spent), nothing of it is sent.
+    chunk = 3
+    in_order = sorted(c.id for c in everyone)
+    should_get = {c.id for c in ok} - holdout
+    kill_chunk = next(i for i in range(3, len(in_order) // chunk + 1)
+                      if should_get & set(in_order[i * chunk:(i + 1) * chunk]))
+    kill_at = next(c for c in in_order[kill_chunk * chunk:(kill_chunk + 1) * chunk] if c in should_get)
+    killed = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.crm.outreach_worker_process", str(outreach.id), DAYTIME.isoformat(),
+        fake_wechat.base_url, openid[kill_at], cwd=ROOT, env={**os.environ, "CRM_OUTREACH_CHUNK": str(chunk)},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(killed.communicate(), timeout=120)
+    assert killed.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+
+    # What the killed process left: the chunks before the kill handled and their messages sent, the killed
+    # chunk handled with its messages claimed and unsent, the chunks after it untouched.
+    state = {r.customer_id: r for r in await OutreachRecipient.filter(outreach_id=outreach.id)}
+    before, at_kill = in_order[:kill_chunk * chunk], in_order[kill_chunk * chunk:(kill_chunk + 1) * chunk]
+    after = in_order[(kill_chunk + 1) * chunk:]
+    assert all(state[c].state == "handled" for c in before + at_kill)
+    assert all(state[c].state == "pending" for c in after)
+    sent_before = {m["touser"] for m in fake_wechat.subscribe_messages}
+    assert sent_before == {openid[c] for c in before if c in should_get}
+    lost = {c for c in at_kill if c in should_get}
+    assert {c for c in at_kill if state[c].message_outcome == "claimed"} == lost
+    await outreach.refresh_from_db()
+    assert outreach.status == OutreachStatus.running
+
+    # Then as arq would after a lost worker: the same job again, twice, by burst workers.
+    with override(outreach_chunk=chunk):
         for _ in range(2):
             await redis.enqueue_job("crm.run_outreach", outreach.id, _queue_name=_queue())
             worker = await run_worker(redis, ctx={"miniprogram": adapter})
@@ -123,16 +145,13 @@ async def test_run_twice_and_killed_midway_issues_once_and_sends_only_where_allo
     assert dict(vouchers) == {c: 1 for c in entitled}
 
     sent_to = Counter(m["touser"] for m in fake_wechat.subscribe_messages)
-    openid = {c.id: c.openid for c in everyone}
     forbidden = {openid[c] for c in holdout | {opted_out.id, over_cap.id, no_consent.id}}
     assert not forbidden & set(sent_to)
     assert all(n == 1 for n in sent_to.values())
     assert fake_wechat.refused == []  # WeChat never had to refuse a message for want of consent
-    # At most once: the message claimed in the killed chunk was lost, never sent twice; everyone else got theirs.
-    should_get = {openid[c] for c in {c.id for c in ok} - holdout}
-    lost = {openid[c] for c, r in rows.items() if r.message_outcome == "claimed"}
-    assert set(sent_to) == should_get - lost
-    assert len(lost) <= 3
+    # At most once: the messages claimed in the killed chunk were lost, never sent twice; the rest got theirs.
+    assert {c for c, r in rows.items() if r.message_outcome == "claimed"} == lost
+    assert set(sent_to) == {openid[c] for c in should_get - lost}
     reasons = {c: r.skip_reason for c, r in rows.items() if c not in holdout}
     if opted_out.id not in holdout:
         assert reasons[opted_out.id] == "opted_out"

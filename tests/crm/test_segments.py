@@ -5,6 +5,7 @@ a deleted tag is refused."""
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -29,7 +30,12 @@ from crm.models import (
 from crm.tags import AGE_BANDS, age_on, delete_tag
 from kernel import clock
 from kernel.db import transaction
-from points_mall.models import PointsAccount
+from booking.models import Booking, BookingStatus
+from campaigns.groupbuy.models import CampaignEntry, EntryRole, EntryStatus
+from campaigns.referrals.models import BindingStatus, ReferralBinding
+from points_mall.models import MemberTier, PointsAccount
+from tests.booking.factories import make_branch, make_department, make_slot
+from tests.campaigns.referrals.factories import make_program
 from tests.crm.factories import make_segment, make_tag, only
 from tests.factories import make_customer
 
@@ -46,7 +52,12 @@ class Person:
     monetary: int = 0
     last_visit: datetime | None = None
     balance: int | None = None
+    tier: int | None = None
     source: SourceKind | None = None
+    # (branch id, department id, status, starts_at) of each booking
+    bookings: list[tuple[int, int, BookingStatus, datetime]] = field(default_factory=list)
+    referrals: list[BindingStatus] = field(default_factory=list)  # the status of each friend they brought
+    entries: list[tuple[int, EntryStatus]] = field(default_factory=list)  # (campaign id, status) of group buys
 
 
 @dataclass
@@ -54,15 +65,30 @@ class Population:
     marker: int
     tags: list[int]
     people: list[Person]
+    tiers: list[int]
+    branches: list[int]
+    departments: list[int]
+    campaigns: list[int]
 
 
 @pytest.fixture(scope="module")
 async def population() -> Population:
-    """40 customers with random tags, birth dates, RFM scores, balances and sources (fixed seed)."""
+    """40 customers with random tags, birth dates, RFM scores, balances, tiers, sources, bookings, friends brought
+    and group-buy entries (fixed seed)."""
     clock.set_now(NOW)
     rng = random.Random(16)
     marker = await make_tag()
     tags = [(await make_tag()).id for _ in range(4)]
+    tiers = [(await MemberTier.create(name=f"tier-{secrets.token_hex(4)}", level=10**9 + secrets.randbelow(10**9),
+                                      created_at=NOW, updated_at=NOW)).id for _ in range(2)]
+    branches = [await make_branch() for _ in range(2)]
+    departments = [await make_department() for _ in range(2)]
+    # A slot per branch and department ten days ago, and one an hour from now: past and upcoming visits.
+    slots = [await make_slot(branch=b, department=d, starts_at=NOW + offset)
+             for b in branches for d in departments for offset in (-timedelta(days=10), timedelta(hours=1))]
+    program = await make_program(exclusive=False, is_active=False)
+    # gb_entry names its campaign by id only; ids no other test uses keep the comparison to this population.
+    campaigns = [10**15 + secrets.randbelow(10**12) for _ in range(2)]
     people = []
     for _ in range(40):
         birth = None if rng.random() < 0.2 else TODAY - timedelta(days=rng.randint(15 * 365, 70 * 365))
@@ -83,13 +109,35 @@ async def population() -> Population:
                                   frequency=1, monetary_fen=person.monetary, rfm_class=person.rfm)
         if rng.random() < 0.6:
             person.balance = rng.choice([0, 50, 100, 1000])
-            await PointsAccount.create(customer_id=customer.id, balance=person.balance, created_at=NOW, updated_at=NOW)
+            person.tier = rng.choice([None, *tiers])
+            await PointsAccount.create(customer_id=customer.id, balance=person.balance, tier_id=person.tier,
+                                       created_at=NOW, updated_at=NOW)
+        for status in rng.choice([[], [], [BindingStatus.qualified], [BindingStatus.bound],
+                                  [BindingStatus.qualified, BindingStatus.qualified, BindingStatus.bound]]):
+            friend = await make_customer()
+            person.referrals.append(status)
+            await ReferralBinding.create(program_id=program.id, referee_id=friend.id, referrer_id=customer.id,
+                                         code=customer.referral_code, status=status, bound_at=NOW,
+                                         expires_at=NOW + timedelta(days=30), qualify_until=NOW + timedelta(days=30))
+        for campaign in rng.sample(campaigns, rng.choice([0, 1, 2])):
+            status = rng.choice(list(EntryStatus))
+            person.entries.append((campaign, status))
+            await CampaignEntry.create(campaign_id=campaign, sku_id=1, customer_id=customer.id,
+                                       order_id=10**15 + secrets.randbelow(10**12), role=EntryRole.leader,
+                                       unit_price_fen=100, status=status, created_at=NOW)
+        for slot in rng.sample(slots, rng.choice([0, 0, 1, 2])):
+            status = rng.choice(list(BookingStatus))
+            person.bookings.append((slot.branch_id, slot.department_id, status, slot.starts_at))
+            await Booking.create(customer_id=customer.id, slot_id=slot.id, branch_id=slot.branch_id,
+                                 department_id=slot.department_id, starts_at=slot.starts_at, ends_at=slot.ends_at,
+                                 local_date=slot.local_date, status=status, created_at=NOW)
         if rng.random() < 0.7:
             person.source = rng.choice(list(SourceKind))
             await Acquisition.create(customer_id=customer.id, kind=person.source, acquired_at=NOW)
         people.append(person)
     clock.set_now(None)
-    return Population(marker.id, tags, people)
+    return Population(marker.id, tags, people, tiers, [b.id for b in branches], [d.id for d in departments],
+                      campaigns)
 
 
 def matches(p: Person, cond: dict) -> bool:
@@ -122,10 +170,24 @@ def matches(p: Person, cond: dict) -> bool:
         return p.birth is not None and p.birth.month in value
     if field_ == "acquisition":
         return p.source is not None and p.source.value in value
+    if field_ == "tier":
+        return p.tier is not None and p.tier in value
+    if field_ == "branch":
+        return any(b in value and status != BookingStatus.cancelled for b, _, status, _ in p.bookings)
+    if field_ == "department":
+        return any(d in value and status != BookingStatus.cancelled for _, d, status, _ in p.bookings)
+    if field_ == "referral_count":
+        return p.referrals.count(BindingStatus.qualified) >= value
+    if field_ == "campaign":
+        return any(c in value and status in (EntryStatus.paid, EntryStatus.fulfilled) for c, status in p.entries)
+    if field_ == "upcoming_booking":
+        upcoming = any(status == BookingStatus.booked and starts > NOW for _, _, status, starts in p.bookings)
+        return upcoming == value
     raise AssertionError(field_)
 
 
-def conditions(tag_ids: list[int]):
+def conditions(population: Population):
+    tag_ids = population.tags
     return st.one_of(
         st.builds(lambda op, v: {"field": "tag", "op": op, "value": v}, st.sampled_from(["in", "not_in"]),
                   st.lists(st.sampled_from(tag_ids), min_size=1, max_size=3, unique=True)),
@@ -143,19 +205,25 @@ def conditions(tag_ids: list[int]):
                   st.lists(st.integers(1, 12), min_size=1, max_size=4, unique=True)),
         st.builds(lambda v: {"field": "acquisition", "op": "in", "value": v},
                   st.lists(st.sampled_from([s.value for s in SourceKind]), min_size=1, max_size=3, unique=True)),
+        *[st.builds(lambda v, f=name: {"field": f, "op": "in", "value": v},
+                    st.lists(st.sampled_from(ids), min_size=1, max_size=2, unique=True))
+          for name, ids in (("tier", population.tiers), ("branch", population.branches),
+                            ("department", population.departments), ("campaign", population.campaigns))],
+        st.builds(lambda v: {"field": "referral_count", "op": "gte", "value": v}, st.sampled_from([0, 1, 2, 3])),
+        st.builds(lambda v: {"field": "upcoming_booking", "op": "eq", "value": v}, st.booleans()),
     )
 
 
 @st.composite
-def rules(draw, tag_ids):
-    groups = draw(st.lists(st.lists(conditions(tag_ids), min_size=1, max_size=3), min_size=1, max_size=3))
+def rules(draw, population):
+    groups = draw(st.lists(st.lists(conditions(population), min_size=1, max_size=3), min_size=1, max_size=3))
     return {"groups": groups}
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 async def test_members_equal_a_brute_force_filter(population: Population, data):
-    rule = data.draw(rules(population.tags))
+    rule = data.draw(rules(population))
     clock.set_now(NOW)
     scoped = {"groups": [only(population.marker), *rule["groups"]]}
     expected = sorted(p.id for p in population.people if all(any(matches(p, c) for c in g) for g in rule["groups"]))

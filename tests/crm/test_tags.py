@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from crm import tasks
 from crm.models import CustomerTag, SkinAnalysis, Tag, TagKind
 from kernel import clock
+from kernel.db import transaction
 from kernel.identity.models import AuditLogEntry
 from tests.crm.factories import make_consumption, make_tag
 from tests.factories import make_customer, make_staff, staff_headers
@@ -87,7 +88,7 @@ async def test_manual_tags_are_audited_and_rule_tags_cannot_be_put_by_hand(clien
     assert as_rule.status_code == 422 and as_rule.json()["detail"]["field"] == "kind"
 
 
-async def test_rule_tags_follow_age_spend_and_booked_departments():
+async def test_rule_tags_follow_age_and_spend():
     today = clock.local_today()
     thirty = await make_customer(birth_date=date(today.year - 30, 1, 1))
     await make_consumption(thirty.id, 600_000, clock.now() - timedelta(days=3))
@@ -103,3 +104,34 @@ async def test_rule_tags_follow_age_spend_and_booked_departments():
     before = await CustomerTag.filter(customer_id=thirty.id).count()
     await tasks.apply_rule_tags({})
     assert await CustomerTag.filter(customer_id=thirty.id).count() == before
+
+
+async def _rule_codes(customer_id: int) -> set[str]:
+    return set(await Tag.filter(id__in=list(await _tag_ids(customer_id, TagKind.rule))).values_list("code", flat=True))
+
+
+async def test_interest_tags_come_from_booked_departments_and_pre_triage_forms():
+    from booking import service as booking
+    from tests.booking.factories import make_department, make_slot
+
+    wrinkles = f"wrinkles-{secrets.token_hex(3)}"
+    laser = await make_department(concerns=[f"pigment-{secrets.token_hex(3)}"])
+    injection = await make_department(concerns=[wrinkles])
+    surgery = await make_department()
+    booked, triaged, cancelled = await make_customer(), await make_customer(), await make_customer()
+    laser_slot = await make_slot(department=laser)
+    surgery_slot = await make_slot(department=surgery)
+    async with transaction() as conn:
+        await booking.book(conn, customer_id=booked.id, slot_id=laser_slot.id)
+        gone = await booking.book(conn, customer_id=cancelled.id, slot_id=surgery_slot.id)
+        await booking.cancel(conn, customer_id=cancelled.id, booking_id=gone.id)
+        # A form naming injection's concern, submitted without picking a department, and never booked:
+        # routed to injection, which is what this customer came about.
+        form = await booking.submit_triage(conn, customer_id=triaged.id, concerns=[wrinkles],
+                                           answers={"pregnant": False, "anticoagulants": False,
+                                                    "recent_procedure": False})
+    assert form.suggested_department_id == injection.id
+    await tasks.apply_rule_tags({})
+    assert await _rule_codes(booked.id) == {f"interest:{laser.code.lower()}"}
+    assert await _rule_codes(triaged.id) == {f"interest:{injection.code.lower()}"}
+    assert await _rule_codes(cancelled.id) == set()  # a cancelled booking shows no interest

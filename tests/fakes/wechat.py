@@ -31,9 +31,6 @@ class FakeWeChat:
         self.enforce_subscriptions = False
         self.subscriptions: dict[tuple[str, str], int] = {}
         self.refused: list[dict[str, Any]] = []
-        # After this many accepted sends, further sends never answer (a worker stuck in a network call).
-        self.hang_after: int | None = None
-        self._hang = asyncio.Event()
         self.base_url = ""
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task | None = None
@@ -51,9 +48,6 @@ class FakeWeChat:
         """The customer tapped "allow" in wx.requestSubscribeMessage: one message may be sent."""
         key = (openid, template_id)
         self.subscriptions[key] = self.subscriptions.get(key, 0) + 1
-
-    def release_hang(self) -> None:
-        self._hang.set()
 
     def issue_phone_code(self, phone: str) -> str:
         code = "phone-" + secrets.token_hex(8)
@@ -121,8 +115,6 @@ class FakeWeChat:
             fake.calls.append("subscribe_send")
             if not token_ok(request):
                 return error(40001, "invalid credential")
-            if fake.hang_after is not None and len(fake.subscribe_messages) >= fake.hang_after:
-                await fake._hang.wait()
             if not data.get("touser") or not data.get("template_id") or not isinstance(data.get("data"), dict):
                 return error(47003, "argument invalid!")
             key = (data["touser"], data["template_id"])
@@ -159,7 +151,6 @@ class FakeWeChat:
         self.base_url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
-        self._hang.set()
         if self._server is not None:
             self._server.should_exit = True
             await self._task

@@ -84,6 +84,10 @@ async def search_customers(conn: BaseDBAsyncClient, filters: CustomerFilters, *,
         f"ORDER BY c.id DESC LIMIT {int(limit)} OFFSET {int(offset)}",
         args,
     )
+    # SQLite hands raw DATE/DATETIME columns back as text: typed here so both stacks answer the same JSON.
+    for row in rows:
+        row["created_at"] = sql.instant(row["created_at"])
+        row["birth_date"] = sql.day(row["birth_date"])
     return int(total[0]["n"]), rows
 
 

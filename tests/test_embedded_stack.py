@@ -30,6 +30,8 @@ async def test_embedded_stack_boots_migrates_and_serves():
         env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "EMBEDDED_WORKER",
                                                                "APP_ENV", "ARQ_QUEUE_NAME", "SECRET_KEY"}}
         env["DATA_DIR"] = data_dir
+        env["BOOTSTRAP_ADMIN_USERNAME"] = "embedded-admin"
+        env["BOOTSTRAP_ADMIN_PASSWORD"] = "a long passphrase for the embedded test"
         log_path = Path(data_dir) / "serve.log"
         with open(log_path, "wb") as log:
             process = await asyncio.create_subprocess_exec(
@@ -64,6 +66,17 @@ async def test_embedded_stack_boots_migrates_and_serves():
                     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
                     me = await http.get("/app/me", headers=headers)
                     assert me.status_code == 200 and me.json()["phone"] == "138****1111"
+
+                    # Staff reads that run raw SQL answer the same JSON on SQLite as on MariaDB (SQLite hands
+                    # DATE/DATETIME columns back as text).
+                    staff = await http.post("/admin/auth/login", json={
+                        "username": "embedded-admin", "password": "a long passphrase for the embedded test"})
+                    assert staff.status_code == 200, staff.text
+                    found = await http.get("/admin/customers", params={"q": "1111"}, headers={
+                        "Authorization": f"Bearer {staff.json()['access_token']}"})
+                    assert found.status_code == 200, found.text
+                    rows = found.json()["items"]
+                    assert rows and all(r["created_at"].endswith("Z") and "T" in r["created_at"] for r in rows), rows
 
                     schema = await http.get("/schema/openapi.json")
                     assert schema.status_code == 200 and "/app/auth/login" in schema.json()["paths"]

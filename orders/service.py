@@ -20,7 +20,7 @@ from tortoise.expressions import F
 from orders import partners
 from orders.errors import OrderNotFound, RefundKeyReused, RefundNotAllowed, RefundTooLarge
 from orders.gateway import RefundResult, TradeState
-from orders.hooks import line_kind
+from orders.hooks import LineOutcome, line_kind
 from orders import checkout
 from orders.models import (
     MONEY_TAKEN,
@@ -291,15 +291,14 @@ async def handle_paid_order(conn: BaseDBAsyncClient, order_id: int) -> bool:
     if order.refund_reserved_fen >= refundable_fen(order):
         # Finance asked for all of it back before this job ran: nothing is delivered, what the lines hold
         # goes back (a seat, stock), and nothing counts as consumption (no points, no referral).
-        now = clock.now()
-        for line in lines:
-            await line_kind(line.kind).release(conn, order, line)
-            await OrderLine.filter(id=line.id, released_at=None).using_db(conn).update(released_at=now)
+        await _release_lines(conn, order, lines, clock.now())
         return True
     all_fulfilled = True
     for line in lines:
-        fulfilled = await line_kind(line.kind).on_paid(conn, order, line)
-        all_fulfilled = all_fulfilled and fulfilled
+        outcome = await line_kind(line.kind).on_paid(conn, order, line)
+        all_fulfilled = all_fulfilled and order.id in outcome.delivered
+        # This order becomes fulfilled below, once every line has answered; other orders at once.
+        await follow(conn, outcome, asked_about=order.id)
     consumed = checkout.consumption_fen(order, lines)
     if consumed > 0:
         await partners.record_order_consumption(
@@ -327,6 +326,28 @@ async def mark_fulfilled(conn: BaseDBAsyncClient, order_id: int) -> bool:
     )
 
 
+async def follow(conn: BaseDBAsyncClient, outcome: LineOutcome, *, asked_about: int | None = None) -> None:
+    """Do what a selling room answered (orders/hooks.py): fulfil the orders it delivered and send back the
+    money of the orders it gave up, everything left on each. The one place another room's decision moves an
+    order; `asked_about` is the order whose paid-order job is running, fulfilled by that job itself."""
+    for order_id in outcome.delivered:
+        if order_id != asked_about:
+            await mark_fulfilled(conn, order_id)
+    for ask in outcome.refunds:
+        order = await get_order(conn, ask.order_id)
+        left = order.total_fen - order.refund_reserved_fen
+        if order.status in REFUNDABLE and left > 0:
+            await request_refund(conn, order, amount_fen=left, reason=ask.reason)
+
+
+async def _release_lines(conn: BaseDBAsyncClient, order: Order, lines: list[OrderLine], now: datetime) -> None:
+    """Each line's room gives back what the unpaid or wholly refunded order held, once per line."""
+    for line in lines:
+        outcome = await line_kind(line.kind).release(conn, order, line)
+        await OrderLine.filter(id=line.id, released_at=None).using_db(conn).update(released_at=now)
+        await follow(conn, outcome)
+
+
 async def close_unpaid(conn: BaseDBAsyncClient, order_id: int, reason: str) -> bool:
     """Close a pending order and give back what its lines hold; True only for the one caller that closed it."""
     now = clock.now()
@@ -336,9 +357,7 @@ async def close_unpaid(conn: BaseDBAsyncClient, order_id: int, reason: str) -> b
     if not won:
         return False
     order = await get_order(conn, order_id)
-    for line in await lines_of(conn, order_id):
-        await line_kind(line.kind).release(conn, order, line)
-        await OrderLine.filter(id=line.id, released_at=None).using_db(conn).update(released_at=now)
+    await _release_lines(conn, order, await lines_of(conn, order_id), now)
     await checkout.release_sources(conn, order)
     log.info("orders.closed", order_id=order_id, reason=reason)
     return True

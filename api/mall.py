@@ -15,10 +15,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
-from api.ratelimit import rate_limited
+from api.ratelimit import customer_action_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock, spreadsheets
-from kernel.settings import get_settings
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 from points_mall import mall, views
@@ -45,10 +44,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-_LIMITS = get_settings().rate_limit
-_REDEMPTION_LIMIT = rate_limited(
-    "redemption", per_customer=_LIMITS.redemption_per_customer, per_ip=_LIMITS.redemption_per_ip
-)
+_REDEMPTION_LIMIT = customer_action_limited("redemption")
+
 
 class MallController(Controller):
     path = "/app/mall"

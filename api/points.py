@@ -17,10 +17,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
-from api.ratelimit import rate_limited
+from api.ratelimit import customer_action_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock
-from kernel.settings import get_settings
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
 from kernel.identity.service import audit
@@ -74,11 +73,8 @@ def _month(value: str | None) -> date:
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 
+_CHECK_IN_LIMIT = customer_action_limited("check_in")
 
-_LIMITS = get_settings().rate_limit
-_CHECK_IN_LIMIT = rate_limited(
-    "check_in", per_customer=_LIMITS.check_in_per_customer, per_ip=_LIMITS.check_in_per_ip
-)
 
 class CheckInController(Controller):
     path = "/app/check-ins"

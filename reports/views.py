@@ -36,6 +36,15 @@ class Query:
     branch_id: int | None = None
     within_days: int | None = None
 
+    def days(self, day: str = "day", branch: str = "branch_id", extra: str = "") -> tuple[str, list[Any]]:
+        """The WHERE clause (and its arguments) of a summary table's rows in the range, at the branch if one is
+        asked for; `extra` is a fixed condition of the report's own."""
+        where, args = f"{day} >= %s AND {day} <= %s{extra}", [self.date_from, self.date_to]
+        if self.branch_id is not None:
+            where += f" AND {branch} = %s"
+            args.append(self.branch_id)
+        return where, args
+
 
 @dataclass
 class Figures:
@@ -106,10 +115,8 @@ async def new_customers(conn: BaseDBAsyncClient, q: Query) -> Figures:
 async def repurchase(conn: BaseDBAsyncClient, q: Query) -> Figures:
     within = q.within_days or get_report_settings().repurchase_days
     month = month_sql(conn, "first_day")
-    where, args = "first_day >= %s AND first_day <= %s", [within, q.date_from, q.date_to]
-    if q.branch_id is not None:
-        where += " AND first_branch_id = %s"
-        args.append(q.branch_id)
+    where, args = q.days("first_day", "first_branch_id")
+    args = [within, *args]  # the gap's bound comes first in the statement
     rows = await fetch(
         conn,
         f"SELECT {month} AS m, first_branch_id AS b, COUNT(*) AS n, "
@@ -236,10 +243,7 @@ async def group_buys(conn: BaseDBAsyncClient, q: Query) -> Figures:
 async def mall(conn: BaseDBAsyncClient, q: Query) -> Figures:
     red = await fetch(conn, "SELECT day, redemptions, units, cancelled_units, points_spent FROM report_mall_day "
                             "WHERE day >= %s AND day <= %s", [q.date_from, q.date_to])
-    where, args = "day >= %s AND day <= %s", [q.date_from, q.date_to]
-    if q.branch_id is not None:
-        where += " AND branch_id = %s"
-        args.append(q.branch_id)
+    where, args = q.days()
     used = await fetch(conn, f"SELECT day, source_type, redeemed FROM report_voucher_day WHERE {where}", args)
     per: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     for r in red:
@@ -269,10 +273,7 @@ async def mall(conn: BaseDBAsyncClient, q: Query) -> Figures:
 # --- consultations, conversions and no-shows ------------------------------------------------------
 
 async def consultations(conn: BaseDBAsyncClient, q: Query) -> Figures:
-    where, args = "day >= %s AND day <= %s", [q.date_from, q.date_to]
-    if q.branch_id is not None:
-        where += " AND branch_id = %s"
-        args.append(q.branch_id)
+    where, args = q.days()
     rows = await fetch(
         conn,
         "SELECT branch_id, department_id, practitioner_id, SUM(bookings) AS bookings, SUM(no_shows) AS no_shows, "
@@ -306,10 +307,7 @@ async def consultations(conn: BaseDBAsyncClient, q: Query) -> Figures:
 # --- surveys --------------------------------------------------------------------------------------
 
 async def surveys(conn: BaseDBAsyncClient, q: Query) -> Figures:
-    where, args = "day >= %s AND day <= %s", [q.date_from, q.date_to]
-    if q.branch_id is not None:
-        where += " AND branch_id = %s"
-        args.append(q.branch_id)
+    where, args = q.days()
     rows = await fetch(
         conn,
         "SELECT branch_id, department_id, practitioner_id, SUM(responses) AS n, SUM(score_sum) AS s "
@@ -374,10 +372,7 @@ async def points(conn: BaseDBAsyncClient, q: Query) -> Figures:
 async def referral_roi(conn: BaseDBAsyncClient, q: Query) -> Figures:
     rewards = await fetch(conn, "SELECT day, paid_fen, paid_points, rewards, reversed_fen FROM report_referral_reward_day "
                                 "WHERE day >= %s AND day <= %s", [q.date_from, q.date_to])
-    where, args = "day >= %s AND day <= %s AND source_kind = 'customer_referral'", [q.date_from, q.date_to]
-    if q.branch_id is not None:
-        where += " AND branch_id = %s"
-        args.append(q.branch_id)
+    where, args = q.days(extra=" AND source_kind = 'customer_referral'")
     revenue = await fetch(conn, f"SELECT day, amount_fen, refunded_fen FROM report_sales_day WHERE {where}", args)
     per: dict[date, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for r in rewards:

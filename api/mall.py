@@ -22,7 +22,7 @@ from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 from points_mall import mall, views
 from points_mall.models import RedemptionStatus, Voucher, VoucherStatus
-from points_mall.schemas import (
+from points_mall.mall_schemas import (
     MallItemCreate,
     MallItemForCustomer,
     MallItemStaffView,

@@ -29,20 +29,22 @@ from points_mall.models import (
     Voucher,
     VoucherStatus,
 )
+from points_mall.mall_schemas import (
+    MallItemForCustomer,
+    MallItemStaffView,
+    RedemptionPage,
+    RedemptionView,
+    VoucherPage,
+    VoucherView,
+)
 from points_mall.schemas import (
     ConsumptionPage,
     ConsumptionView,
     LedgerEntry,
     LedgerPage,
-    MallItemForCustomer,
-    MallItemStaffView,
-    RedemptionPage,
-    RedemptionView,
     StaffLedgerEntry,
     StaffLedgerPage,
     Tier,
-    VoucherPage,
-    VoucherView,
 )
 
 EXPORT_LIMIT = 50_000

@@ -15,6 +15,8 @@ import pytest
 
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import CampaignEntry, CampaignKind, EntryStatus, Group, GroupStatus
+from orders import fulfilment
+from orders import refunds as order_refunds
 from orders import hooks as line_kinds
 from orders import service as orders
 from orders.gateway import TradeState, default_gateway
@@ -70,8 +72,11 @@ def recorder(client, monkeypatch) -> Recorder:
             return await move(conn, order_or_id, *args, **kwargs)
         return run
 
-    for name in ORDER_MOVES:
-        monkeypatch.setattr(orders, name, spied(name, getattr(orders, name)))
+    # Wherever a move is called from: the room's contract (other rooms) and the stage modules (the orders room).
+    for module in (orders, fulfilment, order_refunds):
+        for name in ORDER_MOVES:
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, spied(name, getattr(module, name)))
     return rec
 
 

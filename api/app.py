@@ -20,7 +20,22 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 import rooms
-from api import booking, campaigns, console, crm, health, identity, mall, metrics, orders, points, referrals, reports, shop
+from api import (
+    booking,
+    booking_admin,
+    campaigns,
+    console,
+    crm,
+    health,
+    identity,
+    mall,
+    metrics,
+    orders,
+    points,
+    referrals,
+    reports,
+    shop,
+)
 from api.console import OfflineSwaggerPlugin, page_security_middleware
 from api.deps import provide_db
 from api.errors import EXCEPTION_HANDLERS
@@ -48,7 +63,9 @@ async def _bounded(what: str, step: Callable[[], Awaitable[Any]]) -> None:
     except Exception as exc:
         log.warning("shutdown.step_failed", step=what, error_type=type(exc).__name__)
 
-ROUTE_MODULES = [health, metrics, identity, points, mall, booking, orders, shop, campaigns, referrals, crm, reports, console]
+ROUTE_MODULES = [
+    health, metrics, identity, points, mall, booking, booking_admin, orders, shop, campaigns, referrals, crm, reports, console,
+]
 
 # Run inside the login transaction, in this order: the points account first, then the referral binding,
 # then the acquisition source. Each is called as hook(conn, customer, created, referral_code, scene).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
@@ -15,17 +15,14 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
-from api.ratelimit import rate_limited
+from api.ratelimit import customer_action_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock, spreadsheets
-from kernel.settings import get_settings
-from kernel.identity.models import Customer
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
-from points_mall import mall
-from points_mall.errors import ItemNotFound, RedemptionNotFound
-from points_mall.models import MallItem, MallRedemption, RedemptionStatus, Voucher, VoucherStatus
-from points_mall.schemas import (
+from points_mall import mall, views
+from points_mall.models import RedemptionStatus, Voucher, VoucherStatus
+from points_mall.mall_schemas import (
     MallItemCreate,
     MallItemForCustomer,
     MallItemStaffView,
@@ -47,22 +44,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _vouchers_of(conn: BaseDBAsyncClient | None, redemption_ids: list[int]) -> dict[int, list[Voucher]]:
-    if not redemption_ids:
-        return {}
-    query = Voucher.filter(source_type=mall.MALL_SOURCE, source_id__in=[str(i) for i in redemption_ids])
-    rows = await (query.using_db(conn) if conn is not None else query).order_by("seq")
-    found: dict[int, list[Voucher]] = {i: [] for i in redemption_ids}
-    for voucher in rows:
-        found[int(voucher.source_id)].append(voucher)
-    return found
+_REDEMPTION_LIMIT = customer_action_limited("redemption")
 
-
-
-_LIMITS = get_settings().rate_limit
-_REDEMPTION_LIMIT = rate_limited(
-    "redemption", per_customer=_LIMITS.redemption_per_customer, per_ip=_LIMITS.redemption_per_ip
-)
 
 class MallController(Controller):
     path = "/app/mall"
@@ -72,24 +55,11 @@ class MallController(Controller):
 
     @get("/items", summary="Items on the shelf, with whether you can redeem each and why not")
     async def list_items(self, db: Db, customer_id: int) -> list[MallItemForCustomer]:
-        async def work(conn: BaseDBAsyncClient):
-            views = await mall.items_for_customer(conn, customer_id, await mall.shelf(conn))
-            return views
-
-        views = await db.run(work)
-        return [MallItemForCustomer.of(item, reasons) for item, reasons in views]
+        return await db.run(views.shelf_for_customer, customer_id)
 
     @get("/items/{item_id:int}", summary="One item")
     async def get_item(self, db: Db, customer_id: int, item_id: int) -> MallItemForCustomer:
-        async def work(conn: BaseDBAsyncClient):
-            item = await MallItem.get_or_none(id=item_id, on_shelf=True, archived=False, using_db=conn)
-            if item is None or not mall.is_available(item, clock.now()):
-                raise ItemNotFound()
-            [(item, reasons)] = await mall.items_for_customer(conn, customer_id, [item])
-            return item, reasons
-
-        item, reasons = await db.run(work)
-        return MallItemForCustomer.of(item, reasons)
+        return await db.run(views.item_for_customer, customer_id, item_id)
 
     @post("/redemptions", status_code=HTTP_201_CREATED, guards=[_REDEMPTION_LIMIT],
           summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)",
@@ -103,20 +73,14 @@ class MallController(Controller):
                 conn, customer_id=customer_id, item_id=data.item_id, quantity=data.quantity,
                 idempotency_key=idempotency_key,
             )
-            vouchers = await _vouchers_of(conn, [redemption.id])
-            return RedemptionView.of(redemption, vouchers[redemption.id]), created
+            return await views.redemption_view(conn, redemption), created
 
         view, created = await db.run(work)
         return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get("/redemptions", summary="Your redemptions, newest first")
-    async def my_redemptions(self, customer_id: int, limit: Limit, offset: Offset) -> RedemptionPage:
-        query = MallRedemption.filter(customer_id=customer_id)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
-        vouchers = await _vouchers_of(None, [r.id for r in rows])
-        return RedemptionPage(total=total, limit=limit, offset=offset,
-                              items=[RedemptionView.of(r, vouchers[r.id]) for r in rows])
+    async def my_redemptions(self, db: Db, customer_id: int, limit: Limit, offset: Offset) -> RedemptionPage:
+        return await db.read(views.customer_redemptions, customer_id, limit=limit, offset=offset)
 
 
 class VoucherController(Controller):
@@ -127,14 +91,9 @@ class VoucherController(Controller):
 
     @get("/", summary="Your vouchers (mall, group buys, gifts) with their status")
     async def my_vouchers(
-        self, customer_id: int, limit: Limit, offset: Offset, status: VoucherStatus | None = None
+        self, db: Db, customer_id: int, limit: Limit, offset: Offset, status: VoucherStatus | None = None
     ) -> VoucherPage:
-        query = Voucher.filter(customer_id=customer_id)
-        if status is not None:
-            query = query.filter(status=status)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
-        return VoucherPage(total=total, limit=limit, offset=offset, items=[VoucherView.of(v) for v in rows])
+        return await db.read(views.customer_vouchers, customer_id, status=status, limit=limit, offset=offset)
 
     @post("/{voucher_id:int}/cancel", status_code=HTTP_200_OK,
           summary="Give back an unredeemed mall voucher: its points and stock come back")
@@ -154,8 +113,7 @@ class VoucherDeskController(Controller):
     async def look_up(self, db: Db, code: str) -> VoucherAtDesk:
         async def work(conn: BaseDBAsyncClient):
             voucher = await find_voucher(conn, code)
-            customer = await Customer.get(id=voucher.customer_id, using_db=conn)  # type: ignore[attr-defined]
-            return voucher, customer
+            return voucher, await views.voucher_holder(conn, voucher)
 
         voucher, customer = await db.run(work)
         problem = refusal(voucher, None, clock.now())
@@ -188,9 +146,8 @@ class MallItemAdminController(Controller):
     dependencies = {"staff": Provide(provide_staff)}
 
     @get("/", summary="All items, including those off the shelf")
-    async def list_items(self, include_archived: bool = False) -> list[MallItemStaffView]:
-        query = MallItem.all() if include_archived else MallItem.filter(archived=False)
-        return [MallItemStaffView.of(i) for i in await query.order_by("sort_order", "id")]
+    async def list_items(self, db: Db, include_archived: bool = False) -> list[MallItemStaffView]:
+        return await db.read(views.staff_items, include_archived=include_archived)
 
     @post("/", summary="Create an item")
     async def create(self, db: Db, data: MallItemCreate, staff: Principal) -> MallItemStaffView:
@@ -233,27 +190,6 @@ class MallItemAdminController(Controller):
         return await db.run(work)
 
 
-def _redemptions_query(
-    item_id: int | None, customer_id: int | None, status: RedemptionStatus | None,
-    created_from: datetime | None, created_to: datetime | None,
-):
-    query = MallRedemption.all()
-    if item_id is not None:
-        query = query.filter(item_id=item_id)
-    if customer_id is not None:
-        query = query.filter(customer_id=customer_id)
-    if status is not None:
-        query = query.filter(status=status)
-    if created_from is not None:
-        query = query.filter(created_at__gte=created_from)
-    if created_to is not None:
-        query = query.filter(created_at__lt=created_to)
-    return query
-
-
-_EXPORT_LIMIT = 50_000
-
-
 class MallRedemptionAdminController(Controller):
     path = "/admin/mall/redemptions"
     tags = ["staff: mall"]
@@ -261,16 +197,12 @@ class MallRedemptionAdminController(Controller):
 
     @get("/", guards=[staff_only("campaign", "finance", "front_desk")], summary="Redemptions with filters, newest first")
     async def list_redemptions(
-        self, limit: Limit, offset: Offset, item_id: int | None = None, customer_id: int | None = None,
+        self, db: Db, limit: Limit, offset: Offset, item_id: int | None = None, customer_id: int | None = None,
         status: RedemptionStatus | None = None, created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> RedemptionPage:
-        query = _redemptions_query(item_id, customer_id, status, created_from, created_to)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
-        vouchers = await _vouchers_of(None, [r.id for r in rows])
-        return RedemptionPage(total=total, limit=limit, offset=offset,
-                              items=[RedemptionView.of(r, vouchers[r.id]) for r in rows])
+        filters = views.RedemptionFilters(item_id, customer_id, status, created_from, created_to)
+        return await db.read(views.redemption_page, filters, limit=limit, offset=offset)
 
     @get("/export", guards=[staff_only("campaign", "finance")], summary="Redemptions as CSV (same filters)",
          media_type="text/csv")
@@ -279,24 +211,12 @@ class MallRedemptionAdminController(Controller):
         status: RedemptionStatus | None = None, created_from: datetime | None = None,
         created_to: datetime | None = None,
     ) -> Response:
-        query = _redemptions_query(item_id, customer_id, status, created_from, created_to)
-        redemptions = await query.order_by("id").limit(_EXPORT_LIMIT)
-        vouchers = await _vouchers_of(None, [r.id for r in redemptions])
-        names = dict(await Customer.filter(id__in={r.customer_id for r in redemptions}).values_list("id", "nickname"))  # type: ignore[attr-defined]
-        zone = clock.clinic_zone()
-        rows: list[list[Any]] = [["redemption_id", "created_at_local", "customer_id", "customer_nickname",
-                                   "item_id", "item_title", "item_kind", "quantity", "points_spent", "status",
-                                   "cancelled_quantity", "vouchers"]]
-        rows.extend([
-            r.id, r.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), r.customer_id,  # type: ignore[attr-defined]
-            names.get(r.customer_id, ""), r.item_id, r.item_title, r.item_kind.value, r.quantity,  # type: ignore[attr-defined]
-            r.points_spent, r.status.value, r.cancelled_quantity,
-            " ".join(f"{v.code}:{v.status.value}" for v in vouchers[r.id]),
-        ] for r in redemptions)
+        filters = views.RedemptionFilters(item_id, customer_id, status, created_from, created_to)
+        rows = await db.read(views.redemption_export_rows, filters)
 
         async def work(conn: BaseDBAsyncClient):
             await audit(conn, staff.id, "mall.redemptions_export", "mall_redemption", "*",
-                        {"rows": len(redemptions), "item_id": item_id, "customer_id": customer_id,
+                        {"rows": len(rows) - 1, "item_id": item_id, "customer_id": customer_id,
                          "status": status.value if status else None})
 
         await db.run(work)
@@ -308,12 +228,8 @@ class MallRedemptionAdminController(Controller):
         )
 
     @get("/{redemption_id:int}", guards=[staff_only("campaign", "finance", "front_desk")], summary="One redemption")
-    async def get_one(self, redemption_id: int) -> RedemptionView:
-        redemption = await MallRedemption.get_or_none(id=redemption_id)
-        if redemption is None:
-            raise RedemptionNotFound()
-        vouchers = await _vouchers_of(None, [redemption.id])
-        return RedemptionView.of(redemption, vouchers[redemption.id])
+    async def get_one(self, db: Db, redemption_id: int) -> RedemptionView:
+        return await db.read(views.get_redemption, redemption_id)
 
 
 ROUTES = [MallController, VoucherController, VoucherDeskController, MallItemAdminController,

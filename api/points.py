@@ -17,24 +17,16 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
-from api.ratelimit import rate_limited
+from api.ratelimit import customer_action_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock
-from kernel.settings import get_settings
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
-from points_mall import checkin, ledger, reports, rules, tiers
+from points_mall import checkin, ledger, reports, rules, tiers, views
 from points_mall import consumption as consumption_service
-from points_mall.consumption import record_consumption, refund_consumption
-from points_mall.errors import ConsumptionNotFound, PointsCustomerNotFound
-from points_mall.models import (
-    Consumption,
-    MemberTier,
-    PointsLedgerEntry,
-    TierChange,
-)
+from points_mall.consumption import refund_consumption
 from points_mall.models import ApprovalStatus, ConsumptionApproval
 from points_mall.schemas import (
     ConsumptionApprovalPage,
@@ -50,7 +42,6 @@ from points_mall.schemas import (
     ConsumptionRefundCreate,
     ConsumptionView,
     CustomerPoints,
-    LedgerEntry,
     LedgerPage,
     Liability,
     MakeupCheckIn,
@@ -82,11 +73,8 @@ def _month(value: str | None) -> date:
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 
+_CHECK_IN_LIMIT = customer_action_limited("check_in")
 
-_LIMITS = get_settings().rate_limit
-_CHECK_IN_LIMIT = rate_limited(
-    "check_in", per_customer=_LIMITS.check_in_per_customer, per_ip=_LIMITS.check_in_per_ip
-)
 
 class CheckInController(Controller):
     path = "/app/check-ins"
@@ -130,16 +118,8 @@ class PointsController(Controller):
         return await db.run(work)
 
     @get("/ledger", summary="Points history, newest first")
-    async def ledger(self, customer_id: int, limit: Limit, offset: Offset) -> LedgerPage:
-        query = PointsLedgerEntry.filter(customer_id=customer_id)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
-        return LedgerPage(total=total, limit=limit, offset=offset, items=[LedgerEntry.of(e) for e in rows])
-
-
-async def _view(conn: BaseDBAsyncClient, consumption: Consumption) -> ConsumptionView:
-    statuses = await consumption_service.points_statuses(conn, [consumption])
-    return ConsumptionView.of(consumption, statuses[consumption.id])
+    async def ledger(self, db: Db, customer_id: int, limit: Limit, offset: Offset) -> LedgerPage:
+        return await db.read(views.ledger_page, customer_id, limit=limit, offset=offset)
 
 
 class ConsumptionAdminController(Controller):
@@ -154,8 +134,7 @@ class ConsumptionAdminController(Controller):
                                        description="Above the approval threshold: recorded, earns nothing yet")})
     async def record(self, db: Db, data: ConsumptionCreate, staff: Principal) -> Response[ConsumptionView]:
         async def work(conn: BaseDBAsyncClient) -> Response:
-            if not await Customer.filter(id=data.customer_id, deleted_at=None).using_db(conn).exists():
-                raise PointsCustomerNotFound(field="customer_id")
+            await views.require_customer(conn, data.customer_id, field="customer_id")
             await require_branches(conn, [data.branch_id], field="branch_id")
             recorded, created = await consumption_service.record_staff_consumption(
                 conn, customer_id=data.customer_id, amount_fen=data.amount_fen,
@@ -171,7 +150,8 @@ class ConsumptionAdminController(Controller):
             if created:
                 await audit(conn, staff.id, "points.consumption_record", "consumption", recorded.id,
                             {"amount_fen": data.amount_fen, "external_ref": data.external_ref})
-            return Response(msgspec.to_builtins(await _view(conn, recorded)), status_code=HTTP_201_CREATED)
+            return Response(msgspec.to_builtins(await views.consumption_view(conn, recorded)),
+                            status_code=HTTP_201_CREATED)
 
         return await db.run(work)
 
@@ -179,16 +159,14 @@ class ConsumptionAdminController(Controller):
           summary="Refund part or all of a consumption; its points are reversed")
     async def refund(self, db: Db, consumption_id: int, data: ConsumptionRefundCreate, staff: Principal) -> ConsumptionView:
         async def work(conn: BaseDBAsyncClient) -> ConsumptionView:
-            found = await Consumption.get_or_none(id=consumption_id, using_db=conn)
-            if found is None:
-                raise ConsumptionNotFound()
+            found = await views.get_consumption(conn, consumption_id)
             consumption = await refund_consumption(
                 conn, external_ref=found.external_ref, refunded_fen=data.refunded_fen,
                 ref=f"{found.external_ref}:refund:{data.ref}",
             )
             await audit(conn, staff.id, "points.consumption_refund", "consumption", consumption.id,
                         {"refunded_fen": data.refunded_fen, "ref": data.ref})
-            return await _view(conn, consumption)
+            return await views.consumption_view(conn, consumption)
 
         return await db.run(work)
 
@@ -196,21 +174,8 @@ class ConsumptionAdminController(Controller):
     async def list_consumptions(
         self, db: Db, limit: Limit, offset: Offset, customer_id: int | None = None, branch_id: int | None = None
     ) -> ConsumptionPage:
-        query = Consumption.all()
-        if customer_id is not None:
-            query = query.filter(customer_id=customer_id)
-        if branch_id is not None:
-            query = query.filter(branch_id=branch_id)
-
-        async def work(conn: BaseDBAsyncClient):
-            total = await query.using_db(conn).count()
-            rows = await query.using_db(conn).order_by("-id").offset(offset).limit(limit)
-            statuses = await consumption_service.points_statuses(conn, rows)
-            return total, rows, statuses
-
-        total, rows, statuses = await db.run(work)
-        return ConsumptionPage(total=total, limit=limit, offset=offset,
-                               items=[ConsumptionView.of(c, statuses[c.id]) for c in rows])
+        return await db.run(views.consumption_page, customer_id=customer_id, branch_id=branch_id, limit=limit,
+                            offset=offset)
 
 
 class PointsAdminController(Controller):
@@ -237,8 +202,8 @@ class PointsAdminController(Controller):
         return await db.run(work)
 
     @get("/tiers", guards=[staff_only("campaign", "finance")], summary="Member tiers")
-    async def list_tiers(self) -> list[Tier]:
-        return [Tier.of(t) for t in await MemberTier.all().order_by("level")]
+    async def list_tiers(self, db: Db) -> list[Tier]:
+        return await db.read(views.tiers)
 
     @post("/tiers", guards=[staff_only("campaign")], summary="Create a member tier")
     async def create_tier(self, db: Db, data: TierCreate, staff: Principal) -> Tier:
@@ -281,12 +246,7 @@ class PointsAdminController(Controller):
     @get("/customers/{customer_id:int}", guards=[staff_only("campaign", "finance", "front_desk")],
          summary="A customer's points, tier and tier history")
     async def customer_points(self, db: Db, customer_id: int) -> CustomerPoints:
-        async def work(conn: BaseDBAsyncClient):
-            view = await reports.overview(conn, customer_id)
-            changes = await TierChange.filter(customer_id=customer_id).using_db(conn).order_by("-id").limit(50)
-            return view, changes
-
-        view, changes = await db.run(work)
+        view, changes = await db.run(views.customer_points, customer_id)
         return CustomerPoints(
             customer_id=customer_id,
             overview=msgspec.convert(view, PointsOverview, from_attributes=True),
@@ -295,13 +255,8 @@ class PointsAdminController(Controller):
 
     @get("/customers/{customer_id:int}/ledger", guards=[staff_only("campaign", "finance", "front_desk")],
          summary="A customer's ledger with refs, newest first")
-    async def customer_ledger(self, customer_id: int, limit: Limit, offset: Offset) -> StaffLedgerPage:
-        if not await Customer.filter(id=customer_id).exists():
-            raise PointsCustomerNotFound()
-        query = PointsLedgerEntry.filter(customer_id=customer_id)
-        total = await query.count()
-        rows = await query.order_by("-id").offset(offset).limit(limit)
-        return StaffLedgerPage(total=total, limit=limit, offset=offset, items=[StaffLedgerEntry.of(e) for e in rows])
+    async def customer_ledger(self, db: Db, customer_id: int, limit: Limit, offset: Offset) -> StaffLedgerPage:
+        return await db.read(views.staff_ledger_page, customer_id, limit=limit, offset=offset)
 
     @get("/liability", guards=[staff_only("finance")], summary="Points outstanding, pending and expiring per month")
     async def liability(self, db: Db) -> Liability:

@@ -113,3 +113,11 @@ def rate_limited(
 
     guard.__name__ = f"rate_limited_{name}"
     return guard
+
+
+def customer_action_limited(name: str) -> Guard:
+    """A customer action (check-in, redemption) limited per customer and per client address, with the limits
+    `<name>_per_customer` and `<name>_per_ip` of the rate-limit settings."""
+    limits = get_settings().rate_limit
+    return rate_limited(name, per_customer=getattr(limits, f"{name}_per_customer"),
+                        per_ip=getattr(limits, f"{name}_per_ip"))

@@ -31,7 +31,6 @@ from campaigns.referrals.schemas import (
     MarkPaid,
     MyReferral,
     MyReferrals,
-    PayeeLineOut,
     Program,
     ProgramCreate,
     ProgramPage,
@@ -253,7 +252,7 @@ class SettlementController(Controller):
             return batch, lines
 
         batch, lines = await db.run(work)
-        return BatchReview(batch=Batch.of(batch), lines=[PayeeLineOut.of(line) for line in lines])
+        return BatchReview(batch=Batch.of(batch), lines=lines)
 
     # The checker steps admit finance only, never admin: separation of duties over convenience (an admin
     # can grant themselves finance, which the audit log records).

@@ -6,28 +6,55 @@ WeChat); production overrides them through environment variables (see README, "C
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
+def env(name: str, default: str) -> str:
+    """An environment variable; unset or empty means the default (every room's settings read them so)."""
     value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(_env(name, str(default)))
+def env_int(name: str, default: int) -> int:
+    return int(env(name, str(default)))
 
 
 def _env_bool(name: str, default: bool) -> bool:
-    return _env(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+    return env(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class RoomSettings(Generic[S]):
+    """A room's own settings (booking rules, points thresholds): loaded from the environment on first use,
+    cached, and changed for a block by tests with `override(**changes)` (the app itself never does)."""
+
+    def __init__(self, load: Callable[[], S]) -> None:
+        self._load = lru_cache(maxsize=1)(load)
+        self._override: S | None = None
+
+    def get(self) -> S:
+        return self._override if self._override is not None else self._load()
+
+    @contextlib.contextmanager
+    def override(self, **changes: Any) -> Iterator[S]:
+        previous = self._override
+        self._override = msgspec.structs.replace(self.get(), **changes)
+        try:
+            yield self._override
+        finally:
+            self._override = previous
 
 
 class AppSettings(msgspec.Struct, frozen=True):
@@ -128,7 +155,7 @@ class Settings(msgspec.Struct, frozen=True):
 
 def _env_limit(name: str, default: str) -> tuple[int, int]:
     """A limit written as "<requests>/<seconds>", e.g. "20/60"."""
-    count, _, seconds = _env(name, default).partition("/")
+    count, _, seconds = env(name, default).partition("/")
     return int(count), int(seconds or 60)
 
 
@@ -150,46 +177,46 @@ def _secret_key(data_dir: Path) -> str:
 
 
 def load_settings() -> Settings:
-    data_dir = Path(_env("DATA_DIR", str(PROJECT_ROOT / "var")))
+    data_dir = Path(env("DATA_DIR", str(PROJECT_ROOT / "var")))
     return Settings(
         app=AppSettings(
-            environment=_env("APP_ENV", "development"),
-            trusted_proxies=tuple(p.strip() for p in _env("TRUSTED_PROXIES", "").split(",") if p.strip()),
+            environment=env("APP_ENV", "development"),
+            trusted_proxies=tuple(p.strip() for p in env("TRUSTED_PROXIES", "").split(",") if p.strip()),
             data_dir=data_dir,
             secret_key=_secret_key(data_dir),
-            clinic_timezone=_env("CLINIC_TIMEZONE", "Asia/Shanghai"),
-            max_request_body_bytes=_env_int("MAX_REQUEST_BODY_BYTES", 1_000_000),
+            clinic_timezone=env("CLINIC_TIMEZONE", "Asia/Shanghai"),
+            max_request_body_bytes=env_int("MAX_REQUEST_BODY_BYTES", 1_000_000),
             log_json=_env_bool("LOG_JSON", False),
-            log_level=_env("LOG_LEVEL", "INFO"),
+            log_level=env("LOG_LEVEL", "INFO"),
         ),
         db=DatabaseSettings(
-            url=_env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),
-            pool_min=_env_int("DB_POOL_MIN", 1),
-            pool_max=_env_int("DB_POOL_MAX", 20),
-            pool_recycle_seconds=_env_int("DB_POOL_RECYCLE_SECONDS", 280),
-            connect_timeout_seconds=_env_int("DB_CONNECT_TIMEOUT_SECONDS", 5),
+            url=env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),
+            pool_min=env_int("DB_POOL_MIN", 1),
+            pool_max=env_int("DB_POOL_MAX", 20),
+            pool_recycle_seconds=env_int("DB_POOL_RECYCLE_SECONDS", 280),
+            connect_timeout_seconds=env_int("DB_CONNECT_TIMEOUT_SECONDS", 5),
         ),
         redis=RedisSettings(
-            url=_env("REDIS_URL", ""),
-            queue_name=_env("ARQ_QUEUE_NAME", "arq:queue"),
+            url=env("REDIS_URL", ""),
+            queue_name=env("ARQ_QUEUE_NAME", "arq:queue"),
         ),
         worker=WorkerSettings(
             embedded=_env_bool("EMBEDDED_WORKER", True),
-            outbox_poll_seconds=float(_env("OUTBOX_POLL_SECONDS", "0.5")),
-            outbox_batch_size=_env_int("OUTBOX_BATCH_SIZE", 200),
+            outbox_poll_seconds=float(env("OUTBOX_POLL_SECONDS", "0.5")),
+            outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 200),
         ),
         auth=AuthSettings(
-            customer_token_ttl_seconds=_env_int("CUSTOMER_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
-            staff_token_ttl_seconds=_env_int("STAFF_TOKEN_TTL_SECONDS", 12 * 3600),
-            bootstrap_admin_username=_env("BOOTSTRAP_ADMIN_USERNAME", ""),
-            bootstrap_admin_password=_env("BOOTSTRAP_ADMIN_PASSWORD", ""),
+            customer_token_ttl_seconds=env_int("CUSTOMER_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+            staff_token_ttl_seconds=env_int("STAFF_TOKEN_TTL_SECONDS", 12 * 3600),
+            bootstrap_admin_username=env("BOOTSTRAP_ADMIN_USERNAME", ""),
+            bootstrap_admin_password=env("BOOTSTRAP_ADMIN_PASSWORD", ""),
         ),
         wechat=WeChatSettings(
-            mode=_env("WECHAT_MODE", "sandbox"),
-            appid=_env("WECHAT_APPID", "wx-sandbox-appid"),
-            secret=_env("WECHAT_SECRET", ""),
-            api_base=_env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
-            timeout_seconds=float(_env("WECHAT_TIMEOUT_SECONDS", "5")),
+            mode=env("WECHAT_MODE", "sandbox"),
+            appid=env("WECHAT_APPID", "wx-sandbox-appid"),
+            secret=env("WECHAT_SECRET", ""),
+            api_base=env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
+            timeout_seconds=float(env("WECHAT_TIMEOUT_SECONDS", "5")),
         ),
         rate_limit=RateLimitSettings(
             enabled=_env_bool("RATE_LIMIT_ENABLED", True),
@@ -201,22 +228,22 @@ def load_settings() -> Settings:
             redemption_per_ip=_env_limit("RATE_LIMIT_REDEMPTION_PER_IP", "600/60"),
         ),
         pay=PaySettings(
-            mode=_env("PAY_MODE", "sandbox"),
-            mchid=_env("PAY_MCHID", "1900000000"),
-            appid=_env("PAY_APPID", _env("WECHAT_APPID", "wx-sandbox-appid")),
-            merchant_serial_no=_env("PAY_MERCHANT_SERIAL_NO", ""),
-            merchant_private_key_path=_env("PAY_MERCHANT_PRIVATE_KEY_PATH", ""),
-            apiv3_key=_env("PAY_APIV3_KEY", ""),
-            platform_public_key_id=_env("PAY_PLATFORM_PUBLIC_KEY_ID", ""),
-            platform_public_key_path=_env("PAY_PLATFORM_PUBLIC_KEY_PATH", ""),
-            notify_url=_env("PAY_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/notify"),
-            refund_notify_url=_env("PAY_REFUND_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/refund-notify"),
-            api_base=_env("PAY_API_BASE", "https://api.mch.weixin.qq.com"),
-            timeout_seconds=float(_env("PAY_TIMEOUT_SECONDS", "5")),
-            payment_window_minutes=_env_int("PAY_WINDOW_MINUTES", 15),
-            notify_max_age_seconds=_env_int("PAY_NOTIFY_MAX_AGE_SECONDS", 300),
-            retry_base_seconds=float(_env("PAY_RETRY_BASE_SECONDS", "10")),
-            retry_max_seconds=float(_env("PAY_RETRY_MAX_SECONDS", "600")),
+            mode=env("PAY_MODE", "sandbox"),
+            mchid=env("PAY_MCHID", "1900000000"),
+            appid=env("PAY_APPID", env("WECHAT_APPID", "wx-sandbox-appid")),
+            merchant_serial_no=env("PAY_MERCHANT_SERIAL_NO", ""),
+            merchant_private_key_path=env("PAY_MERCHANT_PRIVATE_KEY_PATH", ""),
+            apiv3_key=env("PAY_APIV3_KEY", ""),
+            platform_public_key_id=env("PAY_PLATFORM_PUBLIC_KEY_ID", ""),
+            platform_public_key_path=env("PAY_PLATFORM_PUBLIC_KEY_PATH", ""),
+            notify_url=env("PAY_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/notify"),
+            refund_notify_url=env("PAY_REFUND_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/refund-notify"),
+            api_base=env("PAY_API_BASE", "https://api.mch.weixin.qq.com"),
+            timeout_seconds=float(env("PAY_TIMEOUT_SECONDS", "5")),
+            payment_window_minutes=env_int("PAY_WINDOW_MINUTES", 15),
+            notify_max_age_seconds=env_int("PAY_NOTIFY_MAX_AGE_SECONDS", 300),
+            retry_base_seconds=float(env("PAY_RETRY_BASE_SECONDS", "10")),
+            retry_max_seconds=float(env("PAY_RETRY_MAX_SECONDS", "600")),
         ),
     )
 

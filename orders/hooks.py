@@ -6,6 +6,12 @@ The orders room knows nothing about seats or stock. A room that sells through or
 would otherwise count as delivered on payment, fail open). The orders service
 calls the hooks inside the transaction that changes the order, so the hold and the order change
 together or not at all. Hooks take the caller's connection and never commit.
+
+One owner per state: the orders room alone moves orders (paid, fulfilled, refunding...), the selling
+room alone moves what it holds (seats, entries, stock). A hook never calls back into the orders room:
+when its room has delivered orders or needs money sent back (a group succeeded, a group failed, a
+payment landed after its group closed) it answers with a `LineOutcome`, which the orders room follows
+once the hook has returned (`orders.service.follow`). So no hook ever runs inside another.
 """
 
 from __future__ import annotations
@@ -19,19 +25,50 @@ if TYPE_CHECKING:
 
     from orders.models import Order, OrderLine, Refund
 
-ReleaseHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[None]]
-# Returns True when the line is fulfilled now (the order may become `fulfilled`), False when its
-# room fulfils it later (a bestie-card seat waits for the group to succeed).
-PaidHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[bool]]
+
+@dataclass(frozen=True)
+class RefundAsk:
+    """Send back everything left on an order (what was paid less what is already reserved), for `reason`."""
+
+    order_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class LineOutcome:
+    """A selling room's answer to a hook: the orders it has delivered and the orders whose money must go back.
+
+    In `on_paid`, the order asked about is fulfilled when its id is in `delivered` (and every other line
+    of it says so too); a bestie-card seat waits for its group and answers with nothing until then.
+    """
+
+    delivered: tuple[int, ...] = ()
+    refunds: tuple[RefundAsk, ...] = ()
+
+    def __add__(self, other: LineOutcome) -> LineOutcome:
+        return LineOutcome(self.delivered + other.delivered, self.refunds + other.refunds)
+
+
+NOTHING = LineOutcome()
+
+
+def delivered(order: "Order") -> LineOutcome:
+    """The answer of a line that is fulfilled the moment its order is paid (goods, cards, category purchases)."""
+    return LineOutcome(delivered=(order.id,))
+
+
+ReleaseHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[LineOutcome]]
+PaymentAppliedHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[None]]
+PaidHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[LineOutcome]]
 RefundHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine", "Refund"], Awaitable[None]]
 
 
-async def _nothing_to_release(conn, order, line) -> None:
-    return None
+async def _nothing_to_release(conn, order, line) -> LineOutcome:
+    return NOTHING
 
 
-async def _fulfilled_at_once(conn, order, line) -> bool:
-    return True
+async def _fulfilled_at_once(conn, order, line) -> LineOutcome:
+    return delivered(order)
 
 
 async def _nothing_on_refund(conn, order, line, refund) -> None:
@@ -45,11 +82,12 @@ async def _nothing_at_payment(conn, order, line) -> None:
 @dataclass(frozen=True)
 class LineKind:
     name: str
+    # The order closed unpaid (or was refunded in full before its paid-order job): give back what it holds.
     release: ReleaseHook = _nothing_to_release
     # Called in the transaction that marks the order paid, so what a customer sees right after the payment
     # is already true (a leader's group is joinable); keep it to quick local updates. `on_paid` does the
     # rest in the paid-order job.
-    on_payment_applied: ReleaseHook = _nothing_at_payment
+    on_payment_applied: PaymentAppliedHook = _nothing_at_payment
     on_paid: PaidHook = _fulfilled_at_once
     # Called when a refund of the order is requested (before money moves) and when it is confirmed.
     on_refund_requested: RefundHook = _nothing_on_refund

@@ -4,16 +4,16 @@ cards created on payment, goods handed over at once, top-ups credited to stored 
 from __future__ import annotations
 
 from orders import package_cards, stored_value
-from orders.hooks import LineKind
+from orders.hooks import LineKind, LineOutcome, delivered
 from orders.product_models import Product
 
 
-async def _cards_paid(conn, order, line) -> bool:
+async def _cards_paid(conn, order, line) -> LineOutcome:
     from orders.service import lines_of
 
     paid = package_cards.line_paid_fen(order, await lines_of(conn, order.id))[line.id]
     await package_cards.create_cards(conn, order, line, paid)
-    return True
+    return delivered(order)
 
 
 async def _cards_refund_requested(conn, order, line, refund) -> None:

@@ -5,12 +5,9 @@ Read from the environment once (README, "Configure"); tests change them with `ov
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-from functools import lru_cache
-
 import msgspec
+
+from kernel.settings import RoomSettings, env_int
 
 
 class PointsSettings(msgspec.Struct, frozen=True):
@@ -21,31 +18,13 @@ class PointsSettings(msgspec.Struct, frozen=True):
 
 def load_points_settings() -> PointsSettings:
     defaults = PointsSettings()
-    above = os.environ.get("POINTS_CONSUMPTION_APPROVAL_ABOVE_FEN")
     return PointsSettings(
-        consumption_approval_above_fen=int(above) if above else defaults.consumption_approval_above_fen,
+        consumption_approval_above_fen=env_int("POINTS_CONSUMPTION_APPROVAL_ABOVE_FEN",
+                                               defaults.consumption_approval_above_fen),
     )
 
 
-_override: PointsSettings | None = None
-
-
-@lru_cache(maxsize=1)
-def _loaded() -> PointsSettings:
-    return load_points_settings()
-
-
-def get_points_settings() -> PointsSettings:
-    return _override if _override is not None else _loaded()
-
-
-@contextlib.contextmanager
-def override(**changes) -> Iterator[PointsSettings]:
-    """Run a block with some settings changed (tests; the app itself never calls this)."""
-    global _override
-    previous = _override
-    _override = msgspec.structs.replace(get_points_settings(), **changes)
-    try:
-        yield _override
-    finally:
-        _override = previous
+_SETTINGS = RoomSettings(load_points_settings)
+get_points_settings = _SETTINGS.get
+# Run a block with some settings changed (tests; the app itself never calls this).
+override = _SETTINGS.override

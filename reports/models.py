@@ -13,6 +13,55 @@ from tortoise import fields
 from tortoise.models import Model
 
 
+def tally() -> fields.IntField:
+    """A count the folds add to: 0 until the first fold, in the model and in the table's default."""
+    return fields.IntField(default=0, db_default=0)
+
+
+def total() -> fields.BigIntField:
+    """A sum of fen or points the folds add to: 0 until the first fold, in the model and in the table."""
+    return fields.BigIntField(default=0, db_default=0)
+
+
+class DayRow(Model):
+    """One summary row of a clinic day, keyed by its own id."""
+
+    id = fields.BigIntField(primary_key=True)
+    day = fields.DateField()
+
+    class Meta:
+        abstract = True
+
+
+class BranchDayRow(DayRow):
+    """One summary row of a clinic day at one branch (0: no branch recorded)."""
+
+    branch_id = fields.BigIntField()
+
+    class Meta:
+        abstract = True
+
+
+class PractitionerDayRow(BranchDayRow):
+    """One summary row of a clinic day, branch, department and doctor (0: no doctor on the slot)."""
+
+    department_id = fields.BigIntField()
+    practitioner_id = fields.BigIntField()
+
+    class Meta:
+        abstract = True
+
+
+class ScoringDayRow(Model):
+    """One summary row of an RFM scoring day (the day the CRM scored customers), keyed by its own id."""
+
+    id = fields.BigIntField(primary_key=True)
+    as_of = fields.DateField()
+
+    class Meta:
+        abstract = True
+
+
 class FoldCursor(Model):
     """How far a summary fold got in one source (the last source id folded), and when."""
 
@@ -24,20 +73,17 @@ class FoldCursor(Model):
         table = "report_fold_cursor"
 
 
-class SalesDay(Model):
+class SalesDay(BranchDayRow):
     """Consumptions per clinic day, branch and the customer's acquisition source (来源), gross and refunded.
 
     A refund is folded into the day of the consumption it refunds, so a month's net revenue moves back
     when one of its consumptions is refunded later.
     """
 
-    id = fields.BigIntField(primary_key=True)
-    day = fields.DateField()
-    branch_id = fields.BigIntField()
     source_kind = fields.CharField(max_length=24)  # crm acquisition kind, "" when unknown
-    consumptions = fields.IntField(default=0, db_default=0)
-    amount_fen = fields.BigIntField(default=0, db_default=0)
-    refunded_fen = fields.BigIntField(default=0, db_default=0)
+    consumptions = tally()
+    amount_fen = total()
+    refunded_fen = total()
 
     class Meta:
         table = "report_sales_day"
@@ -51,8 +97,8 @@ class CustomerMonth(Model):
     month = fields.DateField()  # the first day of the clinic month
     branch_id = fields.BigIntField()
     customer_id = fields.BigIntField()
-    amount_fen = fields.BigIntField(default=0, db_default=0)
-    refunded_fen = fields.BigIntField(default=0, db_default=0)
+    amount_fen = total()
+    refunded_fen = total()
 
     class Meta:
         table = "report_customer_month"
@@ -65,10 +111,10 @@ class TopShareMonth(Model):
     id = fields.BigIntField(primary_key=True)
     month = fields.DateField()
     branch_id = fields.BigIntField()
-    customers = fields.IntField(default=0, db_default=0)  # customers with net revenue in the month
-    revenue_fen = fields.BigIntField(default=0, db_default=0)
-    top_customers = fields.IntField(default=0, db_default=0)
-    top_revenue_fen = fields.BigIntField(default=0, db_default=0)
+    customers = tally()  # customers with net revenue in the month
+    revenue_fen = total()
+    top_customers = tally()
+    top_revenue_fen = total()
 
     class Meta:
         table = "report_top_share_month"
@@ -98,40 +144,34 @@ class CustomerVisits(Model):
         indexes = (("first_day", "first_branch_id", "gap_days"),)
 
 
-class AcquisitionDay(Model):
+class AcquisitionDay(DayRow):
     """New customers per clinic day of their first login and acquisition source."""
 
-    id = fields.BigIntField(primary_key=True)
-    day = fields.DateField()
     source_kind = fields.CharField(max_length=24)
-    customers = fields.IntField(default=0, db_default=0)
+    customers = tally()
 
     class Meta:
         table = "report_acquisition_day"
         unique_together = (("day", "source_kind"),)
 
 
-class RfmClassDay(Model):
+class RfmClassDay(ScoringDayRow):
     """RFM class sizes on a scoring day."""
 
-    id = fields.BigIntField(primary_key=True)
-    as_of = fields.DateField()
     rfm_class = fields.CharField(max_length=32)
-    customers = fields.IntField(default=0, db_default=0)
+    customers = tally()
 
     class Meta:
         table = "report_rfm_class_day"
         unique_together = (("as_of", "rfm_class"),)
 
 
-class RfmMovementDay(Model):
+class RfmMovementDay(ScoringDayRow):
     """Customers who moved between two RFM classes on a scoring day ("" = entered, first score)."""
 
-    id = fields.BigIntField(primary_key=True)
-    as_of = fields.DateField()
     from_class = fields.CharField(max_length=32)
     to_class = fields.CharField(max_length=32)
-    customers = fields.IntField(default=0, db_default=0)
+    customers = tally()
 
     class Meta:
         table = "report_rfm_movement_day"
@@ -147,16 +187,16 @@ class CampaignFunnel(Model):
     first_day = fields.DateField()  # clinic day the campaign starts
     last_day = fields.DateField()  # clinic day it ends
     branch_ids = fields.JSONField(null=True)  # None = every branch
-    views = fields.IntField(default=0, db_default=0)
-    opened = fields.IntField(default=0, db_default=0)
-    joined = fields.IntField(default=0, db_default=0)
-    paid = fields.IntField(default=0, db_default=0)
-    succeeded = fields.IntField(default=0, db_default=0)
-    virtually_completed = fields.IntField(default=0, db_default=0)
-    failed = fields.IntField(default=0, db_default=0)
-    refunded = fields.IntField(default=0, db_default=0)
-    paid_fen = fields.BigIntField(default=0, db_default=0)
-    refunded_fen = fields.BigIntField(default=0, db_default=0)
+    views = tally()
+    opened = tally()
+    joined = tally()
+    paid = tally()
+    succeeded = tally()
+    virtually_completed = tally()
+    failed = tally()
+    refunded = tally()
+    paid_fen = total()
+    refunded_fen = total()
     folded_at = fields.DatetimeField()
 
     class Meta:
@@ -168,72 +208,57 @@ class MallDay(Model):
     """Points-mall redemptions per clinic day they were made: units taken, units given back, points."""
 
     day = fields.DateField(primary_key=True, generated=False)
-    redemptions = fields.IntField(default=0, db_default=0)
-    units = fields.IntField(default=0, db_default=0)
-    cancelled_units = fields.IntField(default=0, db_default=0)
-    points_spent = fields.BigIntField(default=0, db_default=0)
+    redemptions = tally()
+    units = tally()
+    cancelled_units = tally()
+    points_spent = total()
 
     class Meta:
         table = "report_mall_day"
 
 
-class VoucherDay(Model):
+class VoucherDay(BranchDayRow):
     """Vouchers redeemed (核销) per clinic day, branch and what issued them (mall, group buy, referral ...)."""
 
-    id = fields.BigIntField(primary_key=True)
-    day = fields.DateField()
-    branch_id = fields.BigIntField()
     source_type = fields.CharField(max_length=32)
-    redeemed = fields.IntField(default=0, db_default=0)
+    redeemed = tally()
 
     class Meta:
         table = "report_voucher_day"
         unique_together = (("day", "branch_id", "source_type"),)
 
 
-class VisitDay(Model):
+class VisitDay(PractitionerDayRow):
     """Bookings per clinic day, branch, department and doctor: kept, no-shows, consultations and conversions."""
 
-    id = fields.BigIntField(primary_key=True)
-    day = fields.DateField()
-    branch_id = fields.BigIntField()
-    department_id = fields.BigIntField()
-    practitioner_id = fields.BigIntField()  # 0 = no doctor on the slot
-    bookings = fields.IntField(default=0, db_default=0)  # not cancelled
-    no_shows = fields.IntField(default=0, db_default=0)
-    consultations = fields.IntField(default=0, db_default=0)  # completed consultations
-    converted = fields.IntField(default=0, db_default=0)  # ... followed by a paid treatment within the window
-    converted_fen = fields.BigIntField(default=0, db_default=0)
+    bookings = tally()  # not cancelled
+    no_shows = tally()
+    consultations = tally()  # completed consultations
+    converted = tally()  # ... followed by a paid treatment within the window
+    converted_fen = total()
 
     class Meta:
         table = "report_visit_day"
         unique_together = (("day", "branch_id", "department_id", "practitioner_id"),)
 
 
-class SurveyDay(Model):
+class SurveyDay(PractitionerDayRow):
     """Satisfaction survey answers per clinic day answered, branch, department and doctor."""
 
-    id = fields.BigIntField(primary_key=True)
-    day = fields.DateField()
-    branch_id = fields.BigIntField()
-    department_id = fields.BigIntField()
-    practitioner_id = fields.BigIntField()
-    responses = fields.IntField(default=0, db_default=0)
-    score_sum = fields.IntField(default=0, db_default=0)
+    responses = tally()
+    score_sum = tally()
 
     class Meta:
         table = "report_survey_day"
         unique_together = (("day", "branch_id", "department_id", "practitioner_id"),)
 
 
-class PointsDay(Model):
+class PointsDay(DayRow):
     """Points ledger movements per clinic day and entry kind (earned, spent, expired, reversed ...)."""
 
-    id = fields.BigIntField(primary_key=True)
-    day = fields.DateField()
     kind = fields.CharField(max_length=16)
-    points_in = fields.BigIntField(default=0, db_default=0)
-    points_out = fields.BigIntField(default=0, db_default=0)
+    points_in = total()
+    points_out = total()
 
     class Meta:
         table = "report_points_day"
@@ -244,10 +269,10 @@ class PointsLiability(Model):
     """What the points owe at the end of a clinic day (last fold of that day): spendable, pending, expiring."""
 
     day = fields.DateField(primary_key=True, generated=False)
-    balance = fields.BigIntField(default=0, db_default=0)
-    pending = fields.BigIntField(default=0, db_default=0)
-    expiring_30 = fields.BigIntField(default=0, db_default=0)
-    expiring_90 = fields.BigIntField(default=0, db_default=0)
+    balance = total()
+    pending = total()
+    expiring_30 = total()
+    expiring_90 = total()
     taken_at = fields.DatetimeField()
 
     class Meta:
@@ -258,10 +283,10 @@ class ReferralRewardDay(Model):
     """Referral rewards per clinic day they were paid (cash fen, points), and reversals of paid cash."""
 
     day = fields.DateField(primary_key=True, generated=False)
-    paid_fen = fields.BigIntField(default=0, db_default=0)
-    paid_points = fields.BigIntField(default=0, db_default=0)
-    rewards = fields.IntField(default=0, db_default=0)
-    reversed_fen = fields.BigIntField(default=0, db_default=0)
+    paid_fen = total()
+    paid_points = total()
+    rewards = tally()
+    reversed_fen = total()
 
     class Meta:
         table = "report_referral_reward_day"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-
 import msgspec
+
+from kernel.settings import RoomSettings, env_int
 
 
 class ReportSettings(msgspec.Struct, frozen=True):
@@ -26,21 +25,17 @@ class ReportSettings(msgspec.Struct, frozen=True):
 
 def load_report_settings() -> ReportSettings:
     d = ReportSettings()
-
-    def num(name: str, default: int) -> int:
-        value = os.environ.get(name)
-        return int(value) if value else default
-
     return ReportSettings(
-        fold_chunk=num("REPORTS_FOLD_CHUNK", d.fold_chunk),
-        conversion_days=num("REPORTS_CONVERSION_DAYS", d.conversion_days),
-        visit_refold_days=num("REPORTS_VISIT_REFOLD_DAYS", d.visit_refold_days),
-        mall_refold_days=num("REPORTS_MALL_REFOLD_DAYS", d.mall_refold_days),
-        campaign_refold_days=num("REPORTS_CAMPAIGN_REFOLD_DAYS", d.campaign_refold_days),
-        repurchase_days=num("REPORTS_REPURCHASE_DAYS", d.repurchase_days),
+        fold_chunk=env_int("REPORTS_FOLD_CHUNK", d.fold_chunk),
+        conversion_days=env_int("REPORTS_CONVERSION_DAYS", d.conversion_days),
+        visit_refold_days=env_int("REPORTS_VISIT_REFOLD_DAYS", d.visit_refold_days),
+        mall_refold_days=env_int("REPORTS_MALL_REFOLD_DAYS", d.mall_refold_days),
+        campaign_refold_days=env_int("REPORTS_CAMPAIGN_REFOLD_DAYS", d.campaign_refold_days),
+        repurchase_days=env_int("REPORTS_REPURCHASE_DAYS", d.repurchase_days),
     )
 
 
-@lru_cache(maxsize=1)
-def get_report_settings() -> ReportSettings:
-    return load_report_settings()
+_SETTINGS = RoomSettings(load_report_settings)
+get_report_settings = _SETTINGS.get
+# Run a block with some rules changed (tests; the app itself never calls this).
+override = _SETTINGS.override

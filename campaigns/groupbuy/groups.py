@@ -4,6 +4,11 @@ Seats and stock are taken with conditional updates (`seats_taken < size`, `stock
 last in the transaction, after the inserts, so the hot SKU and group rows stay locked for as short a
 time as possible. A group reaches one end state through a conditional update from `pending`/`open`;
 whoever wins it fulfils or refunds every member in the same transaction.
+
+This room owns entries, seats, stock and groups; the orders room owns the orders. The line kind's hooks
+(bottom of this file) never move an order: they answer with a `LineOutcome` (orders delivered, orders to
+refund) that the orders room follows, and `settle_group`, which this room's jobs call, hands its outcome
+to `orders.follow` the same way.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from campaigns.groupbuy.models import (
     GroupStatus,
 )
 from orders import service as orders
+from orders.hooks import NOTHING, LineOutcome, RefundAsk, delivered
 from orders.models import Order, OrderStatus
 from kernel import clock
 from kernel.outbox import enqueue
@@ -187,38 +193,36 @@ async def purchase(conn: BaseDBAsyncClient, customer_id: int, campaign_id: int, 
 
 # --- fulfilment and settlement ------------------------------------------------------------------------
 
-async def _fulfil(conn: BaseDBAsyncClient, campaign: Campaign, entry: CampaignEntry) -> None:
-    """Vouchers for a paid entry, then the entry and its order are fulfilled (once: conditional)."""
+async def _fulfil(conn: BaseDBAsyncClient, campaign: Campaign, entry: CampaignEntry) -> bool:
+    """The entry is fulfilled and its vouchers issued, once (conditional); its order is the orders room's to
+    mark. True when this call fulfilled it."""
     won = await CampaignEntry.filter(id=entry.id, status=EntryStatus.paid).using_db(conn).update(
         status=EntryStatus.fulfilled)
     if not won:
-        return
+        return False
     sku = await CampaignSku.get(id=entry.sku_id).using_db(conn)
     await partners.issue_group_vouchers(
         conn, customer_id=entry.customer_id, order_id=entry.order_id, title=_description(campaign, sku),
         quantity=entry.quantity, valid_until=campaigns.voucher_valid_until(campaign),
         branch_ids=campaign.branch_ids, service_id=sku.service_id,
     )
-    await orders.mark_fulfilled(conn, entry.order_id)
+    return True
 
 
-async def _refund_entry(conn: BaseDBAsyncClient, entry: CampaignEntry, reason: str) -> None:
-    order = await orders.get_order(conn, entry.order_id)
-    left = order.total_fen - order.refund_reserved_fen
-    if order.status in orders.REFUNDABLE and left > 0:
-        await orders.request_refund(conn, order, amount_fen=left, reason=reason)
-
-
-async def succeed_group(conn: BaseDBAsyncClient, group_id: int, *, virtual: bool = False) -> bool:
+async def succeed_group(conn: BaseDBAsyncClient, group_id: int, *, virtual: bool = False) -> LineOutcome | None:
+    """Every paid member is fulfilled, unpaid seats are closed; returns the members' orders, delivered (None
+    when the group had already reached an end state)."""
     now = clock.now()
     won = await Group.filter(id=group_id, status=GroupStatus.open).using_db(conn).update(
         status=GroupStatus.succeeded, open_slot=None, settled_at=now, virtual=virtual)
     if not won:
-        return False
+        return None
     group = await Group.get(id=group_id).using_db(conn)
     campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
+    fulfilled = []
     for entry in await CampaignEntry.filter(group_id=group_id, status=EntryStatus.paid).using_db(conn).select_for_update():
-        await _fulfil(conn, campaign, entry)
+        if await _fulfil(conn, campaign, entry):
+            fulfilled.append(entry.order_id)
     if campaign.leader_bonus_points:
         await partners.earn_points(
             conn, customer_id=group.leader_id, points_earned=campaign.leader_bonus_points, kind="campaign",
@@ -226,20 +230,20 @@ async def succeed_group(conn: BaseDBAsyncClient, group_id: int, *, virtual: bool
         )
     await _close_unpaid_seats(conn, group_id)
     log.info("groupbuy.group_succeeded", group_id=group_id, virtual=virtual)
-    return True
+    return LineOutcome(delivered=tuple(fulfilled))
 
 
-async def fail_group(conn: BaseDBAsyncClient, group_id: int) -> bool:
-    """The group did not fill in time: every paid member is refunded, unpaid seats are closed."""
+async def fail_group(conn: BaseDBAsyncClient, group_id: int) -> LineOutcome | None:
+    """The group did not fill in time: unpaid seats are closed; returns the paid members' orders, to be refunded
+    (the refund request takes each entry out, `entry_refund_requested`). None when already settled."""
     won = await Group.filter(id=group_id, status__in=SETTLEABLE).using_db(conn).update(
         status=GroupStatus.failed, open_slot=None, settled_at=clock.now())
     if not won:
-        return False
-    for entry in await CampaignEntry.filter(group_id=group_id, status=EntryStatus.paid).using_db(conn).select_for_update():
-        await _refund_entry(conn, entry, "group_failed")
+        return None
+    paid = await CampaignEntry.filter(group_id=group_id, status=EntryStatus.paid).using_db(conn).select_for_update()
     await _close_unpaid_seats(conn, group_id)
     log.info("groupbuy.group_failed", group_id=group_id)
-    return True
+    return LineOutcome(refunds=tuple(RefundAsk(entry.order_id, "group_failed") for entry in paid))
 
 
 async def _close_unpaid_seats(conn: BaseDBAsyncClient, group_id: int) -> None:
@@ -251,7 +255,8 @@ async def _close_unpaid_seats(conn: BaseDBAsyncClient, group_id: int) -> None:
 
 
 async def settle_group(conn: BaseDBAsyncClient, group_id: int, *, force: bool = False) -> str:
-    """At the deadline (or the campaign's end): virtual completion or failure, exactly once."""
+    """At the deadline (or the campaign's end): virtual completion or failure, exactly once; the orders room
+    then fulfils or refunds the members' orders in the same transaction."""
     group = await Group.get_or_none(id=group_id).using_db(conn)
     if group is None or group.status not in SETTLEABLE:
         return "settled"
@@ -260,8 +265,13 @@ async def settle_group(conn: BaseDBAsyncClient, group_id: int, *, force: bool = 
     campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
     threshold = campaign.virtual_min_paid
     if group.status == GroupStatus.open and threshold is not None and group.paid_count >= threshold:
-        return "succeeded" if await succeed_group(conn, group_id, virtual=True) else "settled"
-    return "failed" if await fail_group(conn, group_id) else "settled"
+        result, outcome = "succeeded", await succeed_group(conn, group_id, virtual=True)
+    else:
+        result, outcome = "failed", await fail_group(conn, group_id)
+    if outcome is None:
+        return "settled"
+    await orders.follow(conn, outcome)
+    return result
 
 
 # --- the line kind's hooks ---------------------------------------------------------------------------
@@ -270,15 +280,15 @@ async def _entry_of(conn: BaseDBAsyncClient, order_id: int) -> CampaignEntry | N
     return await CampaignEntry.get_or_none(order_id=order_id).using_db(conn)
 
 
-async def release_entry(conn: BaseDBAsyncClient, order: Order, line) -> None:
+async def release_entry(conn: BaseDBAsyncClient, order: Order, line) -> LineOutcome:
     """The order closed unpaid: the seat and the stock go back, once."""
     entry = await _entry_of(conn, order.id)
     if entry is None:
-        return
+        return NOTHING
     won = await CampaignEntry.filter(id=entry.id, status=EntryStatus.held).using_db(conn).update(
         status=EntryStatus.released, active_slot=None)
     if not won:
-        return
+        return NOTHING
     await _give_back(conn, entry, sold=False)
     if entry.group_id is not None:
         await Group.filter(id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1).using_db(conn).update(
@@ -287,7 +297,8 @@ async def release_entry(conn: BaseDBAsyncClient, order: Order, line) -> None:
             # The leader never paid (the group never opened), or was refunded in full before the paid-order
             # job delivered anything (the group opened at payment): either way the group fails, and a friend
             # who already paid is refunded.
-            await fail_group(conn, entry.group_id)
+            return await fail_group(conn, entry.group_id) or NOTHING
+    return NOTHING
 
 
 async def entry_payment_applied(conn: BaseDBAsyncClient, order: Order, line) -> None:
@@ -299,17 +310,18 @@ async def entry_payment_applied(conn: BaseDBAsyncClient, order: Order, line) -> 
             status=GroupStatus.open)
 
 
-async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> bool:
-    """Returns True when the order is fulfilled at once (category purchases)."""
+async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> LineOutcome:
+    """A category purchase is delivered at once; a bestie seat counts towards its group, and the last one to
+    count delivers every member's order."""
     entry = await _entry_of(conn, order.id)
     if entry is None:
-        return True
+        return delivered(order)
     campaign = await campaigns.get_campaign(conn, entry.campaign_id)
     if entry.group_id is None:
         if not await _mark_entry_paid(conn, entry):
-            return False
+            return NOTHING
         await _fulfil(conn, campaign, await CampaignEntry.get(id=entry.id).using_db(conn))
-        return True
+        return delivered(order)
     group = await Group.get(id=entry.group_id).using_db(conn)
     # The group row is updated first: a settling worker holds the same row, so the two serialise.
     if entry.role == EntryRole.leader:
@@ -325,14 +337,13 @@ async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> bool:
             status=EntryStatus.refunding, active_slot=None, paid_at=clock.now())
         if moved:
             await _give_back(conn, entry, sold=False)
-        await _refund_entry(conn, entry, "group_closed")
-        return False
+        return LineOutcome(refunds=(RefundAsk(order.id, "group_closed"),))
     if not await _mark_entry_paid(conn, entry):
-        return False
+        return NOTHING
     group = await Group.get(id=group.id).using_db(conn)
     if group.status == GroupStatus.open and group.paid_count >= group.size:
-        await succeed_group(conn, group.id)
-    return False
+        return await succeed_group(conn, group.id) or NOTHING
+    return NOTHING
 
 
 async def _mark_entry_paid(conn: BaseDBAsyncClient, entry: CampaignEntry) -> bool:

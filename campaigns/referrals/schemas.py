@@ -22,7 +22,6 @@ from campaigns.referrals.models import (
     SettlementBatch,
     WelcomeRewardType,
 )
-from campaigns.referrals.settlement import PayeeLine
 from campaigns.referrals.views import Friend, RewardTotals
 from kernel.schemas import Page
 
@@ -310,7 +309,9 @@ class BatchPage(Page):
     items: list[Batch]
 
 
-class PayeeLineOut(msgspec.Struct):
+# One payee's line of a settlement batch (review and export); `settlement.payee_lines` builds them, and no
+# docstring here: it would become the OpenAPI description.
+class PayeeLineOut(msgspec.Struct, frozen=True):
     payee_id: int
     nickname: str
     phone_masked: str
@@ -318,13 +319,9 @@ class PayeeLineOut(msgspec.Struct):
     rewards_fen: int
     adjustment_count: int
     adjustments_fen: int
-    net_fen: int
+    net_fen: int  # rewards_fen + adjustments_fen (adjustments are negative)
     # "customer" or "staff" (a staff referral payout; payee_id is then the staff member's id).
     payee_kind: str = "customer"
-
-    @classmethod
-    def of(cls, line: PayeeLine) -> "PayeeLineOut":
-        return cls(**{name: getattr(line, name) for name in cls.__struct_fields__})
 
 
 class BatchReview(msgspec.Struct):

@@ -7,7 +7,6 @@ from the rows the batch actually claimed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -33,6 +32,7 @@ from campaigns.referrals.models import (
     StaffPayout,
     StaffPayoutStatus,
 )
+from campaigns.referrals.schemas import PayeeLineOut
 from kernel import clock
 from kernel.identity.models import Customer, StaffMember
 
@@ -47,59 +47,26 @@ def cutoff_of(up_to: date) -> datetime:
     return datetime.combine(up_to + timedelta(days=1), time.min, tzinfo=clock.clinic_zone())
 
 
-@dataclass(frozen=True)
-class PayeeLine:
-    payee_id: int
-    nickname: str
-    phone_masked: str
-    reward_count: int
-    rewards_fen: int
-    adjustment_count: int
-    adjustments_fen: int
-    # "customer" (referral rewards) or "staff" (staff referral payouts handed over by the CRM room).
-    payee_kind: str = "customer"
-
-    @property
-    def net_fen(self) -> int:
-        return self.rewards_fen + self.adjustments_fen
+async def _count_and_sum(conn: BaseDBAsyncClient, query, by: str) -> dict[int, tuple[int, int]]:
+    """`by` → (rows, amount fen) of a batch's rewards, adjustments or staff payouts, in one grouped query."""
+    rows = await query.using_db(conn).annotate(n=Count("id"), fen=Sum("amount_fen")).group_by(by).values(by, "n", "fen")
+    return {row[by]: (int(row["n"]), int(row["fen"] or 0)) for row in rows}
 
 
 async def _sums(conn: BaseDBAsyncClient, batch_id: int) -> dict[int, list[int]]:
     """payee id → [reward count, rewards fen, adjustment count, adjustments fen] for one batch."""
-    per_payee: dict[int, list[int]] = {}
-    rewards = await (
-        ReferralReward.filter(batch_id=batch_id)
-        .using_db(conn)
-        .annotate(n=Count("id"), fen=Sum("amount_fen"))
-        .group_by("beneficiary_id")
-        .values("beneficiary_id", "n", "fen")
-    )
-    for row in rewards:
-        line = per_payee.setdefault(row["beneficiary_id"], [0, 0, 0, 0])
-        line[0], line[1] = int(row["n"]), int(row["fen"] or 0)
-    adjustments = await (
-        RewardAdjustment.filter(batch_id=batch_id)
-        .using_db(conn)
-        .annotate(n=Count("id"), fen=Sum("amount_fen"))
-        .group_by("payee_id")
-        .values("payee_id", "n", "fen")
-    )
-    for row in adjustments:
-        line = per_payee.setdefault(row["payee_id"], [0, 0, 0, 0])
-        line[2], line[3] = int(row["n"]), int(row["fen"] or 0)
-    return per_payee
+    rewards = await _count_and_sum(conn, ReferralReward.filter(batch_id=batch_id), "beneficiary_id")
+    adjustments = await _count_and_sum(conn, RewardAdjustment.filter(batch_id=batch_id), "payee_id")
+    return {
+        payee: [*rewards.get(payee, (0, 0)), *adjustments.get(payee, (0, 0))]
+        for payee in [*rewards, *(p for p in adjustments if p not in rewards)]
+    }
 
 
 async def _staff_sums(conn: BaseDBAsyncClient, batch_id: int) -> dict[int, list[int]]:
     """staff id → [payout count, payouts fen, 0, 0] for one batch (staff payouts have no clawbacks)."""
-    rows = await (
-        StaffPayout.filter(batch_id=batch_id)
-        .using_db(conn)
-        .annotate(n=Count("id"), fen=Sum("amount_fen"))
-        .group_by("staff_id")
-        .values("staff_id", "n", "fen")
-    )
-    return {row["staff_id"]: [int(row["n"]), int(row["fen"] or 0), 0, 0] for row in rows}
+    payouts = await _count_and_sum(conn, StaffPayout.filter(batch_id=batch_id), "staff_id")
+    return {staff_id: [n, fen, 0, 0] for staff_id, (n, fen) in payouts.items()}
 
 
 async def add_staff_payout(conn: BaseDBAsyncClient, *, staff_id: int, ref: str, amount_fen: int, note: str = "") -> StaffPayout:
@@ -231,7 +198,7 @@ async def cancel_batch(conn: BaseDBAsyncClient, batch_id: int, *, staff_id: int)
     return await get_batch(conn, batch_id)
 
 
-async def payee_lines(conn: BaseDBAsyncClient, batch_id: int) -> list[PayeeLine]:
+async def payee_lines(conn: BaseDBAsyncClient, batch_id: int) -> list[PayeeLineOut]:
     """One line per payee, ordered by payee id. The lines add up to the batch's total, to the fen."""
     per_payee = await _sums(conn, batch_id)
     people = {
@@ -243,7 +210,7 @@ async def payee_lines(conn: BaseDBAsyncClient, batch_id: int) -> list[PayeeLine]
         await StaffMember.filter(id__in=list(staff)).using_db(conn).values_list("id", "display_name")
     )
     return [
-        PayeeLine(
+        PayeeLineOut(
             payee_id=payee,
             nickname=people.get(payee, {}).get("nickname") or "",
             phone_masked=people.get(payee, {}).get("phone_masked") or "",
@@ -251,12 +218,13 @@ async def payee_lines(conn: BaseDBAsyncClient, batch_id: int) -> list[PayeeLine]
             rewards_fen=fen,
             adjustment_count=adj_n,
             adjustments_fen=adj_fen,
+            net_fen=fen + adj_fen,
         )
         for payee, (n, fen, adj_n, adj_fen) in sorted(per_payee.items())
     ] + [
-        PayeeLine(
+        PayeeLineOut(
             payee_id=staff_id, nickname=names.get(staff_id) or "", phone_masked="", reward_count=n,
-            rewards_fen=fen, adjustment_count=0, adjustments_fen=0, payee_kind="staff",
+            rewards_fen=fen, adjustment_count=0, adjustments_fen=0, net_fen=fen, payee_kind="staff",
         )
         for staff_id, (n, fen, _, _) in sorted(staff.items())
     ]
@@ -275,7 +243,7 @@ EXPORT_HEADER = [
 ]
 
 
-def export_rows(batch: SettlementBatch, lines: list[PayeeLine]) -> list[list[object]]:
+def export_rows(batch: SettlementBatch, lines: list[PayeeLineOut]) -> list[list[object]]:
     rows: list[list[object]] = [EXPORT_HEADER]
     for line in lines:
         rows.append([

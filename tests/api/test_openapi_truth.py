@@ -92,7 +92,8 @@ async def test_options_lists_every_documented_method_without_a_token(client, doc
 
 
 async def test_bodies_that_refuse_unknown_fields_say_so(client, document):
-    from booking.schemas import BookingCreate, Question, QuestionnaireIn
+    from booking.schemas import Question, QuestionnaireIn
+    from booking.visit_schemas import BookingCreate
     from kernel.identity.schemas import CustomerLogin
 
     schemas = document.json()["components"]["schemas"]

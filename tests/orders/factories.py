@@ -15,7 +15,7 @@ from tortoise.exceptions import OperationalError
 from tortoise.expressions import Q
 
 from orders import service
-from orders.hooks import LineKind, register_line_kinds
+from orders.hooks import LineKind, LineOutcome, delivered, register_line_kinds
 from orders.models import Order
 from kernel.db import transaction
 from kernel.outbox.models import OutboxMessage
@@ -29,13 +29,14 @@ QUEUE = get_settings().redis.queue_name
 SEEN: dict[str, Counter] = {"paid": Counter(), "released": Counter(), "refunded": Counter()}
 
 
-async def _paid(conn, order, line) -> bool:
+async def _paid(conn, order, line) -> LineOutcome:
     SEEN["paid"][order.id] += 1
-    return True
+    return delivered(order)
 
 
-async def _released(conn, order, line) -> None:
+async def _released(conn, order, line) -> LineOutcome:
     SEEN["released"][order.id] += 1
+    return LineOutcome()
 
 
 async def _refunded(conn, order, line, refund) -> None:

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orders import payments, service
+from orders.errors import RefundTooLarge
 from orders.hooks import UnknownLineKind
 from orders.models import NotificationOutcome, Order, OrderLine, OrderStatus, PaymentEvent, Refund, RefundStatus
 from kernel import clock
@@ -270,7 +271,7 @@ async def test_partial_refunds_and_the_refund_notification(client, wechatpay, re
         try:
             await service.request_refund(conn, current, amount_fen=17_001, reason="customer_request")
             raise AssertionError("over-refund accepted")
-        except service.RefundTooLarge:
+        except RefundTooLarge:
             pass
     async with transaction() as conn:
         rest, _ = await service.staff_refund(conn, order.id, reason="customer_request", amount_fen=None,

@@ -14,7 +14,7 @@ import pytest
 
 from kernel import clock
 from kernel.db import transaction
-from reports import summaries, views
+from reports import figures, summaries, views
 from tests.booking.factories import make_branch
 from tests.factories import make_customer
 from tests.reports.factories import SH, acquire, consume, fold, local, refund
@@ -107,7 +107,7 @@ def brute_repurchase(world: World, within: int, branch: int | None) -> list[list
         cell = cells[(days[0].strftime("%Y-%m"), first_branch)]
         cell[0] += 1
         cell[1] += len(days) > 1 and (days[1] - days[0]).days <= within
-    return [[m, b, n, again, views.bp(again, n)] for (m, b), (n, again) in sorted(cells.items())]
+    return [[m, b, n, again, figures.bp(again, n)] for (m, b), (n, again) in sorted(cells.items())]
 
 
 def brute_top(world: World, branch: int | None) -> dict[str, tuple[int, int, int, int]]:
@@ -161,7 +161,7 @@ async def check_everything(world: World) -> None:
         for period, customers, revenue, top_n, top_rev, share in got.rows:
             want = expected.get(period, (0, 0, 0, 0))
             assert (customers, revenue, top_n, top_rev) == want, (branch, period)
-            assert share == views.bp(want[3], want[1])
+            assert share == figures.bp(want[3], want[1])
     # New customers by source and the referral share, per month.
     got = await report("new-customers")
     expected = brute_new_customers(world)

@@ -1,0 +1,196 @@
+"""Refunds: asked for once per (order, reason) or per staff Idempotency-Key, reserved on the order so they never
+exceed what was paid, moved forward with what the gateway says, and unwound source by source when confirmed.
+
+Every function takes the caller's connection and never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import structlog
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from orders import checkout, partners
+from orders.errors import RefundKeyReused, RefundNotAllowed, RefundTooLarge
+from orders.gateway import RefundResult
+from orders.hooks import line_kind
+from orders.models import Order, OrderStatus, Refund, RefundStatus, refundable_fen
+from orders.placing import get_order, lines_of, lock_order
+from kernel import clock
+from kernel.errors import ValidationFailed
+from kernel.outbox import enqueue
+
+log = structlog.get_logger(__name__)
+
+
+REFUNDABLE = (OrderStatus.paid, OrderStatus.fulfilled, OrderStatus.refunding)
+
+
+def out_refund_no_for(order: Order, reason: str) -> str:
+    """One system refund per order and reason: asking twice for the same refund finds the first one."""
+    return f"{order.out_trade_no}-{reason}"[:64]
+
+
+def out_refund_no_for_key(order: Order, idempotency_key: str) -> str:
+    # WeChat Pay allows [0-9A-Za-z_-|*@] in 商户退款单号 and the key may hold '.' or ':': use its digest.
+    return f"{order.out_trade_no}-K{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+
+
+async def request_refund(
+    conn: BaseDBAsyncClient,
+    order: Order,
+    *,
+    amount_fen: int,
+    reason: str,
+    run_line_hooks: bool = True,
+    idempotency_key: str | None = None,
+    requested_fen: int | None = None,
+) -> Refund:
+    """Record a refund of `amount_fen` and queue it for the gateway; idempotent per (order, reason), or per
+    `idempotency_key` when the caller gives one (staff refunds: `staff_refund` answers a repeated key first).
+
+    The amount is reserved on the order with a conditional update, so refunds never exceed what
+    was paid, whatever runs concurrently. A refund of everything left moves the order to `refunding`.
+    """
+    if idempotency_key is None:
+        out_refund_no = out_refund_no_for(order, reason)
+        existing = await Refund.get_or_none(out_refund_no=out_refund_no).using_db(conn)
+        if existing is not None:
+            return existing
+    else:
+        out_refund_no = out_refund_no_for_key(order, idempotency_key)
+    if amount_fen < 1:
+        raise ValidationFailed("A refund must be at least 1 fen.", field="amount_fen")
+    money = refundable_fen(order)
+    if amount_fen > money:
+        raise RefundTooLarge(field="amount_fen", left_fen=money)
+    reserved = await Order.filter(
+        id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
+    ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)
+    if not reserved:
+        current = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
+        if current is not None and current.status in REFUNDABLE:
+            raise RefundTooLarge(field="amount_fen", left_fen=money - current.refund_reserved_fen)
+        raise RefundNotAllowed(order_id=order.id, status=current.status.value if current else None)
+    await Order.filter(
+        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
+    ).using_db(conn).update(status=OrderStatus.refunding)
+    # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
+    # order's row lock, which the reservation above holds).
+    wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, amount_fen)
+    now = clock.now()
+    try:
+        refund = await Refund.create(
+            order_id=order.id, out_refund_no=out_refund_no, reason=reason[:32], amount_fen=amount_fen,
+            idempotency_key=idempotency_key, requested_fen=requested_fen, created_at=now, updated_at=now,
+            wechat_fen=None if wechat_fen == amount_fen else wechat_fen, using_db=conn,
+        )
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # The same key, at the same moment, for another order (the order lock serialises one order's refunds).
+        raise RefundKeyReused(field="Idempotency-Key") from None
+    # Hooks see the order with this refund reserved: it is a full refund when reserved == total.
+    order = await get_order(conn, order.id)
+    if run_line_hooks:
+        for line in await lines_of(conn, order.id):
+            await line_kind(line.kind).on_refund_requested(conn, order, line, refund)
+    await checkout.record_refund_parts(conn, refund, sv_fen, points_fen)
+    if wechat_fen > 0:
+        await enqueue(conn, "orders.send_refund", refund.id)
+    else:
+        # Nothing goes through WeChat Pay: the stored value and points come back now.
+        await apply_refund_result(conn, refund, RefundResult(
+            out_trade_no=order.out_trade_no, out_refund_no=out_refund_no, refund_id=None, status="SUCCESS",
+            refund_fen=0, mchid=""), source="internal")
+        refund = await Refund.get(id=refund.id).using_db(conn)
+    log.info("orders.refund_requested", order_id=order.id, out_refund_no=out_refund_no, amount_fen=amount_fen)
+    return refund
+
+
+async def apply_refund_result(
+    conn: BaseDBAsyncClient, refund: Refund, result: RefundResult, *, source: str
+) -> RefundStatus:
+    """Move a refund forward with what the gateway said; confirming it happens once."""
+    now = clock.now()
+    open_states = (RefundStatus.pending, RefundStatus.processing)
+    if result.status == "SUCCESS":
+        won = await Refund.filter(id=refund.id, status__in=open_states).using_db(conn).update(
+            status=RefundStatus.succeeded, refund_id=result.refund_id, succeeded_at=now, updated_at=now
+        )
+        if won:
+            await _refund_confirmed(conn, refund)
+        return RefundStatus.succeeded
+    if result.status == "PROCESSING":
+        await Refund.filter(id=refund.id, status=RefundStatus.pending).using_db(conn).update(
+            status=RefundStatus.processing, refund_id=result.refund_id, updated_at=now
+        )
+        return RefundStatus.processing
+    final = RefundStatus.closed if result.status == "CLOSED" else RefundStatus.abnormal
+    won = await Refund.filter(id=refund.id, status__in=open_states).using_db(conn).update(
+        status=final, refund_id=result.refund_id, updated_at=now, last_error=f"gateway: {result.status}"[:255]
+    )
+    if won:
+        # Money is stuck outside our hands; finance must act (the refund stays reserved on the order).
+        log.error("orders.refund_needs_attention", refund_id=refund.id, status=result.status, source=source)
+    return final
+
+
+async def _refund_confirmed(conn: BaseDBAsyncClient, refund: Refund) -> None:
+    order_id = refund.order_id
+    await Order.filter(id=order_id).using_db(conn).update(refunded_fen=F("refunded_fen") + refund.amount_fen)
+    order = await get_order(conn, order_id)
+    if order.refunded_fen >= refundable_fen(order):
+        await Order.filter(id=order_id, status=OrderStatus.refunding).using_db(conn).update(
+            status=OrderStatus.refunded, refunded_at=clock.now()
+        )
+        order = await get_order(conn, order_id)
+    lines = await lines_of(conn, order_id)
+    for line in lines:
+        await line_kind(line.kind).on_refunded(conn, order, line, refund)
+    await checkout.unwind_refund(conn, order, refund)
+    if order.paid_handled_at is not None:
+        refunded = await checkout.refund_consumption_fen(conn, refund, lines)
+        if refunded > 0 and checkout.consumption_fen(order, lines) > 0:
+            await partners.refund_order_consumption(
+                conn, order_id=order_id, refunded_fen=refunded, out_refund_no=refund.out_refund_no
+            )
+    log.info("orders.refund_succeeded", order_id=order_id, out_refund_no=refund.out_refund_no)
+
+
+async def note_refund_attempt(conn: BaseDBAsyncClient, refund_id: int, error: str) -> None:
+    await Refund.filter(id=refund_id).using_db(conn).update(
+        attempts=F("attempts") + 1, last_error=error[:255], updated_at=clock.now()
+    )
+
+
+async def staff_refund(
+    conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None, idempotency_key: str
+) -> tuple[Refund, bool]:
+    """A refund finance decides (the customer asked, a service issue); by default everything left.
+
+    Idempotent on the client's key, never on the reason: the same key returns the same refund in whatever
+    state it is now (the bool says it is a replay, so the caller writes no second audit row); the key reused
+    for another order, amount or reason is `409 idempotency_key_reused`; a new key is a new refund, bounded
+    by what is left to refund. Call it first in its transaction: the order lock serialises refunds of one
+    order, so the same key sent twice at once finds the first refund instead of reserving twice.
+    """
+    await lock_order(conn, order_id=order_id)
+    existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
+    if existing is not None:
+        if (existing.order_id, existing.reason, existing.requested_fen) != (order_id, reason, amount_fen):
+            raise RefundKeyReused(field="Idempotency-Key", refund_id=existing.id)
+        return existing, True
+    order = await get_order(conn, order_id)
+    if order.status not in REFUNDABLE:
+        raise RefundNotAllowed(order_id=order_id, status=order.status.value)
+    left = refundable_fen(order) - order.refund_reserved_fen
+    amount = left if amount_fen is None else amount_fen
+    if amount < 1:
+        raise RefundNotAllowed(order_id=order_id, left_fen=left)
+    refund = await request_refund(conn, order, amount_fen=amount, reason=reason, idempotency_key=idempotency_key,
+                                  requested_fen=amount_fen)
+    return refund, False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -10,8 +10,74 @@ from tortoise.expressions import F
 
 from kernel import clock
 from points_mall.ledger._accounts import _append, _check_positive, _existing, _locked_entry, lock_account
-from points_mall.models import EntryKind, PendingPoints, PendingStatus, PointsAccount, PointsLedgerEntry, PointsLot, PointsRules
+from points_mall.models import (
+    EntryKind,
+    PendingPoints,
+    PendingStatus,
+    PointsAccount,
+    PointsLedgerEntry,
+    PointsLot,
+    PointsRules,
+)
 from points_mall.rules import get_rules, lot_expiry
+
+# One UPDATE both locks the account row (an existing row: a record lock) and moves the balance;
+# LAST_INSERT_ID(expr) hands the new balance back in the statement's OK packet (the driver's lastrowid),
+# so no SELECT ... FOR UPDATE before it and no read after it. No row (no account yet): lastrowid is 0,
+# which a credit (points > 0 on a balance >= 0) can never produce.
+_CREDIT_ACCOUNT = (
+    "UPDATE points_account SET balance = LAST_INSERT_ID(balance + %s), lifetime_earned = lifetime_earned + %s,"
+    " updated_at = %s WHERE customer_id = %s"
+)
+_INSERT_ENTRY = (
+    "INSERT INTO points_ledger_entry (customer_id, delta, kind, ref, reason, balance_after, expires_at,"
+    " original_ref, detail, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, '{}', %s)"
+)
+_INSERT_LOT = (
+    "INSERT INTO points_lot (customer_id, entry_id, points, remaining, earned_at, expires_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+def _utc(instant: datetime | None) -> datetime | None:
+    # The driver writes a datetime's fields as they are; the columns hold UTC (Tortoise's use_tz).
+    return instant.astimezone(timezone.utc) if instant is not None else None
+
+
+async def credit_new_ref(
+    conn: BaseDBAsyncClient,
+    *,
+    customer_id: int,
+    points: int,
+    kind: EntryKind,
+    ref: str,
+    reason: str,
+    expires_at: datetime | None,
+) -> int | None:
+    """Credit `points` now, for a ref derived from a unique row the caller has just inserted in this
+    transaction (a check-in's `(customer, day)`): no entry or pending row can hold the ref yet, and its
+    unique key still guards. The caller has seen the customer's account exist in this transaction (an
+    UPDATE of a missing row would take a gap lock; `earn_points` creates a missing account under the
+    customer's lock). Returns the balance after it, or None with nothing written when the general path
+    (`earn_points`) must do it: not MySQL/MariaDB, or no account after all.
+
+    Three statements of parameterised SQL on the caller's connection instead of the ORM's five (the
+    customer lock, the account's existence, the account lock, then the same writes): the hot path of the
+    morning check-in rush. The account row lock serialises it with every other change of this customer's
+    points exactly as `lock_account` does (they all lock this row); it skips the customer row lock,
+    which `lock_account` takes first only so that a *missing* account is created without a gap lock.
+    """
+    if conn.capabilities.dialect != "mysql":
+        return None
+    _check_positive(points)
+    now = _utc(clock.now())
+    balance = await conn.execute_insert(_CREDIT_ACCOUNT, [points, points, now, customer_id])
+    if not balance:
+        return None
+    entry_id = await conn.execute_insert(
+        _INSERT_ENTRY, [customer_id, points, kind.value, ref, reason[:255], balance, _utc(expires_at), now])
+    await conn.execute_insert(_INSERT_LOT, [customer_id, entry_id, points, points, now, _utc(expires_at)])
+    return balance
 
 async def earn_points(
     conn: BaseDBAsyncClient,

@@ -123,10 +123,8 @@ class PointsController(Controller):
 
     @get("/", summary="Spendable, pending and expiring points, tier and progress")
     async def overview(self, db: Db, customer_id: int) -> PointsOverview:
-        async def work(conn: BaseDBAsyncClient):
-            return msgspec.convert(await reports.overview(conn, customer_id), PointsOverview, from_attributes=True)
-
-        return await db.run(work)
+        # No transaction: on MySQL/MariaDB the customer's state is one statement (one snapshot).
+        return msgspec.convert(await db.read(reports.overview, customer_id), PointsOverview, from_attributes=True)
 
     @get("/ledger", summary="Points history, newest first")
     async def ledger(self, customer_id: int, limit: Limit, offset: Offset) -> LedgerPage:

@@ -1,6 +1,7 @@
 """`python -m bench.compare BEFORE.json AFTER.json`: the before → after table of each path both runs measured,
 in the form docs/benchmarks.md shows (ratio, req/s, server and database CPU per request, baseline, and the
-fixed-rate run's p50/p99)."""
+fixed-rate run's p50/p99). `python -m bench.compare --versions bench/results/versions-mariadb.json`: the
+same tables from one `python -m bench.versions` run (before and after measured in the same rounds)."""
 
 from __future__ import annotations
 
@@ -37,11 +38,24 @@ def table(before: dict, after: dict) -> str:
     return "\n".join(lines)
 
 
+def _from_versions(result: dict, label: str) -> dict:
+    levels = {level: {"path": result[level][label], "baseline": result[level]["baseline"],
+                      "ratio": result[level][label]["ratio"]} for level in ("c16", "c64")}
+    return {"route": result["route"], "baseline": result["baseline"], **levels, "paced": result[f"paced_{label}"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.compare")
     parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
+    parser.add_argument("after", type=Path, nargs="?")
+    parser.add_argument("--versions", action="store_true", help="BEFORE is one bench.versions result")
     args = parser.parse_args()
+    if args.versions:
+        run = json.loads(args.before.read_text())
+        print(f"after: {run['after_commit']}, before: {run['before_tree']}, at {run['at']}\n")
+        for result in run["paths"].values():
+            print(table(_from_versions(result, "before"), _from_versions(result, "after")), end="\n\n")
+        return
     before, after = json.loads(args.before.read_text()), json.loads(args.after.read_text())
     print(f"before: {before['commit']} at {before['at']}; after: {after['commit']} at {after['at']}\n")
     for key, path in after["paths"].items():

@@ -85,9 +85,8 @@ class CheckInController(Controller):
     @post("/", status_code=HTTP_201_CREATED, summary="Check in for today (签到)", guards=[_CHECK_IN_LIMIT])
     async def check_in(self, db: Db, customer_id: int) -> CheckInDone:
         done = await db.run(checkin.check_in, customer_id)
-        row = done.check_in
-        return CheckInDone(date=row.local_date, points=row.points, streak=row.streak,
-                           day_in_cycle=row.day_in_cycle, tomorrow_points=done.tomorrow_points, balance=done.balance)
+        return CheckInDone(date=done.local_date, points=done.points, streak=done.streak,
+                           day_in_cycle=done.day_in_cycle, tomorrow_points=done.tomorrow_points, balance=done.balance)
 
     @get("/", summary="The check-in calendar of a month with the current streak")
     async def calendar(
@@ -112,10 +111,8 @@ class PointsController(Controller):
 
     @get("/", summary="Spendable, pending and expiring points, tier and progress")
     async def overview(self, db: Db, customer_id: int) -> PointsOverview:
-        async def work(conn: BaseDBAsyncClient):
-            return msgspec.convert(await reports.overview(conn, customer_id), PointsOverview, from_attributes=True)
-
-        return await db.run(work)
+        # No transaction: on MySQL/MariaDB the customer's state is one statement (one snapshot).
+        return msgspec.convert(await db.read(reports.overview, customer_id), PointsOverview, from_attributes=True)
 
     @get("/ledger", summary="Points history, newest first")
     async def ledger(self, db: Db, customer_id: int, limit: Limit, offset: Offset) -> LedgerPage:

@@ -157,12 +157,15 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def server_process(env: dict[str, str], *extra_args: str) -> AsyncIterator[tuple[str, int]]:
-    """Migrate and start `python -m api serve --no-demo` on a free port; yields its base URL and pid."""
+async def server_process(
+    env: dict[str, str], *extra_args: str, tree: Path | None = None
+) -> AsyncIterator[tuple[str, int]]:
+    """Migrate and start `python -m api serve --no-demo` on a free port; yields its base URL and pid.
+    `tree`: serve the code of another checkout (bench/versions.py), default this one."""
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port), *extra_args,
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        cwd=tree or ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:

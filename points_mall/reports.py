@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Count, Sum
 
 from kernel import clock
+from kernel.cache import SharedAnswerCache
+from points_mall.errors import PointsCustomerNotFound
 from points_mall.ledger import account_summary, expiring_within, spendable
-from points_mall.models import MemberTier, PendingPoints, PendingStatus, PointsAccount, PointsLot
-from points_mall.rules import get_rules
+from points_mall.models import MemberTier, PendingPoints, PendingStatus, PointsAccount, PointsLot, PointsRules
+from points_mall.rules import get_rules, months_ago
 from points_mall.tiers import active_tiers, qualifies, standing
 
 
@@ -26,13 +28,12 @@ def tier_view(tier: MemberTier | None) -> dict[str, Any] | None:
     }
 
 
-async def overview(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
-    account = await account_summary(conn, customer_id)
-    rules = await get_rules(conn)
-    now = clock.now()
-    tiers = await active_tiers(conn)
-    current = next((t for t in tiers if t.id == account.tier_id), None)  # type: ignore[attr-defined]
-    facts = await standing(conn, customer_id)
+def _shape(
+    *, balance: int, pending: int, shortfall: int, lifetime_earned: int, tier_id: int | None, spendable_now: int,
+    expiring_soon: int, horizon: datetime, next_expiry_at: datetime | None, facts: dict[str, int],
+    tiers: list[MemberTier],
+) -> dict[str, Any]:
+    current = next((t for t in tiers if t.id == tier_id), None)
     higher = [t for t in tiers if current is None or t.level > current.level]
     next_tier = next((t for t in higher if not qualifies(t, facts["spend_fen"], facts["referrals"])), None)
     progress = None
@@ -44,23 +45,94 @@ async def overview(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
             "referrals_needed": max(0, next_tier.min_referrals - facts["referrals"])
             if next_tier.min_referrals is not None else None,
         }
-    horizon = now + timedelta(days=rules.expiry_reminder_days or 30)
-    soonest = await PointsLot.filter(
-        customer_id=customer_id, remaining__gt=0, expires_at__gt=now
-    ).using_db(conn).order_by("expires_at").first()
     return {
-        "balance": account.balance,
-        "spendable": await spendable(conn, customer_id),
-        "pending": account.pending,
-        "expiring_soon": await expiring_within(conn, customer_id, horizon),
+        "balance": balance,
+        "spendable": spendable_now,
+        "pending": pending,
+        "expiring_soon": expiring_soon,
         "expiring_soon_until": horizon,
-        "next_expiry_at": soonest.expires_at if soonest else None,
-        "shortfall": account.shortfall,
-        "lifetime_earned": account.lifetime_earned,
+        "next_expiry_at": next_expiry_at,
+        "shortfall": shortfall,
+        "lifetime_earned": lifetime_earned,
         "tier": tier_view(current),
         "standing": facts,
         "next_tier": progress,
     }
+
+
+# The rules and the active tiers are the same for every customer: kept for the stated time of kernel.cache
+# (a tier or rule change shows in the overview at most that late; tier moves themselves are decided by the
+# tier job on the rows).
+_SHARED_POLICY: SharedAnswerCache[tuple[PointsRules, list[MemberTier]]] = SharedAnswerCache(
+    "points.rules_and_tiers", max_entries=1)
+
+# The customer's own state in one statement (one snapshot, so balance and lots agree): the account, the lots'
+# three sums, and the tier standing's spend and referrals in the rolling window.
+_OWN_STATE = (
+    "SELECT a.balance, a.pending, a.shortfall, a.lifetime_earned, a.tier_id,"
+    " (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = c.id AND l.remaining > 0"
+    "   AND (l.expires_at IS NULL OR l.expires_at > %(now)s)) AS spendable_now,"
+    " (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = c.id AND l.remaining > 0"
+    "   AND l.expires_at > %(now)s AND l.expires_at <= %(horizon)s) AS expiring_soon,"
+    " (SELECT MIN(l.expires_at) FROM points_lot l WHERE l.customer_id = c.id AND l.remaining > 0"
+    "   AND l.expires_at > %(now)s) AS next_expiry_at,"
+    " (SELECT COALESCE(SUM(p.amount_fen), 0) - COALESCE(SUM(p.refunded_fen), 0) FROM points_consumption p"
+    "   WHERE p.customer_id = c.id AND p.occurred_at >= %(since)s) AS spend_fen,"
+    " (SELECT COUNT(*) FROM points_qualified_referral q WHERE q.referrer_id = c.id"
+    "   AND q.occurred_at >= %(since)s) AS referrals"
+    " FROM customer c LEFT JOIN points_account a ON a.customer_id = c.id WHERE c.id = %(customer)s"
+)
+
+
+async def overview(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
+    """Spendable, pending and expiring points, tier and progress. On MySQL/MariaDB one statement for the
+    customer's own state plus the shared rules and tiers; the general path (SQLite) reads them with the ORM."""
+    if conn.capabilities.dialect != "mysql":
+        return await _overview_orm(conn, customer_id)
+
+    async def load_policy() -> tuple[PointsRules, list[MemberTier]]:
+        return await get_rules(conn), await active_tiers(conn)
+
+    rules, tiers = await _SHARED_POLICY.get("policy", load_policy)
+    now = clock.now()
+    horizon = now + timedelta(days=rules.expiry_reminder_days or 30)
+    since = months_ago(now, rules.tier_window_months)
+    utc = timezone.utc
+    _, rows = await conn.execute_query(_OWN_STATE, {  # type: ignore[arg-type]
+        "now": now.astimezone(utc), "horizon": horizon.astimezone(utc), "since": since.astimezone(utc),
+        "customer": customer_id,
+    })
+    if not rows:
+        raise PointsCustomerNotFound(customer_id=customer_id)
+    row = rows[0]
+    next_expiry = row["next_expiry_at"]
+    return _shape(
+        balance=row["balance"] or 0, pending=row["pending"] or 0, shortfall=row["shortfall"] or 0,
+        lifetime_earned=row["lifetime_earned"] or 0, tier_id=row["tier_id"],
+        spendable_now=int(row["spendable_now"]), expiring_soon=int(row["expiring_soon"]), horizon=horizon,
+        # The columns hold UTC without a zone (Tortoise's use_tz); the API answers with the offset.
+        next_expiry_at=next_expiry.replace(tzinfo=utc) if next_expiry is not None else None,
+        facts={"spend_fen": int(row["spend_fen"]), "referrals": int(row["referrals"])}, tiers=tiers,
+    )
+
+
+async def _overview_orm(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
+    account = await account_summary(conn, customer_id)
+    rules = await get_rules(conn)
+    now = clock.now()
+    tiers = await active_tiers(conn)
+    horizon = now + timedelta(days=rules.expiry_reminder_days or 30)
+    soonest = await PointsLot.filter(
+        customer_id=customer_id, remaining__gt=0, expires_at__gt=now
+    ).using_db(conn).order_by("expires_at").first()
+    return _shape(
+        balance=account.balance, pending=account.pending, shortfall=account.shortfall,
+        lifetime_earned=account.lifetime_earned, tier_id=account.tier_id,  # type: ignore[attr-defined]
+        spendable_now=await spendable(conn, customer_id),
+        expiring_soon=await expiring_within(conn, customer_id, horizon), horizon=horizon,
+        next_expiry_at=soonest.expires_at if soonest else None, facts=await standing(conn, customer_id),
+        tiers=tiers,
+    )
 
 
 async def liability(conn: BaseDBAsyncClient) -> dict[str, Any]:

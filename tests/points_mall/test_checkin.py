@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from kernel import clock
-from kernel.db import transaction
-from points_mall.models import CheckIn, PointsLedgerEntry
+from kernel.db import run_in_transaction, transaction
+from points_mall.models import CheckIn, PointsAccount, PointsLedgerEntry, PointsLot
 from points_mall.rules import get_rules, update_rules
 from tests.factories import customer_headers, make_customer
 from tests.points_mall.factories import assert_ledger_consistent
@@ -138,3 +138,57 @@ async def test_many_customers_checking_in_at_once_all_succeed(client, checkin_ru
     assert [r.status_code for r in responses] == [201] * 100, [r.text for r in responses if r.status_code != 201][:3]
     for c in customers[:5]:
         await assert_ledger_consistent(c.id)
+
+
+async def _with_account(points: int = 0):
+    """A customer as their first login leaves them (an account), holding `points` earned by a staff grant."""
+    from points_mall.ledger import adjust_points, ensure_account
+
+    customer = await make_customer()
+    async with transaction() as conn:
+        await ensure_account(conn, customer.id)
+        if points:
+            await adjust_points(conn, customer_id=customer.id, points=points, ref=f"grant:{customer.id}",
+                                reason="grant")
+    return customer
+
+
+async def test_check_in_of_a_customer_with_an_account_writes_what_the_general_path_writes(client, checkin_rules):
+    # A customer with an account takes the SQL path (credit_new_ref); one without takes the ORM path.
+    with_account, without = await _with_account(points=40), await make_customer()
+    responses = await asyncio.gather(*[tap(client, with_account) for _ in range(30)], tap(client, without))
+    assert sorted(r.status_code for r in responses[:30]) == [201] + [409] * 29
+    done = next(r.json() for r in responses[:30] if r.status_code == 201)
+    assert (done["points"], done["streak"], done["balance"]) == (5, 1, 45)
+    assert responses[30].json()["balance"] == 5
+    assert await assert_ledger_consistent(with_account.id) == 45
+    fast = await PointsLedgerEntry.get(customer_id=with_account.id, kind="check_in")
+    general = await PointsLedgerEntry.get(customer_id=without.id, kind="check_in")
+    for entry, balance in ((fast, 45), (general, 5)):
+        assert entry.balance_after == balance and entry.delta == 5 and entry.detail == {}
+        assert entry.ref == f"checkin:{entry.customer_id}:{done['date']}"  # type: ignore[attr-defined]
+    assert (fast.reason, fast.expires_at, fast.original_ref) == (general.reason, general.expires_at, None)
+    fast_lot = await PointsLot.get(entry_id=fast.id)
+    general_lot = await PointsLot.get(entry_id=general.id)
+    assert (fast_lot.points, fast_lot.remaining, fast_lot.expires_at) == (5, 5, general_lot.expires_at)
+    account = await PointsAccount.get(customer_id=with_account.id)
+    assert account.lifetime_earned == 45
+
+
+async def test_check_ins_and_spending_of_the_same_customers_interleave_without_losing_points(client, checkin_rules):
+    from points_mall.ledger import spend_points
+
+    customers = [await _with_account(points=100) for _ in range(20)]
+
+    async def spend(customer, n: int) -> None:
+        # As a route or job runs it: concurrent spends of neighbouring customers can deadlock on the lots'
+        # (customer, remaining) index, and the edge runs the rolled-back transaction again.
+        await run_in_transaction(lambda conn: spend_points(
+            conn, customer_id=customer.id, points=7, kind="adjustment", ref=f"spend:{customer.id}:{n}",
+            reason="spend"))
+
+    responses = await asyncio.gather(*[tap(client, c) for c in customers],
+                                     *[spend(c, n) for c in customers for n in range(2)])
+    assert [r.status_code for r in responses[:20]] == [201] * 20
+    for customer in customers:
+        assert await assert_ledger_consistent(customer.id) == 100 + 5 - 14

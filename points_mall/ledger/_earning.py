@@ -1,0 +1,180 @@
+"""Earning points: a credit becomes a ledger entry and a lot (or pending points held until their release)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+
+from kernel import clock
+from points_mall.ledger._accounts import _append, _check_positive, _existing, _locked_entry, lock_account
+from points_mall.models import (
+    EntryKind,
+    PendingPoints,
+    PendingStatus,
+    PointsAccount,
+    PointsLedgerEntry,
+    PointsLot,
+    PointsRules,
+)
+from points_mall.rules import get_rules, lot_expiry
+
+# One UPDATE both locks the account row (an existing row: a record lock) and moves the balance;
+# LAST_INSERT_ID(expr) hands the new balance back in the statement's OK packet (the driver's lastrowid),
+# so no SELECT ... FOR UPDATE before it and no read after it. No row (no account yet): lastrowid is 0,
+# which a credit (points > 0 on a balance >= 0) can never produce.
+_CREDIT_ACCOUNT = (
+    "UPDATE points_account SET balance = LAST_INSERT_ID(balance + %s), lifetime_earned = lifetime_earned + %s,"
+    " updated_at = %s WHERE customer_id = %s"
+)
+_INSERT_ENTRY = (
+    "INSERT INTO points_ledger_entry (customer_id, delta, kind, ref, reason, balance_after, expires_at,"
+    " original_ref, detail, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, '{}', %s)"
+)
+_INSERT_LOT = (
+    "INSERT INTO points_lot (customer_id, entry_id, points, remaining, earned_at, expires_at)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+
+
+def _utc(instant: datetime | None) -> datetime | None:
+    # The driver writes a datetime's fields as they are; the columns hold UTC (Tortoise's use_tz).
+    return instant.astimezone(timezone.utc) if instant is not None else None
+
+
+async def credit_new_ref(
+    conn: BaseDBAsyncClient,
+    *,
+    customer_id: int,
+    points: int,
+    kind: EntryKind,
+    ref: str,
+    reason: str,
+    expires_at: datetime | None,
+) -> int | None:
+    """Credit `points` now, for a ref derived from a unique row the caller has just inserted in this
+    transaction (a check-in's `(customer, day)`): no entry or pending row can hold the ref yet, and its
+    unique key still guards. The caller has seen the customer's account exist in this transaction (an
+    UPDATE of a missing row would take a gap lock; `earn_points` creates a missing account under the
+    customer's lock). Returns the balance after it, or None with nothing written when the general path
+    (`earn_points`) must do it: not MySQL/MariaDB, or no account after all.
+
+    Three statements of parameterised SQL on the caller's connection instead of the ORM's five (the
+    customer lock, the account's existence, the account lock, then the same writes): the hot path of the
+    morning check-in rush. The account row lock serialises it with every other change of this customer's
+    points exactly as `lock_account` does (they all lock this row); it skips the customer row lock,
+    which `lock_account` takes first only so that a *missing* account is created without a gap lock.
+    """
+    if conn.capabilities.dialect != "mysql":
+        return None
+    _check_positive(points)
+    now = _utc(clock.now())
+    balance = await conn.execute_insert(_CREDIT_ACCOUNT, [points, points, now, customer_id])
+    if not balance:
+        return None
+    entry_id = await conn.execute_insert(
+        _INSERT_ENTRY, [customer_id, points, kind.value, ref, reason[:255], balance, _utc(expires_at), now])
+    await conn.execute_insert(_INSERT_LOT, [customer_id, entry_id, points, points, now, _utc(expires_at)])
+    return balance
+
+async def earn_points(
+    conn: BaseDBAsyncClient,
+    *,
+    customer_id: int,
+    points: int,
+    kind: str,
+    ref: str,
+    reason: str,
+    pending_until: datetime | None = None,
+    earned_at: datetime | None = None,
+    rules: PointsRules | None = None,
+    new_ref: bool = False,
+) -> PointsLedgerEntry | PendingPoints:
+    """Credit points as a new lot (or hold them as pending until `pending_until`). Idempotent on `ref`.
+
+    Returns the ledger entry, or the `PendingPoints` row while the points are held. `rules`: the rules
+    the caller already read in this transaction. `new_ref`: the caller has just inserted, in this
+    transaction, the unique row the ref is derived from (a check-in's `(customer, day)`), so no entry or
+    pending row can hold the ref yet and the two look-ups are skipped; the ref's unique key still guards.
+    """
+    _check_positive(points)
+    kind = EntryKind(kind)
+    account = await lock_account(conn, customer_id)
+    existing = None if new_ref else await _existing(conn, ref)
+    if existing is not None:
+        return existing
+    now = clock.now()
+    earned_at = earned_at or now
+    if pending_until is not None and pending_until > now:
+        try:
+            pending = await PendingPoints.create(
+                customer_id=customer_id, points=points, kind=kind, ref=ref, reason=reason[:255],
+                earned_at=earned_at, release_at=pending_until, using_db=conn,
+            )
+        except IntegrityError:
+            return await PendingPoints.filter(ref=ref).using_db(conn).select_for_update().get()
+        await PointsAccount.filter(id=account.id).using_db(conn).update(pending=F("pending") + points, updated_at=now)
+        account.pending += points
+        return pending
+    return await _credit(conn, account, points=points, kind=kind, ref=ref, reason=reason, earned_at=earned_at,
+                         rules=rules)
+
+
+async def _credit(
+    conn: BaseDBAsyncClient,
+    account: PointsAccount,
+    *,
+    points: int,
+    kind: EntryKind,
+    ref: str,
+    reason: str,
+    earned_at: datetime,
+    rules: PointsRules | None = None,
+) -> PointsLedgerEntry:
+    rules = rules or await get_rules(conn)
+    expires_at = lot_expiry(rules, earned_at)
+    entry = await _append(
+        conn, account, delta=points, kind=kind, ref=ref, reason=reason, expires_at=expires_at,
+        also={"lifetime_earned": F("lifetime_earned") + points},
+    )
+    if entry is None:
+        return await _locked_entry(conn, ref)
+    await PointsLot.create(
+        customer_id=account.customer_id,  # type: ignore[attr-defined]
+        entry=entry, points=points, remaining=points, earned_at=earned_at, expires_at=expires_at, using_db=conn,
+    )
+    return entry
+
+
+async def release_pending(conn: BaseDBAsyncClient, pending_id: int) -> PointsLedgerEntry | None:
+    """Move held points into the ledger once their hold has passed; safe to call twice."""
+    pending = await PendingPoints.get_or_none(id=pending_id, using_db=conn)
+    if pending is None:
+        return None
+    account = await lock_account(conn, pending.customer_id)  # type: ignore[attr-defined]
+    pending = await PendingPoints.filter(id=pending_id).using_db(conn).select_for_update().get()
+    now = clock.now()
+    if pending.status != PendingStatus.pending or pending.release_at > now:
+        return None
+    changed = await PendingPoints.filter(id=pending.id, status=PendingStatus.pending).using_db(conn).update(
+        status=PendingStatus.released, settled_at=now
+    )
+    if changed != 1:
+        return None
+    await PointsAccount.filter(id=account.id).using_db(conn).update(pending=F("pending") - pending.points)
+    account.pending -= pending.points
+    entry = await _credit(
+        conn, account, points=pending.points, kind=pending.kind, ref=pending.ref, reason=pending.reason,
+        earned_at=pending.earned_at,
+    )
+    await PendingPoints.filter(id=pending.id).using_db(conn).update(entry_id=entry.id)
+    return entry
+
+
+async def due_pending_ids(conn: BaseDBAsyncClient, *, limit: int = 500) -> list[int]:
+    rows = await PendingPoints.filter(
+        status=PendingStatus.pending, release_at__lte=clock.now()
+    ).using_db(conn).order_by("release_at").limit(limit).values_list("id", flat=True)
+    return list(rows)

@@ -22,7 +22,7 @@ from kernel.settings import get_settings
 from kernel.identity.models import Customer
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
-from points_mall import mall
+from points_mall import mall, redemption_batches
 from points_mall.errors import ItemNotFound, RedemptionNotFound
 from points_mall.models import MallItem, MallRedemption, RedemptionStatus, Voucher, VoucherStatus
 from points_mall.schemas import (
@@ -96,18 +96,14 @@ class MallController(Controller):
           responses={HTTP_200_OK: ResponseSpec(data_container=RedemptionView,
                                                description="A retry with the same Idempotency-Key: the first redemption")})
     async def redeem(
-        self, db: Db, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
+        self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
     ) -> Response[RedemptionView]:
-        async def work(conn: BaseDBAsyncClient) -> tuple[RedemptionView, bool]:
-            redemption, created = await mall.redeem(
-                conn, customer_id=customer_id, item_id=data.item_id, quantity=data.quantity,
-                idempotency_key=idempotency_key,
-            )
-            vouchers = await _vouchers_of(conn, [redemption.id])
-            return RedemptionView.of(redemption, vouchers[redemption.id]), created
-
-        view, created = await db.run(work)
-        return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+        # Shares a transaction with concurrent requests for the same item (points_mall/redemption_batches.py);
+        # answers once that transaction committed.
+        done = await redemption_batches.redeem(customer_id=customer_id, item_id=data.item_id,
+                                               quantity=data.quantity, idempotency_key=idempotency_key)
+        view = RedemptionView.of(done.redemption, done.vouchers)
+        return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if done.created else HTTP_200_OK)
 
     @get("/redemptions", summary="Your redemptions, newest first")
     async def my_redemptions(self, customer_id: int, limit: Limit, offset: Offset) -> RedemptionPage:

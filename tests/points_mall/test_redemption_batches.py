@@ -13,11 +13,12 @@ import secrets
 import aiomysql
 
 from kernel.errors import DomainError
-from points_mall import mall, redemption_batches
+from points_mall import redemption_batches
 from points_mall.errors import InsufficientPoints, LimitReached, OutOfStock, TierRequired
 from points_mall.models import MallItem, MallRedemption, PointsLedgerEntry, Voucher
 from points_mall.redemption_batches import Redeemed, redeem
 from tests import conftest
+from tests.failures.support import RowLock, blocked_statements, connection_gone, kill_connection, wait_for
 from tests.points_mall.factories import assert_ledger_consistent, funded_customer, make_item
 
 
@@ -110,28 +111,28 @@ async def test_same_key_twice_in_one_batch_is_one_redemption():
     assert await assert_item_matches_redemptions(item.id) == 4
 
 
-async def test_a_crash_between_statements_applies_nothing_and_answers_everyone(monkeypatch):
+async def test_a_failure_between_statements_applies_nothing_and_fails_only_its_request(monkeypatch):
     item = await make_item(stock_total=10, points_price=100)
     customers = [await funded_customer(1000) for _ in range(5)]
     poisoned = customers[2]
-    real_issue = redemption_batches.issue_vouchers
+    real_vouchers_of = redemption_batches._vouchers_of
 
-    async def failing_issue(conn, **kwargs):
-        # After this customer's redemption row and ledger debit were written (and those of the requests
-        # before it in the batch): the whole batch must roll back.
-        if kwargs["customer_id"] == poisoned.id:
-            raise ConnectionError("lost the database between two statements")
-        return await real_issue(conn, **kwargs)
+    async def failing_vouchers_of(conn, redemption_ids):
+        # After every write of the batch but its stock UPDATE (redemptions, debits, lots, vouchers of all
+        # five): the whole batch must roll back. Run alone, the poisoned request fails there again.
+        if await MallRedemption.filter(id__in=redemption_ids, customer_id=poisoned.id).using_db(conn).exists():
+            raise RuntimeError("a bug that only this request's data triggers")
+        return await real_vouchers_of(conn, redemption_ids)
 
-    monkeypatch.setattr(redemption_batches, "issue_vouchers", failing_issue)
-    monkeypatch.setattr(mall, "issue_vouchers", failing_issue)  # the request run again alone fails too
+    monkeypatch.setattr(redemption_batches, "_vouchers_of", failing_vouchers_of)
     keys = [key() for _ in customers]
     outcomes = await asyncio.gather(*[
         redeem(customer_id=c.id, item_id=item.id, quantity=1, idempotency_key=k) for c, k in zip(customers, keys)
     ], return_exceptions=True)
-    assert isinstance(outcomes[2], ConnectionError)
+    assert isinstance(outcomes[2], RuntimeError)
     assert all(isinstance(o, Redeemed) and o.created for i, o in enumerate(outcomes) if i != 2)
     assert await MallRedemption.filter(customer_id=poisoned.id).count() == 0
+    assert not await Voucher.filter(customer_id=poisoned.id).exists()
     assert await PointsLedgerEntry.filter(customer_id=poisoned.id, kind="redemption").count() == 0
     assert await assert_ledger_consistent(poisoned.id) == 1000
     assert await assert_item_matches_redemptions(item.id) == 4
@@ -139,8 +140,7 @@ async def test_a_crash_between_statements_applies_nothing_and_answers_everyone(m
         if c is not poisoned:
             assert await assert_ledger_consistent(c.id) == 900
 
-    monkeypatch.setattr(redemption_batches, "issue_vouchers", real_issue)
-    monkeypatch.setattr(mall, "issue_vouchers", real_issue)
+    monkeypatch.setattr(redemption_batches, "_vouchers_of", real_vouchers_of)
     retried = await asyncio.gather(*[
         redeem(customer_id=c.id, item_id=item.id, quantity=1, idempotency_key=k) for c, k in zip(customers, keys)
     ])
@@ -181,3 +181,33 @@ async def test_stock_taken_by_another_process_under_a_batch(monkeypatch):
     assert await MallRedemption.filter(item_id=item.id).count() == 1
     for c in customers:
         assert await assert_ledger_consistent(c.id) in (900, 1000)
+
+
+async def test_connection_killed_under_a_batch_answers_every_waiter_and_retry_applies_once():
+    # The batch's stock UPDATE waits on the item row (held by a slow transaction of our own); MariaDB kills
+    # its connection there, after every request's redemption, debit and vouchers were written.
+    item = await make_item(stock_total=10, points_price=100)
+    customers = [await funded_customer(1000) for _ in range(4)]
+    keys = [key() for _ in customers]
+
+    def all_of_them():
+        return [redeem(customer_id=c.id, item_id=item.id, quantity=1, idempotency_key=k)
+                for c, k in zip(customers, keys)]
+
+    async with RowLock("mall_item", "id = %s", item.id) as lock:
+        waiting = asyncio.gather(*all_of_them(), return_exceptions=True)
+        [(victim, _)] = await wait_for(lambda: blocked_statements("UPDATE `mall_item`%", exclude=lock.thread_id),
+                                       what="the batch to wait on the item row")
+        await kill_connection(victim)
+        outcomes = await waiting
+    await wait_for(lambda: connection_gone(victim), what="the killed connection to go")
+    assert all(isinstance(o, Exception) and not isinstance(o, DomainError) for o in outcomes), outcomes
+    assert await MallRedemption.filter(item_id=item.id).count() == 0
+    assert (await MallItem.get(id=item.id)).stock_reserved == 0
+    for c in customers:
+        assert await assert_ledger_consistent(c.id) == 1000
+        assert not await Voucher.filter(customer_id=c.id).exists()
+
+    retried = await asyncio.gather(*all_of_them())
+    assert all(o.created for o in retried)
+    assert await assert_item_matches_redemptions(item.id) == 4

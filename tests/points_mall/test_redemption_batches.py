@@ -82,7 +82,7 @@ async def test_refusals_inside_a_batch_are_each_requests_own():
         assert await assert_ledger_consistent(customer.id) == balance
 
 
-async def test_tier_refusal_and_a_missing_item_in_a_batch():
+async def test_tier_refusal_for_every_request_of_a_batch():
     gold_only = await make_item(stock_total=5, points_price=10, min_tier_level=99)
     outcomes = await asyncio.gather(*[ask(await funded_customer(100), gold_only) for _ in range(3)])
     assert all(isinstance(o, TierRequired) for o in outcomes)

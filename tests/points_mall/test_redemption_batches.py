@@ -2,7 +2,7 @@
 Idempotency-Key twice in one batch, a crash between a batch's statements, stock taken under a batch.
 
 The requests of each test are started together (`asyncio.gather`), so they queue while the first batch is
-in flight and are served together; `_MEASURE` shows that batches really held more than one request.
+in flight and are served together; the batch-size histogram shows that batches really held more than one request.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import secrets
 
 import aiomysql
+from prometheus_client import REGISTRY
 
 from kernel.errors import DomainError
 from points_mall import redemption_batches
@@ -20,6 +21,12 @@ from points_mall.redemption_batches import Redeemed, redeem
 from tests import conftest
 from tests.failures.support import RowLock, blocked_statements, connection_gone, kill_connection, wait_for
 from tests.points_mall.factories import assert_ledger_consistent, funded_customer, make_item
+
+
+def batches_so_far() -> tuple[float, float]:
+    """(requests, batches) the batch-size histogram of /metrics has counted in this process."""
+    sample = REGISTRY.get_sample_value
+    return sample("clinic_mall_redemption_batch_size_sum") or 0, sample("clinic_mall_redemption_batch_size_count") or 0
 
 
 def key() -> str:
@@ -43,7 +50,7 @@ async def assert_item_matches_redemptions(item_id: int) -> int:
 
 
 async def test_crowd_beyond_stock_never_oversells():
-    before = redemption_batches._MEASURE.requests, redemption_batches._MEASURE.batches
+    before = batches_so_far()
     item = await make_item(stock_total=7, points_price=100)
     customers = [await funded_customer(300) for _ in range(120)]
     outcomes = await asyncio.gather(*[ask(c, item) for c in customers])
@@ -54,8 +61,7 @@ async def test_crowd_beyond_stock_never_oversells():
     winners = {o.redemption.customer_id for o in won}
     for c in customers:
         assert await assert_ledger_consistent(c.id) == (200 if c.id in winners else 300)
-    requests = redemption_batches._MEASURE.requests - before[0]
-    batches = redemption_batches._MEASURE.batches - before[1]
+    requests, batches = (now - then for now, then in zip(batches_so_far(), before))
     assert requests == 120 and batches < 120  # requests shared transactions
 
 

@@ -2,16 +2,17 @@
 
 A hot item (a flash gift everyone taps at 10:00) makes every redemption queue for the item's row lock and
 pay its own commit, so one transaction per request tops out far below what the row itself allows. Here the
-requests for one item that arrive while a batch is in flight wait (in this process) and are served
-together by the next batch, in one transaction that
+requests for one item that arrive while its batches are in flight (up to IN_FLIGHT per item and process)
+wait and are served together by the next batch, in one transaction that
 
 1. locks every customer of the batch in id order (the order every room uses, so batches and single
    requests queue, never deadlock), then reads their accounts, lots and earlier redemptions once;
 2. decides each request in arrival order with `mall.why_not` (the single path's rules and precedence),
    on the item as the batch has left it so far, so a refusal is the one that request would get alone;
-3. writes the accepted redemptions (redemption, ledger debit, vouchers) through the same services as
-   the single path, then takes the stock for all of them with one conditional UPDATE, last, so the hot
-   row is locked only from there to the commit;
+3. writes the accepted redemptions (the rows the single path writes: redemption, ledger debit from the
+   earliest-expiring lots, lot uses, vouchers) with one multi-row statement per table, then takes the
+   stock for all of them with one conditional UPDATE, last, so the hot row is locked only from there to
+   the commit;
 4. commits; only then does any request of the batch get its answer (201, 200 for a known
    Idempotency-Key, or its own refusal).
 
@@ -19,9 +20,10 @@ A batch holds one request per customer: a customer's second request (another key
 twice) waits for the next batch and is decided on what the first one committed, exactly as it would
 queue on the customer's lock. If the stock UPDATE finds the row changed under the batch (another process
 took units after the batch read it), the batch is rolled back and run again with the item locked first.
-If a batch fails for any other reason, nothing of it was applied (one transaction) and each of its
-requests is run again alone through `mall.redeem`, so one poisoned request cannot fail its neighbours
-and every waiter gets an answer. See docs/reliability.md ("Hot items: batched redemption").
+If a batch fails otherwise, nothing of it was applied (one transaction): on an outage (connection or
+server gone) every waiter gets that error (a 503; its retry with the same key applies once), on anything
+else each request runs again alone through `mall.redeem`, so one poisoned request cannot fail its
+neighbours. Every waiter gets an answer. See docs/reliability.md ("Hot items: batched redemption").
 """
 
 from __future__ import annotations

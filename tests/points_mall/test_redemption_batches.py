@@ -217,3 +217,14 @@ async def test_connection_killed_under_a_batch_answers_every_waiter_and_retry_ap
     retried = await asyncio.gather(*all_of_them())
     assert all(o.created for o in retried)
     assert await assert_item_matches_redemptions(item.id) == 4
+
+
+async def test_an_unknown_item_is_refused_for_each_request_of_the_batch():
+    class Gone:
+        id = 2**40  # no such item
+
+    customers = [await funded_customer(500) for _ in range(3)]
+    outcomes = await asyncio.gather(*[ask(c, Gone) for c in customers])
+    assert all(isinstance(o, DomainError) and o.code == "item_not_found" for o in outcomes)
+    for c in customers:
+        assert await assert_ledger_consistent(c.id) == 500

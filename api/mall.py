@@ -20,7 +20,7 @@ from api.security import customer_guard, provide_customer_id, provide_staff, sta
 from kernel import clock, spreadsheets
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
-from points_mall import mall, views
+from points_mall import mall, redemption_batches, views
 from points_mall.models import RedemptionStatus, Voucher, VoucherStatus
 from points_mall.mall_schemas import (
     MallItemCreate,
@@ -66,17 +66,14 @@ class MallController(Controller):
           responses={HTTP_200_OK: ResponseSpec(data_container=RedemptionView,
                                                description="A retry with the same Idempotency-Key: the first redemption")})
     async def redeem(
-        self, db: Db, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
+        self, customer_id: int, data: RedemptionCreate, idempotency_key: IdempotencyKey
     ) -> Response[RedemptionView]:
-        async def work(conn: BaseDBAsyncClient) -> tuple[RedemptionView, bool]:
-            redemption, created = await mall.redeem(
-                conn, customer_id=customer_id, item_id=data.item_id, quantity=data.quantity,
-                idempotency_key=idempotency_key,
-            )
-            return await views.redemption_view(conn, redemption), created
-
-        view, created = await db.run(work)
-        return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+        # Shares a transaction with concurrent requests for the same item (points_mall/redemption_batches.py);
+        # answers once that transaction committed.
+        done = await redemption_batches.redeem(customer_id=customer_id, item_id=data.item_id,
+                                               quantity=data.quantity, idempotency_key=idempotency_key)
+        view = RedemptionView.of(done.redemption, done.vouchers)
+        return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if done.created else HTTP_200_OK)
 
     @get("/redemptions", summary="Your redemptions, newest first")
     async def my_redemptions(self, db: Db, customer_id: int, limit: Limit, offset: Offset) -> RedemptionPage:

@@ -18,7 +18,7 @@ from tortoise.functions import Sum
 
 from kernel import clock
 from kernel.cache import SharedAnswerCache
-from kernel.errors import ValidationFailed
+from kernel.errors import DomainError, ValidationFailed
 from points_mall.errors import (
     IdempotencyKeyReused,
     InsufficientPoints,
@@ -193,13 +193,13 @@ def voucher_valid_until(item: MallItem) -> datetime:
     return local_midnight(last_day)
 
 
-_REFUSALS = {
-    NotAvailable.code: NotAvailable,
-    TierRequired.code: TierRequired,
-    LimitReached.code: LimitReached,
-    InsufficientPoints.code: InsufficientPoints,
-    OutOfStock.code: OutOfStock,
-}
+# The refusal a redemption gets when several reasons hold: the first of these (the batched path uses it too).
+_REFUSALS = (NotAvailable, TierRequired, LimitReached, InsufficientPoints, OutOfStock)
+
+
+def refusal_of(item: MallItem, reasons: list[str]) -> DomainError | None:
+    """The error for `why_not`'s reasons (None when there are none)."""
+    return next((error(item_id=item.id) for error in _REFUSALS if error.code in reasons), None)
 
 
 async def redeem(
@@ -229,9 +229,9 @@ async def redeem(
         item, now=now, points=points.spendable, tier_level=await _tier_level(conn, account),
         held_total=held_total.get(item.id, 0), held_month=held_month.get(item.id, 0), quantity=quantity,
     )
-    for code in (NotAvailable.code, TierRequired.code, LimitReached.code, InsufficientPoints.code, OutOfStock.code):
-        if code in reasons:
-            raise _REFUSALS[code](item_id=item.id)
+    refusal = refusal_of(item, reasons)
+    if refusal is not None:
+        raise refusal
     price = item.points_price * quantity
     ledger_ref = f"mall:{customer_id}:{idempotency_key}"
     try:

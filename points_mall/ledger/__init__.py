@@ -14,6 +14,7 @@ Rooms: `_accounts` (the lock, the entry append, account reads), `_earning` (cred
 from points_mall.ledger._accounts import (
     LockedPoints,
     account_summary,
+    by_expiry,
     ensure_account,
     lock_account,
     lock_points,
@@ -25,7 +26,7 @@ from points_mall.ledger._reversal import reverse_points
 from points_mall.ledger._spending import adjust_points, spend_points
 
 __all__ = [
-    "LockedPoints", "account_summary", "adjust_points", "credit_new_ref", "customers_with_expired_lots", "due_pending_ids",
+    "LockedPoints", "account_summary", "adjust_points", "by_expiry", "credit_new_ref", "customers_with_expired_lots", "due_pending_ids",
     "earn_points", "ensure_account", "expire_customer_lots", "expiring_within", "lock_account", "lock_points",
     "release_pending", "reverse_points", "spend_points", "spendable",
 ]

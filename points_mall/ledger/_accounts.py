@@ -112,7 +112,7 @@ async def _append(
     return entry
 
 
-def _by_expiry(lot: PointsLot) -> tuple[datetime, int]:
+def by_expiry(lot: PointsLot) -> tuple[datetime, int]:
     # Earliest expiry first; lots that never expire last.
     expires = lot.expires_at.replace(tzinfo=None) if lot.expires_at else _FAR_FUTURE
     return expires, lot.id
@@ -121,7 +121,7 @@ def _by_expiry(lot: PointsLot) -> tuple[datetime, int]:
 async def _spendable_lots(conn: BaseDBAsyncClient, customer_id: int, now: datetime) -> list[PointsLot]:
     # Locking reads: they see the latest committed lots even if the caller's snapshot is older.
     lots = await PointsLot.filter(customer_id=customer_id, remaining__gt=0).using_db(conn).select_for_update()
-    return sorted((lot for lot in lots if lot.expires_at is None or lot.expires_at > now), key=_by_expiry)
+    return sorted((lot for lot in lots if lot.expires_at is None or lot.expires_at > now), key=by_expiry)
 
 
 async def account_summary(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccount:

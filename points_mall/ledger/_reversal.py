@@ -7,7 +7,7 @@ from tortoise.expressions import F
 
 from kernel import clock
 from points_mall.errors import OriginalEntryNotFound
-from points_mall.ledger._accounts import _append, _by_expiry, _check_positive, _locked_entry, lock_account
+from points_mall.ledger._accounts import _append, by_expiry, _check_positive, _locked_entry, lock_account
 from points_mall.ledger._spending import _take_from_lots
 from points_mall.models import (
     EntryKind,
@@ -94,7 +94,7 @@ async def _take_back_credit(
         customer_id=account.customer_id, remaining__gt=0  # type: ignore[attr-defined]
     ).using_db(conn).select_for_update()
     # The original's own lot first, then the rest by expiry.
-    lots.sort(key=lambda lot: (lot.entry_id != original.id, *_by_expiry(lot)))  # type: ignore[attr-defined]
+    lots.sort(key=lambda lot: (lot.entry_id != original.id, *by_expiry(lot)))  # type: ignore[attr-defined]
     take = min(amount, account.balance, sum(lot.remaining for lot in lots))
     shortfall = amount - take
     entry = await _append(
@@ -122,7 +122,7 @@ async def _give_back_debit(
         return await _locked_entry(conn, ref)
     uses = await PointsLotUse.filter(entry_id=original.id).using_db(conn).select_for_update().prefetch_related("lot")
     # Latest-expiring first: a partial give-back keeps the longest life the points had.
-    uses.sort(key=lambda use: _by_expiry(use.lot), reverse=True)
+    uses.sort(key=lambda use: by_expiry(use.lot), reverse=True)
     left = amount
     now = clock.now()
     for use in uses:

@@ -41,6 +41,8 @@ class AppSettings(msgspec.Struct, frozen=True):
     max_request_body_bytes: int
     log_json: bool
     log_level: str
+    # Bearer token Prometheus sends to GET /metrics; empty = open (development only: production refuses).
+    metrics_token: str
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True):
@@ -161,6 +163,7 @@ def load_settings() -> Settings:
             max_request_body_bytes=_env_int("MAX_REQUEST_BODY_BYTES", 1_000_000),
             log_json=_env_bool("LOG_JSON", False),
             log_level=_env("LOG_LEVEL", "INFO"),
+            metrics_token=_env("METRICS_TOKEN", ""),
         ),
         db=DatabaseSettings(
             url=_env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),
@@ -231,6 +234,7 @@ def get_settings() -> Settings:
 PRODUCTION = "production"
 APIV3_KEY_LENGTH = 32
 SECRET_KEY_MIN_LENGTH = 32
+METRICS_TOKEN_MIN_LENGTH = 32
 
 
 class UnsafeProductionSettings(SystemExit):
@@ -280,6 +284,11 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
         problems.append("SECRET_KEY is not set (every replica must share it; the file fallback is for development)")
     elif len(settings.app.secret_key) < SECRET_KEY_MIN_LENGTH:
         problems.append(f"SECRET_KEY is shorter than {SECRET_KEY_MIN_LENGTH} characters")
+    if missing("METRICS_TOKEN"):
+        problems.append("METRICS_TOKEN is not set: /metrics would show anyone the routes, their traffic and the "
+                        "job queue (give Prometheus the token as its bearer credentials)")
+    elif len(settings.app.metrics_token) < METRICS_TOKEN_MIN_LENGTH:
+        problems.append(f"METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters")
     if not settings.db.url.startswith("mysql://"):
         problems.append("DATABASE_URL must be a mysql:// URL in production (the SQLite file is the embedded stack)")
     if missing("REDIS_URL"):

@@ -6,6 +6,7 @@ WeChat); production overrides them through environment variables (see README, "C
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -310,7 +311,24 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
     for name in ("PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL"):
         if not missing(name) and not env[name].startswith("https://"):
             problems.append(f"{name} must be an https:// address WeChat Pay can reach")
+    if not settings.rate_limit.enabled:
+        problems.append("RATE_LIMIT_ENABLED must be on in production: without it staff passwords can be guessed "
+                        "at full speed and check-ins and redemptions flooded")
+    too_wide = [p for p in settings.app.trusted_proxies if _any_address(p)]
+    if too_wide:
+        problems.append(f"TRUSTED_PROXIES must name your proxies, not everyone ({', '.join(too_wide)}): any client "
+                        "could then pick its own X-Forwarded-For address and reset the per-address limits")
     return problems
+
+
+def _any_address(proxy: str) -> bool:
+    """True for an entry that trusts every peer ("*", 0.0.0.0/0, ::/0)."""
+    if proxy == "*":
+        return True
+    try:
+        return ipaddress.ip_network(proxy, strict=False).prefixlen == 0
+    except ValueError:
+        return False
 
 
 def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | None = None) -> None:

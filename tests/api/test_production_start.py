@@ -49,7 +49,7 @@ def production_env(key_dir: Path, wechat_base: str = "http://127.0.0.1:9") -> di
         "PAY_PLATFORM_PUBLIC_KEY_ID": pay.public_key_id, "PAY_PLATFORM_PUBLIC_KEY_PATH": str(public),
         "PAY_NOTIFY_URL": "https://clinic.example/payments/wechat/notify",
         "PAY_REFUND_NOTIFY_URL": "https://clinic.example/payments/wechat/refund-notify",
-        "METRICS_TOKEN": "scrape-" + "m" * 40, "RATE_LIMIT_ENABLED": "0", "DB_POOL_MAX": "5",
+        "METRICS_TOKEN": "scrape-" + "m" * 40, "RATE_LIMIT_ENABLED": "1", "DB_POOL_MAX": "5",
     })
     return env
 
@@ -210,3 +210,19 @@ def test_production_refuses_an_unauthenticated_metrics_endpoint(tmp_path):
     env["METRICS_TOKEN"] = "short"
     problems = production_problems(load_settings_from(env), env)
     assert any(p.startswith("METRICS_TOKEN is shorter") for p in problems), problems
+
+
+@pytest.mark.parametrize("name,value,says", [
+    # Off, the staff login has no limit per username or address: a password list runs at full speed.
+    ("RATE_LIMIT_ENABLED", "0", "RATE_LIMIT_ENABLED must be on in production"),
+    # A wildcard believes X-Forwarded-For from anyone, so a client invents an address per login attempt.
+    ("TRUSTED_PROXIES", "*", "TRUSTED_PROXIES must name your proxies"),
+    ("TRUSTED_PROXIES", "10.0.0.5,0.0.0.0/0", "TRUSTED_PROXIES must name your proxies"),
+    ("TRUSTED_PROXIES", "::/0", "TRUSTED_PROXIES must name your proxies"),
+])
+def test_production_refuses_what_lets_a_guesser_past_the_limits(tmp_path, name, value, says):
+    from kernel.settings import production_problems
+
+    env = {**production_env(tmp_path), name: value}
+    problems = production_problems(load_settings_from(env), env)
+    assert any(p.startswith(says) for p in problems), problems

@@ -338,6 +338,12 @@ def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | No
         raise UnsafeProductionSettings(problems)
 
 
+def refuse_demo_data(settings: Settings) -> None:
+    """Demo rows (live campaigns, catalogue prices, stored value, settlement batches) never enter production."""
+    if settings.app.environment == PRODUCTION:
+        raise UnsafeProductionSettings(["demo data is never loaded into a production database (APP_ENV=production)"])
+
+
 def live_adapters(settings: Settings) -> dict[str, str]:
     """Which adapters this process runs, for the start-up log and /health/ready."""
     return {"wechat": settings.wechat.mode, "pay": settings.pay.mode, "environment": settings.app.environment}

@@ -226,3 +226,15 @@ def test_production_refuses_what_lets_a_guesser_past_the_limits(tmp_path, name, 
     env = {**production_env(tmp_path), name: value}
     problems = production_problems(load_settings_from(env), env)
     assert any(p.startswith(says) for p in problems), problems
+
+
+async def test_demo_data_is_never_loaded_into_a_production_database(tmp_path):
+    """`python -m api demo` with APP_ENV=production would put live demo campaigns, catalogue prices and mall
+    items before real customers, and demo stored value into finance's prepaid liability."""
+    from kernel.demo import sandbox_openid
+    from kernel.identity.models import Customer
+
+    code, output = await _run_to_exit([sys.executable, "-m", "api", "demo"], production_env(tmp_path))
+    assert code != 0, output
+    assert "refusing to start with APP_ENV=production" in output and "demo data" in output, output
+    assert not await Customer.filter(openid=sandbox_openid("alice")).exists()

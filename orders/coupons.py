@@ -62,6 +62,11 @@ async def create_template(conn: BaseDBAsyncClient, **fields: Any) -> CouponTempl
     return await CouponTemplate.create(**fields, created_at=now, updated_at=now, using_db=conn)
 
 
+async def list_templates(conn: BaseDBAsyncClient, *, limit: int = 500) -> list[CouponTemplate]:
+    """The newest templates first (the console's list)."""
+    return await CouponTemplate.all().using_db(conn).order_by("-id").limit(limit)
+
+
 async def get_template(conn: BaseDBAsyncClient, template_id: int) -> CouponTemplate:
     template = await CouponTemplate.get_or_none(id=template_id).using_db(conn)
     if template is None:

@@ -23,3 +23,31 @@ async def test_concurrent_orders_spend_principal_then_bonus_without_spurious_ref
     assert covered == [0] * 6 + [1000] * 6, covered
     assert await stored_value.balance_of(customer.id) == (0, 0)
     await assert_ledgers_hold([customer.id])
+
+
+async def test_a_spend_after_an_earlier_read_sees_the_balance_the_previous_holder_left():
+    """A transaction that read anything before taking the customer lock (checkout reads products and the
+    quote first) used to split the spend from its older snapshot: principal it no longer had, refused
+    although the bonus covered it."""
+    from kernel.db import run_in_transaction
+
+    customer = await make_customer()
+    await give_stored_value(customer.id, 1000, 1000)
+    first_read, other_spent = asyncio.Event(), asyncio.Event()
+
+    async def late_spender(conn):
+        await stored_value.balance(conn, customer.id)  # the snapshot: 1000 principal, 1000 bonus
+        first_read.set()
+        await other_spent.wait()
+        await stored_value.spend(conn, customer.id, 900_000_001 + customer.id, 1000)
+
+    async def other(conn):
+        await stored_value.spend(conn, customer.id, 900_000_000 + customer.id * 7, 1000)
+
+    late = asyncio.create_task(run_in_transaction(late_spender))
+    await first_read.wait()
+    await run_in_transaction(other)
+    other_spent.set()
+    await late
+    assert await stored_value.balance_of(customer.id) == (0, 0)
+    await assert_ledgers_hold([customer.id])

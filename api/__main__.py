@@ -13,7 +13,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.logging import configure_logging
 from kernel import db
-from kernel.settings import get_settings, live_adapters, refuse_unsafe_production
+from kernel.settings import get_settings, live_adapters, refuse_demo_data, refuse_unsafe_production
 
 log = structlog.get_logger("api.cli")
 
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
     if args.command == "demo":
+        refuse_demo_data(settings)  # before migrating: a refused command changes nothing
         asyncio.run(_prepare(load_demo=True))
         return 0
     if args.command == "create-admin":

@@ -173,6 +173,7 @@ def create_app(
         debug=False,
     )
     document_errors(app)
+    app.state.metrics_token = settings.app.metrics_token
     # Exposed so tests can run the same start-up and shutdown around an in-loop ASGI client.
     app.state.clinic_lifespan = lifespan
     return app

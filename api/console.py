@@ -14,6 +14,7 @@ from typing import Any
 
 from litestar import Request, Response, Router, get
 from litestar.enums import MediaType
+from litestar.file_system import BaseLocalFileSystem
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +22,25 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from console import STATIC_DIR, VENDOR_DIR
 
 _INDEX = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+
+
+class _AssetFiles(BaseLocalFileSystem):
+    """The local file system, where a path that cannot name one of our files is simply not found.
+
+    Litestar turns every OSError but "not found" into a 500: a name longer than the file system allows
+    (ENAMETOOLONG) or a file used as a folder (ENOTDIR) in a URL anyone can send, without a token.
+    """
+
+    async def info(self, path: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().info(path, **kwargs)
+        except PermissionError:
+            raise
+        except OSError as exc:
+            raise FileNotFoundError(str(path)[:200]) from exc
+
+
+_FILES = _AssetFiles()
 
 
 def _inline_script_hashes(html: str) -> str:
@@ -101,13 +121,16 @@ class OfflineSwaggerPlugin(OpenAPIRenderPlugin):
 
     def receive_router(self, router: Router) -> None:
         router.register(
-            create_static_files_router(path="/assets", directories=[VENDOR_DIR], name="schema_assets")
+            create_static_files_router(path="/assets", directories=[VENDOR_DIR], name="schema_assets",
+                                       file_system=_FILES)
         )
 
 
 ROUTES = [
     console_page,
-    create_static_files_router(path="/console/static", directories=[STATIC_DIR], name="console_static"),
-    create_static_files_router(path="/console/vendor", directories=[VENDOR_DIR], name="console_vendor"),
+    create_static_files_router(path="/console/static", directories=[STATIC_DIR], name="console_static",
+                               file_system=_FILES),
+    create_static_files_router(path="/console/vendor", directories=[VENDOR_DIR], name="console_vendor",
+                               file_system=_FILES),
 ]
 

@@ -22,6 +22,11 @@ DEMO_MODULES = [kernel_demo, booking_demo, points_demo, orders_demo, groupbuy_de
 
 async def load_demo_data() -> None:
     import rooms
+    from kernel.settings import get_settings, refuse_demo_data
+
+    # Here, where the rows are written, so no caller (the CLI, a script, a future start-up path) can put live
+    # demo campaigns, prices and stored value before real customers and into finance's figures.
+    refuse_demo_data(get_settings())
 
     rooms.install()  # the demo buys from the catalogue: the line kinds must be registered (idempotent)
     for module in DEMO_MODULES:

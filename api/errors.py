@@ -11,7 +11,7 @@ from litestar.exceptions import PermissionDeniedException, MethodNotAllowedExcep
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from pymysql.err import InterfaceError as DriverInterfaceError
 from pymysql.err import OperationalError as DriverOperationalError
-from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+from tortoise.exceptions import DBConnectionError, IntegrityError, NotExistOrMultiple, OperationalError
 from tortoise.exceptions import ValidationError as ModelValidationError
 
 from kernel.db import mysql_errno
@@ -110,6 +110,10 @@ _BAD_VALUE_ERRNOS = {1264, 1265, 1292, 1366, 1406, 1690}
 
 def operational_error_handler(request: Request, exc: Exception) -> Response:
     """Outages and deadlocks are 503 (retry later); a value the column cannot hold is the caller's 422."""
+    if isinstance(exc, NotExistOrMultiple):
+        # DoesNotExist / MultipleObjectsReturned subclass OperationalError, but they are our bug (a row the
+        # code expected), not an outage: a 500 that is logged with its stack, never "retry shortly".
+        return internal_error_handler(request, exc)
     errno = mysql_errno(exc)
     if errno in _BAD_VALUE_ERRNOS:
         log.warning("db.value_refused", errno=errno)

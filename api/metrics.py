@@ -1,15 +1,21 @@
 """GET /metrics in Prometheus' text format: request latency by route template (Litestar's Prometheus
-middleware), jobs run and failed by name, the outbox's backlog and lag, and the database pool's usage."""
+middleware), jobs run and failed by name, the outbox's backlog and lag, and the database pool's usage.
+
+With METRICS_TOKEN set (production refuses to start without it) only `Authorization: Bearer <token>` reads them.
+"""
 
 from __future__ import annotations
 
-from litestar import Response, get
+import hmac
+
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from api.errors import error_response
 from kernel import metrics
 
 # Request latency and counts by method, route template (`/app/groups/{group_id:int}/join`) and status.
@@ -45,8 +51,19 @@ _JOBS = _JobCounts()
 REGISTRY.register(_JOBS)
 
 
+def _scraper_authorised(request: Request, token: str) -> bool:
+    if not token:
+        return True
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    # Constant-time: the comparison must not tell a guesser how many leading characters were right.
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
 @get("/metrics", include_in_schema=False)
-async def prometheus_metrics(state: State) -> Response:
+async def prometheus_metrics(request: Request, state: State) -> Response:
+    if not _scraper_authorised(request, state.get("metrics_token", "")):
+        return error_response(401, "metrics_token_required", "GET /metrics needs the METRICS_TOKEN bearer token.",
+                              headers={"WWW-Authenticate": "Bearer"})
     # Scrape-time reads: one indexed outbox query, one Redis HGETALL; a dependency that is down leaves
     # its figures at their last value rather than failing the scrape.
     try:

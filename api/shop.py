@@ -152,12 +152,7 @@ class StaffCatalogueController(Controller):
 
     @get("/coupon-templates", summary="Coupon templates")
     async def templates(self, db: Db) -> list[CouponTemplateOut]:
-        from orders.product_models import CouponTemplate
-
-        async def work(conn: BaseDBAsyncClient):
-            return await CouponTemplate.all().using_db(conn).order_by("-id").limit(500)
-
-        return [CouponTemplateOut.of(t) for t in await db.run(work)]
+        return [CouponTemplateOut.of(t) for t in await db.run(coupons.list_templates)]
 
     @post("/coupon-templates", status_code=HTTP_201_CREATED, summary="Create a coupon template")
     async def create_template(self, db: Db, data: CouponTemplateCreate, staff: Principal) -> CouponTemplateOut:
@@ -231,10 +226,7 @@ class PackageCardDeskController(Controller):
             await require_branches(conn, [data.branch_id], field="branch_id")
             card, session = await package_cards.redeem_session(conn, code=data.code, branch_id=data.branch_id,
                                                                staff_id=staff.id, title=data.title)
-            from orders.product_models import PackageSession
-
-            left = await PackageSession.filter(card_id=card.id, redeemed_at=None, refunded_at=None).using_db(
-                conn).count()
+            left = await package_cards.sessions_left(conn, card.id)
             await audit(conn, staff.id, "shop.session_redeem", "package_card", card.id,
                         {"seq": session.seq, "branch_id": data.branch_id})
             return SessionRedeemed(card_id=card.id, seq=session.seq, title=session.title, sessions_left=left)

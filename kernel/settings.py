@@ -7,6 +7,7 @@ WeChat); production overrides them through environment variables (see README, "C
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping
@@ -68,6 +69,8 @@ class AppSettings(msgspec.Struct, frozen=True):
     max_request_body_bytes: int
     log_json: bool
     log_level: str
+    # Bearer token Prometheus sends to GET /metrics; empty = open (development only: production refuses).
+    metrics_token: str
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True):
@@ -188,6 +191,7 @@ def load_settings() -> Settings:
             max_request_body_bytes=env_int("MAX_REQUEST_BODY_BYTES", 1_000_000),
             log_json=_env_bool("LOG_JSON", False),
             log_level=env("LOG_LEVEL", "INFO"),
+            metrics_token=env("METRICS_TOKEN", ""),
         ),
         db=DatabaseSettings(
             url=env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),
@@ -258,6 +262,7 @@ def get_settings() -> Settings:
 PRODUCTION = "production"
 APIV3_KEY_LENGTH = 32
 SECRET_KEY_MIN_LENGTH = 32
+METRICS_TOKEN_MIN_LENGTH = 32
 
 
 class UnsafeProductionSettings(SystemExit):
@@ -307,6 +312,11 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
         problems.append("SECRET_KEY is not set (every replica must share it; the file fallback is for development)")
     elif len(settings.app.secret_key) < SECRET_KEY_MIN_LENGTH:
         problems.append(f"SECRET_KEY is shorter than {SECRET_KEY_MIN_LENGTH} characters")
+    if missing("METRICS_TOKEN"):
+        problems.append("METRICS_TOKEN is not set: /metrics would show anyone the routes, their traffic and the "
+                        "job queue (give Prometheus the token as its bearer credentials)")
+    elif len(settings.app.metrics_token) < METRICS_TOKEN_MIN_LENGTH:
+        problems.append(f"METRICS_TOKEN is shorter than {METRICS_TOKEN_MIN_LENGTH} characters")
     if not settings.db.url.startswith("mysql://"):
         problems.append("DATABASE_URL must be a mysql:// URL in production (the SQLite file is the embedded stack)")
     if missing("REDIS_URL"):
@@ -328,7 +338,24 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
     for name in ("PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL"):
         if not missing(name) and not env[name].startswith("https://"):
             problems.append(f"{name} must be an https:// address WeChat Pay can reach")
+    if not settings.rate_limit.enabled:
+        problems.append("RATE_LIMIT_ENABLED must be on in production: without it staff passwords can be guessed "
+                        "at full speed and check-ins and redemptions flooded")
+    too_wide = [p for p in settings.app.trusted_proxies if _any_address(p)]
+    if too_wide:
+        problems.append(f"TRUSTED_PROXIES must name your proxies, not everyone ({', '.join(too_wide)}): any client "
+                        "could then pick its own X-Forwarded-For address and reset the per-address limits")
     return problems
+
+
+def _any_address(proxy: str) -> bool:
+    """True for an entry that trusts every peer ("*", 0.0.0.0/0, ::/0)."""
+    if proxy == "*":
+        return True
+    try:
+        return ipaddress.ip_network(proxy, strict=False).prefixlen == 0
+    except ValueError:
+        return False
 
 
 def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
@@ -336,6 +363,12 @@ def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | No
     problems = production_problems(settings, environ)
     if problems:
         raise UnsafeProductionSettings(problems)
+
+
+def refuse_demo_data(settings: Settings) -> None:
+    """Demo rows (live campaigns, catalogue prices, stored value, settlement batches) never enter production."""
+    if settings.app.environment == PRODUCTION:
+        raise UnsafeProductionSettings(["demo data is never loaded into a production database (APP_ENV=production)"])
 
 
 def live_adapters(settings: Settings) -> dict[str, str]:

@@ -72,6 +72,11 @@ async def update_template(conn: BaseDBAsyncClient, template_id: int, changes: di
     return await get_template(conn, template_id)
 
 
+async def list_templates(conn: BaseDBAsyncClient, *, limit: int = 500) -> list[CouponTemplate]:
+    """The newest templates first (the console's list)."""
+    return await CouponTemplate.all().using_db(conn).order_by("-id").limit(limit)
+
+
 async def get_template(conn: BaseDBAsyncClient, template_id: int) -> CouponTemplate:
     template = await CouponTemplate.get_or_none(id=template_id).using_db(conn)
     if template is None:
@@ -93,13 +98,16 @@ async def issue_coupon(
     source_ref = str(source_ref)[:64]
     if not await lock_customers(conn, {customer_id}):
         raise NotFound("No such customer.", field="customer_id", customer_id=customer_id)
-    existing = await Coupon.get_or_none(source=source, source_ref=source_ref, customer_id=customer_id).using_db(conn)
-    if existing is not None:
-        return existing, False
+    # Locking reads from here: they see what the customer lock's previous holder committed, whatever the
+    # caller read before (a plain read would see the snapshot of the transaction's first read, which a
+    # caller that read the template or another customer first took before that holder committed).
+    existing = await _held(conn, customer_id, source=source, source_ref=source_ref)
+    if existing:
+        return existing[0], False
     template = await get_template(conn, coupon_template_id)
     if not template.is_active:
         raise CouponTemplateNotFound(template_id=coupon_template_id, reason="inactive")
-    held = await Coupon.filter(template_id=template.id, customer_id=customer_id).using_db(conn).count()
+    held = len(await _held(conn, customer_id, template_id=template.id))
     if held >= template.per_customer_limit:
         raise CouponLimitReached(template_id=template.id, limit=template.per_customer_limit)
     now = clock.now()
@@ -111,9 +119,14 @@ async def issue_coupon(
                                      source_ref=source_ref, valid_from=now, valid_until=until, created_at=now,
                                      using_db=conn)
     except IntegrityError:  # cannot happen under the customer lock; kept as the database's word
-        coupon = await Coupon.get(source=source, source_ref=source_ref, customer_id=customer_id).using_db(conn)
-        return coupon, False
+        return (await _held(conn, customer_id, source=source, source_ref=source_ref))[0], False
     return coupon, True
+
+
+async def _held(conn: BaseDBAsyncClient, customer_id: int, **match: Any) -> list[Coupon]:
+    """The customer's coupons matching `match`, by a locking read (model rows: Tortoise drops FOR UPDATE from
+    count() and exists())."""
+    return await Coupon.filter(customer_id=customer_id, **match).select_for_update().using_db(conn)
 
 
 async def claim_coupon(conn: BaseDBAsyncClient, customer_id: int, template_id: int) -> Coupon:
@@ -122,7 +135,7 @@ async def claim_coupon(conn: BaseDBAsyncClient, customer_id: int, template_id: i
     if not template.claimable or not template.is_active:
         raise CouponTemplateNotFound(template_id=template_id, reason="not claimable")
     await lock_customers(conn, {customer_id})
-    claimed = await Coupon.filter(template_id=template_id, customer_id=customer_id, source="claim").using_db(conn).count()
+    claimed = len(await _held(conn, customer_id, template_id=template_id, source="claim"))
     coupon, _ = await issue_coupon(conn, customer_id, template_id, "claim", f"{template_id}:{claimed + 1}")
     return coupon
 

@@ -103,6 +103,11 @@ async def redeem_session(conn: BaseDBAsyncClient, *, code: str, branch_id: int, 
     raise SessionNotRedeemable(field="title" if title else "code")
 
 
+async def sessions_left(conn: BaseDBAsyncClient, card_id: int) -> int:
+    """Sessions of the card neither redeemed nor refunded."""
+    return await PackageSession.filter(card_id=card_id, redeemed_at=None, refunded_at=None).using_db(conn).count()
+
+
 async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_key: str) -> tuple[object, bool, int]:
     """Refund a card's unused sessions at what each was actually paid: the sessions are marked refunded and
     one order refund of their value is asked for (idempotent on the key, as every staff refund)."""

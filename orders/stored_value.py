@@ -27,8 +27,12 @@ class StoredValueShort(Conflict):
 
 
 async def _account(conn: BaseDBAsyncClient, customer_id: int) -> StoredValueAccount:
+    """The customer's account as the previous holder of the customer lock left it.
+
+    Locking reads after the lock: a plain read sees the snapshot of the transaction's first read, and a caller
+    (checkout) has read products and its quote before; the spend would be split from a balance already gone."""
     await lock_customers(conn, {customer_id})
-    account = await StoredValueAccount.get_or_none(customer_id=customer_id).using_db(conn)
+    account = await StoredValueAccount.filter(customer_id=customer_id).select_for_update().using_db(conn).first()
     if account is None:
         account = await StoredValueAccount.create(customer_id=customer_id, updated_at=clock.now(), using_db=conn)
     return account
@@ -46,7 +50,7 @@ async def _move(conn: BaseDBAsyncClient, customer_id: int, *, principal: int, bo
     Raises StoredValueShort when a part would go below zero. `locked`: the caller has just called `_account`."""
     if not locked:
         await _account(conn, customer_id)
-    if await StoredValueEntry.filter(ref=ref).using_db(conn).exists():
+    if await StoredValueEntry.filter(ref=ref).select_for_update().using_db(conn).first() is not None:
         return False
     changed = await StoredValueAccount.filter(
         customer_id=customer_id, principal_fen__gte=-principal, bonus_fen__gte=-bonus
@@ -81,7 +85,8 @@ async def give_back(conn: BaseDBAsyncClient, customer_id: int, order_id: int, am
                     ref: str) -> int:
     """Return `amount` (None: all that is left) of what the order spent, principal and bonus in the proportion
     spent (cumulative rounding: after everything is back, exactly what was spent is back). Once per `ref`."""
-    entries = await StoredValueEntry.filter(order_id=order_id, customer_id=customer_id).using_db(conn)
+    await _account(conn, customer_id)
+    entries = await _order_entries(conn, customer_id, order_id)
     spent = next((e for e in entries if e.kind == "spend"), None)
     if spent is None:
         return 0
@@ -102,11 +107,16 @@ async def give_back(conn: BaseDBAsyncClient, customer_id: int, order_id: int, am
 
 async def unused_topup_principal(conn: BaseDBAsyncClient, customer_id: int, order_id: int) -> int:
     """What a refund of this top-up may return: its principal not yet refunded, at most the principal left."""
-    entries = await StoredValueEntry.filter(order_id=order_id, customer_id=customer_id).using_db(conn)
+    entries = await _order_entries(conn, customer_id, order_id)
     topped = sum(e.principal_delta for e in entries if e.kind == "topup")
     refunded = -sum(e.principal_delta for e in entries if e.kind == "topup_refund")
-    principal, _ = await balance(conn, customer_id)
+    principal = (await _account(conn, customer_id)).principal_fen
     return max(0, min(principal, topped - refunded))
+
+
+async def _order_entries(conn: BaseDBAsyncClient, customer_id: int, order_id: int) -> list[StoredValueEntry]:
+    # A locking read, under the customer lock: what earlier releases and refunds of the order committed.
+    return await StoredValueEntry.filter(order_id=order_id, customer_id=customer_id).select_for_update().using_db(conn)
 
 
 async def refund_topup(conn: BaseDBAsyncClient, customer_id: int, order_id: int, amount: int, ref: str) -> None:
@@ -119,8 +129,8 @@ async def refund_topup(conn: BaseDBAsyncClient, customer_id: int, order_id: int,
         raise RefundTooLarge("A top-up refund returns only its unused principal.", field="amount_fen",
                              left_fen=unused)
     await _move(conn, customer_id, principal=-amount, bonus=0, kind="topup_refund", ref=ref, order_id=order_id)
-    topup = await StoredValueEntry.get_or_none(ref=f"topup:{order_id}").using_db(conn)
-    _, bonus_now = await balance(conn, customer_id)
+    topup = await StoredValueEntry.filter(ref=f"topup:{order_id}").select_for_update().using_db(conn).first()
+    bonus_now = (await _account(conn, customer_id)).bonus_fen
     forfeit = min(bonus_now, topup.bonus_delta if topup else 0)
     if forfeit > 0:
         await _move(conn, customer_id, principal=0, bonus=-forfeit, kind="forfeit", ref=f"topup_forfeit:{order_id}",

@@ -1,18 +1,18 @@
-"""CSV and XLSX renderings of a report: the same columns and rows the chart is drawn from."""
+"""CSV and XLSX renderings of a report: the same columns and rows the chart is drawn from.
+
+Through kernel/spreadsheets.py like every export: one byte-order-mark rule and one formula escape, so a campaign
+title or a branch name a staff member typed never runs as a formula in finance's spreadsheet.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
 from openpyxl import Workbook
 
+from kernel import spreadsheets
 from reports.schemas import Report
-
-
-def _cell(value: Any) -> Any:
-    return "" if value is None else value
 
 
 def _header(report: Report) -> list[list[Any]]:
@@ -24,30 +24,20 @@ def _header(report: Report) -> list[list[Any]]:
     ]
 
 
-def to_csv(report: Report) -> str:
+def to_csv(report: Report) -> bytes:
     """UTF-8 CSV with a BOM, so Excel opens the Chinese labels right; money stays integer fen."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for line in _header(report):
-        writer.writerow(line)
-    for row in report.rows:
-        writer.writerow([_cell(v) for v in row])
-    for note in report.notes:
-        writer.writerow([f"# {note}"])
-    return "\ufeff" + buffer.getvalue()
+    return spreadsheets.to_csv([*_header(report), *report.rows, *([f"# {note}"] for note in report.notes)])
 
 
 def to_xlsx(report: Report) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = report.report[:31]
-    for line in _header(report):
-        sheet.append(line)
-    for row in report.rows:
-        sheet.append([_cell(v) for v in row])
+    for row in [*_header(report), *report.rows]:
+        sheet.append([spreadsheets.cell(v) for v in row])
     notes = book.create_sheet("notes")
     for note in report.notes:
-        notes.append([note])
+        notes.append([spreadsheets.cell(note)])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

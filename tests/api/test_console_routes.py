@@ -62,3 +62,13 @@ async def test_any_staff_member_reads_branches_for_the_picker_and_customers_do_n
     assert departments.status_code == 200
     refused = await client.get("/admin/catalogue/branches", headers=customer_headers(await make_customer()))
     assert refused.status_code == 403
+
+
+async def test_odd_asset_paths_are_404_not_500(client):
+    """A name longer than the file system allows (ENAMETOOLONG) or a file used as a folder (ENOTDIR) was a 500
+    anyone could cause without a token."""
+    for prefix in ("/console/static/", "/console/vendor/", "/schema/assets/"):
+        for tail in ("a" * 3000, "b" * 200 + "/" + "c" * 300, "index.html/x", "manifest.json/x"):
+            response = await client.get(prefix + tail)
+            assert response.status_code == 404, (prefix, tail[:20], response.status_code, response.text[:200])
+            assert response.json()["code"] == "not_found"

@@ -107,3 +107,18 @@ def test_a_value_tortoise_refuses_for_its_column_is_a_422_naming_the_field():
     response = EXCEPTION_HANDLERS[ValidationError](None, refused)
     assert response.status_code == 422 and response.content["code"] == "validation_failed"
     assert response.content["detail"] == {"field": "title"}
+
+
+@pytest.mark.parametrize("error", ["DoesNotExist", "MultipleObjectsReturned"])
+def test_a_row_our_code_expected_is_a_500_not_a_database_outage(error):
+    """Tortoise's DoesNotExist is an OperationalError: it answered 503 database_unavailable with Retry-After,
+    so a bug (a row read that should have been there) looked like an outage to clients, probes and the
+    attack checks, and told clients to retry into it."""
+    import tortoise.exceptions
+
+    from api.errors import EXCEPTION_HANDLERS
+
+    exc = getattr(tortoise.exceptions, error)("Coupon")
+    handler = next(EXCEPTION_HANDLERS[cls] for cls in type(exc).__mro__ if cls in EXCEPTION_HANDLERS)
+    response = handler(None, exc)
+    assert response.status_code == 500 and response.content["code"] == "internal_error"

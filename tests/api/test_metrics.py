@@ -68,3 +68,29 @@ async def test_pool_usage_is_reported(client):
     text = (await client.get("/metrics")).text
     assert _value(text, "clinic_db_pool_max") >= 1
     assert re.search(r"^clinic_db_pool_in_use \d", text, re.M)
+
+
+# --- who may scrape ------------------------------------------------------------------------------
+
+METRICS_TOKEN = "scrape-" + "t" * 40
+
+
+async def test_with_a_metrics_token_only_its_bearer_reads_the_figures():
+    """METRICS_TOKEN set: /metrics answers 401 (the error format, no figures) without it or with another."""
+    import msgspec
+
+    from api.app import create_app
+    from tests.conftest import serve_in_loop
+
+    settings = get_settings()
+    guarded = create_app(msgspec.structs.replace(
+        settings, app=msgspec.structs.replace(settings.app, metrics_token=METRICS_TOKEN)), embedded_worker=False)
+    async with serve_in_loop(guarded) as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": METRICS_TOKEN},
+                        {"Authorization": f"Basic {METRICS_TOKEN}"}):
+            refused = await http.get("/metrics", headers=headers)
+            assert refused.status_code == 401, (headers, refused.text)
+            assert refused.json()["code"] == "metrics_token_required"
+            assert "clinic_" not in refused.text
+        allowed = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert allowed.status_code == 200 and "clinic_db_pool_max" in allowed.text

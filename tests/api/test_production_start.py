@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = [
     "SECRET_KEY", "WECHAT_MODE", "WECHAT_APPID", "WECHAT_SECRET", "PAY_MODE", "PAY_MCHID",
     "PAY_MERCHANT_SERIAL_NO", "PAY_MERCHANT_PRIVATE_KEY_PATH", "PAY_APIV3_KEY", "PAY_PLATFORM_PUBLIC_KEY_ID",
-    "PAY_PLATFORM_PUBLIC_KEY_PATH", "PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL",
+    "PAY_PLATFORM_PUBLIC_KEY_PATH", "PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL", "METRICS_TOKEN",
 ]
 # Set by the test run (conftest) and read by production_problems; removed to play a bare environment.
 _TEST_ONLY = ["WECHAT_MODE", "SECRET_KEY", "EMBEDDED_WORKER", "APP_ENV"]
@@ -49,7 +49,7 @@ def production_env(key_dir: Path, wechat_base: str = "http://127.0.0.1:9") -> di
         "PAY_PLATFORM_PUBLIC_KEY_ID": pay.public_key_id, "PAY_PLATFORM_PUBLIC_KEY_PATH": str(public),
         "PAY_NOTIFY_URL": "https://clinic.example/payments/wechat/notify",
         "PAY_REFUND_NOTIFY_URL": "https://clinic.example/payments/wechat/refund-notify",
-        "RATE_LIMIT_ENABLED": "0", "DB_POOL_MAX": "5",
+        "METRICS_TOKEN": "scrape-" + "m" * 40, "RATE_LIMIT_ENABLED": "1", "DB_POOL_MAX": "5",
     })
     return env
 
@@ -173,6 +173,9 @@ async def test_the_readme_production_variables_serve_no_sandbox(tmp_path):
                 login = await http.post("/app/auth/login", json={"code": f"sandbox:{name}"})
                 assert login.status_code == 401 and login.json()["code"] == "wechat_code_invalid", login.text
             assert "jscode2session" in wechat.calls  # refused by (the fake) WeChat, not by a sandbox
+            assert (await http.get("/metrics")).status_code == 401  # only the scraper's bearer reads it
+            scraped = await http.get("/metrics", headers={"Authorization": f"Bearer {env['METRICS_TOKEN']}"})
+            assert scraped.status_code == 200 and "clinic_requests_total" in scraped.text
             ready = await http.get("/health/ready")
             assert ready.json()["adapters"] == {"wechat": "live", "pay": "wechatpay", "environment": "production"}
     finally:
@@ -194,3 +197,44 @@ async def test_the_old_readme_example_without_pay_mode_is_refused(tmp_path):
     assert code != 0, output
     assert "PAY_MODE must be 'wechatpay' in production (it is 'sandbox', the default)" in output, output
     assert "WECHAT_MODE" not in output and "SECRET_KEY" not in output  # those were right
+
+
+def test_production_refuses_an_unauthenticated_metrics_endpoint(tmp_path):
+    """/metrics tells anyone the routes, their traffic and the job queue: production needs METRICS_TOKEN."""
+    from kernel.settings import production_problems
+
+    env = production_env(tmp_path)
+    env.pop("METRICS_TOKEN", None)
+    problems = production_problems(load_settings_from(env), env)
+    assert any(p.startswith("METRICS_TOKEN is not set") for p in problems), problems
+    env["METRICS_TOKEN"] = "short"
+    problems = production_problems(load_settings_from(env), env)
+    assert any(p.startswith("METRICS_TOKEN is shorter") for p in problems), problems
+
+
+@pytest.mark.parametrize("name,value,says", [
+    # Off, the staff login has no limit per username or address: a password list runs at full speed.
+    ("RATE_LIMIT_ENABLED", "0", "RATE_LIMIT_ENABLED must be on in production"),
+    # A wildcard believes X-Forwarded-For from anyone, so a client invents an address per login attempt.
+    ("TRUSTED_PROXIES", "*", "TRUSTED_PROXIES must name your proxies"),
+    ("TRUSTED_PROXIES", "10.0.0.5,0.0.0.0/0", "TRUSTED_PROXIES must name your proxies"),
+    ("TRUSTED_PROXIES", "::/0", "TRUSTED_PROXIES must name your proxies"),
+])
+def test_production_refuses_what_lets_a_guesser_past_the_limits(tmp_path, name, value, says):
+    from kernel.settings import production_problems
+
+    env = {**production_env(tmp_path), name: value}
+    problems = production_problems(load_settings_from(env), env)
+    assert any(p.startswith(says) for p in problems), problems
+
+
+async def test_demo_data_is_never_loaded_into_a_production_database(tmp_path):
+    """`python -m api demo` with APP_ENV=production would put live demo campaigns, catalogue prices and mall
+    items before real customers, and demo stored value into finance's prepaid liability."""
+    from kernel.demo import sandbox_openid
+    from kernel.identity.models import Customer
+
+    code, output = await _run_to_exit([sys.executable, "-m", "api", "demo"], production_env(tmp_path))
+    assert code != 0, output
+    assert "refusing to start with APP_ENV=production" in output and "demo data" in output, output
+    assert not await Customer.filter(openid=sandbox_openid("alice")).exists()

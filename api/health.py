@@ -10,8 +10,7 @@ from litestar.datastructures import State
 from tortoise import connections
 
 from api.errors import error_response
-from kernel import clock
-from kernel.outbox.models import OutboxMessage
+from kernel.outbox.service import oldest_undelivered_age
 from kernel.settings import get_settings
 from workers.heartbeat import read_heartbeats
 
@@ -25,10 +24,7 @@ async def live() -> dict[str, str]:
 
 
 async def _outbox_lag() -> dict[str, Any]:
-    oldest = await OutboxMessage.filter(delivered_at=None).order_by("id").first()
-    if oldest is None:
-        return {"status": "ok", "oldest_undelivered_age_seconds": 0}
-    age = round((clock.now() - oldest.created_at).total_seconds(), 1)
+    age = await oldest_undelivered_age()
     return {"status": "ok" if age <= OUTBOX_LAG_ALERT_SECONDS else "lagging", "oldest_undelivered_age_seconds": age}
 
 

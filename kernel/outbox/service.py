@@ -86,3 +86,12 @@ async def run_relay(
 async def prune_delivered(older_than: timedelta = timedelta(days=7)) -> int:
     cutoff = clock.now() - older_than
     return await OutboxMessage.filter(delivered_at__lt=cutoff).delete()
+
+
+async def oldest_undelivered_age() -> float:
+    """Seconds the oldest message not yet handed to Redis has waited (0 when none): the relay hands delayed
+    jobs over at once, so any undelivered row means the relay is behind (the readiness probe's figure)."""
+    oldest = await OutboxMessage.filter(delivered_at=None).order_by("id").first().values("created_at")
+    if not oldest:
+        return 0.0
+    return round((clock.now() - oldest["created_at"]).total_seconds(), 1)

@@ -14,7 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id
 from booking import service, views
-from booking.models import Booking, BookingStatus
+from booking.models import BookingStatus
 from booking.schemas import BranchList, DepartmentList, QuestionnaireOut, SlotList, SlotOut
 from booking.visit_schemas import (
     BookingCreate,

@@ -17,7 +17,7 @@ from api.booking import BranchId, Day
 from api.deps import Db, Limit, Offset
 from api.security import provide_staff, staff_only
 from booking import service, views
-from booking.models import Booking, BookingStatus, FollowUpStatus
+from booking.models import BookingStatus, FollowUpStatus
 from booking.records import QueueEntry as QueueRecord
 from booking.schemas import (
     BranchCreate,

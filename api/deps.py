@@ -4,7 +4,7 @@ app.state, and paging."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from arq.connections import ArqRedis
 from litestar.datastructures import State

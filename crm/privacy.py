@@ -23,7 +23,6 @@ from crm.models import (
     RfmScore,
     SegmentMember,
     SkinAnalysis,
-    Tag,
 )
 
 

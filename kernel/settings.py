@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlparse
 
 import msgspec
 
@@ -338,6 +339,10 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
     for name in ("PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL"):
         if not missing(name) and not env[name].startswith("https://"):
             problems.append(f"{name} must be an https:// address WeChat Pay can reach")
+    for name, base in (("WECHAT_API_BASE", settings.wechat.api_base), ("PAY_API_BASE", settings.pay.api_base)):
+        if not _encrypted_or_local(base):
+            problems.append(f"{name} must be an https:// address (it is {base!r}): over plain http the app secret, "
+                            "the session keys and the signed payment calls cross the network in clear")
     if not settings.rate_limit.enabled:
         problems.append("RATE_LIMIT_ENABLED must be on in production: without it staff passwords can be guessed "
                         "at full speed and check-ins and redemptions flooded")
@@ -346,6 +351,21 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
         problems.append(f"TRUSTED_PROXIES must name your proxies, not everyone ({', '.join(too_wide)}): any client "
                         "could then pick its own X-Forwarded-For address and reset the per-address limits")
     return problems
+
+
+def _encrypted_or_local(base: str) -> bool:
+    """https://, or plain http to this host only (a TLS-terminating sidecar, or a fake in tests)."""
+    url = urlparse(base)
+    if url.scheme == "https":
+        return True
+    if url.scheme != "http":
+        return False
+    if url.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(url.hostname or "").is_loopback
+    except ValueError:
+        return False
 
 
 def _any_address(proxy: str) -> bool:

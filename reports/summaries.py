@@ -20,7 +20,7 @@ before a cursor moved past it but committed after (InnoDB hands out ids before c
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient

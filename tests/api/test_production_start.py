@@ -113,6 +113,10 @@ def test_each_missing_variable_is_named(tmp_path, name):
     ("SECRET_KEY", "short", "SECRET_KEY is shorter"),
     ("DATABASE_URL", "sqlite://var/clinic.sqlite3", "DATABASE_URL must be a mysql://"),
     ("PAY_NOTIFY_URL", "http://clinic.example/notify", "PAY_NOTIFY_URL must be an https://"),
+    # Plain http to a remote host sends the app secret and the signed payment calls in clear.
+    ("WECHAT_API_BASE", "http://api.weixin.qq.com", "WECHAT_API_BASE must be an https://"),
+    ("PAY_API_BASE", "http://api.mch.weixin.qq.com", "PAY_API_BASE must be an https://"),
+    ("PAY_API_BASE", "ftp://127.0.0.1", "PAY_API_BASE must be an https://"),
 ])
 def test_unsafe_values_are_named(tmp_path, name, value, says):
     from kernel.settings import production_problems

@@ -25,7 +25,7 @@ import statistics
 import time
 import warnings
 
-from bench.harness import MYSQL, REDIS_URL, bench_database, bench_env, machine_line, median_of, running_server
+from bench.harness import MYSQL, bench_database, bench_env, machine_line, median_of, run_jobs, running_server, sql
 
 SEGMENT_RULES = {
     "win-back (rfm class)": {"groups": [[{"field": "rfm_class", "op": "in",
@@ -47,24 +47,12 @@ SEGMENT_RULES = {
 warnings.filterwarnings("ignore", message="Unknown table")
 
 
-async def _sql(database: str, *statements: str, params: tuple = ()) -> list[tuple]:
-    import aiomysql
 
-    conn = await aiomysql.connect(db=database, autocommit=False, **MYSQL)
-    try:
-        async with conn.cursor() as cur:
-            for statement in statements:
-                await cur.execute(statement, params or None)
-            rows = await cur.fetchall()
-        await conn.commit()
-        return list(rows)
-    finally:
-        conn.close()
 
 
 async def seed(database: str, customers: int, consumptions: int) -> float:
     started = time.perf_counter()
-    await _sql(
+    await sql(
         database,
         "INSERT INTO customer (openid, nickname, avatar_url, gender, birth_date, referral_code, created_at, "
         "last_login_at) SELECT CONCAT('bench-', seq), CONCAT('Bench ', seq), '', 'unknown', "
@@ -76,7 +64,7 @@ async def seed(database: str, customers: int, consumptions: int) -> float:
     step = 200_000
     for first in range(1, consumptions + 1, step):
         last = min(consumptions, first + step - 1)
-        await _sql(
+        await sql(
             database,
             "INSERT INTO points_consumption (customer_id, amount_fen, refunded_fen, source, external_ref, points, "
             "points_reversed, points_ref, occurred_at) SELECT "
@@ -87,7 +75,7 @@ async def seed(database: str, customers: int, consumptions: int) -> float:
             f"FROM seq_{first}_to_{last}",
         )
     now = "UTC_TIMESTAMP(6)"
-    await _sql(
+    await sql(
         database,
         *[f"INSERT INTO crm_tag (code, name, category, kind, description, created_at) VALUES "
           f"('bench:{i}', 'Bench {i}', 'bench', 'manual', '', {now})" for i in (1, 2, 3)],
@@ -98,37 +86,12 @@ async def seed(database: str, customers: int, consumptions: int) -> float:
 
 
 async def reset_scores(database: str) -> None:
-    await _sql(database, "DELETE FROM crm_rfm_score", "DELETE FROM crm_rfm_history", "DELETE FROM crm_rfm_movement",
+    await sql(database, "DELETE FROM crm_rfm_score", "DELETE FROM crm_rfm_history", "DELETE FROM crm_rfm_movement",
                "DELETE FROM crm_segment_member", "DELETE FROM crm_segment_event")
 
 
 async def run_worker(jobs: list[tuple[str, tuple]]) -> float:
-    from arq.connections import ArqRedis, RedisSettings
-    from arq.worker import Worker
-
-    from kernel.settings import get_settings
-    from kernel.wechat.miniprogram import SandboxMiniProgram
-    from workers.settings import worker_kwargs
-
-    queue = get_settings().redis.queue_name
-    redis = ArqRedis.from_url(REDIS_URL)
-    started = time.perf_counter()
-    for name, args in jobs:
-        await redis.enqueue_job(name, *args, _job_id=f"bench-{secrets.token_hex(6)}", _queue_name=queue)
-    worker = Worker(**worker_kwargs(
-        redis_settings=RedisSettings.from_dsn(REDIS_URL), burst=True, poll_delay=0, cron_jobs=[],
-        ctx={"miniprogram": SandboxMiniProgram(), "run_relay": False}, max_jobs=1,
-    ))
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-    elapsed = time.perf_counter() - started
-    await redis.delete(queue)
-    await redis.aclose()
-    if worker.jobs_failed:
-        raise RuntimeError(f"{worker.jobs_failed} jobs failed")
-    return elapsed
+    return await run_jobs(jobs)
 
 
 async def run_bulk_sql(database: str) -> float:
@@ -181,7 +144,7 @@ async def run_bulk_sql(database: str) -> float:
 
 
 async def mismatches(database: str) -> tuple[int, int, int]:
-    rows = await _sql(
+    rows = await sql(
         database,
         "SELECT (SELECT COUNT(*) FROM crm_rfm_score), (SELECT COUNT(*) FROM bench_rfm_score), "
         "(SELECT COUNT(*) FROM crm_rfm_score s LEFT JOIN bench_rfm_score b ON b.customer_id = s.customer_id "
@@ -307,7 +270,7 @@ async def main(customers: int, consumptions: int, repeat: int, keep: bool) -> No
                 scored, bulk, differ = await mismatches(database)
                 assert scored == bulk and differ == 0, (scored, bulk, differ)
             print(f"scored customers: {scored}, bulk SQL: {bulk}, customers whose class or figures differ: {differ}")
-            members = await _sql(database, "SELECT segment_id, COUNT(*) FROM crm_segment_member GROUP BY segment_id")
+            members = await sql(database, "SELECT segment_id, COUNT(*) FROM crm_segment_member GROUP BY segment_id")
             print("segment members:", {int(k): int(v) for k, v in members})
             print("worker scoring runs:", " ".join(f"{x:.2f}" for x in score_runs), "s")
             print("worker segment recompute runs (5 segments):", " ".join(f"{x:.2f}" for x in segment_runs), "s")

@@ -108,6 +108,59 @@ async def mysql_admin(*statements: str, database: str | None = None) -> None:
         conn.close()
 
 
+async def sql(database: str, *statements: str, params: tuple = ()) -> list[tuple]:
+    """Run statements in one transaction on the bench database; the last statement's rows (seeding, checks)."""
+    conn = await aiomysql.connect(db=database, autocommit=False, **MYSQL)
+    try:
+        rows: list = []
+        async with conn.cursor() as cur:
+            for statement in statements:
+                await cur.execute(statement, params or None)
+                rows = await cur.fetchall()
+        await conn.commit()
+        return list(rows)
+    finally:
+        conn.close()
+
+
+async def run_jobs(jobs: list[tuple[str, tuple]], *, workers: int = 1) -> float:
+    """Enqueue the jobs, drain them with `workers` burst arq workers of this process; seconds taken.
+
+    The workers run the production job functions (workers.settings) against the bench database, with the
+    cron jobs and the outbox relay off so only these jobs run."""
+    from arq.connections import ArqRedis, RedisSettings
+    from arq.worker import Worker
+
+    from kernel.settings import get_settings
+    from kernel.wechat.miniprogram import SandboxMiniProgram
+    from workers.settings import worker_kwargs
+
+    queue = get_settings().redis.queue_name
+    redis = ArqRedis.from_url(REDIS_URL)
+    started = time.perf_counter()
+    for name, args in jobs:
+        await redis.enqueue_job(name, *args, _job_id=f"bench-{secrets.token_hex(6)}", _queue_name=queue)
+    pool = [
+        Worker(**worker_kwargs(
+            redis_settings=RedisSettings.from_dsn(REDIS_URL), burst=True, poll_delay=0, cron_jobs=[],
+            ctx={"miniprogram": SandboxMiniProgram(), "run_relay": False}, max_jobs=1,
+        ))
+        for _ in range(workers)
+    ]
+    try:
+        await asyncio.gather(*[w.main() for w in pool])
+    finally:
+        for w in pool:
+            await w.close()
+    elapsed = time.perf_counter() - started
+    failed = sum(w.jobs_failed for w in pool)
+    await redis.delete(queue)
+    await redis.aclose()
+    if failed:
+        raise RuntimeError(f"{failed} jobs failed: {[name for name, _ in jobs]}")
+    return elapsed
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import time
 
-from bench.harness import MYSQL, REDIS_URL, bench_database, bench_env, machine_line, median_of
+from bench.harness import MYSQL, bench_database, bench_env, machine_line, median_of, run_jobs, sql
 
 
 def _configure(database: str) -> None:
@@ -26,26 +25,14 @@ def _configure(database: str) -> None:
     os.environ.update(bench_env(database, ARQ_QUEUE_NAME=f"arq:bench:{database}"))
 
 
-async def _sql(database: str, *statements: str, params: tuple = ()) -> list[tuple]:
-    import aiomysql
 
-    conn = await aiomysql.connect(db=database, autocommit=False, **MYSQL)
-    try:
-        async with conn.cursor() as cur:
-            for statement in statements:
-                await cur.execute(statement, params or None)
-            rows = await cur.fetchall()
-        await conn.commit()
-        return list(rows)
-    finally:
-        conn.close()
 
 
 async def seed(database: str, n: int) -> float:
     """One program, n referees bound to 1000 referrers, n pending cash rewards due yesterday."""
     started = time.perf_counter()
     referrers = min(1000, n)
-    await _sql(
+    await sql(
         database,
         "INSERT INTO referral_program (name, description, is_active, starts_at, binding_valid_days, "
         "qualify_within_days, min_amount_fen, hold_days, referrer_reward_type, referrer_reward_value, "
@@ -54,14 +41,14 @@ async def seed(database: str, n: int) -> float:
         "VALUES ('bench', '', 1, UTC_TIMESTAMP(6) - INTERVAL 60 DAY, 30, 30, 0, 7, 'fixed_fen', 5000, 0, 'none', "
         "0, '', 30, 60, 10, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
     )
-    await _sql(
+    await sql(
         database,
         "INSERT INTO customer (openid, nickname, avatar_url, gender, referral_code, created_at, last_login_at) "
         f"SELECT CONCAT('bench-', seq), CONCAT('Bench ', seq), '', 'unknown', CONCAT('B', LPAD(seq, 9, '0')), "
         f"UTC_TIMESTAMP(6), UTC_TIMESTAMP(6) FROM seq_1_to_{n + referrers}",
     )
     # Customers 1..referrers refer; the others are referees.
-    await _sql(
+    await sql(
         database,
         "INSERT INTO referral_binding (program_id, referee_id, referrer_id, code, status, bound_at, expires_at, "
         "qualify_until, qualified_at, qualifying_consumption_id, qualifying_amount_fen, signals, flagged) "
@@ -69,7 +56,7 @@ async def seed(database: str, n: int) -> float:
         "UTC_TIMESTAMP(6) + INTERVAL 10 DAY, UTC_TIMESTAMP(6) + INTERVAL 10 DAY, UTC_TIMESTAMP(6) - INTERVAL 10 DAY, "
         f"seq, 100000, '[]', 0 FROM seq_{referrers + 1}_to_{n + referrers}",
     )
-    await _sql(
+    await sql(
         database,
         "INSERT INTO referral_reward (program_id, binding_id, referee_id, beneficiary_id, level, kind, amount_fen, "
         "points, status, signals, qualifying_consumption_id, qualifying_amount_fen, cap_month, cap_counted, "
@@ -82,48 +69,17 @@ async def seed(database: str, n: int) -> float:
 
 
 async def count(database: str, status: str) -> int:
-    rows = await _sql(database, "SELECT COUNT(*) FROM referral_reward WHERE status = %s", params=(status,))
+    rows = await sql(database, "SELECT COUNT(*) FROM referral_reward WHERE status = %s", params=(status,))
     return int(rows[0][0])
 
 
 async def reset(database: str) -> None:
-    await _sql(database, "UPDATE referral_reward SET status = 'pending', payable_at = NULL")
+    await sql(database, "UPDATE referral_reward SET status = 'pending', payable_at = NULL")
 
 
 async def run_worker_path(database: str, workers: int) -> float:
-    from arq.connections import ArqRedis, RedisSettings
-    from arq.worker import Worker
-
-    from kernel.settings import get_settings
-    from kernel.wechat.miniprogram import SandboxMiniProgram
-    from workers.settings import worker_kwargs
-
-    queue = get_settings().redis.queue_name
-    redis = ArqRedis.from_url(REDIS_URL)
-    started = time.perf_counter()
     # The cron tick and any retry enqueue the same job; with more workers, more copies race.
-    for i in range(workers):
-        await redis.enqueue_job("referrals.release_due_rewards", _job_id=f"bench-{secrets.token_hex(4)}-{i}",
-                                _queue_name=queue)
-    pool = [
-        Worker(**worker_kwargs(
-            redis_settings=RedisSettings.from_dsn(REDIS_URL), burst=True, poll_delay=0, cron_jobs=[],
-            ctx={"miniprogram": SandboxMiniProgram(), "run_relay": False}, max_jobs=1,
-        ))
-        for _ in range(workers)
-    ]
-    try:
-        await asyncio.gather(*[w.main() for w in pool])
-    finally:
-        for w in pool:
-            await w.close()
-    elapsed = time.perf_counter() - started
-    failed = sum(w.jobs_failed for w in pool)
-    await redis.delete(queue)
-    await redis.aclose()
-    if failed:
-        raise RuntimeError(f"{failed} release jobs failed")
-    return elapsed
+    return await run_jobs([("referrals.release_due_rewards", ())] * workers, workers=workers)
 
 
 async def run_bulk_sql(database: str) -> float:

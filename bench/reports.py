@@ -30,27 +30,14 @@ import time
 import warnings
 from datetime import timedelta
 
-from bench.harness import MYSQL, REDIS_URL, bench_database, bench_env, machine_line, median_of, running_server
+from bench.harness import bench_database, bench_env, machine_line, median_of, run_jobs, running_server, sql
 
 warnings.filterwarnings("ignore", message="Unknown table")
 NOW = "UTC_TIMESTAMP(6)"
 DAYS = 500
 
 
-async def _sql(database: str, *statements: str) -> list[tuple]:
-    import aiomysql
 
-    conn = await aiomysql.connect(db=database, autocommit=False, **MYSQL)
-    try:
-        rows: list = []
-        async with conn.cursor() as cur:
-            for statement in statements:
-                await cur.execute(statement)
-                rows = await cur.fetchall()
-        await conn.commit()
-        return list(rows)
-    finally:
-        conn.close()
 
 
 def _chunks(total: int, step: int = 200_000):
@@ -63,7 +50,7 @@ async def seed(database: str, customers: int, consumptions: int) -> float:
     def ago(expr: str, key: str = "seq") -> str:
         return f"{NOW} - INTERVAL ({expr}) % {DAYS} DAY - INTERVAL (({key} * 7) % 86400) SECOND"
 
-    await _sql(
+    await sql(
         database,
         "INSERT INTO customer (openid, nickname, avatar_url, gender, referral_code, created_at, last_login_at) "
         f"SELECT CONCAT('bench-', seq), CONCAT('Bench ', seq), '', 'unknown', CONCAT('B', LPAD(seq, 9, '0')), {NOW}, "
@@ -88,7 +75,7 @@ async def seed(database: str, customers: int, consumptions: int) -> float:
         "FROM booking_practitioner ORDER BY id",
     )
     for first, last in _chunks(consumptions):
-        await _sql(
+        await sql(
             database,
             "INSERT INTO points_consumption (customer_id, amount_fen, refunded_fen, source, external_ref, branch_id, "
             "points, points_reversed, points_ref, occurred_at) SELECT "
@@ -98,7 +85,7 @@ async def seed(database: str, customers: int, consumptions: int) -> float:
             f"FROM seq_{first}_to_{last}",
         )
     bookings = consumptions // 5
-    await _sql(
+    await sql(
         database,
         "INSERT INTO points_consumption_refund (ref, refunded_fen, points_reversed, created_at, consumption_id) "
         "SELECT CONCAT('refund-', id), refunded_fen, 0, occurred_at + INTERVAL 1 DAY, id FROM points_consumption "
@@ -180,7 +167,7 @@ async def seed(database: str, customers: int, consumptions: int) -> float:
 
 async def add_new_rows(database: str, customers: int, consumptions: int, new: int) -> None:
     """`new` consumptions in the last day (ids after the seeded ones) and a refund per 50 of them."""
-    await _sql(
+    await sql(
         database,
         "INSERT INTO points_consumption (customer_id, amount_fen, refunded_fen, source, external_ref, branch_id, "
         "points, points_reversed, points_ref, occurred_at) SELECT "
@@ -218,7 +205,7 @@ async def execute_marks(conn) -> None:
 async def checksums(database: str) -> dict[str, tuple]:
     out = {}
     for table, columns in CHECKSUMS.items():
-        rows = await _sql(database, f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', {columns}))), 0) FROM {table}")
+        rows = await sql(database, f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', {columns}))), 0) FROM {table}")
         out[table] = tuple(int(x) for x in rows[0])
     return out
 
@@ -256,31 +243,7 @@ async def fold_consumption_family() -> float:
 
 
 async def run_fold_job() -> float:
-    from arq.connections import ArqRedis, RedisSettings
-    from arq.worker import Worker
-
-    from kernel.settings import get_settings
-    from kernel.wechat.miniprogram import SandboxMiniProgram
-    from workers.settings import worker_kwargs
-
-    queue = get_settings().redis.queue_name
-    redis = ArqRedis.from_url(REDIS_URL)
-    started = time.perf_counter()
-    await redis.enqueue_job("reports.fold", _job_id=f"bench-{secrets.token_hex(6)}", _queue_name=queue)
-    worker = Worker(**worker_kwargs(
-        redis_settings=RedisSettings.from_dsn(REDIS_URL), burst=True, poll_delay=0, cron_jobs=[],
-        ctx={"miniprogram": SandboxMiniProgram(), "run_relay": False}, max_jobs=1,
-    ))
-    try:
-        await worker.main()
-    finally:
-        await worker.close()
-    elapsed = time.perf_counter() - started
-    await redis.delete(queue)
-    await redis.aclose()
-    if worker.jobs_failed:
-        raise RuntimeError("the fold job failed")
-    return elapsed
+    return await run_jobs([("reports.fold", ())])
 
 
 async def report_latencies(database: str, repeat: int) -> list[tuple[str, str, list[float]]]:
@@ -356,7 +319,7 @@ async def main(customers: int, consumptions: int, new: int, repeat: int) -> None
 
             bulk_runs = [await whole_rebuild()]  # also puts every cursor at the seeded tops
             await add_new_rows(database, customers, consumptions, new)
-            refund_top = int((await _sql(database, "SELECT MAX(id) FROM points_consumption_refund "
+            refund_top = int((await sql(database, "SELECT MAX(id) FROM points_consumption_refund "
                                                    f"WHERE consumption_id <= {consumptions}"))[0][0])
             sales_runs, fold_runs = [], []
             for _ in range(repeat):

@@ -38,3 +38,9 @@ class RefundKeyReused(Conflict):
 class QuoteChanged(Conflict):
     code = "quote_changed"
     default_message = "The amount to pay changed since the quote (a balance, coupon or price moved); quote again."
+
+
+class OrderKeyReused(Conflict):
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was used for a different purchase (other items, coupon or sources)."
+

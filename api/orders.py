@@ -113,6 +113,15 @@ class CustomerOrderController(Controller):
 
         return await db.run(work)
 
+    @post("/{order_id:int}/cancel", status_code=HTTP_200_OK,
+          summary="Cancel my unpaid order now: the coupon, points and stored value it took come back",
+          description="Only an order waiting for payment: a paid one is `409 order_already_paid` (ask for a "
+                      "refund), one being paid right now `409 order_being_paid`. Cancelling a closed order "
+                      "again answers the same closed order and gives nothing back twice.")
+    async def cancel(self, customer_id: int, order_id: int, gateway: PaymentGateway, db: Db) -> OrderOut:
+        order = await payments.cancel_by_customer(gateway, customer_id, order_id)
+        return OrderOut.of(order, await db.run(service.lines_of, order.id))
+
     @post("/{order_id:int}/pay", status_code=HTTP_200_OK, summary="Parameters for wx.requestPayment")
     async def pay(self, customer_id: int, order_id: int, gateway: PaymentGateway) -> RequestPaymentParams:
         return await payments.start_payment(gateway, customer_id, order_id)

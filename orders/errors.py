@@ -44,3 +44,12 @@ class OrderKeyReused(Conflict):
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was used for a different purchase (other items, coupon or sources)."
 
+
+class OrderAlreadyPaid(Conflict):
+    code = "order_already_paid"
+    default_message = "This order is paid: it can no longer be cancelled (ask for a refund instead)."
+
+
+class OrderBeingPaid(Conflict):
+    code = "order_being_paid"
+    default_message = "This order is being paid right now; look at it again in a moment."

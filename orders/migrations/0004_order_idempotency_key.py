@@ -23,6 +23,6 @@ class Migration(migrations.Migration):
         ),
         ops.AddConstraint(
             model_name='Order',
-            constraint=UniqueConstraint(fields=('customer_id', 'idempotency_key'), name='uid_shop_order_customer_idempotency_key'),
+            constraint=UniqueConstraint(fields=('customer_id', 'idempotency_key'), name=None),
         ),
     ]

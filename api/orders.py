@@ -51,8 +51,9 @@ PurchaseIdempotencyKey = Annotated[
     str | None,
     Parameter(header="Idempotency-Key", required=False, min_length=8, max_length=64,
               pattern=r"^[A-Za-z0-9._:\-]+$",
-              description="Optional (older clients send none): a key the mini-program generates per purchase and "
-                          "repeats on retry, kept per customer; the same key returns the same order (200)"),
+              description="Optional (older clients send none): a key the mini-program generates per "
+                          "purchase and repeats on retry, kept per customer; the same key returns the same "
+                          "order (200)"),
 ]
 
 
@@ -83,16 +84,17 @@ class CustomerOrderController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED,
           summary="Buy from the catalogue: the sources are taken now, WeChat Pay (POST .../pay) for the rest",
-          description="Send an `Idempotency-Key` (optional, recommended): a retry with the same key and body "
-                      "returns the same order as it is now (200) and takes nothing again; the same key with "
-                      "another body is `409 idempotency_key_reused`. Without a key every call is a new order.",
+          description="Send an `Idempotency-Key` (optional, recommended): a retry with the same key and "
+                      "body returns the same order as it is now (200) and takes nothing again; the same key "
+                      "with another body is `409 idempotency_key_reused`. Without a key each call is a new "
+                      "order.",
           responses={200: ResponseSpec(data_container=OrderOut,
-                                       description="The order this Idempotency-Key already placed, as it is now")})
+                                       description="The order this key already placed, as it is now")})
     async def purchase(self, db: Db, customer_id: int, data: PurchaseRequest,
                        idempotency_key: PurchaseIdempotencyKey = None) -> Response[OrderOut]:
         # The body as decoded (defaults filled in), so a retry that spells the same purchase differently
         # (a default written out, keys in another order) is still the same purchase.
-        digest = hashlib.sha256(msgspec.json.encode(data)).hexdigest() if idempotency_key is not None else None
+        digest = None if idempotency_key is None else hashlib.sha256(msgspec.json.encode(data)).hexdigest()
 
         async def work(conn: BaseDBAsyncClient) -> tuple[OrderOut, bool]:
             order, placed = await checkout.place_order(

@@ -325,12 +325,12 @@ class CouponOccasion(StrEnum):
 
 
 class CouponRule(Model):
-    """The coupon template the CRM gives on an occasion (birthday, a completed visit), set by campaign staff."""
+    """The coupon template the CRM gives on an occasion (birthday, a completed visit), set by staff."""
 
     occasion = fields.CharEnumField(CouponOccasion, max_length=16, primary_key=True)
     # None: no coupon on this occasion.
     coupon_template_id = fields.BigIntField(null=True)
-    # Birthday only: whether the birthday voucher is still given beside the coupon (False: the coupon instead).
+    # Birthday only: whether the birthday voucher is still given beside the coupon (False: coupon instead).
     with_voucher = fields.BooleanField(default=True)
     updated_at = fields.DatetimeField()
     updated_by_staff_id = fields.BigIntField(null=True)

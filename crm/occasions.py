@@ -1,6 +1,6 @@
-"""Moments the CRM acts on by itself: the birthday gift (once a year), the coupon after a completed visit (once
-per booking), the follow-up of consultations that did not convert (咨询回访), and the coupon rules staff set
-for the first two."""
+"""Moments the CRM acts on by itself: the birthday gift (once a year), the coupon after a completed visit
+(once per booking), the follow-up of consultations that did not convert (咨询回访), and the coupon rules
+staff set for the first two."""
 
 from __future__ import annotations
 
@@ -16,17 +16,18 @@ from kernel import clock
 
 
 async def coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion) -> CouponRule:
-    """The occasion's rule; an occasion staff never set gives no coupon (and the birthday voucher as before)."""
+    """The occasion's rule; one staff never set gives no coupon (and the birthday voucher, as before)."""
     rule = await CouponRule.get_or_none(occasion=occasion).using_db(conn)
-    return rule or CouponRule(occasion=occasion, coupon_template_id=None, with_voucher=True, updated_at=clock.now())
+    return rule or CouponRule(occasion=occasion, coupon_template_id=None, with_voucher=True,
+                              updated_at=clock.now())
 
 
 async def coupon_rules(conn: BaseDBAsyncClient) -> list[CouponRule]:
     return [await coupon_rule(conn, occasion) for occasion in CouponOccasion]
 
 
-async def set_coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion, *, coupon_template_id: int | None,
-                          with_voucher: bool, staff_id: int) -> CouponRule:
+async def set_coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion, *,
+                          coupon_template_id: int | None, with_voucher: bool, staff_id: int) -> CouponRule:
     """Staff name the coupon template of an occasion (None: no coupon). An unknown or switched-off template is
     refused naming the field; the birthday gives at least something (a voucher, a coupon or both)."""
     if coupon_template_id is not None:
@@ -36,7 +37,8 @@ async def set_coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion, *, 
     if occasion == CouponOccasion.after_visit:
         with_voucher = False  # the after-visit gift is a coupon only
     elif not with_voucher and coupon_template_id is None:
-        raise InvalidCouponRule("The birthday gift needs the voucher, a coupon or both.", field="with_voucher")
+        raise InvalidCouponRule("The birthday gift needs the voucher, a coupon or both.",
+                                field="with_voucher")
     values = dict(coupon_template_id=coupon_template_id, with_voucher=with_voucher, updated_at=clock.now(),
                   updated_by_staff_id=staff_id)
     if not await CouponRule.filter(occasion=occasion).using_db(conn).update(**values):
@@ -124,10 +126,10 @@ async def consultation_chunk(conn: BaseDBAsyncClient, limit: int = 500) -> tuple
 
 
 async def visit_coupon(conn: BaseDBAsyncClient, booking_id: int) -> int | None:
-    """The after-visit coupon of a completed booking (the `crm.visit_completed` job the booking room writes when
-    the front desk completes it): once per booking, whatever runs twice, by the coupon's unique (source 'visit',
-    ref 'booking:<id>', customer). No rule, an opted-out customer (PIPL: a coupon is marketing), a booking not
-    completed, or a customer at the template's limit: nothing. Returns the coupon's id."""
+    """The after-visit coupon of a completed booking (the `crm.visit_completed` job the booking room writes
+    when the front desk completes it): once per booking, whatever runs twice, by the coupon's unique (source
+    'visit', ref 'booking:<id>', customer). No rule, an opted-out customer (PIPL: a coupon to come back is
+    marketing), a booking not completed, or a customer at the template's limit: nothing. Returns its id."""
     rule = await coupon_rule(conn, CouponOccasion.after_visit)
     if rule.coupon_template_id is None:
         return None

@@ -64,8 +64,9 @@ def quiet_until(now: datetime) -> datetime | None:
 
 async def create_outreach(conn: BaseDBAsyncClient, values: dict[str, Any], *, staff_id: int) -> Outreach:
     await segments.get_segment(conn, values["segment_id"])
-    if not values.get("voucher_title") and not values.get("template_id") and values.get("coupon_template_id") is None:
-        raise InvalidOutreach("An outreach gives a voucher or a coupon, sends a message, or several of these.",
+    gives = values.get("voucher_title") or values.get("coupon_template_id") is not None
+    if not gives and not values.get("template_id"):
+        raise InvalidOutreach("An outreach gives a voucher or a coupon, sends a message, or several.",
                               field="voucher_title")
     if values.get("coupon_template_id") is not None:
         problem = await partners.coupon_template_problem(conn, values["coupon_template_id"])

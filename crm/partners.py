@@ -1,9 +1,9 @@
 """Calls into other rooms (points_mall, booking, campaigns, referrals, orders) and the reads of their tables.
 
 Every cross-room call of the CRM room goes through this module (coupons: the orders room's `issue_coupon`), so
-the seams are in one place. The set-based reads the segment compiler and the nightly scoring need (a subquery per condition, an aggregate
-per chunk of customers) are SQL over other rooms' tables; they live here, named in the CRM's words, so a
-room that renames a column has one file to look at. Other rooms never import crm.
+the seams are in one place. The set-based reads the segment compiler and the nightly scoring need (a subquery
+per condition, an aggregate per chunk of customers) are SQL over other rooms' tables; they live here, named
+in the CRM's words, so a room that renames a column has one file to look at. Other rooms never import crm.
 """
 
 from __future__ import annotations
@@ -261,8 +261,9 @@ async def issue_visit_coupon(conn: BaseDBAsyncClient, *, booking_id: int, custom
 
 async def completed_visit(conn: BaseDBAsyncClient, booking_id: int) -> dict[str, Any] | None:
     """The booking's customer when it is completed (booking room's table), else None."""
-    rows = await sql.fetch(conn, "SELECT id, customer_id FROM booking_booking WHERE id = %s AND status = 'completed'",
-                           [booking_id])
+    rows = await sql.fetch(
+        conn, "SELECT id, customer_id FROM booking_booking WHERE id = %s AND status = 'completed'",
+        [booking_id])
     return rows[0] if rows else None
 
 

@@ -243,9 +243,9 @@ class OutreachCreate(msgspec.Struct, forbid_unknown_fields=True):
     voucher_title: Annotated[str, msgspec.Meta(max_length=128)] = ""
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30
     voucher_service_id: int | None = None
-    # None: unlimited; otherwise the recipients given a gift (the voucher, the coupon or both) never exceed it.
+    # None: unlimited; otherwise recipients given a gift (the voucher, the coupon or both) never exceed it.
     voucher_stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
-    # A coupon template (/admin/shop/coupon-templates) given with or instead of the voucher, once per customer.
+    # A coupon template (/admin/shop/coupon-templates) given with or instead of the voucher, once each.
     coupon_template_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
     template_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
     message_page: Annotated[str, msgspec.Meta(max_length=128)] = ""

@@ -1,5 +1,5 @@
-"""Coupons from the CRM: an outreach and the birthday gift may name a coupon template, and staff set the coupon
-rules of occasions (birthday, after a visit)."""
+"""Coupons from the CRM: an outreach and the birthday gift may name a coupon template, and staff set
+the coupon rules of occasions (birthday, after a visit)."""
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 ('updated_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('updated_by_staff_id', fields.BigIntField(null=True)),
             ],
-            options={'table': 'crm_coupon_rule', 'app': 'crm', 'pk_attr': 'occasion', 'table_description': 'The coupon template the CRM gives on an occasion (birthday, a completed visit), set by campaign staff.'},
+            options={'table': 'crm_coupon_rule', 'app': 'crm', 'pk_attr': 'occasion', 'table_description': 'The coupon template the CRM gives on an occasion (birthday, a completed visit), set by staff.'},
             bases=['Model'],
         ),
         ops.AddField(

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from kernel.db import transaction
 from orders import stored_value
 from orders.models import Order, OrderStatus
 from orders.product_models import Coupon, CouponStatus
-from points_mall.ledger import spendable
 from tests.factories import customer_headers, make_customer
 from tests.orders.factories import run_jobs
 from tests.orders.shop_factories import (
@@ -20,12 +18,8 @@ from tests.orders.shop_factories import (
     give_stored_value,
     make_product,
     make_template,
+    points_of,
 )
-
-
-async def points_of(customer_id: int) -> int:
-    async with transaction() as conn:
-        return await spendable(conn, customer_id)
 
 
 async def order_with_every_source(client):

@@ -290,8 +290,8 @@ class OutreachOut(msgspec.Struct):
 # --- coupon rules of occasions ------------------------------------------------------------------------
 
 class CouponRuleUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    """coupon_template_id: the template given on the occasion (null: none); with_voucher: birthday only, whether
-    the birthday voucher is still given beside the coupon."""
+    """coupon_template_id: the template given on the occasion (null: none); with_voucher: birthday only,
+    whether the birthday voucher is still given beside the coupon."""
 
     coupon_template_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
     with_voucher: bool = True

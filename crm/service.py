@@ -26,9 +26,11 @@ from crm.tags import (
 )
 
 __all__ = [
-    "cancel_outreach", "count_members", "coupon_rules", "create_channel", "create_outreach", "create_segment", "create_tag",
+    "cancel_outreach", "count_members", "coupon_rules", "create_channel", "create_outreach", "create_segment",
+    "create_tag",
     "delete_segment", "delete_tag", "get_channel", "get_outreach", "get_rfm_rules", "get_segment", "get_tag",
     "import_skin_csv", "marketing_state", "put_manual_tag", "record_acceptances", "record_at_first_login",
-    "record_skin_analysis", "schedule_outreach", "set_coupon_rule", "set_opt_out", "take_off_manual_tag", "update_channel",
+    "record_skin_analysis", "schedule_outreach", "set_coupon_rule", "set_opt_out", "take_off_manual_tag",
+    "update_channel",
     "update_rfm_rules", "update_segment", "update_tag", "validate_rule",
 ]

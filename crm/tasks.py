@@ -139,7 +139,7 @@ async def consultation_follow_ups(ctx: dict[str, Any]) -> int:
 
 
 async def visit_completed(ctx: dict[str, Any], booking_id: int) -> int | None:
-    """The booking room wrote this job by name when the front desk completed a visit: the after-visit coupon."""
+    """Written by name by the booking room when the front desk completes a visit: the after-visit coupon."""
     return await run_job_transaction(ctx, occasions.visit_coupon, int(booking_id))
 
 

@@ -157,7 +157,8 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
 
     points_available, points_account = await partners.lock_points(conn, customer_id)
     if idempotency_key is not None:
-        existing = await Order.get_or_none(customer_id=customer_id, idempotency_key=idempotency_key).using_db(conn)
+        existing = await Order.get_or_none(
+            customer_id=customer_id, idempotency_key=idempotency_key).using_db(conn)
         if existing is not None:
             if existing.request_digest != request_digest:
                 raise OrderKeyReused(field="Idempotency-Key", order_id=existing.id)

@@ -42,7 +42,7 @@ class QuoteChanged(Conflict):
 
 class OrderKeyReused(Conflict):
     code = "idempotency_key_reused"
-    default_message = "This Idempotency-Key was used for a different purchase (other items, coupon or sources)."
+    default_message = "This Idempotency-Key was used for another purchase (other items, coupon or sources)."
 
 
 class OrderAlreadyPaid(Conflict):

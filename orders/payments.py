@@ -15,7 +15,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from orders import service
-from orders.errors import OrderAlreadyPaid, OrderBeingPaid, OrderNotFound, OrderNotPayable, PaymentWindowClosed
+from orders.errors import (
+    OrderAlreadyPaid, OrderBeingPaid, OrderNotFound, OrderNotPayable, PaymentWindowClosed,
+)
 from orders.gateway import (
     GatewayRefused,
     NotificationRejected,

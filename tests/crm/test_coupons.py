@@ -1,7 +1,7 @@
-"""Coupons from the CRM (orders room's templates, through crm/partners.py): an outreach gives one once per outreach
-and customer within its stock, never to the opted-out or the holdout; the birthday gift gives one once per customer
-and year (with or instead of its voucher); a visit the front desk completes gives the after-visit coupon once per
-booking. An unknown or switched-off template is refused naming the field."""
+"""Coupons from the CRM (orders room's templates, through crm/partners.py): an outreach gives one once per
+outreach and customer within its stock, never to the opted-out or the holdout; the birthday gift gives one once
+per customer and year (with or instead of its voucher); a visit the front desk completes gives the after-visit
+coupon once per booking. An unknown or switched-off template is refused naming the field."""
 
 from __future__ import annotations
 

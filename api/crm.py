@@ -19,7 +19,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from crm import service, views
-from crm.models import RfmClass, TagKind
+from crm.models import CouponOccasion, RfmClass, TagKind
 from crm.schemas import (
     Acquired,
     ChannelCreate,
@@ -39,6 +39,8 @@ from crm.schemas import (
     MemberPage,
     MovementOut,
     MovementPage,
+    CouponRuleOut,
+    CouponRuleUpdate,
     OutreachCreate,
     OutreachOut,
     OutreachPage,
@@ -410,6 +412,32 @@ class OutreachController(Controller):
         return OutreachOut.of(outreach)
 
 
+class CouponRuleController(Controller):
+    """The coupon the CRM gives on an occasion: the birthday gift (with or instead of its voucher) and the
+    coupon after a visit the front desk completes."""
+
+    path = "/admin/crm/coupon-rules"
+    tags = ["staff: crm"]
+    guards = [staff_only("campaign")]
+    dependencies = {"staff": Provide(provide_staff)}
+
+    @get("/", summary="The coupon of each occasion (birthday, after a visit)")
+    async def list_rules(self, db: Db) -> list[CouponRuleOut]:
+        return [CouponRuleOut.of(r) for r in await db.run(service.coupon_rules)]
+
+    @put("/{occasion:str}", summary="Name the coupon template of an occasion (null: no coupon)")
+    async def set_rule(self, db: Db, occasion: CouponOccasion, data: CouponRuleUpdate,
+                       staff: Principal) -> CouponRuleOut:
+        rule = await _audited(
+            db, staff, lambda conn: service.set_coupon_rule(
+                conn, occasion, coupon_template_id=data.coupon_template_id, with_voucher=data.with_voucher,
+                staff_id=staff.id),
+            "crm.coupon_rule_set", "crm_coupon_rule", target_id=occasion.value,
+            detail={"coupon_template_id": data.coupon_template_id, "with_voucher": data.with_voucher},
+        )
+        return CouponRuleOut.of(rule)
+
+
 class ChannelController(Controller):
     path = "/admin/crm/channels"
     tags = ["staff: crm"]
@@ -495,6 +523,7 @@ ROUTES = [
     RfmController,
     SegmentController,
     OutreachController,
+    CouponRuleController,
     ChannelController,
     StaffRewardController,
     MyMarketingController,

@@ -3,6 +3,7 @@ notifications (/payments), the sandbox trigger (/sandbox, sandbox gateway only),
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from typing import Annotated
 
@@ -46,6 +47,16 @@ RefundIdempotencyKey = Annotated[
 ]
 
 
+PurchaseIdempotencyKey = Annotated[
+    str | None,
+    Parameter(header="Idempotency-Key", required=False, min_length=8, max_length=64,
+              pattern=r"^[A-Za-z0-9._:\-]+$",
+              description="Optional (older clients send none): a key the mini-program generates per "
+                          "purchase and repeats on retry, kept per customer; the same key returns the same "
+                          "order (200)"),
+]
+
+
 async def provide_gateway(state: State) -> PaymentGateway:
     return gateway_from(state)
 
@@ -72,16 +83,29 @@ class CustomerOrderController(Controller):
         return QuoteOut.of(q)
 
     @post("/", status_code=HTTP_201_CREATED,
-          summary="Buy from the catalogue: the sources are taken now, WeChat Pay (POST .../pay) for the rest")
-    async def purchase(self, db: Db, customer_id: int, data: PurchaseRequest) -> OrderOut:
-        async def work(conn: BaseDBAsyncClient) -> OrderOut:
-            order, _ = await checkout.place_order(
+          summary="Buy from the catalogue: the sources are taken now, WeChat Pay (POST .../pay) for the rest",
+          description="Send an `Idempotency-Key` (optional, recommended): a retry with the same key and "
+                      "body returns the same order as it is now (200) and takes nothing again; the same key "
+                      "with another body is `409 idempotency_key_reused`. Without a key each call is a new "
+                      "order.",
+          responses={200: ResponseSpec(data_container=OrderOut,
+                                       description="The order this key already placed, as it is now")})
+    async def purchase(self, db: Db, customer_id: int, data: PurchaseRequest,
+                       idempotency_key: PurchaseIdempotencyKey = None) -> Response[OrderOut]:
+        # The body as decoded (defaults filled in), so a retry that spells the same purchase differently
+        # (a default written out, keys in another order) is still the same purchase.
+        digest = None if idempotency_key is None else hashlib.sha256(msgspec.json.encode(data)).hexdigest()
+
+        async def work(conn: BaseDBAsyncClient) -> tuple[OrderOut, bool]:
+            order, placed = await checkout.place_order(
                 conn, customer_id, [(i.product_id, i.quantity) for i in data.items], coupon_id=data.coupon_id,
                 points_limit=data.max_points, use_points=data.use_points, use_stored_value=data.use_stored_value,
-                expected_wechat_fen=data.expected_wechat_fen)
-            return OrderOut.of(order, await service.lines_of(conn, order.id))
+                expected_wechat_fen=data.expected_wechat_fen, idempotency_key=idempotency_key,
+                request_digest=digest)
+            return OrderOut.of(order, await service.lines_of(conn, order.id)), placed is not None
 
-        return await db.run(work)
+        view, created = await db.run(work)
+        return Response(msgspec.to_builtins(view), status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
     @get("/{order_id:int}", summary="One of my orders")
     async def get_order(self, db: Db, customer_id: int, order_id: int) -> OrderOut:
@@ -90,6 +114,15 @@ class CustomerOrderController(Controller):
             return OrderOut.of(order, await service.lines_of(conn, order.id))
 
         return await db.run(work)
+
+    @post("/{order_id:int}/cancel", status_code=HTTP_200_OK,
+          summary="Cancel my unpaid order now: the coupon, points and stored value it took come back",
+          description="Only an order waiting for payment: a paid one is `409 order_already_paid` (ask for a "
+                      "refund), one being paid right now `409 order_being_paid`. Cancelling a closed order "
+                      "again answers the same closed order and gives nothing back twice.")
+    async def cancel(self, customer_id: int, order_id: int, gateway: PaymentGateway, db: Db) -> OrderOut:
+        order = await payments.cancel_by_customer(gateway, customer_id, order_id)
+        return OrderOut.of(order, await db.run(service.lines_of, order.id))
 
     @post("/{order_id:int}/pay", status_code=HTTP_200_OK, summary="Parameters for wx.requestPayment")
     async def pay(self, customer_id: int, order_id: int, gateway: PaymentGateway) -> RequestPaymentParams:

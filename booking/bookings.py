@@ -247,7 +247,7 @@ _TRANSITIONS = {
 async def transition(conn: BaseDBAsyncClient, booking_id: int, action: str) -> Booking:
     """booked → arrived → completed, booked → no_show; anything else is refused.
 
-    Completing enqueues the follow-up job (after commit, through the outbox).
+    Completing enqueues the follow-up job and the CRM's after-visit job (after commit, through the outbox).
     """
     source, target, stamp = _TRANSITIONS[action]
     booking = await get_booking(conn, booking_id)
@@ -267,6 +267,9 @@ async def transition(conn: BaseDBAsyncClient, booking_id: int, action: str) -> B
         raise IllegalTransition(status="changed", to=target.value)
     if action == "complete":
         await enqueue(conn, "booking.create_follow_ups", booking.id)
+        # The CRM gives its after-visit coupon; named, not imported (the booking room imports no other room,
+        # as the points room tells referrals: docs/architecture.md).
+        await enqueue(conn, "crm.visit_completed", booking.id)
     return await Booking.get(id=booking.id, using_db=conn)
 
 

@@ -70,3 +70,8 @@ class ChannelNotFound(NotFound):
 class ChannelCodeTaken(Conflict):
     code = "acquisition_channel_code_taken"
     default_message = "That code or scene is already used by another channel."
+
+
+class InvalidCouponRule(ValidationFailed):
+    code = "invalid_coupon_rule"
+    default_message = "The coupon rule is not consistent."

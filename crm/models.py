@@ -254,6 +254,9 @@ class Outreach(Model):
     # None = as many as there are recipients; otherwise issued never exceeds it (conditional update).
     voucher_stock = fields.IntField(null=True)
     vouchers_issued = fields.IntField(default=0)
+    # A coupon (orders room's template) given with or instead of the voucher; voucher_stock caps both gifts.
+    coupon_template_id = fields.BigIntField(null=True)
+    coupons_issued = fields.IntField(default=0, db_default=0)
     template_id = fields.CharField(max_length=64, default="")
     message_page = fields.CharField(max_length=128, default="")
     message_data = fields.JSONField(default=dict)
@@ -286,6 +289,9 @@ class OutreachRecipient(Model):
     # "issued", "no_stock", "skipped" (opted out), or "" when the outreach gives no voucher / holdout.
     voucher_outcome = fields.CharField(max_length=16, default="")
     voucher_id = fields.BigIntField(null=True)
+    # "issued", "no_stock", "limit_reached" (the template's per-customer limit), or "" (no coupon / holdout).
+    coupon_outcome = fields.CharField(max_length=16, default="", db_default="")
+    coupon_id = fields.BigIntField(null=True)
     # "claimed" → "sent" | "failed"; "skipped" with a reason; "" when there is no message / holdout.
     message_outcome = fields.CharField(max_length=16, default="")
     skip_reason = fields.CharField(max_length=32, default="")
@@ -305,11 +311,32 @@ class BirthdayGift(Model):
     customer_id = fields.BigIntField()
     year = fields.IntField()
     voucher_id = fields.BigIntField(null=True)
+    coupon_id = fields.BigIntField(null=True)
     created_at = fields.DatetimeField()
 
     class Meta:
         table = "crm_birthday_gift"
         unique_together = (("customer_id", "year"),)
+
+
+class CouponOccasion(StrEnum):
+    birthday = "birthday"
+    after_visit = "after_visit"
+
+
+class CouponRule(Model):
+    """The coupon template the CRM gives on an occasion (birthday, a completed visit), set by staff."""
+
+    occasion = fields.CharEnumField(CouponOccasion, max_length=16, primary_key=True)
+    # None: no coupon on this occasion.
+    coupon_template_id = fields.BigIntField(null=True)
+    # Birthday only: whether the birthday voucher is still given beside the coupon (False: coupon instead).
+    with_voucher = fields.BooleanField(default=True)
+    updated_at = fields.DatetimeField()
+    updated_by_staff_id = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "crm_coupon_rule"
 
 
 class ConsultationFollowUp(Model):

@@ -1,5 +1,6 @@
-"""Moments the CRM acts on by itself: the birthday gift (once a year) and the follow-up of consultations
-that did not convert (咨询回访)."""
+"""Moments the CRM acts on by itself: the birthday gift (once a year), the coupon after a completed visit
+(once per booking), the follow-up of consultations that did not convert (咨询回访), and the coupon rules
+staff set for the first two."""
 
 from __future__ import annotations
 
@@ -8,9 +9,41 @@ from datetime import datetime, time, timedelta
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from crm import partners, sql
-from crm.models import BirthdayGift, ConsultationFollowUp
+from crm.errors import InvalidCouponRule
+from crm.models import BirthdayGift, ConsultationFollowUp, CouponOccasion, CouponRule, MarketingProfile
 from crm.settings import get_crm_settings
 from kernel import clock
+
+
+async def coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion) -> CouponRule:
+    """The occasion's rule; one staff never set gives no coupon (and the birthday voucher, as before)."""
+    rule = await CouponRule.get_or_none(occasion=occasion).using_db(conn)
+    return rule or CouponRule(occasion=occasion, coupon_template_id=None, with_voucher=True,
+                              updated_at=clock.now())
+
+
+async def coupon_rules(conn: BaseDBAsyncClient) -> list[CouponRule]:
+    return [await coupon_rule(conn, occasion) for occasion in CouponOccasion]
+
+
+async def set_coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion, *,
+                          coupon_template_id: int | None, with_voucher: bool, staff_id: int) -> CouponRule:
+    """Staff name the coupon template of an occasion (None: no coupon). An unknown or switched-off template is
+    refused naming the field; the birthday gives at least something (a voucher, a coupon or both)."""
+    if coupon_template_id is not None:
+        problem = await partners.coupon_template_problem(conn, coupon_template_id)
+        if problem:
+            raise InvalidCouponRule(problem, field="coupon_template_id")
+    if occasion == CouponOccasion.after_visit:
+        with_voucher = False  # the after-visit gift is a coupon only
+    elif not with_voucher and coupon_template_id is None:
+        raise InvalidCouponRule("The birthday gift needs the voucher, a coupon or both.",
+                                field="with_voucher")
+    values = dict(coupon_template_id=coupon_template_id, with_voucher=with_voucher, updated_at=clock.now(),
+                  updated_by_staff_id=staff_id)
+    if not await CouponRule.filter(occasion=occasion).using_db(conn).update(**values):
+        await CouponRule.create(occasion=occasion, **values, using_db=conn)
+    return await coupon_rule(conn, occasion)
 
 
 async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> tuple[int, int]:
@@ -31,6 +64,7 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
     if not rows:
         return 0, 0
     settings = get_crm_settings()
+    rule = await coupon_rule(conn, CouponOccasion.birthday)
     zone = clock.clinic_zone()
     valid_until = datetime.combine(today + timedelta(days=settings.birthday_voucher_valid_days), time(0), tzinfo=zone)
     given = 0
@@ -41,13 +75,18 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
                                        ignore_conflicts=True, using_db=conn)
         gift = await BirthdayGift.filter(customer_id=customer_id, year=today.year).using_db(
             conn).select_for_update().first()
-        if gift.voucher_id is not None:
+        if gift.voucher_id is not None or gift.coupon_id is not None:
             continue
-        gift.voucher_id = await partners.issue_birthday_voucher(
-            conn, customer_id=customer_id, year=today.year, title=settings.birthday_voucher_title,
-            valid_until=valid_until,
-        )
-        await gift.save(using_db=conn, update_fields=["voucher_id"])
+        if rule.with_voucher:
+            gift.voucher_id = await partners.issue_birthday_voucher(
+                conn, customer_id=customer_id, year=today.year, title=settings.birthday_voucher_title,
+                valid_until=valid_until,
+            )
+        if rule.coupon_template_id is not None:
+            # Once per customer and year: the coupon's ref is the year (its unique key holds the customer).
+            gift.coupon_id = await partners.issue_birthday_coupon(
+                conn, customer_id=customer_id, year=today.year, template_id=rule.coupon_template_id)
+        await gift.save(using_db=conn, update_fields=["voucher_id", "coupon_id"])
         given += 1
     return int(rows[-1]["id"]), given
 
@@ -84,3 +123,22 @@ async def consultation_chunk(conn: BaseDBAsyncClient, limit: int = 500) -> tuple
             ignore_conflicts=True, using_db=conn,
         )
     return len(visits), created
+
+
+async def visit_coupon(conn: BaseDBAsyncClient, booking_id: int) -> int | None:
+    """The after-visit coupon of a completed booking (the `crm.visit_completed` job the booking room writes
+    when the front desk completes it): once per booking, whatever runs twice, by the coupon's unique (source
+    'visit', ref 'booking:<id>', customer). No rule, an opted-out customer (PIPL: a coupon to come back is
+    marketing), a booking not completed, or a customer at the template's limit: nothing. Returns its id."""
+    rule = await coupon_rule(conn, CouponOccasion.after_visit)
+    if rule.coupon_template_id is None:
+        return None
+    visit = await partners.completed_visit(conn, booking_id)
+    if visit is None:
+        return None
+    customer_id = int(visit["customer_id"])
+    profile = await MarketingProfile.get_or_none(customer_id=customer_id).using_db(conn)
+    if profile is not None and profile.marketing_opt_out:
+        return None
+    return await partners.issue_visit_coupon(conn, booking_id=booking_id, customer_id=customer_id,
+                                             template_id=rule.coupon_template_id)

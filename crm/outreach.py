@@ -64,8 +64,14 @@ def quiet_until(now: datetime) -> datetime | None:
 
 async def create_outreach(conn: BaseDBAsyncClient, values: dict[str, Any], *, staff_id: int) -> Outreach:
     await segments.get_segment(conn, values["segment_id"])
-    if not values.get("voucher_title") and not values.get("template_id"):
-        raise InvalidOutreach("An outreach gives a voucher, sends a message, or both.", field="voucher_title")
+    gives = values.get("voucher_title") or values.get("coupon_template_id") is not None
+    if not gives and not values.get("template_id"):
+        raise InvalidOutreach("An outreach gives a voucher or a coupon, sends a message, or several.",
+                              field="voucher_title")
+    if values.get("coupon_template_id") is not None:
+        problem = await partners.coupon_template_problem(conn, values["coupon_template_id"])
+        if problem:
+            raise InvalidOutreach(problem, field="coupon_template_id")
     if not 0 <= values.get("holdout_bp", 0) <= MAX_HOLDOUT_BP:
         raise InvalidOutreach(f"The holdout is 0 to {MAX_HOLDOUT_BP} basis points.", field="holdout_bp")
     stock = values.get("voucher_stock")
@@ -170,8 +176,10 @@ async def handle_chunk(conn: BaseDBAsyncClient, outreach_id: int, *, limit: int)
     busy = (await partners.customers_with_upcoming_booking(conn, ids, now)) if outreach.skip_upcoming_booking else set()
     cap_since = now - timedelta(days=settings.marketing_cap_days)
     valid_until = now + timedelta(days=outreach.voucher_valid_days)
-    stock_left = None if outreach.voucher_stock is None else outreach.voucher_stock - outreach.vouchers_issued
-    issued = 0
+    # The stock counts recipients given a gift (the voucher, the coupon or both), on the locked outreach row.
+    given = max(outreach.vouchers_issued, outreach.coupons_issued)
+    stock_left = None if outreach.voucher_stock is None else outreach.voucher_stock - given
+    issued = coupons_issued = 0
     claimed: list[Claimed] = []
     for r in recipients:
         r.state, r.handled_at = RecipientState.handled, now
@@ -187,19 +195,30 @@ async def handle_chunk(conn: BaseDBAsyncClient, outreach_id: int, *, limit: int)
         elif r.customer_id in busy:
             r.skip_reason = "upcoming_booking"
         else:
+            in_stock = stock_left is None or stock_left > 0
             if outreach.voucher_title:
-                if stock_left is None or stock_left > 0:
+                if in_stock:
                     r.voucher_id = await partners.issue_outreach_voucher(
                         conn, outreach_id=outreach.id, customer_id=r.customer_id, title=outreach.voucher_title,
                         valid_until=valid_until, service_id=outreach.voucher_service_id,
                     )
                     r.voucher_outcome = "issued"
                     issued += 1
-                    if stock_left is not None:
-                        stock_left -= 1
                 else:
                     r.voucher_outcome = "no_stock"
                 fields += ["voucher_id", "voucher_outcome"]
+            if outreach.coupon_template_id is not None:
+                if in_stock:
+                    r.coupon_id = await partners.issue_outreach_coupon(
+                        conn, outreach_id=outreach.id, customer_id=r.customer_id,
+                        template_id=outreach.coupon_template_id)
+                    r.coupon_outcome = "issued" if r.coupon_id is not None else "limit_reached"
+                    coupons_issued += r.coupon_id is not None
+                else:
+                    r.coupon_outcome = "no_stock"
+                fields += ["coupon_id", "coupon_outcome"]
+            if stock_left is not None and (r.voucher_id is not None or r.coupon_id is not None):
+                stock_left -= 1
             if outreach.template_id:
                 consent = consents.get(r.customer_id)
                 if profile.last_marketing_at is not None and profile.last_marketing_at > cap_since:
@@ -217,9 +236,10 @@ async def handle_chunk(conn: BaseDBAsyncClient, outreach_id: int, *, limit: int)
         if r.skip_reason:
             fields.append("skip_reason")
         await r.save(using_db=conn, update_fields=sorted(set(fields)))
-    if issued:
+    if issued or coupons_issued:
         outreach.vouchers_issued += issued
-        await outreach.save(using_db=conn, update_fields=["vouchers_issued"])
+        outreach.coupons_issued += coupons_issued
+        await outreach.save(using_db=conn, update_fields=["vouchers_issued", "coupons_issued"])
     return len(recipients), claimed
 
 

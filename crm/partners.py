@@ -1,9 +1,9 @@
-"""Calls into other rooms (points_mall, booking, campaigns, referrals) and the reads of their tables.
+"""Calls into other rooms (points_mall, booking, campaigns, referrals, orders) and the reads of their tables.
 
-Every cross-room call of the CRM room goes through this module, so the seams are in one place. The
-set-based reads the segment compiler and the nightly scoring need (a subquery per condition, an aggregate
-per chunk of customers) are SQL over other rooms' tables; they live here, named in the CRM's words, so a
-room that renames a column has one file to look at. Other rooms never import crm.
+Every cross-room call of the CRM room goes through this module (coupons: the orders room's `issue_coupon`), so
+the seams are in one place. The set-based reads the segment compiler and the nightly scoring need (a subquery
+per condition, an aggregate per chunk of customers) are SQL over other rooms' tables; they live here, named
+in the CRM's words, so a room that renames a column has one file to look at. Other rooms never import crm.
 """
 
 from __future__ import annotations
@@ -210,6 +210,61 @@ async def outreach_voucher_redemptions(conn: BaseDBAsyncClient, outreach_id: int
         [OUTREACH_VOUCHER_SOURCE, f"{outreach_id}:%"],
     )
     return {int(r["customer_id"]): sql.instant(r["redeemed_at"]) for r in rows}
+
+
+# --- coupons (orders room) -----------------------------------------------------------------------
+# Each occasion has its own `source` and a ref that makes the issue once per what it stands for:
+# an outreach × customer, a customer × year, a booking (the customer is part of the coupon's unique key).
+
+async def coupon_template_problem(conn: BaseDBAsyncClient, template_id: int) -> str | None:
+    """Why staff cannot name this coupon template (unknown, switched off), or None."""
+    from orders.coupons import CouponTemplateNotFound, get_template
+
+    try:
+        template = await get_template(conn, template_id)
+    except CouponTemplateNotFound:
+        return "No such coupon template."
+    return None if template.is_active else "This coupon template is switched off."
+
+
+async def _give_coupon(conn: BaseDBAsyncClient, *, customer_id: int, template_id: int, source: str,
+                       ref: str) -> int | None:
+    """The coupon's id, or None when the customer already holds as many of the template as it allows or the
+    template was switched off since: a gift that cannot be given is skipped, never an error for the run.
+    Nothing is written before those checks, so the caller's transaction goes on."""
+    from orders.coupons import CouponLimitReached, CouponTemplateNotFound, issue_coupon
+
+    try:
+        coupon, _ = await issue_coupon(conn, customer_id, template_id, source, ref)
+    except (CouponLimitReached, CouponTemplateNotFound):
+        return None
+    return coupon.id
+
+
+async def issue_outreach_coupon(conn: BaseDBAsyncClient, *, outreach_id: int, customer_id: int,
+                                template_id: int) -> int | None:
+    return await _give_coupon(conn, customer_id=customer_id, template_id=template_id, source="outreach",
+                              ref=str(outreach_id))
+
+
+async def issue_birthday_coupon(conn: BaseDBAsyncClient, *, customer_id: int, year: int,
+                                template_id: int) -> int | None:
+    return await _give_coupon(conn, customer_id=customer_id, template_id=template_id, source="birthday",
+                              ref=str(year))
+
+
+async def issue_visit_coupon(conn: BaseDBAsyncClient, *, booking_id: int, customer_id: int,
+                             template_id: int) -> int | None:
+    return await _give_coupon(conn, customer_id=customer_id, template_id=template_id, source="visit",
+                              ref=f"booking:{booking_id}")
+
+
+async def completed_visit(conn: BaseDBAsyncClient, booking_id: int) -> dict[str, Any] | None:
+    """The booking's customer when it is completed (booking room's table), else None."""
+    rows = await sql.fetch(
+        conn, "SELECT id, customer_id FROM booking_booking WHERE id = %s AND status = 'completed'",
+        [booking_id])
+    return rows[0] if rows else None
 
 
 # --- lift: what recipients and holdout did afterwards ---------------------------------------------

@@ -10,6 +10,8 @@ import msgspec
 from crm.models import (
     AcquisitionChannel,
     ChannelKind,
+    CouponOccasion,
+    CouponRule,
     Outreach,
     OutreachStatus,
     RfmClass,
@@ -241,7 +243,10 @@ class OutreachCreate(msgspec.Struct, forbid_unknown_fields=True):
     voucher_title: Annotated[str, msgspec.Meta(max_length=128)] = ""
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 30
     voucher_service_id: int | None = None
+    # None: unlimited; otherwise recipients given a gift (the voucher, the coupon or both) never exceed it.
     voucher_stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
+    # A coupon template (/admin/shop/coupon-templates) given with or instead of the voucher, once each.
+    coupon_template_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
     template_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
     message_page: Annotated[str, msgspec.Meta(max_length=128)] = ""
     message_data: dict[Annotated[str, msgspec.Meta(max_length=32)], Annotated[str, msgspec.Meta(max_length=64)]] = {}
@@ -272,12 +277,35 @@ class OutreachOut(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    coupon_template_id: int | None = None
+    coupons_issued: int = 0
 
     @classmethod
     def of(cls, o: Outreach) -> "OutreachOut":
         return cls(o.id, o.name, o.segment_id, o.status, o.scheduled_at, o.voucher_title, o.voucher_stock,
                    o.vouchers_issued, o.template_id, o.holdout_bp, o.skip_upcoming_booking, o.lift_days,
-                   o.created_at, o.started_at, o.finished_at)
+                   o.created_at, o.started_at, o.finished_at, o.coupon_template_id, o.coupons_issued)
+
+
+# --- coupon rules of occasions ------------------------------------------------------------------------
+
+class CouponRuleUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """coupon_template_id: the template given on the occasion (null: none); with_voucher: birthday only,
+    whether the birthday voucher is still given beside the coupon."""
+
+    coupon_template_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    with_voucher: bool = True
+
+
+class CouponRuleOut(msgspec.Struct):
+    occasion: CouponOccasion
+    coupon_template_id: int | None
+    with_voucher: bool
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, rule: CouponRule) -> "CouponRuleOut":
+        return cls(rule.occasion, rule.coupon_template_id, rule.with_voucher, rule.updated_at)
 
 
 class OutreachPage(Page):

@@ -138,6 +138,11 @@ async def consultation_follow_ups(ctx: dict[str, Any]) -> int:
             return created
 
 
+async def visit_completed(ctx: dict[str, Any], booking_id: int) -> int | None:
+    """Written by name by the booking room when the front desk completes a visit: the after-visit coupon."""
+    return await run_job_transaction(ctx, occasions.visit_coupon, int(booking_id))
+
+
 async def staff_rewards(ctx: dict[str, Any]) -> dict[str, int]:
     read = decided = 0
     while n := await run_job_transaction(ctx, lambda conn: acquisition.accrue_staff_rewards_chunk(conn)):
@@ -155,6 +160,7 @@ FUNCTIONS = [
     func(birthday_gifts, name="crm.birthday_gifts", timeout=1800, max_tries=3),
     func(consultation_follow_ups, name="crm.consultation_follow_ups", timeout=600, max_tries=3),
     func(staff_rewards, name="crm.staff_rewards", timeout=1800, max_tries=3),
+    func(visit_completed, name="crm.visit_completed", timeout=60, max_tries=5),
 ]
 # Cron times are UTC: 18:50 UTC is 02:50 in Shanghai, after the day's last consumptions.
 CRON_JOBS = [

@@ -21,10 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 
 from kernel import clock
 from kernel.errors import ValidationFailed
 from orders import catalogue, coupons, partners, stored_value
+from orders.errors import OrderKeyReused
 from orders.product_models import CheckoutRule, Product, ProductKind, RefundPart
 
 LINE_KIND = {ProductKind.service: "package_card", ProductKind.package: "package_card",
@@ -140,14 +142,27 @@ async def quote(conn: BaseDBAsyncClient, customer_id: int, items: list[tuple[int
 
 async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tuple[int, int]], *,
                       coupon_id: int | None, points_limit: int | None, use_points: bool, use_stored_value: bool,
-                      expected_wechat_fen: int | None = None):
+                      expected_wechat_fen: int | None = None, idempotency_key: str | None = None,
+                      request_digest: str | None = None):
     """Quote again under the customer's lock and take every source in this one transaction: the coupon
     (conditional update), the points (ledger), the stored value (conditional update). An order with nothing
-    left for WeChat Pay is paid at once."""
+    left for WeChat Pay is paid at once.
+
+    With an `idempotency_key` (the purchase's header) the customer's order placed under that key is returned
+    as it is now, with no quote (`(order, None)`): looked up after the customer's lock, so identical requests
+    sent at once queue and all find the first one's order; the key with another `request_digest` (another
+    body) is `409 idempotency_key_reused`. The unique (customer, key) index is the backstop."""
     from orders import service
     from orders.models import Order
 
     points_available, points_account = await partners.lock_points(conn, customer_id)
+    if idempotency_key is not None:
+        existing = await Order.get_or_none(
+            customer_id=customer_id, idempotency_key=idempotency_key).using_db(conn)
+        if existing is not None:
+            if existing.request_digest != request_digest:
+                raise OrderKeyReused(field="Idempotency-Key", order_id=existing.id)
+            return existing, None
     q = await quote(conn, customer_id, items, coupon_id=coupon_id, points_limit=points_limit, use_points=use_points,
                     use_stored_value=use_stored_value, points_available=points_available,
                     points_account=points_account)
@@ -163,8 +178,12 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
     )
     split = dict(list_fen=q.list_fen, member_discount_fen=q.member_discount_fen, coupon_id=q.coupon_id,
                  coupon_fen=q.coupon_fen, points_used=q.points_used, points_cash_fen=q.points_cash_fen,
-                 stored_value_fen=q.stored_value_fen, wechat_fen=q.wechat_fen)
-    await Order.filter(id=order.id).using_db(conn).update(**split)
+                 stored_value_fen=q.stored_value_fen, wechat_fen=q.wechat_fen,
+                 idempotency_key=idempotency_key, request_digest=request_digest if idempotency_key else None)
+    try:
+        await Order.filter(id=order.id).using_db(conn).update(**split)
+    except IntegrityError:  # cannot happen while the customer is locked; refuse rather than sell twice
+        raise OrderKeyReused(field="Idempotency-Key") from None
     paid_now = q.wechat_fen == 0
     if q.coupon_id is not None:
         await coupons.take_for_order(conn, q.coupon_id, customer_id, order.id, paid=paid_now)

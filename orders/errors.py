@@ -38,3 +38,18 @@ class RefundKeyReused(Conflict):
 class QuoteChanged(Conflict):
     code = "quote_changed"
     default_message = "The amount to pay changed since the quote (a balance, coupon or price moved); quote again."
+
+
+class OrderKeyReused(Conflict):
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was used for another purchase (other items, coupon or sources)."
+
+
+class OrderAlreadyPaid(Conflict):
+    code = "order_already_paid"
+    default_message = "This order is paid: it can no longer be cancelled (ask for a refund instead)."
+
+
+class OrderBeingPaid(Conflict):
+    code = "order_being_paid"
+    default_message = "This order is being paid right now; look at it again in a moment."

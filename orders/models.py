@@ -58,10 +58,16 @@ class Order(Model):
     points_cash_fen = fields.IntField(default=0, db_default=0)
     stored_value_fen = fields.IntField(default=0, db_default=0)
     wechat_fen = fields.IntField(null=True)
+    # A catalogue purchase's Idempotency-Key and the digest of the body it came with: the same key
+    # returns this order, the key with another body is refused. Null on orders placed without a key.
+    idempotency_key = fields.CharField(max_length=64, null=True)
+    request_digest = fields.CharField(max_length=64, null=True)
 
     class Meta:
         table = "shop_order"
         indexes = (("customer_id", "id"), ("status", "expires_at"), ("created_at",))
+        # Several NULL keys never collide in a unique index, so keyless orders are unaffected.
+        unique_together = (("customer_id", "idempotency_key"),)
 
 
 class OrderLine(Model):

@@ -15,7 +15,9 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from orders import service
-from orders.errors import OrderNotFound, OrderNotPayable, PaymentWindowClosed
+from orders.errors import (
+    OrderAlreadyPaid, OrderBeingPaid, OrderNotFound, OrderNotPayable, PaymentWindowClosed,
+)
 from orders.gateway import (
     GatewayRefused,
     NotificationRejected,
@@ -203,27 +205,69 @@ async def close_or_confirm(gateway: PaymentGateway, order_id: int, *, reason: st
         return "settled"
     if clock.now() < order.expires_at:
         return "not_due"
-    if order.prepay_id is not None:
-        try:
-            trade = await gateway.query_trade(order.out_trade_no)
-        except GatewayRefused as exc:
-            raise TryLater(exc.gateway_code) from exc
-        if trade.trade_state == "SUCCESS":
-            outcome = await _apply_trade(gateway, trade, source="query", event_type="QUERY." + trade.trade_state)
-            return "paid" if outcome == NotificationOutcome.applied else outcome.value
-        if trade.trade_state == "USERPAYING":
-            raise TryLater("USERPAYING")
-        if trade.trade_state not in ("CLOSED", "REVOKED", "PAYERROR"):
-            try:
-                await gateway.close_trade(order.out_trade_no)
-            except GatewayRefused as exc:
-                # e.g. ORDERPAID: paid between our query and the close; the next attempt applies it.
-                raise TryLater(exc.gateway_code) from exc
+    paid = await _close_at_gateway(gateway, order)
+    if paid is not None:
+        return paid
 
     async def work(conn: BaseDBAsyncClient) -> bool:
         return await service.close_unpaid(conn, order_id, reason)
 
     return "closed" if await run_in_transaction(work) else "settled"
+
+
+async def _close_at_gateway(gateway: PaymentGateway, order: Order) -> str | None:
+    """Before an unpaid order is closed here: a trade opened at WeChat is asked about (a payment that did
+    happen is applied, and its outcome returned) and otherwise closed there, so that nothing can be paid
+    after its coupon, points and stored value are given back. None: close it. An order never sent to WeChat
+    (no prepay) cannot be paid, so it needs no call."""
+    if order.prepay_id is None:
+        return None
+    try:
+        trade = await gateway.query_trade(order.out_trade_no)
+    except GatewayRefused as exc:
+        raise TryLater(exc.gateway_code) from exc
+    if trade.trade_state == "SUCCESS":
+        outcome = await _apply_trade(gateway, trade, source="query", event_type="QUERY." + trade.trade_state)
+        return "paid" if outcome == NotificationOutcome.applied else outcome.value
+    if trade.trade_state == "USERPAYING":
+        raise TryLater("USERPAYING")
+    if trade.trade_state not in ("CLOSED", "REVOKED", "PAYERROR"):
+        try:
+            await gateway.close_trade(order.out_trade_no)
+        except GatewayRefused as exc:
+            # e.g. ORDERPAID: paid between our query and the close; the next attempt applies it.
+            raise TryLater(exc.gateway_code) from exc
+    return None
+
+
+async def cancel_by_customer(gateway: PaymentGateway, customer_id: int, order_id: int) -> Order:
+    """The customer cancels their own unpaid order now: closed by the same path as the end of its payment
+    window (`service.close_unpaid`), which gives back the coupon, points and stored value once each.
+
+    Another customer's order is `404`. A closed order is returned as it is (cancelling twice, or after the
+    window closed it, gives the same answer and nothing back twice). A paid one is `409 order_already_paid`;
+    one the customer is paying at this moment (WeChat says USERPAYING, or it was paid between our question
+    and the close) is `409 order_being_paid`. Against a payment notification exactly one wins: WeChat closes
+    the trade before we close the order, and the order's conditional update decides between the two here.
+    """
+    async def read(conn: BaseDBAsyncClient) -> Order:
+        return await service.get_customer_order(conn, customer_id, order_id)
+
+    order = await run_in_transaction(read)
+    if order.status == OrderStatus.pending_payment:
+        try:
+            await _close_at_gateway(gateway, order)
+        except TryLater as exc:
+            raise OrderBeingPaid(order_id=order_id, gateway_state=str(exc)) from exc
+
+        async def close(conn: BaseDBAsyncClient) -> Order:
+            await service.close_unpaid(conn, order_id, "cancelled")
+            return await service.get_order(conn, order_id)
+
+        order = await run_in_transaction(close)
+    if order.status != OrderStatus.closed:
+        raise OrderAlreadyPaid(order_id=order_id, status=order.status.value)
+    return order
 
 
 # --- refunds ----------------------------------------------------------------------------------------

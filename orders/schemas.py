@@ -45,6 +45,9 @@ class OrderOut(msgspec.Struct):
     points_cash_fen: int
     stored_value_fen: int
     wechat_fen: int
+    # Why a closed order closed: "expired" (the payment window ran out), "cancelled" (the customer), ...
+    closed_at: datetime | None = None
+    close_reason: str = ""
 
     @classmethod
     def of(cls, order: Order, lines: list[OrderLine]) -> "OrderOut":
@@ -57,6 +60,7 @@ class OrderOut(msgspec.Struct):
             member_discount_fen=order.member_discount_fen, coupon_fen=order.coupon_fen,
             points_used=order.points_used, points_cash_fen=order.points_cash_fen,
             stored_value_fen=order.stored_value_fen, wechat_fen=wechat_amount(order),
+            closed_at=order.closed_at, close_reason=order.close_reason,
         )
 
 

@@ -123,6 +123,9 @@ NOT_OWNED: dict[tuple[str, str, str], str] = {
     ("POST", "/app/shop/coupons/claim", "body:template_id"): "catalogue: claimable coupon templates",
     ("POST", "/app/mall/redemptions", "header:Idempotency-Key"):
         "scoped to the caller: test_another_customers_idempotency_key_is_a_new_redemption",
+    ("POST", "/app/orders", "header:Idempotency-Key"):
+        "scoped to the caller: tests/orders/test_purchase_idempotency.py::"
+        "test_the_key_is_kept_per_customer_and_orders_without_a_key_stay_as_before",
 }
 
 
@@ -276,6 +279,8 @@ OWNED: dict[tuple[str, str, str], Callable[[Any, Customer], Awaitable[Attack]]] 
         _order_attack(lambda o: f"/app/orders/{o.id}", "GET", f"/app/orders/{MISSING}"),
     ("POST", "/app/orders/{order_id}/pay", "path:order_id"):
         _order_attack(lambda o: f"/app/orders/{o.id}/pay", "POST", f"/app/orders/{MISSING}/pay"),
+    ("POST", "/app/orders/{order_id}/cancel", "path:order_id"):
+        _order_attack(lambda o: f"/app/orders/{o.id}/cancel", "POST", f"/app/orders/{MISSING}/cancel"),
     ("POST", "/sandbox/payments/{out_trade_no}/succeed", "path:out_trade_no"):
         _order_attack(lambda o: f"/sandbox/payments/{o.out_trade_no}/succeed", "POST",
                       "/sandbox/payments/no-such-trade-no/succeed", names_trade_no=True),

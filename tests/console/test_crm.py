@@ -96,3 +96,50 @@ async def test_front_desk_sees_customer_search_but_no_segment_menu(tab):
     refusal = tab.page.locator("[data-test=refusal]")
     await refusal.wait_for()
     assert "无权访问" in await refusal.inner_text()
+
+
+async def test_campaign_staff_give_a_coupon_by_outreach_on_birthdays_and_after_visits(tab, tmp_path):
+    from crm.models import CouponRule, Outreach
+    from tests.crm.factories import make_segment, only
+    from tests.orders.shop_factories import make_template
+
+    marker = await make_tag(name="老客" + secrets.token_hex(2), category="concern")
+    segment = await make_segment({"groups": [only(marker.id)]}, name="老客唤醒" + secrets.token_hex(2))
+    coupon_name = "满300减50-" + secrets.token_hex(2)
+    template = await make_template("cash_off", value_fen=5000, threshold_fen=30000, name=coupon_name)
+    staff = await make_staff("campaign", password=PASSWORD)
+    await CouponRule.all().delete()
+    try:
+        await tab.login(staff.username, PASSWORD)
+        page = tab.page
+        await tab.visit("/crm/outreach")
+        await page.click("[data-test=outreach-new]")
+        dialog = page.locator(".el-dialog", has_text="新建触达")
+        await dialog.wait_for()
+        await dialog.locator(".el-form-item", has_text="名称").locator("input").fill("老客满减")
+        await dialog.locator(".el-form-item", has_text="人群分组").locator(".el-select").click()
+        await page.locator(".el-select-dropdown__item:visible", has_text=segment.name).first.click()
+        await tab.pick("outreach-coupon", coupon_name)
+        await page.screenshot(path=str(tmp_path / "outreach-coupon.png"))
+        await dialog.locator("button", has_text="保存草稿").click()
+        await page.locator(".el-table__row", has_text="老客满减").locator(
+            f"text=优惠券 #{template.id}").wait_for()
+        saved = await Outreach.get(name="老客满减", segment_id=segment.id)
+        assert saved.coupon_template_id == template.id and saved.voucher_title == ""
+
+        # The occasions: a coupon instead of the birthday voucher, and one after each completed visit.
+        await page.click("[data-test=coupon-rules]")
+        await page.locator("[data-test=coupon-rules-editor]").wait_for()
+        await tab.pick("rule-birthday-coupon", coupon_name)
+        # The first list closes with an animation: wait until it is gone, or the next pick finds its item.
+        await page.wait_for_function("() => ![...document.querySelectorAll('.el-select-dropdown')]"
+                                     ".some((e) => e.offsetParent !== null)")
+        await page.click("[data-test=rule-birthday-voucher]")
+        await tab.pick("rule-visit-coupon", coupon_name)
+        await page.screenshot(path=str(tmp_path / "coupon-rules.png"))
+        await page.click("[data-test=coupon-rules-save]")
+        await page.locator(".el-message", has_text="已保存赠券规则").wait_for()
+        rules = {r.occasion.value: (r.coupon_template_id, r.with_voucher) for r in await CouponRule.all()}
+        assert rules == {"birthday": (template.id, False), "after_visit": (template.id, False)}
+    finally:
+        await CouponRule.all().delete()

@@ -56,6 +56,14 @@ async def give_stored_value(customer_id: int, principal: int, bonus: int = 0) ->
                                  ref=f"test:{secrets.token_hex(6)}", order_id=None)
 
 
+async def points_of(customer_id: int) -> int:
+    """The customer's spendable points, read in a transaction of its own."""
+    from points_mall.ledger import spendable
+
+    async with transaction() as conn:
+        return await spendable(conn, customer_id)
+
+
 async def assert_ledgers_hold(customer_ids) -> None:
     """Every source's balance equals its ledger and none is negative; a session is redeemed or refunded once."""
     for cid in customer_ids:
@@ -76,4 +84,4 @@ async def assert_ledgers_hold(customer_ids) -> None:
 
 
 __all__ = ["assert_ledgers_hold", "give_coupon", "give_points", "give_stored_value", "make_product",
-           "make_template", "stored_value"]
+           "make_template", "points_of", "stored_value"]

@@ -110,3 +110,14 @@ async def test_customers_of_the_previous_release_are_found_by_the_last_four_digi
     assert rows, "the previous release's data has customers with a phone"
     for _, sealed, last4 in rows:
         assert last4 == crypto.last4_hash(crypto.unseal(sealed))
+
+
+async def test_orders_of_the_previous_release_keep_no_idempotency_key_and_the_key_is_unique_per_customer(upgraded):
+    """orders 0004 adds nullable columns and a unique (customer, key) index: the old orders all take it (their
+    keys are NULL, which never collide), and a key can then be used once per customer only."""
+    orders = await query(upgraded, "SELECT COUNT(*), COUNT(idempotency_key), COUNT(request_digest) FROM shop_order")
+    assert orders[0][0] > 0 and orders[0][1:] == (0, 0)
+    index = await query(upgraded, """SELECT column_name FROM information_schema.statistics
+        WHERE table_schema = DATABASE() AND table_name = 'shop_order' AND non_unique = 0
+          AND index_name <> 'PRIMARY' AND column_name IN ('customer_id', 'idempotency_key') ORDER BY seq_in_index""")
+    assert [row[0] for row in index] == ["customer_id", "idempotency_key"]

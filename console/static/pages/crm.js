@@ -535,20 +535,31 @@ const Segments = defineComponent({
 
 const pct = (bp) => `${(bp / 100).toFixed(2)}%`;
 
+// Coupon templates staff can name (switched-off ones are refused by the API): [id, label] pairs.
+async function couponTemplateOptions() {
+  const templates = await api.get("/admin/shop/coupon-templates").catch(() => []);
+  return templates.filter((t) => t.is_active).map((t) => [t.id, `${t.name}（#${t.id}）`]);
+}
+
 function outreachEditor(onSaved) {
-  const state = reactive({ open: false, form: {}, errors: {}, error: null, busy: false, segments: [] });
+  const state = reactive({ open: false, form: {}, errors: {}, error: null, busy: false, segments: [], coupons: [] });
   async function open() {
     state.form = { name: "", segment_id: null, voucher_title: "", voucher_valid_days: 30, voucher_stock: null,
-      template_id: "", message_page: "", holdout_pct: 10, skip_upcoming_booking: true, lift_days: 14 };
+      coupon_template_id: null, template_id: "", message_page: "", holdout_pct: 10, skip_upcoming_booking: true,
+      lift_days: 14 };
     Object.assign(state, { open: true, errors: {}, error: null });
-    state.segments = (await api.get("/admin/crm/segments", { limit: 200 }).catch(() => ({ items: [] }))).items;
+    [state.segments, state.coupons] = await Promise.all([
+      api.get("/admin/crm/segments", { limit: 200 }).then((p) => p.items).catch(() => []),
+      couponTemplateOptions(),
+    ]);
   }
   async function save() {
     const f = state.form;
     state.busy = true;
     try {
       await api.post("/admin/crm/outreach", { name: f.name, segment_id: f.segment_id, voucher_title: f.voucher_title,
-        voucher_valid_days: f.voucher_valid_days, voucher_stock: f.voucher_stock, template_id: f.template_id,
+        voucher_valid_days: f.voucher_valid_days, voucher_stock: f.voucher_stock,
+        coupon_template_id: f.coupon_template_id || null, template_id: f.template_id,
         message_page: f.message_page, holdout_bp: Math.round((f.holdout_pct || 0) * 100),
         skip_upcoming_booking: f.skip_upcoming_booking, lift_days: f.lift_days });
       state.open = false;
@@ -572,7 +583,9 @@ function outreachEditor(onSaved) {
         state.segments.map((s) => [s.id, `${s.name}（${s.member_count} 人）`]), { style: { width: "100%" } })),
       h(ElFormItem, { label: "发券：券名", error: state.errors.voucher_title }, () => input(state.form, "voucher_title", { placeholder: "不发券请留空" })),
       h(ElFormItem, { label: "有效天数", error: state.errors.voucher_valid_days }, () => number("voucher_valid_days", { min: 1, max: 365 })),
-      h(ElFormItem, { label: "券库存", error: state.errors.voucher_stock }, () => number("voucher_stock", { min: 0, placeholder: "不限" })),
+      h(ElFormItem, { label: "赠优惠券", error: state.errors.coupon_template_id }, () => picker(state.form, "coupon_template_id",
+        state.coupons, { clearable: true, placeholder: "不赠优惠券请留空", style: { width: "100%" }, "data-test": "outreach-coupon" })),
+      h(ElFormItem, { label: "礼品库存", error: state.errors.voucher_stock }, () => number("voucher_stock", { min: 0, placeholder: "不限（券与优惠券共用）" })),
       h(ElFormItem, { label: "订阅消息模板", error: state.errors.template_id }, () => input(state.form, "template_id", { placeholder: "不发消息请留空" })),
       h(ElFormItem, { label: "消息跳转页面", error: state.errors.message_page }, () => input(state.form, "message_page")),
       h(ElFormItem, { label: "对照组（%）", error: state.errors.holdout_pct }, () => number("holdout_pct", { min: 0, max: 50, precision: 2 })),
@@ -625,20 +638,73 @@ function resultsView() {
   return { open, dialog };
 }
 
+// The coupon the CRM gives on its own: the birthday gift (with or instead of its voucher) and after a visit the
+// front desk completes (PUT /admin/crm/coupon-rules/{occasion}).
+function couponRulesEditor() {
+  const state = reactive({ open: false, rules: {}, errors: {}, error: null, busy: false, coupons: [] });
+  async function open() {
+    Object.assign(state, { open: true, errors: {}, error: null });
+    const [rules, coupons] = await Promise.all([api.get("/admin/crm/coupon-rules"), couponTemplateOptions()]);
+    state.rules = Object.fromEntries(rules.map((r) => [r.occasion, { ...r }]));
+    state.coupons = coupons;
+  }
+  async function save() {
+    state.busy = true;
+    state.errors = {};
+    try {
+      for (const occasion of ["birthday", "after_visit"]) {
+        const r = state.rules[occasion];
+        try {
+          await api.put(`/admin/crm/coupon-rules/${occasion}`, { coupon_template_id: r.coupon_template_id || null,
+            with_voucher: occasion === "birthday" ? r.with_voucher : false });
+        } catch (error) {
+          const errors = fieldErrors(error);
+          state.errors = Object.fromEntries(Object.entries(errors).map(([k, v]) => [`${occasion}.${k}`, v]));
+          state.error = error.detail && error.detail.field ? null : error;
+          return;
+        }
+      }
+      state.open = false;
+      ElMessage.success("已保存赠券规则");
+    } finally {
+      state.busy = false;
+    }
+  }
+  const coupon = (occasion, test) => picker(state.rules[occasion], "coupon_template_id", state.coupons,
+    { clearable: true, placeholder: "不赠优惠券", style: { width: "100%" }, "data-test": test });
+  const dialog = () => h(ElDialog, { modelValue: state.open, "onUpdate:modelValue": (v) => { state.open = v; },
+    title: "赠券规则", width: "560px" }, {
+    default: () => (state.rules.birthday ? h(ElForm, { labelWidth: "140px", "data-test": "coupon-rules-editor" }, () => [
+      h(ElFormItem, { label: "生日礼：优惠券", error: state.errors["birthday.coupon_template_id"] }, () => coupon("birthday", "rule-birthday-coupon")),
+      h(ElFormItem, { label: "", error: state.errors["birthday.with_voucher"] }, () => h(ElCheckbox, {
+        modelValue: state.rules.birthday.with_voucher, "data-test": "rule-birthday-voucher",
+        "onUpdate:modelValue": (v) => { state.rules.birthday.with_voucher = v; } }, () => "同时发生日礼券（不勾选：只发优惠券）")),
+      h(ElFormItem, { label: "到店完成后：优惠券", error: state.errors["after_visit.coupon_template_id"] }, () => coupon("after_visit", "rule-visit-coupon")),
+      refusal(state.error),
+    ]) : null),
+    footer: () => [button("取消", () => { state.open = false; }),
+      button("保存", save, { type: "primary", loading: state.busy, "data-test": "coupon-rules-save" })],
+  });
+  return { open, dialog };
+}
+
 const Outreach = defineComponent({
   setup() {
     let list = null;
     const editor = outreachEditor(() => list && list.reload());
     const results = resultsView();
+    const rules = couponRulesEditor();
     const List = listView({
       title: "精准触达",
       path: "/admin/crm/outreach",
-      toolbar: () => button("新建触达", editor.open, { type: "primary", "data-test": "outreach-new" }),
+      toolbar: () => [button("赠券规则", rules.open, { "data-test": "coupon-rules" }),
+        button("新建触达", editor.open, { type: "primary", "data-test": "outreach-new" })],
       empty: "还没有触达",
       columns: [
         { label: "名称", prop: "name", minWidth: 130 },
         { label: "分组", prop: "segment_id", width: 70 },
         { label: "内容", minWidth: 150, render: (r) => [r.voucher_title ? `券：${r.voucher_title}（已发 ${r.vouchers_issued}${r.voucher_stock !== null ? ` / ${r.voucher_stock}` : ""}）` : "",
+          r.coupon_template_id ? `优惠券 #${r.coupon_template_id}（已发 ${r.coupons_issued}）` : "",
           r.template_id ? `消息：${r.template_id}` : ""].filter(Boolean).join("；") || "—" },
         { label: "对照组", width: 80, render: (r) => pct(r.holdout_bp) },
         { label: "状态", width: 90, render: (r) => {
@@ -654,7 +720,7 @@ const Outreach = defineComponent({
         ["draft", "scheduled"].includes(r.status) ? button("取消", () => act(api.post(`/admin/crm/outreach/${r.id}/cancel`), "已取消", reload), { type: "warning" }) : null,
       ],
     });
-    return () => h("div", [h(List, { ref: (c) => { list = c; } }), editor.dialog(), results.dialog()]);
+    return () => h("div", [h(List, { ref: (c) => { list = c; } }), editor.dialog(), results.dialog(), rules.dialog()]);
   },
 });
 

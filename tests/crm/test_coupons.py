@@ -1,0 +1,185 @@
+"""Coupons from the CRM (orders room's templates, through crm/partners.py): an outreach gives one once per
+outreach and customer within its stock, never to the opted-out or the holdout; the birthday gift gives one once
+per customer and year (with or instead of its voucher); a visit the front desk completes gives the after-visit
+coupon once per booking. An unknown or switched-off template is refused naming the field."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm import outreach as outreach_service
+from crm import tasks
+from crm.models import CouponRule, CustomerTag, OutreachRecipient, TagKind
+from crm.outreach import set_opt_out
+from crm.partners import BIRTHDAY_VOUCHER_SOURCE, OUTREACH_VOUCHER_SOURCE
+from crm.settings import override
+from kernel import clock
+from kernel.db import transaction
+from kernel.outbox import enqueue
+from kernel.wechat.miniprogram import SandboxMiniProgram
+from orders.product_models import Coupon, CouponTemplate
+from points_mall.models import Voucher
+from tests.crm.factories import make_segment, make_tag, only
+from tests.factories import customer_headers, make_customer, make_staff, run_worker, staff_headers
+from tests.orders.shop_factories import make_template
+
+SH = ZoneInfo("Asia/Shanghai")
+CTX = {"miniprogram": SandboxMiniProgram()}  # these outreach send no message
+DAYTIME = datetime(2026, 5, 20, 10, 0, tzinfo=SH)
+
+
+@pytest.fixture(autouse=True)
+async def no_rules_left_behind():
+    """The occasions' rules are one row each for the whole database: leave none for other tests."""
+    await CouponRule.all().delete()
+    yield
+    await CouponRule.all().delete()
+
+
+async def tagged_members(n: int):
+    marker = await make_tag()
+    members = [await make_customer() for _ in range(n)]
+    for c in members:
+        await CustomerTag.create(customer_id=c.id, tag_id=marker.id, source=TagKind.manual, created_at=clock.now())
+    return members, await make_segment({"groups": [only(marker.id)]})
+
+
+async def draft(segment_id: int, **values):
+    fields = dict(name="coupon outreach", segment_id=segment_id, holdout_bp=0) | values
+    async with transaction() as conn:
+        outreach = await outreach_service.create_outreach(conn, fields, staff_id=1)
+        await outreach_service.schedule(conn, outreach.id, at=None)
+    return outreach
+
+
+async def test_an_outreach_gives_its_coupon_once_per_customer_within_stock_and_never_to_the_opted_out():
+    clock.set_now(DAYTIME)
+    template = await make_template("cash_off", value_fen=2000, threshold_fen=10000)
+    members, segment = await tagged_members(9)
+    async with transaction() as conn:
+        await set_opt_out(conn, members[0].id, True)
+    outreach = await draft(segment.id, coupon_template_id=template.id, voucher_stock=5)
+    with override(outreach_chunk=2):
+        await asyncio.gather(*[tasks.run_outreach(CTX, outreach.id) for _ in range(4)])
+        await tasks.run_outreach(CTX, outreach.id)
+        await tasks.run_outreach(CTX, outreach.id)  # run again: nothing more
+    coupons = await Coupon.filter(source="outreach", source_ref=str(outreach.id))
+    assert len(coupons) == 5 and len({c.customer_id for c in coupons}) == 5
+    assert members[0].id not in {c.customer_id for c in coupons}
+    assert all(c.template_id == template.id for c in coupons)
+    outcomes = Counter(await OutreachRecipient.filter(outreach_id=outreach.id).values_list("coupon_outcome", flat=True))
+    assert outcomes == {"issued": 5, "no_stock": 3, "": 1}
+    # A coupon-only outreach issues no points-mall voucher.
+    assert not await Voucher.filter(source_type=OUTREACH_VOUCHER_SOURCE, source_id__startswith=f"{outreach.id}:").exists()
+
+
+async def test_an_outreach_gives_a_voucher_and_a_coupon_and_the_holdout_gets_neither():
+    clock.set_now(DAYTIME)
+    template = await make_template("percent_off", discount_bp=1000)
+    members, segment = await tagged_members(10)
+    outreach = await draft(segment.id, coupon_template_id=template.id, voucher_title="Spring gift", holdout_bp=3000)
+    await tasks.run_outreach(CTX, outreach.id)
+    recipients = await OutreachRecipient.filter(outreach_id=outreach.id)
+    treated = [r for r in recipients if not r.holdout]
+    assert treated and all(r.coupon_id is not None and r.voucher_id is not None for r in treated)
+    assert all(r.coupon_id is None and r.voucher_id is None for r in recipients if r.holdout)
+    assert await Coupon.filter(source="outreach", source_ref=str(outreach.id)).count() == len(treated)
+
+
+async def test_a_template_at_its_per_customer_limit_is_skipped_not_an_error():
+    clock.set_now(DAYTIME)
+    template = await make_template("cash_off", value_fen=500, threshold_fen=0, per_customer_limit=1)
+    members, segment = await tagged_members(2)
+    from orders.coupons import issue_coupon
+
+    async with transaction() as conn:
+        await issue_coupon(conn, members[0].id, template.id, "staff", "earlier")
+    outreach = await draft(segment.id, coupon_template_id=template.id)
+    assert await tasks.run_outreach(CTX, outreach.id) == "done"
+    outcomes = {r.customer_id: r.coupon_outcome for r in await OutreachRecipient.filter(outreach_id=outreach.id)}
+    assert outcomes == {members[0].id: "limit_reached", members[1].id: "issued"}
+
+
+async def test_staff_naming_an_unknown_or_switched_off_template_are_told_which_field(client):
+    campaign = await make_staff("campaign")
+    headers = staff_headers(campaign)
+    _, segment = await tagged_members(1)
+    off = await make_template("cash_off", value_fen=100, threshold_fen=0)
+    await CouponTemplate.filter(id=off.id).update(is_active=False)
+    for template_id in (2_000_000_000, off.id):
+        refused = await client.post("/admin/crm/outreach", headers=headers, json={
+            "name": "x", "segment_id": segment.id, "coupon_template_id": template_id})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"]["field"] == "coupon_template_id"
+        rule = await client.put("/admin/crm/coupon-rules/after_visit", headers=headers,
+                                json={"coupon_template_id": template_id})
+        assert rule.status_code == 422 and rule.json()["detail"]["field"] == "coupon_template_id"
+    nothing = await client.put("/admin/crm/coupon-rules/birthday", headers=headers,
+                               json={"coupon_template_id": None, "with_voucher": False})
+    assert nothing.status_code == 422 and nothing.json()["detail"]["field"] == "with_voucher"
+    good = await make_template("cash_off", value_fen=100, threshold_fen=0)
+    made = await client.post("/admin/crm/outreach", headers=headers, json={
+        "name": "coupon only", "segment_id": segment.id, "coupon_template_id": good.id})
+    assert made.status_code == 201 and made.json()["coupon_template_id"] == good.id
+    front_desk = await make_staff("front_desk")
+    assert (await client.get("/admin/crm/coupon-rules", headers=staff_headers(front_desk))).status_code == 403
+
+
+async def test_the_birthday_gives_its_coupon_once_per_year_across_the_year_boundary(client):
+    template = await make_template("cash_off", value_fen=3000, threshold_fen=0, per_customer_limit=10)
+    campaign = await make_staff("campaign")
+    set_rule = await client.put("/admin/crm/coupon-rules/birthday", headers=staff_headers(campaign),
+                                json={"coupon_template_id": template.id, "with_voucher": False})
+    assert set_rule.status_code == 200, set_rule.text
+    rules = (await client.get("/admin/crm/coupon-rules", headers=staff_headers(campaign))).json()
+    assert [(r["occasion"], r["coupon_template_id"], r["with_voucher"]) for r in rules] == [
+        ("birthday", template.id, False), ("after_visit", None, True)]
+    december = await make_customer(birth_date=date(1990, 12, 31))
+    day = datetime(2026, 12, 30, 1, 20, tzinfo=SH)
+    while day < datetime(2028, 1, 2, tzinfo=SH):
+        clock.set_now(day)
+        await tasks.birthday_gifts({})
+        await tasks.birthday_gifts({})
+        day += timedelta(days=3 if day.month not in (12, 1) else 1)
+    refs = sorted(await Coupon.filter(customer_id=december.id, source="birthday").values_list("source_ref", flat=True))
+    assert refs == ["2026", "2027"]
+    # Instead of the voucher, as the rule says.
+    assert not await Voucher.filter(customer_id=december.id, source_type=BIRTHDAY_VOUCHER_SOURCE).exists()
+
+
+async def test_a_completed_visit_gives_the_after_visit_coupon_once_per_booking(client, redis):
+    from booking import service as booking_service
+    from tests.booking.factories import make_slot
+
+    template = await make_template("cash_off", value_fen=1000, threshold_fen=0, per_customer_limit=10)
+    campaign = await make_staff("campaign")
+    assert (await client.put("/admin/crm/coupon-rules/after_visit", headers=staff_headers(campaign),
+                             json={"coupon_template_id": template.id})).status_code == 200
+    customer, opted_out = await make_customer(), await make_customer()
+    async with transaction() as conn:
+        await set_opt_out(conn, opted_out.id, True)
+    bookings = []
+    for hours, who in enumerate((customer, customer, opted_out)):
+        slot = await make_slot(starts_in=timedelta(days=2, hours=hours))
+        made = await client.post("/app/bookings", json={"slot_id": slot.id}, headers=customer_headers(who))
+        assert made.status_code == 201, made.text
+        bookings.append(made.json()["id"])
+    clock.set_now(clock.now() + timedelta(days=2, hours=3))
+    for booking_id in bookings[:1] + bookings[2:]:
+        async with transaction() as conn:
+            await booking_service.transition(conn, booking_id, "arrive")
+        async with transaction() as conn:
+            await booking_service.transition(conn, booking_id, "complete")
+    async with transaction() as conn:
+        await enqueue(conn, "crm.visit_completed", bookings[0])  # arq may run a job twice
+        await enqueue(conn, "crm.visit_completed", bookings[1])  # not completed: nothing
+    worker = await run_worker(redis)
+    assert worker.jobs_failed == 0
+    given = await Coupon.filter(source="visit", customer_id__in=[customer.id, opted_out.id])
+    assert [(c.customer_id, c.source_ref, c.template_id) for c in given] == [
+        (customer.id, f"booking:{bookings[0]}", template.id)]

@@ -5,12 +5,9 @@ RFM thresholds are not here: staff edit them (`crm_rfm_rules`, /admin/crm/rfm-ru
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
-from functools import lru_cache
-
 import msgspec
+
+from kernel.settings import RoomSettings, env, env_int
 
 
 class CrmSettings(msgspec.Struct, frozen=True):
@@ -36,51 +33,24 @@ class CrmSettings(msgspec.Struct, frozen=True):
     scoring_chunk: int = 5000
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value else None
-
-
 def load_crm_settings() -> CrmSettings:
     d = CrmSettings()
-
-    def num(name: str, default: int) -> int:
-        return int(_env(name) or default)
-
     return CrmSettings(
-        marketing_cap_days=num("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days),
-        quiet_start_hour=num("CRM_QUIET_START_HOUR", d.quiet_start_hour),
-        quiet_end_hour=num("CRM_QUIET_END_HOUR", d.quiet_end_hour),
-        outreach_chunk=num("CRM_OUTREACH_CHUNK", d.outreach_chunk),
-        birthday_voucher_title=_env("CRM_BIRTHDAY_VOUCHER_TITLE") or d.birthday_voucher_title,
-        birthday_voucher_valid_days=num("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days),
-        consultation_follow_up_days=num("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days),
-        staff_reward_bp=num("CRM_STAFF_REWARD_BP", d.staff_reward_bp),
-        staff_reward_valid_days=num("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days),
-        staff_reward_hold_days=num("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days),
-        scoring_chunk=num("CRM_SCORING_CHUNK", d.scoring_chunk),
+        marketing_cap_days=env_int("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days),
+        quiet_start_hour=env_int("CRM_QUIET_START_HOUR", d.quiet_start_hour),
+        quiet_end_hour=env_int("CRM_QUIET_END_HOUR", d.quiet_end_hour),
+        outreach_chunk=env_int("CRM_OUTREACH_CHUNK", d.outreach_chunk),
+        birthday_voucher_title=env("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title),
+        birthday_voucher_valid_days=env_int("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days),
+        consultation_follow_up_days=env_int("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days),
+        staff_reward_bp=env_int("CRM_STAFF_REWARD_BP", d.staff_reward_bp),
+        staff_reward_valid_days=env_int("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days),
+        staff_reward_hold_days=env_int("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days),
+        scoring_chunk=env_int("CRM_SCORING_CHUNK", d.scoring_chunk),
     )
 
 
-_override: CrmSettings | None = None
-
-
-@lru_cache(maxsize=1)
-def _loaded() -> CrmSettings:
-    return load_crm_settings()
-
-
-def get_crm_settings() -> CrmSettings:
-    return _override if _override is not None else _loaded()
-
-
-@contextlib.contextmanager
-def override(**changes) -> Iterator[CrmSettings]:
-    """Run a block with some rules changed (tests; the app itself never calls this)."""
-    global _override
-    previous = _override
-    _override = msgspec.structs.replace(get_crm_settings(), **changes)
-    try:
-        yield _override
-    finally:
-        _override = previous
+_SETTINGS = RoomSettings(load_crm_settings)
+get_crm_settings = _SETTINGS.get
+# Run a block with some rules changed (tests; the app itself never calls this).
+override = _SETTINGS.override

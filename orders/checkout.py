@@ -25,6 +25,7 @@ from tortoise.exceptions import IntegrityError
 
 from kernel import clock
 from kernel.errors import ValidationFailed
+from orders.placing import MAX_ORDER_FEN
 from orders import catalogue, coupons, partners, stored_value
 from orders.errors import OrderKeyReused
 from orders.product_models import CheckoutRule, Product, ProductKind, RefundPart
@@ -112,6 +113,11 @@ async def quote(conn: BaseDBAsyncClient, customer_id: int, items: list[tuple[int
         lines.append(QuoteLine(product, quantity, product.price_fen, min(unit, product.price_fen)))
     list_fen = sum(line.list_unit_fen * line.quantity for line in lines)
     member_fen = sum(line.unit_fen * line.quantity for line in lines)
+    if member_fen > MAX_ORDER_FEN:
+        # The same refusal the purchase gives (placing.create_order): a quote never promises an order that
+        # cannot be placed.
+        raise ValidationFailed("The order total is too large for one order.", field="quantity",
+                               max_total_fen=MAX_ORDER_FEN)
     steps = [("list_price", list_fen, list_fen), ("member_price", member_fen - list_fen, member_fen)]
     rest = member_fen
     coupon_fen = 0

@@ -94,6 +94,17 @@ async def test_quote_shows_each_step_in_order_and_rounds_down(client):
     assert q2["member_discount_fen"] == 0 and q2["coupon_fen"] == 1500  # 15% of 10001 = 1500.15 → 1500
 
 
+async def test_quote_refuses_a_total_the_purchase_would_refuse(client):
+    customer = await make_customer()
+    product = await make_product("service", price_fen=2**31 - 1)
+    body = {"items": [{"product_id": product.id, "quantity": 2}]}
+    quoted = await client.post("/app/orders/quote", json=body, headers=customer_headers(customer))
+    bought = await client.post("/app/orders", json=body, headers=customer_headers(customer))
+    assert quoted.status_code == bought.status_code == 422, (quoted.text, bought.text)
+    assert quoted.json()["detail"]["field"] == bought.json()["detail"]["field"] == "quantity"
+    assert await Order.filter(customer_id=customer.id).count() == 0
+
+
 async def test_purchase_with_every_source_then_full_refund_returns_each_once(client, redis):
     customer = await make_customer()
     product = await make_product("package", price_fen=20000)

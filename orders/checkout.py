@@ -25,9 +25,9 @@ from tortoise.exceptions import IntegrityError
 
 from kernel import clock
 from kernel.errors import ValidationFailed
-from orders.placing import MAX_ORDER_FEN
 from orders import catalogue, coupons, partners, stored_value
 from orders.errors import OrderKeyReused
+from orders.placing import MAX_ORDER_FEN
 from orders.product_models import CheckoutRule, Product, ProductKind, RefundPart
 
 LINE_KIND = {ProductKind.service: "package_card", ProductKind.package: "package_card",

@@ -92,7 +92,10 @@ class PointsLot(Model):
 
     class Meta:
         table = "points_lot"
-        indexes = (("customer_id", "remaining"), ("expires_at", "remaining"))
+        # The customer's lots are locked through (customer_id, id), a key a spend never changes: locking them
+        # through (customer_id, remaining) let the update move the row inside the locked index, and spends by
+        # customers with neighbouring ids deadlocked on each other's gap locks (docs/reliability.md).
+        indexes = (("customer_id", "id"), ("expires_at", "remaining"))
 
 
 class PointsLotUse(Model):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Sum
 
@@ -50,16 +51,25 @@ async def _move(conn: BaseDBAsyncClient, customer_id: int, *, principal: int, bo
     Raises StoredValueShort when a part would go below zero. `locked`: the caller has just called `_account`."""
     if not locked:
         await _account(conn, customer_id)
-    if await StoredValueEntry.filter(ref=ref).select_for_update().using_db(conn).first() is not None:
+    # A plain read: a locking read of a ref that does not exist yet (every new spend's) takes a gap lock on the
+    # unique ref index, and two purchases whose new refs share a gap deadlock on their inserts.
+    if await StoredValueEntry.filter(ref=ref).using_db(conn).exists():
         return False
-    changed = await StoredValueAccount.filter(
-        customer_id=customer_id, principal_fen__gte=-principal, bonus_fen__gte=-bonus
-    ).using_db(conn).update(principal_fen=F("principal_fen") + principal, bonus_fen=F("bonus_fen") + bonus,
-                            updated_at=clock.now())
+    accounts = StoredValueAccount.filter(customer_id=customer_id)
+    changed = await accounts.filter(principal_fen__gte=-principal, bonus_fen__gte=-bonus).using_db(conn).update(
+        principal_fen=F("principal_fen") + principal, bonus_fen=F("bonus_fen") + bonus, updated_at=clock.now())
     if not changed:
         raise StoredValueShort(field="use_stored_value", required_fen=-(principal + bonus))
-    await StoredValueEntry.create(customer_id=customer_id, kind=kind, principal_delta=principal, bonus_delta=bonus,
-                                  ref=ref, order_id=order_id, created_at=clock.now(), using_db=conn)
+    try:
+        await StoredValueEntry.create(customer_id=customer_id, kind=kind, principal_delta=principal,
+                                      bonus_delta=bonus, ref=ref, order_id=order_id, created_at=clock.now(),
+                                      using_db=conn)
+    except IntegrityError:
+        # The ref was committed after this transaction's snapshot began (the plain read above could not see
+        # it): the effect is applied already, so the balance change is taken back in this transaction.
+        await accounts.using_db(conn).update(principal_fen=F("principal_fen") - principal,
+                                             bonus_fen=F("bonus_fen") - bonus)
+        return False
     return True
 
 

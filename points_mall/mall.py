@@ -8,7 +8,8 @@ points account), which serialises one customer's redemptions: limits and balance
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -159,17 +160,78 @@ def why_not(
     return reasons
 
 
-async def items_for_customer(
-    conn: BaseDBAsyncClient, customer_id: int, items: list[MallItem]
-) -> list[tuple[MallItem, list[str]]]:
-    now = clock.now()
+@dataclass(frozen=True)
+class CustomerStanding:
+    """What a customer's reasons on the shelf depend on: spendable points, tier level, units held per item."""
+
+    points: int
+    tier_level: int | None
+    held_total: dict[int, int]
+    held_month: dict[int, int]
+
+
+async def standing_general(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int]) -> CustomerStanding:
+    """The standing read through the ORM and the ledger (every backend; SQLite's path)."""
     account = await PointsAccount.get_or_none(customer_id=customer_id, using_db=conn)
     points = await spendable(conn, customer_id)
     tier_level = await _tier_level(conn, account) if account is not None else None
-    held_total, held_month = await _usage(conn, customer_id, [item.id for item in items])
+    held_total, held_month = await _usage(conn, customer_id, item_ids)
+    return CustomerStanding(points, tier_level, held_total, held_month)
+
+
+# Spendable points (the lots `ledger.spendable` sums) and the active tier's level, in one round trip. A plain
+# read, not the ledger's locking one: the shelf only shows reasons, and a redemption decides again under the
+# customer's lock; the request's snapshot is still the customer's own rows as committed, never a cache.
+_POINTS_AND_TIER = (
+    "SELECT (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"
+    " AND (l.expires_at IS NULL OR l.expires_at > %s)) AS points,"
+    " (SELECT t.level FROM points_account a JOIN points_member_tier t ON t.id = a.tier_id"
+    " WHERE a.customer_id = %s AND t.is_active) AS tier_level"
+)
+# Units held per item, all time and created in [month start, next month start): one grouped query for the
+# whole shelf (cancelled units excluded, as `_usage` counts them).
+_USAGE = (
+    "SELECT item_id, SUM(quantity) - SUM(cancelled_quantity) AS held_total,"
+    " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END)"
+    " AS held_month FROM mall_redemption WHERE customer_id = %s AND item_id IN ({ids}) GROUP BY item_id"
+)
+
+
+async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int]) -> CustomerStanding:
+    """The same standing in two parameterised statements (MySQL/MariaDB): points and tier, then usage."""
+    now = clock.now().astimezone(timezone.utc)
+    _, rows = await conn.execute_query(_POINTS_AND_TIER, [customer_id, now, customer_id])
+    row = rows[0]
+    held_total: dict[int, int] = {}
+    held_month: dict[int, int] = {}
+    if item_ids:
+        start, end = month_bounds(clock.local_today())
+        _, usage = await conn.execute_query(
+            _USAGE.format(ids=", ".join(["%s"] * len(item_ids))),
+            [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids],
+        )
+        for held in usage:
+            held_total[held["item_id"]] = int(held["held_total"])
+            held_month[held["item_id"]] = int(held["held_month"])
+    tier_level = row["tier_level"]
+    return CustomerStanding(int(row["points"]), None if tier_level is None else int(tier_level),
+                            held_total, held_month)
+
+
+async def items_for_customer(
+    conn: BaseDBAsyncClient, customer_id: int, items: list[MallItem]
+) -> list[tuple[MallItem, list[str]]]:
+    """Each item with this customer's reasons; their standing is read on every call, never from a cache."""
+    now = clock.now()
+    item_ids = [item.id for item in items]
+    if conn.capabilities.dialect == "mysql":
+        standing = await standing_sql(conn, customer_id, item_ids)
+    else:
+        standing = await standing_general(conn, customer_id, item_ids)
     return [
-        (item, why_not(item, now=now, points=points, tier_level=tier_level,
-                       held_total=held_total.get(item.id, 0), held_month=held_month.get(item.id, 0)))
+        (item, why_not(item, now=now, points=standing.points, tier_level=standing.tier_level,
+                       held_total=standing.held_total.get(item.id, 0),
+                       held_month=standing.held_month.get(item.id, 0)))
         for item in items
     ]
 

@@ -179,43 +179,41 @@ async def standing_general(conn: BaseDBAsyncClient, customer_id: int, item_ids: 
     return CustomerStanding(points, tier_level, held_total, held_month)
 
 
-# Spendable points (the lots `ledger.spendable` sums) and the active tier's level, in one round trip. A plain
-# read, not the ledger's locking one: the shelf only shows reasons, and a redemption decides again under the
-# customer's lock; the request's snapshot is still the customer's own rows as committed, never a cache.
-_POINTS_AND_TIER = (
-    "SELECT (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"
-    " AND (l.expires_at IS NULL OR l.expires_at > %s)) AS points,"
+# The customer's standing in one statement, hence one snapshot (so it may run without a transaction). Its first
+# row (item_id NULL) carries the spendable points (the lots `ledger.spendable` sums) and the active tier's
+# level; then one row per shelf item this customer holds: units held all time and created in [month start,
+# next month start), cancelled units excluded, as `_usage` counts them. A plain read, not the ledger's locking
+# one: the shelf only shows reasons, and a redemption decides again under the customer's lock.
+_STANDING = (
+    "SELECT NULL AS item_id,"
+    " (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"
+    " AND (l.expires_at IS NULL OR l.expires_at > %s)) AS total,"
     " (SELECT t.level FROM points_account a JOIN points_member_tier t ON t.id = a.tier_id"
-    " WHERE a.customer_id = %s AND t.is_active) AS tier_level"
+    " WHERE a.customer_id = %s AND t.is_active) AS month"
 )
-# Units held per item, all time and created in [month start, next month start): one grouped query for the
-# whole shelf (cancelled units excluded, as `_usage` counts them).
 _USAGE = (
-    "SELECT item_id, SUM(quantity) - SUM(cancelled_quantity) AS held_total,"
+    " UNION ALL SELECT item_id, SUM(quantity) - SUM(cancelled_quantity),"
     " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END)"
-    " AS held_month FROM mall_redemption WHERE customer_id = %s AND item_id IN ({ids}) GROUP BY item_id"
+    " FROM mall_redemption WHERE customer_id = %s AND item_id IN ({ids}) GROUP BY item_id"
 )
 
 
 async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int]) -> CustomerStanding:
-    """The same standing in two parameterised statements (MySQL/MariaDB): points and tier, then usage."""
-    now = clock.now().astimezone(timezone.utc)
-    _, rows = await conn.execute_query(_POINTS_AND_TIER, [customer_id, now, customer_id])
-    row = rows[0]
-    held_total: dict[int, int] = {}
-    held_month: dict[int, int] = {}
+    """The same standing in one parameterised statement (MySQL/MariaDB)."""
+    sql, params = _STANDING, [customer_id, clock.now().astimezone(timezone.utc), customer_id]
     if item_ids:
         start, end = month_bounds(clock.local_today())
-        _, usage = await conn.execute_query(
-            _USAGE.format(ids=", ".join(["%s"] * len(item_ids))),
-            [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids],
-        )
-        for held in usage:
-            held_total[held["item_id"]] = int(held["held_total"])
-            held_month[held["item_id"]] = int(held["held_month"])
-    tier_level = row["tier_level"]
-    return CustomerStanding(int(row["points"]), None if tier_level is None else int(tier_level),
-                            held_total, held_month)
+        sql += _USAGE.format(ids=", ".join(["%s"] * len(item_ids)))
+        params += [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids]
+    _, rows = await conn.execute_query(sql, params)
+    # UNION ALL promises no order: the standing row is the one without an item.
+    first = next(row for row in rows if row["item_id"] is None)
+    usage = [row for row in rows if row["item_id"] is not None]
+    return CustomerStanding(
+        points=int(first["total"]), tier_level=None if first["month"] is None else int(first["month"]),
+        held_total={row["item_id"]: int(row["total"]) for row in usage},
+        held_month={row["item_id"]: int(row["month"]) for row in usage},
+    )
 
 
 async def items_for_customer(

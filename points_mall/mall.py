@@ -179,11 +179,12 @@ async def standing_general(conn: BaseDBAsyncClient, customer_id: int, item_ids: 
     return CustomerStanding(points, tier_level, held_total, held_month)
 
 
-# The customer's standing in one statement, hence one snapshot (so it may run without a transaction). Its first
-# row (item_id NULL) carries the spendable points (the lots `ledger.spendable` sums) and the active tier's
-# level; then one row per shelf item this customer holds: units held all time and created in [month start,
-# next month start), cancelled units excluded, as `_usage` counts them. A plain read, not the ledger's locking
-# one: the shelf only shows reasons, and a redemption decides again under the customer's lock.
+# The customer's standing in one statement, hence one snapshot (so it may run without a transaction). Its
+# first row (item_id NULL) carries the spendable points (the lots `ledger.spendable` sums) and the active
+# tier's level, in the columns named for the rows that follow: one row per shelf item this customer holds,
+# units held all time and created in [month start, next month start), cancelled units excluded, as `_usage`
+# counts them. A plain read, not the ledger's locking one: the shelf only shows reasons, and a redemption
+# decides again under the customer's lock.
 _STANDING = (
     "SELECT NULL AS item_id,"
     " (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"

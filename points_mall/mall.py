@@ -8,7 +8,8 @@ points account), which serialises one customer's redemptions: limits and balance
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -159,17 +160,77 @@ def why_not(
     return reasons
 
 
-async def items_for_customer(
-    conn: BaseDBAsyncClient, customer_id: int, items: list[MallItem]
-) -> list[tuple[MallItem, list[str]]]:
-    now = clock.now()
+@dataclass(frozen=True)
+class CustomerStanding:
+    """What a customer's reasons on the shelf depend on: spendable points, tier level, units held per item."""
+
+    points: int
+    tier_level: int | None
+    held_total: dict[int, int]
+    held_month: dict[int, int]
+
+
+async def standing_general(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int]) -> CustomerStanding:
+    """The standing read through the ORM and the ledger (every backend; SQLite's path)."""
     account = await PointsAccount.get_or_none(customer_id=customer_id, using_db=conn)
     points = await spendable(conn, customer_id)
     tier_level = await _tier_level(conn, account) if account is not None else None
-    held_total, held_month = await _usage(conn, customer_id, [item.id for item in items])
+    held_total, held_month = await _usage(conn, customer_id, item_ids)
+    return CustomerStanding(points, tier_level, held_total, held_month)
+
+
+# The customer's standing in one statement, hence one snapshot (so it may run without a transaction). Its
+# first row (item_id NULL) carries the spendable points (the lots `ledger.spendable` sums) and the active
+# tier's level, in the columns named for the rows that follow: one row per shelf item this customer holds,
+# units held all time and created in [month start, next month start), cancelled units excluded, as `_usage`
+# counts them. A plain read, not the ledger's locking one: the shelf only shows reasons, and a redemption
+# decides again under the customer's lock.
+_STANDING = (
+    "SELECT NULL AS item_id,"
+    " (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"
+    " AND (l.expires_at IS NULL OR l.expires_at > %s)) AS total,"
+    " (SELECT t.level FROM points_account a JOIN points_member_tier t ON t.id = a.tier_id"
+    " WHERE a.customer_id = %s AND t.is_active) AS month"
+)
+_USAGE = (
+    " UNION ALL SELECT item_id, SUM(quantity) - SUM(cancelled_quantity),"
+    " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END)"
+    " FROM mall_redemption WHERE customer_id = %s AND item_id IN ({ids}) GROUP BY item_id"
+)
+
+
+async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int]) -> CustomerStanding:
+    """The same standing in one parameterised statement (MySQL/MariaDB)."""
+    sql, params = _STANDING, [customer_id, clock.now().astimezone(timezone.utc), customer_id]
+    if item_ids:
+        start, end = month_bounds(clock.local_today())
+        sql += _USAGE.format(ids=", ".join(["%s"] * len(item_ids)))
+        params += [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids]
+    _, rows = await conn.execute_query(sql, params)
+    # UNION ALL promises no order: the standing row is the one without an item.
+    first = next(row for row in rows if row["item_id"] is None)
+    usage = [row for row in rows if row["item_id"] is not None]
+    return CustomerStanding(
+        points=int(first["total"]), tier_level=None if first["month"] is None else int(first["month"]),
+        held_total={row["item_id"]: int(row["total"]) for row in usage},
+        held_month={row["item_id"]: int(row["month"]) for row in usage},
+    )
+
+
+async def items_for_customer(
+    conn: BaseDBAsyncClient, customer_id: int, items: list[MallItem]
+) -> list[tuple[MallItem, list[str]]]:
+    """Each item with this customer's reasons; their standing is read on every call, never from a cache."""
+    now = clock.now()
+    item_ids = [item.id for item in items]
+    if conn.capabilities.dialect == "mysql":
+        standing = await standing_sql(conn, customer_id, item_ids)
+    else:
+        standing = await standing_general(conn, customer_id, item_ids)
     return [
-        (item, why_not(item, now=now, points=points, tier_level=tier_level,
-                       held_total=held_total.get(item.id, 0), held_month=held_month.get(item.id, 0)))
+        (item, why_not(item, now=now, points=standing.points, tier_level=standing.tier_level,
+                       held_total=standing.held_total.get(item.id, 0),
+                       held_month=standing.held_month.get(item.id, 0)))
         for item in items
     ]
 

@@ -106,7 +106,8 @@ async def test_same_key_twice_in_one_batch_is_one_redemption():
     )
     mine = [outcomes[1], outcomes[3], outcomes[5]]
     assert all(isinstance(o, Redeemed) for o in outcomes)
-    assert [o.created for o in mine] == [True, False, False]
+    # Which of the three reaches the queue first is the scheduler's choice; exactly one creates the redemption.
+    assert sorted(o.created for o in mine) == [False, False, True]
     assert len({o.redemption.id for o in mine}) == 1
     assert len({tuple(v.code for v in o.vouchers) for o in mine}) == 1
     assert await MallRedemption.filter(customer_id=twice.id).count() == 1

@@ -441,6 +441,12 @@ const CouponTemplates = defineComponent({
     const list = shallowRef(null);
     const editor = couponEditor(() => list.value && list.value.reload());
     const issue = issueDialog();
+    // A free-service coupon names its product: staff read the name, not the id.
+    const productNames = reactive({});
+    onMounted(async () => {
+      const products = (await api.get("/admin/shop/products", { limit: 200 }).catch(() => ({ items: [] }))).items;
+      for (const p of products) productNames[p.id] = p.name;
+    });
     const List = listView({
       title: "优惠券",
       path: "/admin/shop/coupon-templates",
@@ -451,7 +457,7 @@ const CouponTemplates = defineComponent({
         { label: "优惠券", minWidth: 180, prop: "name" },
         { label: "类型", width: 90, render: (t) => COUPON_KINDS[t.kind] || t.kind },
         { label: "优惠", minWidth: 150, render: (t) => (t.kind === "cash_off" ? `满 ${yuan(t.threshold_fen)} 减 ${yuan(t.value_fen)}`
-          : t.kind === "percent_off" ? `减 ${t.discount_bp / 100}%` : `免费：商品 #${t.free_product_id}`) },
+          : t.kind === "percent_off" ? `减 ${t.discount_bp / 100}%` : `免费：${productNames[t.free_product_id] || `商品 #${t.free_product_id}`}`) },
         { label: "有效期", width: 150, render: (t) => `${t.valid_days} 天${t.valid_until ? `，最晚 ${time(t.valid_until)}` : ""}` },
         { label: "每人限领", width: 90, render: (t) => String(t.per_customer_limit) },
         { label: "可领取", width: 80, render: (t) => (t.claimable ? "是" : "否") },

@@ -242,6 +242,11 @@ class SkinRow:
 MAX_IMPORT_ROWS = 20_000
 
 
+def _is_id(ref: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²" and "①", which int() refuses.
+    return ref.isascii() and ref.isdigit() and len(ref) < 19
+
+
 async def import_skin_csv(conn: BaseDBAsyncClient, text: str, *, staff_id: int) -> int:
     """Import the analyser's CSV (`customer,visit_date,tags`): every row is checked before any is applied.
 
@@ -252,19 +257,21 @@ async def import_skin_csv(conn: BaseDBAsyncClient, text: str, *, staff_id: int) 
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = [h.strip().lower() for h in next(reader)]
+        raw = list(reader)
     except StopIteration:
         raise SkinImportRejected("The file is empty.", field="file", errors=[])
+    except csv.Error as exc:  # a field past the csv module's size limit, a NUL byte: not a CSV we can read
+        raise SkinImportRejected(f"The file is not readable CSV ({exc}).", field="file", errors=[])
     if header[:3] != ["customer", "visit_date", "tags"]:
         raise SkinImportRejected(field="file", errors=[
             {"line": 1, "field": "header", "message": "the header must be customer,visit_date,tags"}])
     known = await _skin_tags_by_code(conn)
-    raw = list(reader)
     if len(raw) > MAX_IMPORT_ROWS:
         raise SkinImportRejected(f"At most {MAX_IMPORT_ROWS} rows per file.", field="file", errors=[])
     refs = {r[0].strip() for r in raw if r}
-    by_code = dict(await Customer.filter(referral_code__in=[r for r in refs if not r.isdigit()], deleted_at=None)
+    by_code = dict(await Customer.filter(referral_code__in=[r for r in refs if not _is_id(r)], deleted_at=None)
                    .using_db(conn).values_list("referral_code", "id"))
-    numeric = [int(r) for r in refs if r.isdigit() and len(r) < 19]
+    numeric = [int(r) for r in refs if _is_id(r)]
     by_id = set(await Customer.filter(id__in=numeric, deleted_at=None).using_db(conn).values_list("id", flat=True))
     errors: list[dict[str, Any]] = []
     rows: list[SkinRow] = []
@@ -277,7 +284,7 @@ async def import_skin_csv(conn: BaseDBAsyncClient, text: str, *, staff_id: int) 
             errors.append({"line": index, "field": "row", "message": "expected 3 columns"})
             continue
         ref, day_text, tag_text = (cell.strip() for cell in record[:3])
-        customer_id = by_code.get(ref) or (int(ref) if ref.isdigit() and int(ref) in by_id else None)
+        customer_id = by_code.get(ref) or (int(ref) if _is_id(ref) and int(ref) in by_id else None)
         if customer_id is None:
             errors.append({"line": index, "field": "customer", "message": f"unknown customer {ref!r}"})
             continue

@@ -63,6 +63,22 @@ async def test_csv_import_is_all_or_nothing_with_line_numbers(client):
     assert await SkinAnalysis.filter(customer_id=first.id).count() == 2
 
 
+async def test_csv_that_python_cannot_read_as_ids_or_fields_is_a_422_not_a_500(client):
+    [a] = await _skin_tags(1)
+    headers = {**staff_headers(await make_staff("front_desk")), "content-type": "text/csv"}
+    day = (clock.local_today() - timedelta(days=1)).isoformat()
+    # "²" and "①" are digits to str.isdigit() but not to int(); a 200,000-character field passes the body
+    # limit but not the csv module's field limit.
+    superscript = f"customer,visit_date,tags\n\u00b2,{day},{a.code}\n\u2460\u2461,{day},{a.code}\n"
+    refused = await client.post("/admin/crm/skin-analyses/import", content=superscript.encode(), headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert [(e["line"], e["field"]) for e in refused.json()["detail"]["errors"]] == [(2, "customer"), (3, "customer")]
+    huge = f"customer,visit_date,tags\nX,{day},\"{'a' * 200_000}\"\n"
+    refused = await client.post("/admin/crm/skin-analyses/import", content=huge.encode(), headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"]["field"] == "file"
+
+
 async def test_manual_tags_are_audited_and_rule_tags_cannot_be_put_by_hand(client):
     staff = await make_staff("campaign")
     headers = staff_headers(staff)

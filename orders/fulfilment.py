@@ -105,7 +105,8 @@ async def _mark_paid(conn: BaseDBAsyncClient, order: Order, trade: TradeState) -
         )
         if moved:
             current = await get_order(conn, order.id)
-            await request_refund(conn, current, amount_fen=current.total_fen, reason="paid_after_close",
+            # Only WeChat's part: the close already gave the coupon, points and stored value back.
+            await request_refund(conn, current, amount_fen=wechat_amount(current), reason="paid_after_close",
                                  run_line_hooks=False)
             return NotificationOutcome.paid_after_close
     log.error("orders.second_transaction", order_id=order.id, transaction_id=trade.transaction_id)
@@ -192,7 +193,7 @@ async def follow(conn: BaseDBAsyncClient, outcome: LineOutcome, *, asked_about: 
             await mark_fulfilled(conn, order_id)
     for ask in outcome.refunds:
         order = await get_order(conn, ask.order_id)
-        left = order.total_fen - order.refund_reserved_fen
+        left = refundable_fen(order) - order.refund_reserved_fen
         if order.status in REFUNDABLE and left > 0:
             await request_refund(conn, order, amount_fen=left, reason=ask.reason)
 

@@ -126,3 +126,18 @@ async def test_cancel_racing_the_payment_lets_exactly_one_win(client, wechatpay,
             outcomes.append("paid")
     assert len(outcomes) == len(delays)
     print("cancel against payment:", outcomes)  # which won each time (-s shows it)
+
+
+async def test_paid_after_the_cancel_sends_back_what_wechat_collected_and_nothing_twice(client, redis):
+    """WeChat's money arriving after the cancel (a payment racing the close): the order takes it in and refunds
+    exactly the WeChat part; the coupon, points and stored value were given back by the cancel already."""
+    from orders.models import Refund
+
+    customer, coupon, order = await order_with_every_source(client)
+    assert (await client.post(f"/app/orders/{order['id']}/cancel", headers=customer_headers(customer))).status_code == 200
+    paid = await client.post(f"/sandbox/payments/{order['out_trade_no']}/succeed", headers=customer_headers(customer))
+    assert paid.status_code == 200, paid.text
+    [refund] = await Refund.filter(order_id=order["id"])
+    assert refund.amount_fen == order["wechat_fen"] == 4000 and refund.reason == "paid_after_close"
+    await run_jobs(redis)
+    await assert_everything_back(customer, coupon)

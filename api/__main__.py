@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         from kernel.migration_preflight import MigrationRefused
 
+        # Migrations unseal stored phones to backfill lookup hashes (kernel 0004): without the production
+        # SECRET_KEY they would run with the development key file and skip every row for good.
+        refuse_unsafe_production(settings)
         try:
             asyncio.run(db.migrate())
         except MigrationRefused as refused:

@@ -378,8 +378,16 @@ def _any_address(proxy: str) -> bool:
         return False
 
 
+# Every APP_ENV the code knows; anything else (a typo such as "prod") would silently run as development,
+# with the sandbox adapters, so it is refused.
+ENVIRONMENTS = ("development", "test", "bench", PRODUCTION)
+
+
 def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | None = None) -> None:
     """Stop start-up (UnsafeProductionSettings, exit status 1) listing every problem at once."""
+    if settings.app.environment not in ENVIRONMENTS:
+        raise UnsafeProductionSettings([f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (it is "
+                                        f"{settings.app.environment!r}, which would run the sandbox adapters)"])
     problems = production_problems(settings, environ)
     if problems:
         raise UnsafeProductionSettings(problems)

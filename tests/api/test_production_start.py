@@ -132,6 +132,8 @@ BARE_PRODUCTION_COMMANDS = {
     "serve": [sys.executable, "-m", "api", "serve", "--no-demo"],
     "uvicorn": [sys.executable, "-m", "uvicorn", "api.main:app"],
     "worker": [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"],
+    # Migrations unseal stored phones (kernel 0004): with the development key they would skip every row.
+    "migrate": [sys.executable, "-m", "api", "migrate"],
 }
 
 
@@ -140,7 +142,7 @@ async def test_a_production_start_without_the_secrets_exits_naming_each(tmp_path
     """APP_ENV=production with only the database and Redis (WECHAT_MODE and PAY_MODE unset: sandbox)."""
     env = {k: v for k, v in production_env(tmp_path).items() if k not in REQUIRED}
     port = _free_port()
-    args = [*BARE_PRODUCTION_COMMANDS[command], *(["--port", str(port)] if command != "worker" else [])]
+    args = [*BARE_PRODUCTION_COMMANDS[command], *(["--port", str(port)] if command not in ("worker", "migrate") else [])]
     code, output = await _run_to_exit(args, env)
     assert code != 0, output
     assert "refusing to start with APP_ENV=production" in output, output
@@ -242,3 +244,11 @@ async def test_demo_data_is_never_loaded_into_a_production_database(tmp_path):
     assert code != 0, output
     assert "refusing to start with APP_ENV=production" in output and "demo data" in output, output
     assert not await Customer.filter(openid=sandbox_openid("alice")).exists()
+
+
+def test_an_unknown_app_env_is_refused_rather_than_run_as_development(tmp_path):
+    from kernel.settings import UnsafeProductionSettings, refuse_unsafe_production
+
+    env = {**production_env(tmp_path), "APP_ENV": "prod"}
+    with pytest.raises(UnsafeProductionSettings, match="APP_ENV must be one of"):
+        refuse_unsafe_production(load_settings_from(env), env)

@@ -110,6 +110,8 @@ class _Lane:
 
 # Per event loop: a lane holds futures of its loop (tests run one loop per test, a server one per process).
 _LANES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Lane]] = weakref.WeakKeyDictionary()
+# The event loop keeps only weak references to tasks: a lane's server must not be collected mid-batch.
+_SERVERS: set[asyncio.Task] = set()
 
 
 class _StockMoved(Exception):
@@ -130,7 +132,9 @@ async def redeem(*, customer_id: int, item_id: int, quantity: int, idempotency_k
     lane.waiting.append(ask)
     if lane.servers < IN_FLIGHT:
         lane.servers += 1
-        loop.create_task(_serve_lane(item_id, lane))
+        server = loop.create_task(_serve_lane(item_id, lane))
+        _SERVERS.add(server)
+        server.add_done_callback(_SERVERS.discard)
     # A client that goes away does not cancel the batch: what it decided commits, and a retry with the
     # same Idempotency-Key finds it.
     return await asyncio.shield(ask.answer)
@@ -153,9 +157,21 @@ def _next_batch(lane: _Lane) -> list[_Ask]:
 
 async def _serve_lane(item_id: int, lane: _Lane) -> None:
     # Up to IN_FLIGHT batches per item and process; the next one forms while they run.
+    batch: list[_Ask] = []
     try:
         while lane.waiting:
-            await _serve(item_id, _next_batch(lane))
+            batch = _next_batch(lane)
+            await _serve(item_id, batch)
+    except BaseException:
+        # Cancelled (the server shutting down): the batch's transaction rolled back, so its waiters and the
+        # ones still queued are told now rather than left waiting; a retry with the same key applies once.
+        last_server = lane.servers == 1
+        for ask in [*batch, *(lane.waiting if last_server else [])]:
+            if not ask.answer.done():
+                ask.answer.cancel()
+        if last_server:
+            lane.waiting = []
+        raise
     finally:
         lane.servers -= 1
 

@@ -229,3 +229,25 @@ async def test_an_unknown_item_is_refused_for_each_request_of_the_batch():
     assert all(isinstance(o, DomainError) and o.code == "item_not_found" for o in outcomes)
     for c in customers:
         assert await assert_ledger_consistent(c.id) == 500
+
+
+async def test_a_cancelled_batch_answers_its_waiters_instead_of_leaving_them_hanging(monkeypatch):
+    """Shutdown cancels a lane's server mid-transaction: its waiters learn it at once (nothing was applied:
+    the transaction rolled back) instead of waiting forever on a future nobody will answer."""
+    item = await make_item(stock_total=10, points_price=100)
+    customers = [await funded_customer(1000) for _ in range(3)]
+    started = asyncio.Event()
+
+    async def stuck(work, **_):
+        started.set()
+        await asyncio.Event().wait()  # a statement that never returns
+
+    monkeypatch.setattr(redemption_batches, "run_in_transaction", stuck)
+    asks = [asyncio.ensure_future(redeem(customer_id=c.id, item_id=item.id, quantity=1, idempotency_key=key()))
+            for c in customers]
+    await asyncio.wait_for(started.wait(), 10)
+    for server in list(redemption_batches._SERVERS):
+        server.cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*asks, return_exceptions=True), 10)
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    assert not await MallRedemption.filter(item_id=item.id).exists()

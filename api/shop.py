@@ -4,6 +4,7 @@ prepaid liability. The checkout itself (quote, purchase) is on /app/orders (api/
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
@@ -186,9 +187,11 @@ class StaffCatalogueController(Controller):
             issued = held = 0
             refused: list[int] = []
             await coupons.get_template(conn, template_id)
+            # The key names one issue of this template: the same key sent for another template is another issue.
+            source_ref = f"{template_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:48]}"
             for customer_id in sorted(set(data.customer_ids)):
                 try:
-                    _, created = await coupons.issue_coupon(conn, customer_id, template_id, "staff", idempotency_key)
+                    _, created = await coupons.issue_coupon(conn, customer_id, template_id, "staff", source_ref)
                 except (coupons.CouponLimitReached, NotFound):
                     refused.append(customer_id)
                     continue

@@ -35,3 +35,18 @@ async def test_a_staff_issue_sent_many_times_at_once_gives_each_customer_one_cou
     assert sum(a.json()["issued"] for a in answers) == 3
     for customer in customers:
         assert await Coupon.filter(template_id=template.id, customer_id=customer.id).count() == 1
+
+
+async def test_one_idempotency_key_sent_for_two_templates_issues_both(client):
+    """The key identifies one issue of one template: reusing it for another template is a new issue, not
+    'already held' (which gave the customer nothing)."""
+    campaign = await make_staff("campaign")
+    customer = await make_customer()
+    first = await make_template("cash_off", value_fen=500, threshold_fen=0)
+    second = await make_template("cash_off", value_fen=800, threshold_fen=0)
+    headers = {**staff_headers(campaign), "Idempotency-Key": f"coupon-issue-shared-{first.id}"}
+    for template in (first, second):
+        answer = await client.post(f"/admin/shop/coupon-templates/{template.id}/issue",
+                                   json={"customer_ids": [customer.id]}, headers=headers)
+        assert answer.status_code == 200 and answer.json()["issued"] == 1, answer.text
+    assert await Coupon.filter(customer_id=customer.id).count() == 2

@@ -21,7 +21,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from crm import partners, segments
-from crm.errors import InvalidOutreach, OutreachNotFound, OutreachState
+from crm.errors import InvalidOutreach, OutreachNotFound, OutreachState, SegmentNotFound
 from crm.models import (
     MarketingProfile,
     MessageConsent,
@@ -122,7 +122,15 @@ async def take_members(conn: BaseDBAsyncClient, outreach_id: int) -> Outreach | 
         return None
     if outreach.members_taken:
         return outreach
-    await segments.recompute(conn, outreach.segment_id)
+    try:
+        await segments.recompute(conn, outreach.segment_id)
+    except SegmentNotFound:
+        # The segment was deleted after scheduling: nobody to reach, so the outreach ends as cancelled
+        # rather than failing every retry of its job and staying "scheduled" for ever.
+        outreach.status = OutreachStatus.cancelled
+        outreach.finished_at = clock.now()
+        await outreach.save(using_db=conn, update_fields=["status", "finished_at"])
+        return None
     segment = await segments.get_segment(conn, outreach.segment_id)
     members = await segments.member_ids(conn, segment.rules)
     rows = [

@@ -183,3 +183,17 @@ async def test_a_completed_visit_gives_the_after_visit_coupon_once_per_booking(c
     given = await Coupon.filter(source="visit", customer_id__in=[customer.id, opted_out.id])
     assert [(c.customer_id, c.source_ref, c.template_id) for c in given] == [
         (customer.id, f"booking:{bookings[0]}", template.id)]
+
+
+async def test_an_outreach_whose_segment_was_deleted_ends_cancelled_instead_of_failing_for_ever():
+    from crm import segments
+    from crm.models import Outreach, OutreachStatus
+
+    _, segment = await tagged_members(2)
+    outreach = await draft(segment.id, voucher_title="gift")
+    async with transaction() as conn:
+        await segments.delete_segment(conn, segment.id)
+    async with transaction() as conn:
+        assert await outreach_service.take_members(conn, outreach.id) is None
+    after = await Outreach.get(id=outreach.id)
+    assert after.status == OutreachStatus.cancelled and after.finished_at is not None

@@ -43,7 +43,7 @@ from api.release import release_version
 from api.openapi import document_errors, options_middleware
 from api.strict import strict_input
 from api.logging import configure_logging, request_id_middleware
-from api.metrics import PROMETHEUS
+from api.metrics import request_metrics_middleware
 from kernel import db
 from kernel.settings import Settings, get_settings, live_adapters, refuse_unsafe_production
 from kernel.wechat.miniprogram import MiniProgram, build_miniprogram
@@ -166,7 +166,8 @@ def create_app(
         dependencies={"db": Provide(provide_db, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[request_id_middleware, options_middleware, page_security_middleware, PROMETHEUS.middleware],
+        middleware=[request_id_middleware, options_middleware, page_security_middleware,
+                    request_metrics_middleware],
         before_request=strict_input,
         request_max_body_size=settings.app.max_request_body_bytes,
         openapi_config=_openapi_config(),

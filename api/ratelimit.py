@@ -34,27 +34,44 @@ async def _hit(redis, key: str, limit: int, window: int) -> int | None:
     return wait
 
 
+# INCR every window key, and give a key its expiry when this request created it, in one script: one
+# command and one reply instead of a pipeline of 2 per key (redis-py's pipeline bookkeeping cost more
+# server CPU than the round trip itself on the check-in path; docs/benchmarks.md, round 4).
+_COUNT_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  counts[i] = count
+end
+return counts
+"""
+_SCRIPTS: dict[int, Any] = {}
+
+
+def _count_script(redis) -> Any:
+    """The registered script of this Redis client (redis-py sends EVALSHA, and the source once on NOSCRIPT)."""
+    script = _SCRIPTS.get(id(redis))
+    if script is None or script.registered_client is not redis:
+        script = _SCRIPTS[id(redis)] = redis.register_script(_COUNT_SCRIPT)
+    return script
+
+
 async def _hit_all(redis, checks: list[tuple[str, tuple[int, int]]]) -> list[tuple[str, int | None]]:
     """Count one request in each check's current window, all in one round trip to Redis.
 
     Returns (key, seconds to wait) per check; the wait is None while under the limit.
     """
     now = int(time.time())
-    keys = []
-    async with redis.pipeline(transaction=False) as pipe:
-        for key, (_, window) in checks:
-            window_start = now - now % window
-            full_key = f"rl:{key}:{window_start}"
-            keys.append((key, window_start))
-            pipe.incr(full_key)
-            pipe.expire(full_key, window + 1)
-        replies = await pipe.execute()
-    waits: list[tuple[str, int | None]] = []
-    for i, (key, (limit, window)) in enumerate(checks):
-        count = replies[2 * i]
-        window_start = keys[i][1]
-        waits.append((key, (window_start + window - now or 1) if count > limit else None))
-    return waits
+    starts = [now - now % window for _, (_, window) in checks]
+    counts = await _count_script(redis)(
+        keys=[f"rl:{key}:{start}" for (key, _), start in zip(checks, starts)],
+        args=[window + 1 for _, (_, window) in checks],
+    )
+    return [
+        (key, (start + window - now or 1) if count > limit else None)
+        for (key, (limit, window)), start, count in zip(checks, starts, counts)
+    ]
 
 
 def _client_ip(connection: ASGIConnection) -> str:

@@ -11,6 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
 from kernel import clock
+from kernel.identity.service import AccountErased, customer_is_active
 from points_mall.errors import AlreadyCheckedIn, MakeupLimitReached, MakeupNotAllowed
 from points_mall.ledger import credit_new_ref, earn_points, lock_account, spend_points
 from points_mall.models import CheckIn, EntryKind, PointsLedgerEntry, PointsRules
@@ -49,12 +50,14 @@ class _CheckInRules:
     expiry_months: int
 
 
-# The rules, yesterday's streak and whether the account exists, in one round trip (MySQL/MariaDB; the
+# The rules, yesterday's streak, whether the account exists and whether the customer is active (not
+# erased: the route's guard leaves that check to this statement) in one round trip (MySQL/MariaDB; the
 # general path reads them apart). Plain reads: the unique check-in key and the account lock decide.
 _RULES_AND_YESTERDAY = (
     "SELECT r.checkin_base_points, r.checkin_cycle_days, r.checkin_bonus, r.expiry_months,"
     " (SELECT c.streak FROM points_check_in c WHERE c.customer_id = %s AND c.local_date = %s) AS yesterday,"
-    " (SELECT a.id FROM points_account a WHERE a.customer_id = %s) AS account_id"
+    " (SELECT a.id FROM points_account a WHERE a.customer_id = %s) AS account_id,"
+    " (SELECT 1 FROM customer u WHERE u.id = %s AND u.deleted_at IS NULL) AS active"
     " FROM points_rules r WHERE r.id = %s"
 )
 _INSERT_CHECK_IN = (
@@ -66,17 +69,24 @@ _INSERT_CHECK_IN = (
 async def _rules_and_yesterday(
     conn: BaseDBAsyncClient, customer_id: int, day: date
 ) -> tuple[Any, int | None, bool]:
-    """(rules, yesterday's streak or None, whether the fast credit may run: MySQL and an account exists)."""
+    """(rules, yesterday's streak or None, whether the fast credit may run: MySQL and an account exists).
+
+    Refuses an erased customer (`AccountErased`) before anything is written."""
     yesterday = day - timedelta(days=1)
     if conn.capabilities.dialect == "mysql":
-        _, rows = await conn.execute_query(_RULES_AND_YESTERDAY, [customer_id, yesterday, customer_id, RULES_ID])
+        _, rows = await conn.execute_query(
+            _RULES_AND_YESTERDAY, [customer_id, yesterday, customer_id, customer_id, RULES_ID])
         if rows:
             row = rows[0]
+            if row["active"] is None:
+                raise AccountErased()
             bonus = row["checkin_bonus"]
             return _CheckInRules(
                 row["checkin_base_points"], row["checkin_cycle_days"],
                 json.loads(bonus) if isinstance(bonus, (str, bytes)) else bonus, row["expiry_months"],
             ), row["yesterday"], row["account_id"] is not None
+    if not await customer_is_active(customer_id, conn):
+        raise AccountErased()
     rules = await get_rules(conn)  # also creates the row the first time
     previous = await CheckIn.get_or_none(customer_id=customer_id, local_date=yesterday, using_db=conn)
     return rules, previous.streak if previous is not None else None, False

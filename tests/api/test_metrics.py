@@ -34,6 +34,17 @@ async def test_request_latency_is_labelled_by_route_template_not_by_url(client):
                   le="0.005") is not None
 
 
+async def test_refused_requests_are_counted_by_status_and_leave_nothing_in_progress(client):
+    before = _value((await client.get("/metrics")).text, "clinic_requests_total", path="/app/points",
+                    method="GET", status_code="401") or 0
+    for _ in range(3):
+        assert (await client.get("/app/points")).status_code == 401  # no token: refused by the guard
+    text = (await client.get("/metrics")).text
+    assert _value(text, "clinic_requests_total", path="/app/points", method="GET", status_code="401") == before + 3
+    assert _value(text, "clinic_requests_in_progress", path="/app/points", method="GET") == 0
+    assert 'path="/metrics"' not in text
+
+
 async def test_jobs_are_counted_by_name_and_outcome(client, redis):
     before = (await client.get("/metrics")).text
     ok_before = _value(before, "clinic_jobs_total", job="kernel.prune_outbox", outcome="succeeded") or 0

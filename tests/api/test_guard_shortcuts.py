@@ -1,0 +1,108 @@
+"""What the customer guard may skip and what it may not: verified tokens are remembered by their exact
+string (expiry still judged on each use), reads may use the last second's "active" answer, writes never,
+and the check-in checks erasure in its own first statement."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import msgspec
+import pytest
+
+from kernel import clock
+from kernel.identity import tokens
+from kernel.identity.models import Customer
+from kernel.identity.service import SEEN_ACTIVE
+from kernel.identity.tokens import issue_customer_token
+from points_mall.models import CheckIn, PointsAccount, PointsLedgerEntry
+from tests.factories import customer_headers, make_customer
+
+
+async def _erase_row(customer: Customer) -> None:
+    # What the erasure job leaves behind, as far as the guard is concerned.
+    await Customer.filter(id=customer.id).update(deleted_at=clock.now())
+
+
+@pytest.fixture
+def seen_active_clock():
+    """Move the read memo's clock by hand; put the real one back afterwards."""
+    moments = [1_000.0]
+    SEEN_ACTIVE.monotonic = lambda: moments[0]
+    SEEN_ACTIVE._until.clear()
+    yield moments
+    SEEN_ACTIVE.monotonic = __import__("time").monotonic
+    SEEN_ACTIVE._until.clear()
+
+
+@pytest.mark.parametrize("with_account", [True, False], ids=["fast path", "general path"])
+async def test_check_in_of_an_erased_customer_is_refused_and_writes_nothing(client, with_account):
+    customer = await make_customer()
+    if with_account:
+        now = clock.now()
+        await PointsAccount.create(customer_id=customer.id, created_at=now, updated_at=now)
+    await _erase_row(customer)
+    refused = await client.post("/app/check-ins", headers=customer_headers(customer))
+    assert refused.status_code == 401 and refused.json()["code"] == "account_erased"
+    assert not await CheckIn.filter(customer_id=customer.id).exists()
+    assert not await PointsLedgerEntry.filter(customer_id=customer.id).exists()
+
+
+async def test_a_read_may_use_the_last_second_a_write_never(client, seen_active_clock):
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    assert (await client.get("/app/points", headers=headers)).status_code == 200
+    await _erase_row(customer)
+
+    # Inside the stated second a read is still answered from this process's memory...
+    seen_active_clock[0] += 0.5
+    assert (await client.get("/app/points", headers=headers)).status_code == 200
+    # ...but no write is: the guard (or the write's own statement) reads the row.
+    for path in ("/app/check-ins", "/app/me/erasure"):
+        refused = await client.post(path, headers=headers)
+        assert refused.status_code == 401 and refused.json()["code"] == "account_erased", path
+
+    # Once the second has passed, reads are refused too.
+    seen_active_clock[0] += 0.6
+    refused = await client.get("/app/points", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "account_erased"
+
+
+async def test_an_erased_customer_is_never_remembered_as_active(client, seen_active_clock):
+    customer = await make_customer()
+    await _erase_row(customer)
+    for _ in range(2):
+        refused = await client.get("/app/points", headers=customer_headers(customer))
+        assert refused.status_code == 401 and refused.json()["code"] == "account_erased"
+    assert customer.id not in SEEN_ACTIVE._until
+
+
+async def test_a_remembered_token_still_expires(client):
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    assert (await client.get("/app/points", headers=headers)).status_code == 200
+    assert headers["Authorization"].removeprefix("Bearer ") in tokens._VERIFIED
+    clock.set_now(clock.now() + timedelta(days=400))
+    expired = await client.get("/app/points", headers=headers)
+    assert expired.status_code == 401 and expired.json()["code"] == "token_expired"
+
+
+async def test_a_token_differing_in_one_character_of_its_signature_is_verified_afresh(client):
+    customer = await make_customer()
+    token, _ = issue_customer_token(customer.id)
+    assert (await client.get("/app/points", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    head, payload, signature = token.split(".")
+    forged = f"{head}.{payload}.{('A' if signature[0] != 'A' else 'B') + signature[1:]}"
+    refused = await client.get("/app/points", headers={"Authorization": f"Bearer {forged}"})
+    assert refused.status_code == 401 and refused.json()["code"] == "token_invalid"
+
+
+async def test_a_remembered_token_is_verified_again_under_another_key(client, monkeypatch):
+    customer = await make_customer()
+    token, _ = issue_customer_token(customer.id)
+    assert (await client.get("/app/points", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    settings = tokens.get_settings()
+    rotated = msgspec.structs.replace(
+        settings, app=msgspec.structs.replace(settings.app, secret_key="another-key-" + "x" * 40))
+    monkeypatch.setattr(tokens, "get_settings", lambda: rotated)
+    refused = await client.get("/app/points", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401 and refused.json()["code"] == "token_invalid"

@@ -349,6 +349,11 @@ _DEPARTMENTS: SharedAnswerCache[int] = SharedAnswerCache("booking.department")
 _DAYS: SharedAnswerCache[list[Slot]] = SharedAnswerCache("booking.day_slots")
 
 
+async def branch_through_cache(conn: BaseDBAsyncClient, branch_id: int) -> Branch:
+    """`get_branch` through the shared short-lived cache (a branch's name and zone, the same for everyone)."""
+    return await _BRANCHES.get(branch_id, lambda: get_branch(conn, branch_id))
+
+
 @dataclass
 class SlotListing:
     branch: Branch
@@ -362,7 +367,7 @@ async def customer_slot_listing(
 ) -> SlotListing:
     """`offered_slots` for the customer's calendar, through the shared short-lived cache: one SELECT per
     day and cache period instead of three per request. Errors (unknown branch or department) are not cached."""
-    branch = await _BRANCHES.get(branch_id, lambda: get_branch(conn, branch_id))
+    branch = await branch_through_cache(conn, branch_id)
 
     async def active_department() -> int:
         return (await get_department(conn, department_id, active_only=True)).id

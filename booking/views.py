@@ -9,6 +9,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from booking import service
 from booking.models import Booking
+from booking.schedules import branch_through_cache
 from booking.schemas import BranchList, BranchOut, DepartmentList, DepartmentOut, ServiceOut
 from booking.visit_schemas import BookingOut
 from kernel import clock
@@ -40,5 +41,6 @@ def booking_out(booking: Booking, zones: dict[int, ZoneInfo]) -> BookingOut:
 
 
 async def one_booking_out(conn: BaseDBAsyncClient, booking: Booking) -> BookingOut:
-    branch = await service.get_branch(conn, booking.branch_id)
+    # Only the branch's zone is needed: from the shared short-lived cache, as the slot listing reads it.
+    branch = await branch_through_cache(conn, booking.branch_id)
     return BookingOut.of(booking, service.zone_of(branch))

@@ -16,7 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
 from api.ratelimit import customer_action_limited
-from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock, spreadsheets
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
@@ -63,6 +63,7 @@ class MallController(Controller):
         return await db.run(views.item_for_customer, customer_id, item_id)
 
     @post("/redemptions", status_code=HTTP_201_CREATED, guards=[_REDEMPTION_LIMIT],
+          opt={ERASURE_CHECKED_BY_WORK: True},  # the batch's customer lock checks it (active_only)
           summary="Exchange points for an item (send an Idempotency-Key; a retry returns the same redemption)",
           responses={HTTP_200_OK: ResponseSpec(data_container=RedemptionView,
                                                description="A retry with the same Idempotency-Key: the first redemption")})

@@ -275,7 +275,9 @@ async def redeem(
     """
     if quantity < 1:
         raise ValidationFailed("quantity must be at least 1.", field="quantity")
-    points = await lock_points(conn, customer_id)  # first: the reads below see the latest commits
+    # First: the reads below see the latest commits. An erased customer is refused here (the route's guard
+    # leaves that check to this lock).
+    points = await lock_points(conn, customer_id, active_only=True)
     account = points.account
     existing = await MallRedemption.get_or_none(customer_id=customer_id, idempotency_key=idempotency_key,
                                                 using_db=conn)

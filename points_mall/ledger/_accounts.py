@@ -14,13 +14,13 @@ from tortoise.expressions import F
 from kernel import clock
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
-from kernel.identity.service import lock_customers
+from kernel.identity.service import AccountErased, lock_customers
 from points_mall.errors import InsufficientPoints, PointsCustomerNotFound
 from points_mall.models import EntryKind, PendingPoints, PendingStatus, PointsAccount, PointsLedgerEntry, PointsLot
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=None)
 
-async def lock_account(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccount:
+async def lock_account(conn: BaseDBAsyncClient, customer_id: int, *, active_only: bool = False) -> PointsAccount:
     """Lock the customer's points for the rest of the transaction and return the account (created if needed).
 
     The first lock taken is the customer row's (it always exists, so InnoDB takes a record lock only).
@@ -28,10 +28,11 @@ async def lock_account(conn: BaseDBAsyncClient, customer_id: int) -> PointsAccou
     account, and two such transactions inserting their accounts would deadlock; with the customer row
     locked first, the account is looked up plainly, inserted if missing, then locked as an existing row.
     Callers that read other rows to make a decision (limits, counts) call this first, so those reads
-    happen after the previous holder of the lock committed.
+    happen after the previous holder of the lock committed. With `active_only` an erased customer is
+    refused (`AccountErased`): a customer's own request whose guard left that check to its work.
     """
-    if not await lock_customers(conn, {customer_id}):
-        raise PointsCustomerNotFound(customer_id=customer_id)
+    if not await lock_customers(conn, {customer_id}, active_only=active_only):
+        raise AccountErased() if active_only else PointsCustomerNotFound(customer_id=customer_id)
     await ensure_account(conn, customer_id)
     return await PointsAccount.filter(customer_id=customer_id).using_db(conn).select_for_update().get()
 
@@ -148,9 +149,9 @@ class LockedPoints:
         return sum(lot.remaining for lot in self.lots)
 
 
-async def lock_points(conn: BaseDBAsyncClient, customer_id: int) -> LockedPoints:
+async def lock_points(conn: BaseDBAsyncClient, customer_id: int, *, active_only: bool = False) -> LockedPoints:
     """`lock_account` plus the spendable lots (locked), for a caller that decides and then spends."""
-    account = await lock_account(conn, customer_id)
+    account = await lock_account(conn, customer_id, active_only=active_only)
     return LockedPoints(customer_id, account, await _spendable_lots(conn, customer_id, clock.now()))
 
 

@@ -251,3 +251,46 @@ async def test_a_cancelled_batch_answers_its_waiters_instead_of_leaving_them_han
     outcomes = await asyncio.wait_for(asyncio.gather(*asks, return_exceptions=True), 10)
     assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
     assert not await MallRedemption.filter(item_id=item.id).exists()
+
+
+async def test_an_erased_customer_inside_a_batch_is_refused_alone(client):
+    # The route's guard leaves the erasure check to the batch's customer lock: an erased customer in the
+    # middle of a crowd is refused with account_erased and their neighbours are served.
+    from kernel import clock
+    from kernel.identity.models import Customer
+    from tests.factories import customer_headers
+
+    item = await make_item(stock_total=10, points_price=100)
+    customers = [await funded_customer(300) for _ in range(5)]
+    erased = customers[2]
+    await Customer.filter(id=erased.id).update(deleted_at=clock.now())
+    responses = await asyncio.gather(*[
+        client.post("/app/mall/redemptions", json={"item_id": item.id, "quantity": 1},
+                    headers={**customer_headers(c), "Idempotency-Key": key()})
+        for c in customers
+    ])
+    assert [r.status_code for r in responses] == [201, 201, 401, 201, 201], [r.text for r in responses]
+    assert responses[2].json()["code"] == "account_erased"
+    assert not await MallRedemption.filter(customer_id=erased.id).exists()
+    assert await assert_ledger_consistent(erased.id) == 300
+    assert await assert_item_matches_redemptions(item.id) == 4
+
+
+async def test_the_single_path_refuses_an_erased_customer_too():
+    from kernel import clock
+    from kernel.db import transaction
+    from kernel.identity.models import Customer
+    from kernel.identity.service import AccountErased
+    from points_mall import mall
+
+    item = await make_item(stock_total=10, points_price=100)
+    customer = await funded_customer(300)
+    await Customer.filter(id=customer.id).update(deleted_at=clock.now())
+    try:
+        async with transaction() as conn:
+            await mall.redeem(conn, customer_id=customer.id, item_id=item.id, quantity=1, idempotency_key=key())
+    except AccountErased:
+        pass
+    else:
+        raise AssertionError("an erased customer redeemed")
+    assert not await MallRedemption.filter(customer_id=customer.id).exists()

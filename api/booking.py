@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Db, Limit, Offset
-from api.security import customer_guard, provide_customer_id
+from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id
 from booking import service, views
 from booking.models import BookingStatus
 from booking.schemas import BranchList, DepartmentList, QuestionnaireOut, SlotList, SlotOut
@@ -122,7 +122,8 @@ class CustomerBookingController(Controller):
         total, rows, zones = await db.run(work)
         return BookingPage(total=total, limit=limit, offset=offset, items=[views.booking_out(b, zones) for b in rows])
 
-    @post("/", summary="Book a seat (refusals: slot_full, too_late, already_booked)")
+    @post("/", summary="Book a seat (refusals: slot_full, too_late, already_booked)",
+          opt={ERASURE_CHECKED_BY_WORK: True})  # bookings.book's customer lock checks it
     async def create(self, db: Db, customer_id: int, data: BookingCreate) -> BookingOut:
         async def work(conn: BaseDBAsyncClient) -> BookingOut:
             booking = await service.book(

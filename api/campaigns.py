@@ -11,7 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
-from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
+from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.groupbuy import groups, service, views
 from campaigns.groupbuy import hooks as _line_kinds  # noqa: F401  (registers the group-buy line kind)
 from campaigns.groupbuy.models import CampaignStatus, GroupStatus
@@ -159,7 +159,8 @@ class GroupController(Controller):
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,
                     group_id=group.id)
 
-    @post("/{group_id:int}/join", summary="Join a friend's group: takes a seat and creates the order")
+    @post("/{group_id:int}/join", summary="Join a friend's group: takes a seat and creates the order",
+          opt={ERASURE_CHECKED_BY_WORK: True})  # groups.join_group's first statement checks it
     async def join(self, db: Db, customer_id: int, group_id: int) -> Seat:
         group, order, entry = await db.run(groups.join_group, customer_id, group_id)
         return Seat(entry_id=entry.id, order_id=order.id, total_fen=order.total_fen, pay_by=order.expires_at,

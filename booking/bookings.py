@@ -35,7 +35,7 @@ from booking.settings import get_booking_settings
 from booking.triage import get_triage
 from kernel import clock
 from kernel.errors import ValidationFailed
-from kernel.identity.service import CustomerNotFound, lock_customers
+from kernel.identity.service import AccountErased, lock_customers
 from kernel.outbox import enqueue
 
 log = structlog.get_logger(__name__)
@@ -45,8 +45,10 @@ HOLDING = (BookingStatus.booked, BookingStatus.arrived)
 
 
 async def _lock_customer(conn: BaseDBAsyncClient, customer_id: int) -> None:
+    # Only a customer's own requests come here; an erased customer (the booking route's guard leaves that
+    # check to this lock) is answered as the guard would.
     if not await lock_customers(conn, {customer_id}, active_only=True):
-        raise CustomerNotFound()
+        raise AccountErased()
 
 
 async def _lock_slots(conn: BaseDBAsyncClient, *slot_ids: int) -> None:

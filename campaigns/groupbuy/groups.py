@@ -13,7 +13,8 @@ to `orders.follow` the same way.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
+from datetime import timedelta, timezone
 
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -30,6 +31,7 @@ from campaigns.groupbuy.errors import (
     GroupNotJoinable,
     LimitReached,
     NewCustomersOnly,
+    SkuNotFound,
     SoldOut,
     WrongCampaignKind,
 )
@@ -48,6 +50,7 @@ from orders import service as orders
 from orders.hooks import NOTHING, LineOutcome, RefundAsk, delivered
 from orders.models import Order, OrderStatus
 from kernel import clock
+from kernel.identity.service import AccountErased, customer_is_active
 from kernel.outbox import enqueue
 
 log = structlog.get_logger(__name__)
@@ -59,6 +62,18 @@ SETTLEABLE = (GroupStatus.pending, GroupStatus.open)
 # --- taking and giving back --------------------------------------------------------------------
 
 async def _take_quota(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int, units: int) -> None:
+    if units > campaign.per_customer_limit:
+        raise LimitReached(limit=campaign.per_customer_limit)
+    if conn.capabilities.dialect == "mysql":
+        # One statement: the first purchase inserts the row, a later one adds only while the sum stays
+        # within the limit (0 rows changed otherwise). Two first purchases racing meet on the unique key.
+        changed, _ = await conn.execute_query(
+            "INSERT INTO gb_quota (campaign_id, customer_id, units) VALUES (%s, %s, %s)"
+            " ON DUPLICATE KEY UPDATE units = IF(units + VALUES(units) <= %s, units + VALUES(units), units)",
+            [campaign.id, customer_id, units, campaign.per_customer_limit])
+        if not changed:
+            raise LimitReached(limit=campaign.per_customer_limit)
+        return
     if not await CampaignQuota.filter(campaign_id=campaign.id, customer_id=customer_id).using_db(conn).exists():
         # INSERT IGNORE: two first purchases of one customer racing create one row.
         await CampaignQuota.bulk_create(
@@ -73,8 +88,12 @@ async def _take_quota(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: 
 
 
 async def _take_stock(conn: BaseDBAsyncClient, sku_id: int, units: int) -> None:
-    taken = await CampaignSku.filter(id=sku_id, stock_left__gte=units).using_db(conn).update(
-        stock_left=F("stock_left") - units)
+    if conn.capabilities.dialect == "mysql":  # the hot SKU's statement, without the ORM's query building
+        taken, _ = await conn.execute_query(
+            "UPDATE gb_sku SET stock_left = stock_left - %s WHERE id = %s AND stock_left >= %s", [units, sku_id, units])
+    else:
+        taken = await CampaignSku.filter(id=sku_id, stock_left__gte=units).using_db(conn).update(
+            stock_left=F("stock_left") - units)
     if not taken:
         raise SoldOut(sku_id=sku_id)
 
@@ -138,34 +157,109 @@ async def open_group(conn: BaseDBAsyncClient, customer_id: int, campaign_id: int
     return group, order, entry
 
 
-async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
-    """A friend takes a seat: held while the order is unpaid, given back if it closes unpaid."""
-    group = await Group.get_or_none(id=group_id).using_db(conn)
-    if group is None:
+def _columns(alias: str, model: type) -> str:
+    return ", ".join(f"{alias}.{column} AS {alias}__{column}" for column in model._meta.db_fields)
+
+
+def _hydrate(model: type, alias: str, row: dict):
+    prefix = f"{alias}__"
+    return model._init_from_db(**{k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)})
+
+
+@functools.cache
+def _group_campaign_sku_sql() -> str:
+    # Built on first use, not at import: Tortoise adds the foreign keys' `_id` columns when it initialises.
+    return (
+        f"SELECT {_columns('g', Group)}, {_columns('c', Campaign)}, {_columns('s', CampaignSku)},"
+        " (SELECT 1 FROM customer u WHERE u.id = %s AND u.deleted_at IS NULL) AS active"
+        " FROM gb_group g JOIN gb_campaign c ON c.id = g.campaign_id"
+        " LEFT JOIN gb_sku s ON s.id = g.sku_id AND s.campaign_id = g.campaign_id WHERE g.id = %s"
+    )
+
+
+async def _group_campaign_sku(
+    conn: BaseDBAsyncClient, group_id: int, customer_id: int
+) -> tuple[Group, Campaign, CampaignSku | None]:
+    """The group with its campaign and SKU: one statement on MySQL/MariaDB, three through the ORM elsewhere.
+    Refuses an erased customer first (`AccountErased`): the join route's guard leaves that check here."""
+    if conn.capabilities.dialect != "mysql":
+        if not await customer_is_active(customer_id, conn):
+            raise AccountErased()
+        group = await Group.get_or_none(id=group_id).using_db(conn)
+        if group is None:
+            raise GroupNotFound(group_id=group_id)
+        campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
+        sku = await CampaignSku.get_or_none(id=group.sku_id, campaign_id=campaign.id).using_db(conn)  # type: ignore[attr-defined]
+        return group, campaign, sku
+    _, rows = await conn.execute_query(_group_campaign_sku_sql(), [customer_id, group_id])
+    if not rows:
+        if not await customer_is_active(customer_id, conn):
+            raise AccountErased()
         raise GroupNotFound(group_id=group_id)
-    if group.leader_id == customer_id:
+    row = rows[0]
+    if row["active"] is None:
+        raise AccountErased()
+    sku = _hydrate(CampaignSku, "s", row) if row["s__id"] is not None else None
+    return _hydrate(Group, "g", row), _hydrate(Campaign, "c", row), sku
+
+
+_INSERT_ENTRY = (
+    "INSERT INTO gb_entry (campaign_id, sku_id, group_id, customer_id, order_id, role, quantity, unit_price_fen,"
+    " status, active_slot, created_at) VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s, 1, %s)"
+)
+
+
+async def _insert_member_entry(
+    conn: BaseDBAsyncClient, *, campaign: Campaign, sku: CampaignSku, group: Group, customer_id: int, order_id: int
+) -> CampaignEntry:
+    values = dict(campaign_id=campaign.id, sku_id=sku.id, group_id=group.id, customer_id=customer_id,
+                  order_id=order_id, role=EntryRole.member, quantity=1, unit_price_fen=sku.group_price_fen,
+                  created_at=clock.now())
+    if conn.capabilities.dialect != "mysql":
+        return await CampaignEntry.create(**values, using_db=conn)
+    entry_id = await conn.execute_insert(_INSERT_ENTRY, [
+        campaign.id, sku.id, group.id, customer_id, order_id, EntryRole.member.value, sku.group_price_fen,
+        EntryStatus.held.value, values["created_at"].astimezone(timezone.utc),
+    ])
+    return CampaignEntry._init_from_db(**{**values, "role": EntryRole.member.value}, id=entry_id,
+                                       status=EntryStatus.held.value, active_slot=1, paid_at=None)
+
+
+async def _take_seat(conn: BaseDBAsyncClient, group: Group) -> bool:
+    if conn.capabilities.dialect == "mysql":
+        seated, _ = await conn.execute_query(
+            "UPDATE gb_group SET seats_taken = seats_taken + 1 WHERE id = %s AND status = %s AND seats_taken <= %s",
+            [group.id, GroupStatus.open.value, group.size - 1])
+        return bool(seated)
+    return bool(await Group.filter(
+        id=group.id, status=GroupStatus.open, seats_taken__lte=group.size - 1
+    ).using_db(conn).update(seats_taken=F("seats_taken") + 1))
+
+
+async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
+    """A friend takes a seat: held while the order is unpaid, given back if it closes unpaid.
+
+    On MySQL/MariaDB the group, its campaign and SKU are one statement, and the entry, quota, seat and
+    stock statements are parameterised SQL (the ORM's query building was most of a join's CPU); the
+    order is the orders room's, through `orders.create_order`."""
+    group, campaign, sku = await _group_campaign_sku(conn, group_id, customer_id)
+    if group.leader_id == customer_id:  # type: ignore[attr-defined]
         raise AlreadyInGroup(group_id=group_id)
-    campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
     campaigns.require_running(campaign)
     if group.status != GroupStatus.open or clock.now() >= group.deadline:
         raise GroupNotJoinable(group_id=group_id, status=group.status.value)
     await _require_new_customer(conn, campaign, customer_id)
-    sku = await campaigns.get_sku(conn, campaign.id, group.sku_id)
+    if sku is None:
+        raise SkuNotFound(sku_id=group.sku_id)  # type: ignore[attr-defined]
     order = await _entry_order(conn, campaign=campaign, sku=sku, customer_id=customer_id, quantity=1,
                                unit_price_fen=sku.group_price_fen, pay_by=group.deadline)
     try:
-        entry = await CampaignEntry.create(
-            campaign_id=campaign.id, sku_id=sku.id, group_id=group.id, customer_id=customer_id, order_id=order.id,
-            role=EntryRole.member, quantity=1, unit_price_fen=sku.group_price_fen, created_at=clock.now(),
-            using_db=conn,
-        )
+        entry = await _insert_member_entry(conn, campaign=campaign, sku=sku, group=group, customer_id=customer_id,
+                                           order_id=order.id)
     except IntegrityError:
         raise AlreadyInGroup(group_id=group_id) from None
     await _take_quota(conn, campaign, customer_id, 1)
-    seated = await Group.filter(
-        id=group.id, status=GroupStatus.open, seats_taken__lte=group.size - 1
-    ).using_db(conn).update(seats_taken=F("seats_taken") + 1)
-    if not seated:
+    if not await _take_seat(conn, group):
         raise GroupFull(group_id=group_id)
     await _take_stock(conn, sku.id, 1)
     return group, order, entry

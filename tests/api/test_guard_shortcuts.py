@@ -106,3 +106,24 @@ async def test_a_remembered_token_is_verified_again_under_another_key(client, mo
     monkeypatch.setattr(tokens, "get_settings", lambda: rotated)
     refused = await client.get("/app/points", headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 401 and refused.json()["code"] == "token_invalid"
+
+
+# Each route that leaves the erasure check to its work, with the test that proves its work refuses an
+# erased customer and writes nothing. A new one needs its own such test before it joins this list.
+CHECKED_BY_WORK = {
+    ("POST", "/app/check-ins"): "tests/api/test_guard_shortcuts.py::test_check_in_of_an_erased_customer_is_refused_and_writes_nothing",
+    ("POST", "/app/mall/redemptions"): "tests/points_mall/test_redemption_batches.py::test_an_erased_customer_inside_a_batch_is_refused_alone",
+    ("POST", "/app/groups/{group_id:int}/join"): "tests/campaigns/test_join_statements.py::test_an_erased_customer_cannot_join_and_nothing_is_held",
+    ("POST", "/app/bookings"): "tests/booking/test_booking_statements.py::test_an_erased_customer_cannot_book_and_no_seat_is_taken",
+}
+
+
+def test_the_routes_that_leave_the_erasure_check_to_their_work_are_the_proven_ones(app):
+    from api.security import ERASURE_CHECKED_BY_WORK
+
+    marked = set()
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            if handler.opt.get(ERASURE_CHECKED_BY_WORK):
+                marked |= {(method, route.path) for method in handler.http_methods}
+    assert marked == set(CHECKED_BY_WORK)

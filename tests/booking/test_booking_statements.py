@@ -61,3 +61,15 @@ async def test_the_booking_answered_is_the_row_stored(client):
     for field in Booking._meta.db_fields:
         assert getattr(built, field) == getattr(stored, field), field
     assert built.status == BookingStatus.booked and built.starts_at.utcoffset() == timedelta(0)
+
+
+async def test_an_erased_customer_cannot_book_and_no_seat_is_taken(client):
+    from kernel.identity.models import Customer
+
+    slot = await make_slot(capacity=2)
+    customer = await make_customer()
+    await Customer.filter(id=customer.id).update(deleted_at=clock.now())
+    refused = await client.post("/app/bookings", json={"slot_id": slot.id}, headers=customer_headers(customer))
+    assert refused.status_code == 401 and refused.json()["code"] == "account_erased"
+    assert not await Booking.filter(customer_id=customer.id).exists()
+    assert (await Slot.get(id=slot.id)).booked == 0

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import Campaign, CampaignEntry, CampaignQuota, CampaignSku, Group
+from kernel import clock
 from kernel.db import transaction
+from kernel.identity.models import Customer
+from orders.models import Order
 from tests.campaigns.groupbuy_factories import make_campaign, pay
-from tests.factories import make_customer
+from tests.factories import customer_headers, make_customer
 
 
 async def _same(fast, slow, model) -> None:
@@ -15,12 +18,17 @@ async def _same(fast, slow, model) -> None:
         assert getattr(fast, column) == getattr(slow, column), f"{model.__name__}.{column}"
 
 
-async def test_the_one_statement_read_is_what_the_orm_reads(client):
-    campaign, sku = await make_campaign(new_customers_only=True)
-    leader = await make_customer()
+async def _paid_group(campaign, sku, leader) -> Group:
     async with transaction() as conn:
         group, order, _ = await groups.open_group(conn, leader.id, campaign.id, sku.id)
     await pay(order)
+    return group
+
+
+async def test_the_one_statement_read_is_what_the_orm_reads(client):
+    campaign, sku = await make_campaign(new_customers_only=True)
+    leader = await make_customer()
+    group = await _paid_group(campaign, sku, leader)
     async with transaction() as conn:
         assert conn.capabilities.dialect == "mysql"  # the suite runs on MariaDB: the fast path is under test
         fast_group, fast_campaign, fast_sku = await groups._group_campaign_sku(conn, group.id, leader.id)
@@ -32,9 +40,7 @@ async def test_the_one_statement_read_is_what_the_orm_reads(client):
 async def test_the_entry_answered_is_the_row_stored_and_the_quota_counts_it(client):
     campaign, sku = await make_campaign()
     leader, friend = await make_customer(), await make_customer()
-    async with transaction() as conn:
-        group, order, _ = await groups.open_group(conn, leader.id, campaign.id, sku.id)
-    await pay(order)
+    group = await _paid_group(campaign, sku, leader)
     async with transaction() as conn:
         _, _, entry = await groups.join_group(conn, friend.id, group.id)
     await _same(entry, await CampaignEntry.get(id=entry.id), CampaignEntry)
@@ -45,16 +51,9 @@ async def test_the_entry_answered_is_the_row_stored_and_the_quota_counts_it(clie
 
 
 async def test_an_erased_customer_cannot_join_and_nothing_is_held(client):
-    from kernel import clock
-    from kernel.identity.models import Customer
-    from orders.models import Order
-    from tests.factories import customer_headers
-
     campaign, sku = await make_campaign()
     leader, friend = await make_customer(), await make_customer()
-    async with transaction() as conn:
-        group, order, _ = await groups.open_group(conn, leader.id, campaign.id, sku.id)
-    await pay(order)
+    group = await _paid_group(campaign, sku, leader)
     await Customer.filter(id=friend.id).update(deleted_at=clock.now())
     for group_id in (group.id, 987654321):  # the erasure is the answer, whether the group exists or not
         refused = await client.post(f"/app/groups/{group_id}/join", headers=customer_headers(friend))

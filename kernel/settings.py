@@ -388,6 +388,13 @@ def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | No
     if settings.app.environment not in ENVIRONMENTS:
         raise UnsafeProductionSettings([f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (it is "
                                         f"{settings.app.environment!r}, which would run the sandbox adapters)"])
+    env = os.environ if environ is None else environ
+    if not env.get("APP_ENV", "").strip() and settings.db.url.startswith("mysql"):
+        # The development default is for the embedded stack; a deploy that forgot APP_ENV would otherwise run
+        # the sandbox adapters (free logins, payments marked paid by hand) against a real database.
+        raise UnsafeProductionSettings([
+            "APP_ENV is unset while DATABASE_URL names a MySQL/MariaDB server: set APP_ENV=production for a "
+            "deploy (or APP_ENV=development for a developer's own server)"])
     problems = production_problems(settings, environ)
     if problems:
         raise UnsafeProductionSettings(problems)

@@ -252,3 +252,16 @@ def test_an_unknown_app_env_is_refused_rather_than_run_as_development(tmp_path):
     env = {**production_env(tmp_path), "APP_ENV": "prod"}
     with pytest.raises(UnsafeProductionSettings, match="APP_ENV must be one of"):
         refuse_unsafe_production(load_settings_from(env), env)
+
+
+def test_a_mysql_database_without_app_env_is_refused_rather_than_run_as_development(tmp_path):
+    # The development default suits the embedded stack (SQLite); with a MySQL server it would serve the
+    # sandbox adapters against real data, so the variable must be said.
+    from kernel.settings import UnsafeProductionSettings, refuse_unsafe_production
+
+    env = {k: v for k, v in production_env(tmp_path).items() if k != "APP_ENV"}
+    with pytest.raises(UnsafeProductionSettings, match="APP_ENV is unset while DATABASE_URL"):
+        refuse_unsafe_production(load_settings_from(env), env)
+    refuse_unsafe_production(load_settings_from({**env, "APP_ENV": "development"}), {**env, "APP_ENV": "development"})
+    embedded = {**env, "DATABASE_URL": f"sqlite://{tmp_path}/clinic.sqlite3"}
+    refuse_unsafe_production(load_settings_from(embedded), embedded)

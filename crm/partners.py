@@ -44,13 +44,28 @@ async def consumption_aggregates(
     )
 
 
-async def consumptions_after(conn: BaseDBAsyncClient, after_id: int, limit: int) -> list[dict[str, Any]]:
-    """Consumptions in id order after a cursor (the staff-reward scan)."""
+async def unrewarded_staff_consumptions(
+    conn: BaseDBAsyncClient, *, acquired_since: datetime, valid_days: int, limit: int
+) -> list[dict[str, Any]]:
+    """Consumptions that earn a staff reward and have none yet (the staff-reward scan), in id order.
+
+    The customer came through a staff channel at or after `acquired_since`, the consumption is within
+    `valid_days` of their arrival and is not the staff member's own (their linked account). Read by what is
+    not yet rewarded rather than after an id cursor: an id is taken at insert, so a consumption whose
+    transaction commits late can have a lower id than one already read, and a cursor would step over it.
+    """
     return await sql.fetch(
         conn,
-        f"SELECT id, customer_id, amount_fen, refunded_fen, occurred_at FROM points_consumption "
-        f"WHERE id > %s ORDER BY id LIMIT {int(limit)}",
-        [after_id],
+        "SELECT p.id, p.customer_id, p.amount_fen, p.occurred_at, a.acquired_at, ch.staff_id "
+        "FROM crm_acquisition a "
+        "JOIN crm_acquisition_channel ch ON ch.id = a.channel_id "
+        "JOIN points_consumption p ON p.customer_id = a.customer_id "
+        f"AND {sql.within_days(conn, 'p.occurred_at', 'a.acquired_at', valid_days)} "
+        "WHERE a.kind = 'staff' AND a.acquired_at >= %s AND ch.staff_id IS NOT NULL "
+        "AND (ch.staff_customer_id IS NULL OR ch.staff_customer_id <> a.customer_id) "
+        "AND NOT EXISTS (SELECT 1 FROM crm_staff_reward r WHERE r.consumption_id = p.id) "
+        f"ORDER BY p.id LIMIT {int(limit)}",
+        [acquired_since],
     )
 
 

@@ -144,12 +144,12 @@ async def visit_completed(ctx: dict[str, Any], booking_id: int) -> int | None:
 
 
 async def staff_rewards(ctx: dict[str, Any]) -> dict[str, int]:
-    read = decided = 0
+    accrued = decided = 0
     while n := await run_job_transaction(ctx, lambda conn: acquisition.accrue_staff_rewards_chunk(conn)):
-        read += n
+        accrued += n
     while n := await run_job_transaction(ctx, lambda conn: acquisition.release_staff_rewards_chunk(conn)):
         decided += n
-    return {"consumptions_read": read, "rewards_decided": decided}
+    return {"rewards_accrued": accrued, "rewards_decided": decided}
 
 
 FUNCTIONS = [

@@ -247,13 +247,21 @@ async def _give_coupon(conn: BaseDBAsyncClient, *, customer_id: int, template_id
     """The coupon's id, or None when the customer already holds as many of the template as it allows or the
     template was switched off since: a gift that cannot be given is skipped, never an error for the run.
     Nothing is written before those checks, so the caller's transaction goes on."""
+    coupon_id, _ = await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id, source=source,
+                                           ref=ref)
+    return coupon_id
+
+
+async def _give_coupon_once(conn: BaseDBAsyncClient, *, customer_id: int, template_id: int, source: str,
+                            ref: str) -> tuple[int | None, bool]:
+    """As `_give_coupon`, and whether this call issued it (False: none, or the one issued before for the ref)."""
     from orders.coupons import CouponLimitReached, CouponTemplateNotFound, issue_coupon
 
     try:
-        coupon, _ = await issue_coupon(conn, customer_id, template_id, source, ref)
+        coupon, created = await issue_coupon(conn, customer_id, template_id, source, ref)
     except (CouponLimitReached, CouponTemplateNotFound):
-        return None
-    return coupon.id
+        return None, False
+    return coupon.id, created
 
 
 async def issue_outreach_coupon(conn: BaseDBAsyncClient, *, outreach_id: int, customer_id: int,
@@ -263,9 +271,10 @@ async def issue_outreach_coupon(conn: BaseDBAsyncClient, *, outreach_id: int, cu
 
 
 async def issue_birthday_coupon(conn: BaseDBAsyncClient, *, customer_id: int, year: int,
-                                template_id: int) -> int | None:
-    return await _give_coupon(conn, customer_id=customer_id, template_id=template_id, source="birthday",
-                              ref=str(year))
+                                template_id: int) -> tuple[int | None, bool]:
+    """(coupon id or None, issued now): the birthday job counts only the coupons it gave."""
+    return await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id, source="birthday",
+                                   ref=str(year))
 
 
 async def issue_visit_coupon(conn: BaseDBAsyncClient, *, booking_id: int, customer_id: int,

@@ -245,12 +245,6 @@ async def channels(conn: BaseDBAsyncClient, *, limit: int, offset: int) -> tuple
     return await query.count(), await query.order_by("id").offset(offset).limit(limit)
 
 
-async def acquisition_summary(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
-    return await sql.fetch(
-        conn, "SELECT kind, channel_id, COUNT(*) AS customers FROM crm_acquisition GROUP BY kind, channel_id "
-              "ORDER BY kind, channel_id")
-
-
 async def staff_rewards(conn: BaseDBAsyncClient, *, staff_id: int | None, limit: int,
                         offset: int) -> tuple[int, list[StaffReward]]:
     query = StaffReward.all().using_db(conn)

@@ -227,6 +227,18 @@ async def outreach_voucher_redemptions(conn: BaseDBAsyncClient, outreach_id: int
     return {int(r["customer_id"]): sql.instant(r["redeemed_at"]) for r in rows}
 
 
+async def outreach_coupon_redemptions(conn: BaseDBAsyncClient, outreach_id: int) -> dict[int, datetime]:
+    """customer → when this outreach's coupon was used on a paid order (a coupon given back by a full refund or
+    a closed order is available again and does not count)."""
+    rows = await sql.fetch(
+        conn,
+        "SELECT customer_id, used_at FROM shop_coupon WHERE source = 'outreach' AND source_ref = %s "
+        "AND status = 'used'",
+        [str(outreach_id)],
+    )
+    return {int(r["customer_id"]): sql.instant(r["used_at"]) for r in rows}
+
+
 # --- coupons (orders room) -----------------------------------------------------------------------
 # Each occasion has its own `source` and a ref that makes the issue once per what it stands for:
 # an outreach × customer, a customer × year, a booking (the customer is part of the coupon's unique key).

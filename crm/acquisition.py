@@ -17,7 +17,6 @@ from crm.models import (
     Acquisition,
     AcquisitionChannel,
     ChannelKind,
-    CrmCursor,
     SourceKind,
     StaffReward,
     StaffRewardStatus,
@@ -85,45 +84,33 @@ async def record_at_first_login(conn: BaseDBAsyncClient, customer: Customer, cre
 
 # --- staff referral rewards -------------------------------------------------------------------------
 
-STAFF_CURSOR = "staff_rewards.consumption"
+# How long after a staff-acquired customer's validity ended the scan still looks at them: a consumption made
+# on the last valid day is found even when the job did not run for this long (a stopped worker).
+STAFF_SCAN_SLACK = timedelta(days=30)
 
 
 async def accrue_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 2000) -> int:
-    """Read consumptions after the cursor; a staff-acquired customer's consumption earns their staff member
-    a pending reward (unique per consumption). Returns consumptions read (0 when caught up)."""
-    await CrmCursor.bulk_create([CrmCursor(name=STAFF_CURSOR, position=0)], ignore_conflicts=True, using_db=conn)
-    cursor = await CrmCursor.filter(name=STAFF_CURSOR).using_db(conn).select_for_update().first()
-    consumptions = await partners.consumptions_after(conn, cursor.position, limit)
+    """A staff-acquired customer's consumption within the program's validity that has no reward yet earns
+    their staff member a pending reward (unique per consumption, so a racing or repeated run adds nothing).
+    Returns rewards accrued (0 when caught up)."""
+    settings = get_crm_settings()
+    consumptions = await partners.unrewarded_staff_consumptions(
+        conn, acquired_since=clock.now() - timedelta(days=settings.staff_reward_valid_days) - STAFF_SCAN_SLACK,
+        valid_days=settings.staff_reward_valid_days, limit=limit,
+    )
     if not consumptions:
         return 0
-    settings = get_crm_settings()
-    ids = sorted({int(c["customer_id"]) for c in consumptions})
-    sources = {a.customer_id: a for a in await Acquisition.filter(customer_id__in=ids, kind=SourceKind.staff).using_db(conn)}
-    channels = {ch.id: ch for ch in await AcquisitionChannel.filter(
-        id__in={a.channel_id for a in sources.values()}).using_db(conn)}
     rewards = []
     for c in consumptions:
-        source = sources.get(int(c["customer_id"]))
-        channel = channels.get(source.channel_id) if source else None
-        if channel is None or channel.staff_id is None:
-            continue
-        occurred = sql.instant(c["occurred_at"])
-        # Never for the staff member's own purchases, and only within the program's validity.
-        if channel.staff_customer_id == source.customer_id:
-            continue
-        if occurred - source.acquired_at > timedelta(days=settings.staff_reward_valid_days):
-            continue
         base = int(c["amount_fen"])
         rewards.append(StaffReward(
-            staff_id=channel.staff_id, customer_id=source.customer_id, consumption_id=int(c["id"]), base_fen=base,
-            amount_fen=base * settings.staff_reward_bp // 10_000,
-            hold_until=occurred + timedelta(days=settings.staff_reward_hold_days), created_at=clock.now(),
+            staff_id=int(c["staff_id"]), customer_id=int(c["customer_id"]), consumption_id=int(c["id"]),
+            base_fen=base, amount_fen=base * settings.staff_reward_bp // 10_000,
+            hold_until=sql.instant(c["occurred_at"]) + timedelta(days=settings.staff_reward_hold_days),
+            created_at=clock.now(),
         ))
-    if rewards:
-        await StaffReward.bulk_create(rewards, ignore_conflicts=True, using_db=conn)
-    cursor.position = int(consumptions[-1]["id"])
-    await cursor.save(using_db=conn, update_fields=["position"])
-    return len(consumptions)
+    await StaffReward.bulk_create(rewards, ignore_conflicts=True, using_db=conn)
+    return len(rewards)
 
 
 async def release_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 500) -> int:

@@ -421,6 +421,8 @@ class StaffReward(Model):
         indexes = (("status", "hold_until"),)
 
 
+# No job reads it since 0.2 (the staff-reward scan looks for consumptions without a reward, docs/crm.md); the
+# table stays because migrations only add.
 class CrmCursor(Model):
     """Where an incremental job got to (e.g. the last consumption id the staff-reward scan saw)."""
 

@@ -4,6 +4,7 @@ staff set for the first two."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -46,28 +47,46 @@ async def set_coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion, *,
     return await coupon_rule(conn, occasion)
 
 
-async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> tuple[int, int]:
-    """Give this year's birthday voucher to customers (ids after `after_id`) born in the current local month.
+@dataclass
+class BirthdayRun:
+    """What a birthday run gave: customers given a gift, the vouchers and coupons in it, and customers due a
+    gift who got nothing (the rule's coupon template is switched off, or they hold as many as it allows)."""
 
-    Returns (last id looked at or 0 when done, vouchers given). The year is the clinic-local year of the
+    given: int = 0
+    vouchers: int = 0
+    coupons: int = 0
+    not_given: int = 0
+
+    def add(self, other: BirthdayRun) -> None:
+        for name in ("given", "vouchers", "coupons", "not_given"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> tuple[int, BirthdayRun]:
+    """Give this year's birthday gift to customers (ids after `after_id`) born in the current local month.
+
+    Returns (last id looked at or 0 when done, what was given). The year is the clinic-local year of the
     run, and (customer, year) is unique, so a job run twice, or on every day of the month, gives one gift.
+    A customer who could be given nothing keeps no gift row: a later run of the month tries again (staff
+    may switch the template back on), and only gifts given are counted.
     """
     today = clock.local_today()
     rows = await sql.fetch(
         conn,
         f"SELECT c.id FROM customer c WHERE c.id > %s AND c.deleted_at IS NULL AND c.birth_date IS NOT NULL "
         f"AND {sql.month_of(conn, 'c.birth_date')} = %s "
-        f"AND NOT EXISTS (SELECT 1 FROM crm_birthday_gift g WHERE g.customer_id = c.id AND g.year = %s) "
+        f"AND NOT EXISTS (SELECT 1 FROM crm_birthday_gift g WHERE g.customer_id = c.id AND g.year = %s "
+        f"AND (g.voucher_id IS NOT NULL OR g.coupon_id IS NOT NULL)) "
         f"ORDER BY c.id LIMIT {int(limit)}",
         [after_id, today.month, today.year],
     )
+    run = BirthdayRun()
     if not rows:
-        return 0, 0
+        return 0, run
     settings = get_crm_settings()
     rule = await coupon_rule(conn, CouponOccasion.birthday)
     zone = clock.clinic_zone()
     valid_until = datetime.combine(today + timedelta(days=settings.birthday_voucher_valid_days), time(0), tzinfo=zone)
-    given = 0
     now = clock.now()
     for row in rows:
         customer_id = int(row["id"])
@@ -76,7 +95,8 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
         gift = await BirthdayGift.filter(customer_id=customer_id, year=today.year).using_db(
             conn).select_for_update().first()
         if gift.voucher_id is not None or gift.coupon_id is not None:
-            continue
+            continue  # a racing run gave it
+        new_coupon = False
         if rule.with_voucher:
             gift.voucher_id = await partners.issue_birthday_voucher(
                 conn, customer_id=customer_id, year=today.year, title=settings.birthday_voucher_title,
@@ -84,11 +104,17 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
             )
         if rule.coupon_template_id is not None:
             # Once per customer and year: the coupon's ref is the year (its unique key holds the customer).
-            gift.coupon_id = await partners.issue_birthday_coupon(
+            gift.coupon_id, new_coupon = await partners.issue_birthday_coupon(
                 conn, customer_id=customer_id, year=today.year, template_id=rule.coupon_template_id)
+        if gift.voucher_id is None and gift.coupon_id is None:
+            await gift.delete(using_db=conn)
+            run.not_given += 1
+            continue
         await gift.save(using_db=conn, update_fields=["voucher_id", "coupon_id"])
-        given += 1
-    return int(rows[-1]["id"]), given
+        run.vouchers += gift.voucher_id is not None
+        run.coupons += new_coupon
+        run.given += 1 if gift.voucher_id is not None or new_coupon else 0
+    return int(rows[-1]["id"]), run
 
 
 # How far back the consultation job looks (visits older than this were handled, or are too old to call).

@@ -20,7 +20,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from crm import partners, segments
+from crm import partners, segments, sql
 from crm.errors import InvalidOutreach, OutreachNotFound, OutreachState, SegmentNotFound
 from crm.models import (
     MarketingProfile,
@@ -274,16 +274,27 @@ async def defer_run(conn: BaseDBAsyncClient, outreach_id: int, until: datetime) 
 # --- consent and opt-out (reported by the mini-program) ----------------------------------------------
 
 async def record_acceptances(conn: BaseDBAsyncClient, customer_id: int, accepted: list[str]) -> None:
-    """wx.requestSubscribeMessage results: each accepted template allows one more message (一次性订阅)."""
+    """wx.requestSubscribeMessage results: each accepted template allows one more message (一次性订阅), up to
+    `CRM_SUBSCRIPTION_CREDITS_MAX` per template. Beyond it the report is taken and the credit silently stays at
+    the cap: the customer did press "allow", so the mini-program gets no error, and it reads the real count in
+    the answer (a count above the cap, from before it was lowered, is kept, never raised).
+
+    One upsert per template: it locks the row exclusively at once, so reports racing each other queue on it
+    (an INSERT IGNORE followed by a locking read deadlocked them: both held the shared duplicate-key lock)."""
     now = clock.now()
+    cap = get_crm_settings().subscription_credits_max
+    first = min(1, cap)
     for template_id in sorted(set(accepted)):
-        await MessageConsent.bulk_create([MessageConsent(customer_id=customer_id, template_id=template_id)],
-                                         ignore_conflicts=True, using_db=conn)
-        consent = await MessageConsent.filter(customer_id=customer_id, template_id=template_id).using_db(
-            conn).select_for_update().first()
-        consent.credits += 1
-        consent.last_accepted_at = now
-        await consent.save(using_db=conn, update_fields=["credits", "last_accepted_at"])
+        if sql.is_sqlite(conn):
+            upsert = ("INSERT INTO crm_message_consent (customer_id, template_id, credits) VALUES (%s, %s, %s) "
+                      "ON CONFLICT (customer_id, template_id) DO UPDATE SET "
+                      "credits = MAX(credits, MIN(credits + 1, %s))")
+        else:
+            upsert = ("INSERT INTO crm_message_consent (customer_id, template_id, credits) VALUES (%s, %s, %s) "
+                      "ON DUPLICATE KEY UPDATE credits = GREATEST(credits, LEAST(credits + 1, %s))")
+        await sql.execute(conn, upsert, [customer_id, template_id, first, cap])
+        await MessageConsent.filter(customer_id=customer_id, template_id=template_id).using_db(conn).update(
+            last_accepted_at=now)
 
 
 async def set_opt_out(conn: BaseDBAsyncClient, customer_id: int, opt_out: bool) -> MarketingProfile:

@@ -44,13 +44,28 @@ async def consumption_aggregates(
     )
 
 
-async def consumptions_after(conn: BaseDBAsyncClient, after_id: int, limit: int) -> list[dict[str, Any]]:
-    """Consumptions in id order after a cursor (the staff-reward scan)."""
+async def unrewarded_staff_consumptions(
+    conn: BaseDBAsyncClient, *, acquired_since: datetime, valid_days: int, limit: int
+) -> list[dict[str, Any]]:
+    """Consumptions that earn a staff reward and have none yet (the staff-reward scan), in id order.
+
+    The customer came through a staff channel at or after `acquired_since`, the consumption is within
+    `valid_days` of their arrival and is not the staff member's own (their linked account). Read by what is
+    not yet rewarded rather than after an id cursor: an id is taken at insert, so a consumption whose
+    transaction commits late can have a lower id than one already read, and a cursor would step over it.
+    """
     return await sql.fetch(
         conn,
-        f"SELECT id, customer_id, amount_fen, refunded_fen, occurred_at FROM points_consumption "
-        f"WHERE id > %s ORDER BY id LIMIT {int(limit)}",
-        [after_id],
+        "SELECT p.id, p.customer_id, p.amount_fen, p.occurred_at, a.acquired_at, ch.staff_id "
+        "FROM crm_acquisition a "
+        "JOIN crm_acquisition_channel ch ON ch.id = a.channel_id "
+        "JOIN points_consumption p ON p.customer_id = a.customer_id "
+        f"AND {sql.within_days(conn, 'p.occurred_at', 'a.acquired_at', valid_days)} "
+        "WHERE a.kind = 'staff' AND a.acquired_at >= %s AND ch.staff_id IS NOT NULL "
+        "AND (ch.staff_customer_id IS NULL OR ch.staff_customer_id <> a.customer_id) "
+        "AND NOT EXISTS (SELECT 1 FROM crm_staff_reward r WHERE r.consumption_id = p.id) "
+        f"ORDER BY p.id LIMIT {int(limit)}",
+        [acquired_since],
     )
 
 
@@ -212,6 +227,18 @@ async def outreach_voucher_redemptions(conn: BaseDBAsyncClient, outreach_id: int
     return {int(r["customer_id"]): sql.instant(r["redeemed_at"]) for r in rows}
 
 
+async def outreach_coupon_redemptions(conn: BaseDBAsyncClient, outreach_id: int) -> dict[int, datetime]:
+    """customer → when this outreach's coupon was used on a paid order (a coupon given back by a full refund or
+    a closed order is available again and does not count)."""
+    rows = await sql.fetch(
+        conn,
+        "SELECT customer_id, used_at FROM shop_coupon WHERE source = 'outreach' AND source_ref = %s "
+        "AND status = 'used'",
+        [str(outreach_id)],
+    )
+    return {int(r["customer_id"]): sql.instant(r["used_at"]) for r in rows}
+
+
 # --- coupons (orders room) -----------------------------------------------------------------------
 # Each occasion has its own `source` and a ref that makes the issue once per what it stands for:
 # an outreach × customer, a customer × year, a booking (the customer is part of the coupon's unique key).
@@ -232,13 +259,21 @@ async def _give_coupon(conn: BaseDBAsyncClient, *, customer_id: int, template_id
     """The coupon's id, or None when the customer already holds as many of the template as it allows or the
     template was switched off since: a gift that cannot be given is skipped, never an error for the run.
     Nothing is written before those checks, so the caller's transaction goes on."""
+    coupon_id, _ = await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id, source=source,
+                                           ref=ref)
+    return coupon_id
+
+
+async def _give_coupon_once(conn: BaseDBAsyncClient, *, customer_id: int, template_id: int, source: str,
+                            ref: str) -> tuple[int | None, bool]:
+    """As `_give_coupon`, and whether this call issued it (False: none, or the one issued before for the ref)."""
     from orders.coupons import CouponLimitReached, CouponTemplateNotFound, issue_coupon
 
     try:
-        coupon, _ = await issue_coupon(conn, customer_id, template_id, source, ref)
+        coupon, created = await issue_coupon(conn, customer_id, template_id, source, ref)
     except (CouponLimitReached, CouponTemplateNotFound):
-        return None
-    return coupon.id
+        return None, False
+    return coupon.id, created
 
 
 async def issue_outreach_coupon(conn: BaseDBAsyncClient, *, outreach_id: int, customer_id: int,
@@ -248,9 +283,10 @@ async def issue_outreach_coupon(conn: BaseDBAsyncClient, *, outreach_id: int, cu
 
 
 async def issue_birthday_coupon(conn: BaseDBAsyncClient, *, customer_id: int, year: int,
-                                template_id: int) -> int | None:
-    return await _give_coupon(conn, customer_id=customer_id, template_id=template_id, source="birthday",
-                              ref=str(year))
+                                template_id: int) -> tuple[int | None, bool]:
+    """(coupon id or None, issued now): the birthday job counts only the coupons it gave."""
+    return await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id, source="birthday",
+                                   ref=str(year))
 
 
 async def issue_visit_coupon(conn: BaseDBAsyncClient, *, booking_id: int, customer_id: int,

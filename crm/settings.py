@@ -19,6 +19,11 @@ class CrmSettings(msgspec.Struct, frozen=True):
     quiet_end_hour: int = 9
     # Customers handled per outreach transaction (one chunk = one commit; a killed worker redoes one chunk).
     outreach_chunk: int = 200
+    # Most sends one customer can bank per subscribe-message template. WeChat's one-time subscription allows one
+    # send per "allow" and keeps no count we can read; ours comes from what the mini-program reports, so a client
+    # replaying its report would bank without end. More than a few are never spent (one marketing message a
+    # week at most), and an under-count only skips a message WeChat would have taken.
+    subscription_credits_max: int = 5
     # Birthday gift: the voucher's title and how long it stays valid after issue.
     birthday_voucher_title: str = "生日礼 Birthday gift"
     birthday_voucher_valid_days: int = 30
@@ -40,6 +45,7 @@ def load_crm_settings() -> CrmSettings:
         quiet_start_hour=env_int("CRM_QUIET_START_HOUR", d.quiet_start_hour),
         quiet_end_hour=env_int("CRM_QUIET_END_HOUR", d.quiet_end_hour),
         outreach_chunk=env_int("CRM_OUTREACH_CHUNK", d.outreach_chunk),
+        subscription_credits_max=env_int("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max),
         birthday_voucher_title=env("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title),
         birthday_voucher_valid_days=env_int("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days),
         consultation_follow_up_days=env_int("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days),

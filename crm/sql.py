@@ -67,6 +67,13 @@ def month_of(conn: BaseDBAsyncClient, column: str) -> str:
     return f"CAST(strftime('%m', {column}) AS INTEGER)" if is_sqlite(conn) else f"MONTH({column})"
 
 
+def within_days(conn: BaseDBAsyncClient, later: str, earlier: str, days: int) -> str:
+    """SQL: the DATETIME column `later` is at most `days` days after the column `earlier`."""
+    if is_sqlite(conn):
+        return f"datetime({later}) <= datetime({earlier}, '+{int(days)} days')"
+    return f"{later} <= {earlier} + INTERVAL {int(days)} DAY"
+
+
 def in_list(values: list[Any]) -> str:
     """Placeholders for an IN (...) list; never empty (an empty list matches nothing)."""
     return "(" + ",".join(["%s"] * len(values)) + ")" if values else "(NULL)"

@@ -18,7 +18,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from crm import partners, sql
+from crm import partners
 from crm.errors import SkinImportRejected, TagCodeTaken, TagInUse, TagNotFound, TagNotManual
 from crm.models import CustomerTag, RfmScore, SkinAnalysis, Tag, TagKind
 from kernel import clock
@@ -315,7 +315,3 @@ async def import_skin_csv(conn: BaseDBAsyncClient, text: str, *, staff_id: int) 
         await _refresh_skin_tags(conn, customer_id)
     return len(rows)
 
-
-async def tag_counts(conn: BaseDBAsyncClient) -> dict[int, int]:
-    rows = await sql.fetch(conn, "SELECT tag_id, COUNT(*) AS n FROM crm_customer_tag GROUP BY tag_id")
-    return {int(r["tag_id"]): int(r["n"]) for r in rows}

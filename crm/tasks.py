@@ -4,6 +4,7 @@ to run twice."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 from functools import partial
 from typing import Any
@@ -119,13 +120,16 @@ async def run_outreach(ctx: dict[str, Any], outreach_id: int) -> str:
     return "done"
 
 
-async def birthday_gifts(ctx: dict[str, Any]) -> int:
-    after, given = 0, 0
+async def birthday_gifts(ctx: dict[str, Any]) -> dict[str, int]:
+    """Returns (and logs) what the run gave: customers given a gift, vouchers, coupons, and those given nothing."""
+    after, run = 0, occasions.BirthdayRun()
     while True:
-        last, n = await run_job_transaction(ctx, lambda conn: occasions.birthday_chunk(conn, after, 500))
-        given += n
+        last, chunk = await run_job_transaction(ctx, lambda conn: occasions.birthday_chunk(conn, after, 500))
+        run.add(chunk)
         if not last:
-            return given
+            summary = asdict(run)
+            log.info("crm.birthday_gifts", **summary)
+            return summary
         after = last
 
 
@@ -144,12 +148,12 @@ async def visit_completed(ctx: dict[str, Any], booking_id: int) -> int | None:
 
 
 async def staff_rewards(ctx: dict[str, Any]) -> dict[str, int]:
-    read = decided = 0
+    accrued = decided = 0
     while n := await run_job_transaction(ctx, lambda conn: acquisition.accrue_staff_rewards_chunk(conn)):
-        read += n
+        accrued += n
     while n := await run_job_transaction(ctx, lambda conn: acquisition.release_staff_rewards_chunk(conn)):
         decided += n
-    return {"consumptions_read": read, "rewards_decided": decided}
+    return {"rewards_accrued": accrued, "rewards_decided": decided}
 
 
 FUNCTIONS = [

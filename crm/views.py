@@ -204,8 +204,14 @@ class OutreachResults:
 
 
 async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> OutreachResults:
-    """What happened within `lift_days` of the run: bookings, voucher redemptions and paid orders of the
-    recipients (members outside the holdout who were not skipped) against the holdout's."""
+    """What happened within `lift_days` of the run: bookings, redemptions of this outreach's voucher or coupon,
+    and paid orders of the recipients against the holdout's.
+
+    Intention to treat: the recipients are every member the hash put outside the holdout, whatever happened to
+    them (opted out, over the cap, no consent, out of stock, message failed), because the holdout is the same
+    hash's other side and keeps its own customers who would have been skipped. Leaving the skipped out compared
+    the reachable part of one side with all of the other, and flattered or blamed the outreach for who was
+    reachable rather than for what it did."""
     outreach = await get_outreach(conn, outreach_id)
     rows = await OutreachRecipient.filter(outreach_id=outreach_id).using_db(conn).values(
         "customer_id", "holdout", "voucher_outcome", "message_outcome", "skip_reason")
@@ -218,7 +224,7 @@ async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> Outreac
         counts["messages_failed"] += r["message_outcome"] == "failed"
         if r["skip_reason"]:
             counts["skipped_" + r["skip_reason"]] = counts.get("skipped_" + r["skip_reason"], 0) + 1
-    treated = [r["customer_id"] for r in rows if not r["holdout"] and not r["skip_reason"]]
+    treated = [r["customer_id"] for r in rows if not r["holdout"]]
     held = [r["customer_id"] for r in rows if r["holdout"]]
     start = outreach.started_at
     end = start + timedelta(days=outreach.lift_days) if start else None
@@ -226,8 +232,10 @@ async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> Outreac
     if start is None:
         return OutreachResults(outreach, counts, empty, empty, None, None)
     end_now = min(end, clock.now()) if end else clock.now()
-    redeemed = {c for c, at in (await partners.outreach_voucher_redemptions(conn, outreach_id)).items()
-                if at and start <= at < end_now}
+    # A conversion of the gift: its voucher redeemed at a branch or its coupon used on a paid order.
+    used = [await partners.outreach_voucher_redemptions(conn, outreach_id),
+            await partners.outreach_coupon_redemptions(conn, outreach_id)]
+    redeemed = {c for found in used for c, at in found.items() if at and start <= at < end_now}
 
     async def group(ids: list[int]) -> GroupResult:
         return GroupResult(
@@ -243,12 +251,6 @@ async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> Outreac
 async def channels(conn: BaseDBAsyncClient, *, limit: int, offset: int) -> tuple[int, list[AcquisitionChannel]]:
     query = AcquisitionChannel.all().using_db(conn)
     return await query.count(), await query.order_by("id").offset(offset).limit(limit)
-
-
-async def acquisition_summary(conn: BaseDBAsyncClient) -> list[dict[str, Any]]:
-    return await sql.fetch(
-        conn, "SELECT kind, channel_id, COUNT(*) AS customers FROM crm_acquisition GROUP BY kind, channel_id "
-              "ORDER BY kind, channel_id")
 
 
 async def staff_rewards(conn: BaseDBAsyncClient, *, staff_id: int | None, limit: int,

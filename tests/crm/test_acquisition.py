@@ -4,6 +4,7 @@ for their own purchases."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import timedelta
 
@@ -111,3 +112,67 @@ async def test_a_linked_own_account_never_accrues(client):
     await make_consumption(own.id, 500_000, clock.now())
     await tasks.staff_rewards({})
     assert not await StaffReward.filter(staff_id=consultant.id).exists()
+
+
+async def test_a_consumption_committed_late_with_a_lower_id_is_rewarded_once(client):
+    """A consumption's id is taken when its transaction inserts it, not when it commits: an order paid in a
+    long transaction can commit after a later, higher id was already scanned. It must still be rewarded."""
+    admin = staff_headers(await make_staff("campaign"))
+    consultant = await make_staff("front_desk")
+    code = f"S-{secrets.token_hex(4)}"
+    await _channel(client, admin, kind="staff", code=code, name="顾问 Late", staff_id=consultant.id)
+    run = secrets.token_hex(4)
+    slow, quick = await _login(client, f"slow-{run}", scene=code), await _login(client, f"quick-{run}", scene=code)
+
+    inserted, release = asyncio.Event(), asyncio.Event()
+    late_id: list[int] = []
+
+    async def slow_payment() -> None:
+        # Its own task, so its own connection and transaction: the insert takes an id, the commit waits.
+        async with transaction() as conn:
+            late = await make_consumption(slow.id, 200_000, clock.now(), using_db=conn)
+            late_id.append(late.id)
+            inserted.set()
+            await release.wait()
+
+    holder = asyncio.create_task(slow_payment())
+    await inserted.wait()
+    early = await make_consumption(quick.id, 100_000, clock.now())
+    assert early.id > late_id[0]
+    await tasks.staff_rewards({})  # sees the higher id only: the lower one is not committed yet
+    release.set()
+    await holder
+    more = [await make_consumption(quick.id, 20_000, clock.now()) for _ in range(5)]
+    # Four runs at once (arq runs a job at least once, and cron may overlap a manual run): once each.
+    await asyncio.gather(*[tasks.staff_rewards({}) for _ in range(4)])
+    await tasks.staff_rewards({})  # and again: nothing more
+
+    rewards = await StaffReward.filter(staff_id=consultant.id).order_by("consumption_id")
+    assert [(r.consumption_id, r.amount_fen) for r in rewards] == [
+        (late_id[0], 10_000), (early.id, 5_000), *[(c.id, 1_000) for c in more]]
+    clock.set_now(clock.now() + timedelta(days=8))
+    try:
+        await tasks.staff_rewards({})
+        await tasks.staff_rewards({})
+    finally:
+        clock.set_now(None)
+    payouts = await StaffPayout.filter(staff_id=consultant.id).order_by("amount_fen")
+    assert [p.amount_fen for p in payouts] == [1_000] * 5 + [5_000, 10_000]
+
+
+async def test_a_consumption_after_the_programs_validity_earns_nothing(client):
+    admin = staff_headers(await make_staff("campaign"))
+    consultant = await make_staff("front_desk")
+    code = f"S-{secrets.token_hex(4)}"
+    await _channel(client, admin, kind="staff", code=code, name="顾问 Old", staff_id=consultant.id)
+    brought = await _login(client, f"old-{secrets.token_hex(4)}", scene=code)
+    arrived = (await Acquisition.get(customer_id=brought.id)).acquired_at
+    within = await make_consumption(brought.id, 100_000, arrived + timedelta(days=365))
+    await make_consumption(brought.id, 100_000, arrived + timedelta(days=365, seconds=1))
+    clock.set_now(arrived + timedelta(days=366))
+    try:
+        assert (await tasks.staff_rewards({}))["rewards_accrued"] == 1
+        assert (await tasks.staff_rewards({}))["rewards_accrued"] == 0
+    finally:
+        clock.set_now(None)
+    assert [r.consumption_id for r in await StaffReward.filter(staff_id=consultant.id)] == [within.id]

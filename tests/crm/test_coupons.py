@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from crm import occasions, tasks
 from crm import outreach as outreach_service
-from crm import tasks
-from crm.models import CouponRule, CustomerTag, OutreachRecipient, TagKind
+from crm.models import BirthdayGift, CouponRule, CustomerTag, OutreachRecipient, TagKind
 from crm.outreach import set_opt_out
 from crm.partners import BIRTHDAY_VOUCHER_SOURCE, OUTREACH_VOUCHER_SOURCE
 from crm.settings import override
@@ -26,7 +26,7 @@ from orders.product_models import Coupon, CouponTemplate
 from points_mall.models import Voucher
 from tests.crm.factories import make_segment, make_tag, only
 from tests.factories import customer_headers, make_customer, make_staff, run_worker, staff_headers
-from tests.orders.shop_factories import make_template
+from tests.orders.shop_factories import give_coupon, make_template
 
 SH = ZoneInfo("Asia/Shanghai")
 CTX = {"miniprogram": SandboxMiniProgram()}  # these outreach send no message
@@ -197,3 +197,36 @@ async def test_an_outreach_whose_segment_was_deleted_ends_cancelled_instead_of_f
         assert await outreach_service.take_members(conn, outreach.id) is None
     after = await Outreach.get(id=outreach.id)
     assert after.status == OutreachStatus.cancelled and after.finished_at is not None
+
+
+async def test_a_birthday_that_could_give_nothing_is_not_counted_and_is_given_when_it_can(client):
+    """The coupon-only birthday rule with its template switched off, or a customer holding as many of it as it
+    allows: nothing is given, the run says so, and a later run of the month gives it once it can."""
+    template = await make_template("cash_off", value_fen=3000, threshold_fen=0, per_customer_limit=1)
+    campaign = staff_headers(await make_staff("campaign"))
+    assert (await client.put("/admin/crm/coupon-rules/birthday", headers=campaign,
+                             json={"coupon_template_id": template.id, "with_voucher": False})).status_code == 200
+    switched_off = await make_customer(birth_date=date(1991, 7, 9))
+    holder = await make_customer(birth_date=date(1993, 7, 21))
+    await give_coupon(holder.id, template.id)  # already at the template's limit of one
+    await CouponTemplate.filter(id=template.id).update(is_active=False)
+    clock.set_now(datetime(2031, 7, 1, 1, 20, tzinfo=SH))
+
+    async def chunk(customer):
+        # One customer at a time: the suite's database holds other tests' July birthdays.
+        async with transaction() as conn:
+            return (await occasions.birthday_chunk(conn, customer.id - 1, 1))[1]
+
+    assert await chunk(switched_off) == occasions.BirthdayRun(given=0, not_given=1)
+    assert await chunk(holder) == occasions.BirthdayRun(given=0, not_given=1)
+    assert not await BirthdayGift.filter(customer_id__in=[switched_off.id, holder.id]).exists()
+
+    await CouponTemplate.filter(id=template.id).update(is_active=True)  # staff switch it back on
+    clock.set_now(datetime(2031, 7, 2, 1, 20, tzinfo=SH))
+    assert await chunk(switched_off) == occasions.BirthdayRun(given=1, coupons=1)
+    assert await chunk(holder) == occasions.BirthdayRun(given=0, not_given=1)
+    await tasks.birthday_gifts({})  # and the daily job again: nothing more
+    given = await Coupon.filter(customer_id__in=[switched_off.id, holder.id], source="birthday")
+    assert [(c.customer_id, c.source_ref) for c in given] == [(switched_off.id, "2031")]
+    gift = await BirthdayGift.get(customer_id=switched_off.id, year=2031)
+    assert gift.coupon_id == given[0].id and gift.voucher_id is None

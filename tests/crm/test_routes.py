@@ -4,12 +4,13 @@ and the customer's own consent and opt-out routes."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from booking.models import Booking, BookingStatus, FollowUpTask
 from crm import tasks
-from crm.models import CustomerTag, TagKind
+from crm.models import CustomerTag, MessageConsent, TagKind
 from kernel import clock
 from tests.booking.factories import make_slot
 from tests.crm.factories import make_consumption, make_tag, only
@@ -117,3 +118,27 @@ async def test_customer_consent_and_opt_out(client):
     assert out.json() == {"opt_out": True, "subscriptions": {"tmpl-a": 2, "tmpl-b": 1}}
     too_long = await client.post("/app/crm/subscriptions", json={"accepted": ["x" * 65]}, headers=headers)
     assert too_long.status_code == 400
+
+
+async def test_subscription_credits_stop_at_the_cap_however_often_a_grant_is_replayed(client):
+    """A client replaying its wx.requestSubscribeMessage report, one after another or all at once, banks at
+    most CRM_SUBSCRIPTION_CREDITS_MAX (5) sends per template; each report still answers 200 with the real count."""
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    for _ in range(8):
+        replayed = await client.post("/app/crm/subscriptions", json={"accepted": ["tmpl-news"]}, headers=headers)
+        assert replayed.status_code == 200
+    assert replayed.json()["subscriptions"] == {"tmpl-news": 5}
+    # All at once: the reports queue on the customer's row for the template (none fails, none goes past 5).
+    answers = await asyncio.gather(*[
+        client.post("/app/crm/subscriptions", json={"accepted": ["tmpl-promo", "tmpl-news"]}, headers=headers)
+        for _ in range(30)])
+    assert {a.status_code for a in answers} == {200}
+    assert sorted(a.json()["subscriptions"]["tmpl-promo"] for a in answers)[-1] == 5
+    consents = await MessageConsent.filter(customer_id=customer.id).order_by("template_id")
+    assert [(c.template_id, c.credits) for c in consents] == [("tmpl-news", 5), ("tmpl-promo", 5)]
+    # Another customer's credits are their own.
+    other = await make_customer()
+    mine = await client.post("/app/crm/subscriptions", json={"accepted": ["tmpl-promo"]},
+                             headers=customer_headers(other))
+    assert mine.json()["subscriptions"] == {"tmpl-promo": 1}

@@ -211,10 +211,11 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 @asynccontextmanager
 async def server_process(
-    env: dict[str, str], *extra_args: str, tree: Path | None = None
+    env: dict[str, str], *extra_args: str, tree: Path | None = None, start_seconds: float | None = None
 ) -> AsyncIterator[tuple[str, int]]:
     """Migrate and start `python -m api serve --no-demo` on a free port; yields its base URL and pid.
-    `tree`: serve the code of another checkout (bench/versions.py), default this one."""
+    `tree`: serve the code of another checkout (bench/versions.py), default this one. `start_seconds`: how
+    long to wait for it (default BENCH_START_SECONDS, 40)."""
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port), *extra_args,
@@ -224,7 +225,8 @@ async def server_process(
     try:
         async with httpx.AsyncClient(base_url=base) as http:
             # A loaded machine (tests running beside the bench) migrates slowly: BENCH_START_SECONDS waits longer.
-            for _ in range(int(float(os.environ.get("BENCH_START_SECONDS", "40")) * 10)):
+            wait = start_seconds if start_seconds is not None else float(os.environ.get("BENCH_START_SECONDS", "40"))
+            for _ in range(int(wait * 10)):
                 if process.returncode is not None:
                     err = await process.stderr.read() if process.stderr else b""
                     raise RuntimeError("server exited:\n" + err.decode()[-3000:])
@@ -242,8 +244,10 @@ async def server_process(
 
 
 @asynccontextmanager
-async def running_server(env: dict[str, str], *extra_args: str) -> AsyncIterator[str]:
-    async with server_process(env, *extra_args) as (base, _):
+async def running_server(
+    env: dict[str, str], *extra_args: str, start_seconds: float | None = None
+) -> AsyncIterator[str]:
+    async with server_process(env, *extra_args, start_seconds=start_seconds) as (base, _):
         yield base
 
 

@@ -11,6 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from kernel import clock
 from kernel.errors import Conflict, NotFound
+from orders.errors import RefundKeyReused
 from orders.product_models import PackageCard, PackageCardStatus, PackageSession, Product
 
 
@@ -120,9 +121,14 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     await service.lock_order(conn, order_id=card.order_id)
     existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
     if existing is not None:
-        refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions",
-                                                      amount_fen=existing.requested_fen, idempotency_key=idempotency_key)
-        return refund, replayed, 0
+        # A replay only when the key's refund is this card's: its sessions carry the refund's id. The key of
+        # another card of the same order (same order, reason and amount asked) must not answer that card's
+        # refund as if this card had been refunded.
+        refunded_here = await PackageSession.filter(card_id=card.id, refund_id=existing.id).using_db(conn).count()
+        if existing.order_id != card.order_id or existing.reason != "unused_sessions" or not refunded_here:
+            raise RefundKeyReused("This Idempotency-Key was used for another refund (another card, order or "
+                                  "reason).", field="Idempotency-Key", refund_id=existing.id, card_id=card_id)
+        return existing, True, refunded_here
     unused = await PackageSession.filter(card_id=card.id, redeemed_at=None, refunded_at=None).using_db(conn)
     amount = sum(s.value_fen for s in unused)
     if not unused or amount < 1:

@@ -1,0 +1,58 @@
+"""Refunds of package and course cards through the API: what each card is worth when a coupon covers only some
+lines, a card's refund key that belongs to another card, and partial order refunds of orders holding cards."""
+
+from __future__ import annotations
+
+import uuid
+
+from orders.models import Order, Refund
+from orders.product_models import PackageCard, PackageSession
+from tests.factories import customer_headers, make_customer, make_staff, staff_headers
+from tests.orders.factories import run_jobs
+from tests.orders.shop_factories import assert_ledgers_hold, make_product
+
+
+async def bought_and_paid(client, redis, customer, body) -> dict:
+    bought = await client.post("/app/orders", json=body, headers=customer_headers(customer))
+    assert bought.status_code == 201, bought.text
+    order = bought.json()
+    paid = await client.post(f"/sandbox/payments/{order['out_trade_no']}/succeed", headers=customer_headers(customer))
+    assert paid.status_code == 200 and paid.json()["outcome"] == "applied", paid.text
+    await run_jobs(redis)
+    return order
+
+
+async def card_refund(client, finance, card_id: int, key: str):
+    return await client.post(f"/admin/package-cards/{card_id}/refunds",
+                             headers=staff_headers(finance) | {"Idempotency-Key": key})
+
+
+async def test_a_key_used_for_one_card_is_refused_for_another_card_of_the_same_order(client, redis):
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9000, sessions=3)
+    order = await bought_and_paid(client, redis, customer, {"items": [{"product_id": course.id, "quantity": 2}]})
+    first_card, second_card = await PackageCard.filter(order_id=order["id"]).order_by("id")
+    finance = await make_staff("finance")
+    key = uuid.uuid4().hex
+    first = await card_refund(client, finance, first_card.id, key)
+    assert first.status_code == 201 and first.json()["amount_fen"] == 9000, first.text
+    # The same key on the other card (same order, same reason, same "amount asked") is not a replay.
+    reused = await card_refund(client, finance, second_card.id, key)
+    assert reused.status_code == 409, reused.text
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert reused.json()["detail"]["field"] == "Idempotency-Key"
+    # Nothing changed: the second card keeps its sessions, one refund exists.
+    second_sessions = await PackageSession.filter(card_id=second_card.id)
+    assert all(s.refunded_at is None and s.refund_id is None for s in second_sessions)
+    assert (await PackageCard.get(id=second_card.id)).status == "active"
+    assert await Refund.filter(order_id=order["id"]).count() == 1
+    # The key on its own card is still a replay of the same refund, saying how many sessions it refunded.
+    again = await card_refund(client, finance, first_card.id, key)
+    assert again.status_code == 200 and again.json()["refund_id"] == first.json()["refund_id"]
+    assert again.json()["sessions_refunded"] == 3
+    # The second card refunded under its own key.
+    own = await card_refund(client, finance, second_card.id, uuid.uuid4().hex)
+    assert own.status_code == 201 and own.json()["amount_fen"] == 9000, own.text
+    await run_jobs(redis)
+    assert (await Order.get(id=order["id"])).refunded_fen == 18000
+    await assert_ledgers_hold([customer.id])

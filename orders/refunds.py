@@ -54,9 +54,17 @@ async def request_refund(
 
     The amount is reserved on the order with a conditional update, so refunds never exceed what
     was paid, whatever runs concurrently. A refund of everything left moves the order to `refunding`.
+
+    A system refund (no key) looks for its (order, reason) refund after taking the order lock, so the same
+    refund asked many times at once queues there and every caller gets the first one. The refund row is
+    written before the amount is reserved: when the caller's snapshot predates the previous lock holder's
+    commit (the look-up cannot see its refund), the unique `out_refund_no` refuses the insert before anything
+    else changed, and the refund that holder made is returned. A refund the reservation refuses is deleted
+    again before the refusal is raised.
     """
     if idempotency_key is None:
         out_refund_no = out_refund_no_for(order, reason)
+        await lock_order(conn, order_id=order.id)
         existing = await Refund.get_or_none(out_refund_no=out_refund_no).using_db(conn)
         if existing is not None:
             return existing
@@ -67,19 +75,8 @@ async def request_refund(
     money = refundable_fen(order)
     if amount_fen > money:
         raise RefundTooLarge(field="amount_fen", left_fen=money)
-    reserved = await Order.filter(
-        id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
-    ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)
-    if not reserved:
-        current = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
-        if current is not None and current.status in REFUNDABLE:
-            raise RefundTooLarge(field="amount_fen", left_fen=money - current.refund_reserved_fen)
-        raise RefundNotAllowed(order_id=order.id, status=current.status.value if current else None)
-    await Order.filter(
-        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
-    ).using_db(conn).update(status=OrderStatus.refunding)
     # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
-    # order's row lock, which the reservation above holds).
+    # order's row lock, which every caller holds by now: staff_refund takes it first, system refunds above).
     wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, amount_fen)
     now = clock.now()
     try:
@@ -90,9 +87,27 @@ async def request_refund(
         )
     except IntegrityError:
         if idempotency_key is None:
+            # Committed by the previous holder of the order lock after this transaction's snapshot: a locking
+            # read sees it (the row exists, so it locks that row only).
+            existing = await Refund.filter(out_refund_no=out_refund_no).using_db(conn).select_for_update().first()
+            if existing is not None:
+                return existing
             raise
         # The same key, at the same moment, for another order (the order lock serialises one order's refunds).
         raise RefundKeyReused(field="Idempotency-Key") from None
+    reserved = await Order.filter(
+        id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
+    ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)
+    if not reserved:
+        # A refused refund changes nothing, even for a caller that catches the refusal and commits.
+        await Refund.filter(id=refund.id).using_db(conn).delete()
+        current = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
+        if current is not None and current.status in REFUNDABLE:
+            raise RefundTooLarge(field="amount_fen", left_fen=money - current.refund_reserved_fen)
+        raise RefundNotAllowed(order_id=order.id, status=current.status.value if current else None)
+    await Order.filter(
+        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
+    ).using_db(conn).update(status=OrderStatus.refunding)
     # Hooks see the order with this refund reserved: it is a full refund when reserved == total.
     order = await get_order(conn, order.id)
     if run_line_hooks:

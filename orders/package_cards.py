@@ -12,7 +12,16 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from kernel import clock
 from kernel.errors import Conflict, NotFound
 from orders.errors import RefundKeyReused
-from orders.product_models import PackageCard, PackageCardStatus, PackageSession, Product
+from orders import coupons
+from orders.product_models import (
+    Coupon,
+    CouponKind,
+    CouponTemplate,
+    PackageCard,
+    PackageCardStatus,
+    PackageSession,
+    Product,
+)
 
 
 class PackageCardNotFound(NotFound):
@@ -41,10 +50,35 @@ def shares(total: int, weights: list[int]) -> list[int]:
     return out
 
 
-def line_paid_fen(order, lines) -> dict[int, int]:
-    """What each line actually cost: its amount less its share of the coupon (points and stored value are money)."""
-    after = shares(order.total_fen - order.coupon_fen, [line.amount_fen for line in lines])
-    return {line.id: paid for line, paid in zip(lines, after)}
+async def line_paid_fen(conn: BaseDBAsyncClient, order, lines) -> dict[int, int]:
+    """What each line actually cost: its amount less its share of the coupon (points and stored value are money).
+
+    The coupon is shared only over the lines it covered when the checkout priced it (`coupons.discount_for`:
+    the lines `applies_to` accepts, or a free service's own line), in proportion to their amounts: a coupon
+    for one product makes that product's cards cheaper, never a card it does not cover."""
+    paid = {line.id: line.amount_fen for line in lines}
+    if not order.coupon_fen:
+        return paid
+    covered = await _lines_the_coupon_covered(conn, order, lines)
+    if sum(line.amount_fen for line in covered) < order.coupon_fen:
+        # The template or a product changed so that the covered lines no longer hold the discount (a product
+        # moved to another category since): spread it over every line rather than price a line below zero.
+        covered = list(lines)
+    for line, share in zip(covered, shares(order.coupon_fen, [line.amount_fen for line in covered])):
+        paid[line.id] -= share
+    return paid
+
+
+async def _lines_the_coupon_covered(conn: BaseDBAsyncClient, order, lines) -> list:
+    coupon = await Coupon.get_or_none(id=order.coupon_id).using_db(conn)
+    template_id = coupon.template_id if coupon else None  # type: ignore[attr-defined]
+    template = await CouponTemplate.get_or_none(id=template_id).using_db(conn) if template_id else None
+    if template is None:
+        return list(lines)
+    if template.kind == CouponKind.free_service:
+        return [line for line in lines if line.ref_id == template.free_product_id]
+    products = {p.id: p for p in await Product.filter(id__in=[line.ref_id for line in lines]).using_db(conn)}
+    return [line for line in lines if line.ref_id in products and coupons.applies_to(template, products[line.ref_id])]
 
 
 async def create_cards(conn: BaseDBAsyncClient, order, line, paid_fen: int) -> None:

@@ -11,7 +11,7 @@ from orders.product_models import Product
 async def _cards_paid(conn, order, line) -> LineOutcome:
     from orders.service import lines_of
 
-    paid = package_cards.line_paid_fen(order, await lines_of(conn, order.id))[line.id]
+    paid = (await package_cards.line_paid_fen(conn, order, await lines_of(conn, order.id)))[line.id]
     await package_cards.create_cards(conn, order, line, paid)
     return delivered(order)
 

@@ -9,7 +9,7 @@ from orders.models import Order, Refund
 from orders.product_models import PackageCard, PackageSession
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 from tests.orders.factories import run_jobs
-from tests.orders.shop_factories import assert_ledgers_hold, make_product
+from tests.orders.shop_factories import assert_ledgers_hold, give_coupon, make_product, make_template
 
 
 async def bought_and_paid(client, redis, customer, body) -> dict:
@@ -56,3 +56,37 @@ async def test_a_key_used_for_one_card_is_refused_for_another_card_of_the_same_o
     await run_jobs(redis)
     assert (await Order.get(id=order["id"])).refunded_fen == 18000
     await assert_ledgers_hold([customer.id])
+
+
+async def test_a_coupon_for_one_course_lowers_only_that_course_cards_value(client, redis):
+    """A coupon scoped to one product: its discount lands on that product's card, so each card's sessions are
+    worth what was paid for them and a refund of the other card's unused sessions gives its full price back."""
+    customer = await make_customer()
+    covered = await make_product("course", price_fen=10_000, sessions=2)
+    other = await make_product("course", price_fen=9_000, sessions=3)
+    template = await make_template("cash_off", value_fen=3_000, threshold_fen=0, product_ids=[covered.id])
+    coupon = await give_coupon(customer.id, template.id)
+    order = await bought_and_paid(client, redis, customer, {
+        "items": [{"product_id": covered.id}, {"product_id": other.id}], "coupon_id": coupon.id})
+    assert order["coupon_fen"] == 3_000 and order["total_fen"] == 19_000
+    cards = {c.product_id: c for c in await PackageCard.filter(order_id=order["id"])}
+    assert cards[covered.id].paid_fen == 7_000 and cards[other.id].paid_fen == 9_000
+    values = [s.value_fen for s in await PackageSession.filter(card_id=cards[other.id].id).order_by("seq")]
+    assert values == [3_000, 3_000, 3_000]
+    finance = await make_staff("finance")
+    refunded = await card_refund(client, finance, cards[other.id].id, uuid.uuid4().hex)
+    assert refunded.status_code == 201 and refunded.json()["amount_fen"] == 9_000, refunded.text
+    await assert_ledgers_hold([customer.id])
+
+
+async def test_a_free_service_coupon_makes_only_its_service_card_free(client, redis):
+    customer = await make_customer()
+    free = await make_product("service", price_fen=5_000)
+    course = await make_product("course", price_fen=12_000, sessions=3)
+    coupon = await give_coupon(customer.id, (await make_template("free_service", free_product_id=free.id)).id)
+    order = await bought_and_paid(client, redis, customer, {
+        "items": [{"product_id": course.id}, {"product_id": free.id}], "coupon_id": coupon.id})
+    assert order["coupon_fen"] == 5_000
+    cards = {c.product_id: c for c in await PackageCard.filter(order_id=order["id"])}
+    assert cards[free.id].paid_fen == 0 and cards[course.id].paid_fen == 12_000
+

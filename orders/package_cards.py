@@ -174,10 +174,27 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     if changed != len(unused):
         raise SessionNotRedeemable("A session was redeemed meanwhile; look at the card again.", field="card_id")
     refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions", amount_fen=amount,
-                                                  idempotency_key=idempotency_key)
+                                                  idempotency_key=idempotency_key, for_card_sessions=True)
     await PackageSession.filter(id__in=[s.id for s in unused]).using_db(conn).update(refund_id=refund.id)
     await PackageCard.filter(id=card.id).using_db(conn).update(status=PackageCardStatus.refunded)
     return refund, replayed, len(unused)
+
+
+async def cards_with_unused_sessions(conn: BaseDBAsyncClient, order_id: int, lines) -> list[int] | None:
+    """Ids of the order's cards with a session neither redeemed nor refunded (expired ones included: their
+    unused sessions are still refunded at what they cost); None when a card line's cards are not created yet
+    (the paid-order job has not run: every session of them will be unused)."""
+    card_lines = [line.id for line in lines if line.kind == "package_card"]
+    if not card_lines:
+        return []
+    created = set(await PackageCard.filter(line_id__in=[i * 1000 for i in card_lines]).using_db(conn).values_list(
+        "line_id", flat=True))
+    if len(created) < len(card_lines):  # unit 0 of each line marks its cards as created (create_cards)
+        return None
+    cards = await PackageCard.filter(order_id=order_id).using_db(conn).values_list("id", flat=True)
+    rows = await PackageSession.filter(card_id__in=list(cards), redeemed_at=None, refunded_at=None).using_db(
+        conn).values_list("card_id", flat=True)
+    return sorted(set(rows))
 
 
 async def void_unused_for_order(conn: BaseDBAsyncClient, order_id: int, refund_id: int) -> None:

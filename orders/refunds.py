@@ -13,8 +13,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from orders import checkout, partners
-from orders.errors import RefundKeyReused, RefundNotAllowed, RefundTooLarge
+from orders import checkout, package_cards, partners
+from orders.errors import PartialRefundOfPackageCards, RefundKeyReused, RefundNotAllowed, RefundTooLarge
 from orders.gateway import RefundResult
 from orders.hooks import line_kind
 from orders.models import Order, OrderStatus, Refund, RefundStatus, refundable_fen
@@ -183,7 +183,8 @@ async def note_refund_attempt(conn: BaseDBAsyncClient, refund_id: int, error: st
 
 
 async def staff_refund(
-    conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None, idempotency_key: str
+    conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None, idempotency_key: str,
+    for_card_sessions: bool = False,
 ) -> tuple[Refund, bool]:
     """A refund finance decides (the customer asked, a service issue); by default everything left.
 
@@ -192,6 +193,11 @@ async def staff_refund(
     for another order, amount or reason is `409 idempotency_key_reused`; a new key is a new refund, bounded
     by what is left to refund. Call it first in its transaction: the order lock serialises refunds of one
     order, so the same key sent twice at once finds the first refund instead of reserving twice.
+
+    A partial refund of an order whose package cards still hold unused sessions is refused
+    (`422 partial_refund_of_package_cards`): the money would leave while every session stays redeemable.
+    Those cards are refunded per card (`package_cards.refund_unused`, which marks the sessions it pays for and
+    calls this with `for_card_sessions`), or the whole order is (its unused sessions are voided).
     """
     await lock_order(conn, order_id=order_id)
     existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
@@ -206,6 +212,11 @@ async def staff_refund(
     amount = left if amount_fen is None else amount_fen
     if amount < 1:
         raise RefundNotAllowed(order_id=order_id, left_fen=left)
+    if amount < left and not for_card_sessions:
+        cards = await package_cards.cards_with_unused_sessions(conn, order_id, await lines_of(conn, order_id))
+        if cards is None or cards:
+            raise PartialRefundOfPackageCards(field="amount_fen", card_ids=cards or [], left_fen=left,
+                                              cards_created=cards is not None)
     refund = await request_refund(conn, order, amount_fen=amount, reason=reason, idempotency_key=idempotency_key,
                                   requested_fen=amount_fen)
     return refund, False

@@ -90,3 +90,72 @@ async def test_a_free_service_coupon_makes_only_its_service_card_free(client, re
     cards = {c.product_id: c for c in await PackageCard.filter(order_id=order["id"])}
     assert cards[free.id].paid_fen == 0 and cards[course.id].paid_fen == 12_000
 
+
+async def order_refund(client, finance, order_id: int, amount_fen: int | None = None):
+    body = {"reason": "customer_request"} | ({"amount_fen": amount_fen} if amount_fen else {})
+    return await client.post(f"/admin/orders/{order_id}/refunds", json=body,
+                             headers=staff_headers(finance) | {"Idempotency-Key": uuid.uuid4().hex})
+
+
+async def test_a_partial_order_refund_is_refused_while_its_cards_hold_unused_sessions(client, redis):
+    """Money of unused sessions leaves through the card refund, which marks the sessions it pays for; a partial
+    order refund would let the money go and every session stay redeemable."""
+    from tests.booking.factories import make_branch
+
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    cream = await make_product("product", price_fen=2_000)
+    order = await bought_and_paid(client, redis, customer, {
+        "items": [{"product_id": course.id}, {"product_id": cream.id}]})
+    card = await PackageCard.get(order_id=order["id"])
+    finance = await make_staff("finance")
+    refused = await order_refund(client, finance, order["id"], 3_000)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "partial_refund_of_package_cards"
+    assert refused.json()["detail"]["field"] == "amount_fen" and refused.json()["detail"]["card_ids"] == [card.id]
+    assert refused.json()["detail"]["cards_created"] is True
+    assert await Refund.filter(order_id=order["id"]).count() == 0
+    assert (await Order.get(id=order["id"])).refund_reserved_fen == 0
+    # Once every session is used, a partial refund (a goodwill refund, the cream) is finance's to give.
+    branch = await make_branch()
+    desk = await make_staff("front_desk")
+    for _ in range(3):
+        redeemed = await client.post("/admin/package-cards/redeem", json={"code": card.code, "branch_id": branch.id},
+                                     headers=staff_headers(desk))
+        assert redeemed.status_code == 200, redeemed.text
+    allowed = await order_refund(client, finance, order["id"], 2_000)
+    assert allowed.status_code == 201, allowed.text
+
+
+async def test_the_whole_order_or_each_card_is_refunded_with_the_sessions_it_pays_for(client, redis):
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    order = await bought_and_paid(client, redis, customer, {"items": [{"product_id": course.id, "quantity": 2}]})
+    first, second = await PackageCard.filter(order_id=order["id"]).order_by("id")
+    finance = await make_staff("finance")
+    per_card = await card_refund(client, finance, first.id, uuid.uuid4().hex)  # a partial refund of the order
+    assert per_card.status_code == 201 and per_card.json()["amount_fen"] == 9_000, per_card.text
+    # Everything left (an amount equal to it, too) is a full refund: the other card's sessions are voided.
+    rest = await order_refund(client, finance, order["id"], 9_000)
+    assert rest.status_code == 201, rest.text
+    assert not await PackageSession.filter(card_id=second.id, refunded_at=None).exists()
+    await run_jobs(redis)
+    assert (await Order.get(id=order["id"])).refunded_fen == 18_000
+    await assert_ledgers_hold([customer.id])
+
+
+async def test_a_partial_order_refund_is_refused_before_the_paid_job_has_made_the_cards(client, redis):
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    bought = await client.post("/app/orders", json={"items": [{"product_id": course.id}]},
+                               headers=customer_headers(customer))
+    paid = await client.post(f"/sandbox/payments/{bought.json()['out_trade_no']}/succeed",
+                             headers=customer_headers(customer))
+    assert paid.json()["outcome"] == "applied", paid.text
+    finance = await make_staff("finance")
+    refused = await order_refund(client, finance, bought.json()["id"], 3_000)  # the paid-order job has not run
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "partial_refund_of_package_cards"
+    assert refused.json()["detail"]["cards_created"] is False
+    await run_jobs(redis)
+    assert await PackageSession.filter(card__order_id=bought.json()["id"], refunded_at=None).count() == 3

@@ -151,7 +151,16 @@ async def apply_refund_result(
     if won:
         # Money is stuck outside our hands; finance must act (the refund stays reserved on the order).
         log.error("orders.refund_needs_attention", refund_id=refund.id, status=result.status, source=source)
+        await refund_ended_unpaid(conn, refund)
     return final
+
+
+async def refund_ended_unpaid(conn: BaseDBAsyncClient, refund: Refund) -> None:
+    """The refund reached a final state other than succeeded (its conditional update won, so this runs once):
+    each line gives back what asking for the refund took (a top-up's principal goes back to the balance)."""
+    order = await get_order(conn, refund.order_id)
+    for line in await lines_of(conn, refund.order_id):
+        await line_kind(line.kind).on_refund_ended_unpaid(conn, order, line, refund)
 
 
 async def _refund_confirmed(conn: BaseDBAsyncClient, refund: Refund) -> None:

@@ -155,14 +155,7 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     await service.lock_order(conn, order_id=card.order_id)
     existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
     if existing is not None:
-        # A replay only when the key's refund is this card's: its sessions carry the refund's id. The key of
-        # another card of the same order (same order, reason and amount asked) must not answer that card's
-        # refund as if this card had been refunded.
-        refunded_here = await PackageSession.filter(card_id=card.id, refund_id=existing.id).using_db(conn).count()
-        if existing.order_id != card.order_id or existing.reason != "unused_sessions" or not refunded_here:
-            raise RefundKeyReused("This Idempotency-Key was used for another refund (another card, order or "
-                                  "reason).", field="Idempotency-Key", refund_id=existing.id, card_id=card_id)
-        return existing, True, refunded_here
+        return await _replay(conn, card, existing)
     unused = await PackageSession.filter(card_id=card.id, redeemed_at=None, refunded_at=None).using_db(conn)
     amount = sum(s.value_fen for s in unused)
     if not unused or amount < 1:
@@ -172,12 +165,37 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     changed = await PackageSession.filter(id__in=[s.id for s in unused], redeemed_at=None, refunded_at=None).using_db(
         conn).update(refunded_at=clock.now())
     if changed != len(unused):
+        # The same key sent twice at once: the first request refunded the sessions and committed after this
+        # transaction's snapshot began (the card was read before the order lock), so the plain look-up above
+        # missed its refund. A locking read sees it (the row exists: it locks that row only).
+        existing = await Refund.filter(idempotency_key=idempotency_key).using_db(conn).select_for_update().first()
+        if existing is not None:
+            return await _replay(conn, card, existing, seen_unused=[s.id for s in unused])
         raise SessionNotRedeemable("A session was redeemed meanwhile; look at the card again.", field="card_id")
     refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions", amount_fen=amount,
                                                   idempotency_key=idempotency_key, for_card_sessions=True)
     await PackageSession.filter(id__in=[s.id for s in unused]).using_db(conn).update(refund_id=refund.id)
     await PackageCard.filter(id=card.id).using_db(conn).update(status=PackageCardStatus.refunded)
     return refund, replayed, len(unused)
+
+
+async def _replay(conn: BaseDBAsyncClient, card: PackageCard, existing,
+                  seen_unused: list[int] | None = None) -> tuple[object, bool, int]:
+    """The key's refund, when it is this card's (its sessions carry the refund's id). The key of another card of
+    the same order (same order, reason and amount asked) must not answer that card's refund as if this card
+    had been refunded: `409 idempotency_key_reused`, nothing changed.
+
+    `seen_unused`: the sessions this transaction's snapshot still shows unused; they are read again by a locking
+    read by primary key (the rows exist: no gap is locked), which sees what the refund committed."""
+    if seen_unused is None:
+        refunded_here = await PackageSession.filter(card_id=card.id, refund_id=existing.id).using_db(conn).count()
+    else:
+        rows = await PackageSession.filter(id__in=seen_unused).using_db(conn).select_for_update()
+        refunded_here = sum(1 for row in rows if row.refund_id == existing.id)
+    if existing.order_id != card.order_id or existing.reason != "unused_sessions" or not refunded_here:
+        raise RefundKeyReused("This Idempotency-Key was used for another refund (another card, order or reason).",
+                              field="Idempotency-Key", refund_id=existing.id, card_id=card.id)
+    return existing, True, refunded_here
 
 
 async def cards_with_unused_sessions(conn: BaseDBAsyncClient, order_id: int, lines) -> list[int] | None:

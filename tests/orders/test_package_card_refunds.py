@@ -159,3 +159,19 @@ async def test_a_partial_order_refund_is_refused_before_the_paid_job_has_made_th
     assert refused.json()["detail"]["cards_created"] is False
     await run_jobs(redis)
     assert await PackageSession.filter(card__order_id=bought.json()["id"], refunded_at=None).count() == 3
+
+
+async def test_the_same_card_refund_sent_many_times_at_once_is_one_refund(client, redis):
+    import asyncio
+
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    order = await bought_and_paid(client, redis, customer, {"items": [{"product_id": course.id}]})
+    card = await PackageCard.get(order_id=order["id"])
+    finance = await make_staff("finance")
+    key = uuid.uuid4().hex
+    answers = await asyncio.gather(*[card_refund(client, finance, card.id, key) for _ in range(10)])
+    assert sorted(a.status_code for a in answers) == [200] * 9 + [201], [a.text for a in answers]
+    assert len({a.json()["refund_id"] for a in answers}) == 1
+    assert all(a.json()["sessions_refunded"] == 3 for a in answers)
+    assert await Refund.filter(order_id=order["id"]).count() == 1

@@ -19,6 +19,7 @@ coupon is not money and comes back whole when the order is refunded in full (or 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timezone
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -71,11 +72,21 @@ async def checkout_rule(conn: BaseDBAsyncClient) -> CheckoutRule:
 
 
 async def set_checkout_rule(conn: BaseDBAsyncClient, *, points_per_yuan: int, points_max_share_bp: int) -> CheckoutRule:
-    updated = await CheckoutRule.filter(id=1).using_db(conn).update(
-        points_per_yuan=points_per_yuan, points_max_share_bp=points_max_share_bp, updated_at=clock.now())
-    if not updated:
-        await CheckoutRule.create(id=1, points_per_yuan=points_per_yuan, points_max_share_bp=points_max_share_bp,
-                                  updated_at=clock.now(), using_db=conn)
+    """Write the one rule row (id 1) with one upsert: two first writes at once both succeed, the later one wins.
+
+    An update then an insert when it changed nothing let two first writes both insert, and the second was a
+    duplicate key (a 500). The upsert waits on the first writer's row instead."""
+    if conn.capabilities.dialect == "sqlite":
+        sql = ("INSERT INTO shop_checkout_rule (id, points_per_yuan, points_max_share_bp, updated_at) "
+               "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET points_per_yuan = excluded.points_per_yuan, "
+               "points_max_share_bp = excluded.points_max_share_bp, updated_at = excluded.updated_at")
+    else:
+        sql = ("INSERT INTO shop_checkout_rule (id, points_per_yuan, points_max_share_bp, updated_at) "
+               "VALUES (1, %s, %s, %s) ON DUPLICATE KEY UPDATE points_per_yuan = VALUES(points_per_yuan), "
+               "points_max_share_bp = VALUES(points_max_share_bp), updated_at = VALUES(updated_at)")
+    # Instants are stored as naive UTC (Tortoise with use_tz), as every raw write of the project does.
+    now = clock.now().astimezone(timezone.utc).replace(tzinfo=None)
+    await conn.execute_query(sql, [points_per_yuan, points_max_share_bp, now])
     return await checkout_rule(conn)
 
 

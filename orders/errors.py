@@ -35,6 +35,12 @@ class RefundKeyReused(Conflict):
     default_message = "This Idempotency-Key was used for a different refund (another order, amount or reason)."
 
 
+class PartialRefundOfPackageCards(ValidationFailed):
+    code = "partial_refund_of_package_cards"
+    default_message = ("This order holds package cards with unused sessions: refund them per card "
+                       "(POST /admin/package-cards/{id}/refunds), or refund the whole order.")
+
+
 class QuoteChanged(Conflict):
     code = "quote_changed"
     default_message = "The amount to pay changed since the quote (a balance, coupon or price moved); quote again."

@@ -92,6 +92,9 @@ class LineKind:
     # Called when a refund of the order is requested (before money moves) and when it is confirmed.
     on_refund_requested: RefundHook = _nothing_on_refund
     on_refunded: RefundHook = _nothing_on_refund
+    # Called once when the gateway ends a refund without paying it (closed, abnormal, refused): give back what
+    # `on_refund_requested` took, since the money never left.
+    on_refund_ended_unpaid: RefundHook = _nothing_on_refund
 
 
 class UnknownLineKind(RuntimeError):

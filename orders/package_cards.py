@@ -11,7 +11,17 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from kernel import clock
 from kernel.errors import Conflict, NotFound
-from orders.product_models import PackageCard, PackageCardStatus, PackageSession, Product
+from orders.errors import RefundKeyReused
+from orders import coupons
+from orders.product_models import (
+    Coupon,
+    CouponKind,
+    CouponTemplate,
+    PackageCard,
+    PackageCardStatus,
+    PackageSession,
+    Product,
+)
 
 
 class PackageCardNotFound(NotFound):
@@ -40,10 +50,35 @@ def shares(total: int, weights: list[int]) -> list[int]:
     return out
 
 
-def line_paid_fen(order, lines) -> dict[int, int]:
-    """What each line actually cost: its amount less its share of the coupon (points and stored value are money)."""
-    after = shares(order.total_fen - order.coupon_fen, [line.amount_fen for line in lines])
-    return {line.id: paid for line, paid in zip(lines, after)}
+async def line_paid_fen(conn: BaseDBAsyncClient, order, lines) -> dict[int, int]:
+    """What each line actually cost: its amount less its share of the coupon (points and stored value are money).
+
+    The coupon is shared only over the lines it covered when the checkout priced it (`coupons.discount_for`:
+    the lines `applies_to` accepts, or a free service's own line), in proportion to their amounts: a coupon
+    for one product makes that product's cards cheaper, never a card it does not cover."""
+    paid = {line.id: line.amount_fen for line in lines}
+    if not order.coupon_fen:
+        return paid
+    covered = await _lines_the_coupon_covered(conn, order, lines)
+    if sum(line.amount_fen for line in covered) < order.coupon_fen:
+        # The template or a product changed so that the covered lines no longer hold the discount (a product
+        # moved to another category since): spread it over every line rather than price a line below zero.
+        covered = list(lines)
+    for line, share in zip(covered, shares(order.coupon_fen, [line.amount_fen for line in covered])):
+        paid[line.id] -= share
+    return paid
+
+
+async def _lines_the_coupon_covered(conn: BaseDBAsyncClient, order, lines) -> list:
+    coupon = await Coupon.get_or_none(id=order.coupon_id).using_db(conn)
+    template_id = coupon.template_id if coupon else None  # type: ignore[attr-defined]
+    template = await CouponTemplate.get_or_none(id=template_id).using_db(conn) if template_id else None
+    if template is None:
+        return list(lines)
+    if template.kind == CouponKind.free_service:
+        return [line for line in lines if line.ref_id == template.free_product_id]
+    products = {p.id: p for p in await Product.filter(id__in=[line.ref_id for line in lines]).using_db(conn)}
+    return [line for line in lines if line.ref_id in products and coupons.applies_to(template, products[line.ref_id])]
 
 
 async def create_cards(conn: BaseDBAsyncClient, order, line, paid_fen: int) -> None:
@@ -120,9 +155,7 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     await service.lock_order(conn, order_id=card.order_id)
     existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
     if existing is not None:
-        refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions",
-                                                      amount_fen=existing.requested_fen, idempotency_key=idempotency_key)
-        return refund, replayed, 0
+        return await _replay(conn, card, existing)
     unused = await PackageSession.filter(card_id=card.id, redeemed_at=None, refunded_at=None).using_db(conn)
     amount = sum(s.value_fen for s in unused)
     if not unused or amount < 1:
@@ -132,12 +165,54 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     changed = await PackageSession.filter(id__in=[s.id for s in unused], redeemed_at=None, refunded_at=None).using_db(
         conn).update(refunded_at=clock.now())
     if changed != len(unused):
+        # The same key sent twice at once: the first request refunded the sessions and committed after this
+        # transaction's snapshot began (the card was read before the order lock), so the plain look-up above
+        # missed its refund. A locking read sees it (the row exists: it locks that row only).
+        existing = await Refund.filter(idempotency_key=idempotency_key).using_db(conn).select_for_update().first()
+        if existing is not None:
+            return await _replay(conn, card, existing, seen_unused=[s.id for s in unused])
         raise SessionNotRedeemable("A session was redeemed meanwhile; look at the card again.", field="card_id")
     refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions", amount_fen=amount,
-                                                  idempotency_key=idempotency_key)
+                                                  idempotency_key=idempotency_key, for_card_sessions=True)
     await PackageSession.filter(id__in=[s.id for s in unused]).using_db(conn).update(refund_id=refund.id)
     await PackageCard.filter(id=card.id).using_db(conn).update(status=PackageCardStatus.refunded)
     return refund, replayed, len(unused)
+
+
+async def _replay(conn: BaseDBAsyncClient, card: PackageCard, existing,
+                  seen_unused: list[int] | None = None) -> tuple[object, bool, int]:
+    """The key's refund, when it is this card's (its sessions carry the refund's id). The key of another card of
+    the same order (same order, reason and amount asked) must not answer that card's refund as if this card
+    had been refunded: `409 idempotency_key_reused`, nothing changed.
+
+    `seen_unused`: the sessions this transaction's snapshot still shows unused; they are read again by a locking
+    read by primary key (the rows exist: no gap is locked), which sees what the refund committed."""
+    if seen_unused is None:
+        refunded_here = await PackageSession.filter(card_id=card.id, refund_id=existing.id).using_db(conn).count()
+    else:
+        rows = await PackageSession.filter(id__in=seen_unused).using_db(conn).select_for_update()
+        refunded_here = sum(1 for row in rows if row.refund_id == existing.id)
+    if existing.order_id != card.order_id or existing.reason != "unused_sessions" or not refunded_here:
+        raise RefundKeyReused("This Idempotency-Key was used for another refund (another card, order or reason).",
+                              field="Idempotency-Key", refund_id=existing.id, card_id=card.id)
+    return existing, True, refunded_here
+
+
+async def cards_with_unused_sessions(conn: BaseDBAsyncClient, order_id: int, lines) -> list[int] | None:
+    """Ids of the order's cards with a session neither redeemed nor refunded (expired ones included: their
+    unused sessions are still refunded at what they cost); None when a card line's cards are not created yet
+    (the paid-order job has not run: every session of them will be unused)."""
+    card_lines = [line.id for line in lines if line.kind == "package_card"]
+    if not card_lines:
+        return []
+    created = set(await PackageCard.filter(line_id__in=[i * 1000 for i in card_lines]).using_db(conn).values_list(
+        "line_id", flat=True))
+    if len(created) < len(card_lines):  # unit 0 of each line marks its cards as created (create_cards)
+        return None
+    cards = await PackageCard.filter(order_id=order_id).using_db(conn).values_list("id", flat=True)
+    rows = await PackageSession.filter(card_id__in=list(cards), redeemed_at=None, refunded_at=None).using_db(
+        conn).values_list("card_id", flat=True)
+    return sorted(set(rows))
 
 
 async def void_unused_for_order(conn: BaseDBAsyncClient, order_id: int, refund_id: int) -> None:

@@ -300,14 +300,17 @@ async def push_refund(gateway: PaymentGateway, refund_id: int) -> RefundStatus:
         gateway_code = exc.gateway_code
 
         async def refused(conn: BaseDBAsyncClient) -> RefundStatus:
+            await service.lock_order(conn, order_id=refund.order_id)  # first, as in the other refund paths
             await service.note_refund_attempt(conn, refund_id, f"refused: {gateway_code}")
             if gateway_code == "RESOURCE_NOT_EXISTS" and refund.status == RefundStatus.processing:
                 # The gateway forgot it (or never had it): submit it again under the same out_refund_no.
                 await Refund.filter(id=refund_id, status=RefundStatus.processing).using_db(conn).update(
                     status=RefundStatus.pending)
                 return RefundStatus.pending
-            await Refund.filter(id=refund_id, status__in=(RefundStatus.pending, RefundStatus.processing)).using_db(
-                conn).update(status=RefundStatus.failed)
+            failed = await Refund.filter(id=refund_id, status__in=(RefundStatus.pending, RefundStatus.processing)
+                                         ).using_db(conn).update(status=RefundStatus.failed)
+            if failed:  # once: the conditional update above decides
+                await service.refund_ended_unpaid(conn, refund)
             return RefundStatus.failed
 
         status = await run_in_transaction(refused)

@@ -11,7 +11,7 @@ from orders.product_models import Product
 async def _cards_paid(conn, order, line) -> LineOutcome:
     from orders.service import lines_of
 
-    paid = package_cards.line_paid_fen(order, await lines_of(conn, order.id))[line.id]
+    paid = (await package_cards.line_paid_fen(conn, order, await lines_of(conn, order.id)))[line.id]
     await package_cards.create_cards(conn, order, line, paid)
     return delivered(order)
 
@@ -32,10 +32,15 @@ async def _topup_applied(conn, order, line) -> None:
 
 async def _topup_refund_requested(conn, order, line, refund) -> None:
     await stored_value.refund_topup(conn, order.customer_id, order.id, refund.amount_fen,
-                                    ref=f"topup_refund:{refund.out_refund_no}")
+                                    out_refund_no=refund.out_refund_no)
+
+
+async def _topup_refund_ended_unpaid(conn, order, line, refund) -> None:
+    await stored_value.undo_topup_refund(conn, order.customer_id, order.id, out_refund_no=refund.out_refund_no)
 
 
 PACKAGE_CARD = LineKind("package_card", on_paid=_cards_paid, on_refund_requested=_cards_refund_requested)
 GOODS = LineKind("goods")
-TOPUP = LineKind("topup", on_payment_applied=_topup_applied, on_refund_requested=_topup_refund_requested)
+TOPUP = LineKind("topup", on_payment_applied=_topup_applied, on_refund_requested=_topup_refund_requested,
+                 on_refund_ended_unpaid=_topup_refund_ended_unpaid)
 LINE_KINDS = [PACKAGE_CARD, GOODS, TOPUP]

@@ -146,7 +146,8 @@ class StoredValueEntry(Model):
 
     id = fields.BigIntField(primary_key=True)
     customer = fields.ForeignKeyField("kernel.Customer", related_name=False, on_delete=fields.RESTRICT)
-    kind = fields.CharField(max_length=16)  # topup | spend | release | refund | topup_refund | forfeit
+    # topup | spend | release | refund | topup_refund | forfeit | refund_failed (a top-up refund ended unpaid)
+    kind = fields.CharField(max_length=16)
     principal_delta = fields.BigIntField()
     bonus_delta = fields.BigIntField()
     ref = fields.CharField(max_length=96, unique=True)

@@ -13,8 +13,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
-from orders import checkout, partners
-from orders.errors import RefundKeyReused, RefundNotAllowed, RefundTooLarge
+from orders import checkout, package_cards, partners
+from orders.errors import PartialRefundOfPackageCards, RefundKeyReused, RefundNotAllowed, RefundTooLarge
 from orders.gateway import RefundResult
 from orders.hooks import line_kind
 from orders.models import Order, OrderStatus, Refund, RefundStatus, refundable_fen
@@ -54,9 +54,17 @@ async def request_refund(
 
     The amount is reserved on the order with a conditional update, so refunds never exceed what
     was paid, whatever runs concurrently. A refund of everything left moves the order to `refunding`.
+
+    A system refund (no key) looks for its (order, reason) refund after taking the order lock, so the same
+    refund asked many times at once queues there and every caller gets the first one. The refund row is
+    written before the amount is reserved: when the caller's snapshot predates the previous lock holder's
+    commit (the look-up cannot see its refund), the unique `out_refund_no` refuses the insert before anything
+    else changed, and the refund that holder made is returned. A refund the reservation refuses is deleted
+    again before the refusal is raised.
     """
     if idempotency_key is None:
         out_refund_no = out_refund_no_for(order, reason)
+        await lock_order(conn, order_id=order.id)
         existing = await Refund.get_or_none(out_refund_no=out_refund_no).using_db(conn)
         if existing is not None:
             return existing
@@ -67,19 +75,8 @@ async def request_refund(
     money = refundable_fen(order)
     if amount_fen > money:
         raise RefundTooLarge(field="amount_fen", left_fen=money)
-    reserved = await Order.filter(
-        id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
-    ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)
-    if not reserved:
-        current = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
-        if current is not None and current.status in REFUNDABLE:
-            raise RefundTooLarge(field="amount_fen", left_fen=money - current.refund_reserved_fen)
-        raise RefundNotAllowed(order_id=order.id, status=current.status.value if current else None)
-    await Order.filter(
-        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
-    ).using_db(conn).update(status=OrderStatus.refunding)
     # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
-    # order's row lock, which the reservation above holds).
+    # order's row lock, which every caller holds by now: staff_refund takes it first, system refunds above).
     wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, amount_fen)
     now = clock.now()
     try:
@@ -90,9 +87,27 @@ async def request_refund(
         )
     except IntegrityError:
         if idempotency_key is None:
+            # Committed by the previous holder of the order lock after this transaction's snapshot: a locking
+            # read sees it (the row exists, so it locks that row only).
+            existing = await Refund.filter(out_refund_no=out_refund_no).using_db(conn).select_for_update().first()
+            if existing is not None:
+                return existing
             raise
         # The same key, at the same moment, for another order (the order lock serialises one order's refunds).
         raise RefundKeyReused(field="Idempotency-Key") from None
+    reserved = await Order.filter(
+        id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
+    ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)
+    if not reserved:
+        # A refused refund changes nothing, even for a caller that catches the refusal and commits.
+        await Refund.filter(id=refund.id).using_db(conn).delete()
+        current = await Order.filter(id=order.id).using_db(conn).select_for_update().first()
+        if current is not None and current.status in REFUNDABLE:
+            raise RefundTooLarge(field="amount_fen", left_fen=money - current.refund_reserved_fen)
+        raise RefundNotAllowed(order_id=order.id, status=current.status.value if current else None)
+    await Order.filter(
+        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
+    ).using_db(conn).update(status=OrderStatus.refunding)
     # Hooks see the order with this refund reserved: it is a full refund when reserved == total.
     order = await get_order(conn, order.id)
     if run_line_hooks:
@@ -136,7 +151,16 @@ async def apply_refund_result(
     if won:
         # Money is stuck outside our hands; finance must act (the refund stays reserved on the order).
         log.error("orders.refund_needs_attention", refund_id=refund.id, status=result.status, source=source)
+        await refund_ended_unpaid(conn, refund)
     return final
+
+
+async def refund_ended_unpaid(conn: BaseDBAsyncClient, refund: Refund) -> None:
+    """The refund reached a final state other than succeeded (its conditional update won, so this runs once):
+    each line gives back what asking for the refund took (a top-up's principal goes back to the balance)."""
+    order = await get_order(conn, refund.order_id)
+    for line in await lines_of(conn, refund.order_id):
+        await line_kind(line.kind).on_refund_ended_unpaid(conn, order, line, refund)
 
 
 async def _refund_confirmed(conn: BaseDBAsyncClient, refund: Refund) -> None:
@@ -168,7 +192,8 @@ async def note_refund_attempt(conn: BaseDBAsyncClient, refund_id: int, error: st
 
 
 async def staff_refund(
-    conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None, idempotency_key: str
+    conn: BaseDBAsyncClient, order_id: int, *, reason: str, amount_fen: int | None, idempotency_key: str,
+    for_card_sessions: bool = False,
 ) -> tuple[Refund, bool]:
     """A refund finance decides (the customer asked, a service issue); by default everything left.
 
@@ -177,6 +202,11 @@ async def staff_refund(
     for another order, amount or reason is `409 idempotency_key_reused`; a new key is a new refund, bounded
     by what is left to refund. Call it first in its transaction: the order lock serialises refunds of one
     order, so the same key sent twice at once finds the first refund instead of reserving twice.
+
+    A partial refund of an order whose package cards still hold unused sessions is refused
+    (`422 partial_refund_of_package_cards`): the money would leave while every session stays redeemable.
+    Those cards are refunded per card (`package_cards.refund_unused`, which marks the sessions it pays for and
+    calls this with `for_card_sessions`), or the whole order is (its unused sessions are voided).
     """
     await lock_order(conn, order_id=order_id)
     existing = await Refund.get_or_none(idempotency_key=idempotency_key).using_db(conn)
@@ -191,6 +221,11 @@ async def staff_refund(
     amount = left if amount_fen is None else amount_fen
     if amount < 1:
         raise RefundNotAllowed(order_id=order_id, left_fen=left)
+    if amount < left and not for_card_sessions:
+        cards = await package_cards.cards_with_unused_sessions(conn, order_id, await lines_of(conn, order_id))
+        if cards is None or cards:
+            raise PartialRefundOfPackageCards(field="amount_fen", card_ids=cards or [], left_fen=left,
+                                              cards_created=cards is not None)
     refund = await request_refund(conn, order, amount_fen=amount, reason=reason, idempotency_key=idempotency_key,
                                   requested_fen=amount_fen)
     return refund, False

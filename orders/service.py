@@ -32,6 +32,7 @@ from orders.refunds import (
     note_refund_attempt,
     out_refund_no_for,
     out_refund_no_for_key,
+    refund_ended_unpaid,
     request_refund,
     staff_refund,
 )
@@ -41,5 +42,5 @@ __all__ = [
     "create_order", "customer_orders", "follow", "get_customer_order", "get_customer_order_by_trade_no",
     "get_order", "handle_paid_order", "lines_of", "lock_order", "mark_fulfilled", "mark_paid_without_gateway",
     "new_out_trade_no", "note_refund_attempt", "out_refund_no_for", "out_refund_no_for_key",
-    "payment_window_end", "record_event", "record_prepay", "request_refund", "staff_refund",
+    "payment_window_end", "record_event", "record_prepay", "refund_ended_unpaid", "request_refund", "staff_refund",
 ]

@@ -116,10 +116,11 @@ async def give_back(conn: BaseDBAsyncClient, customer_id: int, order_id: int, am
 
 
 async def unused_topup_principal(conn: BaseDBAsyncClient, customer_id: int, order_id: int) -> int:
-    """What a refund of this top-up may return: its principal not yet refunded, at most the principal left."""
+    """What a refund of this top-up may return: its principal not yet refunded, at most the principal left.
+    A refund the gateway ended unpaid gave its principal back (`refund_failed`), so it is refundable again."""
     entries = await _order_entries(conn, customer_id, order_id)
     topped = sum(e.principal_delta for e in entries if e.kind == "topup")
-    refunded = -sum(e.principal_delta for e in entries if e.kind == "topup_refund")
+    refunded = -sum(e.principal_delta for e in entries if e.kind in ("topup_refund", "refund_failed"))
     principal = (await _account(conn, customer_id)).principal_fen
     return max(0, min(principal, topped - refunded))
 
@@ -129,8 +130,10 @@ async def _order_entries(conn: BaseDBAsyncClient, customer_id: int, order_id: in
     return await StoredValueEntry.filter(order_id=order_id, customer_id=customer_id).select_for_update().using_db(conn)
 
 
-async def refund_topup(conn: BaseDBAsyncClient, customer_id: int, order_id: int, amount: int, ref: str) -> None:
-    """Take the refunded principal out of the balance and forfeit the plan's bonus (once, on the first refund)."""
+async def refund_topup(conn: BaseDBAsyncClient, customer_id: int, order_id: int, amount: int, *,
+                       out_refund_no: str) -> None:
+    """Take the refunded principal out of the balance and forfeit the plan's bonus (on the first refund, as much
+    of it as is left; again only after a refund that forfeited it ended unpaid and gave it back)."""
     await _account(conn, customer_id)
     unused = await unused_topup_principal(conn, customer_id, order_id)
     if amount > unused:
@@ -138,13 +141,38 @@ async def refund_topup(conn: BaseDBAsyncClient, customer_id: int, order_id: int,
 
         raise RefundTooLarge("A top-up refund returns only its unused principal.", field="amount_fen",
                              left_fen=unused)
-    await _move(conn, customer_id, principal=-amount, bonus=0, kind="topup_refund", ref=ref, order_id=order_id)
-    topup = await StoredValueEntry.filter(ref=f"topup:{order_id}").select_for_update().using_db(conn).first()
+    await _move(conn, customer_id, principal=-amount, bonus=0, kind="topup_refund",
+                ref=f"topup_refund:{out_refund_no}", order_id=order_id)
+    entries = await _order_entries(conn, customer_id, order_id)
+    topup = next((e for e in entries if e.ref == f"topup:{order_id}"), None)
+    standing = -sum(e.bonus_delta for e in entries if e.kind in ("forfeit", "refund_failed"))
+    if standing > 0:
+        return
     bonus_now = (await _account(conn, customer_id)).bonus_fen
     forfeit = min(bonus_now, topup.bonus_delta if topup else 0)
     if forfeit > 0:
-        await _move(conn, customer_id, principal=0, bonus=-forfeit, kind="forfeit", ref=f"topup_forfeit:{order_id}",
-                    order_id=order_id)
+        # Named by the refund (earlier releases named it by the order): one forfeit per refund that takes it.
+        await _move(conn, customer_id, principal=0, bonus=-forfeit, kind="forfeit",
+                    ref=f"topup_forfeit:{out_refund_no}", order_id=order_id)
+
+
+async def undo_topup_refund(conn: BaseDBAsyncClient, customer_id: int, order_id: int, *, out_refund_no: str) -> bool:
+    """The gateway ended a top-up refund without paying it (closed, abnormal, refused): the principal it took
+    out of the balance comes back in one ledger entry of kind `refund_failed` (ref
+    `topup_refund_failed:<out_refund_no>`, so once), with the plan's forfeited bonus when no other refund of
+    the top-up still stands (the bonus is forfeited by a refund that goes through). False when nothing changed."""
+    await _account(conn, customer_id)
+    entries = await _order_entries(conn, customer_id, order_id)
+    refs = {e.ref for e in entries}
+    taken = next((e for e in entries if e.ref == f"topup_refund:{out_refund_no}"), None)
+    if taken is None:
+        return False
+    still_asked = [e for e in entries if e.kind == "topup_refund" and e is not taken
+                   and "topup_refund_failed:" + e.ref.removeprefix("topup_refund:") not in refs]
+    forfeited = -sum(e.bonus_delta for e in entries if e.kind in ("forfeit", "refund_failed"))
+    bonus = 0 if still_asked else max(0, forfeited)
+    return await _move(conn, customer_id, principal=-taken.principal_delta, bonus=bonus, kind="refund_failed",
+                       ref=f"topup_refund_failed:{out_refund_no}", order_id=order_id, locked=True)
 
 
 async def entries_of(conn: BaseDBAsyncClient, customer_id: int, *, limit: int = 50) -> list[StoredValueEntry]:

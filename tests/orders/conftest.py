@@ -41,6 +41,7 @@ async def wechatpay(app, client, live_gateway, fake_pay):
     app.state.payment_gateway = live_gateway
     fake_pay.refund_failures = 0
     fake_pay.refund_processing_queries = 1
+    fake_pay.refund_refusal = None
     yield fake_pay
     app.state.payment_gateway = None
 

@@ -171,3 +171,25 @@ async def test_paid_job_still_deadlocked_after_its_quick_retries_is_retried_by_a
     monkeypatch.undo()
     assert await tasks.order_paid({"job_try": 2}, order.id) is True
     assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.paid
+
+
+async def test_many_identical_system_refunds_at_once_make_one_refund(client):
+    """A system refund (no Idempotency-Key, one per order and reason) asked by many jobs at once: each job reads
+    the order first, as jobs do, then asks; every one gets the same refund and the amount is reserved once."""
+    from kernel.db import run_in_transaction
+    from tests.orders.factories import make_order
+
+    customer = await make_customer()
+    order = await make_order(customer, unit_price_fen=10_000)
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    assert paid.json()["outcome"] == "applied", paid.text
+
+    async def ask(conn):
+        current = await service.get_order(conn, order.id)  # the job's snapshot starts here, before the lock
+        return await service.request_refund(conn, current, amount_fen=3_000, reason="tier_price")
+
+    refunds = await asyncio.gather(*[run_in_transaction(ask) for _ in range(20)], return_exceptions=True)
+    assert [r for r in refunds if isinstance(r, BaseException)] == []
+    assert len({r.id for r in refunds}) == 1
+    assert await Refund.filter(order_id=order.id).count() == 1
+    assert (await Order.get(id=order.id)).refund_reserved_fen == 3_000

@@ -81,6 +81,8 @@ class FakeWeChatPay:
     # this many refund queries before SUCCESS.
     refund_failures: int = 0
     refund_processing_queries: int = 1
+    # Answer refund submissions with 400 and this code (a refusal for good), while set.
+    refund_refusal: str | None = None
     base_url: str = ""
     _server: Any = None
     _task: Any = None
@@ -220,6 +222,8 @@ class FakeWeChatPay:
             if self.refund_failures > 0:
                 self.refund_failures -= 1
                 return self._signed(500, {"code": "SYSTEM_ERROR", "message": "系统繁忙"})
+            if self.refund_refusal:
+                return self._signed(400, {"code": self.refund_refusal, "message": "退款被拒绝"})
             no = data["out_refund_no"]
             refund = self.refunds.get(no)
             if refund is None:  # idempotent per out_refund_no, as WeChat is

@@ -7,6 +7,7 @@ before the transaction opens (no network call inside a transaction).
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import time
 from datetime import date
@@ -125,7 +126,8 @@ def _seen_active_seconds() -> float:
 
 
 class _SeenActive:
-    """Customers this process found active in the last `CUSTOMER_SEEN_ACTIVE_SECONDS` (default 1 s).
+    """Customers this process found active in the last `CUSTOMER_SEEN_ACTIVE_SECONDS` (default 1 s; each
+    entry kept between half and all of it).
 
     For the guard of reads only: a mini-program opening a screen sends several GETs with one token in
     the same second, and the erasure check was a second pooled connection and round trip on each
@@ -150,7 +152,9 @@ class _SeenActive:
         if self.seconds > 0:
             if len(self._until) >= self.max_entries:
                 self._until.clear()
-            self._until[customer_id] = now + self.seconds
+            # Spread over the second half of the window: customers first seen together (a campaign's push)
+            # would otherwise all be read again in the same instant, a burst of queries every second.
+            self._until[customer_id] = now + self.seconds * (0.5 + random.random() / 2)
         return True
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import structlog
@@ -30,9 +30,26 @@ async def enqueue(
     conn: BaseDBAsyncClient, job_name: str, *args: Any, run_at: datetime | None = None
 ) -> OutboxMessage:
     """Record a job in the caller's transaction; it reaches arq only if that transaction commits."""
-    return await OutboxMessage.create(
-        job_name=job_name, args=list(args), run_at=run_at, created_at=clock.now(), using_db=conn
-    )
+    now = clock.now()
+    if conn.capabilities.dialect != "mysql":
+        return await OutboxMessage.create(job_name=job_name, args=list(args), run_at=run_at, created_at=now,
+                                          using_db=conn)
+    # Parameterised SQL on MySQL/MariaDB: hot writes (a group join, an order) enqueue on their way, and the
+    # ORM's create cost more CPU than the statement. The args are encoded by the model's own field.
+    encoded = _ARGS.to_db_value(list(args), OutboxMessage)
+    message_id = await conn.execute_insert(_INSERT, [
+        job_name, encoded, run_at.astimezone(timezone.utc) if run_at is not None else None,
+        now.astimezone(timezone.utc),
+    ])
+    return OutboxMessage._init_from_db(id=message_id, job_name=job_name, args=encoded, run_at=run_at, created_at=now,
+                                       delivered_at=None, attempts=0, last_error="")
+
+
+_ARGS = OutboxMessage._meta.fields_map["args"]
+_INSERT = (
+    "INSERT INTO outbox_message (job_name, args, run_at, created_at, attempts, last_error)"
+    " VALUES (%s, %s, %s, %s, 0, '')"
+)
 
 
 async def relay_once(redis: ArqRedis, *, batch_size: int = 200, queue_name: str | None = None) -> int:

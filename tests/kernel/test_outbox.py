@@ -84,3 +84,22 @@ async def test_every_registered_job_name_is_unique_and_namespaced():
     names = [f.name for f in registry.functions()]
     assert len(names) == len(set(names))
     assert all("." in name for name in names)
+
+
+async def test_the_message_enqueue_answers_is_the_row_stored():
+    # enqueue writes its row with parameterised SQL on MariaDB: the row must be what the ORM would have
+    # written (args as JSON, instants to the microsecond: the arq job id is made of the creation instant).
+    from datetime import timedelta
+
+    from kernel import clock
+
+    run_at = clock.now() + timedelta(minutes=5)
+    async with transaction() as conn:
+        assert conn.capabilities.dialect == "mysql"
+        built = await enqueue(conn, "kernel.prune_outbox", 7, "x", {"k": [1, 2]}, run_at=run_at)
+    stored = await OutboxMessage.get(id=built.id)
+    assert stored.args == built.args == [7, "x", {"k": [1, 2]}]
+    assert stored.run_at == built.run_at and stored.created_at == built.created_at
+    assert (stored.job_name, stored.delivered_at, stored.attempts, stored.last_error) == (
+        "kernel.prune_outbox", None, 0, "")
+    assert job_id_for(stored) == job_id_for(built)

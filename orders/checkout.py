@@ -235,12 +235,17 @@ async def release_sources(conn: BaseDBAsyncClient, order) -> None:
                                      ref=f"release:{order.id}")
 
 
+# Refund statuses in which the gateway ended a refund without paying it (models.RefundStatus).
+ENDED_UNPAID = ("closed", "abnormal", "failed")
+
+
 async def allocate_refund(conn: BaseDBAsyncClient, order, amount_fen: int) -> tuple[int, int, int]:
     """Split a refund over the sources in reverse (WeChat Pay, stored value, points): (wechat, stored value,
-    points cash). What earlier refunds took (reserved, whatever their state) is not offered again."""
+    points cash). What earlier refunds took is not offered again: every refund still asked or paid (a refund
+    that ended unpaid gave its amount back to the order, `refunds.refund_ended_unpaid`)."""
     from orders.models import Refund, refund_wechat_amount, wechat_amount
 
-    refunds = await Refund.filter(order_id=order.id).using_db(conn)
+    refunds = await Refund.filter(order_id=order.id, status__not_in=ENDED_UNPAID).using_db(conn)
     parts = await RefundPart.filter(refund_id__in=[r.id for r in refunds]).using_db(conn) if refunds else []
     wechat_left = wechat_amount(order) - sum(refund_wechat_amount(r) for r in refunds)
     sv_left = order.stored_value_fen - sum(p.amount_fen for p in parts if p.source == "stored_value")

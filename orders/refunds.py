@@ -149,16 +149,26 @@ async def apply_refund_result(
         status=final, refund_id=result.refund_id, updated_at=now, last_error=f"gateway: {result.status}"[:255]
     )
     if won:
-        # Money is stuck outside our hands; finance must act (the refund stays reserved on the order).
+        # Finance must look (an ABNORMAL refund may still be paid out by hand); the money is not reserved any more.
         log.error("orders.refund_needs_attention", refund_id=refund.id, status=result.status, source=source)
         await refund_ended_unpaid(conn, refund)
     return final
 
 
 async def refund_ended_unpaid(conn: BaseDBAsyncClient, refund: Refund) -> None:
-    """The refund reached a final state other than succeeded (its conditional update won, so this runs once):
-    each line gives back what asking for the refund took (a top-up's principal goes back to the balance)."""
-    order = await get_order(conn, refund.order_id)
+    """The refund reached a final state other than succeeded (its conditional update won, so this runs once,
+    under the order lock every refund path takes first): the money never left, so its amount is no longer
+    reserved on the order (finance may ask for it again), an order that was `refunding` is again what it was
+    (fulfilled or paid), and each line gives back what asking for the refund took (a top-up's principal goes
+    back to the balance, a package card's voided sessions are redeemable again)."""
+    order_id = refund.order_id
+    await Order.filter(id=order_id, refund_reserved_fen__gte=refund.amount_fen).using_db(conn).update(
+        refund_reserved_fen=F("refund_reserved_fen") - refund.amount_fen)
+    # `refunding` means everything left is reserved: no longer true once this refund's amount is free again.
+    await Order.filter(id=order_id, status=OrderStatus.refunding, fulfilled_at__isnull=False).using_db(conn).update(
+        status=OrderStatus.fulfilled)
+    await Order.filter(id=order_id, status=OrderStatus.refunding).using_db(conn).update(status=OrderStatus.paid)
+    order = await get_order(conn, order_id)
     for line in await lines_of(conn, refund.order_id):
         await line_kind(line.kind).on_refund_ended_unpaid(conn, order, line, refund)
 

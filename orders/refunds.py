@@ -75,15 +75,12 @@ async def request_refund(
     money = refundable_fen(order)
     if amount_fen > money:
         raise RefundTooLarge(field="amount_fen", left_fen=money)
-    # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
-    # order's row lock, which every caller holds by now: staff_refund takes it first, system refunds above).
-    wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, amount_fen)
     now = clock.now()
     try:
         refund = await Refund.create(
             order_id=order.id, out_refund_no=out_refund_no, reason=reason[:32], amount_fen=amount_fen,
             idempotency_key=idempotency_key, requested_fen=requested_fen, created_at=now, updated_at=now,
-            wechat_fen=None if wechat_fen == amount_fen else wechat_fen, using_db=conn,
+            using_db=conn,
         )
     except IntegrityError:
         if idempotency_key is None:
@@ -95,6 +92,13 @@ async def request_refund(
             raise
         # The same key, at the same moment, for another order (the order lock serialises one order's refunds).
         raise RefundKeyReused(field="Idempotency-Key") from None
+    # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
+    # order's row lock, which every caller holds by now: staff_refund takes it first, system refunds above;
+    # from the refunds committed before it, read by a locking read after this row is written).
+    wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, refund)
+    if wechat_fen != amount_fen:  # null: all of it through WeChat Pay
+        await Refund.filter(id=refund.id).using_db(conn).update(wechat_fen=wechat_fen)
+        refund.wechat_fen = wechat_fen
     reserved = await Order.filter(
         id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
     ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)

@@ -242,3 +242,26 @@ async def give_back_sessions(conn: BaseDBAsyncClient, line, refund) -> int:
         await PackageCard.filter(id__in=list(touched), status=PackageCardStatus.refunded).using_db(conn).update(
             status=PackageCardStatus.active)
     return given
+
+
+async def void_again(conn: BaseDBAsyncClient, line, refund) -> int:
+    """An ABNORMAL refund that gave this line's sessions back (`give_back_sessions`) was paid after all: the
+    sessions still unused and still carrying its id are refunded again, and their cards too. A session redeemed
+    in between stays redeemed (the customer had it and its money): logged for finance."""
+    import structlog
+
+    cards = await PackageCard.filter(line_id__gte=line.id * 1000, line_id__lt=(line.id + 1) * 1000).using_db(
+        conn).values_list("id", flat=True)
+    if not cards:
+        return 0
+    ours = PackageSession.filter(card_id__in=list(cards), refund_id=refund.id).using_db(conn)
+    unused = ours.filter(redeemed_at=None, refunded_at=None)
+    touched = set(await unused.values_list("card_id", flat=True))
+    voided = await unused.update(refunded_at=clock.now())
+    if touched:
+        await PackageCard.filter(id__in=list(touched)).using_db(conn).update(status=PackageCardStatus.refunded)
+    redeemed = await ours.filter(redeemed_at__isnull=False).count()
+    if redeemed:
+        structlog.get_logger(__name__).error("orders.refund_paid_after_sessions_redeemed", refund_id=refund.id,
+                                             sessions=redeemed)
+    return voided

@@ -142,6 +142,17 @@ async def apply_refund_result(
         )
         if won:
             await _refund_confirmed(conn, refund)
+            return RefundStatus.succeeded
+        # An ABNORMAL refund that finance paid out by hand in the merchant platform: WeChat Pay says SUCCESS
+        # after all. The money left, so it is confirmed (once: this conditional update decides) after what its
+        # end gave back is taken again; only CLOSED and refused refunds are final.
+        late = await Refund.filter(id=refund.id, status=RefundStatus.abnormal).using_db(conn).update(
+            status=RefundStatus.succeeded, refund_id=result.refund_id, succeeded_at=now, updated_at=now)
+        if late:
+            if not await _paid_after_all(conn, refund):
+                return RefundStatus.abnormal
+            log.warning("orders.refund_paid_after_abnormal", refund_id=refund.id, source=source)
+            await _refund_confirmed(conn, refund)
         return RefundStatus.succeeded
     if result.status == "PROCESSING":
         await Refund.filter(id=refund.id, status=RefundStatus.pending).using_db(conn).update(
@@ -175,6 +186,37 @@ async def refund_ended_unpaid(conn: BaseDBAsyncClient, refund: Refund) -> None:
     order = await get_order(conn, order_id)
     for line in await lines_of(conn, refund.order_id):
         await line_kind(line.kind).on_refund_ended_unpaid(conn, order, line, refund)
+
+
+async def _paid_after_all(conn: BaseDBAsyncClient, refund: Refund) -> bool:
+    """Reserve the ABNORMAL refund's amount on the order again (its end released it) and let each line take
+    back what it gave back. When the order no longer has that much left to refund (finance asked for the money
+    again meanwhile), nothing changes: the refund stays ABNORMAL, marked and logged, for finance to settle with
+    WeChat Pay (one of the two refunds cannot be paid: the order never had that much)."""
+    order = await get_order(conn, refund.order_id)
+    money = refundable_fen(order)
+    standing = await Refund.filter(order_id=order.id, status__not_in=checkout.ENDED_UNPAID).exclude(
+        id=refund.id).using_db(conn).values_list("amount_fen", flat=True)
+    if order.refund_reserved_fen - sum(standing) >= refund.amount_fen:
+        # Ended before its end released the reservation (before 0.2): its amount is still held on the order.
+        reserved = 1
+    else:
+        reserved = await Order.filter(
+            id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - refund.amount_fen
+        ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + refund.amount_fen)
+    if not reserved:
+        await Refund.filter(id=refund.id).using_db(conn).update(
+            status=RefundStatus.abnormal, succeeded_at=None, last_error="gateway: SUCCESS, but the order's money was "
+            "asked for again meanwhile")
+        log.error("orders.refund_paid_after_abnormal_not_reserved", refund_id=refund.id, order_id=order.id)
+        return False
+    await Order.filter(
+        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
+    ).using_db(conn).update(status=OrderStatus.refunding)
+    order = await get_order(conn, order.id)
+    for line in await lines_of(conn, order.id):
+        await line_kind(line.kind).on_refund_paid_after_all(conn, order, line, refund)
+    return True
 
 
 async def _refund_confirmed(conn: BaseDBAsyncClient, refund: Refund) -> None:

@@ -141,3 +141,98 @@ async def test_the_closed_notification_and_the_query_racing_free_the_amount_once
     assert all(s.refunded_at is None for s in await PackageSession.filter(card_id=card.id))
     assert all(s.refunded_at is not None for s in await PackageSession.filter(card_id=other.id))
     await assert_ledgers_hold([customer.id])
+
+
+async def success_notification(client, wechatpay, out_refund_no: str):
+    headers, body = wechatpay.notification(
+        "REFUND.SUCCESS", wechatpay.refund_resource(out_refund_no, status="SUCCESS"), original_type="refund")
+    return await client.post(REFUND_NOTIFY, content=body, headers=headers)
+
+
+async def abnormal_card_refund(client, wechatpay, finance, card) -> Refund:
+    wechatpay.refund_processing_queries = 99
+    asked = await card_refund(client, finance, card.id, uuid.uuid4().hex)
+    assert asked.status_code == 201, asked.text
+    refund = await Refund.get(id=asked.json()["refund_id"])
+    assert await payments.push_refund(gateway_of(client), refund.id) == RefundStatus.processing
+    wechatpay.refunds[refund.out_refund_no].status = "ABNORMAL"
+    assert await payments.push_refund(gateway_of(client), refund.id) == RefundStatus.abnormal
+    return refund
+
+
+async def test_an_abnormal_card_refund_paid_by_hand_later_is_recorded_and_takes_the_sessions_again(
+        client, wechatpay, redis):
+    customer, order, (card, other) = await two_courses_paid(client, wechatpay, redis)
+    finance = await make_staff("finance")
+    refund = await abnormal_card_refund(client, wechatpay, finance, card)
+    assert (await Order.get(id=order["id"])).refund_reserved_fen == 0
+    assert all(s.refunded_at is None for s in await PackageSession.filter(card_id=card.id))
+    # Finance pays it out by hand in the merchant platform: WeChat Pay says SUCCESS (and says it again).
+    wechatpay.refunds[refund.out_refund_no].status = "SUCCESS"
+    answers = await asyncio.gather(*[success_notification(client, wechatpay, refund.out_refund_no) for _ in range(6)])
+    assert [a.status_code for a in answers] == [204] * 6, [a.text for a in answers]
+    assert (await Refund.get(id=refund.id)).status == RefundStatus.succeeded
+    current = await Order.get(id=order["id"])
+    assert (current.refund_reserved_fen, current.refunded_fen, current.status) == (9_000, 9_000, "fulfilled")
+    assert (await PackageCard.get(id=card.id)).status == "refunded"
+    assert all(s.refunded_at is not None for s in await PackageSession.filter(card_id=card.id))
+    assert all(s.refunded_at is None for s in await PackageSession.filter(card_id=other.id))
+    await assert_ledgers_hold([customer.id])
+
+
+async def test_an_abnormal_refund_paid_by_hand_after_its_money_was_asked_again_stays_for_finance(
+        client, wechatpay, redis):
+    customer, order, (card, other) = await two_courses_paid(client, wechatpay, redis)
+    finance = await make_staff("finance")
+    refund = await abnormal_card_refund(client, wechatpay, finance, card)
+    everything = await client.post(f"/admin/orders/{order['id']}/refunds", json={"reason": "customer_request"},
+                                   headers=staff_headers(finance) | {"Idempotency-Key": uuid.uuid4().hex})
+    assert everything.status_code == 201 and everything.json()["amount_fen"] == 18_000, everything.text
+    wechatpay.refunds[refund.out_refund_no].status = "SUCCESS"
+    assert (await success_notification(client, wechatpay, refund.out_refund_no)).status_code == 204
+    late = await Refund.get(id=refund.id)
+    assert late.status == RefundStatus.abnormal and "asked for again" in late.last_error
+    current = await Order.get(id=order["id"])
+    assert (current.refund_reserved_fen, current.refunded_fen, current.status) == (18_000, 0, "refunding")
+    await assert_ledgers_hold([customer.id])
+
+
+async def test_an_abnormal_topup_refund_paid_by_hand_later_takes_the_principal_and_bonus_again(
+        client, wechatpay, redis):
+    from orders.stored_value import balance_of
+    from tests.orders.test_topup_refunds import ask_refund, topped_up
+
+    customer, order = await topped_up(client, wechatpay, redis)
+    wechatpay.refund_processing_queries = 99
+    refund = await ask_refund(client, order["id"], 3_000)
+    assert await payments.push_refund(gateway_of(client), refund.id) == RefundStatus.processing
+    wechatpay.refunds[refund.out_refund_no].status = "ABNORMAL"
+    assert await payments.push_refund(gateway_of(client), refund.id) == RefundStatus.abnormal
+    assert await balance_of(customer.id) == (5_000, 1_000)
+    wechatpay.refunds[refund.out_refund_no].status = "SUCCESS"
+    for _ in range(2):
+        assert (await success_notification(client, wechatpay, refund.out_refund_no)).status_code == 204
+    assert (await Refund.get(id=refund.id)).status == RefundStatus.succeeded
+    assert await balance_of(customer.id) == (2_000, 0)
+    assert (await Order.get(id=order["id"])).refunded_fen == 3_000
+    # What is left of the principal is still refundable, and no more.
+    too_much = await client.post(f"/admin/orders/{order['id']}/refunds",
+                                 json={"reason": "customer_request", "amount_fen": 2_001},
+                                 headers=staff_headers(await make_staff("finance")) | {"Idempotency-Key": "k-" + uuid.uuid4().hex})
+    assert too_much.status_code == 422, too_much.text
+    await assert_ledgers_hold([customer.id])
+
+
+async def test_an_abnormal_refund_from_before_the_release_is_not_reserved_twice_when_paid(client, wechatpay, redis):
+    """A refund that went ABNORMAL before refunds released their amount still holds it on the order: paid by
+    hand later, it is confirmed without reserving its amount a second time."""
+    customer, order, (card, other) = await two_courses_paid(client, wechatpay, redis)
+    finance = await make_staff("finance")
+    refund = await abnormal_card_refund(client, wechatpay, finance, card)
+    await Order.filter(id=order["id"]).update(refund_reserved_fen=9_000)  # as the previous release left it
+    wechatpay.refunds[refund.out_refund_no].status = "SUCCESS"
+    assert (await success_notification(client, wechatpay, refund.out_refund_no)).status_code == 204
+    assert (await Refund.get(id=refund.id)).status == RefundStatus.succeeded
+    current = await Order.get(id=order["id"])
+    assert (current.refund_reserved_fen, current.refunded_fen) == (9_000, 9_000)
+    await assert_ledgers_hold([customer.id])

@@ -235,15 +235,34 @@ async def release_sources(conn: BaseDBAsyncClient, order) -> None:
                                      ref=f"release:{order.id}")
 
 
-async def allocate_refund(conn: BaseDBAsyncClient, order, amount_fen: int) -> tuple[int, int, int]:
-    """Split a refund over the sources in reverse (WeChat Pay, stored value, points): (wechat, stored value,
-    points cash). What earlier refunds took (reserved, whatever their state) is not offered again."""
+# Refund statuses in which the gateway ended a refund without paying it (models.RefundStatus).
+ENDED_UNPAID = ("closed", "abnormal", "failed")
+
+
+async def allocate_refund(conn: BaseDBAsyncClient, order, refund) -> tuple[int, int, int]:
+    """Split `refund` (its row just written, under the order lock) over the sources in reverse (WeChat Pay, stored
+    value, points): (wechat, stored value, points cash). What earlier refunds took is not offered again: every
+    refund still asked or paid (a refund that ended unpaid gave its amount back to the order,
+    `refunds.refund_ended_unpaid`).
+
+    The earlier refunds are read by a locking read: a caller whose snapshot began before it took the order lock
+    (a job that read the order first, a card refund that read the card) would otherwise miss a refund committed
+    meanwhile and ask WeChat Pay for money an earlier refund already asked for. The caller's own row is written
+    first, so this read's gap locks cover no insert it still has to make into shop_refund (two refunds of
+    neighbouring orders cannot deadlock there). Their stored-value parts are read the same way, and only when the
+    order spent stored value (parts of orders without it do not change the split)."""
     from orders.models import Refund, refund_wechat_amount, wechat_amount
 
-    refunds = await Refund.filter(order_id=order.id).using_db(conn)
-    parts = await RefundPart.filter(refund_id__in=[r.id for r in refunds]).using_db(conn) if refunds else []
-    wechat_left = wechat_amount(order) - sum(refund_wechat_amount(r) for r in refunds)
-    sv_left = order.stored_value_fen - sum(p.amount_fen for p in parts if p.source == "stored_value")
+    earlier = [r for r in await Refund.filter(order_id=order.id).using_db(conn).select_for_update()
+               if r.id != refund.id and r.status not in ENDED_UNPAID]
+    sv_taken = 0
+    if order.stored_value_fen and earlier:
+        parts = await RefundPart.filter(refund_id__in=[r.id for r in earlier], source="stored_value").using_db(
+            conn).select_for_update()
+        sv_taken = sum(p.amount_fen for p in parts)
+    wechat_left = wechat_amount(order) - sum(refund_wechat_amount(r) for r in earlier)
+    sv_left = order.stored_value_fen - sv_taken
+    amount_fen = refund.amount_fen
     wechat = min(amount_fen, wechat_left)
     sv = min(amount_fen - wechat, sv_left)
     return wechat, sv, amount_fen - wechat - sv

@@ -95,6 +95,9 @@ class LineKind:
     # Called once when the gateway ends a refund without paying it (closed, abnormal, refused): give back what
     # `on_refund_requested` took, since the money never left.
     on_refund_ended_unpaid: RefundHook = _nothing_on_refund
+    # Called once when an ABNORMAL refund is paid after all (finance paid it out by hand in the merchant
+    # platform and WeChat Pay says SUCCESS): take again what `on_refund_ended_unpaid` gave back.
+    on_refund_paid_after_all: RefundHook = _nothing_on_refund
 
 
 class UnknownLineKind(RuntimeError):

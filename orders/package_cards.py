@@ -222,3 +222,46 @@ async def void_unused_for_order(conn: BaseDBAsyncClient, order_id: int, refund_i
         await PackageSession.filter(card_id__in=list(cards), redeemed_at=None, refunded_at=None).using_db(conn).update(
             refunded_at=clock.now(), refund_id=refund_id)
         await PackageCard.filter(id__in=list(cards)).using_db(conn).update(status=PackageCardStatus.refunded)
+
+
+async def give_back_sessions(conn: BaseDBAsyncClient, line, refund) -> int:
+    """A refund that voided sessions of this line's cards ended unpaid (closed, abnormal, refused at WeChat Pay):
+    the money never left, so those sessions are unused again and their cards active; a refund of them may be
+    asked again. The sessions keep the refund's id (a repeat of its Idempotency-Key still answers that refund);
+    a later refund of them writes its own. Runs once per refund (the refund's conditional status update decides)."""
+    cards = await PackageCard.filter(line_id__gte=line.id * 1000, line_id__lt=(line.id + 1) * 1000).using_db(
+        conn).values_list("id", flat=True)
+    if not cards:
+        return 0
+    voided = PackageSession.filter(card_id__in=list(cards), refund_id=refund.id, redeemed_at=None,
+                                   refunded_at__isnull=False).using_db(conn)
+    touched = set(await voided.values_list("card_id", flat=True))
+    given = await voided.update(refunded_at=None)
+    if touched:
+        # A refunded card is one whose every unused session was refunded: with sessions unused again, it is not.
+        await PackageCard.filter(id__in=list(touched), status=PackageCardStatus.refunded).using_db(conn).update(
+            status=PackageCardStatus.active)
+    return given
+
+
+async def void_again(conn: BaseDBAsyncClient, line, refund) -> int:
+    """An ABNORMAL refund that gave this line's sessions back (`give_back_sessions`) was paid after all: the
+    sessions still unused and still carrying its id are refunded again, and their cards too. A session redeemed
+    in between stays redeemed (the customer had it and its money): logged for finance."""
+    import structlog
+
+    cards = await PackageCard.filter(line_id__gte=line.id * 1000, line_id__lt=(line.id + 1) * 1000).using_db(
+        conn).values_list("id", flat=True)
+    if not cards:
+        return 0
+    ours = PackageSession.filter(card_id__in=list(cards), refund_id=refund.id).using_db(conn)
+    unused = ours.filter(redeemed_at=None, refunded_at=None)
+    touched = set(await unused.values_list("card_id", flat=True))
+    voided = await unused.update(refunded_at=clock.now())
+    if touched:
+        await PackageCard.filter(id__in=list(touched)).using_db(conn).update(status=PackageCardStatus.refunded)
+    redeemed = await ours.filter(redeemed_at__isnull=False).count()
+    if redeemed:
+        structlog.get_logger(__name__).error("orders.refund_paid_after_sessions_redeemed", refund_id=refund.id,
+                                             sessions=redeemed)
+    return voided

@@ -75,15 +75,12 @@ async def request_refund(
     money = refundable_fen(order)
     if amount_fen > money:
         raise RefundTooLarge(field="amount_fen", left_fen=money)
-    # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
-    # order's row lock, which every caller holds by now: staff_refund takes it first, system refunds above).
-    wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, amount_fen)
     now = clock.now()
     try:
         refund = await Refund.create(
             order_id=order.id, out_refund_no=out_refund_no, reason=reason[:32], amount_fen=amount_fen,
             idempotency_key=idempotency_key, requested_fen=requested_fen, created_at=now, updated_at=now,
-            wechat_fen=None if wechat_fen == amount_fen else wechat_fen, using_db=conn,
+            using_db=conn,
         )
     except IntegrityError:
         if idempotency_key is None:
@@ -95,6 +92,13 @@ async def request_refund(
             raise
         # The same key, at the same moment, for another order (the order lock serialises one order's refunds).
         raise RefundKeyReused(field="Idempotency-Key") from None
+    # Reverse order of the sources: WeChat Pay first, then stored value, then points (computed under the
+    # order's row lock, which every caller holds by now: staff_refund takes it first, system refunds above;
+    # from the refunds committed before it, read by a locking read after this row is written).
+    wechat_fen, sv_fen, points_fen = await checkout.allocate_refund(conn, order, refund)
+    if wechat_fen != amount_fen:  # null: all of it through WeChat Pay
+        await Refund.filter(id=refund.id).using_db(conn).update(wechat_fen=wechat_fen)
+        refund.wechat_fen = wechat_fen
     reserved = await Order.filter(
         id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - amount_fen
     ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + amount_fen)
@@ -138,6 +142,17 @@ async def apply_refund_result(
         )
         if won:
             await _refund_confirmed(conn, refund)
+            return RefundStatus.succeeded
+        # An ABNORMAL refund that finance paid out by hand in the merchant platform: WeChat Pay says SUCCESS
+        # after all. The money left, so it is confirmed (once: this conditional update decides) after what its
+        # end gave back is taken again; only CLOSED and refused refunds are final.
+        late = await Refund.filter(id=refund.id, status=RefundStatus.abnormal).using_db(conn).update(
+            status=RefundStatus.succeeded, refund_id=result.refund_id, succeeded_at=now, updated_at=now)
+        if late:
+            if not await _paid_after_all(conn, refund):
+                return RefundStatus.abnormal
+            log.warning("orders.refund_paid_after_abnormal", refund_id=refund.id, source=source)
+            await _refund_confirmed(conn, refund)
         return RefundStatus.succeeded
     if result.status == "PROCESSING":
         await Refund.filter(id=refund.id, status=RefundStatus.pending).using_db(conn).update(
@@ -149,18 +164,59 @@ async def apply_refund_result(
         status=final, refund_id=result.refund_id, updated_at=now, last_error=f"gateway: {result.status}"[:255]
     )
     if won:
-        # Money is stuck outside our hands; finance must act (the refund stays reserved on the order).
+        # Finance must look (an ABNORMAL refund may still be paid out by hand); the money is not reserved any more.
         log.error("orders.refund_needs_attention", refund_id=refund.id, status=result.status, source=source)
         await refund_ended_unpaid(conn, refund)
     return final
 
 
 async def refund_ended_unpaid(conn: BaseDBAsyncClient, refund: Refund) -> None:
-    """The refund reached a final state other than succeeded (its conditional update won, so this runs once):
-    each line gives back what asking for the refund took (a top-up's principal goes back to the balance)."""
-    order = await get_order(conn, refund.order_id)
+    """The refund reached a final state other than succeeded (its conditional update won, so this runs once,
+    under the order lock every refund path takes first): the money never left, so its amount is no longer
+    reserved on the order (finance may ask for it again), an order that was `refunding` is again what it was
+    (fulfilled or paid), and each line gives back what asking for the refund took (a top-up's principal goes
+    back to the balance, a package card's voided sessions are redeemable again)."""
+    order_id = refund.order_id
+    await Order.filter(id=order_id, refund_reserved_fen__gte=refund.amount_fen).using_db(conn).update(
+        refund_reserved_fen=F("refund_reserved_fen") - refund.amount_fen)
+    # `refunding` means everything left is reserved: no longer true once this refund's amount is free again.
+    await Order.filter(id=order_id, status=OrderStatus.refunding, fulfilled_at__isnull=False).using_db(conn).update(
+        status=OrderStatus.fulfilled)
+    await Order.filter(id=order_id, status=OrderStatus.refunding).using_db(conn).update(status=OrderStatus.paid)
+    order = await get_order(conn, order_id)
     for line in await lines_of(conn, refund.order_id):
         await line_kind(line.kind).on_refund_ended_unpaid(conn, order, line, refund)
+
+
+async def _paid_after_all(conn: BaseDBAsyncClient, refund: Refund) -> bool:
+    """Reserve the ABNORMAL refund's amount on the order again (its end released it) and let each line take
+    back what it gave back. When the order no longer has that much left to refund (finance asked for the money
+    again meanwhile), nothing changes: the refund stays ABNORMAL, marked and logged, for finance to settle with
+    WeChat Pay (one of the two refunds cannot be paid: the order never had that much)."""
+    order = await get_order(conn, refund.order_id)
+    money = refundable_fen(order)
+    standing = await Refund.filter(order_id=order.id, status__not_in=checkout.ENDED_UNPAID).exclude(
+        id=refund.id).using_db(conn).values_list("amount_fen", flat=True)
+    if order.refund_reserved_fen - sum(standing) >= refund.amount_fen:
+        # Ended before its end released the reservation (before 0.2): its amount is still held on the order.
+        reserved = 1
+    else:
+        reserved = await Order.filter(
+            id=order.id, status__in=REFUNDABLE, refund_reserved_fen__lte=money - refund.amount_fen
+        ).using_db(conn).update(refund_reserved_fen=F("refund_reserved_fen") + refund.amount_fen)
+    if not reserved:
+        await Refund.filter(id=refund.id).using_db(conn).update(
+            status=RefundStatus.abnormal, succeeded_at=None, last_error="gateway: SUCCESS, but the order's money was "
+            "asked for again meanwhile")
+        log.error("orders.refund_paid_after_abnormal_not_reserved", refund_id=refund.id, order_id=order.id)
+        return False
+    await Order.filter(
+        id=order.id, status__in=(OrderStatus.paid, OrderStatus.fulfilled), refund_reserved_fen=money
+    ).using_db(conn).update(status=OrderStatus.refunding)
+    order = await get_order(conn, order.id)
+    for line in await lines_of(conn, order.id):
+        await line_kind(line.kind).on_refund_paid_after_all(conn, order, line, refund)
+    return True
 
 
 async def _refund_confirmed(conn: BaseDBAsyncClient, refund: Refund) -> None:

@@ -175,6 +175,33 @@ async def undo_topup_refund(conn: BaseDBAsyncClient, customer_id: int, order_id:
                        ref=f"topup_refund_failed:{out_refund_no}", order_id=order_id, locked=True)
 
 
+async def redo_topup_refund(conn: BaseDBAsyncClient, customer_id: int, order_id: int, *, out_refund_no: str) -> bool:
+    """An ABNORMAL top-up refund that `undo_topup_refund` gave back was paid after all (by hand, at WeChat Pay):
+    its principal leaves the balance again (kind `topup_refund`, ref `topup_refund_paid:<out_refund_no>`) and the
+    bonus that came back with it is forfeited again (kind `forfeit`, ref `topup_forfeit_paid:<out_refund_no>`),
+    each once. What the customer spent in between cannot be taken: each part is taken up to what is left (the
+    ledger stays true; the shortfall is logged for finance). False when nothing was given back."""
+    account = await _account(conn, customer_id)
+    entries = await _order_entries(conn, customer_id, order_id)
+    back = next((e for e in entries if e.ref == f"topup_refund_failed:{out_refund_no}"), None)
+    if back is None:
+        return False
+    principal = min(back.principal_delta, account.principal_fen)
+    bonus = min(back.bonus_delta, account.bonus_fen)
+    if (principal, bonus) != (back.principal_delta, back.bonus_delta):
+        import structlog
+
+        structlog.get_logger(__name__).error(
+            "orders.topup_refund_paid_after_spent", order_id=order_id, out_refund_no=out_refund_no,
+            principal_short_fen=back.principal_delta - principal, bonus_short_fen=back.bonus_delta - bonus)
+    moved = await _move(conn, customer_id, principal=-principal, bonus=0, kind="topup_refund",
+                        ref=f"topup_refund_paid:{out_refund_no}", order_id=order_id, locked=True)
+    if bonus > 0:
+        await _move(conn, customer_id, principal=0, bonus=-bonus, kind="forfeit",
+                    ref=f"topup_forfeit_paid:{out_refund_no}", order_id=order_id, locked=True)
+    return moved
+
+
 async def entries_of(conn: BaseDBAsyncClient, customer_id: int, *, limit: int = 50) -> list[StoredValueEntry]:
     return await StoredValueEntry.filter(customer_id=customer_id).using_db(conn).order_by("-id").limit(limit)
 

@@ -193,3 +193,42 @@ async def test_many_identical_system_refunds_at_once_make_one_refund(client):
     assert len({r.id for r in refunds}) == 1
     assert await Refund.filter(order_id=order.id).count() == 1
     assert (await Order.get(id=order.id)).refund_reserved_fen == 3_000
+
+
+async def test_different_system_refunds_at_once_never_ask_wechat_for_more_than_it_collected(client, redis):
+    """An order paid half by stored value, half by WeChat Pay; eight different system refunds (one per reason) of
+    an eighth each, asked at once by jobs that read the order before taking its lock: the WeChat Pay parts add
+    up to exactly what WeChat Pay collected and the stored value gets the rest (each refund's split is made from
+    every refund committed before it, not from the job's older snapshot)."""
+    from kernel.db import run_in_transaction
+    from orders.product_models import RefundPart
+    from orders.models import refund_wechat_amount
+    from tests.orders.shop_factories import give_stored_value, make_product
+
+    customer = await make_customer()
+    await give_stored_value(customer.id, 10_000)
+    goods = await make_product("product", price_fen=20_000)
+    bought = await client.post("/app/orders", json={"items": [{"product_id": goods.id}], "use_stored_value": True},
+                               headers=customer_headers(customer))
+    assert bought.status_code == 201, bought.text
+    assert (bought.json()["stored_value_fen"], bought.json()["wechat_fen"]) == (10_000, 10_000)
+    paid = await client.post(f"/sandbox/payments/{bought.json()['out_trade_no']}/succeed",
+                             headers=customer_headers(customer))
+    assert paid.json()["outcome"] == "applied", paid.text
+    order_id = bought.json()["id"]
+
+    async def ask(reason: str):
+        async def work(conn):
+            current = await service.get_order(conn, order_id)  # the job's snapshot starts here, before the lock
+            return await service.request_refund(conn, current, amount_fen=2_500, reason=reason)
+        return await run_in_transaction(work)
+
+    refunds = await asyncio.gather(*[ask(f"system_{i}") for i in range(8)], return_exceptions=True)
+    assert [r for r in refunds if isinstance(r, BaseException)] == []
+    stored = await Refund.filter(order_id=order_id)
+    assert len(stored) == 8
+    parts = await RefundPart.filter(refund_id__in=[r.id for r in stored])
+    assert sum(refund_wechat_amount(r) for r in stored) == 10_000
+    assert sum(p.amount_fen for p in parts if p.source == "stored_value") == 10_000
+    assert not [p for p in parts if p.source == "points"]
+    assert (await Order.get(id=order_id)).refund_reserved_fen == 20_000

@@ -75,8 +75,8 @@ async def test_a_topup_refund_ended_unpaid_puts_the_principal_and_bonus_back_onc
     [entry] = await failed_entries(customer.id)
     assert (entry.principal_delta, entry.bonus_delta, entry.order_id) == (3_000, 1_000, order["id"])
     assert entry.ref == f"topup_refund_failed:{refund.out_refund_no}"
-    # The principal is refundable again (what is left of the order: the failed refund stays reserved there for
-    # finance), and the bonus is forfeited again by the refund that goes through.
+    # The principal is refundable again (the failed refund no longer holds its amount on the order), and the bonus
+    # is forfeited again by the refund that goes through.
     again = await ask_refund(client, order["id"], 2_000)
     assert await balance_of(customer.id) == (3_000, 0)
     wechatpay.refund_processing_queries = 0

@@ -289,7 +289,8 @@ class OutreachRecipient(Model):
     # "issued", "no_stock", "skipped" (opted out), or "" when the outreach gives no voucher / holdout.
     voucher_outcome = fields.CharField(max_length=16, default="")
     voucher_id = fields.BigIntField(null=True)
-    # "issued", "no_stock", "limit_reached" (the template's per-customer limit), or "" (no coupon / holdout).
+    # "issued", "no_stock", "limit_reached" (the template's per-customer limit), "template_off" (switched off
+    # after staff named it), or "" (no coupon / holdout).
     coupon_outcome = fields.CharField(max_length=16, default="", db_default="")
     coupon_id = fields.BigIntField(null=True)
     # "claimed" → "sent" | "failed"; "skipped" with a reason; "" when there is no message / holdout.

@@ -104,7 +104,7 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
             )
         if rule.coupon_template_id is not None:
             # Once per customer and year: the coupon's ref is the year (its unique key holds the customer).
-            gift.coupon_id, new_coupon = await partners.issue_birthday_coupon(
+            gift.coupon_id, new_coupon, _ = await partners.issue_birthday_coupon(
                 conn, customer_id=customer_id, year=today.year, template_id=rule.coupon_template_id)
         if gift.voucher_id is None and gift.coupon_id is None:
             await gift.delete(using_db=conn)

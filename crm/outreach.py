@@ -217,10 +217,10 @@ async def handle_chunk(conn: BaseDBAsyncClient, outreach_id: int, *, limit: int)
                 fields += ["voucher_id", "voucher_outcome"]
             if outreach.coupon_template_id is not None:
                 if in_stock:
-                    r.coupon_id = await partners.issue_outreach_coupon(
+                    r.coupon_id, why_not = await partners.issue_outreach_coupon(
                         conn, outreach_id=outreach.id, customer_id=r.customer_id,
                         template_id=outreach.coupon_template_id)
-                    r.coupon_outcome = "issued" if r.coupon_id is not None else "limit_reached"
+                    r.coupon_outcome = "issued" if r.coupon_id is not None else why_not
                     coupons_issued += r.coupon_id is not None
                 else:
                     r.coupon_outcome = "no_stock"

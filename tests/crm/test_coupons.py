@@ -105,6 +105,25 @@ async def test_a_template_at_its_per_customer_limit_is_skipped_not_an_error():
     assert outcomes == {members[0].id: "limit_reached", members[1].id: "issued"}
 
 
+async def test_a_template_switched_off_before_the_run_is_recorded_and_counted_as_off_not_as_at_limit(client):
+    """Staff switch the coupon template off after scheduling: no coupon is given, and each recipient's outcome
+    (and the results' counts) says the template was off, not that the customer was at its limit."""
+    clock.set_now(DAYTIME)
+    template = await make_template("cash_off", value_fen=500, threshold_fen=0, per_customer_limit=1)
+    members, segment = await tagged_members(3)
+    outreach = await draft(segment.id, coupon_template_id=template.id)
+    await CouponTemplate.filter(id=template.id).update(is_active=False)
+    assert await tasks.run_outreach(CTX, outreach.id) == "done"
+    outcomes = Counter(await OutreachRecipient.filter(outreach_id=outreach.id).values_list("coupon_outcome", flat=True))
+    assert outcomes == {"template_off": 3}
+    assert not await Coupon.filter(source="outreach", source_ref=str(outreach.id)).exists()
+    results = await client.get(f"/admin/crm/outreach/{outreach.id}",
+                               headers=staff_headers(await make_staff("campaign")))
+    counts = results.json()["counts"]
+    assert counts["coupons_template_off"] == 3 and counts["coupons_issued"] == 0
+    assert "coupons_limit_reached" not in counts
+
+
 async def test_staff_naming_an_unknown_or_switched_off_template_are_told_which_field(client):
     campaign = await make_staff("campaign")
     headers = staff_headers(campaign)

@@ -120,6 +120,31 @@ async def test_customer_consent_and_opt_out(client):
     assert too_long.status_code == 400
 
 
+async def test_a_consent_report_naming_a_template_the_clinic_does_not_send_is_refused_and_changes_nothing(client):
+    """Only the clinic's templates (CRM_OUTREACH_TEMPLATE_IDS) bank credits: a made-up id is a 422 naming its
+    place in the report, and the known ids beside it are not taken either."""
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    refused = await client.post("/app/crm/subscriptions", json={"accepted": ["tmpl-a", "made-up-1"]},
+                                headers=headers)
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["code"] == "unknown_message_template" and body["detail"]["field"] == "accepted[1]"
+    assert not await MessageConsent.filter(customer_id=customer.id).exists()
+    # Nor can staff name one for an outreach: no customer could have consented to it.
+    staff = staff_headers(await make_staff("campaign"))
+    marker = await make_tag()
+    segment = (await client.post("/admin/crm/segments", json={"name": "t", "rules": {"groups": [only(marker.id)]}},
+                                 headers=staff)).json()
+    draft = await client.post("/admin/crm/outreach", json={
+        "name": "x", "segment_id": segment["id"], "template_id": "made-up-2"}, headers=staff)
+    assert draft.status_code == 422 and draft.json()["code"] == "unknown_message_template"
+    assert draft.json()["detail"]["field"] == "template_id"
+    known = await client.post("/admin/crm/outreach", json={
+        "name": "x", "segment_id": segment["id"], "template_id": "tmpl-a"}, headers=staff)
+    assert known.status_code == 201, known.text
+
+
 async def test_subscription_credits_stop_at_the_cap_however_often_a_grant_is_replayed(client):
     """A client replaying its wx.requestSubscribeMessage report, one after another or all at once, banks at
     most CRM_SUBSCRIPTION_CREDITS_MAX (5) sends per template; each report still answers 200 with the real count."""

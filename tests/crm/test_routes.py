@@ -15,6 +15,8 @@ from kernel import clock
 from tests.booking.factories import make_slot
 from tests.crm.factories import make_consumption, make_tag, only
 from tests.factories import customer_headers, make_customer, make_staff, run_worker, staff_headers
+from tests.orders.factories import run_jobs
+from tests.orders.shop_factories import give_stored_value, make_product
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -74,15 +76,27 @@ async def test_outreach_through_routes_and_worker_with_lift(client, redis):
     assert again.status_code == 409 and again.json()["code"] == "outreach_state"
     worker = await run_worker(redis)
     assert worker.jobs_failed == 0
-    # Every recipient and every holdout customer pays an order within the window: lift 0 on paid orders.
+    # Every recipient and every holdout customer pays a shop order (through the route) within the window: both
+    # sides are all paid, so the lift on paid orders is 0. A front-desk consumption is not a paid order and
+    # would leave both sides at 0 paid, proving nothing.
+    clock.set_now(clock.now() + timedelta(hours=1))
+    product = await make_product("product", price_fen=3000)
     for p in people:
-        await make_consumption(p.id, 10_000, clock.now())
+        await give_stored_value(p.id, product.price_fen)
+        paid = await client.post("/app/orders", json={"items": [{"product_id": product.id}],
+                                                      "use_stored_value": True}, headers=customer_headers(p))
+        assert paid.status_code == 201 and paid.json()["status"] == "paid", paid.text
+    clock.set_now(clock.now() + timedelta(hours=1))  # read later: the window counts up to the reading instant
     results = (await client.get(f"/admin/crm/outreach/{outreach_id}", headers=headers)).json()
     assert results["outreach"]["status"] == "done"
     counts = results["counts"]
     assert counts["members"] == 20 and counts["vouchers_issued"] == 20 - counts["holdout"]
-    assert results["recipients"]["customers"] + results["holdout"]["customers"] == 20
-    assert set(results["lift_bp"]) == {"booked", "redeemed", "paid"}
+    treated, held = results["recipients"], results["holdout"]
+    assert treated["customers"] + held["customers"] == 20 and treated["customers"] and held["customers"]
+    assert (treated["paid"], held["paid"]) == (treated["customers"], held["customers"])
+    assert treated["paid_rate_bp"] == held["paid_rate_bp"] == 10_000
+    assert results["lift_bp"]["paid"] == 0
+    await run_jobs(redis)  # the orders' outbox jobs: delivered now, none left for a later test's worker
     clock.set_now(None)
 
 

@@ -72,6 +72,13 @@ class ChannelCodeTaken(Conflict):
     default_message = "That code or scene is already used by another channel."
 
 
+class UnknownMessageTemplate(ValidationFailed):
+    """A subscribe-message template the clinic did not configure (`CRM_OUTREACH_TEMPLATE_IDS`)."""
+
+    code = "unknown_message_template"
+    default_message = "The clinic sends no subscribe message with this template."
+
+
 class InvalidCouponRule(ValidationFailed):
     code = "invalid_coupon_rule"
     default_message = "The coupon rule is not consistent."

@@ -289,7 +289,8 @@ class OutreachRecipient(Model):
     # "issued", "no_stock", "skipped" (opted out), or "" when the outreach gives no voucher / holdout.
     voucher_outcome = fields.CharField(max_length=16, default="")
     voucher_id = fields.BigIntField(null=True)
-    # "issued", "no_stock", "limit_reached" (the template's per-customer limit), or "" (no coupon / holdout).
+    # "issued", "no_stock", "limit_reached" (the template's per-customer limit), "template_off" (switched off
+    # after staff named it), or "" (no coupon / holdout).
     coupon_outcome = fields.CharField(max_length=16, default="", db_default="")
     coupon_id = fields.BigIntField(null=True)
     # "claimed" → "sent" | "failed"; "skipped" with a reason; "" when there is no message / holdout.
@@ -305,13 +306,18 @@ class OutreachRecipient(Model):
 
 
 class BirthdayGift(Model):
-    """The birthday voucher of one customer for one year (unique: once a year, however often the job runs)."""
+    """The birthday voucher of one customer for one year (unique: once a year, however often the job runs).
+
+    It holds each part of the gift: the voucher, the coupon, and why the coupon is missing when it is."""
 
     id = fields.BigIntField(primary_key=True)
     customer_id = fields.BigIntField()
     year = fields.IntField()
     voucher_id = fields.BigIntField(null=True)
     coupon_id = fields.BigIntField(null=True)
+    # "issued"; "limit_reached" / "template_off" when the rule's coupon could not be given (a later run of the
+    # month tries the coupon again, never the voucher); "" when the rule gave no coupon.
+    coupon_outcome = fields.CharField(max_length=16, default="", db_default="")
     created_at = fields.DatetimeField()
 
     class Meta:

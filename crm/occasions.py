@@ -49,17 +49,24 @@ async def set_coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion, *,
 
 @dataclass
 class BirthdayRun:
-    """What a birthday run gave: customers given a gift, the vouchers and coupons in it, and customers due a
-    gift who got nothing (the rule's coupon template is switched off, or they hold as many as it allows)."""
+    """What a birthday run gave: customers given a gift, the vouchers and coupons in it, customers due a gift who
+    got nothing (the rule's coupon template is switched off, or they hold as many as it allows), and gifts given
+    without their coupon for the same reasons (`coupons_missing`; a later run gives the coupon, counted in
+    `coupons`, the customer not counted again in `given`)."""
 
     given: int = 0
     vouchers: int = 0
     coupons: int = 0
     not_given: int = 0
+    coupons_missing: int = 0
 
     def add(self, other: BirthdayRun) -> None:
-        for name in ("given", "vouchers", "coupons", "not_given"):
+        for name in ("given", "vouchers", "coupons", "not_given", "coupons_missing"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+# A gift whose coupon is missing for one of these reasons is looked at again by later runs of the month.
+COUPON_MISSING = (partners.COUPON_LIMIT_REACHED, partners.COUPON_TEMPLATE_OFF)
 
 
 async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> tuple[int, BirthdayRun]:
@@ -68,15 +75,18 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
     Returns (last id looked at or 0 when done, what was given). The year is the clinic-local year of the
     run, and (customer, year) is unique, so a job run twice, or on every day of the month, gives one gift.
     A customer who could be given nothing keeps no gift row: a later run of the month tries again (staff
-    may switch the template back on), and only gifts given are counted.
+    may switch the template back on), and only gifts given are counted. A gift given without its coupon (the
+    voucher went out, the coupon could not) records why, and a later run of the month gives the coupon alone:
+    never a second voucher (the row, locked, says one was given, and the voucher's source id is unique too).
     """
     today = clock.local_today()
+    missing = ", ".join(f"'{reason}'" for reason in COUPON_MISSING)
     rows = await sql.fetch(
         conn,
         f"SELECT c.id FROM customer c WHERE c.id > %s AND c.deleted_at IS NULL AND c.birth_date IS NOT NULL "
         f"AND {sql.month_of(conn, 'c.birth_date')} = %s "
         f"AND NOT EXISTS (SELECT 1 FROM crm_birthday_gift g WHERE g.customer_id = c.id AND g.year = %s "
-        f"AND (g.voucher_id IS NOT NULL OR g.coupon_id IS NOT NULL)) "
+        f"AND (g.voucher_id IS NOT NULL OR g.coupon_id IS NOT NULL) AND g.coupon_outcome NOT IN ({missing})) "
         f"ORDER BY c.id LIMIT {int(limit)}",
         [after_id, today.month, today.year],
     )
@@ -94,8 +104,21 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
                                        ignore_conflicts=True, using_db=conn)
         gift = await BirthdayGift.filter(customer_id=customer_id, year=today.year).using_db(
             conn).select_for_update().first()
-        if gift.voucher_id is not None or gift.coupon_id is not None:
-            continue  # a racing run gave it
+        given_before = gift.voucher_id is not None or gift.coupon_id is not None
+        if given_before and gift.coupon_outcome not in COUPON_MISSING:
+            continue  # a racing run gave it (or gave the missing coupon)
+        if given_before:
+            # Only the missing coupon, from the rule as it stands now (staff may have named another template, or
+            # none: then the gift stays as it was given).
+            if rule.coupon_template_id is None:
+                continue
+            gift.coupon_id, new_coupon, why_not = await partners.issue_birthday_coupon(
+                conn, customer_id=customer_id, year=today.year, template_id=rule.coupon_template_id)
+            gift.coupon_outcome = "issued" if gift.coupon_id is not None else why_not
+            await gift.save(using_db=conn, update_fields=["coupon_id", "coupon_outcome"])
+            run.coupons += new_coupon
+            run.coupons_missing += gift.coupon_id is None
+            continue
         new_coupon = False
         if rule.with_voucher:
             gift.voucher_id = await partners.issue_birthday_voucher(
@@ -104,15 +127,17 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
             )
         if rule.coupon_template_id is not None:
             # Once per customer and year: the coupon's ref is the year (its unique key holds the customer).
-            gift.coupon_id, new_coupon = await partners.issue_birthday_coupon(
+            gift.coupon_id, new_coupon, why_not = await partners.issue_birthday_coupon(
                 conn, customer_id=customer_id, year=today.year, template_id=rule.coupon_template_id)
+            gift.coupon_outcome = "issued" if gift.coupon_id is not None else why_not
         if gift.voucher_id is None and gift.coupon_id is None:
             await gift.delete(using_db=conn)
             run.not_given += 1
             continue
-        await gift.save(using_db=conn, update_fields=["voucher_id", "coupon_id"])
+        await gift.save(using_db=conn, update_fields=["voucher_id", "coupon_id", "coupon_outcome"])
         run.vouchers += gift.voucher_id is not None
         run.coupons += new_coupon
+        run.coupons_missing += rule.coupon_template_id is not None and gift.coupon_id is None
         run.given += 1 if gift.voucher_id is not None or new_coupon else 0
     return int(rows[-1]["id"]), run
 

@@ -21,7 +21,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from crm import partners, segments, sql
-from crm.errors import InvalidOutreach, OutreachNotFound, OutreachState, SegmentNotFound
+from crm.errors import InvalidOutreach, OutreachNotFound, OutreachState, SegmentNotFound, UnknownMessageTemplate
 from crm.models import (
     MarketingProfile,
     MessageConsent,
@@ -68,6 +68,8 @@ async def create_outreach(conn: BaseDBAsyncClient, values: dict[str, Any], *, st
     if not gives and not values.get("template_id"):
         raise InvalidOutreach("An outreach gives a voucher or a coupon, sends a message, or several.",
                               field="voucher_title")
+    if values.get("template_id") and values["template_id"] not in get_crm_settings().outreach_template_ids:
+        raise UnknownMessageTemplate(field="template_id", template_id=values["template_id"])
     if values.get("coupon_template_id") is not None:
         problem = await partners.coupon_template_problem(conn, values["coupon_template_id"])
         if problem:
@@ -217,10 +219,10 @@ async def handle_chunk(conn: BaseDBAsyncClient, outreach_id: int, *, limit: int)
                 fields += ["voucher_id", "voucher_outcome"]
             if outreach.coupon_template_id is not None:
                 if in_stock:
-                    r.coupon_id = await partners.issue_outreach_coupon(
+                    r.coupon_id, why_not = await partners.issue_outreach_coupon(
                         conn, outreach_id=outreach.id, customer_id=r.customer_id,
                         template_id=outreach.coupon_template_id)
-                    r.coupon_outcome = "issued" if r.coupon_id is not None else "limit_reached"
+                    r.coupon_outcome = "issued" if r.coupon_id is not None else why_not
                     coupons_issued += r.coupon_id is not None
                 else:
                     r.coupon_outcome = "no_stock"
@@ -279,10 +281,17 @@ async def record_acceptances(conn: BaseDBAsyncClient, customer_id: int, accepted
     the cap: the customer did press "allow", so the mini-program gets no error, and it reads the real count in
     the answer (a count above the cap, from before it was lowered, is kept, never raised).
 
+    Only the clinic's templates (`CRM_OUTREACH_TEMPLATE_IDS`) are taken: any other id is refused, naming its
+    place in the report, before anything is written (each id would otherwise be a new row, without end).
+
     One upsert per template: it locks the row exclusively at once, so reports racing each other queue on it
     (an INSERT IGNORE followed by a locking read deadlocked them: both held the shared duplicate-key lock)."""
+    settings = get_crm_settings()
+    for i, template_id in enumerate(accepted):
+        if template_id not in settings.outreach_template_ids:
+            raise UnknownMessageTemplate(field=f"accepted[{i}]", template_id=template_id)
     now = clock.now()
-    cap = get_crm_settings().subscription_credits_max
+    cap = settings.subscription_credits_max
     first = min(1, cap)
     for template_id in sorted(set(accepted)):
         if sql.is_sqlite(conn):

@@ -254,37 +254,47 @@ async def coupon_template_problem(conn: BaseDBAsyncClient, template_id: int) -> 
     return None if template.is_active else "This coupon template is switched off."
 
 
+# Why a coupon gift was not given, as the recipient's `coupon_outcome` records it.
+COUPON_LIMIT_REACHED = "limit_reached"  # the customer holds as many of the template as it allows
+COUPON_TEMPLATE_OFF = "template_off"  # the template was switched off (or removed) since staff named it
+
+
 async def _give_coupon(conn: BaseDBAsyncClient, *, customer_id: int, template_id: int, source: str,
                        ref: str) -> int | None:
     """The coupon's id, or None when the customer already holds as many of the template as it allows or the
     template was switched off since: a gift that cannot be given is skipped, never an error for the run.
     Nothing is written before those checks, so the caller's transaction goes on."""
-    coupon_id, _ = await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id, source=source,
-                                           ref=ref)
+    coupon_id, _, _ = await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id,
+                                              source=source, ref=ref)
     return coupon_id
 
 
 async def _give_coupon_once(conn: BaseDBAsyncClient, *, customer_id: int, template_id: int, source: str,
-                            ref: str) -> tuple[int | None, bool]:
-    """As `_give_coupon`, and whether this call issued it (False: none, or the one issued before for the ref)."""
+                            ref: str) -> tuple[int | None, bool, str]:
+    """As `_give_coupon`, whether this call issued it (False: none, or the one issued before for the ref), and
+    why none was given ("" when one was): callers record the true reason, not one guessed from the None."""
     from orders.coupons import CouponLimitReached, CouponTemplateNotFound, issue_coupon
 
     try:
         coupon, created = await issue_coupon(conn, customer_id, template_id, source, ref)
-    except (CouponLimitReached, CouponTemplateNotFound):
-        return None, False
-    return coupon.id, created
+    except CouponLimitReached:
+        return None, False, COUPON_LIMIT_REACHED
+    except CouponTemplateNotFound:
+        return None, False, COUPON_TEMPLATE_OFF
+    return coupon.id, created, ""
 
 
 async def issue_outreach_coupon(conn: BaseDBAsyncClient, *, outreach_id: int, customer_id: int,
-                                template_id: int) -> int | None:
-    return await _give_coupon(conn, customer_id=customer_id, template_id=template_id, source="outreach",
-                              ref=str(outreach_id))
+                                template_id: int) -> tuple[int | None, str]:
+    """(coupon id, "") or (None, why not: `COUPON_LIMIT_REACHED` / `COUPON_TEMPLATE_OFF`)."""
+    coupon_id, _, reason = await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id,
+                                                   source="outreach", ref=str(outreach_id))
+    return coupon_id, reason
 
 
 async def issue_birthday_coupon(conn: BaseDBAsyncClient, *, customer_id: int, year: int,
-                                template_id: int) -> tuple[int | None, bool]:
-    """(coupon id or None, issued now): the birthday job counts only the coupons it gave."""
+                                template_id: int) -> tuple[int | None, bool, str]:
+    """(coupon id or None, issued now, why not): the birthday job counts only the coupons it gave."""
     return await _give_coupon_once(conn, customer_id=customer_id, template_id=template_id, source="birthday",
                                    ref=str(year))
 

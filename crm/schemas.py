@@ -336,7 +336,8 @@ class OutreachResultsOut(msgspec.Struct):
 # --- consent, opt-out (customer) -------------------------------------------------------------------------
 
 class SubscribeResult(msgspec.Struct, forbid_unknown_fields=True):
-    """What wx.requestSubscribeMessage returned: the template ids the customer accepted."""
+    """What wx.requestSubscribeMessage returned: the template ids the customer accepted (each one of the
+    clinic's, `CRM_OUTREACH_TEMPLATE_IDS`; the service refuses any other)."""
 
     accepted: Annotated[list[TemplateId], msgspec.Meta(max_length=20)]
 

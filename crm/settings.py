@@ -24,6 +24,10 @@ class CrmSettings(msgspec.Struct, frozen=True):
     # replaying its report would bank without end. More than a few are never spent (one marketing message a
     # week at most), and an under-count only skips a message WeChat would have taken.
     subscription_credits_max: int = 5
+    # The WeChat subscribe-message templates the clinic's outreach sends (as configured in its mini-program
+    # account). A consent report is taken for these only and an outreach names one of them: a made-up id could
+    # never be sent, and would only fill `crm_message_consent` with rows a client invents without end.
+    outreach_template_ids: tuple[str, ...] = ("outreach-offer",)
     # Birthday gift: the voucher's title and how long it stays valid after issue.
     birthday_voucher_title: str = "生日礼 Birthday gift"
     birthday_voucher_valid_days: int = 30
@@ -46,6 +50,8 @@ def load_crm_settings() -> CrmSettings:
         quiet_end_hour=env_int("CRM_QUIET_END_HOUR", d.quiet_end_hour),
         outreach_chunk=env_int("CRM_OUTREACH_CHUNK", d.outreach_chunk),
         subscription_credits_max=env_int("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max),
+        outreach_template_ids=tuple(t.strip() for t in env(
+            "CRM_OUTREACH_TEMPLATE_IDS", ",".join(d.outreach_template_ids)).split(",") if t.strip()),
         birthday_voucher_title=env("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title),
         birthday_voucher_valid_days=env_int("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days),
         consultation_follow_up_days=env_int("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days),

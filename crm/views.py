@@ -214,12 +214,18 @@ async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> Outreac
     reachable rather than for what it did."""
     outreach = await get_outreach(conn, outreach_id)
     rows = await OutreachRecipient.filter(outreach_id=outreach_id).using_db(conn).values(
-        "customer_id", "holdout", "voucher_outcome", "message_outcome", "skip_reason")
+        "customer_id", "holdout", "voucher_outcome", "coupon_outcome", "message_outcome", "skip_reason")
     counts: dict[str, int] = {"members": len(rows), "holdout": 0, "vouchers_issued": 0, "messages_sent": 0,
                               "messages_failed": 0}
+    if outreach.coupon_template_id is not None:
+        counts["coupons_issued"] = 0
     for r in rows:
         counts["holdout"] += r["holdout"]
         counts["vouchers_issued"] += r["voucher_outcome"] == "issued"
+        if r["coupon_outcome"]:
+            # A coupon not given says why (coupons_no_stock, coupons_limit_reached, coupons_template_off).
+            key = "coupons_issued" if r["coupon_outcome"] == "issued" else "coupons_" + r["coupon_outcome"]
+            counts[key] = counts.get(key, 0) + 1
         counts["messages_sent"] += r["message_outcome"] == "sent"
         counts["messages_failed"] += r["message_outcome"] == "failed"
         if r["skip_reason"]:

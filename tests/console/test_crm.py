@@ -1,5 +1,6 @@
 """CRM screens: campaign staff find a customer by the phone's last four digits, tag them on the card, and
-build a segment whose live count is the API's own preview count; the front desk has no segment menu."""
+build a segment whose live count is the API's own preview count; the front desk has no segment menu; an
+outreach's results say why its coupons were not given."""
 
 from __future__ import annotations
 
@@ -143,3 +144,56 @@ async def test_campaign_staff_give_a_coupon_by_outreach_on_birthdays_and_after_v
         assert rules == {"birthday": (template.id, False), "after_visit": (template.id, False)}
     finally:
         await CouponRule.all().delete()
+
+
+async def test_outreach_results_say_why_coupons_were_not_given(tab, tmp_path):
+    """An outreach whose coupon template was switched off before it ran: its results dialog shows the coupons
+    not given as 模板已停用 (template off), with the count, beside those issued."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from crm import outreach as outreach_service
+    from crm import tasks
+    from crm.models import Outreach
+    from kernel import clock
+    from kernel.wechat.miniprogram import SandboxMiniProgram
+    from orders.product_models import CouponTemplate
+    from tests.crm.factories import make_segment, only
+    from tests.orders.shop_factories import make_template
+
+    marker = await make_tag(name="沉睡" + secrets.token_hex(2), category="concern")
+    members = [await make_customer() for _ in range(3)]
+    async with transaction() as conn:
+        for member in members:
+            await service.put_manual_tag(conn, member.id, marker.id, staff_id=None)
+    segment = await make_segment({"groups": [only(marker.id)]}, name="沉睡唤醒" + secrets.token_hex(2))
+    template = await make_template("cash_off", value_fen=1000, threshold_fen=0)
+    name = "唤醒券" + secrets.token_hex(2)
+    async with transaction() as conn:
+        outreach = await outreach_service.create_outreach(
+            conn, dict(name=name, segment_id=segment.id, coupon_template_id=template.id), staff_id=1)
+        await outreach_service.schedule(conn, outreach.id, at=None)
+    await CouponTemplate.filter(id=template.id).update(is_active=False)
+    sh = ZoneInfo("Asia/Shanghai")
+    clock.set_now(datetime.combine(datetime.now(sh).date(), time(10), tzinfo=sh))  # outside quiet hours
+    try:
+        assert await tasks.run_outreach({"miniprogram": SandboxMiniProgram()}, outreach.id) == "done"
+    finally:
+        clock.set_now(None)
+    assert (await Outreach.get(id=outreach.id)).status.value == "done"
+
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await tab.visit("/crm/outreach")
+    await page.click(f"[data-test=outreach-results-{outreach.id}]")
+    results = page.locator("[data-test=outreach-results]")
+    await results.wait_for()
+    off = results.locator(".el-descriptions__cell", has_text="优惠券：模板已停用")
+    await off.wait_for()
+    # The dialog fades in: look at it (the screenshot) once the animation is over.
+    await page.wait_for_function("() => !document.querySelector('.dialog-fade-enter-active')")
+    await page.screenshot(path=str(tmp_path / "outreach-results.png"))
+    text = await results.inner_text()
+    assert "优惠券：模板已停用\n3" in text.replace("\t", "\n") or "优惠券：模板已停用 3" in text, text
+    assert "已发优惠券" in text

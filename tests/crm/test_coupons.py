@@ -105,6 +105,25 @@ async def test_a_template_at_its_per_customer_limit_is_skipped_not_an_error():
     assert outcomes == {members[0].id: "limit_reached", members[1].id: "issued"}
 
 
+async def test_a_template_switched_off_before_the_run_is_recorded_and_counted_as_off_not_as_at_limit(client):
+    """Staff switch the coupon template off after scheduling: no coupon is given, and each recipient's outcome
+    (and the results' counts) says the template was off, not that the customer was at its limit."""
+    clock.set_now(DAYTIME)
+    template = await make_template("cash_off", value_fen=500, threshold_fen=0, per_customer_limit=1)
+    members, segment = await tagged_members(3)
+    outreach = await draft(segment.id, coupon_template_id=template.id)
+    await CouponTemplate.filter(id=template.id).update(is_active=False)
+    assert await tasks.run_outreach(CTX, outreach.id) == "done"
+    outcomes = Counter(await OutreachRecipient.filter(outreach_id=outreach.id).values_list("coupon_outcome", flat=True))
+    assert outcomes == {"template_off": 3}
+    assert not await Coupon.filter(source="outreach", source_ref=str(outreach.id)).exists()
+    results = await client.get(f"/admin/crm/outreach/{outreach.id}",
+                               headers=staff_headers(await make_staff("campaign")))
+    counts = results.json()["counts"]
+    assert counts["coupons_template_off"] == 3 and counts["coupons_issued"] == 0
+    assert "coupons_limit_reached" not in counts
+
+
 async def test_staff_naming_an_unknown_or_switched_off_template_are_told_which_field(client):
     campaign = await make_staff("campaign")
     headers = staff_headers(campaign)
@@ -230,3 +249,40 @@ async def test_a_birthday_that_could_give_nothing_is_not_counted_and_is_given_wh
     assert [(c.customer_id, c.source_ref) for c in given] == [(switched_off.id, "2031")]
     gift = await BirthdayGift.get(customer_id=switched_off.id, year=2031)
     assert gift.coupon_id == given[0].id and gift.voucher_id is None
+
+
+async def test_a_birthday_voucher_given_without_its_coupon_gets_the_coupon_later_in_the_month_never_a_second_voucher(
+        client):
+    """The rule gives a voucher and a coupon; the coupon's template is switched off on the customer's first run.
+    The gift row records the voucher and why the coupon is missing; once staff switch the template back on, a
+    later run of the month gives the coupon alone, and runs after that give nothing."""
+    template = await make_template("cash_off", value_fen=2000, threshold_fen=0, per_customer_limit=5)
+    campaign = staff_headers(await make_staff("campaign"))
+    assert (await client.put("/admin/crm/coupon-rules/birthday", headers=campaign,
+                             json={"coupon_template_id": template.id, "with_voucher": True})).status_code == 200
+    customer = await make_customer(birth_date=date(1988, 7, 14))
+    await CouponTemplate.filter(id=template.id).update(is_active=False)
+    clock.set_now(datetime(2032, 7, 1, 1, 20, tzinfo=SH))
+
+    async def chunk():
+        # This customer alone: the suite's database holds other tests' July birthdays.
+        async with transaction() as conn:
+            return (await occasions.birthday_chunk(conn, customer.id - 1, 1))[1]
+
+    assert await chunk() == occasions.BirthdayRun(given=1, vouchers=1, coupons_missing=1)
+    gift = await BirthdayGift.get(customer_id=customer.id, year=2032)
+    assert gift.voucher_id is not None and gift.coupon_id is None and gift.coupon_outcome == "template_off"
+    clock.set_now(datetime(2032, 7, 2, 1, 20, tzinfo=SH))
+    assert await chunk() == occasions.BirthdayRun(coupons_missing=1)  # still off: still missing, no 2nd voucher
+
+    await CouponTemplate.filter(id=template.id).update(is_active=True)  # staff switch it back on
+    clock.set_now(datetime(2032, 7, 3, 1, 20, tzinfo=SH))
+    assert await chunk() == occasions.BirthdayRun(coupons=1)
+    clock.set_now(datetime(2032, 7, 4, 1, 20, tzinfo=SH))
+    assert await chunk() == occasions.BirthdayRun()  # the gift is whole: nothing more
+    coupons = await Coupon.filter(customer_id=customer.id, source="birthday")
+    assert [(c.source_ref, c.template_id) for c in coupons] == [("2032", template.id)]
+    vouchers = await Voucher.filter(customer_id=customer.id, source_type=BIRTHDAY_VOUCHER_SOURCE)
+    assert [v.id for v in vouchers] == [gift.voucher_id]
+    gift = await BirthdayGift.get(customer_id=customer.id, year=2032)
+    assert (gift.voucher_id, gift.coupon_id, gift.coupon_outcome) == (vouchers[0].id, coupons[0].id, "issued")

@@ -15,6 +15,8 @@ from kernel import clock
 from tests.booking.factories import make_slot
 from tests.crm.factories import make_consumption, make_tag, only
 from tests.factories import customer_headers, make_customer, make_staff, run_worker, staff_headers
+from tests.orders.factories import run_jobs
+from tests.orders.shop_factories import give_stored_value, make_product
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -74,15 +76,27 @@ async def test_outreach_through_routes_and_worker_with_lift(client, redis):
     assert again.status_code == 409 and again.json()["code"] == "outreach_state"
     worker = await run_worker(redis)
     assert worker.jobs_failed == 0
-    # Every recipient and every holdout customer pays an order within the window: lift 0 on paid orders.
+    # Every recipient and every holdout customer pays a shop order (through the route) within the window: both
+    # sides are all paid, so the lift on paid orders is 0. A front-desk consumption is not a paid order and
+    # would leave both sides at 0 paid, proving nothing.
+    clock.set_now(clock.now() + timedelta(hours=1))
+    product = await make_product("product", price_fen=3000)
     for p in people:
-        await make_consumption(p.id, 10_000, clock.now())
+        await give_stored_value(p.id, product.price_fen)
+        paid = await client.post("/app/orders", json={"items": [{"product_id": product.id}],
+                                                      "use_stored_value": True}, headers=customer_headers(p))
+        assert paid.status_code == 201 and paid.json()["status"] == "paid", paid.text
+    clock.set_now(clock.now() + timedelta(hours=1))  # read later: the window counts up to the reading instant
     results = (await client.get(f"/admin/crm/outreach/{outreach_id}", headers=headers)).json()
     assert results["outreach"]["status"] == "done"
     counts = results["counts"]
     assert counts["members"] == 20 and counts["vouchers_issued"] == 20 - counts["holdout"]
-    assert results["recipients"]["customers"] + results["holdout"]["customers"] == 20
-    assert set(results["lift_bp"]) == {"booked", "redeemed", "paid"}
+    treated, held = results["recipients"], results["holdout"]
+    assert treated["customers"] + held["customers"] == 20 and treated["customers"] and held["customers"]
+    assert (treated["paid"], held["paid"]) == (treated["customers"], held["customers"])
+    assert treated["paid_rate_bp"] == held["paid_rate_bp"] == 10_000
+    assert results["lift_bp"]["paid"] == 0
+    await run_jobs(redis)  # the orders' outbox jobs: delivered now, none left for a later test's worker
     clock.set_now(None)
 
 
@@ -118,6 +132,31 @@ async def test_customer_consent_and_opt_out(client):
     assert out.json() == {"opt_out": True, "subscriptions": {"tmpl-a": 2, "tmpl-b": 1}}
     too_long = await client.post("/app/crm/subscriptions", json={"accepted": ["x" * 65]}, headers=headers)
     assert too_long.status_code == 400
+
+
+async def test_a_consent_report_naming_a_template_the_clinic_does_not_send_is_refused_and_changes_nothing(client):
+    """Only the clinic's templates (CRM_OUTREACH_TEMPLATE_IDS) bank credits: a made-up id is a 422 naming its
+    place in the report, and the known ids beside it are not taken either."""
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    refused = await client.post("/app/crm/subscriptions", json={"accepted": ["tmpl-a", "made-up-1"]},
+                                headers=headers)
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["code"] == "unknown_message_template" and body["detail"]["field"] == "accepted[1]"
+    assert not await MessageConsent.filter(customer_id=customer.id).exists()
+    # Nor can staff name one for an outreach: no customer could have consented to it.
+    staff = staff_headers(await make_staff("campaign"))
+    marker = await make_tag()
+    segment = (await client.post("/admin/crm/segments", json={"name": "t", "rules": {"groups": [only(marker.id)]}},
+                                 headers=staff)).json()
+    draft = await client.post("/admin/crm/outreach", json={
+        "name": "x", "segment_id": segment["id"], "template_id": "made-up-2"}, headers=staff)
+    assert draft.status_code == 422 and draft.json()["code"] == "unknown_message_template"
+    assert draft.json()["detail"]["field"] == "template_id"
+    known = await client.post("/admin/crm/outreach", json={
+        "name": "x", "segment_id": segment["id"], "template_id": "tmpl-a"}, headers=staff)
+    assert known.status_code == 201, known.text
 
 
 async def test_subscription_credits_stop_at_the_cap_however_often_a_grant_is_replayed(client):

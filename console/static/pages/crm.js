@@ -622,7 +622,7 @@ function resultsView() {
         h(ElDescriptionsItem, { label: "对照组" }, () => `${c.holdout ?? 0} 人（${pct(r.outreach.holdout_bp)}）`),
         h(ElDescriptionsItem, { label: "统计窗口" }, () => (r.window_start ? `${time(r.window_start)} 起 ${r.outreach.lift_days} 天` : "尚未执行")),
         ...Object.entries(c).filter(([k]) => !["members", "holdout"].includes(k)).map(([k, n]) =>
-          h(ElDescriptionsItem, { label: { vouchers_issued: "已发券", messages_sent: "已发消息", messages_failed: "发送失败" }[k] || k }, () => String(n))),
+          h(ElDescriptionsItem, { label: { vouchers_issued: "已发券", coupons_issued: "已发优惠券", coupons_no_stock: "优惠券：库存不足", coupons_limit_reached: "优惠券：已达领取上限", coupons_template_off: "优惠券：模板已停用", messages_sent: "已发消息", messages_failed: "发送失败" }[k] || k }, () => String(n))),
       ]),
       h("div", { style: { height: "12px" } }),
       table([row("预约", "booked", r), row("核销券", "redeemed", r), row("支付订单", "paid", r)], [

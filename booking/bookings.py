@@ -82,11 +82,16 @@ async def release_seat(conn: BaseDBAsyncClient, slot_id: int) -> None:
         log.error("booking.seat_release_mismatch", slot_id=slot_id)
 
 
+def _overlapping(conn: BaseDBAsyncClient, customer_id: int, slot: Slot):
+    """The customer's bookings holding a seat at a time that overlaps the slot (`_SLOT_AND_HOLDINGS`'s clash)."""
+    return Booking.filter(
+        customer_id=customer_id, status__in=HOLDING, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
+    ).using_db(conn)
+
+
 async def _check_no_overlap(conn: BaseDBAsyncClient, customer_id: int, slot: Slot, *, moving: Booking) -> None:
     """A rescheduled booking must not overlap the customer's other bookings (new ones: `_check_new_holding`)."""
-    clash = await Booking.filter(
-        customer_id=customer_id, status__in=HOLDING, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
-    ).using_db(conn).exclude(id=moving.id).first()
+    clash = await _overlapping(conn, customer_id, slot).exclude(id=moving.id).first()
     if clash is not None:
         raise AlreadyBooked(field="slot_id", reason="overlap", booking_id=clash.id)
 
@@ -130,9 +135,7 @@ async def slot_and_holdings_general(
 ) -> tuple[Slot, int | None, int]:
     """(the slot, a booking of the customer overlapping it or None, the customer's upcoming bookings)."""
     slot = await get_slot(conn, slot_id)
-    clash = await Booking.filter(
-        customer_id=customer_id, status__in=HOLDING, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
-    ).using_db(conn).first()
+    clash = await _overlapping(conn, customer_id, slot).first()
     held = await Booking.filter(
         customer_id=customer_id, status=BookingStatus.booked, starts_at__gte=clock.now()
     ).using_db(conn).count()

@@ -27,6 +27,7 @@ from crm.models import (
     TagKind,
 )
 from kernel.identity.schemas import Page
+from kernel.schemas import Id
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=255)]
@@ -246,7 +247,7 @@ class OutreachCreate(msgspec.Struct, forbid_unknown_fields=True):
     # None: unlimited; otherwise recipients given a gift (the voucher, the coupon or both) never exceed it.
     voucher_stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
     # A coupon template (/admin/shop/coupon-templates) given with or instead of the voucher, once each.
-    coupon_template_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    coupon_template_id: Id | None = None
     template_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
     message_page: Annotated[str, msgspec.Meta(max_length=128)] = ""
     message_data: dict[Annotated[str, msgspec.Meta(max_length=32)], Annotated[str, msgspec.Meta(max_length=64)]] = {}
@@ -293,7 +294,7 @@ class CouponRuleUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """coupon_template_id: the template given on the occasion (null: none); with_voucher: birthday only,
     whether the birthday voucher is still given beside the coupon."""
 
-    coupon_template_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    coupon_template_id: Id | None = None
     with_voucher: bool = True
 
 

@@ -274,9 +274,21 @@ class UnsafeProductionSettings(SystemExit):
     calling WeChat with an empty secret.
     """
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], *, what: str = "APP_ENV=production") -> None:
         self.problems = problems
-        super().__init__("refusing to start with APP_ENV=production:\n" + "\n".join(f"  - {p}" for p in problems))
+        super().__init__(f"refusing to start with {what}:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# How long a process may answer a customer's reads from its memory that the customer was not erased
+# (kernel.identity.service): longer would let an erased customer's token go on reading.
+CUSTOMER_SEEN_ACTIVE_MAX_SECONDS = 5
+
+
+def _number_at_most(raw: str, most: float) -> bool:
+    try:
+        return 0 <= float(raw) <= most
+    except ValueError:
+        return False
 
 
 def _readable_file(path: str) -> bool:
@@ -322,6 +334,14 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
         problems.append("DATABASE_URL must be a mysql:// URL in production (the SQLite file is the embedded stack)")
     if missing("REDIS_URL"):
         problems.append("REDIS_URL is not set (the embedded Redis is for development)")
+    seen_active = env.get("CUSTOMER_SEEN_ACTIVE_SECONDS", "").strip()
+    if seen_active and not _number_at_most(seen_active, CUSTOMER_SEEN_ACTIVE_MAX_SECONDS):
+        problems.append(f"CUSTOMER_SEEN_ACTIVE_SECONDS must be a number of seconds from 0 to "
+                        f"{CUSTOMER_SEEN_ACTIVE_MAX_SECONDS} (it is {seen_active!r}): an erased customer's token "
+                        "would keep reading for that long")
+    if missing("CRM_OUTREACH_TEMPLATE_IDS"):
+        problems.append("CRM_OUTREACH_TEMPLATE_IDS is not set: the default names no real WeChat template, so every "
+                        "subscribe-message consent from the mini-program would be refused and no outreach sent")
     for name in ("WECHAT_APPID", "WECHAT_SECRET", "PAY_MCHID", "PAY_MERCHANT_SERIAL_NO",
                  "PAY_PLATFORM_PUBLIC_KEY_ID", "PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL"):
         if missing(name):
@@ -387,14 +407,15 @@ def refuse_unsafe_production(settings: Settings, environ: Mapping[str, str] | No
     """Stop start-up (UnsafeProductionSettings, exit status 1) listing every problem at once."""
     if settings.app.environment not in ENVIRONMENTS:
         raise UnsafeProductionSettings([f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (it is "
-                                        f"{settings.app.environment!r}, which would run the sandbox adapters)"])
+                                        f"{settings.app.environment!r}, which would run the sandbox adapters)"],
+                                       what=f"APP_ENV={settings.app.environment}")
     env = os.environ if environ is None else environ
     if not env.get("APP_ENV", "").strip() and settings.db.url.startswith("mysql"):
         # The development default is for the embedded stack; a deploy that forgot APP_ENV would otherwise run
         # the sandbox adapters (free logins, payments marked paid by hand) against a real database.
         raise UnsafeProductionSettings([
             "APP_ENV is unset while DATABASE_URL names a MySQL/MariaDB server: set APP_ENV=production for a "
-            "deploy (or APP_ENV=development for a developer's own server)"])
+            "deploy (or APP_ENV=development for a developer's own server)"], what="APP_ENV unset")
     problems = production_problems(settings, environ)
     if problems:
         raise UnsafeProductionSettings(problems)

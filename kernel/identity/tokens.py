@@ -38,7 +38,7 @@ class TokenInvalid(Unauthorized):
 _Int64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
-class _Claims(msgspec.Struct):
+class _Claims(msgspec.Struct, frozen=True):
     """The claims we issue, with their types; anything else in a signed token is refused."""
 
     sub: str

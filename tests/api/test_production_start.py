@@ -50,6 +50,7 @@ def production_env(key_dir: Path, wechat_base: str = "http://127.0.0.1:9") -> di
         "PAY_NOTIFY_URL": "https://clinic.example/payments/wechat/notify",
         "PAY_REFUND_NOTIFY_URL": "https://clinic.example/payments/wechat/refund-notify",
         "METRICS_TOKEN": "scrape-" + "m" * 40, "RATE_LIMIT_ENABLED": "1", "DB_POOL_MAX": "5",
+        "CRM_OUTREACH_TEMPLATE_IDS": "tmpl-Xy3-offer",
     })
     return env
 
@@ -265,3 +266,30 @@ def test_a_mysql_database_without_app_env_is_refused_rather_than_run_as_developm
     refuse_unsafe_production(load_settings_from({**env, "APP_ENV": "development"}), {**env, "APP_ENV": "development"})
     embedded = {**env, "DATABASE_URL": f"sqlite://{tmp_path}/clinic.sqlite3"}
     refuse_unsafe_production(load_settings_from(embedded), embedded)
+
+
+def test_production_needs_the_clinics_outreach_templates(tmp_path):
+    """The default template id is a placeholder: every consent report of a real mini-program would be refused."""
+    from kernel.settings import production_problems
+
+    env = production_env(tmp_path)
+    env.pop("CRM_OUTREACH_TEMPLATE_IDS")
+    problems = production_problems(load_settings_from(env), env)
+    assert any(p.startswith("CRM_OUTREACH_TEMPLATE_IDS is not set") for p in problems), problems
+
+
+def test_production_bounds_how_long_reads_may_trust_a_customer_was_not_erased(tmp_path):
+    from kernel.settings import UnsafeProductionSettings, production_problems, refuse_unsafe_production
+
+    for value in ("3600", "-1", "soon"):
+        env = {**production_env(tmp_path), "CUSTOMER_SEEN_ACTIVE_SECONDS": value}
+        problems = production_problems(load_settings_from(env), env)
+        assert any(p.startswith("CUSTOMER_SEEN_ACTIVE_SECONDS must be") for p in problems), (value, problems)
+    for value in ("0", "1", "2.5"):
+        env = {**production_env(tmp_path), "CUSTOMER_SEEN_ACTIVE_SECONDS": value}
+        assert production_problems(load_settings_from(env), env) == [], value
+    # The refusals that are not about production say what they are about.
+    env = {**production_env(tmp_path), "APP_ENV": "prod"}
+    with pytest.raises(UnsafeProductionSettings) as refused:
+        refuse_unsafe_production(load_settings_from(env), env)
+    assert str(refused.value.code).startswith("refusing to start with APP_ENV=prod:")

@@ -138,6 +138,13 @@ async def test_staff_naming_an_unknown_or_switched_off_template_are_told_which_f
         rule = await client.put("/admin/crm/coupon-rules/after_visit", headers=headers,
                                 json={"coupon_template_id": template_id})
         assert rule.status_code == 422 and rule.json()["detail"]["field"] == "coupon_template_id"
+    for too_large in (2**63, 2**64):  # past a BIGINT: refused by the schema, never a driver error
+        refused = await client.post("/admin/crm/outreach", headers=headers, json={
+            "name": "x", "segment_id": segment.id, "coupon_template_id": too_large})
+        rule = await client.put("/admin/crm/coupon-rules/after_visit", headers=headers,
+                                json={"coupon_template_id": too_large})
+        for answer in (refused, rule):
+            assert answer.status_code in (400, 422) and answer.json()["detail"]["field"] == "coupon_template_id"
     nothing = await client.put("/admin/crm/coupon-rules/birthday", headers=headers,
                                json={"coupon_template_id": None, "with_voucher": False})
     assert nothing.status_code == 422 and nothing.json()["detail"]["field"] == "with_voucher"

@@ -34,6 +34,12 @@ class SessionNotRedeemable(Conflict):
     default_message = "No session of this card can be redeemed (all used or refunded, expired, or another branch)."
 
 
+class EarlierRefundAbnormal(Conflict):
+    code = "earlier_refund_abnormal"
+    default_message = ("These sessions came back from a refund WeChat Pay reports ABNORMAL; it may still be paid "
+                       "(by hand in the merchant platform), so settle it there before refunding them again.")
+
+
 class NothingToRefund(Conflict):
     code = "no_unused_sessions"
     default_message = "This card has no unused session to refund."
@@ -147,7 +153,7 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     """Refund a card's unused sessions at what each was actually paid: the sessions are marked refunded and
     one order refund of their value is asked for (idempotent on the key, as every staff refund)."""
     from orders import service
-    from orders.models import Refund
+    from orders.models import Refund, RefundStatus
 
     card = await PackageCard.get_or_none(id=card_id).using_db(conn)
     if card is None:
@@ -160,6 +166,13 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
     amount = sum(s.value_fen for s in unused)
     if not unused or amount < 1:
         raise NothingToRefund(card_id=card_id)
+    # Sessions an ABNORMAL refund gave back keep its id. That refund may still be paid out by hand, and its late
+    # SUCCESS takes back the sessions carrying its id: refunding them again now would pay the customer twice.
+    earlier = {s.refund_id for s in unused if s.refund_id is not None}
+    abnormal = await Refund.filter(id__in=list(earlier), status=RefundStatus.abnormal).using_db(conn).first() \
+        if earlier else None
+    if abnormal is not None:
+        raise EarlierRefundAbnormal(field="card_id", card_id=card_id, refund_id=abnormal.id)
     # The sessions first (a desk redeeming one at this moment loses to this update, or wins and we stop),
     # then the refund; a refund that is refused rolls the whole transaction back, sessions included.
     changed = await PackageSession.filter(id__in=[s.id for s in unused], redeemed_at=None, refunded_at=None).using_db(

@@ -180,6 +180,26 @@ async def test_an_abnormal_card_refund_paid_by_hand_later_is_recorded_and_takes_
     await assert_ledgers_hold([customer.id])
 
 
+async def test_sessions_an_abnormal_refund_gave_back_are_not_refunded_again_before_it_is_settled(
+        client, wechatpay, redis):
+    # Refunding card A again while its ABNORMAL refund could still be paid by hand would pay A twice: the
+    # late SUCCESS found no session carrying its id and was confirmed anyway, leaving card B redeemable too.
+    customer, order, (card, other) = await two_courses_paid(client, wechatpay, redis)
+    finance = await make_staff("finance")
+    refund = await abnormal_card_refund(client, wechatpay, finance, card)
+    again = await card_refund(client, finance, card.id, uuid.uuid4().hex)
+    assert again.status_code == 409 and again.json()["code"] == "earlier_refund_abnormal", again.text
+    assert again.json()["detail"]["refund_id"] == refund.id
+    assert await Refund.filter(order_id=order["id"]).count() == 1
+    wechatpay.refunds[refund.out_refund_no].status = "SUCCESS"
+    assert (await success_notification(client, wechatpay, refund.out_refund_no)).status_code == 204
+    current = await Order.get(id=order["id"])
+    assert (current.refund_reserved_fen, current.refunded_fen) == (9_000, 9_000)
+    assert all(s.refunded_at is not None for s in await PackageSession.filter(card_id=card.id))
+    assert all(s.refunded_at is None for s in await PackageSession.filter(card_id=other.id))
+    await assert_ledgers_hold([customer.id])
+
+
 async def test_an_abnormal_refund_paid_by_hand_after_its_money_was_asked_again_stays_for_finance(
         client, wechatpay, redis):
     customer, order, (card, other) = await two_courses_paid(client, wechatpay, redis)

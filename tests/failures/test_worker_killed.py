@@ -78,6 +78,11 @@ async def no_job_in_progress(redis) -> bool:
     return not await jobs_in_progress(redis)
 
 
+async def result_recorded(redis, job_id: str) -> bool:
+    """arq writes a job's result after the job's transaction committed: the rows can be seen a moment before."""
+    return await Job(job_id, redis, _queue_name=QUEUE).result_info() is not None
+
+
 async def tries_of(redis, job_id: str) -> int:
     """How many times arq started the job (its result records the last try)."""
     info = await Job(job_id, redis, _queue_name=QUEUE).result_info()
@@ -164,6 +169,7 @@ async def test_worker_killed_inside_the_transaction_that_fulfils_a_group(redis, 
         return await Order.filter(id__in=[o.id for o in orders], status=OrderStatus.fulfilled).count() == 2
 
     await wait_for(fulfilled, timeout=20, what="the second worker to settle the group")
+    await wait_for(lambda: result_recorded(redis, close_job_id(group.id)), timeout=20, what="the job's result")
     await second.stop()
 
     assert await tries_of(redis, close_job_id(group.id)) == 2  # arq's retry of the killed deadline job
@@ -222,6 +228,7 @@ async def test_worker_killed_in_the_middle_of_releasing_referral_rewards(client,
                                                status=RewardStatus.pending).exists()
 
     await wait_for(released, timeout=20, what="the second worker to finish the release")
+    await wait_for(lambda: result_recorded(redis, release_job), timeout=20, what="the job's result")
     await second.stop()
 
     assert await tries_of(redis, release_job) == 2

@@ -37,6 +37,7 @@ from kernel import clock
 from kernel.errors import ValidationFailed
 from kernel.identity.service import AccountErased, lock_customers
 from kernel.outbox import enqueue
+from kernel.rows import RowInsert
 
 log = structlog.get_logger(__name__)
 
@@ -119,11 +120,7 @@ _SLOT_AND_HOLDINGS = (
     "  AS held"
     " FROM booking_slot s WHERE s.id = %s"
 )
-_INSERT_BOOKING = (
-    "INSERT INTO booking_booking (customer_id, slot_id, branch_id, department_id, starts_at, ends_at, local_date,"
-    " service_id, triage_id, needs_review, status, note, remind, reschedule_count, created_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s)"
-)
+_BOOKING_ROW = RowInsert(Booking)
 
 
 def _utc(instant: datetime) -> datetime:
@@ -175,16 +172,7 @@ def _check_new_holding(clash: int | None, held: int) -> None:
 async def _insert_booking(conn: BaseDBAsyncClient, **values) -> Booking:
     if conn.capabilities.dialect != "mysql":
         return await Booking.create(**values, using_db=conn)
-    booking_id = await conn.execute_insert(_INSERT_BOOKING, [
-        values["customer_id"], values["slot_id"], values["branch_id"], values["department_id"],
-        _utc(values["starts_at"]), _utc(values["ends_at"]), values["local_date"], values["service_id"],
-        values["triage_id"], values["needs_review"], BookingStatus.booked.value, values["note"], values["remind"],
-        _utc(values["created_at"]),
-    ])
-    return Booking._init_from_db(
-        id=booking_id, **values, status=BookingStatus.booked.value, reschedule_count=0,
-        cancelled_at=None, arrived_at=None, completed_at=None, no_show_at=None,
-    )
+    return await _BOOKING_ROW.insert(conn, **values)
 
 
 async def book(

@@ -188,17 +188,16 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
 
         raise QuoteChanged(field="expected_wechat_fen", wechat_fen=q.wechat_fen)
     description = q.lines[0].product.name + (f" 等{len(q.lines)}件" if len(q.lines) > 1 else "")
-    order = await service.create_order(
-        conn, customer_id=customer_id, description=description,
-        lines=[service.LineSpec(kind=LINE_KIND[ln.product.kind], title=ln.product.name, quantity=ln.quantity,
-                                unit_price_fen=ln.unit_fen, ref_id=ln.product.id) for ln in q.lines],
-    )
     split = dict(list_fen=q.list_fen, member_discount_fen=q.member_discount_fen, coupon_id=q.coupon_id,
                  coupon_fen=q.coupon_fen, points_used=q.points_used, points_cash_fen=q.points_cash_fen,
                  stored_value_fen=q.stored_value_fen, wechat_fen=q.wechat_fen,
                  idempotency_key=idempotency_key, request_digest=request_digest if idempotency_key else None)
     try:
-        await Order.filter(id=order.id).using_db(conn).update(**split)
+        order = await service.create_order(
+            conn, customer_id=customer_id, description=description, split=split,
+            lines=[service.LineSpec(kind=LINE_KIND[ln.product.kind], title=ln.product.name, quantity=ln.quantity,
+                                    unit_price_fen=ln.unit_fen, ref_id=ln.product.id) for ln in q.lines],
+        )
     except IntegrityError:  # cannot happen while the customer is locked; refuse rather than sell twice
         raise OrderKeyReused(field="Idempotency-Key") from None
     paid_now = q.wechat_fen == 0
@@ -212,9 +211,7 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
     if paid_now:
         await service.mark_paid_without_gateway(conn, order.id)
         return await service.get_order(conn, order.id), q
-    # Otherwise the row is the one just created plus the split written above: no need to read it back.
-    for name, value in split.items():
-        setattr(order, name, value)
+    # Otherwise the row is the one just created, split included: no need to read it back.
     return order, q
 
 

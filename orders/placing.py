@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -18,6 +19,7 @@ from orders.models import Order, OrderLine, OrderStatus
 from kernel import clock
 from kernel.errors import ValidationFailed
 from kernel.outbox import enqueue
+from kernel.rows import RowInsert
 from kernel.settings import get_settings
 
 
@@ -53,8 +55,10 @@ async def create_order(
     description: str,
     lines: list[LineSpec],
     pay_by: datetime | None = None,
+    split: dict[str, Any] | None = None,
 ) -> Order:
-    """A pending order; `pay_by` caps the payment window (e.g. a group's deadline)."""
+    """A pending order; `pay_by` caps the payment window (e.g. a group's deadline), `split` holds a
+    checkout's columns (how the total is paid, its Idempotency-Key), written with the order itself."""
     if not lines:
         raise ValidationFailed("An order needs at least one line.", field="lines")
     for line in lines:
@@ -67,29 +71,29 @@ async def create_order(
     if total > MAX_ORDER_FEN:
         raise ValidationFailed("The order total is too large for one order.", field="quantity",
                                max_total_fen=MAX_ORDER_FEN)
-    order = await Order.create(
-        customer_id=customer_id,
-        out_trade_no=new_out_trade_no(),
-        description=description[:127],
-        total_fen=total,
-        expires_at=payment_window_end(pay_by),
-        created_at=clock.now(),
-        using_db=conn,
-    )
-    await OrderLine.bulk_create(
-        [
-            OrderLine(
-                order_id=order.id, kind=line.kind, ref_id=line.ref_id, title=line.title[:127],
-                quantity=line.quantity, unit_price_fen=line.unit_price_fen,
-                amount_fen=line.quantity * line.unit_price_fen,
-            )
-            for line in lines
-        ],
-        using_db=conn,
-    )
+    now = clock.now()
+    values = dict(customer_id=customer_id, out_trade_no=new_out_trade_no(), description=description[:127],
+                  total_fen=total, expires_at=payment_window_end(pay_by), created_at=now, **(split or {}))
+    line_values = [
+        dict(kind=line.kind, ref_id=line.ref_id, title=line.title[:127], quantity=line.quantity,
+             unit_price_fen=line.unit_price_fen, amount_fen=line.quantity * line.unit_price_fen)
+        for line in lines
+    ]
+    if conn.capabilities.dialect == "mysql":
+        # Two statements of parameterised SQL (a join places an order per request; the ORM's create and
+        # bulk_create were a tenth of its server CPU).
+        order = await _ORDER_ROW.insert(conn, **values)
+        await _LINE_ROW.insert_many(conn, [{**line, "order_id": order.id} for line in line_values])
+    else:
+        order = await Order.create(**values, using_db=conn)
+        await OrderLine.bulk_create([OrderLine(order_id=order.id, **line) for line in line_values], using_db=conn)
     # Closes the order when its window ends unless it was paid; the reconciliation cron is the safety net.
     await enqueue(conn, "orders.close_unpaid", order.id, run_at=order.expires_at)
     return order
+
+
+_ORDER_ROW = RowInsert(Order)
+_LINE_ROW = RowInsert(OrderLine)
 
 
 async def get_order(conn: BaseDBAsyncClient, order_id: int) -> Order:

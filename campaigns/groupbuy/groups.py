@@ -13,7 +13,7 @@ to `orders.follow` the same way.
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import timedelta
 
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -51,6 +51,7 @@ from orders.models import Order, OrderStatus
 from kernel import clock
 from kernel.identity.service import AccountErased, customer_is_active
 from kernel.outbox import enqueue
+from kernel.rows import RowInsert
 
 log = structlog.get_logger(__name__)
 
@@ -212,10 +213,7 @@ async def _group_campaign_sku(
     return _hydrate(Group, "g", row), _hydrate(Campaign, "c", row), sku
 
 
-_INSERT_ENTRY = (
-    "INSERT INTO gb_entry (campaign_id, sku_id, group_id, customer_id, order_id, role, quantity, unit_price_fen,"
-    " status, active_slot, created_at) VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s, 1, %s)"
-)
+_ENTRY_ROW = RowInsert(CampaignEntry)
 
 
 async def _insert_member_entry(
@@ -226,31 +224,45 @@ async def _insert_member_entry(
                   created_at=clock.now())
     if conn.capabilities.dialect != "mysql":
         return await CampaignEntry.create(**values, using_db=conn)
-    entry_id = await conn.execute_insert(_INSERT_ENTRY, [
-        campaign.id, sku.id, group.id, customer_id, order_id, EntryRole.member.value, sku.group_price_fen,
-        EntryStatus.held.value, values["created_at"].astimezone(timezone.utc),
-    ])
-    return CampaignEntry._init_from_db(**{**values, "role": EntryRole.member.value}, id=entry_id,
-                                       status=EntryStatus.held.value, active_slot=1, paid_at=None)
+    return await _ENTRY_ROW.insert(conn, **values)
 
 
-async def _take_seat(conn: BaseDBAsyncClient, group: Group) -> bool:
+# The seat and one unit of the SKU's stock in one statement (MySQL/MariaDB): both rows change or neither.
+# Rows are locked group first, then SKU, as the two statements did (gb_group drives the join: its
+# primary key is the most selective condition).
+_TAKE_SEAT_AND_STOCK = (
+    "UPDATE gb_group g STRAIGHT_JOIN gb_sku s SET g.seats_taken = g.seats_taken + 1, s.stock_left = s.stock_left - 1"
+    " WHERE g.id = %s AND g.status = %s AND g.seats_taken <= %s AND s.id = %s AND s.stock_left >= 1"
+)
+# Which of the two refused, read only when the statement changed nothing: a locking read, so it sees the
+# latest committed seats and stock rather than this transaction's snapshot.
+_SEAT_LEFT = "SELECT 1 FROM gb_group WHERE id = %s AND status = %s AND seats_taken <= %s FOR UPDATE"
+
+
+async def _take_seat_and_stock(conn: BaseDBAsyncClient, group: Group, sku_id: int) -> None:
+    """A seat of the group and one unit of stock; GroupFull when no seat is left, else SoldOut."""
+    seat = [group.id, GroupStatus.open.value, group.size - 1]
     if conn.capabilities.dialect == "mysql":
-        seated, _ = await conn.execute_query(
-            "UPDATE gb_group SET seats_taken = seats_taken + 1 WHERE id = %s AND status = %s AND seats_taken <= %s",
-            [group.id, GroupStatus.open.value, group.size - 1])
-        return bool(seated)
-    return bool(await Group.filter(
+        changed, _ = await conn.execute_query(_TAKE_SEAT_AND_STOCK, [*seat, sku_id])
+        if changed == 2:
+            return
+        _, seat_left = await conn.execute_query(_SEAT_LEFT, seat)
+        if not seat_left:
+            raise GroupFull(group_id=group.id)
+        raise SoldOut(sku_id=sku_id)
+    if not await Group.filter(
         id=group.id, status=GroupStatus.open, seats_taken__lte=group.size - 1
-    ).using_db(conn).update(seats_taken=F("seats_taken") + 1))
+    ).using_db(conn).update(seats_taken=F("seats_taken") + 1):
+        raise GroupFull(group_id=group.id)
+    await _take_stock(conn, sku_id, 1)
 
 
 async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
     """A friend takes a seat: held while the order is unpaid, given back if it closes unpaid.
 
-    On MySQL/MariaDB the group, its campaign and SKU are one statement, and the entry, quota, seat and
-    stock statements are parameterised SQL (the ORM's query building was most of a join's CPU); the
-    order is the orders room's, through `orders.create_order`."""
+    On MySQL/MariaDB the group, its campaign and SKU are one statement, the entry and the quota one each,
+    the seat and the stock one together, all parameterised SQL (the ORM's query building was most of a
+    join's CPU); the order is the orders room's, through `orders.create_order`."""
     group, campaign, sku = await _group_campaign_sku(conn, group_id, customer_id)
     if group.leader_id == customer_id:  # type: ignore[attr-defined]
         raise AlreadyInGroup(group_id=group_id)
@@ -268,9 +280,7 @@ async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
     except IntegrityError:
         raise AlreadyInGroup(group_id=group_id) from None
     await _take_quota(conn, campaign, customer_id, 1)
-    if not await _take_seat(conn, group):
-        raise GroupFull(group_id=group_id)
-    await _take_stock(conn, sku.id, 1)
+    await _take_seat_and_stock(conn, group, sku.id)
     return group, order, entry
 
 

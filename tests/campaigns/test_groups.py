@@ -287,3 +287,21 @@ async def test_deadline_job_still_deadlocked_after_its_quick_retries_is_retried_
     monkeypatch.undo()
     clock.set_now(group.deadline + timedelta(seconds=1))
     assert await groupbuy_tasks.close_group({"job_try": 2}, group.id) == "failed"
+
+
+async def test_seats_left_but_stock_gone_is_sold_out_for_every_friend_refused(client, redis):
+    # The seat and the unit are one statement; when it changes nothing, the refusal names the row that
+    # refused: here every group has free seats, so each refusal is sold_out and no seat is left taken.
+    campaign, sku = await make_campaign(stock=3, group_size=5)
+    group, _ = await open_paid_group(campaign, sku)  # the leader's unit: 2 left, 4 free seats
+    friends = [await make_customer() for _ in range(12)]
+    responses = await asyncio.gather(*[
+        client.post(f"/app/groups/{group.id}/join", headers=customer_headers(f)) for f in friends
+    ])
+    codes = Counter(r.status_code for r in responses)
+    assert codes == Counter({201: 2, 409: 10}), codes
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"sold_out"}
+    assert (await Group.get(id=group.id)).seats_taken == 3
+    assert (await CampaignSku.get(id=sku.id)).stock_left == 0
+    refused = [r for r in responses if r.status_code == 409]
+    assert await CampaignEntry.filter(group_id=group.id).count() == 3 and len(refused) == 10

@@ -170,8 +170,6 @@ def _check_new_holding(clash: int | None, held: int) -> None:
 
 
 async def _insert_booking(conn: BaseDBAsyncClient, **values) -> Booking:
-    if conn.capabilities.dialect != "mysql":
-        return await Booking.create(**values, using_db=conn)
     return await _BOOKING_ROW.insert(conn, **values)
 
 

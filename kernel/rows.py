@@ -6,7 +6,8 @@ server CPU building and converting than the statement costs (`python -m bench.pr
 prepares the statement once per model from the model's own fields, fills what the caller leaves out
 with each field's default, converts by field kind (an enum to its value, JSON by the field's encoder, an
 instant to UTC, which is how Tortoise stores it with `use_tz`), and hands back a saved instance.
-Other dialects (the embedded SQLite stack) go through the ORM, so the SQL here is MySQL's alone.
+Other dialects (the embedded SQLite stack) go through the ORM's create and bulk_create, so the SQL here is
+MySQL's alone.
 """
 
 from __future__ import annotations
@@ -90,21 +91,29 @@ class RowInsert(Generic[M]):
     def _params(self, complete: dict[str, Any]) -> list[Any]:
         return [convert(complete[name]) for name, _, _, convert in self.columns]
 
-    async def insert(self, conn: BaseDBAsyncClient, **values: Any) -> M:
-        """The row inserted; the instance carries the generated id and every value written."""
-        complete = self._values(values)
-        row_id = await conn.execute_insert(self.sql, self._params(complete))
-        pk = self.model._meta.pk_attr
-        return self.model._init_from_db(**{pk: row_id}, **{
+    def instance(self, row_id: int, complete: dict[str, Any]) -> M:
+        """The saved instance of a row written from `complete` (as `insert_many` returns them)."""
+        return self.model._init_from_db(**{self.model._meta.pk_attr: row_id}, **{
             column: _enum_value(complete[name]) for name, column, _, _ in self.columns})
 
-    async def insert_many(self, conn: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> None:
-        """Several rows in one statement (their ids are not read back: callers that need them select)."""
+    async def insert(self, conn: BaseDBAsyncClient, **values: Any) -> M:
+        """The row inserted; the instance carries the generated id and every value written."""
+        if conn.capabilities.dialect != "mysql":
+            return await self.model.create(**values, using_db=conn)
+        complete = self._values(values)
+        return self.instance(await conn.execute_insert(self.sql, self._params(complete)), complete)
+
+    async def insert_many(self, conn: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several rows in one statement; returns each row's values with the defaults filled in. Their ids
+        are not read back (a caller that needs them selects by a key it wrote, then `instance`)."""
         if not rows:
-            return
-        params: list[Any] = []
-        for values in rows:
-            params.extend(self._params(self._values(values)))
-        table = self.model._meta.db_table
+            return []
+        completed = [self._values(values) for values in rows]
+        if conn.capabilities.dialect != "mysql":
+            await self.model.bulk_create([self.model(**values) for values in completed], using_db=conn)
+            return completed
+        params = [param for complete in completed for param in self._params(complete)]
         await conn.execute_query(
-            f"INSERT INTO `{table}` ({self._names}) VALUES {', '.join([self._row_marks] * len(rows))}", params)
+            f"INSERT INTO `{self.model._meta.db_table}` ({self._names}) VALUES"
+            f" {', '.join([self._row_marks] * len(rows))}", params)
+        return completed

@@ -49,6 +49,7 @@ from kernel import clock
 from kernel.db import mysql_errno, run_in_transaction
 from kernel.errors import DomainError, ValidationFailed
 from kernel.identity.service import AccountErased, lock_customers
+from kernel.rows import RowInsert
 from points_mall import mall
 from points_mall.errors import IdempotencyKeyReused, InsufficientPoints, ItemNotFound
 from points_mall.ledger import LockedPoints, by_expiry, ensure_account
@@ -378,15 +379,15 @@ async def _write_all(
     """
     valid_until = mall.voucher_valid_until(item)
     branch_ids = sorted(set(item.branch_ids or []))
-    redemptions: list[MallRedemption] = []
-    entries: list[PointsLedgerEntry] = []
+    redemptions: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
     debits: dict[int, int] = {}  # account id -> points
     takes: dict[int, int] = {}  # lot id -> points
     uses: list[tuple[str, int, int]] = []  # (ledger ref, lot id, points)
     for ask in asks:
         price = item.points_price * ask.quantity
         ledger_ref = f"mall:{ask.customer_id}:{ask.idempotency_key}"
-        redemptions.append(MallRedemption(
+        redemptions.append(dict(
             customer_id=ask.customer_id, item_id=item.id, idempotency_key=ask.idempotency_key, quantity=ask.quantity,
             unit_points=item.points_price, points_spent=price, item_title=item.title, item_kind=item.kind,
             ledger_ref=ledger_ref, created_at=now,
@@ -394,7 +395,7 @@ async def _write_all(
         locked = points[ask.customer_id]
         if locked.account.balance < price:  # the ledger's guard; cannot happen while balance == lots
             raise InsufficientPoints(balance=locked.account.balance, required=price)
-        entries.append(PointsLedgerEntry(
+        entries.append(dict(
             customer_id=ask.customer_id, delta=-price, kind=EntryKind.redemption, ref=ledger_ref,
             reason=f"Mall: {item.title} x{ask.quantity}"[:255], balance_after=locked.account.balance - price,
             detail={}, occurred_at=now,
@@ -414,8 +415,10 @@ async def _write_all(
         if left:
             raise InsufficientPoints(required=price)
 
-    await MallRedemption.bulk_create(redemptions, using_db=conn)
-    await PointsLedgerEntry.bulk_create(entries, using_db=conn)
+    # One multi-row INSERT per table as parameterised SQL on MySQL/MariaDB (kernel.rows: the ORM's
+    # bulk_create built a model instance per row first).
+    redemptions = await _REDEMPTION_ROWS.insert_many(conn, redemptions)
+    await _LEDGER_ROWS.insert_many(conn, entries)
     if conn.capabilities.dialect == "mysql":
         debited = await _take_from_each(conn, "points_account", "balance", debits, updated_at=_utc(now))
         taken = await _take_from_each(conn, "points_lot", "remaining", takes)
@@ -432,28 +435,48 @@ async def _write_all(
     if debited != len(debits) or taken != len(takes):  # cannot happen under the locks; refuse rather than guess
         raise RuntimeError(f"batch debit changed {debited}/{len(debits)} accounts, {taken}/{len(takes)} lots")
     mark = _mark(conn)
-    refs = [e.ref for e in entries]
+    refs = [e["ref"] for e in entries]
     _, rows = await conn.execute_query(
         f"SELECT ref, id FROM points_ledger_entry WHERE ref IN ({', '.join([mark] * len(refs))})", refs)
     entry_ids = {row["ref"]: row["id"] for row in rows}
-    await PointsLotUse.bulk_create([PointsLotUse(entry_id=entry_ids[ref], lot_id=lot_id, points=take)
-                                    for ref, lot_id, take in uses], using_db=conn)
+    await _LOT_USE_ROWS.insert_many(conn, [dict(entry_id=entry_ids[ref], lot_id=lot_id, points=take)
+                                           for ref, lot_id, take in uses])
     customers, keys = [a.customer_id for a in asks], [a.idempotency_key for a in asks]
     _, rows = await conn.execute_query(
         "SELECT customer_id, idempotency_key, id FROM mall_redemption"
         f" WHERE item_id = {mark} AND customer_id IN ({', '.join([mark] * len(customers))})"
         f" AND idempotency_key IN ({', '.join([mark] * len(keys))})", [item.id, *customers, *keys])
     redemption_ids = {(row["customer_id"], row["idempotency_key"]): row["id"] for row in rows}
-    for redemption in redemptions:
-        redemption.id = redemption_ids[(redemption.customer_id, redemption.idempotency_key)]  # type: ignore[attr-defined]
-    await Voucher.bulk_create([
-        Voucher(code=new_voucher_code(), customer_id=r.customer_id, source_type=mall.MALL_SOURCE,  # type: ignore[attr-defined]
-                source_id=str(r.id), seq=seq, title=item.title[:128], valid_until=valid_until, branch_ids=branch_ids,
-                service_id=item.service_id, issued_at=now)
-        for r in redemptions for seq in range(1, r.quantity + 1)
-    ], using_db=conn)
-    vouchers = await _vouchers_of(conn, [r.id for r in redemptions])
-    return [Redeemed(r, vouchers[r.id], created=True) for r in redemptions]
+    written = [_REDEMPTION_ROWS.instance(redemption_ids[(r["customer_id"], r["idempotency_key"])], r)
+               for r in redemptions]
+    vouchers = await _VOUCHER_ROWS.insert_many(conn, [
+        dict(code=new_voucher_code(), customer_id=r.customer_id, source_type=mall.MALL_SOURCE,  # type: ignore[attr-defined]
+             source_id=str(r.id), seq=seq, title=item.title[:128], valid_until=valid_until, branch_ids=branch_ids,
+             service_id=item.service_id, issued_at=now)
+        for r in written for seq in range(1, r.quantity + 1)
+    ])
+    issued = await _issued(conn, vouchers)
+    return [Redeemed(r, issued[str(r.id)], created=True) for r in written]
+
+
+async def _issued(conn: BaseDBAsyncClient, vouchers: list[dict[str, Any]]) -> dict[str, list[Voucher]]:
+    """The vouchers just written, by their source (the redemption's id as text), in seq order as written:
+    their ids read by their unique codes, the rest from the values in hand rather than read back."""
+    mark = _mark(conn)
+    codes = [v["code"] for v in vouchers]
+    _, rows = await conn.execute_query(
+        f"SELECT code, id FROM voucher WHERE code IN ({', '.join([mark] * len(codes))})", codes)
+    voucher_ids = {row["code"]: row["id"] for row in rows}
+    issued: dict[str, list[Voucher]] = defaultdict(list)
+    for values in vouchers:
+        issued[values["source_id"]].append(_VOUCHER_ROWS.instance(voucher_ids[values["code"]], values))
+    return issued
+
+
+_REDEMPTION_ROWS = RowInsert(MallRedemption)
+_LEDGER_ROWS = RowInsert(PointsLedgerEntry)
+_LOT_USE_ROWS = RowInsert(PointsLotUse)
+_VOUCHER_ROWS = RowInsert(Voucher)
 
 
 def _any_of(conditions: Iterable[Q]) -> Q:

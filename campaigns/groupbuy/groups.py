@@ -222,8 +222,6 @@ async def _insert_member_entry(
     values = dict(campaign_id=campaign.id, sku_id=sku.id, group_id=group.id, customer_id=customer_id,
                   order_id=order_id, role=EntryRole.member, quantity=1, unit_price_fen=sku.group_price_fen,
                   created_at=clock.now())
-    if conn.capabilities.dialect != "mysql":
-        return await CampaignEntry.create(**values, using_db=conn)
     return await _ENTRY_ROW.insert(conn, **values)
 
 

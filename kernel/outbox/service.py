@@ -31,13 +31,9 @@ async def enqueue(
     conn: BaseDBAsyncClient, job_name: str, *args: Any, run_at: datetime | None = None
 ) -> OutboxMessage:
     """Record a job in the caller's transaction; it reaches arq only if that transaction commits."""
-    now = clock.now()
-    if conn.capabilities.dialect != "mysql":
-        return await OutboxMessage.create(job_name=job_name, args=list(args), run_at=run_at, created_at=now,
-                                          using_db=conn)
-    # Parameterised SQL on MySQL/MariaDB: hot writes (a group join, an order) enqueue on their way, and the
-    # ORM's create cost more CPU than the statement.
-    return await _OUTBOX_ROW.insert(conn, job_name=job_name, args=list(args), run_at=run_at, created_at=now)
+    # Hot writes (a group join, an order) enqueue on their way: parameterised SQL on MySQL/MariaDB, where
+    # the ORM's create cost more CPU than the statement.
+    return await _OUTBOX_ROW.insert(conn, job_name=job_name, args=list(args), run_at=run_at, created_at=clock.now())
 
 
 _OUTBOX_ROW = RowInsert(OutboxMessage)

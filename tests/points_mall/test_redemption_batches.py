@@ -122,15 +122,22 @@ async def test_a_failure_between_statements_applies_nothing_and_fails_only_its_r
     item = await make_item(stock_total=10, points_price=100)
     customers = [await funded_customer(1000) for _ in range(5)]
     poisoned = customers[2]
-    real_vouchers_of = redemption_batches._vouchers_of
+    real_issued, real_vouchers_of = redemption_batches._issued, redemption_batches._vouchers_of
+
+    async def failing_issued(conn, vouchers):
+        # After every write of the batch but its stock UPDATE (redemptions, debits, lots, vouchers of all
+        # five): the whole batch must roll back.
+        if any(v["customer_id"] == poisoned.id for v in vouchers):
+            raise RuntimeError("a bug that only this request's data triggers")
+        return await real_issued(conn, vouchers)
 
     async def failing_vouchers_of(conn, redemption_ids):
-        # After every write of the batch but its stock UPDATE (redemptions, debits, lots, vouchers of all
-        # five): the whole batch must roll back. Run alone, the poisoned request fails there again.
+        # Run alone (the single path's writes done, reading its vouchers), the poisoned request fails again.
         if await MallRedemption.filter(id__in=redemption_ids, customer_id=poisoned.id).using_db(conn).exists():
             raise RuntimeError("a bug that only this request's data triggers")
         return await real_vouchers_of(conn, redemption_ids)
 
+    monkeypatch.setattr(redemption_batches, "_issued", failing_issued)
     monkeypatch.setattr(redemption_batches, "_vouchers_of", failing_vouchers_of)
     keys = [key() for _ in customers]
     outcomes = await asyncio.gather(*[
@@ -147,6 +154,7 @@ async def test_a_failure_between_statements_applies_nothing_and_fails_only_its_r
         if c is not poisoned:
             assert await assert_ledger_consistent(c.id) == 900
 
+    monkeypatch.setattr(redemption_batches, "_issued", real_issued)
     monkeypatch.setattr(redemption_batches, "_vouchers_of", real_vouchers_of)
     retried = await asyncio.gather(*[
         redeem(customer_id=c.id, item_id=item.id, quantity=1, idempotency_key=k) for c, k in zip(customers, keys)
@@ -294,3 +302,25 @@ async def test_the_single_path_refuses_an_erased_customer_too():
     else:
         raise AssertionError("an erased customer redeemed")
     assert not await MallRedemption.filter(customer_id=customer.id).exists()
+
+
+async def test_what_a_batch_answers_is_what_it_stored():
+    # The batch writes by parameterised SQL and builds its answer from the values written: every field of
+    # the redemption and of each voucher must be the row the database holds (as the ORM reads it).
+    before = batches_so_far()
+    item = await make_item(stock_total=20, points_price=100)
+    customers = [await funded_customer(500) for _ in range(6)]
+    outcomes = await asyncio.gather(*[ask(c, item, quantity=1 + i % 2) for i, c in enumerate(customers)])
+    after = batches_so_far()
+    assert after[0] - before[0] > after[1] - before[1]  # at least one batch held several requests
+    for outcome in outcomes:
+        assert isinstance(outcome, Redeemed) and outcome.created
+        stored = await MallRedemption.get(id=outcome.redemption.id)
+        for name in MallRedemption._meta.fields_db_projection:
+            assert getattr(outcome.redemption, name) == getattr(stored, name), name
+        rows = await Voucher.filter(source_type="mall_redemption", source_id=str(stored.id)).order_by("seq")
+        assert len(rows) == len(outcome.vouchers) == stored.quantity
+        for answered, row in zip(outcome.vouchers, rows):
+            for name in Voucher._meta.fields_db_projection:
+                assert getattr(answered, name) == getattr(row, name), name
+            assert str(answered.valid_until) == str(row.valid_until)  # the same instant, written the same way

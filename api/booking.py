@@ -15,7 +15,7 @@ from api.deps import Db, Limit, Offset
 from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id
 from booking import service, views
 from booking.models import BookingStatus
-from booking.schemas import BranchList, DepartmentList, QuestionnaireOut, SlotList, SlotOut
+from booking.schemas import BranchList, DepartmentList, QuestionnaireOut, SlotList
 from booking.visit_schemas import (
     BookingCreate,
     BookingOut,
@@ -58,9 +58,8 @@ class BookingCatalogueController(Controller):
             service.customer_slot_listing, branch_id=branch_id, department_id=department_id, day=date,
             practitioner_id=practitioner_id,
         )
-        branch, day, slots = listing.branch, listing.day, listing.slots
-        zone = service.zone_of(branch)
-        return SlotList(branch.id, department_id, day, branch.timezone, [SlotOut.of(s, zone) for s in slots])
+        branch = listing.branch
+        return SlotList(branch.id, department_id, listing.day, branch.timezone, listing.slots)
 
 
 class TriageController(Controller):

@@ -9,6 +9,7 @@ previous UTC day and an evening window running past midnight gives slots on the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,9 @@ from booking.settings import get_booking_settings
 from kernel import clock
 from kernel.cache import SharedAnswerCache
 from kernel.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from booking.schemas import SlotOut
 
 MINUTES_PER_DAY = 24 * 60
 MAX_PUBLISH_DAYS = 92
@@ -346,7 +350,7 @@ async def offered_slots(
 # included), for the stated time of kernel.cache. The minimum notice is applied per request below.
 _BRANCHES: SharedAnswerCache[Branch] = SharedAnswerCache("booking.branch")
 _DEPARTMENTS: SharedAnswerCache[int] = SharedAnswerCache("booking.department")
-_DAYS: SharedAnswerCache[list[Slot]] = SharedAnswerCache("booking.day_slots")
+_DAYS: SharedAnswerCache[list[SlotOut]] = SharedAnswerCache("booking.day_slots")
 
 
 async def branch_through_cache(conn: BaseDBAsyncClient, branch_id: int) -> Branch:
@@ -358,7 +362,7 @@ async def branch_through_cache(conn: BaseDBAsyncClient, branch_id: int) -> Branc
 class SlotListing:
     branch: Branch
     day: date
-    slots: list[Slot]
+    slots: list[SlotOut]
 
 
 async def customer_slot_listing(
@@ -366,21 +370,25 @@ async def customer_slot_listing(
     practitioner_id: int | None = None,
 ) -> SlotListing:
     """`offered_slots` for the customer's calendar, through the shared short-lived cache: one SELECT per
-    day and cache period instead of three per request. Errors (unknown branch or department) are not cached."""
+    day and cache period instead of three per request, each slot's answer (`SlotOut`, clinic-local times
+    and seats left) built once per period too. Errors (unknown branch or department) are not cached."""
+    from booking.schemas import SlotOut  # the schemas module imports this one
+
     branch = await branch_through_cache(conn, branch_id)
 
     async def active_department() -> int:
         return (await get_department(conn, department_id, active_only=True)).id
 
     await _DEPARTMENTS.get(department_id, active_department)
-    day = day or clock.local_today(zone_of(branch))
+    zone = zone_of(branch)
+    day = day or clock.local_today(zone)
 
-    async def day_slots() -> list[Slot]:
+    async def day_slots() -> list[SlotOut]:
         query = Slot.filter(branch_id=branch.id, department_id=department_id, local_date=day,
                             status=SlotStatus.open).using_db(conn)
         if practitioner_id is not None:
             query = query.filter(practitioner_id=practitioner_id)
-        return await query.order_by("starts_at", "id")
+        return [SlotOut.of(slot, zone) for slot in await query.order_by("starts_at", "id")]
 
     slots = await _DAYS.get((branch.id, department_id, day, practitioner_id), day_slots)
     # Exact on every request, whatever the cache's age: not past, not inside the minimum notice.

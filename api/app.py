@@ -170,10 +170,11 @@ def create_app(
                     request_metrics_middleware],
         before_request=strict_input,
         request_max_body_size=settings.app.max_request_body_bytes,
-        openapi_config=_openapi_config(),
+        openapi_config=_openapi_config() if settings.app.api_docs else None,
         debug=False,
     )
-    document_errors(app)
+    if settings.app.api_docs:
+        document_errors(app)
     app.state.metrics_token = settings.app.metrics_token
     # Exposed so tests can run the same start-up and shutdown around an in-loop ASGI client.
     app.state.clinic_lifespan = lifespan

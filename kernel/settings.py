@@ -72,6 +72,9 @@ class AppSettings(msgspec.Struct, frozen=True):
     log_level: str
     # Bearer token Prometheus sends to GET /metrics; empty = open (development only: production refuses).
     metrics_token: str
+    # The interactive docs and the OpenAPI document at /schema (every /admin route in it): on by default
+    # except in production, where API_DOCS=1 turns them on (e.g. for the mini-program's developers).
+    api_docs: bool = True
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True):
@@ -193,6 +196,7 @@ def load_settings() -> Settings:
             log_json=_env_bool("LOG_JSON", False),
             log_level=env("LOG_LEVEL", "INFO"),
             metrics_token=env("METRICS_TOKEN", ""),
+            api_docs=_env_bool("API_DOCS", env("APP_ENV", "development") != PRODUCTION),
         ),
         db=DatabaseSettings(
             url=env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),

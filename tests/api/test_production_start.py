@@ -172,8 +172,9 @@ async def test_the_readme_production_variables_serve_no_sandbox(tmp_path):
                         break
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
-            schema = (await http.get("/schema/openapi.json")).json()
-            assert schema["paths"] and not [p for p in schema["paths"] if p.startswith("/sandbox")]
+            # The docs (and the document listing every /admin route) are off in production unless API_DOCS=1.
+            for docs in ("/schema", "/schema/openapi.json"):
+                assert (await http.get(docs)).status_code == 404, docs
             paid = await http.post("/sandbox/payments/T123/succeed")
             assert paid.status_code == 404, paid.text
             for name in ("alice", "anyone"):
@@ -293,3 +294,20 @@ def test_production_bounds_how_long_reads_may_trust_a_customer_was_not_erased(tm
     with pytest.raises(UnsafeProductionSettings) as refused:
         refuse_unsafe_production(load_settings_from(env), env)
     assert str(refused.value.code).startswith("refusing to start with APP_ENV=prod:")
+
+
+def test_production_serves_the_api_docs_only_when_asked(tmp_path, monkeypatch):
+    """API_DOCS=1 in production documents the routes (for the mini-program's developers), sandbox ones not."""
+    from api.app import create_app
+    from kernel.settings import load_settings
+
+    env = production_env(tmp_path)
+    assert load_settings_from(env).app.api_docs is False
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for name, value in {**env, "API_DOCS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.app.api_docs is True
+    paths = create_app(settings, embedded_worker=False).openapi_schema.paths or {}
+    assert any(p.startswith("/admin") for p in paths) and not [p for p in paths if p.startswith("/sandbox")]

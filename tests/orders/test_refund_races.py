@@ -1,6 +1,7 @@
 """Refunds racing the paid-order job and a settling group, found by tests/test_invariants_stateful.py: finance
 refunds an order whose `orders.order_paid` job has not run yet (the jobs then run in either order or side by
-side), a member is refunded from an open group, a group fails while the paid job commits."""
+side), a member is refunded from an open group, a group fails while the paid job commits. Then: a full refund
+asked before the paid-order job that WeChat Pay ends unpaid, and calls that read before taking the order lock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from arq import Retry
 from tortoise import Tortoise
 
-from campaigns.groupbuy.models import CampaignEntry, CampaignSku, EntryStatus, Group, GroupStatus
+from campaigns.groupbuy import groups
+from campaigns.groupbuy.models import CampaignEntry, CampaignKind, CampaignSku, EntryStatus, Group, GroupStatus
 from orders import payments, service, tasks
 from orders.gateway import default_gateway
 from orders.models import Order, OrderStatus, Refund, RefundStatus
@@ -232,3 +234,152 @@ async def test_different_system_refunds_at_once_never_ask_wechat_for_more_than_i
     assert sum(p.amount_fen for p in parts if p.source == "stored_value") == 10_000
     assert not [p for p in parts if p.source == "points"]
     assert (await Order.get(id=order_id)).refund_reserved_fen == 20_000
+
+
+# --- a full refund asked before the paid-order job, which then ends unpaid ----------------------------------
+
+async def end_unpaid(refund: Refund, status: str) -> None:
+    """WeChat Pay ends the refund without paying it (the refund notification's path, signature aside)."""
+    from orders.gateway import RefundResult
+
+    async with transaction() as conn:
+        await service.lock_order(conn, order_id=refund.order_id)
+        current = await Refund.get(id=refund.id).using_db(conn)
+        assert current.status in (RefundStatus.pending, RefundStatus.processing)
+        await service.apply_refund_result(
+            conn, current, RefundResult(out_refund_no=current.out_refund_no, status=status), source="test")
+
+
+def refusing_gateway():
+    """The sandbox gateway, but WeChat Pay refuses every refund for good (e.g. INVALID_REQUEST)."""
+    from orders.gateway import GatewayRefused
+
+    gateway = default_gateway()
+
+    class Refusing(type(gateway)):  # type: ignore[misc]
+        async def refund(self, request):
+            raise GatewayRefused("INVALID_REQUEST")
+
+    refusing = object.__new__(Refusing)
+    refusing.__dict__.update(gateway.__dict__)
+    return refusing
+
+
+async def course_card_paid(client) -> Order:
+    """A ¥90 course card of three sessions, paid by WeChat Pay; the paid-order job has not run."""
+    from tests.orders.shop_factories import make_product
+
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    bought = await client.post("/app/orders", json={"items": [{"product_id": course.id}]},
+                               headers=customer_headers(customer))
+    assert bought.status_code == 201, bought.text
+    order = await Order.get(id=bought.json()["id"])
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    assert paid.json()["outcome"] == "applied", paid.text
+    return order
+
+
+@pytest.mark.parametrize("end", ["CLOSED", "refused"])
+async def test_a_full_refund_that_ends_unpaid_after_the_paid_job_skipped_delivery_delivers_the_card(
+    client, redis, end,
+):
+    """The paid job saw the full refund asked and delivered nothing; the refund then ended unpaid (the money
+    stays with the clinic). The order used to read `paid` for good with no card and no consumption; the paid
+    job runs again instead and delivers what was bought (finance may still refund it, as any paid order)."""
+    from orders.product_models import PackageCard, PackageSession
+
+    order = await course_card_paid(client)
+    refund = await staff_refund(client, order.id)
+    assert await tasks.order_paid({}, order.id) is True  # the refund is asked for: nothing is delivered
+    assert not await PackageCard.filter(order_id=order.id).exists()
+    if end == "CLOSED":
+        await end_unpaid(refund, "CLOSED")
+    else:
+        assert await payments.push_refund(refusing_gateway(), refund.id) == RefundStatus.failed
+    await run_jobs(redis)
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refund_reserved_fen, current.refunded_fen) == (OrderStatus.fulfilled, 0, 0)
+    card = await PackageCard.get(order_id=order.id)
+    assert card.status == "active" and card.paid_fen == 9_000
+    assert await PackageSession.filter(card_id=card.id, refunded_at=None, redeemed_at=None).count() == 3
+    consumption = await Consumption.get(external_ref=f"order:{order.id}")
+    assert (consumption.amount_fen, consumption.refunded_fen) == (9_000, 0)
+    assert await Refund.filter(order_id=order.id).count() == 1  # nothing asked again on its own
+
+
+async def test_an_abnormal_full_refund_before_the_paid_job_delivers_nothing_and_completes_when_paid_by_hand(
+    client, redis,
+):
+    """ABNORMAL is not final: finance pays it out by hand in the merchant platform and WeChat Pay then says
+    SUCCESS. Delivering the card meanwhile would hand over the sessions and the money both."""
+    from orders.gateway import RefundResult
+    from orders.product_models import PackageCard
+
+    order = await course_card_paid(client)
+    refund = await staff_refund(client, order.id)
+    assert await tasks.order_paid({}, order.id) is True
+    await end_unpaid(refund, "ABNORMAL")
+    await run_jobs(redis)
+    assert not await PackageCard.filter(order_id=order.id).exists()
+    assert (await Order.get(id=order.id)).status == OrderStatus.paid
+    async with transaction() as conn:
+        await service.lock_order(conn, order_id=order.id)
+        current = await Refund.get(id=refund.id).using_db(conn)
+        await service.apply_refund_result(conn, current, RefundResult(
+            out_refund_no=refund.out_refund_no, status="SUCCESS", refund_id="50300"), source="test")
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, 9_000)
+    assert not await PackageCard.filter(order_id=order.id).exists()
+
+
+async def test_a_category_purchase_refunded_before_the_paid_job_whose_refund_closes_is_refunded_again(
+    client, redis,
+):
+    """The paid job gave the purchase's stock back (the refund was asked); the refund then closed. The stock may
+    be sold since, so the purchase cannot be delivered: its money goes back again, once."""
+    campaign, sku = await make_campaign(CampaignKind.category, stock=5)
+    customer = await make_customer()
+    async with transaction() as conn:
+        order, entry = await groups.purchase(conn, customer.id, campaign.id, sku.id, 1)
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    assert paid.json()["outcome"] == "applied", paid.text
+    refund = await staff_refund(client, order.id)
+    assert await tasks.order_paid({}, order.id) is True
+    assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.released
+    await end_unpaid(refund, "CLOSED")
+    await run_jobs(redis)
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, current.total_fen), current.status
+    again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
+    assert len(again) == 1 and again[0].status == RefundStatus.succeeded
+    assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.released
+    sku = await CampaignSku.get(id=sku.id)
+    assert (sku.stock_left, sku.sold_units) == (5, 0)
+
+
+async def test_a_payment_after_close_whose_refund_closes_is_refunded_again(client, redis):
+    """The order closed (its hold, coupon, points and stored value given back) before WeChat Pay's payment landed;
+    the automatic refund of that payment then closed at WeChat Pay. The order used to read `paid` for good with
+    nothing to deliver; its money is asked back again, once (WeChat Pay's part only, as the first time)."""
+    from orders.gateway import TradeState
+    from orders.models import NotificationOutcome
+    from tests.orders.factories import make_order
+
+    order = await make_order(unit_price_fen=10_000)
+    async with transaction() as conn:
+        assert await service.close_unpaid(conn, order.id, "expired")
+    gateway = default_gateway()
+    trade = TradeState(out_trade_no=order.out_trade_no, trade_state="SUCCESS", mchid=gateway.mchid,
+                       appid=gateway.appid, transaction_id="4200" + uuid.uuid4().hex[:20], total_fen=10_000)
+    async with transaction() as conn:
+        assert await service.apply_payment(conn, trade, expected_mchid=gateway.mchid, expected_appid=gateway.appid,
+                                           source="test") == NotificationOutcome.paid_after_close
+    refund = await Refund.get(order_id=order.id)
+    await end_unpaid(refund, "CLOSED")
+    await run_jobs(redis)
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, 10_000), current.status
+    again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
+    assert [(r.reason, r.amount_fen, r.status) for r in again] == [(f"again_{refund.id}", 10_000, "succeeded")]
+

@@ -383,3 +383,119 @@ async def test_a_payment_after_close_whose_refund_closes_is_refunded_again(clien
     again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
     assert [(r.reason, r.amount_fen, r.status) for r in again] == [(f"again_{refund.id}", 10_000, "succeeded")]
 
+
+# --- reads before the order lock: the later locked statements decide ------------------------------------------
+
+async def test_a_card_refund_that_read_the_card_before_another_card_refund_committed_pays_nothing_twice(
+    client, redis,
+):
+    """refund_unused reads the card (and so starts its snapshot) before it waits for the order lock. A second
+    refund of the same card with another key, blocked on the lock while the first commits, still sees every
+    session unused in its snapshot: the conditional session update (current rows) changes none of them, so it
+    is refused and nothing is reserved twice."""
+    from kernel.db import run_in_transaction
+    from orders import package_cards
+    from orders.product_models import PackageCard
+
+    order = await course_card_paid(client)
+    await tasks.order_paid({}, order.id)
+    card = await PackageCard.get(order_id=order.id)
+    outside = contextvars.copy_context()
+
+    async def second(conn):
+        return await package_cards.refund_unused(conn, card.id, idempotency_key=uuid.uuid4().hex)
+
+    async with transaction() as conn:
+        await package_cards.refund_unused(conn, card.id, idempotency_key=uuid.uuid4().hex)
+        racing = asyncio.create_task(run_in_transaction(second), context=outside)
+        for _ in range(500):
+            if await blocked_on("shop_order") or racing.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not racing.done(), racing  # it read the card, then waits for the order row
+    with pytest.raises(package_cards.SessionNotRedeemable):
+        await racing
+    current = await Order.get(id=order.id)
+    assert (current.refund_reserved_fen, await Refund.filter(order_id=order.id).count()) == (9_000, 1)
+
+
+async def test_card_and_order_refunds_all_at_once_never_reserve_more_than_was_paid(client, redis):
+    """Twelve refunds of one ¥180 order at once, each on its own connection: eight of card A (each its own key),
+    two of card B, two of the whole order. However they interleave, the refunds add up to at most what was
+    paid, no session is paid for twice, and every session a refund paid for carries that refund."""
+    from kernel.db import run_in_transaction
+    from kernel.errors import DomainError
+    from orders import package_cards
+    from orders.product_models import PackageCard, PackageSession
+    from tests.orders.shop_factories import make_product
+
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    bought = await client.post("/app/orders", json={"items": [{"product_id": course.id, "quantity": 2}]},
+                               headers=customer_headers(customer))
+    order = await Order.get(id=bought.json()["id"])
+    await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    await tasks.order_paid({}, order.id)
+    card_a, card_b = await PackageCard.filter(order_id=order.id).order_by("id")
+
+    def card(card_id):
+        async def work(conn):
+            return await package_cards.refund_unused(conn, card_id, idempotency_key=uuid.uuid4().hex)
+        return run_in_transaction(work)
+
+    def whole():
+        async def work(conn):
+            await conn.execute_query("SELECT 1")  # a read first, as a request does before it refunds
+            return await service.staff_refund(conn, order.id, reason="customer_request", amount_fen=None,
+                                              idempotency_key=uuid.uuid4().hex)
+        return run_in_transaction(work)
+
+    answers = await asyncio.gather(*[card(card_a.id) for _ in range(8)], *[card(card_b.id) for _ in range(2)],
+                                   whole(), whole(), return_exceptions=True)
+    unexpected = [a for a in answers if isinstance(a, BaseException) and not isinstance(a, DomainError)]
+    assert not unexpected, unexpected
+    refunds = await Refund.filter(order_id=order.id)
+    current = await Order.get(id=order.id)
+    assert 1 <= len(refunds) <= 3
+    assert current.refund_reserved_fen == sum(r.amount_fen for r in refunds) <= 18_000
+    sessions = await PackageSession.filter(card_id__in=[card_a.id, card_b.id])
+    for refund in refunds:
+        paid_for = [s for s in sessions if s.refund_id == refund.id]
+        if refund.reason == "unused_sessions":
+            assert sum(s.value_fen for s in paid_for) == refund.amount_fen
+    assert all(s.refunded_at is not None for s in sessions)  # every session is paid for, once (one refund id)
+    assert sum(s.value_fen for s in sessions) == current.refund_reserved_fen
+
+
+async def test_a_payment_read_before_the_close_committed_is_not_applied_to_the_closed_order(client, redis):
+    """apply_payment reads the order (starting its snapshot: still pending) before its conditional update waits
+    for the row the closing transaction holds. Once the close commits, that update matches no row (an UPDATE
+    reads the current row, not the snapshot) and the locked re-read sees the close: the money is taken in and
+    sent straight back, once; nothing the close gave back is delivered."""
+    from kernel.db import run_in_transaction
+    from orders.gateway import TradeState
+    from orders.models import NotificationOutcome
+    from tests.orders.factories import make_order
+
+    order = await make_order(unit_price_fen=10_000)
+    gateway = default_gateway()
+    trade = TradeState(out_trade_no=order.out_trade_no, trade_state="SUCCESS", mchid=gateway.mchid,
+                       appid=gateway.appid, transaction_id="4200" + uuid.uuid4().hex[:20], total_fen=10_000)
+    outside = contextvars.copy_context()
+
+    async def pay(conn):
+        return await service.apply_payment(conn, trade, expected_mchid=gateway.mchid, expected_appid=gateway.appid,
+                                           source="test")
+
+    async with transaction() as conn:
+        assert await service.close_unpaid(conn, order.id, "expired")
+        paying = asyncio.create_task(run_in_transaction(pay), context=outside)
+        for _ in range(500):
+            if await blocked_on("shop_order") or paying.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not paying.done(), paying
+    assert await paying == NotificationOutcome.paid_after_close
+    current = await Order.get(id=order.id)
+    assert current.paid_handled_at is None and current.refund_reserved_fen == 10_000
+    assert [r.reason for r in await Refund.filter(order_id=order.id)] == ["paid_after_close"]

@@ -61,6 +61,7 @@ ReleaseHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[Li
 PaymentAppliedHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[None]]
 PaidHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine"], Awaitable[LineOutcome]]
 RefundHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine", "Refund"], Awaitable[None]]
+EndedUnpaidHook = Callable[["BaseDBAsyncClient", "Order", "OrderLine", "Refund"], Awaitable["LineOutcome | None"]]
 
 
 async def _nothing_to_release(conn, order, line) -> LineOutcome:
@@ -93,8 +94,10 @@ class LineKind:
     on_refund_requested: RefundHook = _nothing_on_refund
     on_refunded: RefundHook = _nothing_on_refund
     # Called once when the gateway ends a refund without paying it (closed, abnormal, refused): give back what
-    # `on_refund_requested` took, since the money never left.
-    on_refund_ended_unpaid: RefundHook = _nothing_on_refund
+    # `on_refund_requested` took, since the money never left. A line that cannot take it back (a seat in a group
+    # that settled since) answers with a `RefundAsk`: the orders room then asks that refund again, once, when its
+    # end is final (not ABNORMAL, which finance may still pay by hand).
+    on_refund_ended_unpaid: EndedUnpaidHook = _nothing_on_refund
     # Called once when an ABNORMAL refund is paid after all (finance paid it out by hand in the merchant
     # platform and WeChat Pay says SUCCESS): take again what `on_refund_ended_unpaid` gave back.
     on_refund_paid_after_all: RefundHook = _nothing_on_refund

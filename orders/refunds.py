@@ -16,7 +16,7 @@ from tortoise.expressions import F
 from orders import checkout, package_cards, partners
 from orders.errors import PartialRefundOfPackageCards, RefundKeyReused, RefundNotAllowed, RefundTooLarge
 from orders.gateway import RefundResult
-from orders.hooks import line_kind
+from orders.hooks import NOTHING, line_kind
 from orders.models import Order, OrderStatus, Refund, RefundStatus, refundable_fen
 from orders.placing import get_order, lines_of, lock_order
 from kernel import clock
@@ -175,7 +175,11 @@ async def refund_ended_unpaid(conn: BaseDBAsyncClient, refund: Refund) -> None:
     under the order lock every refund path takes first): the money never left, so its amount is no longer
     reserved on the order (finance may ask for it again), an order that was `refunding` is again what it was
     (fulfilled or paid), and each line gives back what asking for the refund took (a top-up's principal goes
-    back to the balance, a package card's voided sessions are redeemable again)."""
+    back to the balance, a package card's voided sessions are redeemable again).
+
+    An end that is final (closed, refused; ABNORMAL is not) leaves the clinic with money it must deliver for or
+    send back: the refund is asked again when a line cannot take back what it gave (`_ask_again`), and what the
+    paid-order job skipped because of this refund is delivered (`_deliver_what_was_skipped`)."""
     order_id = refund.order_id
     await Order.filter(id=order_id, refund_reserved_fen__gte=refund.amount_fen).using_db(conn).update(
         refund_reserved_fen=F("refund_reserved_fen") - refund.amount_fen)
@@ -184,8 +188,58 @@ async def refund_ended_unpaid(conn: BaseDBAsyncClient, refund: Refund) -> None:
         status=OrderStatus.fulfilled)
     await Order.filter(id=order_id, status=OrderStatus.refunding).using_db(conn).update(status=OrderStatus.paid)
     order = await get_order(conn, order_id)
-    for line in await lines_of(conn, refund.order_id):
-        await line_kind(line.kind).on_refund_ended_unpaid(conn, order, line, refund)
+    lines = await lines_of(conn, refund.order_id)
+    asks = NOTHING
+    for line in lines:
+        asks += await line_kind(line.kind).on_refund_ended_unpaid(conn, order, line, refund) or NOTHING
+    ended = await Refund.get(id=refund.id).using_db(conn)  # the end state its caller just wrote
+    if ended.status == RefundStatus.abnormal:
+        # Not final: finance may still pay it out by hand in the merchant platform, and its late SUCCESS completes
+        # it (`_paid_after_all`). Asking again or delivering now could give the customer the money twice, or the
+        # money and the goods.
+        return
+    if asks.refunds or order.closed_at is not None:
+        # A line cannot take back what the refund took (a seat in a group that settled since, stock sold since),
+        # or the order was closed before its payment came (the close gave its coupon, points and stored value
+        # back; there is nothing to deliver): the money must still go back.
+        await _ask_again(conn, order, ended)
+    else:
+        await _deliver_what_was_skipped(conn, order, lines)
+
+
+AGAIN = "again_"
+
+
+async def _ask_again(conn: BaseDBAsyncClient, order: Order, ended: Refund) -> None:
+    """Ask a refund that ended for good (closed, refused) once more, same amount, under a reason unique to it, so
+    it is asked once however its end is reported. Once only: a refund asked again that ends unpaid too is left for
+    finance (a gateway refusing every refund must not make an endless chain of them). The lines gave back what the
+    first refund took when it was asked (that is why they ask again), so their hooks do not run a second time."""
+    if ended.reason.startswith(AGAIN):
+        log.error("orders.refund_asked_again_ended_unpaid", refund_id=ended.id, order_id=order.id)
+        return
+    if order.status not in REFUNDABLE or ended.amount_fen > refundable_fen(order) - order.refund_reserved_fen:
+        # Cannot happen while every refund reserves under the order lock; never fail the gateway's answer over it.
+        log.error("orders.refund_not_asked_again", refund_id=ended.id, order_id=order.id)
+        return
+    await request_refund(conn, order, amount_fen=ended.amount_fen, reason=f"{AGAIN}{ended.id}", run_line_hooks=False)
+
+
+async def _deliver_what_was_skipped(conn: BaseDBAsyncClient, order: Order, lines: list) -> None:
+    """The paid-order job ran while the whole amount was asked back, so it delivered nothing and gave the lines'
+    holds back (`handle_paid_order`); that refund has now ended for good and the clinic keeps the money, so the
+    order is paid like any other and what was bought is delivered: the job is opened and queued again (it looks
+    at the reservation once more, and each line's room delivers or answers). Finance may still refund it."""
+    if order.status != OrderStatus.paid or order.paid_handled_at is None or order.fulfilled_at is not None:
+        return
+    if not any(line.released_at is not None for line in lines):
+        return  # the job ran normally (a bestie seat waiting for its group): nothing was skipped
+    reopened = await Order.filter(
+        id=order.id, status=OrderStatus.paid, paid_handled_at__isnull=False, fulfilled_at=None
+    ).using_db(conn).update(paid_handled_at=None)
+    if reopened:
+        log.warning("orders.paid_job_reopened", order_id=order.id)
+        await enqueue(conn, "orders.order_paid", order.id)
 
 
 async def _paid_after_all(conn: BaseDBAsyncClient, refund: Refund) -> bool:

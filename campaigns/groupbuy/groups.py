@@ -490,6 +490,17 @@ async def entry_refund_requested(conn: BaseDBAsyncClient, order: Order, line, re
         ).using_db(conn).update(seats_taken=F("seats_taken") - 1, paid_count=F("paid_count") - 1)
 
 
+async def entry_refund_ended_unpaid(conn: BaseDBAsyncClient, order: Order, line, refund) -> LineOutcome:
+    """A refund of the order ended without paying. An entry a full refund took out (`refunding`: seat, stock and
+    vouchers given back) or whose hold went back before its payment counted (`released` while its order kept the
+    money) cannot take them again: its group may have settled, its stock may be sold. Its money must still go
+    back, so it asks (the orders room decides whether, and when, to ask the gateway again)."""
+    entry = await _entry_of(conn, order.id)
+    if entry is None or entry.status not in (EntryStatus.refunding, EntryStatus.released):
+        return NOTHING
+    return LineOutcome(refunds=(RefundAsk(order.id, "entry_given_back"),))
+
+
 async def entry_refunded(conn: BaseDBAsyncClient, order: Order, line, refund) -> None:
     if order.status == OrderStatus.refunded:
         await CampaignEntry.filter(order_id=order.id, status=EntryStatus.refunding).using_db(conn).update(

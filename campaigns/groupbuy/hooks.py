@@ -13,4 +13,5 @@ CAMPAIGN_ENTRY = LineKind(
     on_paid=groups.entry_paid,
     on_refund_requested=groups.entry_refund_requested,
     on_refunded=groups.entry_refunded,
+    on_refund_ended_unpaid=groups.entry_refund_ended_unpaid,
 )

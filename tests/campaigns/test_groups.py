@@ -305,3 +305,80 @@ async def test_seats_left_but_stock_gone_is_sold_out_for_every_friend_refused(cl
     assert (await CampaignSku.get(id=sku.id)).stock_left == 0
     refused = [r for r in responses if r.status_code == 409]
     assert await CampaignEntry.filter(group_id=group.id).count() == 3 and len(refused) == 10
+
+
+async def end_refund_unpaid(refund: Refund, status: str) -> None:
+    """WeChat Pay ends the refund without paying it (the refund notification's path, signature aside)."""
+    from orders import service as orders
+    from orders.gateway import RefundResult
+
+    async with transaction() as conn:
+        await orders.lock_order(conn, order_id=refund.order_id)
+        current = await Refund.get(id=refund.id).using_db(conn)
+        await orders.apply_refund_result(
+            conn, current, RefundResult(out_refund_no=current.out_refund_no, status=status), source="test")
+
+
+async def failed_group_refund(sku_stock: int = 10) -> tuple[Order, Refund, CampaignSku]:
+    """A leader paid, nobody joined, the group failed: the leader's refund is asked (not yet pushed)."""
+    real_now = clock.now()
+    clock.set_now(real_now - timedelta(minutes=90))
+    campaign, sku = await make_campaign(group_size=3, stock=sku_stock)
+    group, leader = await open_paid_group(campaign, sku)
+    clock.set_now(None)
+    async with transaction() as conn:
+        assert await groups.settle_group(conn, group.id) == "failed"
+    order = await Order.get(customer_id=leader.id)
+    refund = await Refund.get(order_id=order.id)
+    assert refund.reason == "group_failed"
+    assert (await CampaignEntry.get(order_id=order.id)).status == EntryStatus.refunding
+    return order, refund, sku
+
+
+async def test_a_failed_group_refund_that_wechat_closes_is_asked_again_and_the_entry_ends_refunded(client, redis):
+    """The refund of a failed group's member closed at WeChat Pay (final: it never pays). The entry used to stay
+    `refunding` for good beside an order back to `paid`: nobody owed the money moved. The member gave their seat
+    and stock back and the group is over, so the money goes back again, once, and the entry ends refunded."""
+    order, refund, sku = await failed_group_refund()
+    await end_refund_unpaid(refund, "CLOSED")
+    await run_jobs(redis)
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, current.total_fen), current.status
+    again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
+    assert len(again) == 1 and again[0].status == RefundStatus.succeeded
+    assert (await CampaignEntry.get(order_id=order.id)).status == EntryStatus.refunded
+    sku = await CampaignSku.get(id=sku.id)
+    assert (sku.stock_left, sku.sold_units) == (10, 0)
+
+
+async def test_a_failed_group_refund_asked_again_that_ends_unpaid_too_is_left_for_finance(client, redis):
+    """One automatic retry: a second refund the gateway also ends unpaid is not asked a third time (finance looks;
+    a gateway that refuses every refund must not make an endless chain of them)."""
+    order, refund, _ = await failed_group_refund()
+    await end_refund_unpaid(refund, "CLOSED")
+    retry = await Refund.filter(order_id=order.id).exclude(id=refund.id).get()
+    await end_refund_unpaid(retry, "CLOSED")
+    await run_jobs(redis)
+    assert await Refund.filter(order_id=order.id).count() == 2
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refund_reserved_fen) == (OrderStatus.paid, 0)
+
+
+async def test_an_abnormal_failed_group_refund_keeps_the_entry_refunding_until_paid_by_hand(client, redis):
+    """ABNORMAL is not final (finance pays it out by hand in the merchant platform, then WeChat Pay says SUCCESS):
+    nothing is asked again meanwhile, and the late SUCCESS ends the entry refunded."""
+    from orders import service as orders
+    from orders.gateway import RefundResult
+
+    order, refund, _ = await failed_group_refund()
+    await end_refund_unpaid(refund, "ABNORMAL")
+    await run_jobs(redis)
+    assert await Refund.filter(order_id=order.id).count() == 1
+    assert (await CampaignEntry.get(order_id=order.id)).status == EntryStatus.refunding
+    async with transaction() as conn:
+        await orders.lock_order(conn, order_id=order.id)
+        current = await Refund.get(id=refund.id).using_db(conn)
+        await orders.apply_refund_result(conn, current, RefundResult(
+            out_refund_no=refund.out_refund_no, status="SUCCESS", refund_id="50300"), source="test")
+    assert (await Order.get(id=order.id)).status == OrderStatus.refunded
+    assert (await CampaignEntry.get(order_id=order.id)).status == EntryStatus.refunded

@@ -1,6 +1,7 @@
 """Refunds racing the paid-order job and a settling group, found by tests/test_invariants_stateful.py: finance
 refunds an order whose `orders.order_paid` job has not run yet (the jobs then run in either order or side by
-side), a member is refunded from an open group, a group fails while the paid job commits."""
+side), a member is refunded from an open group, a group fails while the paid job commits. Then: a full refund
+asked before the paid-order job that WeChat Pay ends unpaid, and calls that read before taking the order lock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from arq import Retry
 from tortoise import Tortoise
 
-from campaigns.groupbuy.models import CampaignEntry, CampaignSku, EntryStatus, Group, GroupStatus
+from campaigns.groupbuy import groups
+from campaigns.groupbuy.models import CampaignEntry, CampaignKind, CampaignSku, EntryStatus, Group, GroupStatus
 from orders import payments, service, tasks
 from orders.gateway import default_gateway
 from orders.models import Order, OrderStatus, Refund, RefundStatus
@@ -232,3 +234,268 @@ async def test_different_system_refunds_at_once_never_ask_wechat_for_more_than_i
     assert sum(p.amount_fen for p in parts if p.source == "stored_value") == 10_000
     assert not [p for p in parts if p.source == "points"]
     assert (await Order.get(id=order_id)).refund_reserved_fen == 20_000
+
+
+# --- a full refund asked before the paid-order job, which then ends unpaid ----------------------------------
+
+async def end_unpaid(refund: Refund, status: str) -> None:
+    """WeChat Pay ends the refund without paying it (the refund notification's path, signature aside)."""
+    from orders.gateway import RefundResult
+
+    async with transaction() as conn:
+        await service.lock_order(conn, order_id=refund.order_id)
+        current = await Refund.get(id=refund.id).using_db(conn)
+        assert current.status in (RefundStatus.pending, RefundStatus.processing)
+        await service.apply_refund_result(
+            conn, current, RefundResult(out_refund_no=current.out_refund_no, status=status), source="test")
+
+
+def refusing_gateway():
+    """The sandbox gateway, but WeChat Pay refuses every refund for good (e.g. INVALID_REQUEST)."""
+    from orders.gateway import GatewayRefused
+
+    gateway = default_gateway()
+
+    class Refusing(type(gateway)):  # type: ignore[misc]
+        async def refund(self, request):
+            raise GatewayRefused("INVALID_REQUEST")
+
+    refusing = object.__new__(Refusing)
+    refusing.__dict__.update(gateway.__dict__)
+    return refusing
+
+
+async def course_card_paid(client) -> Order:
+    """A ¥90 course card of three sessions, paid by WeChat Pay; the paid-order job has not run."""
+    from tests.orders.shop_factories import make_product
+
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    bought = await client.post("/app/orders", json={"items": [{"product_id": course.id}]},
+                               headers=customer_headers(customer))
+    assert bought.status_code == 201, bought.text
+    order = await Order.get(id=bought.json()["id"])
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    assert paid.json()["outcome"] == "applied", paid.text
+    return order
+
+
+@pytest.mark.parametrize("end", ["CLOSED", "refused"])
+async def test_a_full_refund_that_ends_unpaid_after_the_paid_job_skipped_delivery_delivers_the_card(
+    client, redis, end,
+):
+    """The paid job saw the full refund asked and delivered nothing; the refund then ended unpaid (the money
+    stays with the clinic). The order used to read `paid` for good with no card and no consumption; the paid
+    job runs again instead and delivers what was bought (finance may still refund it, as any paid order)."""
+    from orders.product_models import PackageCard, PackageSession
+
+    order = await course_card_paid(client)
+    refund = await staff_refund(client, order.id)
+    assert await tasks.order_paid({}, order.id) is True  # the refund is asked for: nothing is delivered
+    assert not await PackageCard.filter(order_id=order.id).exists()
+    if end == "CLOSED":
+        await end_unpaid(refund, "CLOSED")
+    else:
+        assert await payments.push_refund(refusing_gateway(), refund.id) == RefundStatus.failed
+    await run_jobs(redis)
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refund_reserved_fen, current.refunded_fen) == (OrderStatus.fulfilled, 0, 0)
+    card = await PackageCard.get(order_id=order.id)
+    assert card.status == "active" and card.paid_fen == 9_000
+    assert await PackageSession.filter(card_id=card.id, refunded_at=None, redeemed_at=None).count() == 3
+    consumption = await Consumption.get(external_ref=f"order:{order.id}")
+    assert (consumption.amount_fen, consumption.refunded_fen) == (9_000, 0)
+    assert await Refund.filter(order_id=order.id).count() == 1  # nothing asked again on its own
+
+
+async def test_an_abnormal_full_refund_before_the_paid_job_delivers_nothing_and_completes_when_paid_by_hand(
+    client, redis,
+):
+    """ABNORMAL is not final: finance pays it out by hand in the merchant platform and WeChat Pay then says
+    SUCCESS. Delivering the card meanwhile would hand over the sessions and the money both."""
+    from orders.gateway import RefundResult
+    from orders.product_models import PackageCard
+
+    order = await course_card_paid(client)
+    refund = await staff_refund(client, order.id)
+    assert await tasks.order_paid({}, order.id) is True
+    await end_unpaid(refund, "ABNORMAL")
+    await run_jobs(redis)
+    assert not await PackageCard.filter(order_id=order.id).exists()
+    assert (await Order.get(id=order.id)).status == OrderStatus.paid
+    async with transaction() as conn:
+        await service.lock_order(conn, order_id=order.id)
+        current = await Refund.get(id=refund.id).using_db(conn)
+        await service.apply_refund_result(conn, current, RefundResult(
+            out_refund_no=refund.out_refund_no, status="SUCCESS", refund_id="50300"), source="test")
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, 9_000)
+    assert not await PackageCard.filter(order_id=order.id).exists()
+
+
+async def test_a_category_purchase_refunded_before_the_paid_job_whose_refund_closes_is_refunded_again(
+    client, redis,
+):
+    """The paid job gave the purchase's stock back (the refund was asked); the refund then closed. The stock may
+    be sold since, so the purchase cannot be delivered: its money goes back again, once."""
+    campaign, sku = await make_campaign(CampaignKind.category, stock=5)
+    customer = await make_customer()
+    async with transaction() as conn:
+        order, entry = await groups.purchase(conn, customer.id, campaign.id, sku.id, 1)
+    paid = await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    assert paid.json()["outcome"] == "applied", paid.text
+    refund = await staff_refund(client, order.id)
+    assert await tasks.order_paid({}, order.id) is True
+    assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.released
+    await end_unpaid(refund, "CLOSED")
+    await run_jobs(redis)
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, current.total_fen), current.status
+    again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
+    assert len(again) == 1 and again[0].status == RefundStatus.succeeded
+    assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.released
+    sku = await CampaignSku.get(id=sku.id)
+    assert (sku.stock_left, sku.sold_units) == (5, 0)
+
+
+async def test_a_payment_after_close_whose_refund_closes_is_refunded_again(client, redis):
+    """The order closed (its hold, coupon, points and stored value given back) before WeChat Pay's payment landed;
+    the automatic refund of that payment then closed at WeChat Pay. The order used to read `paid` for good with
+    nothing to deliver; its money is asked back again, once (WeChat Pay's part only, as the first time)."""
+    from orders.gateway import TradeState
+    from orders.models import NotificationOutcome
+    from tests.orders.factories import make_order
+
+    order = await make_order(unit_price_fen=10_000)
+    async with transaction() as conn:
+        assert await service.close_unpaid(conn, order.id, "expired")
+    gateway = default_gateway()
+    trade = TradeState(out_trade_no=order.out_trade_no, trade_state="SUCCESS", mchid=gateway.mchid,
+                       appid=gateway.appid, transaction_id="4200" + uuid.uuid4().hex[:20], total_fen=10_000)
+    async with transaction() as conn:
+        assert await service.apply_payment(conn, trade, expected_mchid=gateway.mchid, expected_appid=gateway.appid,
+                                           source="test") == NotificationOutcome.paid_after_close
+    refund = await Refund.get(order_id=order.id)
+    await end_unpaid(refund, "CLOSED")
+    await run_jobs(redis)
+    current = await Order.get(id=order.id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, 10_000), current.status
+    again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
+    assert [(r.reason, r.amount_fen, r.status) for r in again] == [(f"again_{refund.id}", 10_000, "succeeded")]
+
+
+# --- reads before the order lock: the later locked statements decide ------------------------------------------
+
+async def test_a_card_refund_that_read_the_card_before_another_card_refund_committed_pays_nothing_twice(
+    client, redis,
+):
+    """refund_unused reads the card (and so starts its snapshot) before it waits for the order lock. A second
+    refund of the same card with another key, blocked on the lock while the first commits, still sees every
+    session unused in its snapshot: the conditional session update (current rows) changes none of them, so it
+    is refused and nothing is reserved twice."""
+    from kernel.db import run_in_transaction
+    from orders import package_cards
+    from orders.product_models import PackageCard
+
+    order = await course_card_paid(client)
+    await tasks.order_paid({}, order.id)
+    card = await PackageCard.get(order_id=order.id)
+    outside = contextvars.copy_context()
+
+    async def second(conn):
+        return await package_cards.refund_unused(conn, card.id, idempotency_key=uuid.uuid4().hex)
+
+    async with transaction() as conn:
+        await package_cards.refund_unused(conn, card.id, idempotency_key=uuid.uuid4().hex)
+        racing = asyncio.create_task(run_in_transaction(second), context=outside)
+        for _ in range(500):
+            if await blocked_on("shop_order") or racing.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not racing.done(), racing  # it read the card, then waits for the order row
+    with pytest.raises(package_cards.SessionNotRedeemable):
+        await racing
+    current = await Order.get(id=order.id)
+    assert (current.refund_reserved_fen, await Refund.filter(order_id=order.id).count()) == (9_000, 1)
+
+
+async def test_card_and_order_refunds_all_at_once_never_reserve_more_than_was_paid(client, redis):
+    """Twelve refunds of one ¥180 order at once, each on its own connection: eight of card A (each its own key),
+    two of card B, two of the whole order. However they interleave, the refunds add up to at most what was
+    paid, no session is paid for twice, and every session a refund paid for carries that refund."""
+    from kernel.db import run_in_transaction
+    from kernel.errors import DomainError
+    from orders import package_cards
+    from orders.product_models import PackageCard, PackageSession
+    from tests.orders.shop_factories import make_product
+
+    customer = await make_customer()
+    course = await make_product("course", price_fen=9_000, sessions=3)
+    bought = await client.post("/app/orders", json={"items": [{"product_id": course.id, "quantity": 2}]},
+                               headers=customer_headers(customer))
+    order = await Order.get(id=bought.json()["id"])
+    await client.post(f"/sandbox/payments/{order.out_trade_no}/succeed", headers=customer_headers(customer))
+    await tasks.order_paid({}, order.id)
+    card_a, card_b = await PackageCard.filter(order_id=order.id).order_by("id")
+
+    def card(card_id):
+        async def work(conn):
+            return await package_cards.refund_unused(conn, card_id, idempotency_key=uuid.uuid4().hex)
+        return run_in_transaction(work)
+
+    def whole():
+        async def work(conn):
+            await conn.execute_query("SELECT 1")  # a read first, as a request does before it refunds
+            return await service.staff_refund(conn, order.id, reason="customer_request", amount_fen=None,
+                                              idempotency_key=uuid.uuid4().hex)
+        return run_in_transaction(work)
+
+    answers = await asyncio.gather(*[card(card_a.id) for _ in range(8)], *[card(card_b.id) for _ in range(2)],
+                                   whole(), whole(), return_exceptions=True)
+    unexpected = [a for a in answers if isinstance(a, BaseException) and not isinstance(a, DomainError)]
+    assert not unexpected, unexpected
+    refunds = await Refund.filter(order_id=order.id)
+    current = await Order.get(id=order.id)
+    assert 1 <= len(refunds) <= 3
+    assert current.refund_reserved_fen == sum(r.amount_fen for r in refunds) <= 18_000
+    sessions = await PackageSession.filter(card_id__in=[card_a.id, card_b.id])
+    for refund in refunds:
+        paid_for = [s for s in sessions if s.refund_id == refund.id]
+        if refund.reason == "unused_sessions":
+            assert sum(s.value_fen for s in paid_for) == refund.amount_fen
+    assert all(s.refunded_at is not None for s in sessions)  # every session is paid for, once (one refund id)
+    assert sum(s.value_fen for s in sessions) == current.refund_reserved_fen
+
+
+async def test_a_payment_read_before_the_close_committed_is_not_applied_to_the_closed_order(client, redis):
+    """apply_payment reads the order (starting its snapshot: still pending) before its conditional update waits
+    for the row the closing transaction holds. Once the close commits, that update matches no row (an UPDATE
+    reads the current row, not the snapshot) and the locked re-read sees the close: the money is taken in and
+    sent straight back, once; nothing the close gave back is delivered."""
+    from kernel.db import run_in_transaction
+    from orders.gateway import TradeState
+    from orders.models import NotificationOutcome
+    from tests.orders.factories import make_order
+
+    order = await make_order(unit_price_fen=10_000)
+    gateway = default_gateway()
+    trade = TradeState(out_trade_no=order.out_trade_no, trade_state="SUCCESS", mchid=gateway.mchid,
+                       appid=gateway.appid, transaction_id="4200" + uuid.uuid4().hex[:20], total_fen=10_000)
+    outside = contextvars.copy_context()
+
+    async def pay(conn):
+        return await service.apply_payment(conn, trade, expected_mchid=gateway.mchid, expected_appid=gateway.appid,
+                                           source="test")
+
+    async with transaction() as conn:
+        assert await service.close_unpaid(conn, order.id, "expired")
+        paying = asyncio.create_task(run_in_transaction(pay), context=outside)
+        for _ in range(500):
+            if await blocked_on("shop_order") or paying.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not paying.done(), paying
+    assert await paying == NotificationOutcome.paid_after_close
+    current = await Order.get(id=order.id)
+    assert current.paid_handled_at is None and current.refund_reserved_fen == 10_000
+    assert [r.reason for r in await Refund.filter(order_id=order.id)] == ["paid_after_close"]

@@ -433,6 +433,9 @@ async def entry_paid(conn: BaseDBAsyncClient, order: Order, line) -> LineOutcome
             return NOTHING
         await _fulfil(conn, campaign, await CampaignEntry.get(id=entry.id).using_db(conn))
         return delivered(order)
+    if entry.status != EntryStatus.held:
+        # Released (its order closed unpaid), refunding or counted already: its seat must not count again.
+        return NOTHING
     group = await Group.get(id=entry.group_id).using_db(conn)
     # The group row is updated first: a settling worker holds the same row, so the two serialise.
     if entry.role == EntryRole.leader:

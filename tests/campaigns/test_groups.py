@@ -23,7 +23,7 @@ from campaigns.groupbuy.models import (
     GroupStatus,
 )
 from campaigns.groupbuy.tasks import close_job_id
-from orders.models import Order, OrderStatus, Refund, RefundStatus
+from orders.models import Order, OrderLine, OrderStatus, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from points_mall.models import PointsLedgerEntry, Voucher, VoucherStatus
@@ -382,3 +382,17 @@ async def test_an_abnormal_failed_group_refund_keeps_the_entry_refunding_until_p
             out_refund_no=refund.out_refund_no, status="SUCCESS", refund_id="50300"), source="test")
     assert (await Order.get(id=order.id)).status == OrderStatus.refunded
     assert (await CampaignEntry.get(order_id=order.id)).status == EntryStatus.refunded
+
+
+async def test_a_released_seat_paid_again_never_counts_towards_its_group(client):
+    # Insurance for any later run of the paid-order job on an entry whose seat went back: the group's count
+    # of paid seats stays what its members paid.
+    campaign, sku = await make_campaign(group_size=3)
+    group, _ = await open_paid_group(campaign, sku)
+    order, _ = await join(group.id)
+    async with transaction() as conn:
+        line = (await OrderLine.filter(order_id=order.id).using_db(conn))[0]
+        await groups.release_entry(conn, order, line)
+        assert await groups.entry_paid(conn, order, line) == groups.NOTHING
+    assert (await Group.get(id=group.id)).paid_count == 1
+    assert (await CampaignEntry.get(order_id=order.id)).status == EntryStatus.released

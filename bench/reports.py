@@ -346,7 +346,7 @@ async def main(customers: int, consumptions: int, new: int, repeat: int) -> None
             new_rows = new + new // 50
             bulk, sales, fold = median_of(bulk_runs), median_of(sales_runs), median_of(fold_runs)
             print()
-            print(f"| path | rows | seconds (median) | ms per row |")
+            print("| path | rows | seconds (median) | ms per row |")
             print("| --- | --- | --- | --- |")
             print(f"| bulk rebuild, every summary table ({len(bulk_runs)} runs) | {source_rows} consumptions + refunds, "
                   f"and the other sources | {bulk:.1f} | {bulk * 1000 / source_rows:.4f} |")
@@ -361,7 +361,7 @@ async def main(customers: int, consumptions: int, new: int, repeat: int) -> None
                   f"{100 * fold / sales:.1f}% of recomputing the family in bulk; folded tables equal a fresh rebuild: yes")
             latencies = await report_latencies(database, repeat)
             print()
-            print(f"| report | range | median ms | max ms | under 300 ms |")
+            print("| report | range | median ms | max ms | under 300 ms |")
             print("| --- | --- | --- | --- | --- |")
             for slug, label, times in latencies:
                 print(f"| {slug} | {label} | {median_of(times):.0f} | {max(times):.0f} | "

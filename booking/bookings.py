@@ -8,7 +8,7 @@ Lock order everywhere: customer row, booking row, slot rows in id order.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import structlog
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -38,6 +38,7 @@ from kernel.errors import ValidationFailed
 from kernel.identity.service import AccountErased, lock_customers
 from kernel.outbox import enqueue
 from kernel.rows import RowInsert
+from kernel.sql import utc
 
 log = structlog.get_logger(__name__)
 
@@ -123,10 +124,6 @@ _SLOT_AND_HOLDINGS = (
 _BOOKING_ROW = RowInsert(Booking)
 
 
-def _utc(instant: datetime) -> datetime:
-    return instant.astimezone(timezone.utc)
-
-
 async def slot_and_holdings_general(
     conn: BaseDBAsyncClient, customer_id: int, slot_id: int
 ) -> tuple[Slot, int | None, int]:
@@ -145,7 +142,7 @@ async def slot_and_holdings_sql(
     """The same as `slot_and_holdings_general`, in one statement (MySQL/MariaDB)."""
     _, rows = await conn.execute_query(_SLOT_AND_HOLDINGS, [
         customer_id, BookingStatus.booked.value, BookingStatus.arrived.value,
-        customer_id, BookingStatus.booked.value, _utc(clock.now()), slot_id,
+        customer_id, BookingStatus.booked.value, utc(clock.now()), slot_id,
     ])
     if not rows:
         raise SlotNotFound(field="slot_id")

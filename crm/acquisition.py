@@ -11,7 +11,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 
-from crm import partners, sql
+from crm import partners
 from crm.errors import ChannelCodeTaken, ChannelNotFound
 from crm.models import (
     Acquisition,
@@ -22,7 +22,7 @@ from crm.models import (
     StaffRewardStatus,
 )
 from crm.settings import get_crm_settings
-from kernel import clock
+from kernel import clock, sql
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
 

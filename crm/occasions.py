@@ -9,11 +9,11 @@ from datetime import datetime, time, timedelta
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from crm import partners, sql
+from crm import partners
 from crm.errors import InvalidCouponRule
 from crm.models import BirthdayGift, ConsultationFollowUp, CouponOccasion, CouponRule, MarketingProfile
 from crm.settings import get_crm_settings
-from kernel import clock
+from kernel import clock, sql
 
 
 async def coupon_rule(conn: BaseDBAsyncClient, occasion: CouponOccasion) -> CouponRule:

@@ -20,7 +20,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from crm import partners, segments, sql
+from crm import partners, segments
 from crm.errors import InvalidOutreach, OutreachNotFound, OutreachState, SegmentNotFound, UnknownMessageTemplate
 from crm.models import (
     MarketingProfile,
@@ -31,7 +31,7 @@ from crm.models import (
     RecipientState,
 )
 from crm.settings import get_crm_settings
-from kernel import clock
+from kernel import clock, sql
 from kernel.identity.models import Customer
 from kernel.outbox import enqueue
 

@@ -15,7 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from booking import service as booking
 from campaigns.referrals import service as referrals
-from crm import sql
+from kernel import sql
 from points_mall import vouchers
 
 OUTREACH_VOUCHER_SOURCE = "crm_outreach"

@@ -14,9 +14,9 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from crm import partners, sql
+from crm import partners
 from crm.models import RfmClass, RfmHistory, RfmMovement, RfmRules, RfmScore
-from kernel import clock
+from kernel import clock, sql
 from kernel.errors import ValidationFailed
 
 _CLASSES = {

@@ -14,11 +14,11 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from crm import partners, sql
+from crm import partners
 from crm.errors import DeletedTagInRule, InvalidSegmentRule, SegmentNotFound
 from crm.models import RfmClass, Segment, SegmentEvent, SegmentEventKind, SegmentMember, SourceKind
 from crm.tags import AGE_BANDS, live_tag_ids
-from kernel import clock
+from kernel import clock, sql
 
 # field → (allowed ops, value kind)
 FIELDS: dict[str, tuple[set[str], str]] = {

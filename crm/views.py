@@ -9,7 +9,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from crm import partners, segments, sql
+from crm import partners, segments
 from crm.models import (
     Acquisition,
     AcquisitionChannel,
@@ -25,7 +25,7 @@ from crm.models import (
 )
 from crm.outreach import get_outreach, marketing_state
 from crm.tags import tags_of
-from kernel import clock, crypto
+from kernel import clock, crypto, sql
 from kernel.identity.service import get_customer
 
 LAST4_LENGTH = 4

@@ -12,7 +12,6 @@ MySQL's alone.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Callable, Generic, TypeVar
 
@@ -20,11 +19,9 @@ from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
+from kernel.sql import utc
+
 M = TypeVar("M", bound=Model)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.astimezone(timezone.utc) if value is not None else None
 
 
 def _enum_value(value: Any) -> Any:
@@ -64,7 +61,7 @@ class RowInsert(Generic[M]):
     @staticmethod
     def _converter(model: type[Model], field: fields.Field) -> Callable[[Any], Any]:
         if isinstance(field, fields.DatetimeField):
-            return _utc
+            return utc
         if isinstance(field, fields.JSONField):
             return lambda value: field.to_db_value(value, model)
         if field.field_type in (int, str, bool, float):  # an enum field's type is its values' type

@@ -32,7 +32,7 @@ import asyncio
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,6 +50,7 @@ from kernel.db import mysql_errno, run_in_transaction
 from kernel.errors import DomainError, ValidationFailed
 from kernel.identity.service import AccountErased, lock_customers
 from kernel.rows import RowInsert
+from kernel.sql import mark, utc
 from points_mall import mall
 from points_mall.errors import IdempotencyKeyReused, InsufficientPoints, ItemNotFound
 from points_mall.ledger import LockedPoints, by_expiry, ensure_account
@@ -420,7 +421,7 @@ async def _write_all(
     redemptions = await _REDEMPTION_ROWS.insert_many(conn, redemptions)
     await _LEDGER_ROWS.insert_many(conn, entries)
     if conn.capabilities.dialect == "mysql":
-        debited = await _take_from_each(conn, "points_account", "balance", debits, updated_at=_utc(now))
+        debited = await _take_from_each(conn, "points_account", "balance", debits, updated_at=utc(now))
         taken = await _take_from_each(conn, "points_lot", "remaining", takes)
     else:  # the embedded stack (SQLite): the ORM writes its datetimes its own way
         debited = await PointsAccount.filter(
@@ -434,18 +435,18 @@ async def _write_all(
                                                  for lot_id, take in takes.items()), default=F("remaining")))
     if debited != len(debits) or taken != len(takes):  # cannot happen under the locks; refuse rather than guess
         raise RuntimeError(f"batch debit changed {debited}/{len(debits)} accounts, {taken}/{len(takes)} lots")
-    mark = _mark(conn)
+    ph = mark(conn)
     refs = [e["ref"] for e in entries]
     _, rows = await conn.execute_query(
-        f"SELECT ref, id FROM points_ledger_entry WHERE ref IN ({', '.join([mark] * len(refs))})", refs)
+        f"SELECT ref, id FROM points_ledger_entry WHERE ref IN ({', '.join([ph] * len(refs))})", refs)
     entry_ids = {row["ref"]: row["id"] for row in rows}
     await _LOT_USE_ROWS.insert_many(conn, [dict(entry_id=entry_ids[ref], lot_id=lot_id, points=take)
                                            for ref, lot_id, take in uses])
     customers, keys = [a.customer_id for a in asks], [a.idempotency_key for a in asks]
     _, rows = await conn.execute_query(
         "SELECT customer_id, idempotency_key, id FROM mall_redemption"
-        f" WHERE item_id = {mark} AND customer_id IN ({', '.join([mark] * len(customers))})"
-        f" AND idempotency_key IN ({', '.join([mark] * len(keys))})", [item.id, *customers, *keys])
+        f" WHERE item_id = {ph} AND customer_id IN ({', '.join([ph] * len(customers))})"
+        f" AND idempotency_key IN ({', '.join([ph] * len(keys))})", [item.id, *customers, *keys])
     redemption_ids = {(row["customer_id"], row["idempotency_key"]): row["id"] for row in rows}
     written = [_REDEMPTION_ROWS.instance(redemption_ids[(r["customer_id"], r["idempotency_key"])], r)
                for r in redemptions]
@@ -462,10 +463,10 @@ async def _write_all(
 async def _issued(conn: BaseDBAsyncClient, vouchers: list[dict[str, Any]]) -> dict[str, list[Voucher]]:
     """The vouchers just written, by their source (the redemption's id as text), in seq order as written:
     their ids read by their unique codes, the rest from the values in hand rather than read back."""
-    mark = _mark(conn)
+    ph = mark(conn)
     codes = [v["code"] for v in vouchers]
     _, rows = await conn.execute_query(
-        f"SELECT code, id FROM voucher WHERE code IN ({', '.join([mark] * len(codes))})", codes)
+        f"SELECT code, id FROM voucher WHERE code IN ({', '.join([ph] * len(codes))})", codes)
     voucher_ids = {row["code"]: row["id"] for row in rows}
     issued: dict[str, list[Voucher]] = defaultdict(list)
     for values in vouchers:
@@ -483,14 +484,6 @@ def _any_of(conditions: Iterable[Q]) -> Q:
     return Q(*conditions, join_type=Q.OR)
 
 
-def _utc(instant: datetime) -> datetime:
-    return instant.astimezone(timezone.utc)
-
-
-def _mark(conn: BaseDBAsyncClient) -> str:
-    return "%s" if conn.capabilities.dialect == "mysql" else "?"
-
-
 async def _take_from_each(
     conn: BaseDBAsyncClient, table: str, column: str, amounts: dict[int, int], **also: Any
 ) -> int:
@@ -499,10 +492,10 @@ async def _take_from_each(
 
     Parameterised SQL: the ORM's Q/Case/When for a batch's rows took a tenth of a batched redemption's
     server CPU to build (bench/profile.py)."""
-    mark = _mark(conn)
-    cases = " ".join(f"WHEN {mark} THEN {column} - {mark}" for _ in amounts)
-    sets = "".join(f", {name} = {mark}" for name in also)
-    where = " OR ".join(f"(id = {mark} AND {column} >= {mark})" for _ in amounts)
+    ph = mark(conn)
+    cases = " ".join(f"WHEN {ph} THEN {column} - {ph}" for _ in amounts)
+    sets = "".join(f", {name} = {ph}" for name in also)
+    where = " OR ".join(f"(id = {ph} AND {column} >= {ph})" for _ in amounts)
     params: list[Any] = [v for row_id, amount in amounts.items() for v in (row_id, amount)]
     params += list(also.values())
     params += [v for row_id, amount in amounts.items() for v in (row_id, amount)]

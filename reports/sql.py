@@ -1,6 +1,6 @@
 """SQL helpers of the reports room: clinic-day expressions and additive upserts, for MariaDB and SQLite.
 
-The placeholder and instant handling is the CRM's (`crm.sql`); what is added here is the clinic day of an
+The placeholder and instant handling is the kernel's (`kernel.sql`); what is added here is the clinic day of an
 instant (a fixed offset: the clinic's zones have no DST, as booking's schedules assume too) and
 `add_rows`, the upsert that adds a fold's counts to existing summary rows.
 """
@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from crm.sql import day, execute, fetch, in_list, instant, is_sqlite
+from kernel.sql import day, execute, fetch, in_list, instant, is_sqlite
 from kernel import clock
 
 __all__ = ["add_rows", "clinic_day", "clinic_day_sql", "day", "execute", "fetch", "in_list", "instant",

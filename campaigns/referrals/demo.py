@@ -14,7 +14,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from campaigns.referrals import payouts, rewards, settlement
 from campaigns.referrals.binding import bind_at_login
-from campaigns.referrals.models import ReferralProgram, ReferrerRewardType, RewardKind, WelcomeRewardType
+from campaigns.referrals.models import ReferrerRewardType, RewardKind, WelcomeRewardType
 from campaigns.referrals.programs import create_program
 from kernel import clock, crypto
 from kernel.demo import sandbox_openid

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from kernel import clock
+from kernel.sql import utc
 from points_mall.ledger._accounts import _append, _check_positive, _existing, _locked_entry, lock_account
 from points_mall.models import (
     EntryKind,
@@ -39,11 +40,6 @@ _INSERT_LOT = (
 )
 
 
-def _utc(instant: datetime | None) -> datetime | None:
-    # The driver writes a datetime's fields as they are; the columns hold UTC (Tortoise's use_tz).
-    return instant.astimezone(timezone.utc) if instant is not None else None
-
-
 async def credit_new_ref(
     conn: BaseDBAsyncClient,
     *,
@@ -70,13 +66,13 @@ async def credit_new_ref(
     if conn.capabilities.dialect != "mysql":
         return None
     _check_positive(points)
-    now = _utc(clock.now())
+    now = utc(clock.now())
     balance = await conn.execute_insert(_CREDIT_ACCOUNT, [points, points, now, customer_id])
     if not balance:
         return None
     entry_id = await conn.execute_insert(
-        _INSERT_ENTRY, [customer_id, points, kind.value, ref, reason[:255], balance, _utc(expires_at), now])
-    await conn.execute_insert(_INSERT_LOT, [customer_id, entry_id, points, points, now, _utc(expires_at)])
+        _INSERT_ENTRY, [customer_id, points, kind.value, ref, reason[:255], balance, utc(expires_at), now])
+    await conn.execute_insert(_INSERT_LOT, [customer_id, entry_id, points, points, now, utc(expires_at)])
     return balance
 
 async def earn_points(

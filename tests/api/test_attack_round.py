@@ -8,10 +8,9 @@ import time
 import jwt
 import pytest
 
-from api.logging import request_id_middleware
 from kernel.settings import get_settings
 from tests.api.test_isolation import all_logs
-from tests.factories import make_customer, make_staff, staff_headers
+from tests.factories import make_staff, staff_headers
 
 NOTIFY = "/payments/wechat/notify"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from tortoise.functions import Sum
 
 from kernel.db import transaction
-from points_mall.models import PendingPoints, PendingStatus, PointsAccount, PointsLedgerEntry, PointsLot
+from points_mall.models import (
+    MallItem, MallItemKind, PendingPoints, PendingStatus, PointsAccount, PointsLedgerEntry, PointsLot,
+)
 from points_mall.service import earn_points
 
 
@@ -39,9 +41,8 @@ async def assert_ledger_consistent(customer_id: int) -> int:
     return balance
 
 
-async def make_item(**overrides) -> "MallItem":
+async def make_item(**overrides) -> MallItem:
     from kernel import clock
-    from points_mall.models import MallItem, MallItemKind
 
     now = clock.now()
     fields = dict(kind=MallItemKind.gift, title="Lipstick", points_price=100, stock_total=10, on_shelf=True,

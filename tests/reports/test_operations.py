@@ -3,7 +3,6 @@ rows: each figure recomputed here from the other rooms' tables, never from the s
 
 from __future__ import annotations
 
-import math
 import random
 import secrets
 from collections import defaultdict
@@ -18,7 +17,7 @@ from kernel import clock
 from kernel.db import transaction
 from kernel.identity.service import audit
 from points_mall import ledger
-from points_mall.models import MallRedemption, PointsAccount, PointsLedgerEntry, PointsLot, PendingPoints, Voucher
+from points_mall.models import MallRedemption, PointsAccount, PointsLedgerEntry, PointsLot, Voucher
 from points_mall.vouchers import issue_vouchers, redeem_voucher
 from reports import summaries
 from tests.booking.factories import make_branch

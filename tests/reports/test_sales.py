@@ -10,7 +10,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-import pytest
 
 from kernel import clock
 from kernel.db import transaction

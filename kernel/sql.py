@@ -1,7 +1,10 @@
-"""Raw SQL helpers of the CRM room: one placeholder style for MariaDB and SQLite, and instants read back as UTC.
+"""Raw SQL helpers of every room: one placeholder style for MariaDB and SQLite, instants written and read as UTC.
 
-The nightly scoring and the segment compiler are set-based SQL (100k customers in seconds), which the ORM
-cannot express; they are written with `%s` placeholders and run on both databases through these helpers.
+Two kinds of SQL go around the ORM. Set-based SQL the ORM cannot express (the CRM's nightly scoring and
+segment compiler, the reports' folds) is written with `%s` placeholders and runs on both databases through
+`fetch`/`execute`. The hot paths' parameterised statements (check-in, booking, join, batched redemption,
+`kernel.rows`) run on MySQL/MariaDB through the connection itself, with `utc` for their instants and `mark`
+where one statement serves both databases.
 """
 
 from __future__ import annotations
@@ -14,6 +17,17 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 def is_sqlite(conn: BaseDBAsyncClient) -> bool:
     return conn.capabilities.dialect == "sqlite"
+
+
+def mark(conn: BaseDBAsyncClient) -> str:
+    """The connection's parameter placeholder."""
+    return "?" if is_sqlite(conn) else "%s"
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """An instant as the MySQL driver should write it: in UTC, the zone the columns hold (Tortoise's use_tz);
+    the driver writes a datetime's fields as they are, whatever its zone."""
+    return value.astimezone(timezone.utc) if value is not None else None
 
 
 def _adapt(conn: BaseDBAsyncClient, sql: str) -> str:

@@ -189,7 +189,10 @@ def bench_env(database: str, **extra: str) -> dict[str, str]:
             "ARQ_QUEUE_NAME": f"arq:bench:{database}",
             "SECRET_KEY": "bench-secret-" + "k" * 40,
             "EMBEDDED_WORKER": "0",
-            "LOG_LEVEL": "WARNING",
+            # Logged as production logs (README's deploy section): one JSON access line per request, which
+            # is part of what a request costs; the lines go to a file beside the server's data.
+            "LOG_JSON": "1",
+            "LOG_LEVEL": "INFO",
             "DB_POOL_MAX": os.environ.get("DB_POOL_MAX", "20"),
             "DATA_DIR": f"/tmp/{database}",
         }
@@ -217,10 +220,14 @@ async def server_process(
     `tree`: serve the code of another checkout (bench/versions.py), default this one. `start_seconds`: how
     long to wait for it (default BENCH_START_SECONDS, 40)."""
     port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port), *extra_args,
-        cwd=tree or ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
+    log_dir = Path(env.get("DATA_DIR") or f"/tmp/clinic-bench-{port}")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"server-{port}.log"
+    with open(log_path, "wb") as log:  # the child keeps its own descriptor
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port), *extra_args,
+            cwd=tree or ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as http:
@@ -228,8 +235,7 @@ async def server_process(
             wait = start_seconds if start_seconds is not None else float(os.environ.get("BENCH_START_SECONDS", "40"))
             for _ in range(int(wait * 10)):
                 if process.returncode is not None:
-                    err = await process.stderr.read() if process.stderr else b""
-                    raise RuntimeError("server exited:\n" + err.decode()[-3000:])
+                    raise RuntimeError("server exited:\n" + log_path.read_text(errors="replace")[-3000:])
                 try:
                     if (await http.get("/health/live")).status_code == 200:
                         break

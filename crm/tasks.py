@@ -154,7 +154,7 @@ async def staff_rewards(ctx: dict[str, Any]) -> dict[str, int]:
     while n := await run_job_transaction(ctx, lambda conn: acquisition.release_staff_rewards_chunk(conn)):
         decided += n
     # Consumptions the scan met too late are never rewarded: said every run (result and a warning) rather than
-    # skipped without a trace, until staff settle them by hand (docs/crm.md).
+    # skipped without a trace (docs/crm.md: no staff action settles or dismisses them yet, so the count stays).
     missed, horizon = await run_job_transaction(ctx, acquisition.staff_rewards_outside_horizon)
     if missed:
         log.warning("crm.staff_rewards_outside_horizon", consumptions=missed, acquired_before=horizon.isoformat())

@@ -5,7 +5,7 @@ program: a staff member earns a share of what the customers they brought spend, 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -89,14 +89,28 @@ async def record_at_first_login(conn: BaseDBAsyncClient, customer: Customer, cre
 STAFF_SCAN_SLACK = timedelta(days=30)
 
 
+def staff_scan_horizon() -> datetime:
+    """The scan reads customers acquired at or after this instant."""
+    return clock.now() - timedelta(days=get_crm_settings().staff_reward_valid_days) - STAFF_SCAN_SLACK
+
+
+async def staff_rewards_outside_horizon(conn: BaseDBAsyncClient) -> tuple[int, datetime]:
+    """(consumptions that would earn a staff reward but have none and never will, the horizon): their customer
+    was acquired before the scan's horizon, so the scan met them too late (a consumption recorded with an old
+    date, or a worker stopped longer than STAFF_SCAN_SLACK). Counted so the job can say so; not rewarded
+    automatically, which would pay out of the program's window without anyone deciding to."""
+    horizon = staff_scan_horizon()
+    return await partners.unrewarded_staff_consumptions_before(
+        conn, acquired_before=horizon, valid_days=get_crm_settings().staff_reward_valid_days), horizon
+
+
 async def accrue_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 2000) -> int:
     """A staff-acquired customer's consumption within the program's validity that has no reward yet earns
     their staff member a pending reward (unique per consumption, so a racing or repeated run adds nothing).
     Returns rewards accrued (0 when caught up)."""
     settings = get_crm_settings()
     consumptions = await partners.unrewarded_staff_consumptions(
-        conn, acquired_since=clock.now() - timedelta(days=settings.staff_reward_valid_days) - STAFF_SCAN_SLACK,
-        valid_days=settings.staff_reward_valid_days, limit=limit,
+        conn, acquired_since=staff_scan_horizon(), valid_days=settings.staff_reward_valid_days, limit=limit,
     )
     if not consumptions:
         return 0

@@ -44,6 +44,20 @@ async def consumption_aggregates(
     )
 
 
+def _unrewarded_staff_consumptions(conn: BaseDBAsyncClient, valid_days: int, acquired: str) -> str:
+    # The consumptions that earn a staff reward and have none yet, of customers whose `a.acquired_at` meets
+    # `acquired` (one placeholder): the scan's horizon and what fell outside it are the same rule.
+    return (
+        "FROM crm_acquisition a "
+        "JOIN crm_acquisition_channel ch ON ch.id = a.channel_id "
+        "JOIN points_consumption p ON p.customer_id = a.customer_id "
+        f"AND {sql.within_days(conn, 'p.occurred_at', 'a.acquired_at', valid_days)} "
+        f"WHERE a.kind = 'staff' AND a.acquired_at {acquired} AND ch.staff_id IS NOT NULL "
+        "AND (ch.staff_customer_id IS NULL OR ch.staff_customer_id <> a.customer_id) "
+        "AND NOT EXISTS (SELECT 1 FROM crm_staff_reward r WHERE r.consumption_id = p.id) "
+    )
+
+
 async def unrewarded_staff_consumptions(
     conn: BaseDBAsyncClient, *, acquired_since: datetime, valid_days: int, limit: int
 ) -> list[dict[str, Any]]:
@@ -57,16 +71,19 @@ async def unrewarded_staff_consumptions(
     return await sql.fetch(
         conn,
         "SELECT p.id, p.customer_id, p.amount_fen, p.occurred_at, a.acquired_at, ch.staff_id "
-        "FROM crm_acquisition a "
-        "JOIN crm_acquisition_channel ch ON ch.id = a.channel_id "
-        "JOIN points_consumption p ON p.customer_id = a.customer_id "
-        f"AND {sql.within_days(conn, 'p.occurred_at', 'a.acquired_at', valid_days)} "
-        "WHERE a.kind = 'staff' AND a.acquired_at >= %s AND ch.staff_id IS NOT NULL "
-        "AND (ch.staff_customer_id IS NULL OR ch.staff_customer_id <> a.customer_id) "
-        "AND NOT EXISTS (SELECT 1 FROM crm_staff_reward r WHERE r.consumption_id = p.id) "
-        f"ORDER BY p.id LIMIT {int(limit)}",
+        + _unrewarded_staff_consumptions(conn, valid_days, ">= %s") + f"ORDER BY p.id LIMIT {int(limit)}",
         [acquired_since],
     )
+
+
+async def unrewarded_staff_consumptions_before(
+    conn: BaseDBAsyncClient, *, acquired_before: datetime, valid_days: int
+) -> int:
+    """How many consumptions would earn a staff reward but have none, of customers acquired before the scan's
+    horizon (`acquired_before`): the scan never reaches them."""
+    rows = await sql.fetch(
+        conn, "SELECT COUNT(*) AS n " + _unrewarded_staff_consumptions(conn, valid_days, "< %s"), [acquired_before])
+    return int(rows[0]["n"])
 
 
 async def net_of_consumptions(conn: BaseDBAsyncClient, consumption_ids: list[int]) -> dict[int, int]:

@@ -49,7 +49,8 @@ def load_crm_settings() -> CrmSettings:
         quiet_start_hour=env_int("CRM_QUIET_START_HOUR", d.quiet_start_hour),
         quiet_end_hour=env_int("CRM_QUIET_END_HOUR", d.quiet_end_hour),
         outreach_chunk=env_int("CRM_OUTREACH_CHUNK", d.outreach_chunk),
-        subscription_credits_max=env_int("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max),
+        # At least 1: with 0 every consent report would be taken and no outreach ever sent.
+        subscription_credits_max=env_int("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max, least=1),
         outreach_template_ids=tuple(t.strip() for t in env(
             "CRM_OUTREACH_TEMPLATE_IDS", ",".join(d.outreach_template_ids)).split(",") if t.strip()),
         birthday_voucher_title=env("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title),

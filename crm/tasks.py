@@ -153,7 +153,12 @@ async def staff_rewards(ctx: dict[str, Any]) -> dict[str, int]:
         accrued += n
     while n := await run_job_transaction(ctx, lambda conn: acquisition.release_staff_rewards_chunk(conn)):
         decided += n
-    return {"rewards_accrued": accrued, "rewards_decided": decided}
+    # Consumptions the scan met too late are never rewarded: said every run (result and a warning) rather than
+    # skipped without a trace (docs/crm.md: no staff action settles or dismisses them yet, so the count stays).
+    missed, horizon = await run_job_transaction(ctx, acquisition.staff_rewards_outside_horizon)
+    if missed:
+        log.warning("crm.staff_rewards_outside_horizon", consumptions=missed, acquired_before=horizon.isoformat())
+    return {"rewards_accrued": accrued, "rewards_decided": decided, "outside_horizon": missed}
 
 
 FUNCTIONS = [

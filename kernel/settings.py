@@ -27,8 +27,19 @@ def env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def env_int(name: str, default: int) -> int:
-    return int(env(name, str(default)))
+def env_int(name: str, default: int, *, least: int | None = None) -> int:
+    """An integer variable; anything else, or less than `least`, stops the start naming the variable
+    (a room's settings are read at start-up: `rooms.install`)."""
+    raw = env(name, str(default))
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or (least is not None and value < least):
+        bound = f" of at least {least}" if least is not None else ""
+        raise UnsafeProductionSettings([f"{name} must be a whole number{bound} (it is {raw!r})"],
+                                       what=f"{name}={raw!r}")
+    return value
 
 
 def _env_bool(name: str, default: bool) -> bool:

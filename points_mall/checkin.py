@@ -9,12 +9,14 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 
 from kernel import clock
+from kernel.db import RaceLost
 from kernel.identity.service import AccountErased, customer_is_active
 from points_mall.errors import AlreadyCheckedIn, MakeupLimitReached, MakeupNotAllowed
 from points_mall.ledger import credit_new_ref, earn_points, lock_account, spend_points
-from points_mall.models import CheckIn, EntryKind, PointsLedgerEntry, PointsRules
+from points_mall.models import CheckIn, EntryKind, PointsAccount, PointsLedgerEntry, PointsRules
 from points_mall.rules import (
     RULES_ID,
     add_months,
@@ -50,13 +52,15 @@ class _CheckInRules:
     expiry_months: int
 
 
-# The rules, yesterday's streak, whether the account exists and whether the customer is active (not
-# erased: the route's guard leaves that check to this statement) in one round trip (MySQL/MariaDB; the
-# general path reads them apart). Plain reads: the unique check-in key and the account lock decide.
+# The rules, yesterday's streak, the account's make-up count (NULL: no account yet) and whether the customer
+# is active (not erased: the route's guard leaves that check to this statement) in one round trip
+# (MySQL/MariaDB; the general path reads them apart). Plain reads: the unique check-in key decides between
+# taps, and the make-up count, checked again where the account is locked, catches a make-up that committed
+# after this read (it changed yesterday's streak).
 _RULES_AND_YESTERDAY = (
     "SELECT r.checkin_base_points, r.checkin_cycle_days, r.checkin_bonus, r.expiry_months,"
     " (SELECT c.streak FROM points_check_in c WHERE c.customer_id = %s AND c.local_date = %s) AS yesterday,"
-    " (SELECT a.id FROM points_account a WHERE a.customer_id = %s) AS account_id,"
+    " (SELECT a.checkin_makeups FROM points_account a WHERE a.customer_id = %s) AS checkin_makeups,"
     " (SELECT 1 FROM customer u WHERE u.id = %s AND u.deleted_at IS NULL) AS active"
     " FROM points_rules r WHERE r.id = %s"
 )
@@ -68,8 +72,8 @@ _INSERT_CHECK_IN = (
 
 async def _rules_and_yesterday(
     conn: BaseDBAsyncClient, customer_id: int, day: date
-) -> tuple[Any, int | None, bool]:
-    """(rules, yesterday's streak or None, whether the fast credit may run: MySQL and an account exists).
+) -> tuple[Any, int | None, int | None]:
+    """(rules, yesterday's streak or None, the account's make-up count or None when it has no account yet).
 
     Refuses an erased customer (`AccountErased`) before anything is written."""
     yesterday = day - timedelta(days=1)
@@ -84,12 +88,14 @@ async def _rules_and_yesterday(
             return _CheckInRules(
                 row["checkin_base_points"], row["checkin_cycle_days"],
                 json.loads(bonus) if isinstance(bonus, (str, bytes)) else bonus, row["expiry_months"],
-            ), row["yesterday"], row["account_id"] is not None
+            ), row["yesterday"], row["checkin_makeups"]
     if not await customer_is_active(customer_id, conn):
         raise AccountErased()
     rules = await get_rules(conn)  # also creates the row the first time
     previous = await CheckIn.get_or_none(customer_id=customer_id, local_date=yesterday, using_db=conn)
-    return rules, previous.streak if previous is not None else None, False
+    account = await PointsAccount.get_or_none(customer_id=customer_id, using_db=conn)
+    return (rules, previous.streak if previous is not None else None,
+            account.checkin_makeups if account is not None else None)
 
 
 async def _insert_check_in(
@@ -117,30 +123,42 @@ async def check_in(conn: BaseDBAsyncClient, customer_id: int, *, day: date | Non
     (SQLite, a customer without an account yet, a zero-point day) goes through the ledger's ORM functions:
     `lock_account` locks the customer row before creating a missing account, where a locking statement
     on the missing account row would take a gap lock and deadlock with the next account-less customer.
+
+    A make-up check-in (补签) committed between the read of yesterday's streak and this insert changed that
+    streak, and its recompute of the later days could not see this row (it waits for nothing the first
+    read holds; the insert, whose foreign-key check waits for the make-up's customer lock, comes after).
+    The make-up counts itself on the account; where this check-in meets the account (the fast credit's
+    update, or `lock_account`) it finds the count moved and runs again (`RaceLost`, run again by
+    `run_in_transaction`) with the streak the make-up left. No statement added to the fast path.
     """
     day = day or clock.local_today()
-    rules, yesterday, fast_credit = await _rules_and_yesterday(conn, customer_id, day)
+    rules, yesterday, makeups_seen = await _rules_and_yesterday(conn, customer_id, day)
     # No "checked in already?" read first: the insert below answers that through the unique key, and a
     # second tap costs the same one statement either way.
     streak = yesterday + 1 if yesterday is not None else 1
     cycle_day = day_in_cycle(rules, streak)
     points = checkin_points_for(rules, cycle_day)
     await _insert_check_in(conn, customer_id, day, streak, cycle_day, points)
-    if points > 0:
-        ref = f"checkin:{customer_id}:{day.isoformat()}"
-        reason = f"Daily check-in (day {cycle_day} of {rules.checkin_cycle_days}, streak {streak})"
-        balance = None
-        if fast_credit:
-            balance = await credit_new_ref(
-                conn, customer_id=customer_id, points=points, kind=EntryKind.check_in, ref=ref, reason=reason,
-                expires_at=lot_expiry(rules, clock.now()),
-            )
-        if balance is None:
+    ref = f"checkin:{customer_id}:{day.isoformat()}"
+    reason = f"Daily check-in (day {cycle_day} of {rules.checkin_cycle_days}, streak {streak})"
+    balance = None
+    if points > 0 and makeups_seen is not None:
+        balance = await credit_new_ref(
+            conn, customer_id=customer_id, points=points, kind=EntryKind.check_in, ref=ref, reason=reason,
+            expires_at=lot_expiry(rules, clock.now()), checkin_makeups=makeups_seen,
+        )
+    if balance is None:
+        # The general path, and the fast credit's refusal: under the account lock, a make-up count other
+        # than the one read with yesterday's streak means that streak was stale (an account created since
+        # by anything but a make-up counts 0, like no account).
+        account = await lock_account(conn, customer_id)
+        if account.checkin_makeups != (makeups_seen or 0):
+            raise RaceLost("A make-up check-in changed the streak this check-in read; retry.")
+        balance = account.balance
+        if points > 0:
             entry = await earn_points(conn, customer_id=customer_id, points=points, kind=EntryKind.check_in,
                                       ref=ref, reason=reason, rules=rules, new_ref=True)
             balance = entry.balance_after if isinstance(entry, PointsLedgerEntry) else 0
-    else:
-        balance = (await lock_account(conn, customer_id)).balance
     return CheckInResult(day, points, streak, cycle_day, reward_for_streak(rules, streak + 1), balance)
 
 
@@ -180,6 +198,10 @@ async def makeup_check_in(conn: BaseDBAsyncClient, customer_id: int, day: date) 
             conn, customer_id=customer_id, points=rules.makeup_cost_points, kind=EntryKind.check_in,
             ref=f"checkin-makeup:{customer_id}:{day.isoformat()}", reason=f"Make-up check-in for {day.isoformat()}",
         )
+    # Counted on the account: a check-in of today that read yesterday's streak before this commits finds
+    # the count moved when it credits, and runs again with the streak this make-up leaves (see `check_in`).
+    await PointsAccount.filter(customer_id=customer_id).using_db(conn).update(
+        checkin_makeups=F("checkin_makeups") + 1)
     previous = await CheckIn.get_or_none(customer_id=customer_id, local_date=day - timedelta(days=1), using_db=conn)
     streak = previous.streak + 1 if previous is not None else 1
     try:

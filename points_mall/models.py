@@ -49,6 +49,9 @@ class PointsAccount(Model):
         "points_mall.MemberTier", related_name=False, null=True, on_delete=fields.RESTRICT
     )
     tier_changed_at = fields.DatetimeField(null=True)
+    # Make-up check-ins (补签) made on this account. A check-in reads it with yesterday's streak and credits
+    # only while it is unchanged (points_mall.checkin): a make-up committed in between changed the streak.
+    checkin_makeups = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 

@@ -9,16 +9,20 @@ start-up. A room that is missing is an ImportError at start-up, never a silently
 from __future__ import annotations
 
 from booking import privacy as booking_privacy
+from booking.settings import get_booking_settings
 from campaigns.groupbuy import hooks as groupbuy_hooks
 from campaigns.groupbuy import privacy as groupbuy_privacy
 from campaigns.referrals import privacy as referral_privacy
 from crm import privacy as crm_privacy
+from crm.settings import get_crm_settings
 from kernel import privacy
 from orders import hooks as line_kinds
 from orders import privacy as order_privacy
 from orders import product_hooks
 from points_mall import privacy as points_privacy
+from points_mall.settings import get_points_settings
 from reports import privacy as report_privacy
+from reports.settings import get_report_settings
 
 # Export sections are named after the room's package (what the customer's export has always shown).
 PRIVACY_ROOMS: dict[str, privacy.PrivacyRoom] = {
@@ -33,8 +37,13 @@ PRIVACY_ROOMS: dict[str, privacy.PrivacyRoom] = {
 
 LINE_KINDS: list[line_kinds.LineKind] = [groupbuy_hooks.CAMPAIGN_ENTRY, *product_hooks.LINE_KINDS]
 
+# Read at start-up: a bad value stops the start naming its variable, not the first request that reads it.
+ROOM_SETTINGS = [get_booking_settings, get_points_settings, get_crm_settings, get_report_settings]
+
 
 def install() -> None:
     """Fill the registries (idempotent: the app and an embedded worker both call it)."""
     privacy.register_rooms(PRIVACY_ROOMS)
     line_kinds.register_line_kinds(LINE_KINDS)
+    for load in ROOM_SETTINGS:
+        load()

@@ -49,6 +49,7 @@ async def credit_new_ref(
     ref: str,
     reason: str,
     expires_at: datetime | None,
+    checkin_makeups: int | None = None,
 ) -> int | None:
     """Credit `points` now, for a ref derived from a unique row the caller has just inserted in this
     transaction (a check-in's `(customer, day)`): no entry or pending row can hold the ref yet, and its
@@ -62,18 +63,26 @@ async def credit_new_ref(
     morning check-in rush. The account row lock serialises it with every other change of this customer's
     points exactly as `lock_account` does (they all lock this row); it skips the customer row lock,
     which `lock_account` takes first only so that a *missing* account is created without a gap lock.
+
+    With `checkin_makeups` (the account's count the caller read) the update also requires the count unchanged:
+    after a make-up check-in nothing is written and None sends the caller to its general path, which sees why.
     """
     if conn.capabilities.dialect != "mysql":
         return None
     _check_positive(points)
     now = utc(clock.now())
-    balance = await conn.execute_insert(_CREDIT_ACCOUNT, [points, points, now, customer_id])
+    if checkin_makeups is None:
+        balance = await conn.execute_insert(_CREDIT_ACCOUNT, [points, points, now, customer_id])
+    else:
+        balance = await conn.execute_insert(
+            _CREDIT_ACCOUNT + " AND checkin_makeups = %s", [points, points, now, customer_id, checkin_makeups])
     if not balance:
         return None
     entry_id = await conn.execute_insert(
         _INSERT_ENTRY, [customer_id, points, kind.value, ref, reason[:255], balance, utc(expires_at), now])
     await conn.execute_insert(_INSERT_LOT, [customer_id, entry_id, points, points, now, utc(expires_at)])
     return balance
+
 
 async def earn_points(
     conn: BaseDBAsyncClient,

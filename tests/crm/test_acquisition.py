@@ -176,3 +176,32 @@ async def test_a_consumption_after_the_programs_validity_earns_nothing(client):
     finally:
         clock.set_now(None)
     assert [r.consumption_id for r in await StaffReward.filter(staff_id=consultant.id)] == [within.id]
+
+
+async def test_a_consumption_the_scan_first_meets_past_its_horizon_is_counted_and_logged_not_lost_silently(client):
+    """The scan looks at customers acquired within the validity plus STAFF_SCAN_SLACK (30 days); a consumption
+    within the validity that it meets only later (the worker stopped longer than that) is never rewarded. The
+    job says so: the count in its result and a warning naming it, every run, until someone deals with it."""
+    from structlog.testing import capture_logs
+
+    from crm.acquisition import STAFF_SCAN_SLACK
+
+    admin = staff_headers(await make_staff("campaign"))
+    consultant = await make_staff("front_desk")
+    code = f"S-{secrets.token_hex(4)}"
+    await _channel(client, admin, kind="staff", code=code, name="顾问 Late", staff_id=consultant.id)
+    brought = await _login(client, f"late-{secrets.token_hex(4)}", scene=code)
+    arrived = (await Acquisition.get(customer_id=brought.id)).acquired_at
+    clock.set_now(arrived + timedelta(days=365) + STAFF_SCAN_SLACK + timedelta(days=1))
+    try:
+        before = (await tasks.staff_rewards({}))["outside_horizon"]  # other tests' customers, at this clock
+        await make_consumption(brought.id, 100_000, arrived + timedelta(days=10))
+        with capture_logs() as logs:
+            done = await tasks.staff_rewards({})
+    finally:
+        clock.set_now(None)
+    assert done["rewards_accrued"] == 0 and done["outside_horizon"] == before + 1
+    assert [e for e in logs if e["event"] == "crm.staff_rewards_outside_horizon"] == [
+        {"event": "crm.staff_rewards_outside_horizon", "log_level": "warning", "consumptions": before + 1,
+         "acquired_before": (arrived + timedelta(days=1)).isoformat()}]
+    assert not await StaffReward.filter(staff_id=consultant.id).exists()

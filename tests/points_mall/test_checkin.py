@@ -192,3 +192,88 @@ async def test_check_ins_and_spending_of_the_same_customers_interleave_without_l
     assert [r.status_code for r in responses[:20]] == [201] * 20
     for customer in customers:
         assert await assert_ledger_consistent(customer.id) == 100 + 5 - 14
+
+
+
+class _Hold:
+    """Holds the first call of a function, just after it returns, until the test lets it go: a fixed
+    interleaving of two transactions instead of hoping `asyncio.gather` hits it."""
+
+    def __init__(self) -> None:
+        self.reached, self.go, self.used = asyncio.Event(), asyncio.Event(), False
+
+    def after(self, fn):
+        async def held(*args, **kwargs):
+            result = await fn(*args, **kwargs)
+            if not self.used:
+                self.used = True
+                self.reached.set()
+                await self.go.wait()
+            return result
+        return held
+
+
+async def _done_or_waiting_for_a_lock(task: asyncio.Task) -> None:
+    """Until `task` has finished or one of this database's transactions waits for a lock (the held one's)."""
+    from tortoise import connections
+
+    for _ in range(1000):
+        if task.done():
+            return
+        # A one-row statement of this database still running after 300 ms waits for a lock (MariaDB lists a
+        # transaction waiting inside the optimiser's row read in neither innodb_trx nor innodb_locks).
+        _, rows = await connections.get("default").execute_query(
+            "SELECT COUNT(*) AS n FROM information_schema.processlist"
+            " WHERE db = DATABASE() AND id <> CONNECTION_ID() AND info IS NOT NULL AND time_ms > 300")
+        if rows[0]["n"]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the other transaction neither finished nor waited for a lock")
+
+
+# Where one transaction is held while the other runs as far as it can:
+#   the check-in has read yesterday's streak (no row), and the make-up then commits;
+#   the make-up holds the customer lock, and the check-in reads yesterday and reaches its insert (which waits:
+#     the insert's foreign-key check takes a shared lock on the customer row);
+#   the check-in has inserted today's row, and the make-up waits for the customer lock (then sees that row).
+_INTERLEAVINGS = {
+    "check_in_read_yesterday": ("points_mall.checkin._rules_and_yesterday", "check_in"),
+    "makeup_holds_the_customer_lock": ("points_mall.ledger._accounts.ensure_account", "makeup"),
+    "check_in_inserted_today": ("points_mall.checkin._insert_check_in", "check_in"),
+}
+
+
+@pytest.mark.parametrize("interleaving", sorted(_INTERLEAVINGS))
+async def test_makeup_of_yesterday_racing_todays_check_in_leaves_today_continuing_the_streak(
+    checkin_rules, monkeypatch, interleaving
+):
+    from points_mall import checkin
+
+    customer = await make_customer()
+    async with transaction() as conn:
+        await update_rules(conn, None, {"makeup_enabled": True, "makeup_cost_points": 4, "makeup_per_month": 2})
+    clock.set_now(at_local(date(2026, 6, 10)))
+    await run_in_transaction(lambda conn: checkin.check_in(conn, customer.id))  # streak 1; 11 June is missed
+    clock.set_now(at_local(date(2026, 6, 12)))
+
+    target, held_side = _INTERLEAVINGS[interleaving]
+    module, name = target.rsplit(".", 1)
+    hold = _Hold()
+    monkeypatch.setattr(target, hold.after(getattr(__import__(module, fromlist=[name]), name)))
+    work = {
+        "check_in": lambda: run_in_transaction(lambda conn: checkin.check_in(conn, customer.id)),
+        "makeup": lambda: run_in_transaction(
+            lambda conn: checkin.makeup_check_in(conn, customer.id, date(2026, 6, 11))),
+    }
+    held = asyncio.create_task(work[held_side]())
+    await asyncio.wait_for(hold.reached.wait(), 10)
+    other = asyncio.create_task(work["makeup" if held_side == "check_in" else "check_in"]())
+    await _done_or_waiting_for_a_lock(other)
+    hold.go.set()
+    await asyncio.wait_for(asyncio.gather(held, other), 10)
+
+    rows = {row.local_date: row for row in await CheckIn.filter(customer_id=customer.id)}
+    assert (rows[date(2026, 6, 11)].streak, rows[date(2026, 6, 11)].makeup) == (2, True)
+    today = rows[date(2026, 6, 12)]
+    assert (today.streak, today.day_in_cycle) == (3, 3), f"today's row lost the made-up streak ({interleaving})"
+    await assert_ledger_consistent(customer.id)

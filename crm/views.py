@@ -237,7 +237,10 @@ async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> Outreac
     empty = GroupResult(0, 0, 0, 0)
     if start is None:
         return OutreachResults(outreach, counts, empty, empty, None, None)
-    end_now = min(end, clock.now()) if end else clock.now()
+    # The window is [start, end) and what has happened by now, the reading instant included: a payment made at
+    # the instant the results are read counts. Instants are whole microseconds (Python, DATETIME(6)), so the
+    # half-open bound one microsecond past now means "at or before now" to the queries that take [start, end).
+    end_now = min(end, clock.now() + timedelta(microseconds=1))
     # A conversion of the gift: its voucher redeemed at a branch or its coupon used on a paid order.
     used = [await partners.outreach_voucher_redemptions(conn, outreach_id),
             await partners.outreach_coupon_redemptions(conn, outreach_id)]

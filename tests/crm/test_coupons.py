@@ -339,3 +339,17 @@ async def test_two_birthday_runs_at_once_give_each_gift_and_each_late_coupon_onc
         gifts = await BirthdayGift.filter(customer_id__in=ids, year=year)
         assert sorted(g.customer_id for g in gifts) == ids
         assert all(g.coupon_outcome == "issued" and g.coupon_id for g in gifts)
+
+
+async def test_the_results_of_a_coupon_only_outreach_count_its_coupons_and_no_voucher_or_message(client):
+    """The results' counts hold a figure for each thing the outreach gives or sends: a coupon-only outreach's
+    coupons issued, and no "vouchers issued 0" or "messages sent 0" (the console showed 已发券 0 for it, which
+    staff read as no coupon given)."""
+    clock.set_now(DAYTIME)
+    template = await make_template("cash_off", value_fen=1000, threshold_fen=0)
+    members, segment = await tagged_members(3)
+    outreach = await draft(segment.id, coupon_template_id=template.id)
+    assert await tasks.run_outreach(CTX, outreach.id) == "done"
+    results = await client.get(f"/admin/crm/outreach/{outreach.id}",
+                               headers=staff_headers(await make_staff("campaign")))
+    assert results.json()["counts"] == {"members": 3, "holdout": 0, "coupons_issued": 3}

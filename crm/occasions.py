@@ -69,6 +69,22 @@ class BirthdayRun:
 COUPON_MISSING = (partners.COUPON_LIMIT_REACHED, partners.COUPON_TEMPLATE_OFF)
 
 
+async def _claim_gift_row(conn: BaseDBAsyncClient, customer_id: int, year: int, now: datetime) -> None:
+    """The (customer, year) gift row, written if missing, locked exclusively at once by one upsert.
+
+    Two runs of the job can race (it also runs at every worker's start-up). An INSERT IGNORE followed by a
+    locking read deadlocked them on a row that existed (a gift whose coupon is missing): each run held the
+    row's shared duplicate-key lock and waited for the other's to take it exclusively. The upsert takes the
+    exclusive lock in one step, so the second run queues behind the first and then sees what it gave."""
+    if sql.is_sqlite(conn):  # one writer at a time: nothing to race
+        upsert = ("INSERT INTO crm_birthday_gift (customer_id, year, coupon_outcome, created_at) "
+                  "VALUES (%s, %s, '', %s) ON CONFLICT (customer_id, year) DO NOTHING")
+    else:
+        upsert = ("INSERT INTO crm_birthday_gift (customer_id, year, coupon_outcome, created_at) "
+                  "VALUES (%s, %s, '', %s) ON DUPLICATE KEY UPDATE id = id")
+    await sql.execute(conn, upsert, [customer_id, year, now])
+
+
 async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> tuple[int, BirthdayRun]:
     """Give this year's birthday gift to customers (ids after `after_id`) born in the current local month.
 
@@ -100,8 +116,7 @@ async def birthday_chunk(conn: BaseDBAsyncClient, after_id: int, limit: int) -> 
     now = clock.now()
     for row in rows:
         customer_id = int(row["id"])
-        await BirthdayGift.bulk_create([BirthdayGift(customer_id=customer_id, year=today.year, created_at=now)],
-                                       ignore_conflicts=True, using_db=conn)
+        await _claim_gift_row(conn, customer_id, today.year, now)
         gift = await BirthdayGift.filter(customer_id=customer_id, year=today.year).using_db(
             conn).select_for_update().first()
         given_before = gift.voucher_id is not None or gift.coupon_id is not None

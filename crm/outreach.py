@@ -82,6 +82,12 @@ async def create_outreach(conn: BaseDBAsyncClient, values: dict[str, Any], *, st
     return await Outreach.create(**values, created_by_staff_id=staff_id, created_at=clock.now(), using_db=conn)
 
 
+def _template_sent(outreach: Outreach) -> bool:
+    """The outreach sends no message, or its template is still one the clinic sends (`CRM_OUTREACH_TEMPLATE_IDS`,
+    read at every use: the operator may remove a template while an outreach is scheduled or running)."""
+    return not outreach.template_id or outreach.template_id in get_crm_settings().outreach_template_ids
+
+
 async def get_outreach(conn: BaseDBAsyncClient, outreach_id: int, *, for_update: bool = False) -> Outreach:
     query = Outreach.filter(id=outreach_id).using_db(conn)
     if for_update:
@@ -97,6 +103,9 @@ async def schedule(conn: BaseDBAsyncClient, outreach_id: int, *, at: datetime | 
     outreach = await get_outreach(conn, outreach_id, for_update=True)
     if outreach.status != OutreachStatus.draft:
         raise OutreachState(status=outreach.status.value)
+    if not _template_sent(outreach):
+        # Taken out of the clinic's list since the draft was saved: staff learn it now, not from a run of skips.
+        raise UnknownMessageTemplate(field="template_id", template_id=outreach.template_id)
     run_at = at if at and at > clock.now() else None
     outreach.status = OutreachStatus.scheduled
     outreach.scheduled_at = run_at or clock.now()
@@ -178,8 +187,11 @@ async def handle_chunk(conn: BaseDBAsyncClient, outreach_id: int, *, limit: int)
     ids = sorted(r.customer_id for r in recipients)
     live = dict(await Customer.filter(id__in=ids, deleted_at=None).using_db(conn).values_list("id", "openid"))
     profiles = await _profiles(conn, ids)
+    # A template taken out of the clinic's list since the outreach was scheduled sends nothing more: each
+    # recipient is skipped `template_off` (the gift is still given), and no credit or weekly cap is spent.
+    template_off = not _template_sent(outreach)
     consents: dict[int, MessageConsent] = {}
-    if outreach.template_id:
+    if outreach.template_id and not template_off:
         consents = {c.customer_id: c for c in await MessageConsent.filter(
             customer_id__in=ids, template_id=outreach.template_id
         ).using_db(conn).select_for_update().order_by("customer_id")}
@@ -231,7 +243,9 @@ async def handle_chunk(conn: BaseDBAsyncClient, outreach_id: int, *, limit: int)
                 stock_left -= 1
             if outreach.template_id:
                 consent = consents.get(r.customer_id)
-                if profile.last_marketing_at is not None and profile.last_marketing_at > cap_since:
+                if template_off:
+                    r.message_outcome, r.skip_reason = "skipped", "template_off"
+                elif profile.last_marketing_at is not None and profile.last_marketing_at > cap_since:
                     r.message_outcome, r.skip_reason = "skipped", "over_cap"
                 elif consent is None or consent.credits < 1:
                     r.message_outcome, r.skip_reason = "skipped", "no_consent"

@@ -215,19 +215,25 @@ async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> Outreac
     outreach = await get_outreach(conn, outreach_id)
     rows = await OutreachRecipient.filter(outreach_id=outreach_id).using_db(conn).values(
         "customer_id", "holdout", "voucher_outcome", "coupon_outcome", "message_outcome", "skip_reason")
-    counts: dict[str, int] = {"members": len(rows), "holdout": 0, "vouchers_issued": 0, "messages_sent": 0,
-                              "messages_failed": 0}
+    # A figure for each thing this outreach gives or sends, and none for what it does not: a coupon-only
+    # outreach showed "vouchers issued 0" beside its coupons, which staff read as no coupon given.
+    counts: dict[str, int] = {"members": len(rows), "holdout": 0}
+    if outreach.voucher_title:
+        counts["vouchers_issued"] = 0
     if outreach.coupon_template_id is not None:
         counts["coupons_issued"] = 0
+    if outreach.template_id:
+        counts["messages_sent"] = counts["messages_failed"] = 0
     for r in rows:
         counts["holdout"] += r["holdout"]
-        counts["vouchers_issued"] += r["voucher_outcome"] == "issued"
+        if r["voucher_outcome"] == "issued":
+            counts["vouchers_issued"] += 1
         if r["coupon_outcome"]:
             # A coupon not given says why (coupons_no_stock, coupons_limit_reached, coupons_template_off).
             key = "coupons_issued" if r["coupon_outcome"] == "issued" else "coupons_" + r["coupon_outcome"]
             counts[key] = counts.get(key, 0) + 1
-        counts["messages_sent"] += r["message_outcome"] == "sent"
-        counts["messages_failed"] += r["message_outcome"] == "failed"
+        if r["message_outcome"] in ("sent", "failed"):
+            counts["messages_" + r["message_outcome"]] += 1
         if r["skip_reason"]:
             counts["skipped_" + r["skip_reason"]] = counts.get("skipped_" + r["skip_reason"], 0) + 1
     treated = [r["customer_id"] for r in rows if not r["holdout"]]
@@ -237,7 +243,10 @@ async def outreach_results(conn: BaseDBAsyncClient, outreach_id: int) -> Outreac
     empty = GroupResult(0, 0, 0, 0)
     if start is None:
         return OutreachResults(outreach, counts, empty, empty, None, None)
-    end_now = min(end, clock.now()) if end else clock.now()
+    # The window is [start, end) and what has happened by now, the reading instant included: a payment made at
+    # the instant the results are read counts. Instants are whole microseconds (Python, DATETIME(6)), so the
+    # half-open bound one microsecond past now means "at or before now" to the queries that take [start, end).
+    end_now = min(end, clock.now() + timedelta(microseconds=1))
     # A conversion of the gift: its voucher redeemed at a branch or its coupon used on a paid order.
     used = [await partners.outreach_voucher_redemptions(conn, outreach_id),
             await partners.outreach_coupon_redemptions(conn, outreach_id)]

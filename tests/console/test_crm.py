@@ -1,6 +1,6 @@
 """CRM screens: campaign staff find a customer by the phone's last four digits, tag them on the card, and
 build a segment whose live count is the API's own preview count; the front desk has no segment menu; an
-outreach's results say why its coupons were not given."""
+outreach's results say why its coupons were not given, and show no voucher figure for a coupon-only one."""
 
 from __future__ import annotations
 
@@ -197,3 +197,5 @@ async def test_outreach_results_say_why_coupons_were_not_given(tab, tmp_path):
     text = await results.inner_text()
     assert "优惠券：模板已停用\n3" in text.replace("\t", "\n") or "优惠券：模板已停用 3" in text, text
     assert "已发优惠券" in text
+    # A coupon-only outreach: no "已发券 0" (vouchers issued) beside its coupons, which staff read as none given.
+    assert "已发券" not in text and "已发消息" not in text, text

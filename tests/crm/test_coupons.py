@@ -293,3 +293,63 @@ async def test_a_birthday_voucher_given_without_its_coupon_gets_the_coupon_later
     assert [v.id for v in vouchers] == [gift.voucher_id]
     gift = await BirthdayGift.get(customer_id=customer.id, year=2032)
     assert (gift.voucher_id, gift.coupon_id, gift.coupon_outcome) == (vouchers[0].id, coupons[0].id, "issued")
+
+
+async def _racing_birthday_chunks(first_id: int, n: int) -> list[occasions.BirthdayRun]:
+    """Two runs of the birthday chunk at once, each in its own transaction on its own connection, with no
+    deadlock retry around them (the job's `run_job_transaction` would hide a deadlock as a wasted retry)."""
+
+    async def one() -> occasions.BirthdayRun:
+        async with transaction() as conn:
+            return (await occasions.birthday_chunk(conn, first_id - 1, n))[1]
+
+    return list(await asyncio.gather(one(), one()))
+
+
+async def test_two_birthday_runs_at_once_give_each_gift_and_each_late_coupon_once_without_a_deadlock(client):
+    """The birthday job also runs at every worker's start-up, so two runs of a chunk can race. Both the first gift
+    and the late coupon (voucher given, coupon missing) go to each customer once, and neither run deadlocks:
+    an INSERT IGNORE of the gift row followed by a locking read had both runs hold the row's shared
+    duplicate-key lock and then wait for each other's to lock it exclusively."""
+    template = await make_template("cash_off", value_fen=2000, threshold_fen=0, per_customer_limit=5)
+    campaign = staff_headers(await make_staff("campaign"))
+    assert (await client.put("/admin/crm/coupon-rules/birthday", headers=campaign,
+                             json={"coupon_template_id": template.id, "with_voucher": True})).status_code == 200
+    n = 6
+    for attempt in range(3):
+        year = 2040 + attempt
+        customers = [await make_customer(birth_date=date(1990, 8, 1 + i)) for i in range(n)]
+        first_id, ids = customers[0].id, [c.id for c in customers]
+        assert ids == list(range(first_id, first_id + n))  # the chunk takes exactly these (after first_id - 1)
+        await CouponTemplate.filter(id=template.id).update(is_active=False)
+        clock.set_now(datetime(year, 8, 1, 1, 20, tzinfo=SH))
+        runs = await _racing_birthday_chunks(first_id, n)  # first gifts, racing on fresh rows
+        assert sum(r.given for r in runs) == n and sum(r.vouchers for r in runs) == n
+
+        await CouponTemplate.filter(id=template.id).update(is_active=True)  # staff switch it back on
+        clock.set_now(datetime(year, 8, 2, 1, 20, tzinfo=SH))
+        runs = await _racing_birthday_chunks(first_id, n)  # late coupons, racing on existing rows
+        assert sum(r.coupons for r in runs) == n
+
+        vouchers = Counter(await Voucher.filter(customer_id__in=ids, source_type=BIRTHDAY_VOUCHER_SOURCE)
+                           .values_list("customer_id", flat=True))
+        coupons = Counter(await Coupon.filter(customer_id__in=ids, source="birthday").values_list(
+            "customer_id", flat=True))
+        assert vouchers == coupons == Counter(ids)
+        gifts = await BirthdayGift.filter(customer_id__in=ids, year=year)
+        assert sorted(g.customer_id for g in gifts) == ids
+        assert all(g.coupon_outcome == "issued" and g.coupon_id for g in gifts)
+
+
+async def test_the_results_of_a_coupon_only_outreach_count_its_coupons_and_no_voucher_or_message(client):
+    """The results' counts hold a figure for each thing the outreach gives or sends: a coupon-only outreach's
+    coupons issued, and no "vouchers issued 0" or "messages sent 0" (the console showed 已发券 0 for it, which
+    staff read as no coupon given)."""
+    clock.set_now(DAYTIME)
+    template = await make_template("cash_off", value_fen=1000, threshold_fen=0)
+    members, segment = await tagged_members(3)
+    outreach = await draft(segment.id, coupon_template_id=template.id)
+    assert await tasks.run_outreach(CTX, outreach.id) == "done"
+    results = await client.get(f"/admin/crm/outreach/{outreach.id}",
+                               headers=staff_headers(await make_staff("campaign")))
+    assert results.json()["counts"] == {"members": 3, "holdout": 0, "coupons_issued": 3}

@@ -18,10 +18,11 @@ import pytest
 
 from crm import outreach as outreach_service
 from crm import tasks
-from crm.models import MarketingProfile, OutreachRecipient, OutreachStatus
+from crm.errors import UnknownMessageTemplate
+from crm.models import MarketingProfile, MessageConsent, OutreachRecipient, OutreachStatus
 from crm.outreach import in_holdout, record_acceptances, set_opt_out
 from crm.partners import OUTREACH_VOUCHER_SOURCE
-from crm.settings import override
+from crm.settings import get_crm_settings, override
 from kernel import clock
 from kernel.db import transaction
 from kernel.outbox.models import OutboxMessage
@@ -108,7 +109,11 @@ async def test_run_twice_and_killed_midway_issues_once_and_sends_only_where_allo
     kill_at = next(c for c in in_order[kill_chunk * chunk:(kill_chunk + 1) * chunk] if c in should_get)
     killed = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.crm.outreach_worker_process", str(outreach.id), DAYTIME.isoformat(),
-        fake_wechat.base_url, openid[kill_at], cwd=ROOT, env={**os.environ, "CRM_OUTREACH_CHUNK": str(chunk)},
+        fake_wechat.base_url, openid[kill_at], cwd=ROOT,
+        # The process is the same clinic: the same chunk size and the same templates the clinic sends (a run
+        # checks its template against that list, and the test's own list is an in-process override).
+        env={**os.environ, "CRM_OUTREACH_CHUNK": str(chunk),
+             "CRM_OUTREACH_TEMPLATE_IDS": ",".join(get_crm_settings().outreach_template_ids)},
         stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(killed.communicate(), timeout=120)
@@ -212,3 +217,32 @@ async def test_no_message_at_night_the_run_waits_for_the_morning(adapter, fake_w
 def test_quiet_hours_in_clinic_time(hour, quiet):
     instant = datetime(2026, 5, 20, hour, 59 if quiet else 0, tzinfo=SH)
     assert (outreach_service.quiet_until(instant) is not None) is quiet
+
+
+async def test_a_template_the_clinic_no_longer_sends_stops_the_messages_of_a_running_outreach(adapter, fake_wechat):
+    """The operator takes the outreach's template out of `CRM_OUTREACH_TEMPLATE_IDS` after it was scheduled: the
+    run gives the gift but sends no message, records `template_off` per recipient, and spends no consent credit
+    and no weekly cap; scheduling another outreach naming it is refused naming `template_id`."""
+    clock.set_now(DAYTIME)
+    marker = await make_tag()
+    customers = [await _consenting(fake_wechat, marker.id) for _ in range(3)]
+    segment = await make_segment({"groups": [only(marker.id)]})
+    outreach = await _draft(segment.id, holdout_bp=0)  # scheduled while the clinic sends TEMPLATE
+    async with transaction() as conn:
+        draft = await outreach_service.create_outreach(conn, dict(
+            name="later", segment_id=segment.id, template_id=TEMPLATE, message_data={"thing1": "x"}), staff_id=1)
+    ids = [c.id for c in customers]
+    with override(outreach_template_ids=("tmpl-a",)):  # the operator removed it
+        assert await tasks.run_outreach({"miniprogram": adapter}, outreach.id) == "done"
+    assert fake_wechat.subscribe_messages == []
+    rows = await OutreachRecipient.filter(outreach_id=outreach.id).order_by("customer_id")
+    assert [(r.voucher_outcome, r.message_outcome, r.skip_reason) for r in rows] == [
+        ("issued", "skipped", "template_off")] * 3
+    credits = await MessageConsent.filter(customer_id__in=ids, template_id=TEMPLATE).values_list("credits", flat=True)
+    assert list(credits) == [1, 1, 1]
+    assert not await MarketingProfile.filter(customer_id__in=ids, last_marketing_at__isnull=False).exists()
+    with override(outreach_template_ids=("tmpl-a",)):
+        async with transaction() as conn:
+            with pytest.raises(UnknownMessageTemplate) as refused:
+                await outreach_service.schedule(conn, draft.id, at=None)
+        assert refused.value.detail.get("field") == "template_id"

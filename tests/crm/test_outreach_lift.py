@@ -112,3 +112,33 @@ async def test_lift_keeps_skipped_recipients_and_counts_coupons_used(client, red
     assert results["lift_bp"] == {"booked": 1666 - 2500, "redeemed": 3333, "paid": 5000 - 2500}
     assert {h3.id, h4.id}.isdisjoint(coupons)
     await run_jobs(redis)  # the orders' outbox jobs: delivered now, none left for a later test's worker
+
+
+async def test_a_booking_and_a_payment_at_the_reading_instant_count(client, redis):
+    """Results read at the very instant a recipient booked and paid with the outreach's coupon count all three:
+    the window runs up to and including the reading instant (it excluded them: `< now`)."""
+    clock.set_now(T0)
+    await CouponRule.all().delete()
+    marker = await make_tag()
+    segment = await make_segment({"groups": [only(marker.id)]})
+    template = await make_template("cash_off", value_fen=1000, threshold_fen=0)
+    async with transaction() as conn:
+        outreach = await outreach_service.create_outreach(conn, dict(
+            name="boundary", segment_id=segment.id, holdout_bp=0, coupon_template_id=template.id,
+            lift_days=7), staff_id=1)
+    (recipient,), _ = await _members(outreach.id, marker.id, treated=1, held=0)
+    async with transaction() as conn:
+        await outreach_service.schedule(conn, outreach.id, at=None)
+    assert await tasks.run_outreach({"miniprogram": SandboxMiniProgram()}, outreach.id) == "done"
+
+    instant = T0 + timedelta(hours=3)
+    clock.set_now(instant)  # the test clock stands still: everything below happens at this instant
+    product = await make_product("product", price_fen=3000)
+    coupon = await Coupon.get(source="outreach", source_ref=str(outreach.id), customer_id=recipient.id)
+    await _buy(client, recipient, product, coupon.id)
+    await _book(client, recipient)
+    results = (await client.get(f"/admin/crm/outreach/{outreach.id}",
+                                headers=staff_headers(await make_staff("campaign")))).json()
+    assert results["recipients"] == {"customers": 1, "booked": 1, "redeemed": 1, "paid": 1,
+                                     "booked_rate_bp": 10000, "redeemed_rate_bp": 10000, "paid_rate_bp": 10000}
+    await run_jobs(redis)

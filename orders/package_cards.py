@@ -184,7 +184,7 @@ async def refund_unused(conn: BaseDBAsyncClient, card_id: int, *, idempotency_ke
         existing = await Refund.filter(idempotency_key=idempotency_key).using_db(conn).select_for_update().first()
         if existing is not None:
             return await _replay(conn, card, existing, seen_unused=[s.id for s in unused])
-        raise SessionNotRedeemable("A session was redeemed meanwhile; look at the card again.", field="card_id")
+        raise SessionNotRedeemable("A session was redeemed or refunded meanwhile; look at the card again.", field="card_id")
     refund, replayed = await service.staff_refund(conn, card.order_id, reason="unused_sessions", amount_fen=amount,
                                                   idempotency_key=idempotency_key, for_card_sessions=True)
     await PackageSession.filter(id__in=[s.id for s in unused]).using_db(conn).update(refund_id=refund.id)

@@ -49,6 +49,10 @@ class RowInsert(Generic[M]):
             if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
                 # The ORM fills these on save; a raw insert would silently write whatever the caller gave.
                 raise TypeError(f"{model.__name__}.{name}: auto_now fields are not supported here")
+            if field.has_db_default() and field.default is None:
+                # The ORM leaves such a column out and the database fills it; every column is written here,
+                # so a value the caller does not give would be NULL instead.
+                raise TypeError(f"{model.__name__}.{name}: a database default needs a Python default here too")
             self.columns.append((name, meta.fields_db_projection[name], field, self._converter(model, field)))
         self._known = {name for name, _, _, _ in self.columns}
         names = ", ".join(f"`{column}`" for _, column, _, _ in self.columns)
@@ -88,17 +92,22 @@ class RowInsert(Generic[M]):
     def _params(self, complete: dict[str, Any]) -> list[Any]:
         return [convert(complete[name]) for name, _, _, convert in self.columns]
 
-    def instance(self, row_id: int, complete: dict[str, Any]) -> M:
-        """The saved instance of a row written from `complete` (as `insert_many` returns them)."""
-        return self.model._init_from_db(**{self.model._meta.pk_attr: row_id}, **{
-            column: _enum_value(complete[name]) for name, column, _, _ in self.columns})
+    def instance(self, row_id: int | None, complete: dict[str, Any]) -> M:
+        """The saved instance of a row written from `complete` (as `insert_many` returns them); `row_id` is the
+        generated key (None for a model whose key the caller gives: it is in `complete`)."""
+        row = {column: _enum_value(complete[name]) for name, column, _, _ in self.columns}
+        meta = self.model._meta
+        if meta.pk.generated:
+            row[meta.db_pk_column] = row_id
+        return self.model._init_from_db(**row)
 
     async def insert(self, conn: BaseDBAsyncClient, **values: Any) -> M:
         """The row inserted; the instance carries the generated id and every value written."""
         if conn.capabilities.dialect != "mysql":
             return await self.model.create(**values, using_db=conn)
         complete = self._values(values)
-        return self.instance(await conn.execute_insert(self.sql, self._params(complete)), complete)
+        row_id = await conn.execute_insert(self.sql, self._params(complete))
+        return self.instance(row_id if self.model._meta.pk.generated else None, complete)
 
     async def insert_many(self, conn: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Several rows in one statement; returns each row's values with the defaults filled in. Their ids

@@ -198,7 +198,10 @@ async def place_order(conn: BaseDBAsyncClient, customer_id: int, items: list[tup
             lines=[service.LineSpec(kind=LINE_KIND[ln.product.kind], title=ln.product.name, quantity=ln.quantity,
                                     unit_price_fen=ln.unit_fen, ref_id=ln.product.id) for ln in q.lines],
         )
-    except IntegrityError:  # cannot happen while the customer is locked; refuse rather than sell twice
+    except IntegrityError:
+        if idempotency_key is None:  # no key to have reused: another unique column (not expected), a logged 500
+            raise
+        # The key cannot be taken twice while the customer is locked; refuse rather than sell twice.
         raise OrderKeyReused(field="Idempotency-Key") from None
     paid_now = q.wechat_fen == 0
     if q.coupon_id is not None:

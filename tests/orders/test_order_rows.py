@@ -10,6 +10,7 @@ import pytest
 from kernel import clock
 from kernel.db import transaction
 from kernel.rows import RowInsert
+from crm.models import MarketingProfile
 from orders.models import Order, OrderLine, OrderStatus
 from orders.placing import LineSpec, create_order
 from tests.factories import make_customer
@@ -53,4 +54,18 @@ async def test_a_row_insert_refuses_an_unknown_column_or_a_missing_value():
                                   amount_fen=1, colour="red")
             with pytest.raises(TypeError, match="amount_fen"):
                 await rows.insert(conn, order_id=1, kind="x", title="x", quantity=1, unit_price_fen=1)
+            raise _Rollback()
+
+
+async def test_a_model_whose_key_the_caller_gives_comes_back_as_stored():
+    customer = await make_customer()
+    with pytest.raises(_Rollback):
+        async with transaction() as conn:
+            at = clock.now()
+            profile = await RowInsert(MarketingProfile).insert(conn, customer_id=customer.id, marketing_opt_out=True,
+                                                               opt_out_changed_at=at)
+            stored = await MarketingProfile.get(customer_id=customer.id).using_db(conn)
+            for name in MarketingProfile._meta.fields_db_projection:
+                assert getattr(profile, name) == getattr(stored, name), name
+            assert profile.customer_id == customer.id and profile.last_marketing_at is None
             raise _Rollback()

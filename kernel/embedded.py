@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 log = structlog.get_logger(__name__)
 
@@ -18,8 +19,15 @@ class EmbeddedRedis:
         self.url = f"unix://{self._server.socket_file}"
         log.info("redis.embedded_started", socket=self._server.socket_file)
 
+    @property
+    def pid(self) -> int:
+        return self._server.pid
+
     def close(self) -> None:
+        """Save and stop the server. SHUTDOWN's NOW and FORCE options are Redis 7's: the bundled 6.2 refused
+        them as a syntax error, which left the server running after the API had exited."""
         try:
-            self._server.shutdown(save=True, now=True, force=True)
-        except Exception:  # shutting down an already-stopped server is not an error worth raising
+            self._server.shutdown(save=True)
+        except RedisConnectionError:  # the server closes the connection as it exits, or had already stopped
             pass
+        log.info("redis.embedded_stopped")

@@ -27,7 +27,7 @@ from orders.models import Order, OrderLine, OrderStatus, Refund, RefundStatus
 from kernel import clock
 from kernel.db import transaction
 from points_mall.models import PointsLedgerEntry, Voucher, VoucherStatus
-from tests.orders.factories import deadlock, enqueue_now, run_jobs
+from tests.orders.factories import assert_refunded_in_full_by_a_second_refund, deadlock, enqueue_now, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.factories import customer_headers, make_customer
 
@@ -343,10 +343,7 @@ async def test_a_failed_group_refund_that_wechat_closes_is_asked_again_and_the_e
     order, refund, sku = await failed_group_refund()
     await end_refund_unpaid(refund, "CLOSED")
     await run_jobs(redis)
-    current = await Order.get(id=order.id)
-    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, current.total_fen), current.status
-    again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
-    assert len(again) == 1 and again[0].status == RefundStatus.succeeded
+    await assert_refunded_in_full_by_a_second_refund(order.id, refund.id)
     assert (await CampaignEntry.get(order_id=order.id)).status == EntryStatus.refunded
     sku = await CampaignSku.get(id=sku.id)
     assert (sku.stock_left, sku.sold_units) == (10, 0)

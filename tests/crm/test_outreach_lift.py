@@ -63,7 +63,9 @@ async def _book(client, customer) -> None:
     assert made.status_code == 201, made.text
 
 
-async def test_lift_keeps_skipped_recipients_and_counts_coupons_used(client, redis):
+async def _coupon_outreach(name: str, *, holdout_bp: int, **extra):
+    """At T0, with no coupon rules: an outreach of a ¥10 cash-off coupon to a tag's segment, watched for 7 days.
+    Returns it and the tag whose members `_members` makes."""
     clock.set_now(T0)
     await CouponRule.all().delete()
     marker = await make_tag()
@@ -71,8 +73,14 @@ async def test_lift_keeps_skipped_recipients_and_counts_coupons_used(client, red
     template = await make_template("cash_off", value_fen=1000, threshold_fen=0)
     async with transaction() as conn:
         outreach = await outreach_service.create_outreach(conn, dict(
-            name="lift", segment_id=segment.id, holdout_bp=5000, coupon_template_id=template.id,
-            template_id=TEMPLATE, message_data={"thing1": "¥10 off"}, lift_days=7), staff_id=1)
+            name=name, segment_id=segment.id, holdout_bp=holdout_bp, coupon_template_id=template.id, lift_days=7,
+            **extra), staff_id=1)
+    return outreach, marker
+
+
+async def test_lift_keeps_skipped_recipients_and_counts_coupons_used(client, redis):
+    outreach, marker = await _coupon_outreach("lift", holdout_bp=5000, template_id=TEMPLATE,
+                                              message_data={"thing1": "¥10 off"})
     (t1, t2, t3, t4, t5, t6), (h1, h2, h3, h4) = await _members(outreach.id, marker.id, treated=6, held=4)
     async with transaction() as conn:
         for consenting in (t1, t4, t5):
@@ -117,15 +125,7 @@ async def test_lift_keeps_skipped_recipients_and_counts_coupons_used(client, red
 async def test_a_booking_and_a_payment_at_the_reading_instant_count(client, redis):
     """Results read at the very instant a recipient booked and paid with the outreach's coupon count all three:
     the window runs up to and including the reading instant (it excluded them: `< now`)."""
-    clock.set_now(T0)
-    await CouponRule.all().delete()
-    marker = await make_tag()
-    segment = await make_segment({"groups": [only(marker.id)]})
-    template = await make_template("cash_off", value_fen=1000, threshold_fen=0)
-    async with transaction() as conn:
-        outreach = await outreach_service.create_outreach(conn, dict(
-            name="boundary", segment_id=segment.id, holdout_bp=0, coupon_template_id=template.id,
-            lift_days=7), staff_id=1)
+    outreach, marker = await _coupon_outreach("boundary", holdout_bp=0)
     (recipient,), _ = await _members(outreach.id, marker.id, treated=1, held=0)
     async with transaction() as conn:
         await outreach_service.schedule(conn, outreach.id, at=None)

@@ -116,3 +116,15 @@ def deadlock() -> OperationalError:
         error = OperationalError(exc)
         error.__cause__ = exc
         return error
+
+
+async def assert_refunded_in_full_by_a_second_refund(order_id: int, first_refund_id: int):
+    """The order ends refunded in full by one more refund than `first_refund_id` (one that ended unpaid, asked
+    again once), which WeChat Pay paid. Returns that second refund."""
+    from orders.models import Order, OrderStatus, Refund, RefundStatus
+
+    current = await Order.get(id=order_id)
+    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, current.total_fen), current.status
+    again = await Refund.filter(order_id=order_id).exclude(id=first_refund_id)
+    assert len(again) == 1 and again[0].status == RefundStatus.succeeded, again
+    return again[0]

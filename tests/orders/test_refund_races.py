@@ -20,7 +20,7 @@ from orders.gateway import default_gateway
 from orders.models import Order, OrderStatus, Refund, RefundStatus
 from kernel.db import transaction
 from points_mall.models import Consumption
-from tests.orders.factories import deadlock, run_jobs
+from tests.orders.factories import assert_refunded_in_full_by_a_second_refund, deadlock, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
@@ -349,10 +349,7 @@ async def test_a_category_purchase_refunded_before_the_paid_job_whose_refund_clo
     assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.released
     await end_unpaid(refund, "CLOSED")
     await run_jobs(redis)
-    current = await Order.get(id=order.id)
-    assert (current.status, current.refunded_fen) == (OrderStatus.refunded, current.total_fen), current.status
-    again = await Refund.filter(order_id=order.id).exclude(id=refund.id)
-    assert len(again) == 1 and again[0].status == RefundStatus.succeeded
+    await assert_refunded_in_full_by_a_second_refund(order.id, refund.id)
     assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.released
     sku = await CampaignSku.get(id=sku.id)
     assert (sku.stock_left, sku.sold_units) == (5, 0)

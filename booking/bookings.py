@@ -36,6 +36,7 @@ from booking.triage import get_triage
 from kernel import clock
 from kernel.errors import ValidationFailed
 from kernel.identity.service import AccountErased, lock_customers
+from kernel.batch import Batch
 from kernel.outbox import enqueue
 from kernel.rows import RowInsert
 from kernel.sql import utc
@@ -60,18 +61,23 @@ async def _lock_slots(conn: BaseDBAsyncClient, *slot_ids: int) -> None:
     )
 
 
+_TAKE_SEAT = "UPDATE booking_slot SET booked = booked + 1 WHERE id = %s AND status = %s AND booked < capacity"
+
+
 async def take_seat(conn: BaseDBAsyncClient, slot_id: int) -> None:
     """One seat, in one statement: `booked + 1 WHERE status = 'open' AND booked < capacity`."""
     if conn.capabilities.dialect == "mysql":  # the hot slot's statement, without the ORM's query building
-        taken, _ = await conn.execute_query(
-            "UPDATE booking_slot SET booked = booked + 1 WHERE id = %s AND status = %s AND booked < capacity",
-            [slot_id, SlotStatus.open.value])
+        taken, _ = await conn.execute_query(_TAKE_SEAT, [slot_id, SlotStatus.open.value])
     else:
         taken = await Slot.filter(id=slot_id, status=SlotStatus.open, booked__lt=F("capacity")).using_db(
             conn
         ).update(booked=F("booked") + 1)
-    if taken == 1:
-        return
+    if taken != 1:
+        await _refuse_seat(conn, slot_id)
+
+
+async def _refuse_seat(conn: BaseDBAsyncClient, slot_id: int) -> None:
+    """After the seat's UPDATE changed nothing: closed, or full."""
     slot = await get_slot(conn, slot_id)
     if slot.status != SlotStatus.open:
         raise SlotClosed(field="slot_id")
@@ -122,6 +128,8 @@ _SLOT_AND_HOLDINGS = (
     " FROM booking_slot s WHERE s.id = %s"
 )
 _BOOKING_ROW = RowInsert(Booking)
+# `lock_customers(conn, {id}, active_only=True)` as a statement of a batch.
+_LOCK_ACTIVE_CUSTOMER = "SELECT id FROM customer WHERE id = %s AND deleted_at IS NULL FOR UPDATE"
 
 
 async def slot_and_holdings_general(
@@ -136,26 +144,34 @@ async def slot_and_holdings_general(
     return slot, clash.id if clash is not None else None, held
 
 
-async def slot_and_holdings_sql(
-    conn: BaseDBAsyncClient, customer_id: int, slot_id: int
-) -> tuple[Slot, int | None, int]:
-    """The same as `slot_and_holdings_general`, in one statement (MySQL/MariaDB)."""
-    _, rows = await conn.execute_query(_SLOT_AND_HOLDINGS, [
-        customer_id, BookingStatus.booked.value, BookingStatus.arrived.value,
-        customer_id, BookingStatus.booked.value, utc(clock.now()), slot_id,
-    ])
+def _slot_and_holdings_params(customer_id: int, slot_id: int) -> list:
+    return [customer_id, BookingStatus.booked.value, BookingStatus.arrived.value,
+            customer_id, BookingStatus.booked.value, utc(clock.now()), slot_id]
+
+
+def _slot_of(rows: list[dict]) -> tuple[Slot, int | None, int]:
     if not rows:
         raise SlotNotFound(field="slot_id")
     row = rows[0]
     return Slot._init_from_db(**row), row["clash"], int(row["held"])
 
 
-async def _slot_and_holdings(
+async def _locked_customer_slot_and_holdings(
     conn: BaseDBAsyncClient, customer_id: int, slot_id: int
 ) -> tuple[Slot, int | None, int]:
-    if conn.capabilities.dialect == "mysql":
-        return await slot_and_holdings_sql(conn, customer_id, slot_id)
-    return await slot_and_holdings_general(conn, customer_id, slot_id)
+    """The customer's lock (`_lock_customer`), then the slot with the customer's clash and count, in one round
+    trip: the read runs after the lock in the same order as two statements, so it sees what the previous
+    holder of the lock committed (MySQL/MariaDB)."""
+    if conn.capabilities.dialect != "mysql":
+        await _lock_customer(conn, customer_id)
+        return await slot_and_holdings_general(conn, customer_id, slot_id)
+    batch = Batch(conn)
+    locked = batch.add(_LOCK_ACTIVE_CUSTOMER, [customer_id])
+    slot = batch.add(_SLOT_AND_HOLDINGS, _slot_and_holdings_params(customer_id, slot_id))
+    await batch.send()
+    if not locked.rows:
+        raise AccountErased()
+    return _slot_of(slot.rows)
 
 
 def _check_new_holding(clash: int | None, held: int) -> None:
@@ -166,8 +182,29 @@ def _check_new_holding(clash: int | None, held: int) -> None:
         raise AlreadyBooked(field="slot_id", reason="limit", limit=limit)
 
 
-async def _insert_booking(conn: BaseDBAsyncClient, **values) -> Booking:
-    return await _BOOKING_ROW.insert(conn, **values)
+async def _take_seat_and_insert(conn: BaseDBAsyncClient, slot_id: int, values: dict) -> Booking:
+    """The seat and the booking: one round trip on MySQL/MariaDB, where the booking is written only when the
+    seat was taken (a full slot's refusals write and roll back nothing). A second use of the triage (its
+    unique key) is refused at the insert, after the seat, as the two statements one by one did."""
+    if conn.capabilities.dialect != "mysql":
+        await take_seat(conn, slot_id)
+        try:
+            return await Booking.create(**values, using_db=conn)
+        except IntegrityError as exc:
+            raise TriageAlreadyUsed(field="triage_id") from exc
+    batch = Batch(conn)
+    seat = batch.add(_TAKE_SEAT, [slot_id, SlotStatus.open.value])
+    batch.add("SET @batch_seat = ROW_COUNT()")
+    booking = _BOOKING_ROW.add(batch, when="@batch_seat = 1", **values)
+    try:
+        await batch.send()
+    except IntegrityError as exc:
+        if batch.failed is booking.answer:  # the triage unique key: it was attached elsewhere meanwhile
+            raise TriageAlreadyUsed(field="triage_id") from exc
+        raise
+    if seat.rowcount != 1:
+        await _refuse_seat(conn, slot_id)
+    return booking.saved()
 
 
 async def book(
@@ -182,11 +219,11 @@ async def book(
 ) -> Booking:
     """Take one seat of a slot for a customer, with the triage answers attached.
 
-    On MySQL/MariaDB the common booking is four statements of parameterised SQL (customer lock; the slot
-    with the customer's clash and count; the seat; the insert): the ORM's query building and hydration
-    were most of its CPU. The service and triage checks, when asked for, stay on the ORM."""
-    await _lock_customer(conn, customer_id)
-    slot, clash, held = await _slot_and_holdings(conn, customer_id, slot_id)
+    On MySQL/MariaDB the common booking is two round trips of parameterised SQL inside its transaction
+    (`kernel.batch`): the customer lock with the slot and the customer's clash and count, then the seat with
+    the insert. The ORM's query building and hydration, then the round trips, were most of its CPU. The
+    service and triage checks, when asked for, stay on the ORM between the two."""
+    slot, clash, held = await _locked_customer_slot_and_holdings(conn, customer_id, slot_id)
     if slot.status != SlotStatus.open:
         raise SlotClosed(field="slot_id")
     _check_notice(slot)
@@ -205,16 +242,11 @@ async def book(
             raise TriageAlreadyUsed(field="triage_id")
         needs_review = triage.needs_review
     _check_new_holding(clash, held)
-    await take_seat(conn, slot.id)
-    try:
-        return await _insert_booking(
-            conn, customer_id=customer_id, slot_id=slot.id, branch_id=slot.branch_id,
-            department_id=slot.department_id, starts_at=slot.starts_at, ends_at=slot.ends_at,
-            local_date=slot.local_date, service_id=service_id, triage_id=triage_id, needs_review=needs_review,
-            note=note, remind=remind, created_at=clock.now(),
-        )
-    except IntegrityError as exc:  # the triage unique key: it was attached elsewhere meanwhile
-        raise TriageAlreadyUsed(field="triage_id") from exc
+    return await _take_seat_and_insert(conn, slot.id, dict(
+        customer_id=customer_id, slot_id=slot.id, branch_id=slot.branch_id, department_id=slot.department_id,
+        starts_at=slot.starts_at, ends_at=slot.ends_at, local_date=slot.local_date, service_id=service_id,
+        triage_id=triage_id, needs_review=needs_review, note=note, remind=remind, created_at=clock.now(),
+    ))
 
 
 async def _locked_booking(conn: BaseDBAsyncClient, booking_id: int, customer_id: int | None) -> Booking:

@@ -19,6 +19,7 @@ from tortoise import fields
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
+from kernel.batch import Answer, Batch, Fragment, SessionId, resolved
 from kernel.sql import utc
 
 M = TypeVar("M", bound=Model)
@@ -26,6 +27,22 @@ M = TypeVar("M", bound=Model)
 
 def _enum_value(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
+
+
+class QueuedRow(Generic[M]):
+    """A row queued in a batch: its statement's `answer`, and `saved()` once the batch was sent."""
+
+    __slots__ = ("_insert", "_complete", "answer")
+
+    def __init__(self, insert: RowInsert[M], complete: dict[str, Any], answer: Answer) -> None:
+        self._insert = insert
+        self._complete = complete
+        self.answer = answer
+
+    def saved(self) -> M:
+        generated = self._insert.model._meta.pk.generated
+        return self._insert.instance(self.answer.lastrowid if generated else None,
+                                     {name: resolved(value) for name, value in self._complete.items()})
 
 
 class RowInsert(Generic[M]):
@@ -90,7 +107,9 @@ class RowInsert(Generic[M]):
         return complete
 
     def _params(self, complete: dict[str, Any]) -> list[Any]:
-        return [convert(complete[name]) for name, _, _, convert in self.columns]
+        # A fragment (an id a statement before it in the same batch generates) is SQL text, not a value.
+        return [value if isinstance(value := complete[name], Fragment) else convert(value)
+                for name, _, _, convert in self.columns]
 
     def instance(self, row_id: int | None, complete: dict[str, Any]) -> M:
         """The saved instance of a row written from `complete` (as `insert_many` returns them); `row_id` is the
@@ -109,6 +128,33 @@ class RowInsert(Generic[M]):
         row_id = await conn.execute_insert(self.sql, self._params(complete))
         return self.instance(row_id if self.model._meta.pk.generated else None, complete)
 
+    def add(
+        self, batch: Batch, *, keep_id: SessionId | None = None, when: str | None = None, **values: Any
+    ) -> QueuedRow[M]:
+        """Queue the row's INSERT in `batch` (values may be ids generated before it in the batch); the
+        returned `QueuedRow` builds the saved instance once the batch was sent. `when`: an SQL condition on
+        what the statements before it left (a session variable of our own): the row is written only if it
+        holds (its answer's rowcount says whether it was)."""
+        complete = self._values(values)
+        sql = self.sql if when is None else self._conditional_sql(when)
+        return QueuedRow(self, complete, batch.add(sql, self._params(complete), keep_id=keep_id))
+
+    def _conditional_sql(self, when: str) -> str:
+        return f"INSERT INTO `{self.model._meta.db_table}` ({self._names}) SELECT {self._row_marks[1:-1]}" \
+               f" FROM DUAL WHERE {when}"
+
+    def add_many(self, batch: Batch, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Queue several rows as one INSERT in `batch`; returns each row's values with the defaults filled in
+        (as `insert_many`)."""
+        completed = [self._values(values) for values in rows]
+        batch.add(self._many_sql(len(rows)), [param for complete in completed for param in self._params(complete)])
+        return completed
+
+    def _many_sql(self, count: int) -> str:
+        if not self._prepared:
+            self._prepare()
+        return f"INSERT INTO `{self.model._meta.db_table}` ({self._names}) VALUES {', '.join([self._row_marks] * count)}"
+
     async def insert_many(self, conn: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Several rows in one statement; returns each row's values with the defaults filled in. Their ids
         are not read back (a caller that needs them selects by a key it wrote, then `instance`)."""
@@ -119,7 +165,5 @@ class RowInsert(Generic[M]):
             await self.model.bulk_create([self.model(**values) for values in completed], using_db=conn)
             return completed
         params = [param for complete in completed for param in self._params(complete)]
-        await conn.execute_query(
-            f"INSERT INTO `{self.model._meta.db_table}` ({self._names}) VALUES"
-            f" {', '.join([self._row_marks] * len(rows))}", params)
+        await conn.execute_query(self._many_sql(len(rows)), params)
         return completed

@@ -17,9 +17,10 @@ from orders.errors import OrderNotFound
 from orders.hooks import line_kind
 from orders.models import Order, OrderLine, OrderStatus
 from kernel import clock
+from kernel.batch import Batch, SessionId
 from kernel.errors import ValidationFailed
-from kernel.outbox import enqueue
-from kernel.rows import RowInsert
+from kernel.outbox import add_to_outbox, enqueue
+from kernel.rows import QueuedRow, RowInsert
 from kernel.settings import get_settings
 
 
@@ -28,8 +29,6 @@ MAX_ORDER_FEN = 2**31 - 1
 
 
 @dataclass(frozen=True)
-
-
 class LineSpec:
     kind: str
     title: str
@@ -48,17 +47,10 @@ def payment_window_end(latest: datetime | None = None) -> datetime:
     return min(end, latest) if latest is not None else end
 
 
-async def create_order(
-    conn: BaseDBAsyncClient,
-    *,
-    customer_id: int,
-    description: str,
-    lines: list[LineSpec],
-    pay_by: datetime | None = None,
-    split: dict[str, Any] | None = None,
-) -> Order:
-    """A pending order; `pay_by` caps the payment window (e.g. a group's deadline), `split` holds a
-    checkout's columns (how the total is paid, its Idempotency-Key), written with the order itself."""
+def _order_rows(
+    customer_id: int, description: str, lines: list[LineSpec], pay_by: datetime | None, split: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The order's values and its lines' (without their order id), after the checks every order passes."""
     if not lines:
         raise ValidationFailed("An order needs at least one line.", field="lines")
     for line in lines:
@@ -71,21 +63,52 @@ async def create_order(
     if total > MAX_ORDER_FEN:
         raise ValidationFailed("The order total is too large for one order.", field="quantity",
                                max_total_fen=MAX_ORDER_FEN)
-    now = clock.now()
     values = dict(customer_id=customer_id, out_trade_no=new_out_trade_no(), description=description[:127],
-                  total_fen=total, expires_at=payment_window_end(pay_by), created_at=now, **(split or {}))
+                  total_fen=total, expires_at=payment_window_end(pay_by), created_at=clock.now(), **(split or {}))
     line_values = [
         dict(kind=line.kind, ref_id=line.ref_id, title=line.title[:127], quantity=line.quantity,
              unit_price_fen=line.unit_price_fen, amount_fen=line.quantity * line.unit_price_fen)
         for line in lines
     ]
+    return values, line_values
+
+
+# Closes the order when its window ends unless it was paid; the reconciliation cron is the safety net.
+CLOSE_UNPAID_JOB = "orders.close_unpaid"
+
+
+async def create_order(
+    conn: BaseDBAsyncClient,
+    *,
+    customer_id: int,
+    description: str,
+    lines: list[LineSpec],
+    pay_by: datetime | None = None,
+    split: dict[str, Any] | None = None,
+) -> Order:
+    """A pending order; `pay_by` caps the payment window (e.g. a group's deadline), `split` holds a
+    checkout's columns (how the total is paid, its Idempotency-Key), written with the order itself."""
+    values, line_values = _order_rows(customer_id, description, lines, pay_by, split)
     # Two statements of parameterised SQL on MySQL/MariaDB (a join places an order per request; the ORM's
     # create and bulk_create were a tenth of its server CPU).
     order = await _ORDER_ROW.insert(conn, **values)
     await _LINE_ROW.insert_many(conn, [{**line, "order_id": order.id} for line in line_values])
-    # Closes the order when its window ends unless it was paid; the reconciliation cron is the safety net.
-    await enqueue(conn, "orders.close_unpaid", order.id, run_at=order.expires_at)
+    await enqueue(conn, CLOSE_UNPAID_JOB, order.id, run_at=order.expires_at)
     return order
+
+
+def add_order(
+    batch: Batch, *, customer_id: int, description: str, lines: list[LineSpec], pay_by: datetime | None = None,
+) -> tuple[SessionId, QueuedRow[Order]]:
+    """`create_order`'s statements queued in a batch (MySQL/MariaDB): the order, its lines and its close job.
+    Returns the order's id as later statements of the batch can use it, and the queued order (`saved()`
+    once the batch was sent)."""
+    values, line_values = _order_rows(customer_id, description, lines, pay_by, None)
+    order_id = SessionId("order_id")
+    queued = _ORDER_ROW.add(batch, keep_id=order_id, **values)
+    _LINE_ROW.add_many(batch, [{**line, "order_id": order_id} for line in line_values])
+    add_to_outbox(batch, CLOSE_UNPAID_JOB, order_id, run_at=values["expires_at"])
+    return order_id, queued
 
 
 _ORDER_ROW = RowInsert(Order)

@@ -15,6 +15,7 @@ from orders.fulfilment import (
 from orders.placing import (
     MAX_ORDER_FEN,
     LineSpec,
+    add_order,
     create_order,
     customer_orders,
     get_customer_order,
@@ -38,7 +39,7 @@ from orders.refunds import (
 )
 
 __all__ = [
-    "MAX_ORDER_FEN", "REFUNDABLE", "LineSpec", "apply_payment", "apply_refund_result", "close_unpaid",
+    "MAX_ORDER_FEN", "REFUNDABLE", "LineSpec", "add_order", "apply_payment", "apply_refund_result", "close_unpaid",
     "create_order", "customer_orders", "follow", "get_customer_order", "get_customer_order_by_trade_no",
     "get_order", "handle_paid_order", "lines_of", "lock_order", "mark_fulfilled", "mark_paid_without_gateway",
     "new_out_trade_no", "note_refund_attempt", "out_refund_no_for", "out_refund_no_for_key",

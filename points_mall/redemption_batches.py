@@ -49,8 +49,9 @@ from kernel import clock
 from kernel.db import mysql_errno, run_in_transaction
 from kernel.errors import DomainError, ValidationFailed
 from kernel.identity.service import AccountErased, lock_customers
+from kernel.batch import Batch, Subquery
 from kernel.rows import RowInsert
-from kernel.sql import mark, utc
+from kernel.sql import utc
 from points_mall import mall
 from points_mall.errors import IdempotencyKeyReused, InsufficientPoints, ItemNotFound
 from points_mall.ledger import LockedPoints, by_expiry, ensure_account
@@ -352,27 +353,22 @@ async def _redeem_batch(
             existing = earlier[(batch[i].customer_id, batch[i].idempotency_key)]
             outcomes[i] = Redeemed(existing, vouchers[existing.id], created=False)
 
-    units = sum(batch[i].quantity for i in accepted)
-    if units:
+    if accepted:
         assert item is not None
-        for i, redeemed in zip(accepted, await _write_all(conn, item, [batch[i] for i in accepted], points, now)):
+        asks = [batch[i] for i in accepted]
+        for i, redeemed in zip(accepted, await _write_all(conn, item, asks, points, now, item_locked=item_locked)):
             outcomes[i] = redeemed
-        # The batch's one statement on the hot row: conditional, so the stock never goes below zero even
-        # if another process took units since the batch read the item.
-        taken = await MallItem.filter(id=item_id, stock_reserved__lte=F("stock_total") - units).using_db(
-            conn).update(stock_reserved=F("stock_reserved") + units)
-        if taken != 1:
-            if item_locked:  # cannot happen while the row is locked; refuse rather than guess
-                raise RuntimeError(f"mall item {item_id}: stock update failed under lock")
-            raise _StockMoved()
     return outcomes  # type: ignore[return-value]
 
 
 async def _write_all(
-    conn: BaseDBAsyncClient, item: MallItem, asks: list[_Ask], points: dict[int, LockedPoints], now: datetime
+    conn: BaseDBAsyncClient, item: MallItem, asks: list[_Ask], points: dict[int, LockedPoints], now: datetime,
+    *, item_locked: bool,
 ) -> list[Redeemed]:
     """The single path's writes (redemption, ledger debit from the earliest-expiring lots, vouchers) for
-    every accepted request at once: one multi-row statement per table instead of seven per request.
+    every accepted request at once, and the batch's one statement on the hot row, the item's stock: one
+    multi-row statement per table instead of seven per request, all of them in one round trip on
+    MySQL/MariaDB (`_write_in_one_round_trip`).
 
     Rows and values are those `mall.redeem` writes through `spend_points` and `issue_vouchers` (the
     batch holds one request per customer, so no ref or voucher source can exist yet; their unique keys
@@ -416,62 +412,119 @@ async def _write_all(
         if left:
             raise InsufficientPoints(required=price)
 
-    # One multi-row INSERT per table as parameterised SQL on MySQL/MariaDB (kernel.rows: the ORM's
-    # bulk_create built a model instance per row first).
+    vouchers = [
+        dict(code=new_voucher_code(), customer_id=ask.customer_id, source_type=mall.MALL_SOURCE, seq=seq,
+             title=item.title[:128], valid_until=valid_until, branch_ids=branch_ids, service_id=item.service_id,
+             issued_at=now)
+        for ask in asks for seq in range(1, ask.quantity + 1)
+    ]
+    units = sum(ask.quantity for ask in asks)
+    if conn.capabilities.dialect == "mysql":
+        return await _write_in_one_round_trip(conn, item, asks, redemptions, entries, debits, takes, uses, vouchers,
+                                              units=units, item_locked=item_locked, now=now)
+    # The embedded stack (SQLite): statement by statement through the ORM.
     redemptions = await _REDEMPTION_ROWS.insert_many(conn, redemptions)
     await _LEDGER_ROWS.insert_many(conn, entries)
-    if conn.capabilities.dialect == "mysql":
-        debited = await _take_from_each(conn, "points_account", "balance", debits, updated_at=utc(now))
-        taken = await _take_from_each(conn, "points_lot", "remaining", takes)
-    else:  # the embedded stack (SQLite): the ORM writes its datetimes its own way
-        debited = await PointsAccount.filter(
-            _any_of(Q(id=account_id, balance__gte=price) for account_id, price in debits.items())
-        ).using_db(conn).update(balance=Case(*(When(id=account_id, then=F("balance") - price)
-                                               for account_id, price in debits.items()), default=F("balance")),
-                                updated_at=now)
-        taken = await PointsLot.filter(
-            _any_of(Q(id=lot_id, remaining__gte=take) for lot_id, take in takes.items())
-        ).using_db(conn).update(remaining=Case(*(When(id=lot_id, then=F("remaining") - take)
-                                                 for lot_id, take in takes.items()), default=F("remaining")))
-    if debited != len(debits) or taken != len(takes):  # cannot happen under the locks; refuse rather than guess
-        raise RuntimeError(f"batch debit changed {debited}/{len(debits)} accounts, {taken}/{len(takes)} lots")
-    ph = mark(conn)
+    debited = await PointsAccount.filter(
+        _any_of(Q(id=account_id, balance__gte=price) for account_id, price in debits.items())
+    ).using_db(conn).update(balance=Case(*(When(id=account_id, then=F("balance") - price)
+                                           for account_id, price in debits.items()), default=F("balance")),
+                            updated_at=now)
+    taken = await PointsLot.filter(
+        _any_of(Q(id=lot_id, remaining__gte=take) for lot_id, take in takes.items())
+    ).using_db(conn).update(remaining=Case(*(When(id=lot_id, then=F("remaining") - take)
+                                             for lot_id, take in takes.items()), default=F("remaining")))
+    _check_debits(debited, len(debits), taken, len(takes))
     refs = [e["ref"] for e in entries]
-    _, rows = await conn.execute_query(
-        f"SELECT ref, id FROM points_ledger_entry WHERE ref IN ({', '.join([ph] * len(refs))})", refs)
-    entry_ids = {row["ref"]: row["id"] for row in rows}
+    entry_ids = dict(await PointsLedgerEntry.filter(ref__in=refs).using_db(conn).values_list("ref", "id"))
     await _LOT_USE_ROWS.insert_many(conn, [dict(entry_id=entry_ids[ref], lot_id=lot_id, points=take)
                                            for ref, lot_id, take in uses])
-    customers, keys = [a.customer_id for a in asks], [a.idempotency_key for a in asks]
-    _, rows = await conn.execute_query(
-        "SELECT customer_id, idempotency_key, id FROM mall_redemption"
-        f" WHERE item_id = {ph} AND customer_id IN ({', '.join([ph] * len(customers))})"
-        f" AND idempotency_key IN ({', '.join([ph] * len(keys))})", [item.id, *customers, *keys])
+    rows = await MallRedemption.filter(
+        item_id=item.id, customer_id__in=[a.customer_id for a in asks],
+        idempotency_key__in=[a.idempotency_key for a in asks],
+    ).using_db(conn).values("customer_id", "idempotency_key", "id")
     redemption_ids = {(row["customer_id"], row["idempotency_key"]): row["id"] for row in rows}
     written = [_REDEMPTION_ROWS.instance(redemption_ids[(r["customer_id"], r["idempotency_key"])], r)
                for r in redemptions]
-    vouchers = await _VOUCHER_ROWS.insert_many(conn, [
-        dict(code=new_voucher_code(), customer_id=r.customer_id, source_type=mall.MALL_SOURCE,  # type: ignore[attr-defined]
-             source_id=str(r.id), seq=seq, title=item.title[:128], valid_until=valid_until, branch_ids=branch_ids,
-             service_id=item.service_id, issued_at=now)
-        for r in written for seq in range(1, r.quantity + 1)
-    ])
-    issued = await _issued(conn, vouchers)
-    return [Redeemed(r, issued[str(r.id)], created=True) for r in written]
+    by_customer = {r.customer_id: str(r.id) for r in written}  # type: ignore[attr-defined]
+    for values in vouchers:  # one request per customer in a batch
+        values["source_id"] = by_customer[values["customer_id"]]
+    stored = await _VOUCHER_ROWS.insert_many(conn, vouchers)
+    codes = [v["code"] for v in stored]
+    voucher_ids = dict(await Voucher.filter(code__in=codes).using_db(conn).values_list("code", "id"))
+    taken_stock = await MallItem.filter(id=item.id, stock_reserved__lte=F("stock_total") - units).using_db(
+        conn).update(stock_reserved=F("stock_reserved") + units)
+    _check_stock(taken_stock, item.id, item_locked)
+    return _answers(written, stored, voucher_ids)
 
 
-async def _issued(conn: BaseDBAsyncClient, vouchers: list[dict[str, Any]]) -> dict[str, list[Voucher]]:
-    """The vouchers just written, by their source (the redemption's id as text), in seq order as written:
-    their ids read by their unique codes, the rest from the values in hand rather than read back."""
-    ph = mark(conn)
-    codes = [v["code"] for v in vouchers]
-    _, rows = await conn.execute_query(
-        f"SELECT code, id FROM voucher WHERE code IN ({', '.join([ph] * len(codes))})", codes)
-    voucher_ids = {row["code"]: row["id"] for row in rows}
+def _check_debits(debited: int, accounts: int, taken: int, lots: int) -> None:
+    if debited != accounts or taken != lots:  # cannot happen under the locks; refuse rather than guess
+        raise RuntimeError(f"batch debit changed {debited}/{accounts} accounts, {taken}/{lots} lots")
+
+
+def _check_stock(taken: int, item_id: int, item_locked: bool) -> None:
+    # The batch's one statement on the hot row is conditional, so the stock never goes below zero even if
+    # another process took units since the batch read the item.
+    if taken != 1:
+        if item_locked:  # cannot happen while the row is locked; refuse rather than guess
+            raise RuntimeError(f"mall item {item_id}: stock update failed under lock")
+        raise _StockMoved()
+
+
+def _answers(written: list[MallRedemption], vouchers: list[dict[str, Any]], voucher_ids: dict[str, int]) -> list[Redeemed]:
+    """Each redemption with its vouchers in seq order as written, built from the values written and the ids
+    read by their unique codes, not read back."""
     issued: dict[str, list[Voucher]] = defaultdict(list)
     for values in vouchers:
         issued[values["source_id"]].append(_VOUCHER_ROWS.instance(voucher_ids[values["code"]], values))
-    return issued
+    return [Redeemed(r, issued[str(r.id)], created=True) for r in written]
+
+
+_ENTRY_ID_BY_REF = "SELECT id FROM points_ledger_entry WHERE ref = %s"
+_REDEMPTION_ID_AS_TEXT = "SELECT CAST(id AS CHAR) FROM mall_redemption WHERE customer_id = %s AND idempotency_key = %s"
+
+
+async def _write_in_one_round_trip(
+    conn: BaseDBAsyncClient, item: MallItem, asks: list[_Ask], redemptions: list[dict[str, Any]],
+    entries: list[dict[str, Any]], debits: dict[int, int], takes: dict[int, int], uses: list[tuple[str, int, int]],
+    vouchers: list[dict[str, Any]], *, units: int, item_locked: bool, now: datetime,
+) -> list[Redeemed]:
+    """Every write of the batch and the reads of the ids it generated, as one batch of statements
+    (`kernel.batch`): redemptions, ledger entries, the accounts' and lots' debits, the lot uses (each
+    finding its entry by the entry's unique ref), the vouchers (each finding its redemption by the
+    customer's Idempotency-Key), the redemptions' and vouchers' ids, then the item's stock. Ten round trips
+    per batch before; the checks on what the UPDATEs changed are made once it was answered, and any of them
+    failing rolls all of it back."""
+    batch = Batch(conn)
+    redemptions = _REDEMPTION_ROWS.add_many(batch, redemptions)
+    _LEDGER_ROWS.add_many(batch, entries)
+    debited = batch.add(*_take_from_each("points_account", "balance", debits, updated_at=utc(now)))
+    taken = batch.add(*_take_from_each("points_lot", "remaining", takes))
+    _LOT_USE_ROWS.add_many(batch, [dict(entry_id=Subquery(_ENTRY_ID_BY_REF, [ref]), lot_id=lot_id, points=take)
+                                   for ref, lot_id, take in uses])
+    keys = {ask.customer_id: ask.idempotency_key for ask in asks}
+    vouchers = _VOUCHER_ROWS.add_many(batch, [
+        {**values, "source_id": Subquery(_REDEMPTION_ID_AS_TEXT, [values["customer_id"], keys[values["customer_id"]]])}
+        for values in vouchers])
+    customers, idempotency_keys = list(keys), list(keys.values())
+    redemption_ids = batch.add(
+        "SELECT customer_id, idempotency_key, id FROM mall_redemption"
+        f" WHERE item_id = %s AND customer_id IN ({', '.join(['%s'] * len(customers))})"
+        f" AND idempotency_key IN ({', '.join(['%s'] * len(idempotency_keys))})",
+        [item.id, *customers, *idempotency_keys])
+    codes = [v["code"] for v in vouchers]
+    voucher_ids = batch.add(f"SELECT code, id FROM voucher WHERE code IN ({', '.join(['%s'] * len(codes))})", codes)
+    stock = batch.add("UPDATE mall_item SET stock_reserved = stock_reserved + %s"
+                      " WHERE id = %s AND stock_reserved <= stock_total - %s", [units, item.id, units])
+    await batch.send()
+    _check_debits(debited.rowcount, len(debits), taken.rowcount, len(takes))
+    _check_stock(stock.rowcount, item.id, item_locked)
+    ids = {(row["customer_id"], row["idempotency_key"]): row["id"] for row in redemption_ids.rows}
+    written = [_REDEMPTION_ROWS.instance(ids[(r["customer_id"], r["idempotency_key"])], r) for r in redemptions]
+    by_customer = {r.customer_id: str(r.id) for r in written}  # type: ignore[attr-defined]
+    stored = [{**values, "source_id": by_customer[values["customer_id"]]} for values in vouchers]
+    return _answers(written, stored, {row["code"]: row["id"] for row in voucher_ids.rows})
 
 
 _REDEMPTION_ROWS = RowInsert(MallRedemption)
@@ -484,23 +537,18 @@ def _any_of(conditions: Iterable[Q]) -> Q:
     return Q(*conditions, join_type=Q.OR)
 
 
-async def _take_from_each(
-    conn: BaseDBAsyncClient, table: str, column: str, amounts: dict[int, int], **also: Any
-) -> int:
-    """Subtract each row's amount from `column` in one UPDATE, only where the row holds at least that
-    much; returns the rows changed (the caller checks it changed every one). MySQL/MariaDB.
+def _take_from_each(table: str, column: str, amounts: dict[int, int], **also: Any) -> tuple[str, list[Any]]:
+    """The UPDATE (and its parameters) that subtracts each row's amount from `column`, only where the row
+    holds at least that much; the caller checks it changed every row. MySQL/MariaDB.
 
     Parameterised SQL: the ORM's Q/Case/When for a batch's rows took a tenth of a batched redemption's
     server CPU to build (bench/profile.py)."""
-    ph = mark(conn)
-    cases = " ".join(f"WHEN {ph} THEN {column} - {ph}" for _ in amounts)
-    sets = "".join(f", {name} = {ph}" for name in also)
-    where = " OR ".join(f"(id = {ph} AND {column} >= {ph})" for _ in amounts)
+    cases = " ".join(f"WHEN %s THEN {column} - %s" for _ in amounts)
+    sets = "".join(f", {name} = %s" for name in also)
+    where = " OR ".join(f"(id = %s AND {column} >= %s)" for _ in amounts)
     params: list[Any] = [v for row_id, amount in amounts.items() for v in (row_id, amount)]
     params += list(also.values())
     params += [v for row_id, amount in amounts.items() for v in (row_id, amount)]
-    changed, _ = await conn.execute_query(
-        f"UPDATE {table} SET {column} = CASE id {cases} ELSE {column} END{sets} WHERE {where}", params)
-    return changed
+    return f"UPDATE {table} SET {column} = CASE id {cases} ELSE {column} END{sets} WHERE {where}", params
 
 

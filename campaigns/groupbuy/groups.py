@@ -49,6 +49,7 @@ from orders import service as orders
 from orders.hooks import NOTHING, LineOutcome, RefundAsk, delivered
 from orders.models import Order, OrderStatus
 from kernel import clock
+from kernel.batch import Batch
 from kernel.identity.service import AccountErased, customer_is_active
 from kernel.outbox import enqueue
 from kernel.rows import RowInsert
@@ -61,16 +62,20 @@ SETTLEABLE = (GroupStatus.pending, GroupStatus.open)
 
 # --- taking and giving back --------------------------------------------------------------------
 
+# The first purchase inserts the quota row, a later one adds only while the sum stays within the limit
+# (0 rows changed otherwise). Two first purchases racing meet on the unique key.
+_TAKE_QUOTA = (
+    "INSERT INTO gb_quota (campaign_id, customer_id, units) VALUES (%s, %s, %s)"
+    " ON DUPLICATE KEY UPDATE units = IF(units + VALUES(units) <= %s, units + VALUES(units), units)"
+)
+
+
 async def _take_quota(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int, units: int) -> None:
     if units > campaign.per_customer_limit:
         raise LimitReached(limit=campaign.per_customer_limit)
     if conn.capabilities.dialect == "mysql":
-        # One statement: the first purchase inserts the row, a later one adds only while the sum stays
-        # within the limit (0 rows changed otherwise). Two first purchases racing meet on the unique key.
         changed, _ = await conn.execute_query(
-            "INSERT INTO gb_quota (campaign_id, customer_id, units) VALUES (%s, %s, %s)"
-            " ON DUPLICATE KEY UPDATE units = IF(units + VALUES(units) <= %s, units + VALUES(units), units)",
-            [campaign.id, customer_id, units, campaign.per_customer_limit])
+            _TAKE_QUOTA, [campaign.id, customer_id, units, campaign.per_customer_limit])
         # 0 rows changed when the IF kept the old value. This counts on the driver reporting rows changed,
         # not rows found (CLIENT_FOUND_ROWS off: aiomysql's and Tortoise's default); the limit tests
         # (twelve taps for a limit of two) would fail if that changed.
@@ -216,13 +221,10 @@ async def _group_campaign_sku(
 _ENTRY_ROW = RowInsert(CampaignEntry)
 
 
-async def _insert_member_entry(
-    conn: BaseDBAsyncClient, *, campaign: Campaign, sku: CampaignSku, group: Group, customer_id: int, order_id: int
-) -> CampaignEntry:
-    values = dict(campaign_id=campaign.id, sku_id=sku.id, group_id=group.id, customer_id=customer_id,
-                  order_id=order_id, role=EntryRole.member, quantity=1, unit_price_fen=sku.group_price_fen,
-                  created_at=clock.now())
-    return await _ENTRY_ROW.insert(conn, **values)
+def _member_entry(campaign: Campaign, sku: CampaignSku, group: Group, customer_id: int, order_id) -> dict:
+    return dict(campaign_id=campaign.id, sku_id=sku.id, group_id=group.id, customer_id=customer_id,
+                order_id=order_id, role=EntryRole.member, quantity=1, unit_price_fen=sku.group_price_fen,
+                created_at=clock.now())
 
 
 # The seat and one unit of the SKU's stock in one statement (MySQL/MariaDB): both rows change or neither.
@@ -237,17 +239,20 @@ _TAKE_SEAT_AND_STOCK = (
 _SEAT_LEFT = "SELECT 1 FROM gb_group WHERE id = %s AND status = %s AND seats_taken <= %s FOR UPDATE"
 
 
+def _seat(group: Group) -> list:
+    return [group.id, GroupStatus.open.value, group.size - 1]
+
+
+async def _refuse_seat_or_stock(conn: BaseDBAsyncClient, group: Group, sku_id: int) -> None:
+    """After `_TAKE_SEAT_AND_STOCK` changed nothing: GroupFull when no seat is left, else SoldOut."""
+    _, seat_left = await conn.execute_query(_SEAT_LEFT, _seat(group))
+    if not seat_left:
+        raise GroupFull(group_id=group.id)
+    raise SoldOut(sku_id=sku_id)
+
+
 async def _take_seat_and_stock(conn: BaseDBAsyncClient, group: Group, sku_id: int) -> None:
-    """A seat of the group and one unit of stock; GroupFull when no seat is left, else SoldOut."""
-    seat = [group.id, GroupStatus.open.value, group.size - 1]
-    if conn.capabilities.dialect == "mysql":
-        changed, _ = await conn.execute_query(_TAKE_SEAT_AND_STOCK, [*seat, sku_id])
-        if changed == 2:
-            return
-        _, seat_left = await conn.execute_query(_SEAT_LEFT, seat)
-        if not seat_left:
-            raise GroupFull(group_id=group.id)
-        raise SoldOut(sku_id=sku_id)
+    """A seat of the group and one unit of stock (the embedded stack's two statements)."""
     if not await Group.filter(
         id=group.id, status=GroupStatus.open, seats_taken__lte=group.size - 1
     ).using_db(conn).update(seats_taken=F("seats_taken") + 1):
@@ -258,9 +263,8 @@ async def _take_seat_and_stock(conn: BaseDBAsyncClient, group: Group, sku_id: in
 async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
     """A friend takes a seat: held while the order is unpaid, given back if it closes unpaid.
 
-    On MySQL/MariaDB the group, its campaign and SKU are one statement, the entry and the quota one each,
-    the seat and the stock one together, all parameterised SQL (the ORM's query building was most of a
-    join's CPU); the order is the orders room's, through `orders.create_order`."""
+    On MySQL/MariaDB three round trips: the group with its campaign and SKU in one statement, then every
+    write in one batch (`_join_in_one_round_trip`); the order is the orders room's (`orders.add_order`)."""
     group, campaign, sku = await _group_campaign_sku(conn, group_id, customer_id)
     if group.leader_id == customer_id:  # type: ignore[attr-defined]
         raise AlreadyInGroup(group_id=group_id)
@@ -270,16 +274,50 @@ async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
     await _require_new_customer(conn, campaign, customer_id)
     if sku is None:
         raise SkuNotFound(sku_id=group.sku_id)  # type: ignore[attr-defined]
+    if conn.capabilities.dialect == "mysql":
+        return await _join_in_one_round_trip(conn, group, campaign, sku, customer_id)
     order = await _entry_order(conn, campaign=campaign, sku=sku, customer_id=customer_id, quantity=1,
                                unit_price_fen=sku.group_price_fen, pay_by=group.deadline)
     try:
-        entry = await _insert_member_entry(conn, campaign=campaign, sku=sku, group=group, customer_id=customer_id,
-                                           order_id=order.id)
+        entry = await CampaignEntry.create(**_member_entry(campaign, sku, group, customer_id, order.id),
+                                           using_db=conn)
     except IntegrityError:
         raise AlreadyInGroup(group_id=group_id) from None
     await _take_quota(conn, campaign, customer_id, 1)
     await _take_seat_and_stock(conn, group, sku.id)
     return group, order, entry
+
+
+async def _join_in_one_round_trip(
+    conn: BaseDBAsyncClient, group: Group, campaign: Campaign, sku: CampaignSku, customer_id: int
+):
+    """The join's writes as one batch: order, lines and close job, the entry, the quota, then seat and stock.
+
+    Refusals come in the order the statements would have given them one by one: the entry's unique key
+    (already in this group) stops the batch there; then a quota that did not move (limit reached); then a
+    seat and stock that did not move (full, or sold out). The statements after a refused quota still ran,
+    and the transaction's rollback undoes them with everything else.
+    """
+    if campaign.per_customer_limit < 1:
+        raise LimitReached(limit=campaign.per_customer_limit)
+    batch = Batch(conn)
+    order_id, order = orders.add_order(
+        batch, customer_id=customer_id, description=_description(campaign, sku), pay_by=group.deadline,
+        lines=[orders.LineSpec(kind=LINE_KIND, title=sku.title, quantity=1, unit_price_fen=sku.group_price_fen)])
+    entry = _ENTRY_ROW.add(batch, **_member_entry(campaign, sku, group, customer_id, order_id))
+    quota = batch.add(_TAKE_QUOTA, [campaign.id, customer_id, 1, campaign.per_customer_limit])
+    seat_and_stock = batch.add(_TAKE_SEAT_AND_STOCK, [*_seat(group), sku.id])
+    try:
+        await batch.send()
+    except IntegrityError:
+        if batch.failed is entry.answer:
+            raise AlreadyInGroup(group_id=group.id) from None
+        raise
+    if not quota.rowcount:  # see `_take_quota`: rows changed, not rows found
+        raise LimitReached(limit=campaign.per_customer_limit)
+    if seat_and_stock.rowcount != 2:
+        await _refuse_seat_or_stock(conn, group, sku.id)
+    return group, order.saved(), entry.saved()
 
 
 async def purchase(conn: BaseDBAsyncClient, customer_id: int, campaign_id: int, sku_id: int, quantity: int):

@@ -174,7 +174,7 @@ async def lock_customers(
     exists, so InnoDB takes a record lock (not a gap lock), and one fixed order makes concurrent
     transactions queue instead of deadlocking. Reads made after it see what the previous holder committed.
     (One exception: a day's check-in credit locks only the customer's points account row, which every
-    change of points locks too: `points_mall.ledger.credit_new_ref`.)
+    change of points locks too: `points_mall.ledger.add_credit_new_ref`.)
     """
     if not customer_ids:
         return set()

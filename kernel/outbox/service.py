@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from kernel import clock
+from kernel.batch import Batch, JsonArray
 from kernel.outbox.models import OutboxMessage
 from kernel.rows import RowInsert
 
@@ -34,6 +35,11 @@ async def enqueue(
     # Hot writes (a group join, an order) enqueue on their way: parameterised SQL on MySQL/MariaDB, where
     # the ORM's create cost more CPU than the statement.
     return await _OUTBOX_ROW.insert(conn, job_name=job_name, args=list(args), run_at=run_at, created_at=clock.now())
+
+
+def add_to_outbox(batch: Batch, job_name: str, *args: Any, run_at: datetime | None = None) -> None:
+    """`enqueue` queued in a batch of statements (MySQL/MariaDB); args may be ids generated earlier in it."""
+    _OUTBOX_ROW.add(batch, job_name=job_name, args=JsonArray(args), run_at=run_at, created_at=clock.now())
 
 
 _OUTBOX_ROW = RowInsert(OutboxMessage)

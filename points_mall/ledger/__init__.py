@@ -20,13 +20,13 @@ from points_mall.ledger._accounts import (
     lock_points,
     spendable,
 )
-from points_mall.ledger._earning import credit_new_ref, due_pending_ids, earn_points, release_pending
+from points_mall.ledger._earning import add_credit_new_ref, due_pending_ids, earn_points, release_pending
 from points_mall.ledger._expiry import customers_with_expired_lots, expire_customer_lots, expiring_within
 from points_mall.ledger._reversal import reverse_points
 from points_mall.ledger._spending import adjust_points, spend_points
 
 __all__ = [
-    "LockedPoints", "account_summary", "adjust_points", "by_expiry", "credit_new_ref", "customers_with_expired_lots", "due_pending_ids",
+    "LockedPoints", "account_summary", "add_credit_new_ref", "adjust_points", "by_expiry", "customers_with_expired_lots", "due_pending_ids",
     "earn_points", "ensure_account", "expire_customer_lots", "expiring_within", "lock_account", "lock_points",
     "release_pending", "reverse_points", "spend_points", "spendable",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -9,6 +10,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from kernel import clock
+from kernel.batch import Batch
 from kernel.sql import utc
 from points_mall.ledger._accounts import _append, _check_positive, _existing, _locked_entry, lock_account
 from points_mall.models import (
@@ -24,24 +26,29 @@ from points_mall.rules import get_rules, lot_expiry
 
 # One UPDATE both locks the account row (an existing row: a record lock) and moves the balance;
 # LAST_INSERT_ID(expr) hands the new balance back in the statement's OK packet (the driver's lastrowid),
-# so no SELECT ... FOR UPDATE before it and no read after it. No row (no account yet): lastrowid is 0,
-# which a credit (points > 0 on a balance >= 0) can never produce.
+# so no SELECT ... FOR UPDATE before it and no read after it. The statements after it in the batch take the
+# balance from a session variable, set only when the UPDATE changed the row (ROW_COUNT): with no account
+# (or a make-up count that moved) LAST_INSERT_ID() would still hold the id of an earlier insert, and the
+# entry and the lot are then not written at all.
 _CREDIT_ACCOUNT = (
     "UPDATE points_account SET balance = LAST_INSERT_ID(balance + %s), lifetime_earned = lifetime_earned + %s,"
     " updated_at = %s WHERE customer_id = %s"
 )
+_KEEP_BALANCE = "SET @batch_balance = IF(ROW_COUNT() > 0, LAST_INSERT_ID(), 0)"
 _INSERT_ENTRY = (
     "INSERT INTO points_ledger_entry (customer_id, delta, kind, ref, reason, balance_after, expires_at,"
-    " original_ref, detail, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, '{}', %s)"
+    " original_ref, detail, occurred_at) SELECT %s, %s, %s, %s, %s, @batch_balance, %s, NULL, '{}', %s"
+    " FROM DUAL WHERE @batch_balance > 0"
 )
+# LAST_INSERT_ID() here is the entry's id: the INSERT before it wrote exactly one row when this one writes.
 _INSERT_LOT = (
     "INSERT INTO points_lot (customer_id, entry_id, points, remaining, earned_at, expires_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
+    " SELECT %s, LAST_INSERT_ID(), %s, %s, %s, %s FROM DUAL WHERE @batch_balance > 0"
 )
 
 
-async def credit_new_ref(
-    conn: BaseDBAsyncClient,
+def add_credit_new_ref(
+    batch: Batch,
     *,
     customer_id: int,
     points: int,
@@ -50,15 +57,16 @@ async def credit_new_ref(
     reason: str,
     expires_at: datetime | None,
     checkin_makeups: int | None = None,
-) -> int | None:
-    """Credit `points` now, for a ref derived from a unique row the caller has just inserted in this
-    transaction (a check-in's `(customer, day)`): no entry or pending row can hold the ref yet, and its
-    unique key still guards. The caller has seen the customer's account exist in this transaction (an
-    UPDATE of a missing row would take a gap lock; `earn_points` creates a missing account under the
-    customer's lock). Returns the balance after it, or None with nothing written when the general path
-    (`earn_points`) must do it: not MySQL/MariaDB, or no account after all.
+) -> Callable[[], int | None]:
+    """Queue a credit of `points` in `batch` (MySQL/MariaDB), for a ref derived from a unique row the caller
+    inserts before it in this transaction (a check-in's `(customer, day)`): no entry or pending row can
+    hold the ref yet, and its unique key still guards. The caller has seen the customer's account exist in
+    this transaction (an UPDATE of a missing row would take a gap lock; `earn_points` creates a missing
+    account under the customer's lock). Returns the function that, once the batch was sent, gives the
+    balance after the credit, or None when nothing was written and the general path (`earn_points`) must
+    do it (no account after all).
 
-    Three statements of parameterised SQL on the caller's connection instead of the ORM's five (the
+    Three statements of parameterised SQL in the caller's batch instead of the ORM's five round trips (the
     customer lock, the account's existence, the account lock, then the same writes): the hot path of the
     morning check-in rush. The account row lock serialises it with every other change of this customer's
     points exactly as `lock_account` does (they all lock this row); it skips the customer row lock,
@@ -67,21 +75,17 @@ async def credit_new_ref(
     With `checkin_makeups` (the account's count the caller read) the update also requires the count unchanged:
     after a make-up check-in nothing is written and None sends the caller to its general path, which sees why.
     """
-    if conn.capabilities.dialect != "mysql":
-        return None
     _check_positive(points)
     now = utc(clock.now())
     if checkin_makeups is None:
-        balance = await conn.execute_insert(_CREDIT_ACCOUNT, [points, points, now, customer_id])
+        credit = batch.add(_CREDIT_ACCOUNT, [points, points, now, customer_id])
     else:
-        balance = await conn.execute_insert(
-            _CREDIT_ACCOUNT + " AND checkin_makeups = %s", [points, points, now, customer_id, checkin_makeups])
-    if not balance:
-        return None
-    entry_id = await conn.execute_insert(
-        _INSERT_ENTRY, [customer_id, points, kind.value, ref, reason[:255], balance, utc(expires_at), now])
-    await conn.execute_insert(_INSERT_LOT, [customer_id, entry_id, points, points, now, utc(expires_at)])
-    return balance
+        credit = batch.add(_CREDIT_ACCOUNT + " AND checkin_makeups = %s",
+                           [points, points, now, customer_id, checkin_makeups])
+    batch.add(_KEEP_BALANCE)
+    batch.add(_INSERT_ENTRY, [customer_id, points, kind.value, ref, reason[:255], utc(expires_at), now])
+    batch.add(_INSERT_LOT, [customer_id, points, points, now, utc(expires_at)])
+    return lambda: credit.lastrowid if credit.rowcount > 0 else None
 
 
 async def earn_points(

@@ -1,11 +1,15 @@
-"""The booking's one-statement read (MySQL/MariaDB) answers what the ORM path answers, and the booking
-it builds from its insert is the row the database holds."""
+"""The booking's batched statements (MySQL/MariaDB) answer what the ORM path answers: the customer lock with
+the slot read, and the seat with the insert, whose booking is the row the database holds and is written only
+when the seat was taken."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from booking import bookings
+from booking.errors import SlotFull
 from booking.models import Booking, BookingStatus, Slot
 from kernel import clock
 from kernel.db import transaction
@@ -13,7 +17,7 @@ from tests.booking.factories import make_branch, make_department, make_slot
 from tests.factories import customer_headers, make_customer
 
 
-async def test_the_one_statement_read_matches_the_general_path(client):
+async def test_the_batched_read_matches_the_general_path(client):
     branch, department = await make_branch(timezone="Asia/Shanghai"), await make_department()
     base = clock.now() + timedelta(days=2)
     wanted = await make_slot(branch=branch, department=department, starts_at=base)
@@ -39,7 +43,8 @@ async def test_the_one_statement_read_matches_the_general_path(client):
     async with transaction() as conn:
         assert conn.capabilities.dialect == "mysql"  # the suite runs on MariaDB: the fast path is under test
         for customer in (fresh, clashing, busy, cancelled):
-            fast_slot, fast_clash, fast_held = await bookings.slot_and_holdings_sql(conn, customer.id, wanted.id)
+            fast_slot, fast_clash, fast_held = await bookings._locked_customer_slot_and_holdings(
+                conn, customer.id, wanted.id)
             slot, clash, held = await bookings.slot_and_holdings_general(conn, customer.id, wanted.id)
             assert (fast_clash, fast_held) == (clash, held), customer.id
             for field in Slot._meta.db_fields:
@@ -73,3 +78,20 @@ async def test_an_erased_customer_cannot_book_and_no_seat_is_taken(client):
     assert refused.status_code == 401 and refused.json()["code"] == "account_erased"
     assert not await Booking.filter(customer_id=customer.id).exists()
     assert (await Slot.get(id=slot.id)).booked == 0
+
+
+async def test_a_seat_refused_in_its_batch_writes_no_booking(client):
+    slot = await make_slot(capacity=1)
+    first, second = await make_customer(), await make_customer()
+    taken = await client.post("/app/bookings", json={"slot_id": slot.id}, headers=customer_headers(first))
+    assert taken.status_code == 201
+    refused = await client.post("/app/bookings", json={"slot_id": slot.id}, headers=customer_headers(second))
+    assert refused.status_code == 409 and refused.json()["code"] == "slot_full"
+    async with transaction() as conn:
+        # Inside the transaction, before its rollback: the conditional insert wrote nothing.
+        with pytest.raises(SlotFull):
+            await bookings._take_seat_and_insert(conn, slot.id, dict(
+                customer_id=second.id, slot_id=slot.id, branch_id=slot.branch_id, department_id=slot.department_id,
+                starts_at=slot.starts_at, ends_at=slot.ends_at, local_date=slot.local_date, created_at=clock.now()))
+        assert not await Booking.filter(customer_id=second.id).using_db(conn).exists()
+    assert (await Slot.get(id=slot.id)).booked == 1

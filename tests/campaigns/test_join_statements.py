@@ -8,8 +8,10 @@ from campaigns.groupbuy.models import Campaign, CampaignEntry, CampaignQuota, Ca
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import Customer
-from orders.models import Order
+from kernel.outbox.models import OutboxMessage
+from orders.models import Order, OrderLine
 from tests.campaigns.groupbuy_factories import make_campaign, pay
+from tests.orders.factories import run_jobs
 from tests.factories import customer_headers, make_customer
 
 
@@ -38,17 +40,26 @@ async def test_the_one_statement_read_is_what_the_orm_reads(client):
     await _same(fast_sku, await CampaignSku.get(id=sku.id), CampaignSku, groups._JOIN_COLUMNS["s"])
 
 
-async def test_the_entry_answered_is_the_row_stored_and_the_quota_counts_it(client):
+async def test_the_entry_and_order_answered_are_the_rows_stored_and_the_quota_counts_it(client, redis):
     campaign, sku = await make_campaign()
     leader, friend = await make_customer(), await make_customer()
     group = await _paid_group(campaign, sku, leader)
     async with transaction() as conn:
-        _, _, entry = await groups.join_group(conn, friend.id, group.id)
+        _, order, entry = await groups.join_group(conn, friend.id, group.id)
     await _same(entry, await CampaignEntry.get(id=entry.id), CampaignEntry)
+    # The order, its line and its close job went in the same batch, the order's id passed along in it.
+    await _same(order, await Order.get(id=order.id), Order)
+    assert entry.order_id == order.id and order.expires_at <= group.deadline
+    close = await OutboxMessage.get(job_name="orders.close_unpaid", args=[order.id])
+    assert close.run_at == order.expires_at and close.delivered_at is None
+    lines = await OrderLine.filter(order_id=order.id)
+    assert [(line.kind, line.quantity, line.amount_fen) for line in lines] == [
+        (groups.LINE_KIND, 1, sku.group_price_fen)]
     quota = await CampaignQuota.get(campaign_id=campaign.id, customer_id=friend.id)
     assert quota.units == 1
     assert (await Group.get(id=group.id)).seats_taken == 2
     assert (await CampaignSku.get(id=sku.id)).stock_left == sku.stock_left - 2
+    await run_jobs(redis)  # the order's close job is due later: relayed and dropped, no later worker waits
 
 
 async def test_an_erased_customer_cannot_join_and_nothing_is_held(client):
@@ -62,3 +73,40 @@ async def test_an_erased_customer_cannot_join_and_nothing_is_held(client):
     assert not await Order.filter(customer_id=friend.id).exists()
     assert not await CampaignEntry.filter(customer_id=friend.id).exists()
     assert (await Group.get(id=group.id)).seats_taken == 1
+
+
+async def test_a_join_refused_by_the_quota_in_the_middle_of_its_batch_leaves_nothing(client, redis):
+    # The entry is new (another group), so the batch passes its unique key; the quota refuses after it and
+    # the seat and stock statement after that still ran: all of it is rolled back, and the answer is the limit.
+    campaign, sku = await make_campaign(per_customer_limit=1)
+    first_leader, second_leader, friend = await make_customer(), await make_customer(), await make_customer()
+    first = await _paid_group(campaign, sku, first_leader)
+    second = await _paid_group(campaign, sku, second_leader)
+    joined = await client.post(f"/app/groups/{first.id}/join", headers=customer_headers(friend))
+    assert joined.status_code == 201
+    stock_before = (await CampaignSku.get(id=sku.id)).stock_left
+    refused = await client.post(f"/app/groups/{second.id}/join", headers=customer_headers(friend))
+    assert refused.status_code == 409 and refused.json()["code"] == "customer_limit_reached"
+    assert (await Group.get(id=second.id)).seats_taken == 1
+    assert (await CampaignSku.get(id=sku.id)).stock_left == stock_before
+    assert await CampaignEntry.filter(customer_id=friend.id).count() == 1
+    assert await Order.filter(customer_id=friend.id).count() == 1
+    assert (await CampaignQuota.get(campaign_id=campaign.id, customer_id=friend.id)).units == 1
+    await run_jobs(redis)  # the orders' close jobs are due later: relayed and dropped, no later worker waits
+
+
+async def test_a_join_into_a_full_group_after_its_batch_says_full_and_holds_nothing(client, redis):
+    campaign, sku = await make_campaign()
+    leader = await make_customer()
+    group = await _paid_group(campaign, sku, leader)
+    friends = [await make_customer() for _ in range(3)]
+    answers = [await client.post(f"/app/groups/{group.id}/join", headers=customer_headers(f)) for f in friends]
+    assert [a.status_code for a in answers] == [201, 201, 409]  # a group of three: leader and two friends
+    assert answers[2].json()["code"] == "group_full"
+    late = friends[2]
+    assert not await Order.filter(customer_id=late.id).exists()
+    assert not await CampaignQuota.filter(campaign_id=campaign.id, customer_id=late.id).exists()
+    assert (await CampaignSku.get(id=sku.id)).stock_left == sku.stock_left - 3
+    for friend in friends[:2]:
+        await run_jobs(redis)  # the orders' close jobs are due later: relayed and dropped, no later worker waits
+

@@ -26,7 +26,8 @@ async def test_connection_killed_inside_a_redemption_transaction(client):
     async with RowLock("mall_item", "id = %s", item.id) as lock:
         request = asyncio.create_task(client.post(REDEEM, json={"item_id": item.id}, headers=headers))
         [(victim, _)] = await wait_for(
-            lambda: blocked_statements("UPDATE `mall_item`%", exclude=lock.thread_id),
+            # The last statement of the batch the redemption's writes go in (kernel.batch).
+            lambda: blocked_statements("UPDATE mall_item SET stock_reserved%", exclude=lock.thread_id),
             what="the redemption to wait on the item row")
         await kill_connection(victim)
         response = await request

@@ -154,7 +154,7 @@ async def _with_account(points: int = 0):
 
 
 async def test_check_in_of_a_customer_with_an_account_writes_what_the_general_path_writes(client, checkin_rules):
-    # A customer with an account takes the SQL path (credit_new_ref); one without takes the ORM path.
+    # A customer with an account takes the SQL path (one batch: add_credit_new_ref); one without the ORM path.
     with_account, without = await _with_account(points=40), await make_customer()
     responses = await asyncio.gather(*[tap(client, with_account) for _ in range(30)], tap(client, without))
     assert sorted(r.status_code for r in responses[:30]) == [201] + [409] * 29
@@ -173,6 +173,31 @@ async def test_check_in_of_a_customer_with_an_account_writes_what_the_general_pa
     assert (fast_lot.points, fast_lot.remaining, fast_lot.expires_at) == (5, 5, general_lot.expires_at)
     account = await PointsAccount.get(customer_id=with_account.id)
     assert account.lifetime_earned == 45
+
+
+async def test_a_credit_refused_in_its_batch_writes_no_entry_and_no_lot(checkin_rules):
+    # The account's make-up count moved: the UPDATE changes nothing, and the entry and lot after it in the
+    # batch must not take the balance from LAST_INSERT_ID(), which still holds the id inserted just before.
+    from kernel.batch import Batch
+    from points_mall.ledger import add_credit_new_ref
+    from points_mall.models import EntryKind
+
+    customer = await _with_account(points=40)
+    before = (await PointsLedgerEntry.filter(customer_id=customer.id).count(),
+              await PointsLot.filter(customer_id=customer.id).count())
+    async with transaction() as conn:
+        batch = Batch(conn)
+        batch.add("INSERT INTO outbox_message (job_name, args, created_at, attempts, last_error)"
+                  " VALUES ('test.credit', '[]', %s, 0, '')", [clock.now().replace(tzinfo=None)])
+        credited = add_credit_new_ref(batch, customer_id=customer.id, points=5, kind=EntryKind.check_in,
+                                      ref=f"test:{customer.id}", reason="test", expires_at=None, checkin_makeups=1)
+        await batch.send()
+        assert credited() is None
+        await conn.execute_query("DELETE FROM outbox_message WHERE job_name = 'test.credit'")
+    after = (await PointsLedgerEntry.filter(customer_id=customer.id).count(),
+             await PointsLot.filter(customer_id=customer.id).count())
+    assert after == before
+    assert (await PointsAccount.get(customer_id=customer.id)).balance == 40
 
 
 async def test_check_ins_and_spending_of_the_same_customers_interleave_without_losing_points(client, checkin_rules):
@@ -235,11 +260,12 @@ async def _done_or_waiting_for_a_lock(task: asyncio.Task) -> None:
 #   the check-in has read yesterday's streak (no row), and the make-up then commits;
 #   the make-up holds the customer lock, and the check-in reads yesterday and reaches its insert (which waits:
 #     the insert's foreign-key check takes a shared lock on the customer row);
-#   the check-in has inserted today's row, and the make-up waits for the customer lock (then sees that row).
+#   the check-in has inserted today's row and credited it (one batch), and the make-up waits for the customer
+#     lock (then sees that row).
 _INTERLEAVINGS = {
     "check_in_read_yesterday": ("points_mall.checkin._rules_and_yesterday", "check_in"),
     "makeup_holds_the_customer_lock": ("points_mall.ledger._accounts.ensure_account", "makeup"),
-    "check_in_inserted_today": ("points_mall.checkin._insert_check_in", "check_in"),
+    "check_in_inserted_today": ("points_mall.checkin._insert_check_in_and_credit", "check_in"),
 }
 
 

@@ -122,14 +122,14 @@ async def test_a_failure_between_statements_applies_nothing_and_fails_only_its_r
     item = await make_item(stock_total=10, points_price=100)
     customers = [await funded_customer(1000) for _ in range(5)]
     poisoned = customers[2]
-    real_issued, real_vouchers_of = redemption_batches._issued, redemption_batches._vouchers_of
+    real_answers, real_vouchers_of = redemption_batches._answers, redemption_batches._vouchers_of
 
-    async def failing_issued(conn, vouchers):
-        # After every write of the batch but its stock UPDATE (redemptions, debits, lots, vouchers of all
-        # five): the whole batch must roll back.
+    def failing_answers(written, vouchers, voucher_ids):
+        # After every statement of the batch was answered (redemptions, debits, lots, vouchers of all five,
+        # the stock), before the commit: the whole batch must roll back.
         if any(v["customer_id"] == poisoned.id for v in vouchers):
             raise RuntimeError("a bug that only this request's data triggers")
-        return await real_issued(conn, vouchers)
+        return real_answers(written, vouchers, voucher_ids)
 
     async def failing_vouchers_of(conn, redemption_ids):
         # Run alone (the single path's writes done, reading its vouchers), the poisoned request fails again.
@@ -137,7 +137,7 @@ async def test_a_failure_between_statements_applies_nothing_and_fails_only_its_r
             raise RuntimeError("a bug that only this request's data triggers")
         return await real_vouchers_of(conn, redemption_ids)
 
-    monkeypatch.setattr(redemption_batches, "_issued", failing_issued)
+    monkeypatch.setattr(redemption_batches, "_answers", failing_answers)
     monkeypatch.setattr(redemption_batches, "_vouchers_of", failing_vouchers_of)
     keys = [key() for _ in customers]
     outcomes = await asyncio.gather(*[
@@ -154,7 +154,7 @@ async def test_a_failure_between_statements_applies_nothing_and_fails_only_its_r
         if c is not poisoned:
             assert await assert_ledger_consistent(c.id) == 900
 
-    monkeypatch.setattr(redemption_batches, "_issued", real_issued)
+    monkeypatch.setattr(redemption_batches, "_answers", real_answers)
     monkeypatch.setattr(redemption_batches, "_vouchers_of", real_vouchers_of)
     retried = await asyncio.gather(*[
         redeem(customer_id=c.id, item_id=item.id, quantity=1, idempotency_key=k) for c, k in zip(customers, keys)
@@ -164,6 +164,28 @@ async def test_a_failure_between_statements_applies_nothing_and_fails_only_its_r
         o.redemption.id for i, o in enumerate(outcomes) if i != 2]
     assert await assert_ledger_consistent(poisoned.id) == 900
     assert await assert_item_matches_redemptions(item.id) == 5
+
+
+async def test_a_statement_refused_in_the_middle_of_the_batch_applies_nothing_and_each_runs_alone(monkeypatch):
+    # The database refuses the batch's voucher INSERT (a code that exists already), after the redemptions,
+    # ledger entries, debits and lot uses of all five went before it in the same round trip: none of them
+    # may stay, and each request, run again alone, is applied once.
+    item = await make_item(stock_total=10, points_price=100)
+    customers = [await funded_customer(1000) for _ in range(5)]
+    taken_code = (await redeem(customer_id=(await funded_customer(1000)).id, item_id=item.id, quantity=1,
+                               idempotency_key=key())).vouchers[0].code
+    codes = iter([taken_code])
+    real_code = redemption_batches.new_voucher_code
+    monkeypatch.setattr(redemption_batches, "new_voucher_code", lambda: next(codes, None) or real_code())
+    outcomes = await asyncio.gather(*[
+        redeem(customer_id=c.id, item_id=item.id, quantity=1, idempotency_key=key()) for c in customers])
+    assert all(isinstance(o, Redeemed) and o.created for o in outcomes)
+    assert len({o.redemption.id for o in outcomes}) == 5
+    assert all(len(o.vouchers) == 1 and o.vouchers[0].code != taken_code for o in outcomes)
+    for c in customers:
+        assert await assert_ledger_consistent(c.id) == 900
+        assert await MallRedemption.filter(customer_id=c.id).count() == 1
+    assert await assert_item_matches_redemptions(item.id) == 6
 
 
 async def test_stock_taken_by_another_process_under_a_batch(monkeypatch):
@@ -211,8 +233,11 @@ async def test_connection_killed_under_a_batch_answers_every_waiter_and_retry_ap
 
     async with RowLock("mall_item", "id = %s", item.id) as lock:
         waiting = asyncio.gather(*all_of_them(), return_exceptions=True)
-        [(victim, _)] = await wait_for(lambda: blocked_statements("UPDATE `mall_item`%", exclude=lock.thread_id),
-                                       what="the batch to wait on the item row")
+        # The batch's statements go as one query (kernel.batch), the stock UPDATE last in it; the process
+        # list shows the statement of the query running now.
+        [(victim, _)] = await wait_for(
+            lambda: blocked_statements("UPDATE mall_item SET stock_reserved%", exclude=lock.thread_id),
+            what="the batch to wait on the item row")
         await kill_connection(victim)
         outcomes = await waiting
     await wait_for(lambda: connection_gone(victim), what="the killed connection to go")

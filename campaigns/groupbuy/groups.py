@@ -263,8 +263,9 @@ async def _take_seat_and_stock(conn: BaseDBAsyncClient, group: Group, sku_id: in
 async def join_group(conn: BaseDBAsyncClient, customer_id: int, group_id: int):
     """A friend takes a seat: held while the order is unpaid, given back if it closes unpaid.
 
-    On MySQL/MariaDB three round trips: the group with its campaign and SKU in one statement, then every
-    write in one batch (`_join_in_one_round_trip`); the order is the orders room's (`orders.add_order`)."""
+    On MySQL/MariaDB two round trips inside the transaction: the group with its campaign and SKU in one
+    statement, then every write in one batch (`_join_in_one_round_trip`); the order is the orders room's
+    (`orders.add_order`)."""
     group, campaign, sku = await _group_campaign_sku(conn, group_id, customer_id)
     if group.leader_id == customer_id:  # type: ignore[attr-defined]
         raise AlreadyInGroup(group_id=group_id)

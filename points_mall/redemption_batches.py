@@ -295,6 +295,69 @@ async def _tier_levels(conn: BaseDBAsyncClient, item: MallItem, points: dict[int
     return {c: tiers[t].level for c, t in tier_of_customer.items() if t in tiers and tiers[t].is_active}
 
 
+_Read = tuple[set[int], dict[int, LockedPoints], list[MallRedemption], MallItem | None]
+
+
+async def _read_one_by_one(
+    conn: BaseDBAsyncClient, item_id: int, batch: list[_Ask], now: datetime, item_locked: bool
+) -> _Read:
+    """The batch's reads (the embedded stack): the customers locked first, so what is read after sees the
+    latest commits; only customers not erased (the route's guard leaves that check to this lock, as
+    `mall.redeem`'s does); their points, the redemptions their Idempotency-Keys already made, the item."""
+    found = await lock_customers(conn, {ask.customer_id for ask in batch}, active_only=True)
+    customer_ids = sorted(found)
+    points = await _locked_points(conn, customer_ids, now)
+    keys = {ask.idempotency_key for ask in batch if ask.customer_id in found}
+    earlier = await MallRedemption.filter(
+        customer_id__in=customer_ids, idempotency_key__in=keys).using_db(conn) if keys else []
+    query = MallItem.filter(id=item_id).using_db(conn)
+    return found, points, earlier, await (query.select_for_update() if item_locked else query).first()
+
+
+def _marks(values: list) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+async def _read_in_one_round_trip(
+    conn: BaseDBAsyncClient, item_id: int, batch: list[_Ask], now: datetime, item_locked: bool
+) -> _Read:
+    """`_read_one_by_one` as one batch of statements (MySQL/MariaDB), in the same order: the customer locks,
+    the accounts and their lots (locking reads), the earlier redemptions of the keys, the item. A customer
+    without a points account yet (created here under the customer's lock, as `ensure_account` does) sends
+    the batch's points to the general read. Seven ORM queries per batch before, each built and hydrated
+    by the ORM in more server CPU than its round trip."""
+    asked = sorted({ask.customer_id for ask in batch})
+    keys = sorted({ask.idempotency_key for ask in batch})
+    reads = Batch(conn)
+    locked = reads.add(f"SELECT id FROM customer WHERE id IN ({_marks(asked)}) AND deleted_at IS NULL"
+                       " ORDER BY id FOR UPDATE", asked)
+    accounts = reads.add(f"SELECT * FROM points_account WHERE customer_id IN ({_marks(asked)})"
+                         " ORDER BY customer_id FOR UPDATE", asked)
+    lots = reads.add(f"SELECT * FROM points_lot WHERE customer_id IN ({_marks(asked)}) AND remaining > 0"
+                     " FOR UPDATE", asked)
+    earlier = reads.add(f"SELECT * FROM mall_redemption WHERE customer_id IN ({_marks(asked)})"
+                        f" AND idempotency_key IN ({_marks(keys)})", [*asked, *keys])
+    item = reads.add("SELECT * FROM mall_item WHERE id = %s" + (" FOR UPDATE" if item_locked else ""), [item_id])
+    await reads.send()
+    found = {row["id"] for row in locked.rows}
+    with_account = {row["customer_id"] for row in accounts.rows}
+    if found - with_account:
+        points = await _locked_points(conn, sorted(found), now)
+    else:
+        spendable: dict[int, list[PointsLot]] = defaultdict(list)
+        for row in lots.rows:
+            lot = PointsLot._init_from_db(**row)
+            if lot.expires_at is None or lot.expires_at > now:
+                spendable[row["customer_id"]].append(lot)
+        points = {
+            row["customer_id"]: LockedPoints(row["customer_id"], PointsAccount._init_from_db(**row),
+                                             sorted(spendable[row["customer_id"]], key=by_expiry))
+            for row in accounts.rows if row["customer_id"] in found
+        }
+    earlier_rows = [MallRedemption._init_from_db(**row) for row in earlier.rows if row["customer_id"] in found]
+    return found, points, earlier_rows, MallItem._init_from_db(**item.rows[0]) if item.rows else None
+
+
 async def _redeem_batch(
     conn: BaseDBAsyncClient, item_id: int, batch: list[_Ask], *, item_locked: bool
 ) -> list[Redeemed | DomainError]:
@@ -303,19 +366,15 @@ async def _redeem_batch(
     outcomes: list[Redeemed | DomainError | None] = [None] * len(batch)
     # First: the reads below see the latest commits. Only customers not erased (the route's guard leaves
     # that check to this lock, as `mall.redeem`'s does).
-    found = await lock_customers(conn, {ask.customer_id for ask in batch}, active_only=True)
+    if conn.capabilities.dialect == "mysql":
+        found, points, earlier_rows, item = await _read_in_one_round_trip(conn, item_id, batch, now, item_locked)
+    else:
+        found, points, earlier_rows, item = await _read_one_by_one(conn, item_id, batch, now, item_locked)
     for i, ask in enumerate(batch):
         if ask.customer_id not in found:
             outcomes[i] = AccountErased()
     customer_ids = sorted(found)
-    points = await _locked_points(conn, customer_ids, now)
-    keys = {ask.idempotency_key for ask in batch if ask.customer_id in found}
-    earlier = {
-        (r.customer_id, r.idempotency_key): r  # type: ignore[attr-defined]
-        for r in await MallRedemption.filter(customer_id__in=customer_ids, idempotency_key__in=keys).using_db(conn)
-    } if keys else {}
-    query = MallItem.filter(id=item_id).using_db(conn)
-    item = await (query.select_for_update() if item_locked else query).first()
+    earlier = {(r.customer_id, r.idempotency_key): r for r in earlier_rows}  # type: ignore[attr-defined]
     held_total, held_month = await _holdings(conn, item, customer_ids) if item is not None else ({}, {})
     tier_levels = await _tier_levels(conn, item, points) if item is not None else {}
 

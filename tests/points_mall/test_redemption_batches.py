@@ -349,3 +349,54 @@ async def test_what_a_batch_answers_is_what_it_stored():
             for name in Voucher._meta.fields_db_projection:
                 assert getattr(answered, name) == getattr(row, name), name
             assert str(answered.valid_until) == str(row.valid_until)  # the same instant, written the same way
+
+
+async def test_the_batched_reads_are_what_the_orm_reads():
+    # The batch's reads go as one round trip of SQL on MariaDB (`_read_in_one_round_trip`): every field of the
+    # accounts, lots, earlier redemptions and item it hydrates must be what the ORM path reads, for customers
+    # with several lots (one expired), an earlier redemption, an erased customer and one without an account.
+    from datetime import timedelta
+
+    from kernel import clock
+    from kernel.db import transaction
+    from kernel.identity.models import Customer
+    from points_mall.models import PointsLot
+    from tests.factories import make_customer
+    from tests.points_mall.factories import give_points
+
+    item = await make_item(stock_total=20, points_price=100, branch_ids=[3, 1], limit_per_customer=5)
+    rich, repeat, erased = [await funded_customer(500) for _ in range(3)]
+    await give_points(rich.id, 40, "fund:" + secrets.token_hex(6))
+    await PointsLot.filter(customer_id=rich.id, points=40).update(expires_at=clock.now() - timedelta(days=1))
+    done_key = key()
+    assert isinstance(await redeem(customer_id=repeat.id, item_id=item.id, quantity=1, idempotency_key=done_key),
+                      Redeemed)
+    await Customer.filter(id=erased.id).update(deleted_at=clock.now())
+    no_account = await make_customer()
+    asks = [redemption_batches._Ask(c.id, item.id, 1, k, None)  # type: ignore[arg-type]
+            for c, k in ((rich, key()), (repeat, done_key), (erased, key()))]
+    now = clock.now()
+    for item_locked in (False, True):
+        async with transaction() as conn:
+            fast = await redemption_batches._read_in_one_round_trip(conn, item.id, asks, now, item_locked)
+            slow = await redemption_batches._read_one_by_one(conn, item.id, asks, now, item_locked)
+        assert fast[0] == slow[0] == {rich.id, repeat.id}
+        assert fast[1].keys() == slow[1].keys() == {rich.id, repeat.id}
+        for customer_id, points in fast[1].items():
+            general = slow[1][customer_id]
+            for name in points.account._meta.fields_db_projection:
+                assert getattr(points.account, name) == getattr(general.account, name), name
+            assert [(lot.id, lot.remaining, lot.expires_at) for lot in points.lots] == [
+                (lot.id, lot.remaining, lot.expires_at) for lot in general.lots]
+        assert len(fast[1][rich.id].lots) == 1  # the expired lot is not spendable
+        assert [r.id for r in fast[2]] == [r.id for r in slow[2]] and len(fast[2]) == 1
+        for name in MallRedemption._meta.fields_db_projection:
+            assert getattr(fast[2][0], name) == getattr(slow[2][0], name), name
+        for name in MallItem._meta.fields_db_projection:
+            assert getattr(fast[3], name) == getattr(slow[3], name), name
+    # A customer without an account yet: the batch's points come from the general read, which creates it.
+    async with transaction() as conn:
+        found, points, _, _ = await redemption_batches._read_in_one_round_trip(
+            conn, item.id, [redemption_batches._Ask(no_account.id, item.id, 1, key(), None)],  # type: ignore[arg-type]
+            now, False)
+    assert found == {no_account.id} and points[no_account.id].account.balance == 0

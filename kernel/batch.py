@@ -32,6 +32,7 @@ from typing import Any
 
 from pymysql import err as driver_errors
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
+from tortoise.backends.mysql.client import TransactionWrapper
 from tortoise.exceptions import IntegrityError, OperationalError
 
 
@@ -152,9 +153,17 @@ class Batch:
         """Run every statement in one round trip; raises the first statement's error (`failed` set)."""
         at = 0
         async with self.conn.acquire_connection() as connection:
+            sql = self._sql(connection.escape)
+            # The transaction's BEGIN, when it waits for its first statement, goes in the same round trip.
+            begin = isinstance(self.conn, FirstStatementBegins) and self.conn.begin_pending
+            if begin:
+                sql = "BEGIN;\n" + sql
+                self.conn.begin_pending = False  # sent: from here on a failure needs the rollback
             async with connection.cursor() as cursor:
                 try:
-                    await cursor.execute(self._sql(connection.escape))
+                    await cursor.execute(sql)
+                    if begin:
+                        await cursor.nextset()  # BEGIN's answer
                     while True:
                         answer = self.answers[at]
                         answer.rowcount = cursor.rowcount
@@ -177,3 +186,86 @@ class Batch:
         for (_, _, keep_id), answer in zip(self._statements, self.answers):
             if keep_id is not None:
                 keep_id.value = answer.lastrowid
+
+
+async def select(conn: BaseDBAsyncClient, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """One SELECT's rows, sent as a batch: a transaction's first read carries its BEGIN (MySQL/MariaDB)."""
+    batch = Batch(conn)
+    answer = batch.add(sql, params)
+    await batch.send()
+    return answer.rows
+
+
+class FirstStatementBegins(TransactionWrapper):
+    """A MySQL/MariaDB transaction whose BEGIN waits for its first statement: sent with it when that is a
+    `Batch` (one round trip fewer per transaction), alone just before it otherwise, and never when the
+    transaction ran no statement (then it commits or rolls back nothing, with no round trip).
+
+    Tortoise's wrapper sends BEGIN as soon as the transaction opens. Every way the wrapper reaches the
+    connection (the ORM's queries, raw `execute_*`, a savepoint, a nested transaction) sends the pending
+    BEGIN first, so nothing ever runs outside the transaction. `kernel.db.transaction` opens these.
+    """
+
+    begin_pending = False
+
+    async def begin(self) -> None:
+        self.begin_pending = True
+        self._finalized = False
+
+    async def send_begin(self) -> None:
+        if self.begin_pending:
+            async with self._lock:
+                if self.begin_pending:
+                    self.begin_pending = False
+                    await TransactionWrapper.begin(self)
+
+    async def execute_query(self, query: str, values: list | None = None) -> tuple[int, list[dict]]:
+        await self.send_begin()
+        return await super().execute_query(query, values)
+
+    async def execute_insert(self, query: str, values: list) -> int:
+        await self.send_begin()
+        return await super().execute_insert(query, values)
+
+    async def execute_many(self, query: str, values: list) -> None:
+        await self.send_begin()
+        await super().execute_many(query, values)
+
+    async def execute_script(self, query: str) -> None:
+        await self.send_begin()
+        await super().execute_script(query)
+
+    async def savepoint(self) -> None:
+        await self.send_begin()
+        await super().savepoint()
+
+    def _in_transaction(self):
+        return _BeginFirst(self, super()._in_transaction())
+
+    async def commit(self) -> None:
+        if self.begin_pending:  # no statement ran: nothing to commit
+            self.begin_pending = False
+            self._finalized = True
+            return
+        await super().commit()
+
+    async def rollback(self) -> None:
+        if self.begin_pending:
+            self.begin_pending = False
+            self._finalized = True
+            return
+        await super().rollback()
+
+
+class _BeginFirst:
+    """A nested transaction (a savepoint) of a `FirstStatementBegins`: the outer BEGIN goes first."""
+
+    def __init__(self, outer: FirstStatementBegins, nested: Any) -> None:
+        self.outer, self.nested = outer, nested
+
+    async def __aenter__(self) -> Any:
+        await self.outer.send_begin()
+        return await self.nested.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.nested.__aexit__(*exc)

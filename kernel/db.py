@@ -14,10 +14,12 @@ from urllib.parse import unquote, urlparse
 import structlog
 from pymysql.constants import CLIENT
 from tortoise import Tortoise, connections
-from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient, TransactionContextPooled
+from tortoise.backends.mysql.client import MySQLClient
 from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
+from kernel.batch import FirstStatementBegins
 from kernel.errors import Conflict
 from kernel.settings import DatabaseSettings, get_settings
 
@@ -176,7 +178,13 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 def transaction():
-    """One transaction, opened at the edge; callers use `run_in_transaction` (or `run_job_transaction`)."""
+    """One transaction, opened at the edge; callers use `run_in_transaction` (or `run_job_transaction`).
+
+    On MySQL/MariaDB its BEGIN waits for the first statement and goes with it when that is a batch
+    (`kernel.batch.FirstStatementBegins`); inside another transaction it is a savepoint, as Tortoise's."""
+    client = connections.get("default")
+    if isinstance(client, MySQLClient) and not isinstance(client, TransactionalDBClient):
+        return TransactionContextPooled(FirstStatementBegins(client), client._pool_init_lock)
     return in_transaction("default")
 
 

@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from kernel import clock
-from kernel.batch import Batch
+from kernel.batch import Batch, select
 from kernel.db import RaceLost
 from kernel.identity.service import AccountErased, customer_is_active
 from kernel.sql import utc
@@ -80,8 +80,7 @@ async def _rules_and_yesterday(
     Refuses an erased customer (`AccountErased`) before anything is written."""
     yesterday = day - timedelta(days=1)
     if conn.capabilities.dialect == "mysql":
-        _, rows = await conn.execute_query(
-            _RULES_AND_YESTERDAY, [customer_id, yesterday, customer_id, customer_id, RULES_ID])
+        rows = await select(conn, _RULES_AND_YESTERDAY, [customer_id, yesterday, customer_id, customer_id, RULES_ID])
         if rows:
             row = rows[0]
             if row["active"] is None:

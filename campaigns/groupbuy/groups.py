@@ -49,7 +49,7 @@ from orders import service as orders
 from orders.hooks import NOTHING, LineOutcome, RefundAsk, delivered
 from orders.models import Order, OrderStatus
 from kernel import clock
-from kernel.batch import Batch
+from kernel.batch import Batch, select
 from kernel.identity.service import AccountErased, customer_is_active
 from kernel.outbox import enqueue
 from kernel.rows import RowInsert
@@ -206,7 +206,7 @@ async def _group_campaign_sku(
         campaign = await campaigns.get_campaign(conn, group.campaign_id)  # type: ignore[attr-defined]
         sku = await CampaignSku.get_or_none(id=group.sku_id, campaign_id=campaign.id).using_db(conn)  # type: ignore[attr-defined]
         return group, campaign, sku
-    _, rows = await conn.execute_query(_GROUP_CAMPAIGN_SKU, [customer_id, group_id])
+    rows = await select(conn, _GROUP_CAMPAIGN_SKU, [customer_id, group_id])
     if not rows:
         if not await customer_is_active(customer_id, conn):
             raise AccountErased()

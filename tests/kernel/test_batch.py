@@ -113,3 +113,58 @@ async def test_a_batch_runs_only_inside_a_transaction():
     early = SessionId("early")
     with pytest.raises(RuntimeError, match="after the batch"):
         early.resolved()
+
+
+# --- a transaction's BEGIN waits for its first statement (kernel.batch.FirstStatementBegins) ----------------
+
+def _count_commands(monkeypatch) -> list:
+    sent = []
+    original = aiomysql.Connection._execute_command
+
+    async def counted(self, command, sql):
+        sent.append(sql if isinstance(sql, str) else sql.decode())
+        return await original(self, command, sql)
+
+    monkeypatch.setattr(aiomysql.Connection, "_execute_command", counted)
+    return sent
+
+
+async def _first_statement(conn, how: str, name: str) -> None:
+    now = clock.now()
+    if how == "batch":
+        batch = Batch(conn)
+        _OUTBOX.add(batch, job_name=name, created_at=now)
+        await batch.send()
+    elif how == "orm":
+        await OutboxMessage.create(job_name=name, created_at=now, using_db=conn)
+    elif how == "raw":
+        await conn.execute_insert(_INSERT, [name, utc(now), None])
+    else:  # a nested transaction (a savepoint) before anything else
+        async with transaction() as nested:
+            await OutboxMessage.create(job_name=name, created_at=now, using_db=nested)
+
+
+@pytest.mark.parametrize("how", ["batch", "orm", "raw", "nested"])
+async def test_whatever_runs_first_runs_inside_the_transaction(how, monkeypatch):
+    name = _job(f"first-{how}")
+    sent = _count_commands(monkeypatch)
+    with pytest.raises(_Rollback):
+        async with transaction() as conn:
+            await _first_statement(conn, how, name)
+            assert await OutboxMessage.filter(job_name=name).using_db(conn).exists()
+            raise _Rollback
+    monkeypatch.undo()
+    assert not await OutboxMessage.filter(job_name=name).exists()  # rolled back: it ran after BEGIN
+    assert sent[0].startswith("BEGIN")
+    if how == "batch":
+        assert sent[0].startswith("BEGIN;\nINSERT INTO `outbox_message`")  # one round trip for both
+
+
+async def test_a_transaction_that_ran_nothing_sends_nothing(monkeypatch):
+    sent = _count_commands(monkeypatch)
+    async with transaction():
+        pass
+    with pytest.raises(_Rollback):
+        async with transaction():
+            raise _Rollback
+    assert sent == []

@@ -203,7 +203,9 @@ class FirstStatementBegins(TransactionWrapper):
 
     Tortoise's wrapper sends BEGIN as soon as the transaction opens. Every way the wrapper reaches the
     connection (the ORM's queries, raw `execute_*`, a savepoint, a nested transaction) sends the pending
-    BEGIN first, so nothing ever runs outside the transaction. `kernel.db.transaction` opens these.
+    BEGIN first, so nothing ever runs outside the transaction. InnoDB takes a transaction's snapshot at its
+    first read, not at BEGIN, so a later BEGIN changes nothing the transaction sees. `kernel.db.transaction`
+    opens these.
     """
 
     begin_pending = False

@@ -75,11 +75,11 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 64
 
 # Batches of one item in flight at once in a process; the next batch forms from the requests that arrived
-# while it ran. While a batch took 17 round trips, a second one in flight doubled throughput (its reads and
+# while it ran. While a batch took 18 round trips, a second one in flight doubled throughput (its reads and
 # writes overlapped the first one's commit). Since a batch takes three (kernel.batch), a second server
-# started as soon as one request arrived and most batches held one or two requests (mean 1.7 at 64
-# clients, 1.73 ms of server CPU per request); with one in flight they hold 6-8 and cost 0.9-1.0 ms
-# (docs/benchmarks.md, round 6). A process that could be a second batch's is a second process.
+# started as soon as one request arrived: batches held 1.7-2.1 requests and cost 1.28-1.72 ms of server CPU
+# per request; with one in flight they hold 4.9-6.3 and cost 0.87-0.90 ms (`python -m bench.batch_sizes`,
+# docs/benchmarks.md round 6). More concurrency for one item comes from more processes.
 IN_FLIGHT = 1
 
 # On /metrics (this process's registry): how many requests each committed batch answered.
@@ -165,8 +165,7 @@ async def _serve_lane(item_id: int, lane: _Lane) -> None:
     batch: list[_Ask] = []
     try:
         while lane.waiting:
-            # One pass of the event loop first: the requests it has ready reach the lane and join this batch
-            # (at 16 clients, 5.7 requests a batch against 5.3 without).
+            # One pass of the event loop first: the requests it has ready reach the lane and join this batch.
             await asyncio.sleep(0)
             batch = _next_batch(lane)
             await _serve(item_id, batch)

@@ -106,15 +106,29 @@ async def _take_stock(conn: BaseDBAsyncClient, sku_id: int, units: int) -> None:
         raise SoldOut(sku_id=sku_id)
 
 
-async def _give_back(conn: BaseDBAsyncClient, entry: CampaignEntry, *, sold: bool) -> None:
-    """Stock, quota (and the paid-units count when the entry had been paid) go back once per entry."""
+async def _give_back(conn: BaseDBAsyncClient, entry: CampaignEntry, *, sold: bool, seat: bool = False) -> None:
+    """Quota, the group's seat (`seat`: while the group can still settle; its paid count too when `sold`),
+    then stock (and the paid-units count when `sold`) go back, once per entry.
+
+    In the join's order (quota, group, SKU): a give-back and a join in the same group then queue on the first
+    row they share instead of each holding a row the other wants (a deadlock, one of them run again)."""
+    await CampaignQuota.filter(
+        campaign_id=entry.campaign_id, customer_id=entry.customer_id, units__gte=entry.quantity
+    ).using_db(conn).update(units=F("units") - entry.quantity)
+    if seat and entry.group_id is not None:
+        if sold:
+            # A member who takes the money back before the group settles leaves it: the seat is free again
+            # and the payment no longer counts towards completion.
+            await Group.filter(
+                id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1, paid_count__gte=1
+            ).using_db(conn).update(seats_taken=F("seats_taken") - 1, paid_count=F("paid_count") - 1)
+        else:
+            await Group.filter(id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1).using_db(conn).update(
+                seats_taken=F("seats_taken") - 1)
     await CampaignSku.filter(id=entry.sku_id).using_db(conn).update(stock_left=F("stock_left") + entry.quantity)
     if sold:
         await CampaignSku.filter(id=entry.sku_id, sold_units__gte=entry.quantity).using_db(conn).update(
             sold_units=F("sold_units") - entry.quantity)
-    await CampaignQuota.filter(
-        campaign_id=entry.campaign_id, customer_id=entry.customer_id, units__gte=entry.quantity
-    ).using_db(conn).update(units=F("units") - entry.quantity)
 
 
 async def _require_new_customer(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int) -> None:
@@ -439,15 +453,12 @@ async def release_entry(conn: BaseDBAsyncClient, order: Order, line) -> LineOutc
         status=EntryStatus.released, active_slot=None)
     if not won:
         return NOTHING
-    await _give_back(conn, entry, sold=False)
-    if entry.group_id is not None:
-        await Group.filter(id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1).using_db(conn).update(
-            seats_taken=F("seats_taken") - 1)
-        if entry.role == EntryRole.leader:
-            # The leader never paid (the group never opened), or was refunded in full before the paid-order
-            # job delivered anything (the group opened at payment): either way the group fails, and a friend
-            # who already paid is refunded.
-            return await fail_group(conn, entry.group_id) or NOTHING
+    await _give_back(conn, entry, sold=False, seat=True)
+    if entry.group_id is not None and entry.role == EntryRole.leader:
+        # The leader never paid (the group never opened), or was refunded in full before the paid-order job
+        # delivered anything (the group opened at payment): either way the group fails, and a friend who
+        # already paid is refunded.
+        return await fail_group(conn, entry.group_id) or NOTHING
     return NOTHING
 
 
@@ -508,7 +519,8 @@ async def _mark_entry_paid(conn: BaseDBAsyncClient, entry: CampaignEntry) -> boo
 
 
 async def entry_refund_requested(conn: BaseDBAsyncClient, order: Order, line, refund) -> None:
-    """A full refund takes the entry out: vouchers cancelled, stock and quota back. Partial ones change nothing."""
+    """A full refund takes the entry out: vouchers cancelled, quota, seat and stock back. Partial ones change
+    nothing."""
     if order.refund_reserved_fen < order.total_fen:
         return
     entry = await _entry_of(conn, order.id)
@@ -523,13 +535,7 @@ async def entry_refund_requested(conn: BaseDBAsyncClient, order: Order, line, re
         return
     # A settled group keeps its end state; a succeeded member's unredeemed vouchers stop working.
     await partners.cancel_group_vouchers(conn, order_id=order.id, reason=f"refund {refund.out_refund_no}")
-    await _give_back(conn, entry, sold=True)
-    if entry.group_id is not None:
-        # A member who takes the money back before the group settles leaves it: the seat is free again and
-        # the payment no longer counts towards completion.
-        await Group.filter(
-            id=entry.group_id, status__in=SETTLEABLE, seats_taken__gte=1, paid_count__gte=1
-        ).using_db(conn).update(seats_taken=F("seats_taken") - 1, paid_count=F("paid_count") - 1)
+    await _give_back(conn, entry, sold=True, seat=True)
 
 
 async def entry_refund_ended_unpaid(conn: BaseDBAsyncClient, order: Order, line, refund) -> LineOutcome:

@@ -3,6 +3,8 @@ the entry it builds from its insert is the row the database holds."""
 
 from __future__ import annotations
 
+import asyncio
+
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import Campaign, CampaignEntry, CampaignQuota, CampaignSku, Group
 from kernel import clock
@@ -110,3 +112,34 @@ async def test_a_join_into_a_full_group_after_its_batch_says_full_and_holds_noth
     for friend in friends[:2]:
         await run_jobs(redis)  # the orders' close jobs are due later: relayed and dropped, no later worker waits
 
+
+
+async def test_a_join_does_not_wait_on_a_release_that_waits_for_its_quota(client, redis):
+    # A friend's order closes unpaid (its seat, stock and quota go back) while another friend joins the same
+    # group. The give-back takes its rows in the join's order (quota, group, SKU): while the release waits for
+    # its quota row (held here by a transaction of our own) it holds neither the group nor the SKU, so the join
+    # goes through. Taken SKU first, the release would hold the SKU the join needs and then want the group the
+    # join holds: a deadlock, one of them rolled back and run again.
+    from kernel.db import run_in_transaction
+    from orders import service as orders
+    from tests.failures.support import RowLock, blocked_statements, wait_for
+
+    campaign, sku = await make_campaign()
+    leader, leaving, joining = await make_customer(), await make_customer(), await make_customer()
+    group = await _paid_group(campaign, sku, leader)
+    joined = await client.post(f"/app/groups/{group.id}/join", headers=customer_headers(leaving))
+    assert joined.status_code == 201
+    unpaid = joined.json()["order_id"]
+    async with RowLock("gb_quota", "campaign_id = %s AND customer_id = %s", campaign.id, leaving.id) as lock:
+        release = asyncio.create_task(run_in_transaction(
+            lambda conn: orders.close_unpaid(conn, unpaid, "payment_window_expired")))
+        await wait_for(lambda: blocked_statements("UPDATE `gb_quota`%", exclude=lock.thread_id),
+                       what="the release to wait for its quota row")
+        join = await asyncio.wait_for(
+            client.post(f"/app/groups/{group.id}/join", headers=customer_headers(joining)), 10)
+        assert join.status_code == 201, join.text
+    assert await asyncio.wait_for(release, 10) is True
+    assert (await Group.get(id=group.id)).seats_taken == 2  # the leader and the friend who joined
+    assert (await CampaignSku.get(id=sku.id)).stock_left == sku.stock_left - 2
+    assert not await CampaignQuota.filter(campaign_id=campaign.id, customer_id=leaving.id, units__gt=0).exists()
+    await run_jobs(redis)  # the orders' close jobs are due later: relayed and dropped, no later worker waits

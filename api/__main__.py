@@ -138,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     trusted = settings.app.trusted_proxies
     # X-Forwarded-For is believed only from the proxies named in TRUSTED_PROXIES (none by default):
     # uvicorn would otherwise trust any loopback peer, and the per-address login limit with it.
+    # access_log off: `request_id_middleware` writes the access line (JSON, route template, request id);
+    # uvicorn's would build its client address and path for every request and then drop them at WARNING.
     uvicorn.run("api.main:app", host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", proxy_headers=bool(trusted), forwarded_allow_ips=list(trusted) or None,
+                log_level="warning", access_log=False, proxy_headers=bool(trusted),
+                forwarded_allow_ips=list(trusted) or None,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, loop=args.loop, http=args.http)
     return 0
 

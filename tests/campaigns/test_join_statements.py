@@ -1,5 +1,6 @@
-"""The join's one-statement read (MySQL/MariaDB) hydrates the group, campaign and SKU the ORM reads, and
-the entry it builds from its insert is the row the database holds."""
+"""The join on MySQL/MariaDB: its one-statement read hydrates the group, campaign and SKU the ORM reads; the
+order, entry and close job its batch of writes answers are the rows the database holds; a refusal in the middle
+of the batch leaves nothing; and it takes its rows in the order a give-back does."""
 
 from __future__ import annotations
 

@@ -34,9 +34,9 @@ from booking.schedules import get_slot
 from booking.settings import get_booking_settings
 from booking.triage import get_triage
 from kernel import clock
-from kernel.errors import ValidationFailed
-from kernel.identity.service import AccountErased, lock_customers
 from kernel.batch import Batch
+from kernel.errors import ValidationFailed
+from kernel.identity.service import AccountErased, customer_lock_statement, lock_customers
 from kernel.outbox import enqueue
 from kernel.rows import RowInsert
 from kernel.sql import utc
@@ -128,8 +128,6 @@ _SLOT_AND_HOLDINGS = (
     " FROM booking_slot s WHERE s.id = %s"
 )
 _BOOKING_ROW = RowInsert(Booking)
-# `lock_customers(conn, {id}, active_only=True)` as a statement of a batch.
-_LOCK_ACTIVE_CUSTOMER = "SELECT id FROM customer WHERE id = %s AND deleted_at IS NULL FOR UPDATE"
 
 
 async def slot_and_holdings_general(
@@ -166,7 +164,7 @@ async def _locked_customer_slot_and_holdings(
         await _lock_customer(conn, customer_id)
         return await slot_and_holdings_general(conn, customer_id, slot_id)
     batch = Batch(conn)
-    locked = batch.add(_LOCK_ACTIVE_CUSTOMER, [customer_id])
+    locked = batch.add(*customer_lock_statement({customer_id}, active_only=True))
     slot = batch.add(_SLOT_AND_HOLDINGS, _slot_and_holdings_params(customer_id, slot_id))
     await batch.send()
     if not locked.rows:

@@ -73,10 +73,9 @@ class RowInsert(Generic[M]):
             self.columns.append((name, meta.fields_db_projection[name], field, self._converter(model, field)))
         self._known = {name for name, _, _, _ in self.columns}
         names = ", ".join(f"`{column}`" for _, column, _, _ in self.columns)
-        marks = ", ".join(["%s"] * len(self.columns))
-        self.sql = f"INSERT INTO `{meta.db_table}` ({names}) VALUES ({marks})"
-        self._row_marks = f"({marks})"
-        self._names = names
+        self._marks = ", ".join(["%s"] * len(self.columns))
+        self._head = f"INSERT INTO `{meta.db_table}` ({names})"
+        self.sql = f"{self._head} VALUES ({self._marks})"
         self._prepared = True
 
     @staticmethod
@@ -140,8 +139,7 @@ class RowInsert(Generic[M]):
         return QueuedRow(self, complete, batch.add(sql, self._params(complete), keep_id=keep_id))
 
     def _conditional_sql(self, when: str) -> str:
-        return f"INSERT INTO `{self.model._meta.db_table}` ({self._names}) SELECT {self._row_marks[1:-1]}" \
-               f" FROM DUAL WHERE {when}"
+        return f"{self._head} SELECT {self._marks} FROM DUAL WHERE {when}"
 
     def add_many(self, batch: Batch, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Queue several rows as one INSERT in `batch`; returns each row's values with the defaults filled in
@@ -153,7 +151,7 @@ class RowInsert(Generic[M]):
     def _many_sql(self, count: int) -> str:
         if not self._prepared:
             self._prepare()
-        return f"INSERT INTO `{self.model._meta.db_table}` ({self._names}) VALUES {', '.join([self._row_marks] * count)}"
+        return f"{self._head} VALUES {', '.join([f'({self._marks})'] * count)}"
 
     async def insert_many(self, conn: BaseDBAsyncClient, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Several rows in one statement; returns each row's values with the defaults filled in. Their ids

@@ -46,10 +46,10 @@ from tortoise.expressions import Case, F, Q, When
 from tortoise.functions import Sum
 
 from kernel import clock
+from kernel.batch import Batch, Subquery
 from kernel.db import mysql_errno, run_in_transaction
 from kernel.errors import DomainError, ValidationFailed
-from kernel.identity.service import AccountErased, lock_customers
-from kernel.batch import Batch, Subquery
+from kernel.identity.service import AccountErased, customer_lock_statement, lock_customers
 from kernel.rows import RowInsert
 from kernel.sql import utc
 from points_mall import mall
@@ -260,13 +260,19 @@ async def _locked_points(conn: BaseDBAsyncClient, customer_ids: list[int], now: 
             await ensure_account(conn, customer_id)
     accounts = await PointsAccount.filter(customer_id__in=customer_ids).using_db(conn).order_by(
         "customer_id").select_for_update()
-    lots: dict[int, list[PointsLot]] = defaultdict(list)
-    for lot in await PointsLot.filter(customer_id__in=customer_ids, remaining__gt=0).using_db(conn).select_for_update():
+    lots = await PointsLot.filter(customer_id__in=customer_ids, remaining__gt=0).using_db(conn).select_for_update()
+    return _points_of(accounts, lots, now)
+
+
+def _points_of(accounts: list[PointsAccount], lots: list[PointsLot], now: datetime) -> dict[int, LockedPoints]:
+    """Each account with its spendable lots (not expired at `now`), earliest expiry first."""
+    spendable: dict[int, list[PointsLot]] = defaultdict(list)
+    for lot in lots:
         if lot.expires_at is None or lot.expires_at > now:
-            lots[lot.customer_id].append(lot)  # type: ignore[attr-defined]
+            spendable[lot.customer_id].append(lot)  # type: ignore[attr-defined]
     return {
         account.customer_id: LockedPoints(  # type: ignore[attr-defined]
-            account.customer_id, account, sorted(lots[account.customer_id], key=by_expiry)  # type: ignore[attr-defined]
+            account.customer_id, account, sorted(spendable[account.customer_id], key=by_expiry)  # type: ignore[attr-defined]
         )
         for account in accounts
     }
@@ -333,8 +339,7 @@ async def _read_in_one_round_trip(
     asked = sorted({ask.customer_id for ask in batch})
     keys = sorted({ask.idempotency_key for ask in batch})
     reads = Batch(conn)
-    locked = reads.add(f"SELECT id FROM customer WHERE id IN ({_marks(asked)}) AND deleted_at IS NULL"
-                       " ORDER BY id FOR UPDATE", asked)
+    locked = reads.add(*customer_lock_statement(set(asked), active_only=True))
     accounts = reads.add(f"SELECT * FROM points_account WHERE customer_id IN ({_marks(asked)})"
                          " ORDER BY customer_id FOR UPDATE", asked)
     lots = reads.add(f"SELECT * FROM points_lot WHERE customer_id IN ({_marks(asked)}) AND remaining > 0"
@@ -348,16 +353,8 @@ async def _read_in_one_round_trip(
     if found - with_account:
         points = await _locked_points(conn, sorted(found), now)
     else:
-        spendable: dict[int, list[PointsLot]] = defaultdict(list)
-        for row in lots.rows:
-            lot = PointsLot._init_from_db(**row)
-            if lot.expires_at is None or lot.expires_at > now:
-                spendable[row["customer_id"]].append(lot)
-        points = {
-            row["customer_id"]: LockedPoints(row["customer_id"], PointsAccount._init_from_db(**row),
-                                             sorted(spendable[row["customer_id"]], key=by_expiry))
-            for row in accounts.rows if row["customer_id"] in found
-        }
+        points = _points_of([PointsAccount._init_from_db(**row) for row in accounts.rows if row["customer_id"] in found],
+                            [PointsLot._init_from_db(**row) for row in lots.rows], now)
     earlier_rows = [MallRedemption._init_from_db(**row) for row in earlier.rows if row["customer_id"] in found]
     return found, points, earlier_rows, MallItem._init_from_db(**item.rows[0]) if item.rows else None
 
@@ -573,11 +570,10 @@ async def _write_in_one_round_trip(
     customers, idempotency_keys = list(keys), list(keys.values())
     redemption_ids = batch.add(
         "SELECT customer_id, idempotency_key, id FROM mall_redemption"
-        f" WHERE item_id = %s AND customer_id IN ({', '.join(['%s'] * len(customers))})"
-        f" AND idempotency_key IN ({', '.join(['%s'] * len(idempotency_keys))})",
+        f" WHERE item_id = %s AND customer_id IN ({_marks(customers)}) AND idempotency_key IN ({_marks(idempotency_keys)})",
         [item.id, *customers, *idempotency_keys])
     codes = [v["code"] for v in vouchers]
-    voucher_ids = batch.add(f"SELECT code, id FROM voucher WHERE code IN ({', '.join(['%s'] * len(codes))})", codes)
+    voucher_ids = batch.add(f"SELECT code, id FROM voucher WHERE code IN ({_marks(codes)})", codes)
     stock = batch.add("UPDATE mall_item SET stock_reserved = stock_reserved + %s"
                       " WHERE id = %s AND stock_reserved <= stock_total - %s", [units, item.id, units])
     await batch.send()

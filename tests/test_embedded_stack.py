@@ -8,6 +8,7 @@ import socket
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -70,6 +71,7 @@ async def test_embedded_stack_boots_migrates_and_serves():
                     shelf = await http.get("/app/mall/items", headers=headers)
                     assert shelf.status_code == 200 and shelf.json(), shelf.text
                     assert all(item["can_redeem"] == (item["reasons"] == []) for item in shelf.json())
+                    await _hot_writes_on_sqlite(http, headers, shelf.json())
 
                     # Staff reads that run raw SQL answer the same JSON on SQLite as on MariaDB (SQLite hands
                     # DATE/DATETIME columns back as text).
@@ -89,3 +91,49 @@ async def test_embedded_stack_boots_migrates_and_serves():
             finally:
                 await stop_process(process)
         assert "13800001111" not in log_path.read_text()
+        # A redemption batch that failed would have been answered by running each request alone: the 201 above
+        # must come from the batch's own path on SQLite.
+        assert "mall.batch_failed" not in log_path.read_text()
+
+
+async def _login(http, name: str) -> dict[str, str]:
+    login = await http.post("/app/auth/login", json={"code": f"sandbox:{name}"})
+    assert login.status_code == 200, login.text
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def _hot_writes_on_sqlite(http, alice: dict[str, str], shelf: list[dict]) -> None:
+    """The check-in, the redemption, the booking and the join send their statements together on MariaDB
+    (kernel.batch); on SQLite each runs statement by statement through the ORM: the same answers."""
+    checked_in = await http.post("/app/check-ins", headers=alice)
+    assert checked_in.status_code == 201, checked_in.text
+    assert (await http.post("/app/check-ins", headers=alice)).json()["code"] == "already_checked_in"
+
+    item = next(i for i in shelf if i["can_redeem"])
+    keyed = {**alice, "Idempotency-Key": "embedded-redeem-1"}
+    redeemed = await http.post("/app/mall/redemptions", json={"item_id": item["id"]}, headers=keyed)
+    assert redeemed.status_code == 201, redeemed.text
+    again = await http.post("/app/mall/redemptions", json={"item_id": item["id"]}, headers=keyed)
+    assert again.status_code == 200 and again.json()["id"] == redeemed.json()["id"], again.text
+
+    booker = await _login(http, "embedded-booker")
+    branch = (await http.get("/app/booking/branches", headers=booker)).json()["items"][0]
+    department = (await http.get("/app/booking/departments", headers=booker)).json()["items"][0]
+    day = (datetime.now(timezone.utc) + timedelta(days=2)).date().isoformat()
+    slots = (await http.get("/app/booking/slots", headers=booker, params={
+        "branch_id": branch["id"], "department_id": department["id"], "date": day})).json()["items"]
+    booked = await http.post("/app/bookings", json={"slot_id": slots[0]["id"]}, headers=booker)
+    assert booked.status_code == 201 and booked.json()["slot_id"] == slots[0]["id"], booked.text
+
+    leader, friend = await _login(http, "embedded-leader"), await _login(http, "embedded-friend")
+    campaign = next(c for c in (await http.get("/app/campaigns", headers=leader)).json() if c["kind"] == "bestie_card")
+    opened = await http.post("/app/groups", json={"campaign_id": campaign["id"], "sku_id": campaign["skus"][0]["id"]},
+                             headers=leader)
+    assert opened.status_code == 201, opened.text
+    order = (await http.get(f"/app/orders/{opened.json()['order_id']}", headers=leader)).json()
+    paid = await http.post(f"/sandbox/payments/{order['out_trade_no']}/succeed", headers=leader)
+    assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
+    joined = await http.post(f"/app/groups/{opened.json()['group_id']}/join", headers=friend)
+    assert joined.status_code == 201 and joined.json()["group_id"] == opened.json()["group_id"], joined.text
+    twice = await http.post(f"/app/groups/{opened.json()['group_id']}/join", headers=friend)
+    assert twice.status_code == 409 and twice.json()["code"] == "already_in_group"

@@ -70,9 +70,14 @@ _TAKE_QUOTA = (
 )
 
 
-async def _take_quota(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int, units: int) -> None:
+def _within_limit(campaign: Campaign, units: int) -> None:
+    """More units in one purchase than a customer may hold at all: refused before anything is written."""
     if units > campaign.per_customer_limit:
         raise LimitReached(limit=campaign.per_customer_limit)
+
+
+async def _take_quota(conn: BaseDBAsyncClient, campaign: Campaign, customer_id: int, units: int) -> None:
+    _within_limit(campaign, units)
     if conn.capabilities.dialect == "mysql":
         changed, _ = await conn.execute_query(
             _TAKE_QUOTA, [campaign.id, customer_id, units, campaign.per_customer_limit])
@@ -143,10 +148,14 @@ def _description(campaign: Campaign, sku: CampaignSku) -> str:
     return f"{campaign.title} · {sku.title}"
 
 
+def _entry_line(sku: CampaignSku, quantity: int, unit_price_fen: int) -> orders.LineSpec:
+    return orders.LineSpec(kind=LINE_KIND, title=sku.title, quantity=quantity, unit_price_fen=unit_price_fen)
+
+
 async def _entry_order(conn, *, campaign, sku, customer_id, quantity, unit_price_fen, pay_by):
     return await orders.create_order(
         conn, customer_id=customer_id, description=_description(campaign, sku), pay_by=pay_by,
-        lines=[orders.LineSpec(kind=LINE_KIND, title=sku.title, quantity=quantity, unit_price_fen=unit_price_fen)],
+        lines=[_entry_line(sku, quantity, unit_price_fen)],
     )
 
 
@@ -313,12 +322,11 @@ async def _join_in_one_round_trip(
     seat and stock that did not move (full, or sold out). The statements after a refused quota still ran,
     and the transaction's rollback undoes them with everything else.
     """
-    if campaign.per_customer_limit < 1:
-        raise LimitReached(limit=campaign.per_customer_limit)
+    _within_limit(campaign, 1)
     batch = Batch(conn)
     order_id, order = orders.add_order(
         batch, customer_id=customer_id, description=_description(campaign, sku), pay_by=group.deadline,
-        lines=[orders.LineSpec(kind=LINE_KIND, title=sku.title, quantity=1, unit_price_fen=sku.group_price_fen)])
+        lines=[_entry_line(sku, 1, sku.group_price_fen)])
     entry = _ENTRY_ROW.add(batch, **_member_entry(campaign, sku, group, customer_id, order_id))
     quota = batch.add(_TAKE_QUOTA, [campaign.id, customer_id, 1, campaign.per_customer_limit])
     seat_and_stock = batch.add(_TAKE_SEAT_AND_STOCK, [*_seat(group), sku.id])

@@ -188,11 +188,16 @@ async def lock_customers(
         return {row.id for row in rows}
     # Parameterised SQL on MySQL/MariaDB: every hot write (booking, redemption, join) starts here, and the
     # ORM's query building and hydration cost more CPU than the statement.
-    marks = ", ".join(["%s"] * len(ids))
-    active = " AND deleted_at IS NULL" if active_only else ""
-    _, found = await conn.execute_query(
-        f"SELECT id FROM customer WHERE id IN ({marks}){active} ORDER BY id FOR UPDATE", ids)
+    _, found = await conn.execute_query(*customer_lock_statement(customer_ids, active_only=active_only))
     return {row["id"] for row in found}
+
+
+def customer_lock_statement(customer_ids: set[int], *, active_only: bool = False) -> tuple[str, list[int]]:
+    """`lock_customers`' statement on MySQL/MariaDB and its parameters, for a caller that sends it in a batch
+    (`kernel.batch`) with the reads that must follow it; its rows are the ids found."""
+    ids = sorted(customer_ids)
+    active = " AND deleted_at IS NULL" if active_only else ""
+    return f"SELECT id FROM customer WHERE id IN ({', '.join(['%s'] * len(ids))}){active} ORDER BY id FOR UPDATE", ids
 
 
 async def get_customer(conn: BaseDBAsyncClient, customer_id: int) -> Customer:

@@ -137,7 +137,9 @@ class CustomerCampaignController(Controller):
 
     @get("/{campaign_id:int}", summary="One campaign")
     async def detail(self, db: Db, campaign_id: int) -> PublicCampaign:
-        return await db.run(views.public_campaign, campaign_id)
+        # Served from the shared cache nearly always; a miss reads the campaign and its SKUs, which need no
+        # common snapshot (stock shown may lag anyway): no transaction, no pooled connection on a hit.
+        return await db.read(views.public_campaign, campaign_id)
 
     @post("/{campaign_id:int}/purchases", summary="Buy in a category group buy (pay the returned order)")
     async def purchase(self, db: Db, customer_id: int, campaign_id: int, data: PurchaseCreate) -> Seat:

@@ -28,7 +28,10 @@ by statement through the ORM.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, tzinfo
 from typing import Any
+
+import msgspec
 
 from pymysql import err as driver_errors
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
@@ -194,6 +197,28 @@ async def select(conn: BaseDBAsyncClient, sql: str, params: Sequence[Any] = ()) 
     answer = batch.add(sql, params)
     await batch.send()
     return answer.rows
+
+
+# A row's values as one JSON array column. pymysql reads every column's description packet in Python, about
+# 5 µs a column and statement (`python -m bench.round_trips` measures a one-row SELECT of ten columns against
+# the same values as one column). A hot read that returns one wide row names its values once, here, and reads
+# them back in the same order with `unpacked`.
+_PACKED = msgspec.json.Decoder()
+
+
+def packed(*expressions: str) -> str:
+    """`SELECT JSON_ARRAY(expressions...) AS packed`, for `unpacked` (MySQL/MariaDB): numbers and NULL come
+    back as they are, DECIMAL sums as numbers, DATETIME as text (`packed_datetime`)."""
+    return "SELECT JSON_ARRAY(" + ", ".join(expressions) + ") AS packed"
+
+
+def unpacked(row: dict[str, Any]) -> list[Any]:
+    return _PACKED.decode(row["packed"])
+
+
+def packed_datetime(text: str | None, zone: tzinfo) -> datetime | None:
+    """A DATETIME read through `packed` ('2026-12-05 10:00:00.000000'), in the zone the column holds."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=zone)
 
 
 class FirstStatementBegins(TransactionWrapper):

@@ -12,7 +12,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 
 from kernel import clock
-from kernel.batch import Batch, select
+from kernel.batch import Batch, packed, select, unpacked
 from kernel.db import RaceLost
 from kernel.identity.service import AccountErased, customer_is_active
 from kernel.sql import utc
@@ -59,13 +59,12 @@ class _CheckInRules:
 # (MySQL/MariaDB; the general path reads them apart). Plain reads: the unique check-in key decides between
 # taps, and the make-up count, checked again where the account is locked, catches a make-up that committed
 # after this read (it changed yesterday's streak).
-_RULES_AND_YESTERDAY = (
-    "SELECT r.checkin_base_points, r.checkin_cycle_days, r.checkin_bonus, r.expiry_months,"
-    " (SELECT c.streak FROM points_check_in c WHERE c.customer_id = %s AND c.local_date = %s) AS yesterday,"
-    " (SELECT a.checkin_makeups FROM points_account a WHERE a.customer_id = %s) AS checkin_makeups,"
-    " (SELECT 1 FROM customer u WHERE u.id = %s AND u.deleted_at IS NULL) AS active"
-    " FROM points_rules r WHERE r.id = %s"
-)
+_RULES_AND_YESTERDAY = packed(  # in this order, in one JSON column (kernel.batch.packed)
+    "r.checkin_base_points", "r.checkin_cycle_days", "r.checkin_bonus", "r.expiry_months",
+    "(SELECT c.streak FROM points_check_in c WHERE c.customer_id = %s AND c.local_date = %s)",
+    "(SELECT a.checkin_makeups FROM points_account a WHERE a.customer_id = %s)",
+    "(SELECT 1 FROM customer u WHERE u.id = %s AND u.deleted_at IS NULL)",
+) + " FROM points_rules r WHERE r.id = %s"
 _INSERT_CHECK_IN = (
     "INSERT INTO points_check_in (customer_id, local_date, streak, day_in_cycle, points, makeup, created_at)"
     " VALUES (%s, %s, %s, %s, %s, 0, %s)"
@@ -82,14 +81,14 @@ async def _rules_and_yesterday(
     if conn.capabilities.dialect == "mysql":
         rows = await select(conn, _RULES_AND_YESTERDAY, [customer_id, yesterday, customer_id, customer_id, RULES_ID])
         if rows:
-            row = rows[0]
-            if row["active"] is None:
+            base_points, cycle_days, bonus, expiry_months, yesterday_streak, makeups, active = unpacked(rows[0])
+            if active is None:
                 raise AccountErased()
-            bonus = row["checkin_bonus"]
+            # MariaDB keeps a JSON column's value as JSON inside JSON_ARRAY; a server that does not hands it
+            # over as text.
             return _CheckInRules(
-                row["checkin_base_points"], row["checkin_cycle_days"],
-                json.loads(bonus) if isinstance(bonus, (str, bytes)) else bonus, row["expiry_months"],
-            ), row["yesterday"], row["checkin_makeups"]
+                base_points, cycle_days, json.loads(bonus) if isinstance(bonus, str) else bonus, expiry_months,
+            ), yesterday_streak, makeups
     if not await customer_is_active(customer_id, conn):
         raise AccountErased()
     rules = await get_rules(conn)  # also creates the row the first time

@@ -18,6 +18,7 @@ from tortoise.expressions import F
 from tortoise.functions import Sum
 
 from kernel import clock
+from kernel.batch import packed, unpacked
 from kernel.cache import SharedAnswerCache
 from kernel.errors import DomainError, ValidationFailed
 from points_mall.errors import (
@@ -179,23 +180,25 @@ async def standing_general(conn: BaseDBAsyncClient, customer_id: int, item_ids: 
     return CustomerStanding(points, tier_level, held_total, held_month)
 
 
-# The customer's standing in one statement, hence one snapshot (so it may run without a transaction). Its
-# first row (item_id NULL) carries the spendable points (the lots `ledger.spendable` sums) and the active
-# tier's level, in the columns named for the rows that follow: one row per shelf item this customer holds,
-# units held all time and created in [month start, next month start), cancelled units excluded, as `_usage`
-# counts them. A plain read, not the ledger's locking one: the shelf only shows reasons, and a redemption
-# decides again under the customer's lock.
-_STANDING = (
-    "SELECT NULL AS item_id,"
-    " (SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"
-    " AND (l.expires_at IS NULL OR l.expires_at > %s)) AS total,"
-    " (SELECT t.level FROM points_account a JOIN points_member_tier t ON t.id = a.tier_id"
-    " WHERE a.customer_id = %s AND t.is_active) AS month"
+# The customer's standing in one statement, hence one snapshot (so it may run without a transaction), and in
+# one JSON column (kernel.batch.packed): the spendable points (the lots `ledger.spendable` sums), the active
+# tier's level, and one [item, held all time, held this month] per shelf item this customer holds, units
+# created in [month start, next month start), cancelled units excluded, as `_usage` counts them. A plain read,
+# not the ledger's locking one: the shelf only shows reasons, and a redemption decides again under the
+# customer's lock.
+_POINTS_AND_TIER = (
+    "(SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"
+    " AND (l.expires_at IS NULL OR l.expires_at > %s))",
+    "(SELECT t.level FROM points_account a JOIN points_member_tier t ON t.id = a.tier_id"
+    " WHERE a.customer_id = %s AND t.is_active)",
 )
-_USAGE = (
-    " UNION ALL SELECT item_id, SUM(quantity) - SUM(cancelled_quantity),"
-    " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END)"
-    " FROM mall_redemption WHERE customer_id = %s AND item_id IN ({ids}) GROUP BY item_id"
+_STANDING = packed(*_POINTS_AND_TIER)
+_STANDING_WITH_USAGE = packed(
+    *_POINTS_AND_TIER,
+    "(SELECT JSON_ARRAYAGG(JSON_ARRAY(u.item_id, u.total, u.month)) FROM ("
+    "SELECT item_id, SUM(quantity) - SUM(cancelled_quantity) AS total,"
+    " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END) AS month"
+    " FROM mall_redemption WHERE customer_id = %s AND item_id IN ({ids}) GROUP BY item_id) u)",
 )
 
 
@@ -204,16 +207,15 @@ async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list
     sql, params = _STANDING, [customer_id, clock.now().astimezone(timezone.utc), customer_id]
     if item_ids:
         start, end = month_bounds(clock.local_today())
-        sql += _USAGE.format(ids=", ".join(["%s"] * len(item_ids)))
+        sql = _STANDING_WITH_USAGE.format(ids=", ".join(["%s"] * len(item_ids)))
         params += [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids]
     _, rows = await conn.execute_query(sql, params)
-    # UNION ALL promises no order: the standing row is the one without an item.
-    first = next(row for row in rows if row["item_id"] is None)
-    usage = [row for row in rows if row["item_id"] is not None]
+    points, tier_level, *rest = unpacked(rows[0])
+    usage = (rest[0] if rest else None) or []  # JSON_ARRAYAGG of no rows is NULL
     return CustomerStanding(
-        points=int(first["total"]), tier_level=None if first["month"] is None else int(first["month"]),
-        held_total={row["item_id"]: int(row["total"]) for row in usage},
-        held_month={row["item_id"]: int(row["month"]) for row in usage},
+        points=int(points), tier_level=None if tier_level is None else int(tier_level),
+        held_total={int(item): int(total) for item, total, _ in usage},
+        held_month={int(item): int(month) for item, _, month in usage},
     )
 
 

@@ -8,6 +8,7 @@ Lock order everywhere: customer row, booking row, slot rows in id order.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import structlog
@@ -34,7 +35,7 @@ from booking.schedules import get_slot
 from booking.settings import get_booking_settings
 from booking.triage import get_triage
 from kernel import clock
-from kernel.batch import Batch
+from kernel.batch import Batch, from_packed, model_columns, packed, unpacked
 from kernel.errors import ValidationFailed
 from kernel.identity.service import AccountErased, customer_lock_statement, lock_customers
 from kernel.outbox import enqueue
@@ -91,7 +92,7 @@ async def release_seat(conn: BaseDBAsyncClient, slot_id: int) -> None:
 
 
 def _overlapping(conn: BaseDBAsyncClient, customer_id: int, slot: Slot):
-    """The customer's bookings holding a seat at a time that overlaps the slot (`_SLOT_AND_HOLDINGS`'s clash)."""
+    """The customer's bookings holding a seat at a time that overlaps the slot (`_slot_and_holdings`'s clash)."""
     return Booking.filter(
         customer_id=customer_id, status__in=HOLDING, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
     ).using_db(conn)
@@ -119,14 +120,17 @@ def _check_change_window(booking: Booking) -> None:
 # The slot with the customer's clashing booking and count of upcoming ones, in one round trip (MySQL/MariaDB;
 # the general path reads them apart). Read after the customer row is locked, so they cannot race the
 # customer's other booking transactions.
-_SLOT_AND_HOLDINGS = (
-    "SELECT s.*,"
-    " (SELECT b.id FROM booking_booking b WHERE b.customer_id = %s AND b.status IN (%s, %s)"
-    "  AND b.starts_at < s.ends_at AND b.ends_at > s.starts_at LIMIT 1) AS clash,"
-    " (SELECT COUNT(*) FROM booking_booking b WHERE b.customer_id = %s AND b.status = %s AND b.starts_at >= %s)"
-    "  AS held"
-    " FROM booking_slot s WHERE s.id = %s"
-)
+@functools.cache
+def _slot_and_holdings() -> str:
+    # One JSON column (kernel.batch.packed): the slot's columns, then the clash and the count.
+    return packed(
+        *(f"s.{column}" for column in model_columns(Slot)),
+        "(SELECT b.id FROM booking_booking b WHERE b.customer_id = %s AND b.status IN (%s, %s)"
+        " AND b.starts_at < s.ends_at AND b.ends_at > s.starts_at LIMIT 1)",
+        "(SELECT COUNT(*) FROM booking_booking b WHERE b.customer_id = %s AND b.status = %s AND b.starts_at >= %s)",
+    ) + " FROM booking_slot s WHERE s.id = %s"
+
+
 _BOOKING_ROW = RowInsert(Booking)
 
 
@@ -150,8 +154,8 @@ def _slot_and_holdings_params(customer_id: int, slot_id: int) -> list:
 def _slot_of(rows: list[dict]) -> tuple[Slot, int | None, int]:
     if not rows:
         raise SlotNotFound(field="slot_id")
-    row = rows[0]
-    return Slot._init_from_db(**row), row["clash"], int(row["held"])
+    *slot, clash, held = unpacked(rows[0])
+    return from_packed(Slot, slot), clash, int(held)
 
 
 async def _locked_customer_slot_and_holdings(
@@ -165,7 +169,7 @@ async def _locked_customer_slot_and_holdings(
         return await slot_and_holdings_general(conn, customer_id, slot_id)
     batch = Batch(conn)
     locked = batch.add(*customer_lock_statement({customer_id}, active_only=True))
-    slot = batch.add(_SLOT_AND_HOLDINGS, _slot_and_holdings_params(customer_id, slot_id))
+    slot = batch.add(_slot_and_holdings(), _slot_and_holdings_params(customer_id, slot_id))
     await batch.send()
     if not locked.rows:
         raise AccountErased()

@@ -37,6 +37,7 @@ from pymysql import err as driver_errors
 from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 from tortoise.backends.mysql.client import TransactionWrapper
 from tortoise.exceptions import IntegrityError, OperationalError
+from tortoise.models import MODEL, Model
 
 
 class Fragment:
@@ -219,6 +220,23 @@ def unpacked(row: dict[str, Any]) -> list[Any]:
 def packed_datetime(text: str | None, zone: tzinfo) -> datetime | None:
     """A DATETIME read through `packed` ('2026-12-05 10:00:00.000000'), in the zone the column holds."""
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=zone)
+
+
+def model_columns(model: type[Model]) -> list[str]:
+    """A model's columns, in its fields' order (foreign keys' `_id` columns included: known once Tortoise is
+    initialised, so statements that use it are built on first use)."""
+    return list(model._meta.fields_db_projection.values())
+
+
+def from_packed(model: type[MODEL], values: Sequence[Any]) -> MODEL:
+    """A model from its `model_columns` values as `unpacked` gives them, each through its field's own
+    conversion: a DATE or DATETIME arrives as text, an enum as its value, a boolean as 0 or 1."""
+    meta = model._meta
+    row = {}
+    for column, value in zip(model_columns(model), values, strict=True):
+        field = meta.fields_map[meta.fields_db_projection_reverse[column]]
+        row[column] = None if value is None else field.to_python_value(value)
+    return model._init_from_db(**row)
 
 
 class FirstStatementBegins(TransactionWrapper):

@@ -47,8 +47,9 @@ async def test_the_batched_read_matches_the_general_path(client):
                 conn, customer.id, wanted.id)
             slot, clash, held = await bookings.slot_and_holdings_general(conn, customer.id, wanted.id)
             assert (fast_clash, fast_held) == (clash, held), customer.id
-            for field in Slot._meta.db_fields:
+            for field in Slot._meta.db_fields:  # the same values of the same types (read from one JSON column)
                 assert getattr(fast_slot, field) == getattr(slot, field), field
+                assert type(getattr(fast_slot, field)) is type(getattr(slot, field)), field
             seen[customer.id] = (clash, held)
     # The states are the ones meant, so the comparison covers each answer.
     assert seen[fresh.id] == (None, 0)

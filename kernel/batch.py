@@ -27,6 +27,7 @@ by statement through the ORM.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
@@ -225,18 +226,39 @@ def packed_datetime(text: str | None, zone: tzinfo) -> datetime | None:
 def model_columns(model: type[Model]) -> list[str]:
     """A model's columns, in its fields' order (foreign keys' `_id` columns included: known once Tortoise is
     initialised, so statements that use it are built on first use)."""
-    return list(model._meta.fields_db_projection.values())
+    return _packing(model)[0]
+
+
+def packed_model(model: type[Model], alias: str = "") -> str:
+    """`SELECT JSON_ARRAY(<every column of the model>) AS packed`: one row of the model per row, for
+    `from_packed` (add FROM, WHERE, FOR UPDATE as for `SELECT *`: the same rows are read and locked)."""
+    prefix = f"{alias}." if alias else ""
+    return packed(*(prefix + column for column in model_columns(model)))
 
 
 def from_packed(model: type[MODEL], values: Sequence[Any]) -> MODEL:
-    """A model from its `model_columns` values as `unpacked` gives them, each through its field's own
-    conversion: a DATE or DATETIME arrives as text, an enum as its value, a boolean as 0 or 1."""
-    meta = model._meta
-    row = {}
-    for column, value in zip(model_columns(model), values, strict=True):
-        field = meta.fields_map[meta.fields_db_projection_reverse[column]]
-        row[column] = None if value is None else field.to_python_value(value)
+    """A model from its `model_columns` values as `unpacked` gives them. Tortoise converts most fields as it
+    converts the driver's values (a DATETIME's text, an enum's value, a boolean's 0 or 1, a JSON column); the
+    few it takes as they come (a DATE on MySQL) are converted here first."""
+    columns, converted = _packing(model)
+    if len(values) != len(columns):
+        raise ValueError(f"{model.__name__}: {len(values)} values for {len(columns)} columns")
+    row = dict(zip(columns, values))
+    for column, to_python in converted:
+        if row[column] is not None:
+            row[column] = to_python(row[column])
     return model._init_from_db(**row)
+
+
+@functools.cache
+def _packing(model: type[Model]) -> tuple[list[str], list[tuple[str, Callable[[Any], Any]]]]:
+    meta = model._meta
+    columns = list(meta.fields_db_projection.values())
+    converted = []
+    for column, _, field in meta.db_native_fields:
+        if field.field_type not in (int, str, float):  # JSON gives these as the driver does
+            converted.append((column, field.to_python_value))
+    return columns, converted
 
 
 class FirstStatementBegins(TransactionWrapper):

@@ -46,7 +46,7 @@ from tortoise.expressions import Case, F, Q, When
 from tortoise.functions import Sum
 
 from kernel import clock
-from kernel.batch import Batch, Subquery
+from kernel.batch import Batch, Subquery, from_packed, packed_model, unpacked
 from kernel.db import mysql_errno, run_in_transaction
 from kernel.errors import DomainError, ValidationFailed
 from kernel.identity.service import AccountErased, customer_lock_statement, lock_customers
@@ -340,23 +340,28 @@ async def _read_in_one_round_trip(
     keys = sorted({ask.idempotency_key for ask in batch})
     reads = Batch(conn)
     locked = reads.add(*customer_lock_statement(set(asked), active_only=True))
-    accounts = reads.add(f"SELECT * FROM points_account WHERE customer_id IN ({_marks(asked)})"
+    # Each row as one JSON column (kernel.batch.packed_model): the same rows read and locked as `SELECT *`,
+    # without the driver reading 60 column descriptions a batch (about 5 µs each).
+    accounts = reads.add(packed_model(PointsAccount) + f" FROM points_account WHERE customer_id IN ({_marks(asked)})"
                          " ORDER BY customer_id FOR UPDATE", asked)
-    lots = reads.add(f"SELECT * FROM points_lot WHERE customer_id IN ({_marks(asked)}) AND remaining > 0"
-                     " FOR UPDATE", asked)
-    earlier = reads.add(f"SELECT * FROM mall_redemption WHERE customer_id IN ({_marks(asked)})"
+    lots = reads.add(packed_model(PointsLot) + f" FROM points_lot WHERE customer_id IN ({_marks(asked)})"
+                     " AND remaining > 0 FOR UPDATE", asked)
+    earlier = reads.add(packed_model(MallRedemption) + f" FROM mall_redemption WHERE customer_id IN ({_marks(asked)})"
                         f" AND idempotency_key IN ({_marks(keys)})", [*asked, *keys])
-    item = reads.add("SELECT * FROM mall_item WHERE id = %s" + (" FOR UPDATE" if item_locked else ""), [item_id])
+    item = reads.add(packed_model(MallItem) + " FROM mall_item WHERE id = %s" + (" FOR UPDATE" if item_locked else ""),
+                     [item_id])
     await reads.send()
     found = {row["id"] for row in locked.rows}
-    with_account = {row["customer_id"] for row in accounts.rows}
+    account_rows = [from_packed(PointsAccount, unpacked(row)) for row in accounts.rows]
+    with_account = {account.customer_id for account in account_rows}  # type: ignore[attr-defined]
     if found - with_account:
         points = await _locked_points(conn, sorted(found), now)
     else:
-        points = _points_of([PointsAccount._init_from_db(**row) for row in accounts.rows if row["customer_id"] in found],
-                            [PointsLot._init_from_db(**row) for row in lots.rows], now)
-    earlier_rows = [MallRedemption._init_from_db(**row) for row in earlier.rows if row["customer_id"] in found]
-    return found, points, earlier_rows, MallItem._init_from_db(**item.rows[0]) if item.rows else None
+        points = _points_of([a for a in account_rows if a.customer_id in found],  # type: ignore[attr-defined]
+                            [from_packed(PointsLot, unpacked(row)) for row in lots.rows], now)
+    earlier_rows = [r for r in (from_packed(MallRedemption, unpacked(row)) for row in earlier.rows)
+                    if r.customer_id in found]  # type: ignore[attr-defined]
+    return found, points, earlier_rows, from_packed(MallItem, unpacked(item.rows[0])) if item.rows else None
 
 
 async def _redeem_batch(

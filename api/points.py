@@ -110,10 +110,12 @@ class PointsController(Controller):
     guards = [customer_guard]
     dependencies = {"customer_id": Provide(provide_customer_id)}
 
-    @get("/", summary="Spendable, pending and expiring points, tier and progress")
+    @get("/", summary="Spendable, pending and expiring points, tier and progress",
+         opt={ERASURE_CHECKED_BY_WORK: True})  # the overview's statement checks it
     async def overview(self, db: Db, customer_id: int) -> PointsOverview:
         # No transaction: on MySQL/MariaDB the customer's state is one statement (one snapshot).
-        return msgspec.convert(await db.read(reports.overview, customer_id), PointsOverview, from_attributes=True)
+        state = await db.read(reports.overview, customer_id, active_only=True)
+        return msgspec.convert(state, PointsOverview, from_attributes=True)
 
     @get("/ledger", summary="Points history, newest first")
     async def ledger(self, db: Db, customer_id: int, limit: Limit, offset: Offset) -> LedgerPage:

@@ -20,6 +20,7 @@ from tortoise.functions import Sum
 from kernel import clock
 from kernel.batch import packed, unpacked
 from kernel.cache import SharedAnswerCache
+from kernel.identity.service import AccountErased, customer_is_active
 from kernel.errors import DomainError, ValidationFailed
 from points_mall.errors import (
     IdempotencyKeyReused,
@@ -192,9 +193,11 @@ _POINTS_AND_TIER = (
     "(SELECT t.level FROM points_account a JOIN points_member_tier t ON t.id = a.tier_id"
     " WHERE a.customer_id = %s AND t.is_active)",
 )
-_STANDING = packed(*_POINTS_AND_TIER)
+# Whether the customer is still there (not erased): the shelf route leaves its guard's check to this.
+_ACTIVE = "(SELECT 1 FROM customer u WHERE u.id = %s AND u.deleted_at IS NULL)"
+_STANDING = packed(*_POINTS_AND_TIER, _ACTIVE)
 _STANDING_WITH_USAGE = packed(
-    *_POINTS_AND_TIER,
+    *_POINTS_AND_TIER, _ACTIVE,
     "(SELECT JSON_ARRAYAGG(JSON_ARRAY(u.item_id, u.total, u.month)) FROM ("
     "SELECT item_id, SUM(quantity) - SUM(cancelled_quantity) AS total,"
     " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END) AS month"
@@ -202,15 +205,19 @@ _STANDING_WITH_USAGE = packed(
 )
 
 
-async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int]) -> CustomerStanding:
-    """The same standing in one parameterised statement (MySQL/MariaDB)."""
-    sql, params = _STANDING, [customer_id, clock.now().astimezone(timezone.utc), customer_id]
+async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int], *,
+                       active_only: bool = False) -> CustomerStanding:
+    """The same standing in one parameterised statement (MySQL/MariaDB). `active_only`: an erased customer
+    is refused (`AccountErased`), checked in the same statement."""
+    sql, params = _STANDING, [customer_id, clock.now().astimezone(timezone.utc), customer_id, customer_id]
     if item_ids:
         start, end = month_bounds(clock.local_today())
         sql = _STANDING_WITH_USAGE.format(ids=", ".join(["%s"] * len(item_ids)))
         params += [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids]
     _, rows = await conn.execute_query(sql, params)
-    points, tier_level, *rest = unpacked(rows[0])
+    points, tier_level, active, *rest = unpacked(rows[0])
+    if active_only and active is None:
+        raise AccountErased()
     usage = (rest[0] if rest else None) or []  # JSON_ARRAYAGG of no rows is NULL
     return CustomerStanding(
         points=int(points), tier_level=None if tier_level is None else int(tier_level),
@@ -220,14 +227,17 @@ async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list
 
 
 async def items_for_customer(
-    conn: BaseDBAsyncClient, customer_id: int, items: list[MallItem]
+    conn: BaseDBAsyncClient, customer_id: int, items: list[MallItem], *, active_only: bool = False
 ) -> list[tuple[MallItem, list[str]]]:
-    """Each item with this customer's reasons; their standing is read on every call, never from a cache."""
+    """Each item with this customer's reasons; their standing is read on every call, never from a cache.
+    `active_only`: an erased customer is refused (`AccountErased`)."""
     now = clock.now()
     item_ids = [item.id for item in items]
     if conn.capabilities.dialect == "mysql":
-        standing = await standing_sql(conn, customer_id, item_ids)
+        standing = await standing_sql(conn, customer_id, item_ids, active_only=active_only)
     else:
+        if active_only and not await customer_is_active(customer_id, conn):
+            raise AccountErased()
         standing = await standing_general(conn, customer_id, item_ids)
     return [
         (item, why_not(item, now=now, points=standing.points, tier_level=standing.tier_level,

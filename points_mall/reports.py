@@ -12,6 +12,7 @@ from tortoise.functions import Count, Sum
 from kernel import clock
 from kernel.batch import packed, packed_datetime, unpacked
 from kernel.cache import SharedAnswerCache
+from kernel.identity.service import AccountErased, customer_is_active
 from points_mall.errors import PointsCustomerNotFound
 from points_mall.ledger import account_summary, expiring_within, spendable
 from points_mall.models import MemberTier, PendingPoints, PendingStatus, PointsAccount, PointsLot, PointsRules
@@ -82,13 +83,19 @@ _OWN_STATE = packed(
     "(SELECT COALESCE(SUM(p.amount_fen), 0) - COALESCE(SUM(p.refunded_fen), 0) FROM points_consumption p"
     " WHERE p.customer_id = c.id AND p.occurred_at >= %(since)s)",
     "(SELECT COUNT(*) FROM points_qualified_referral q WHERE q.referrer_id = c.id AND q.occurred_at >= %(since)s)",
+    "c.deleted_at IS NULL",
 ) + " FROM customer c LEFT JOIN points_account a ON a.customer_id = c.id WHERE c.id = %(customer)s"
 
 
-async def overview(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
+async def overview(conn: BaseDBAsyncClient, customer_id: int, *, active_only: bool = False) -> dict[str, Any]:
     """Spendable, pending and expiring points, tier and progress. On MySQL/MariaDB one statement for the
-    customer's own state plus the shared rules and tiers; the general path (SQLite) reads them with the ORM."""
+    customer's own state plus the shared rules and tiers; the general path (SQLite) reads them with the ORM.
+
+    `active_only`: an erased customer is refused (`AccountErased`), checked in the same statement; the
+    customer's own route leaves its guard's check to it. Staff see an erased customer's figures."""
     if conn.capabilities.dialect != "mysql":
+        if active_only and not await customer_is_active(customer_id, conn):
+            raise AccountErased()
         return await _overview_orm(conn, customer_id)
 
     async def load_policy() -> tuple[PointsRules, list[MemberTier]]:
@@ -106,7 +113,9 @@ async def overview(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
     if not rows:
         raise PointsCustomerNotFound(customer_id=customer_id)
     (balance, pending, shortfall, lifetime_earned, tier_id, spendable_now, expiring_soon, next_expiry,
-     spend_fen, referrals) = unpacked(rows[0])
+     spend_fen, referrals, active) = unpacked(rows[0])
+    if active_only and not active:
+        raise AccountErased()
     return _shape(
         balance=balance or 0, pending=pending or 0, shortfall=shortfall or 0,
         lifetime_earned=lifetime_earned or 0, tier_id=tier_id,

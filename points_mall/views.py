@@ -171,8 +171,9 @@ async def customer_vouchers(
 
 
 async def shelf_for_customer(conn: BaseDBAsyncClient, customer_id: int) -> list[MallItemForCustomer]:
-    """Items on the shelf, each with the reasons this customer cannot redeem it (none: they can)."""
-    views = await mall.items_for_customer(conn, customer_id, await mall.shelf(conn))
+    """Items on the shelf, each with the reasons this customer cannot redeem it (none: they can). An erased
+    customer is refused by the standing's own statement (the route's guard leaves that check to it)."""
+    views = await mall.items_for_customer(conn, customer_id, await mall.shelf(conn), active_only=True)
     return [MallItemForCustomer.of(item, reasons) for item, reasons in views]
 
 

@@ -1,6 +1,6 @@
 """What the customer guard may skip and what it may not: verified tokens are remembered by their exact
 string (expiry still judged on each use), reads may use the last second's "active" answer, writes never,
-and the check-in checks erasure in its own first statement."""
+and the check-in, the points overview and the shelf check erasure in their own first statement."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kernel.identity.models import Customer
 from kernel.identity.service import SEEN_ACTIVE
 from kernel.identity.tokens import issue_customer_token
 from points_mall.models import CheckIn, PointsAccount, PointsLedgerEntry
-from tests.factories import customer_headers, make_customer
+from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 
 
 async def _erase_row(customer: Customer) -> None:
@@ -50,13 +50,13 @@ async def test_check_in_of_an_erased_customer_is_refused_and_writes_nothing(clie
 async def test_a_read_may_use_the_last_second_a_write_never(client, seen_active_clock):
     customer = await make_customer()
     headers = customer_headers(customer)
-    assert (await client.get("/app/points", headers=headers)).status_code == 200
+    assert (await client.get("/app/points/ledger", headers=headers)).status_code == 200
     await _erase_row(customer)
 
     # Inside the stated second (each entry lives between half and all of it) a read is still answered from
     # this process's memory...
     seen_active_clock[0] += 0.25
-    assert (await client.get("/app/points", headers=headers)).status_code == 200
+    assert (await client.get("/app/points/ledger", headers=headers)).status_code == 200
     # ...but no write is: the guard (or the write's own statement) reads the row.
     for path in ("/app/check-ins", "/app/me/erasure"):
         refused = await client.post(path, headers=headers)
@@ -64,15 +64,32 @@ async def test_a_read_may_use_the_last_second_a_write_never(client, seen_active_
 
     # Once the second has passed, reads are refused too.
     seen_active_clock[0] += 0.8
-    refused = await client.get("/app/points", headers=headers)
+    refused = await client.get("/app/points/ledger", headers=headers)
     assert refused.status_code == 401 and refused.json()["code"] == "account_erased"
+
+
+async def test_the_overview_and_the_shelf_refuse_an_erased_customer_at_once(client, seen_active_clock):
+    # Their own statement reads the customer row, so even inside the second the guard would have remembered
+    # the customer as active, an erasure is refused at once; staff still see the erased customer's points.
+    customer = await make_customer()
+    headers = customer_headers(customer)
+    for path in ("/app/points", "/app/mall/items"):
+        assert (await client.get(path, headers=headers)).status_code == 200, path
+    assert customer.id not in SEEN_ACTIVE._until  # the guard did not read the row: the statement did
+    await _erase_row(customer)
+    for path in ("/app/points", "/app/mall/items"):
+        refused = await client.get(path, headers=headers)
+        assert refused.status_code == 401 and refused.json()["code"] == "account_erased", path
+    staff = await make_staff("front_desk")
+    seen_by_staff = await client.get(f"/admin/points/customers/{customer.id}", headers=staff_headers(staff))
+    assert seen_by_staff.status_code == 200, seen_by_staff.text
 
 
 async def test_an_erased_customer_is_never_remembered_as_active(client, seen_active_clock):
     customer = await make_customer()
     await _erase_row(customer)
     for _ in range(2):
-        refused = await client.get("/app/points", headers=customer_headers(customer))
+        refused = await client.get("/app/points/ledger", headers=customer_headers(customer))
         assert refused.status_code == 401 and refused.json()["code"] == "account_erased"
     assert customer.id not in SEEN_ACTIVE._until
 
@@ -116,6 +133,8 @@ CHECKED_BY_WORK = {
     ("POST", "/app/mall/redemptions"): "tests/points_mall/test_redemption_batches.py::test_an_erased_customer_inside_a_batch_is_refused_alone",
     ("POST", "/app/groups/{group_id:int}/join"): "tests/campaigns/test_join_statements.py::test_an_erased_customer_cannot_join_and_nothing_is_held",
     ("POST", "/app/bookings"): "tests/booking/test_booking_statements.py::test_an_erased_customer_cannot_book_and_no_seat_is_taken",
+    ("GET", "/app/points"): "tests/api/test_guard_shortcuts.py::test_the_overview_and_the_shelf_refuse_an_erased_customer_at_once",
+    ("GET", "/app/mall/items"): "tests/api/test_guard_shortcuts.py::test_the_overview_and_the_shelf_refuse_an_erased_customer_at_once",
 }
 
 

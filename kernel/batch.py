@@ -1,4 +1,5 @@
-"""Statements sent to MySQL/MariaDB together, in one round trip, inside the caller's transaction.
+"""Statements sent to MySQL/MariaDB together, in one round trip, inside the caller's transaction; and wide
+rows read back as one JSON column (`packed`, `packed_model`), since the driver's cost grows with each column.
 
 A hot write (a group join, a check-in) issues several statements whose results it only checks afterwards:
 insert the order, its lines, its outbox row and the entry, take the quota, the seat and the stock. Sent one

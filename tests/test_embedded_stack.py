@@ -108,6 +108,9 @@ async def _hot_writes_on_sqlite(http, alice: dict[str, str], shelf: list[dict]) 
     checked_in = await http.post("/app/check-ins", headers=alice)
     assert checked_in.status_code == 201, checked_in.text
     assert (await http.post("/app/check-ins", headers=alice)).json()["code"] == "already_checked_in"
+    # The overview takes the ORM path on SQLite, its erasure check included (MariaDB: one packed statement).
+    overview = await http.get("/app/points", headers=alice)
+    assert overview.status_code == 200 and overview.json()["balance"] == checked_in.json()["balance"], overview.text
 
     item = next(i for i in shelf if i["can_redeem"])
     keyed = {**alice, "Idempotency-Key": "embedded-redeem-1"}

@@ -20,8 +20,9 @@ from tortoise.functions import Sum
 from kernel import clock
 from kernel.batch import packed, unpacked
 from kernel.cache import SharedAnswerCache
-from kernel.identity.service import AccountErased, customer_is_active
 from kernel.errors import DomainError, ValidationFailed
+from kernel.identity.service import AccountErased, customer_is_active
+from kernel.sql import in_list
 from points_mall.errors import (
     IdempotencyKeyReused,
     InsufficientPoints,
@@ -201,7 +202,7 @@ _STANDING_WITH_USAGE = packed(
     "(SELECT JSON_ARRAYAGG(JSON_ARRAY(u.item_id, u.total, u.month)) FROM ("
     "SELECT item_id, SUM(quantity) - SUM(cancelled_quantity) AS total,"
     " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END) AS month"
-    " FROM mall_redemption WHERE customer_id = %s AND item_id IN ({ids}) GROUP BY item_id) u)",
+    " FROM mall_redemption WHERE customer_id = %s AND item_id IN {ids} GROUP BY item_id) u)",
 )
 
 
@@ -212,7 +213,7 @@ async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list
     sql, params = _STANDING, [customer_id, clock.now().astimezone(timezone.utc), customer_id, customer_id]
     if item_ids:
         start, end = month_bounds(clock.local_today())
-        sql = _STANDING_WITH_USAGE.format(ids=", ".join(["%s"] * len(item_ids)))
+        sql = _STANDING_WITH_USAGE.format(ids=in_list(item_ids))
         params += [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids]
     _, rows = await conn.execute_query(sql, params)
     points, tier_level, active, *rest = unpacked(rows[0])

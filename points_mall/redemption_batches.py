@@ -51,7 +51,7 @@ from kernel.db import mysql_errno, run_in_transaction
 from kernel.errors import DomainError, ValidationFailed
 from kernel.identity.service import AccountErased, customer_lock_statement, lock_customers
 from kernel.rows import RowInsert
-from kernel.sql import utc
+from kernel.sql import in_list, utc
 from points_mall import mall
 from points_mall.errors import IdempotencyKeyReused, InsufficientPoints, ItemNotFound
 from points_mall.ledger import LockedPoints, by_expiry, ensure_account
@@ -324,10 +324,6 @@ async def _read_one_by_one(
     return found, points, earlier, await (query.select_for_update() if item_locked else query).first()
 
 
-def _marks(values: list) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 async def _read_in_one_round_trip(
     conn: BaseDBAsyncClient, item_id: int, batch: list[_Ask], now: datetime, item_locked: bool
 ) -> _Read:
@@ -342,12 +338,12 @@ async def _read_in_one_round_trip(
     locked = reads.add(*customer_lock_statement(set(asked), active_only=True))
     # Each row as one JSON column (kernel.batch.packed_model): the same rows read and locked as `SELECT *`,
     # without the driver reading 60 column descriptions a batch (about 5 µs each).
-    accounts = reads.add(packed_model(PointsAccount) + f" FROM points_account WHERE customer_id IN ({_marks(asked)})"
+    accounts = reads.add(packed_model(PointsAccount) + f" FROM points_account WHERE customer_id IN {in_list(asked)}"
                          " ORDER BY customer_id FOR UPDATE", asked)
-    lots = reads.add(packed_model(PointsLot) + f" FROM points_lot WHERE customer_id IN ({_marks(asked)})"
+    lots = reads.add(packed_model(PointsLot) + f" FROM points_lot WHERE customer_id IN {in_list(asked)}"
                      " AND remaining > 0 FOR UPDATE", asked)
-    earlier = reads.add(packed_model(MallRedemption) + f" FROM mall_redemption WHERE customer_id IN ({_marks(asked)})"
-                        f" AND idempotency_key IN ({_marks(keys)})", [*asked, *keys])
+    earlier = reads.add(packed_model(MallRedemption) + f" FROM mall_redemption WHERE customer_id IN {in_list(asked)}"
+                        f" AND idempotency_key IN {in_list(keys)}", [*asked, *keys])
     item = reads.add(packed_model(MallItem) + " FROM mall_item WHERE id = %s" + (" FOR UPDATE" if item_locked else ""),
                      [item_id])
     await reads.send()
@@ -575,10 +571,10 @@ async def _write_in_one_round_trip(
     customers, idempotency_keys = list(keys), list(keys.values())
     redemption_ids = batch.add(
         "SELECT customer_id, idempotency_key, id FROM mall_redemption"
-        f" WHERE item_id = %s AND customer_id IN ({_marks(customers)}) AND idempotency_key IN ({_marks(idempotency_keys)})",
+        f" WHERE item_id = %s AND customer_id IN {in_list(customers)} AND idempotency_key IN {in_list(idempotency_keys)}",
         [item.id, *customers, *idempotency_keys])
     codes = [v["code"] for v in vouchers]
-    voucher_ids = batch.add(f"SELECT code, id FROM voucher WHERE code IN ({_marks(codes)})", codes)
+    voucher_ids = batch.add(f"SELECT code, id FROM voucher WHERE code IN {in_list(codes)}", codes)
     stock = batch.add("UPDATE mall_item SET stock_reserved = stock_reserved + %s"
                       " WHERE id = %s AND stock_reserved <= stock_total - %s", [units, item.id, units])
     await batch.send()

@@ -24,6 +24,7 @@ from kernel.db import RaceLost
 from kernel.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from kernel.identity.password_policy import check_staff_password
 from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
+from kernel.sql import in_list
 from kernel.wechat.miniprogram import WeChatSession
 
 log = structlog.get_logger(__name__)
@@ -197,7 +198,7 @@ def customer_lock_statement(customer_ids: set[int], *, active_only: bool = False
     (`kernel.batch`) with the reads that must follow it; its rows are the ids found."""
     ids = sorted(customer_ids)
     active = " AND deleted_at IS NULL" if active_only else ""
-    return f"SELECT id FROM customer WHERE id IN ({', '.join(['%s'] * len(ids))}){active} ORDER BY id FOR UPDATE", ids
+    return f"SELECT id FROM customer WHERE id IN {in_list(ids)}{active} ORDER BY id FOR UPDATE", ids
 
 
 async def get_customer(conn: BaseDBAsyncClient, customer_id: int) -> Customer:

@@ -42,8 +42,9 @@ class TokenInvalid(Unauthorized):
 _Int64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
-class _Claims(msgspec.Struct, frozen=True):
-    """The claims we issue, with their types; anything else in a signed token is refused."""
+class _Claims(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A token's whole payload as we issue it, with its types: any other claim (an audience, a not-before) or
+    another type is refused."""
 
     sub: str
     typ: str
@@ -51,6 +52,7 @@ class _Claims(msgspec.Struct, frozen=True):
     iat: _Int64
     roles: list[str] = []
     ver: _Int64 = 0
+    iss: str = ""
 
 
 def _issue(claims: dict, ttl_seconds: int) -> tuple[str, int]:
@@ -75,12 +77,6 @@ def issue_staff_token(staff_id: int, roles: frozenset[str], token_version: int) 
     )
 
 
-class _SignedClaims(_Claims, frozen=True, forbid_unknown_fields=True):
-    """A token's whole payload as we issue it: any other claim (an audience, a not-before) is refused."""
-
-    iss: str = ""
-
-
 def _segment(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -88,7 +84,7 @@ def _segment(data: bytes) -> str:
 # The one header we issue (PyJWT writes it for HS256; a test checks it is PyJWT's): a token with any other
 # header, another algorithm or "none" included, is refused before anything else is read.
 _HEADER = _segment(b'{"alg":"HS256","typ":"JWT"}')
-_CLAIMS = msgspec.json.Decoder(_SignedClaims)
+_CLAIMS = msgspec.json.Decoder(_Claims)
 
 
 def _signed_payload(token: str, key: str) -> bytes:

@@ -5,6 +5,7 @@ of the batch leaves nothing; and it takes its rows in the order a give-back does
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import Campaign, CampaignEntry, CampaignQuota, CampaignSku, Group
@@ -31,7 +32,9 @@ async def _paid_group(campaign, sku, leader) -> Group:
 
 
 async def test_the_one_statement_read_is_what_the_orm_reads(client):
-    campaign, sku = await make_campaign(new_customers_only=True)
+    # Text that JSON must escape travels through the read's one JSON column unchanged.
+    campaign, sku = await make_campaign(new_customers_only=True, title='闺蜜卡 "双人" \\ 😀 ' + secrets.token_hex(3))
+    await CampaignSku.filter(id=sku.id).update(title='小气泡 "A\\B"\t😀')
     leader = await make_customer()
     group = await _paid_group(campaign, sku, leader)
     async with transaction() as conn:
@@ -41,6 +44,7 @@ async def test_the_one_statement_read_is_what_the_orm_reads(client):
     await _same(fast_group, await Group.get(id=group.id), Group, groups._JOIN_COLUMNS["g"])
     await _same(fast_campaign, await Campaign.get(id=campaign.id), Campaign, groups._JOIN_COLUMNS["c"])
     await _same(fast_sku, await CampaignSku.get(id=sku.id), CampaignSku, groups._JOIN_COLUMNS["s"])
+    assert fast_sku.title == '小气泡 "A\\B"\t😀' and '"双人" \\ 😀' in fast_campaign.title
 
 
 async def test_the_entry_and_order_answered_are_the_rows_stored_and_the_quota_counts_it(client, redis):

@@ -75,6 +75,89 @@ async def test_limits_fail_open_when_redis_is_down(app):
         app.state.redis = original
 
 
+async def _outcomes(guard, connections) -> list[str]:
+    """Run the guard for every connection at once; "ok" or the refusal's scope, in order."""
+    import asyncio
+
+    async def one(connection) -> str:
+        try:
+            await guard(connection, None)
+        except Exception as refused:  # noqa: BLE001 -- the refusal is what is being counted
+            return refused.detail["scope"]
+        return "ok"
+
+    return list(await asyncio.gather(*[one(c) for c in connections]))
+
+
+async def test_requests_reaching_a_limit_together_share_one_count_and_each_gets_its_own(app, client, redis):
+    """Concurrent requests share script calls (api.ratelimit._WindowCounter), yet each is counted and
+    refused exactly as one call per request would: never more than the limit through, per customer."""
+    from api.ratelimit import window_counter
+
+    await forget_limits(redis)
+    # An hour's window: a window boundary inside the test (milliseconds) is all but impossible.
+    guard = rate_limited("probe_crowd", per_customer=(5, 3600), per_ip=(18, 3600))
+    alice, bella, carol = (Principal(kind="customer", id=i) for i in (11, 12, 13))
+    crowd = [FakeConnection(app, alice)] * 12 + [FakeConnection(app, bella)] * 3 + [FakeConnection(app, carol)] * 7
+    counter = window_counter(app.state.redis)
+    calls_before = counter.calls
+    with limits_on(app):
+        outcomes = await _outcomes(guard, crowd)
+    # 22 requests from one address (limit 18): the address's last 4 in arrival order are refused for it.
+    # Every request is counted in both windows, so the per-customer counts are those of arrival order too.
+    assert outcomes[:12] == ["ok"] * 5 + ["customer"] * 7
+    assert outcomes[12:15] == ["ok"] * 3
+    assert outcomes[15:18] == ["ok"] * 3  # carol's 1st-3rd: address count 16-18
+    assert outcomes[18:] == ["ip"] * 4  # address count 19-22 (carol's 4th and 5th were within her 5 too)
+    assert await redis.get(f"rl:probe_crowd:customer:11:{_window_start(3600)}") == b"12"
+    assert counter.calls - calls_before < 22 / 4, "the crowd should share script calls"
+    await forget_limits(redis)
+
+
+def _window_start(window: int) -> int:
+    import time
+
+    now = int(time.time())
+    return now - now % window
+
+
+async def test_a_request_cancelled_while_counting_leaves_the_others_their_counts(app, client, redis):
+    import asyncio
+
+    await forget_limits(redis)
+    guard = rate_limited("probe_gone", per_customer=(3, 3600))
+    dana = Principal(kind="customer", id=21)
+    with limits_on(app):
+        tasks = [asyncio.create_task(guard(FakeConnection(app, dana), None)) for _ in range(4)]
+        await asyncio.sleep(0)  # every task is waiting for the shared call now
+        tasks[0].cancel()  # its client hung up
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    refused = [r for r in results[1:] if isinstance(r, Exception)]
+    # The hung-up request was counted as well (as when each request sent its own call): 4 in the window.
+    assert results[1:3] == [None, None] and len(refused) == 1 and refused[0].detail["scope"] == "customer"
+    assert await redis.get(f"rl:probe_gone:customer:21:{_window_start(3600)}") == b"4"
+    await forget_limits(redis)
+
+
+async def test_a_shared_count_that_fails_lets_each_of_its_requests_through(app):
+    from arq.connections import ArqRedis
+
+    from api.ratelimit import window_counter
+
+    guard = rate_limited("probe_down_crowd", per_ip=(1, 60))
+    original = app.state.redis
+    app.state.redis = ArqRedis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.3)
+    try:
+        with limits_on(app):
+            outcomes = await _outcomes(guard, [FakeConnection(app, None)] * 5)
+        assert outcomes == ["ok"] * 5
+        assert window_counter(app.state.redis).calls == 1  # one call, failed for all five
+    finally:
+        await app.state.redis.aclose()
+        app.state.redis = original
+
+
 async def test_check_in_is_limited_per_customer(app, client, redis):
     from tests.factories import customer_headers, make_customer
 

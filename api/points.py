@@ -113,8 +113,9 @@ class PointsController(Controller):
     @get("/", summary="Spendable, pending and expiring points, tier and progress",
          opt={ERASURE_CHECKED_BY_WORK: True})  # the overview's statement checks it
     async def overview(self, db: Db, customer_id: int) -> PointsOverview:
-        # No transaction: on MySQL/MariaDB the customer's state is one statement (one snapshot).
-        state = await db.read(reports.overview, customer_id, active_only=True)
+        # No transaction: on MySQL/MariaDB the customer's state is one statement (one snapshot), shared with the
+        # customers asking in the same moment (reports.own_overview).
+        state = await db.read(reports.own_overview, customer_id)
         return msgspec.convert(state, PointsOverview, from_attributes=True)
 
     @get("/ledger", summary="Points history, newest first")

@@ -8,7 +8,7 @@ stock) never depends on them.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import time
 import weakref
 from typing import Any
@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from api.security import Guard
 from kernel.errors import TooManyRequests
 from kernel.settings import get_settings
+from kernel.together import Together
 
 log = structlog.get_logger(__name__)
 
@@ -50,78 +51,46 @@ return counts
 """
 
 
-class _WindowCounter:
-    """Counts the windows of every request that reaches a limit in the same pass of the event loop with one
-    script call, and hands each request its own counts.
-
-    One EVALSHA through redis-py costs this server about 75 µs of CPU (the client's command and connection
-    bookkeeping, the read timeout, the round trip's wake-ups): a fifth of the cheapest authenticated write
-    (docs/benchmarks.md, round 8). Under load several requests reach their limit in the same pass and share
-    that cost. Nothing about a limit changes: Redis still runs each request's INCRs in arrival order, so the
-    counts are exactly what one call per request would have returned, and the request waits for them.
-    """
-
-    def __init__(self, redis: Any) -> None:
-        self.script = redis.register_script(_COUNT_SCRIPT)  # EVALSHA, and the source once on NOSCRIPT
-        self.waiting: list[tuple[list[str], list[int], asyncio.Future[list[int]]]] = []
-        self.calls = 0  # script calls sent (the tests read it to see requests share them)
-
-    async def count(self, keys: list[str], expiries: list[int]) -> list[int]:
-        loop = asyncio.get_running_loop()
-        counted: asyncio.Future[list[int]] = loop.create_future()
-        if not self.waiting:
-            # After the callbacks already due in this pass: the requests they carry to a limit join this call.
-            loop.call_soon(self._send)
-        self.waiting.append((keys, expiries, counted))
-        return await counted
-
-    def _send(self) -> None:
-        batch, self.waiting = self.waiting, []
-        self.calls += 1
-        # A task of its own: the call must finish for every request of the batch even if the one that
-        # scheduled it is cancelled (its client hung up).
-        asyncio.get_running_loop().create_task(self._call(batch))
-
-    async def _call(self, batch: list[tuple[list[str], list[int], asyncio.Future[list[int]]]]) -> None:
-        try:
-            counts = await self.script(keys=[k for keys, _, _ in batch for k in keys],
-                                       args=[e for _, expiries, _ in batch for e in expiries])
-        except BaseException as exc:  # every request of the batch decides for itself (they fail open)
-            for _, _, counted in batch:
-                if not counted.done():
-                    counted.set_exception(exc if isinstance(exc, Exception) else RedisError(repr(exc)))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        start = 0
-        for keys, _, counted in batch:
-            if not counted.done():  # a request cancelled meanwhile was counted all the same, as before
-                counted.set_result(counts[start:start + len(keys)])
-            start += len(keys)
+async def _count_windows(script: Any, asks: list[tuple[list[str], list[int]]]) -> list[list[int]]:
+    """One script call for the asks of a pass (`kernel.together`): each ask's window keys and expiries in, its
+    own counts out. Redis runs the INCRs in the order of the keys, so each request's counts are what a call of
+    its own, sent in the same order, would have returned."""
+    counts = await script(keys=[k for keys, _ in asks for k in keys], args=[e for _, expiries in asks for e in expiries])
+    answers, start = [], 0
+    for keys, _ in asks:
+        answers.append(counts[start:start + len(keys)])
+        start += len(keys)
+    return answers
 
 
-# One per Redis client (the app's; tests make apps with their own), gone with the client.
-_COUNTERS: weakref.WeakKeyDictionary[Any, _WindowCounter] = weakref.WeakKeyDictionary()
+# One per Redis client (the app's; tests make apps with their own), gone with the client. The requests that
+# reach a limit in the same pass of the event loop share one script call: one EVALSHA through redis-py costs
+# this server about 75 µs of CPU (its command and connection bookkeeping, the read timeout, the wake-up), a
+# fifth of the cheapest authenticated write (docs/benchmarks.md, round 8).
+_COUNTERS: weakref.WeakKeyDictionary[Any, Together[tuple[list[str], list[int]], list[int]]] = (
+    weakref.WeakKeyDictionary())
 
 
-def window_counter(redis: Any) -> _WindowCounter:
+def window_counter(redis: Any) -> Together[tuple[list[str], list[int]], list[int]]:
     counter = _COUNTERS.get(redis)
     if counter is None:
-        counter = _COUNTERS[redis] = _WindowCounter(redis)
+        script = redis.register_script(_COUNT_SCRIPT)  # EVALSHA, and the source once on NOSCRIPT
+        counter = _COUNTERS[redis] = Together(functools.partial(_count_windows, script), most=500)
     return counter
 
 
 async def _hit_all(redis, checks: list[tuple[str, tuple[int, int]]]) -> list[tuple[str, int | None]]:
-    """Count one request in each check's current window (shared round trip: `_WindowCounter`).
+    """Count one request in each check's current window (one round trip, shared with the requests of the same
+    pass: `window_counter`).
 
     Returns (key, seconds to wait) per check; the wait is None while under the limit.
     """
     now = int(time.time())
     starts = [now - now % window for _, (_, window) in checks]
-    counts = await window_counter(redis).count(
+    counts = await window_counter(redis).ask((
         [f"rl:{key}:{start}" for (key, _), start in zip(checks, starts)],
         [window + 1 for _, (_, window) in checks],
-    )
+    ))
     return [
         (key, (start + window - now or 1) if count > limit else None)
         for (key, (limit, window)), start, count in zip(checks, starts, counts)

@@ -91,3 +91,12 @@ def within_days(conn: BaseDBAsyncClient, later: str, earlier: str, days: int) ->
 def in_list(values: list[Any]) -> str:
     """Placeholders for an IN (...) list; never empty (an empty list matches nothing)."""
     return "(" + ",".join(["%s"] * len(values)) + ")" if values else "(NULL)"
+
+
+def named_in_list(name: str, values: list[Any]) -> tuple[str, dict[str, Any]]:
+    """`in_list` for a statement written with named parameters (`%(now)s`): the placeholders `(%(name0)s, ...)`
+    and their values; never empty."""
+    if not values:
+        return "(NULL)", {}
+    return "(" + ",".join(f"%({name}{i})s" for i in range(len(values))) + ")", {
+        f"{name}{i}": value for i, value in enumerate(values)}

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.mysql.client import TransactionWrapper
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Sum
@@ -22,7 +24,8 @@ from kernel.batch import packed, unpacked
 from kernel.cache import SharedAnswerCache
 from kernel.errors import DomainError, ValidationFailed
 from kernel.identity.service import AccountErased, customer_is_active
-from kernel.sql import in_list
+from kernel.sql import named_in_list
+from kernel.together import Together
 from points_mall.errors import (
     IdempotencyKeyReused,
     InsufficientPoints,
@@ -182,49 +185,80 @@ async def standing_general(conn: BaseDBAsyncClient, customer_id: int, item_ids: 
     return CustomerStanding(points, tier_level, held_total, held_month)
 
 
-# The customer's standing in one statement, hence one snapshot (so it may run without a transaction), and in
-# one JSON column (kernel.batch.packed): the spendable points (the lots `ledger.spendable` sums), the active
-# tier's level, and one [item, held all time, held this month] per shelf item this customer holds, units
-# created in [month start, next month start), cancelled units excluded, as `_usage` counts them. A plain read,
-# not the ledger's locking one: the shelf only shows reasons, and a redemption decides again under the
-# customer's lock.
-_POINTS_AND_TIER = (
-    "(SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = %s AND l.remaining > 0"
-    " AND (l.expires_at IS NULL OR l.expires_at > %s))",
+# The customers' standing in one statement, hence one snapshot (so it may run without a transaction), and one
+# JSON column per customer (kernel.batch.packed): the spendable points (the lots `ledger.spendable` sums), the
+# active tier's level, whether the customer is still there (not erased: the shelf route leaves its guard's
+# check to this), and one [item, units, created this month] per redemption of a shelf item, cancelled units
+# left out, which `standings_sql` adds up per item as `_usage` counts them (units created in [month start,
+# next month start)). A plain read, not the ledger's locking one: the shelf only shows reasons, and a
+# redemption decides again under the customer's lock. Several customers at once: the shelf route reads the
+# customers asking in the same moment together (`items_for_customer`).
+_STANDINGS = packed(
+    "c.id",
+    "(SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = c.id AND l.remaining > 0"
+    " AND (l.expires_at IS NULL OR l.expires_at > %(now)s))",
     "(SELECT t.level FROM points_account a JOIN points_member_tier t ON t.id = a.tier_id"
-    " WHERE a.customer_id = %s AND t.is_active)",
-)
-# Whether the customer is still there (not erased): the shelf route leaves its guard's check to this.
-_ACTIVE = "(SELECT 1 FROM customer u WHERE u.id = %s AND u.deleted_at IS NULL)"
-_STANDING = packed(*_POINTS_AND_TIER, _ACTIVE)
-_STANDING_WITH_USAGE = packed(
-    *_POINTS_AND_TIER, _ACTIVE,
-    "(SELECT JSON_ARRAYAGG(JSON_ARRAY(u.item_id, u.total, u.month)) FROM ("
-    "SELECT item_id, SUM(quantity) - SUM(cancelled_quantity) AS total,"
-    " SUM(CASE WHEN created_at >= %s AND created_at < %s THEN quantity - cancelled_quantity ELSE 0 END) AS month"
-    " FROM mall_redemption WHERE customer_id = %s AND item_id IN {ids} GROUP BY item_id) u)",
-)
+    " WHERE a.customer_id = c.id AND t.is_active)",
+    "c.deleted_at IS NULL",
+    "(SELECT JSON_ARRAYAGG(JSON_ARRAY(r.item_id, r.quantity - r.cancelled_quantity,"
+    " r.created_at >= %(month_start)s AND r.created_at < %(month_end)s))"
+    " FROM mall_redemption r WHERE r.customer_id = c.id AND r.item_id IN {items})",
+) + " FROM customer c WHERE c.id IN {customers}"
+
+
+async def standings_sql(conn: BaseDBAsyncClient, customer_ids: list[int],
+                        item_ids: list[int]) -> dict[int, tuple[CustomerStanding, bool]]:
+    """Each found customer's standing (MySQL/MariaDB) and whether they are still there (not erased)."""
+    start, end = month_bounds(clock.local_today())
+    customers, customer_params = named_in_list("c", customer_ids)
+    items, item_params = named_in_list("i", item_ids)
+    utc = timezone.utc
+    _, rows = await conn.execute_query(_STANDINGS.format(customers=customers, items=items), {  # type: ignore[arg-type]
+        "now": clock.now().astimezone(utc), "month_start": start.astimezone(utc), "month_end": end.astimezone(utc),
+        **customer_params, **item_params,
+    })
+    found = {}
+    for customer_id, points, tier_level, active, usage in map(unpacked, rows):
+        held_total: dict[int, int] = {}
+        held_month: dict[int, int] = {}
+        for item, units, this_month in usage or ():  # JSON_ARRAYAGG of no rows is NULL
+            held_total[item] = held_total.get(item, 0) + int(units)
+            if this_month:
+                held_month[item] = held_month.get(item, 0) + int(units)
+        standing = CustomerStanding(points=int(points), tier_level=None if tier_level is None else int(tier_level),
+                                    held_total=held_total, held_month=held_month)
+        found[customer_id] = (standing, bool(active))
+    return found
+
+
+_NO_STANDING = CustomerStanding(points=0, tier_level=None, held_total={}, held_month={})
 
 
 async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list[int], *,
                        active_only: bool = False) -> CustomerStanding:
-    """The same standing in one parameterised statement (MySQL/MariaDB). `active_only`: an erased customer
-    is refused (`AccountErased`), checked in the same statement."""
-    sql, params = _STANDING, [customer_id, clock.now().astimezone(timezone.utc), customer_id, customer_id]
-    if item_ids:
-        start, end = month_bounds(clock.local_today())
-        sql = _STANDING_WITH_USAGE.format(ids=in_list(item_ids))
-        params += [start.astimezone(timezone.utc), end.astimezone(timezone.utc), customer_id, *item_ids]
-    _, rows = await conn.execute_query(sql, params)
-    points, tier_level, active, *rest = unpacked(rows[0])
-    if active_only and active is None:
-        raise AccountErased()
-    usage = (rest[0] if rest else None) or []  # JSON_ARRAYAGG of no rows is NULL
-    return CustomerStanding(
-        points=int(points), tier_level=None if tier_level is None else int(tier_level),
-        held_total={int(item): int(total) for item, total, _ in usage},
-        held_month={int(item): int(month) for item, _, month in usage},
-    )
+    """One customer's standing in one statement (MySQL/MariaDB). `active_only`: an erased customer is refused
+    (`AccountErased`), checked in the same statement."""
+    return _standing_of((await standings_sql(conn, [customer_id], item_ids)).get(customer_id), active_only)
+
+
+def _standing_of(found: tuple[CustomerStanding, bool] | None, active_only: bool) -> CustomerStanding:
+    if found is None or not found[1]:
+        if active_only:
+            raise AccountErased()
+        return found[0] if found else _NO_STANDING
+    return found[0]
+
+
+async def _serve_standings(asks: list[tuple[int, tuple[int, ...]]]) -> list[tuple[CustomerStanding, bool] | None]:
+    found = await standings_sql(connections.get("default"), sorted({customer for customer, _ in asks}),
+                                sorted({item for _, items in asks for item in items}))
+    return [found.get(customer) for customer, _ in asks]
+
+
+# The shelf route's standings, on MySQL/MariaDB outside a transaction: the customers asking in the same pass of
+# the event loop are read by one statement (kernel.together: sent after each of them asked, nothing kept).
+_READ_TOGETHER: Together[tuple[int, tuple[int, ...]], tuple[CustomerStanding, bool] | None] = Together(
+    _serve_standings, most=100)
 
 
 async def items_for_customer(
@@ -232,14 +266,16 @@ async def items_for_customer(
 ) -> list[tuple[MallItem, list[str]]]:
     """Each item with this customer's reasons; their standing is read on every call, never from a cache.
     `active_only`: an erased customer is refused (`AccountErased`)."""
-    now = clock.now()
     item_ids = [item.id for item in items]
-    if conn.capabilities.dialect == "mysql":
-        standing = await standing_sql(conn, customer_id, item_ids, active_only=active_only)
-    else:
+    if conn.capabilities.dialect != "mysql":
         if active_only and not await customer_is_active(customer_id, conn):
             raise AccountErased()
         standing = await standing_general(conn, customer_id, item_ids)
+    elif isinstance(conn, TransactionWrapper):
+        standing = await standing_sql(conn, customer_id, item_ids, active_only=active_only)
+    else:
+        standing = _standing_of(await _READ_TOGETHER.ask((customer_id, tuple(item_ids))), active_only)
+    now = clock.now()
     return [
         (item, why_not(item, now=now, points=standing.points, tier_level=standing.tier_level,
                        held_total=standing.held_total.get(item.id, 0),

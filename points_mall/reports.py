@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
+from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.backends.mysql.client import TransactionWrapper
 from tortoise.functions import Count, Sum
 
 from kernel import clock
 from kernel.batch import packed, packed_datetime, unpacked
 from kernel.cache import SharedAnswerCache
 from kernel.identity.service import AccountErased, customer_is_active
+from kernel.sql import named_in_list
+from kernel.together import Together
 from points_mall.errors import PointsCustomerNotFound
 from points_mall.ledger import account_summary, expiring_within, spendable
 from points_mall.models import MemberTier, PendingPoints, PendingStatus, PointsAccount, PointsLot, PointsRules
@@ -68,12 +72,13 @@ def _shape(
 _SHARED_POLICY: SharedAnswerCache[tuple[PointsRules, list[MemberTier]]] = SharedAnswerCache(
     "points.rules_and_tiers", max_entries=1)
 
-# The customer's own state in one statement (one snapshot, so balance and lots agree): the account, the lots'
-# three sums, and the tier standing's spend and referrals in the rolling window. Its ten values come back as
-# one JSON array column: the driver parses every column's description in Python, about 5 µs a column and
-# statement, half the client's cost of this read (kernel.batch.packed says more).
-_OWN_STATE = packed(
-    "a.balance", "a.pending", "a.shortfall", "a.lifetime_earned", "a.tier_id",
+# The customers' own state in one statement (one snapshot, so balance and lots agree): per customer the account,
+# the lots' three sums, and the tier standing's spend and referrals in the rolling window. Its values come back
+# as one JSON array column: the driver parses every column's description in Python, about 5 µs a column and
+# statement, half the client's cost of this read (kernel.batch.packed says more). The customer's id leads the
+# array: the customers' own route reads several customers at once (`own_overview`).
+_OWN_STATES = packed(
+    "c.id", "a.balance", "a.pending", "a.shortfall", "a.lifetime_earned", "a.tier_id",
     "(SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = c.id AND l.remaining > 0"
     " AND (l.expires_at IS NULL OR l.expires_at > %(now)s))",
     "(SELECT COALESCE(SUM(l.remaining), 0) FROM points_lot l WHERE l.customer_id = c.id AND l.remaining > 0"
@@ -84,7 +89,50 @@ _OWN_STATE = packed(
     " WHERE p.customer_id = c.id AND p.occurred_at >= %(since)s)",
     "(SELECT COUNT(*) FROM points_qualified_referral q WHERE q.referrer_id = c.id AND q.occurred_at >= %(since)s)",
     "c.deleted_at IS NULL",
-) + " FROM customer c LEFT JOIN points_account a ON a.customer_id = c.id WHERE c.id = %(customer)s"
+) + " FROM customer c LEFT JOIN points_account a ON a.customer_id = c.id WHERE c.id IN {customers}"
+
+
+class _OwnStates(NamedTuple):
+    """What the statement found per customer id (absent: no such customer), and what shapes an overview."""
+
+    found: dict[int, list[Any]]
+    tiers: list[MemberTier]
+    horizon: datetime
+
+
+async def _own_states(conn: BaseDBAsyncClient, customer_ids: list[int]) -> _OwnStates:
+    async def load_policy() -> tuple[PointsRules, list[MemberTier]]:
+        return await get_rules(conn), await active_tiers(conn)
+
+    rules, tiers = await _SHARED_POLICY.get("policy", load_policy)
+    now = clock.now()
+    horizon = now + timedelta(days=rules.expiry_reminder_days or 30)
+    since = months_ago(now, rules.tier_window_months)
+    utc = timezone.utc
+    customers, ids = named_in_list("c", customer_ids)
+    _, rows = await conn.execute_query(_OWN_STATES.format(customers=customers), {  # type: ignore[arg-type]
+        "now": now.astimezone(utc), "horizon": horizon.astimezone(utc), "since": since.astimezone(utc), **ids,
+    })
+    found = {values[0]: values[1:] for values in map(unpacked, rows)}
+    return _OwnStates(found, tiers, horizon)
+
+
+def _overview_of(states: _OwnStates, customer_id: int, *, active_only: bool) -> dict[str, Any]:
+    values = states.found.get(customer_id)
+    if values is None:
+        raise PointsCustomerNotFound(customer_id=customer_id)
+    (balance, pending, shortfall, lifetime_earned, tier_id, spendable_now, expiring_soon, next_expiry,
+     spend_fen, referrals, active) = values
+    if active_only and not active:
+        raise AccountErased()
+    return _shape(
+        balance=balance or 0, pending=pending or 0, shortfall=shortfall or 0,
+        lifetime_earned=lifetime_earned or 0, tier_id=tier_id,
+        spendable_now=int(spendable_now), expiring_soon=int(expiring_soon), horizon=states.horizon,
+        # The columns hold UTC without a zone (Tortoise's use_tz); the API answers with the offset.
+        next_expiry_at=packed_datetime(next_expiry, timezone.utc),
+        facts={"spend_fen": int(spend_fen), "referrals": int(referrals)}, tiers=states.tiers,
+    )
 
 
 async def overview(conn: BaseDBAsyncClient, customer_id: int, *, active_only: bool = False) -> dict[str, Any]:
@@ -97,33 +145,27 @@ async def overview(conn: BaseDBAsyncClient, customer_id: int, *, active_only: bo
         if active_only and not await customer_is_active(customer_id, conn):
             raise AccountErased()
         return await _overview_orm(conn, customer_id)
+    return _overview_of(await _own_states(conn, [customer_id]), customer_id, active_only=active_only)
 
-    async def load_policy() -> tuple[PointsRules, list[MemberTier]]:
-        return await get_rules(conn), await active_tiers(conn)
 
-    rules, tiers = await _SHARED_POLICY.get("policy", load_policy)
-    now = clock.now()
-    horizon = now + timedelta(days=rules.expiry_reminder_days or 30)
-    since = months_ago(now, rules.tier_window_months)
-    utc = timezone.utc
-    _, rows = await conn.execute_query(_OWN_STATE, {  # type: ignore[arg-type]
-        "now": now.astimezone(utc), "horizon": horizon.astimezone(utc), "since": since.astimezone(utc),
-        "customer": customer_id,
-    })
-    if not rows:
-        raise PointsCustomerNotFound(customer_id=customer_id)
-    (balance, pending, shortfall, lifetime_earned, tier_id, spendable_now, expiring_soon, next_expiry,
-     spend_fen, referrals, active) = unpacked(rows[0])
-    if active_only and not active:
-        raise AccountErased()
-    return _shape(
-        balance=balance or 0, pending=pending or 0, shortfall=shortfall or 0,
-        lifetime_earned=lifetime_earned or 0, tier_id=tier_id,
-        spendable_now=int(spendable_now), expiring_soon=int(expiring_soon), horizon=horizon,
-        # The columns hold UTC without a zone (Tortoise's use_tz); the API answers with the offset.
-        next_expiry_at=packed_datetime(next_expiry, utc),
-        facts={"spend_fen": int(spend_fen), "referrals": int(referrals)}, tiers=tiers,
-    )
+async def _serve_own_states(customer_ids: list[int]) -> list[_OwnStates]:
+    states = await _own_states(connections.get("default"), sorted(set(customer_ids)))
+    return [states] * len(customer_ids)
+
+
+# The customers' own route, on MySQL/MariaDB: the overviews asked in the same pass of the event loop are read by
+# one statement (kernel.together: sent after every one of them was asked, so each sees every write answered
+# before it; nothing is kept afterwards). Under load this shares the round trip, the driver's parsing and the
+# statement's parse in the database, which were most of the read's cost (docs/benchmarks.md, round 8).
+_READ_TOGETHER: Together[int, _OwnStates] = Together(_serve_own_states, most=100)
+
+
+async def own_overview(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
+    """The customer's own overview (`overview` with `active_only`), read together with the other customers
+    asking in the same moment when `conn` is the pool (no transaction) on MySQL/MariaDB."""
+    if conn.capabilities.dialect != "mysql" or isinstance(conn, TransactionWrapper):
+        return await overview(conn, customer_id, active_only=True)
+    return _overview_of(await _READ_TOGETHER.ask(customer_id), customer_id, active_only=True)
 
 
 async def _overview_orm(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:

@@ -90,7 +90,7 @@ async def _outcomes(guard, connections) -> list[str]:
 
 
 async def test_requests_reaching_a_limit_together_share_one_count_and_each_gets_its_own(app, client, redis):
-    """Concurrent requests share script calls (api.ratelimit._WindowCounter), yet each is counted and
+    """Concurrent requests share script calls (api.ratelimit.window_counter), yet each is counted and
     refused exactly as one call per request would: never more than the limit through, per customer."""
     from api.ratelimit import window_counter
 
@@ -110,7 +110,7 @@ async def test_requests_reaching_a_limit_together_share_one_count_and_each_gets_
     assert outcomes[15:18] == ["ok"] * 3  # carol's 1st-3rd: address count 16-18
     assert outcomes[18:] == ["ip"] * 4  # address count 19-22 (carol's 4th and 5th were within her 5 too)
     assert await redis.get(f"rl:probe_crowd:customer:11:{_window_start(3600)}") == b"12"
-    assert counter.calls - calls_before < 22 / 4, "the crowd should share script calls"
+    assert 1 <= counter.calls - calls_before < 22 / 4, "the crowd should share script calls"
     await forget_limits(redis)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import timedelta
+
+from tortoise import connections
 
 from kernel import clock
 from kernel.db import transaction
@@ -89,6 +92,15 @@ async def test_fast_standing_gives_the_general_paths_reasons(client):
             views = await mall.items_for_customer(conn, customer.id, [shelf[i] for i in item_ids])
             assert {item.id: why for item, why in views} == reasons  # what the route serves
 
+    # Outside a transaction (the shelf route's way) the customers asking at once are read by one statement, and
+    # each still gets their own reasons.
+    calls = mall._READ_TOGETHER.calls
+    together = await asyncio.gather(*[
+        mall.items_for_customer(connections.get("default"), c.id, [shelf[i] for i in item_ids]) for c in customers])
+    assert 1 <= mall._READ_TOGETHER.calls - calls < len(customers) / 2
+    for customer, views in zip(customers, together):
+        assert {item.id: why for item, why in views} == seen[customer.id], customer.id
+
     # The states are the ones meant (so the comparison above covers each reason).
     assert seen[nobody.id][plain.id] == ["insufficient_points"]
     assert seen[short.id][plain.id] == ["insufficient_points"]
@@ -99,3 +111,25 @@ async def test_fast_standing_gives_the_general_paths_reasons(client):
     assert seen[last_month.id][monthly.id] == [] and seen[last_month.id][once.id] == []
     assert seen[expired.id][dear.id] == ["insufficient_points"]
     assert seen[silver_member.id][dear.id] == ["insufficient_points"]
+
+
+async def test_customers_asking_for_the_shelf_at_once_each_get_their_own_and_an_erased_one_is_refused(client):
+    from kernel.identity.models import Customer
+    from tests.factories import customer_headers
+
+    await make_item(points_price=300, stock_total=50)
+    customers = [await funded_customer(points) for points in (100, 300, 1_000, 5)]
+    erased = await funded_customer(1_000)
+    await Customer.filter(id=erased.id).update(deleted_at=clock.now())
+    alone = {c.id: (await client.get("/app/mall/items", headers=customer_headers(c))).json() for c in customers}
+
+    crowd = [customers[0], erased, *customers, customers[2]]
+    calls = mall._READ_TOGETHER.calls
+    answers = await asyncio.gather(*[client.get("/app/mall/items", headers=customer_headers(c)) for c in crowd])
+    assert 1 <= mall._READ_TOGETHER.calls - calls < len(crowd)  # some of them shared a statement
+    for customer, answer in zip(crowd, answers):
+        if customer is erased:
+            assert answer.status_code == 401 and answer.json()["code"] == "account_erased"
+        else:
+            assert answer.status_code == 200 and answer.json() == alone[customer.id], customer.id
+    assert alone[customers[0].id] != alone[customers[2].id]  # their points differ, and so do their reasons

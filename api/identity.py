@@ -134,7 +134,8 @@ class StaffAuthController(Controller):
                             get_settings().rate_limit.staff_login_per_username)
         staff = await db.run(service.authenticate_staff, data.username, data.password)
         token, ttl = issue_staff_token(staff.id, staff.role_set, staff.token_version)
-        return StaffLoginResult(access_token=token, token_type="Bearer", expires_in=ttl, staff=Staff.of(staff))
+        return StaffLoginResult(access_token=token, token_type="Bearer", expires_in=ttl,
+                                staff=Staff.of(staff), clinic_timezone=get_settings().app.clinic_timezone)
 
     @get("/me", guards=[staff_only()], dependencies={"staff": Provide(provide_staff)})
     async def me(self, db: Db, staff: Principal) -> Staff:

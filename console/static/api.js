@@ -7,7 +7,8 @@ import { reactive } from "vue";
 
 const KEY = "clinic.console.session";
 
-export const session = reactive({ token: null, staff: null });
+// clinic_timezone: the zone the login answered (CLINIC_TIMEZONE), in which ui.js shows every time.
+export const session = reactive({ token: null, staff: null, clinic_timezone: null });
 
 export function loadSession() {
   try {
@@ -16,14 +17,15 @@ export function loadSession() {
   } catch (_) { /* a damaged entry is a logged-out tab */ }
 }
 
-export function saveSession(token, staff) {
-  Object.assign(session, { token, staff });
-  sessionStorage.setItem(KEY, JSON.stringify({ token, staff }));
+export function saveSession(token, staff, clinic_timezone) {
+  Object.assign(session, { token, staff, clinic_timezone });
+  sessionStorage.setItem(KEY, JSON.stringify({ token, staff, clinic_timezone }));
 }
 
 export function logout() {
   session.token = null;
   session.staff = null;
+  session.clinic_timezone = null;
   sessionStorage.removeItem(KEY);
   window.location.hash = "#/login";
 }

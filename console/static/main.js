@@ -28,7 +28,7 @@ const Login = defineComponent({
       busy.value = true;
       try {
         const result = await api.post("/admin/auth/login", { username: form.username, password: form.password });
-        saveSession(result.access_token, result.staff);
+        saveSession(result.access_token, result.staff, result.clinic_timezone);
         error.value = null;
         const first = visibleScreens()[0];
         window.location.hash = first ? `#${first.path}` : "#/";

@@ -4,7 +4,7 @@ import {
   ElAlert, ElButton, ElDatePicker, ElEmpty, ElInput, ElOption, ElPagination, ElSelect, ElTable,
   ElTableColumn, ElTag, vLoading,
 } from "element-plus";
-import { api } from "./api.js";
+import { api, session } from "./api.js";
 
 export const ROLE_NAMES = { front_desk: "前台", campaign: "活动运营", finance: "财务", admin: "管理员" };
 
@@ -23,12 +23,30 @@ export function statusTag(status) {
   return h(ElTag, { type: type || undefined, size: "small" }, () => STATUS_NAMES[status] || status);
 }
 
+// An instant as the clinic's wall clock (the zone the login answered), not the browser's: reception PCs are not
+// always set right, and a PC on UTC showed a 10:00 Shanghai booking as 02:00. A session from before the login
+// told the zone, or a zone this browser does not know, falls back to the browser's own, as before.
+const clocks = new Map();
+function clinicClock(zone) {
+  if (!clocks.has(zone)) {
+    const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    let format;
+    try {
+      format = new Intl.DateTimeFormat("en-CA", { ...options, timeZone: zone || undefined });
+    } catch (_) {
+      format = new Intl.DateTimeFormat("en-CA", options);
+    }
+    clocks.set(zone, format);
+  }
+  return clocks.get(zone);
+}
+
 export function time(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  const p = Object.fromEntries(clinicClock(session.clinic_timezone).formatToParts(d).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
 
 // The calendar day in the clinic's time zone (a branch's), not the browser's: reception PCs are not always set right.

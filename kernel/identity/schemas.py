@@ -99,6 +99,10 @@ class Staff(msgspec.Struct):
 
 class StaffLoginResult(AccessToken):
     staff: Staff
+    # The console shows every time in this zone, not the browser's: reception PCs are not always set right.
+    clinic_timezone: Annotated[str, msgspec.Meta(
+        description="The clinic's IANA time zone (CLINIC_TIMEZONE): the staff console shows every time in it",
+        examples=["Asia/Shanghai"])]
 
 
 class StaffCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -72,3 +72,26 @@ async def test_odd_asset_paths_are_404_not_500(client):
             response = await client.get(prefix + tail)
             assert response.status_code == 404, (prefix, tail[:20], response.status_code, response.text[:200])
             assert response.json()["code"] == "not_found"
+
+
+async def test_staff_login_tells_the_console_the_clinic_time_zone(client, monkeypatch):
+    """The console shows every time in the zone the login answers (CLINIC_TIMEZONE), not the browser's own."""
+    from kernel.settings import get_settings
+
+    member = await make_staff("front_desk", password="front desk pass 1")
+    credentials = {"username": member.username, "password": "front desk pass 1"}
+    login = await client.post("/admin/auth/login", json=credentials)
+    assert login.status_code == 200, login.text
+    assert login.json()["clinic_timezone"] == "Asia/Shanghai"  # the default
+
+    # A clinic elsewhere: the answer follows the setting, read again from the environment.
+    with monkeypatch.context() as env:
+        env.setenv("CLINIC_TIMEZONE", "Asia/Urumqi")
+        get_settings.cache_clear()
+        try:
+            login = await client.post("/admin/auth/login", json=credentials)
+        finally:
+            env.undo()
+            get_settings.cache_clear()
+    assert login.status_code == 200, login.text
+    assert login.json()["clinic_timezone"] == "Asia/Urumqi"

@@ -94,8 +94,21 @@ class Watched:
 @pytest.fixture
 async def tab(request, browser, console_base):
     """A fresh browser context (no storage shared with other tests) at the front desk's 1024×768."""
+    async for watched in _tab(request, browser, console_base):
+        yield watched
+
+
+@pytest.fixture
+async def utc_tab(request, browser, console_base):
+    """A tab whose PC clock is set to UTC while the clinic is on Asia/Shanghai (CLINIC_TIMEZONE's default):
+    the console must still show the clinic's times."""
+    async for watched in _tab(request, browser, console_base, timezone_id="UTC"):
+        yield watched
+
+
+async def _tab(request, browser, console_base, **context_options):
     context = await browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True,
-                                        locale="zh-CN")
+                                        locale="zh-CN", **context_options)
     page = await context.new_page()
     # Generous: the machine is shared and a loaded CPU slows rendering; a passing test never waits this long.
     page.set_default_timeout(30_000)

@@ -1,6 +1,7 @@
 """CRM screens: campaign staff find a customer by the phone's last four digits, tag them on the card, and
 build a segment whose live count is the API's own preview count; the front desk has no segment menu; an
-outreach's results say why its coupons were not given, and show no voucher figure for a coupon-only one."""
+outreach's results say why its coupons were not given, and show no voucher figure for a coupon-only one;
+on a PC set to UTC, the results and a recipient's card read the clinic's time and say why one was skipped."""
 
 from __future__ import annotations
 
@@ -199,3 +200,102 @@ async def test_outreach_results_say_why_coupons_were_not_given(tab, tmp_path):
     assert "已发优惠券" in text
     # A coupon-only outreach: no "已发券 0" (vouchers issued) beside its coupons, which staff read as none given.
     assert "已发券" not in text and "已发消息" not in text, text
+
+
+async def test_a_pc_on_utc_reads_the_clinic_time_and_why_an_outreach_skipped_each_customer(utc_tab, tmp_path):
+    """A campaign member whose PC is set to UTC (the clinic is on Asia/Shanghai): an outreach run at 10:00
+    clinic time reads 10:00, not 02:00, in its results' 统计窗口 and on a recipient's card; the card's 跳过原因
+    and the results' skipped counts are in Chinese, and a WeChat refusal the console has no words for stays
+    as it is."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from crm import outreach as outreach_service
+    from crm import tasks
+    from crm.models import CustomerTag, OutreachRecipient, TagKind
+    from crm.settings import get_crm_settings
+    from kernel import clock
+    from kernel.settings import WeChatSettings
+    from kernel.wechat.miniprogram import LiveMiniProgram
+    from tests.crm.factories import make_segment, only
+    from tests.fakes.wechat import FakeWeChat
+
+    sh = ZoneInfo("Asia/Shanghai")
+    day = datetime.now(sh).date() - timedelta(days=1)
+    run_at = datetime.combine(day, time(10), tzinfo=sh)  # 02:00 UTC; outside quiet hours
+    template = get_crm_settings().outreach_template_ids[0]
+    marker = await make_tag(name="回访唤醒" + secrets.token_hex(2), category="concern")
+    tail = "t" + secrets.token_hex(2)  # a letter first: four digits would search the phone's last four
+    opted_out = await make_customer(nickname="退订" + tail)
+    unsubscribed = await make_customer(nickname="未订阅" + tail)
+    refused = await make_customer(nickname="被拒" + tail)
+    for member in (opted_out, unsubscribed, refused):
+        await CustomerTag.create(customer_id=member.id, tag_id=marker.id, source=TagKind.manual,
+                                 created_at=run_at)
+    async with transaction() as conn:
+        await outreach_service.set_opt_out(conn, opted_out.id, True)
+        # Our rows say `refused` accepted the template; WeChat has no acceptance left and answers 43101.
+        await outreach_service.record_acceptances(conn, refused.id, [template])
+    segment = await make_segment({"groups": [only(marker.id)]}, name="唤醒" + tail)
+    async with transaction() as conn:
+        outreach = await outreach_service.create_outreach(conn, dict(
+            name="唤醒消息" + tail, segment_id=segment.id, voucher_title="回店礼", template_id=template,
+            message_data={"thing1": "回店礼"}), staff_id=1)
+        await outreach_service.schedule(conn, outreach.id, at=None)
+    fake = FakeWeChat()
+    fake.enforce_subscriptions = True
+    await fake.start()
+    adapter = LiveMiniProgram(WeChatSettings(mode="live", appid=fake.appid, secret=fake.secret,
+                                             api_base=fake.base_url, timeout_seconds=3))
+    clock.set_now(run_at)
+    try:
+        assert await tasks.run_outreach({"miniprogram": adapter}, outreach.id) == "done"
+    finally:
+        clock.set_now(None)
+        await adapter.aclose()
+        await fake.stop()
+    reasons = dict(await OutreachRecipient.filter(outreach_id=outreach.id).values_list(
+        "customer_id", "skip_reason"))
+    assert reasons == {opted_out.id: "opted_out", unsubscribed.id: "no_consent", refused.id: "wechat_43101"}
+
+    staff = await make_staff("campaign", password=PASSWORD)
+    await utc_tab.login(staff.username, PASSWORD)
+    page = utc_tab.page
+    assert await page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "UTC"
+    clinic_time = f"{day.isoformat()} 10:00"
+
+    await utc_tab.visit("/crm/outreach")
+    await page.click(f"[data-test=outreach-results-{outreach.id}]")
+    results = page.locator("[data-test=outreach-results]")
+    await results.locator(".el-descriptions__cell", has_text="跳过：未订阅该消息").wait_for()
+    await page.wait_for_function("() => !document.querySelector('.dialog-fade-enter-active')")
+    await page.screenshot(path=str(tmp_path / "outreach-results-utc.png"))
+    text = (await results.inner_text()).replace("\t", "\n")
+    assert f"{clinic_time} 起 {outreach.lift_days} 天" in text, text
+    for label in ("跳过：已退订营销消息", "跳过：未订阅该消息", "跳过：wechat_43101"):
+        assert f"{label}\n1" in text or f"{label} 1" in text, (label, text)
+    assert "skipped_" not in text, text
+    await page.keyboard.press("Escape")
+
+    await utc_tab.visit("/crm/customers")
+    await page.reload()  # the zone is kept with the session, as the token is, through a reload of the tab
+    seen = {}
+    for member in (opted_out, unsubscribed, refused):
+        await page.fill("input[data-test=filter-q]", tail)
+        await page.press("input[data-test=filter-q]", "Enter")
+        await page.locator(f"[data-test=card-open-{member.id}]").click()
+        card = page.locator("[data-test=customer-card]")
+        await card.locator(".el-tabs__item", has_text="触达").click()
+        row = card.locator(".el-tab-pane:visible .el-table__row", has_text="唤醒消息" + tail)
+        await row.wait_for()
+        seen[member.id] = await row.inner_text()
+        if member is unsubscribed:
+            # Looked at once the tabs and tags have finished moving.
+            await page.wait_for_function(
+                "() => document.getAnimations().every((a) => a.playState !== 'running')")
+            await page.screenshot(path=str(tmp_path / "card-outreach-utc.png"))
+        await page.click("[data-test=card-back]")
+    assert "已退订营销消息" in seen[opted_out.id] and "未订阅该消息" in seen[unsubscribed.id], seen
+    assert "wechat_43101" in seen[refused.id], seen
+    assert all(clinic_time in shown and "opted_out" not in shown and "no_consent" not in shown
+               for shown in seen.values()), seen

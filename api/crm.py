@@ -19,7 +19,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from api.deps import Db, Limit, Offset
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from crm import service, views
-from crm.models import CouponOccasion, RfmClass, TagKind
+from crm.models import CouponOccasion, RfmClass, StaffRewardStatus, TagKind
 from crm.schemas import (
     Acquired,
     ChannelCreate,
@@ -471,9 +471,11 @@ class StaffRewardController(Controller):
     tags = ["staff: crm"]
     guards = [staff_only("campaign", "finance")]
 
-    @get("/", summary="Staff referral rewards (settled in the finance batches once their hold ends)")
-    async def list_rewards(self, db: Db, limit: Limit, offset: Offset, staff_id: int | None = None) -> StaffRewardPage:
-        total, rows = await db.run(views.staff_rewards, staff_id=staff_id, limit=limit, offset=offset)
+    @get("/", summary="Staff referral rewards (settled in the finance batches once their hold ends; `expired`: "
+                      "met by the job past its horizon, never paid automatically)")
+    async def list_rewards(self, db: Db, limit: Limit, offset: Offset, staff_id: int | None = None,
+                           status: StaffRewardStatus | None = None) -> StaffRewardPage:
+        total, rows = await db.run(views.staff_rewards, staff_id=staff_id, status=status, limit=limit, offset=offset)
         return StaffRewardPage(total=total, limit=limit, offset=offset, items=[StaffRewardOut.of(r) for r in rows])
 
 

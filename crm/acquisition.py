@@ -94,14 +94,37 @@ def staff_scan_horizon() -> datetime:
     return clock.now() - timedelta(days=get_crm_settings().staff_reward_valid_days) - STAFF_SCAN_SLACK
 
 
-async def staff_rewards_outside_horizon(conn: BaseDBAsyncClient) -> tuple[int, datetime]:
-    """(consumptions that would earn a staff reward but have none and never will, the horizon): their customer
-    was acquired before the scan's horizon, so the scan met them too late (a consumption recorded with an old
-    date, or a worker stopped longer than STAFF_SCAN_SLACK). Counted so the job can say so; not rewarded
-    automatically, which would pay out of the program's window without anyone deciding to."""
-    horizon = staff_scan_horizon()
-    return await partners.unrewarded_staff_consumptions_before(
-        conn, acquired_before=horizon, valid_days=get_crm_settings().staff_reward_valid_days), horizon
+async def expire_staff_rewards_outside_horizon_chunk(conn: BaseDBAsyncClient, limit: int = 2000) -> tuple[int, int]:
+    """Consumptions that would earn a staff reward but that the scan met only past its horizon (their customer
+    was acquired before it: a consumption recorded with an old date, or a worker stopped longer than
+    STAFF_SCAN_SLACK) are never rewarded automatically, which would pay out of the program's window without
+    anyone deciding to. Each is recorded once as an `expired` reward, with the share it would have earned: it
+    stops being a candidate (the reward is unique per consumption, so a repeated or racing run records nothing
+    more), the job warns about it once, and finance finds it in the staff-reward list (`status=expired`) to
+    decide by hand. Returns (consumptions looked at, rewards this transaction recorded)."""
+    settings = get_crm_settings()
+    consumptions = await partners.unrewarded_staff_consumptions_before(
+        conn, acquired_before=staff_scan_horizon(), valid_days=settings.staff_reward_valid_days, limit=limit,
+    )
+    if not consumptions:
+        return 0, 0
+    now = clock.now()
+    values: list[Any] = []
+    for c in consumptions:
+        base = int(c["amount_fen"])
+        values += [int(c["staff_id"]), int(c["customer_id"]), int(c["id"]), base,
+                   base * settings.staff_reward_bp // 10_000, StaffRewardStatus.expired.value,
+                   sql.instant(c["occurred_at"]) + timedelta(days=settings.staff_reward_hold_days), now]
+    # The count of rows the insert wrote (not of rows read) is what this run newly expired: a racing run that
+    # wrote them first leaves this one nothing to warn about.
+    ignore = "OR IGNORE" if sql.is_sqlite(conn) else "IGNORE"
+    recorded = await sql.execute(
+        conn,
+        f"INSERT {ignore} INTO crm_staff_reward (staff_id, customer_id, consumption_id, base_fen, amount_fen, "
+        "status, hold_until, created_at) VALUES " + ",".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(consumptions)),
+        values,
+    )
+    return len(consumptions), recorded
 
 
 async def accrue_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 2000) -> int:

@@ -407,6 +407,9 @@ class StaffRewardStatus(StrEnum):
     pending = "pending"  # within the hold (refund window)
     handed_over = "handed_over"  # passed to the finance batches (referrals room) as a staff payout
     cancelled = "cancelled"  # refunded in full before the hold ended
+    # The scan met the consumption only after its horizon (acquisition.expire_staff_rewards_outside_horizon_chunk):
+    # never paid automatically; kept so it stops being a candidate and finance can see it.
+    expired = "expired"
 
 
 class StaffReward(Model):

@@ -58,6 +58,9 @@ def _unrewarded_staff_consumptions(conn: BaseDBAsyncClient, valid_days: int, acq
     )
 
 
+_UNREWARDED_STAFF_COLUMNS = "SELECT p.id, p.customer_id, p.amount_fen, p.occurred_at, a.acquired_at, ch.staff_id "
+
+
 async def unrewarded_staff_consumptions(
     conn: BaseDBAsyncClient, *, acquired_since: datetime, valid_days: int, limit: int
 ) -> list[dict[str, Any]]:
@@ -70,20 +73,23 @@ async def unrewarded_staff_consumptions(
     """
     return await sql.fetch(
         conn,
-        "SELECT p.id, p.customer_id, p.amount_fen, p.occurred_at, a.acquired_at, ch.staff_id "
-        + _unrewarded_staff_consumptions(conn, valid_days, ">= %s") + f"ORDER BY p.id LIMIT {int(limit)}",
+        _UNREWARDED_STAFF_COLUMNS + _unrewarded_staff_consumptions(conn, valid_days, ">= %s")
+        + f"ORDER BY p.id LIMIT {int(limit)}",
         [acquired_since],
     )
 
 
 async def unrewarded_staff_consumptions_before(
-    conn: BaseDBAsyncClient, *, acquired_before: datetime, valid_days: int
-) -> int:
-    """How many consumptions would earn a staff reward but have none, of customers acquired before the scan's
-    horizon (`acquired_before`): the scan never reaches them."""
-    rows = await sql.fetch(
-        conn, "SELECT COUNT(*) AS n " + _unrewarded_staff_consumptions(conn, valid_days, "< %s"), [acquired_before])
-    return int(rows[0]["n"])
+    conn: BaseDBAsyncClient, *, acquired_before: datetime, valid_days: int, limit: int
+) -> list[dict[str, Any]]:
+    """The same consumptions of customers acquired before the scan's horizon (`acquired_before`), in id order:
+    the scan never reaches them."""
+    return await sql.fetch(
+        conn,
+        _UNREWARDED_STAFF_COLUMNS + _unrewarded_staff_consumptions(conn, valid_days, "< %s")
+        + f"ORDER BY p.id LIMIT {int(limit)}",
+        [acquired_before],
+    )
 
 
 async def net_of_consumptions(conn: BaseDBAsyncClient, consumption_ids: list[int]) -> dict[int, int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kernel.settings import RoomSettings, env, env_int
+from kernel.settings import RoomSettings, env_int, env_list, env_text
 
 
 class CrmSettings(msgspec.Struct, frozen=True):
@@ -42,24 +42,71 @@ class CrmSettings(msgspec.Struct, frozen=True):
     scoring_chunk: int = 5000
 
 
+# Each range is what a clinic could want; a value outside it stops the start naming the variable and the range
+# (kernel.settings.env_int, read at start-up by rooms.install), because the code that reads it did something
+# nobody chose, said beside each range (README, "Configure", lists the ranges).
+# Hours of the day. An end of 24 or more, or below 0, made `quiet_until` build an impossible time, so the outreach
+# job failed every time it ran in the quiet hours; a start of 24 or more was never reached, so messages went out
+# until midnight. Equal start and end mean no quiet hours (`quiet_until` reads [h, h) as empty).
+QUIET_HOURS = (0, 23)
+# 0 or less took away the frequency cap (invariant 10); a cap longer than a year is no marketing at all.
+MARKETING_CAP_DAYS = (1, 365)
+# One chunk is one transaction that locks its recipients' marketing profiles and consents (their consent reports
+# wait on it) and a crash after its commit loses its claimed messages (at most once): ten times the default at
+# most. 0 handled nobody and left the outreach running for ever; below 0 failed the job.
+OUTREACH_CHUNK = (1, 2000)
+# The nightly scoring's chunk is one aggregate query and one transaction rewriting those customers' scores:
+# ten times the default at most. 0 scored nobody, silently, every night; below 0 failed the job.
+SCORING_CHUNK = (1, 50_000)
+# 0 or less issued the birthday voucher already expired (valid until today's midnight, or before).
+BIRTHDAY_VOUCHER_VALID_DAYS = (1, 365)
+# The voucher's title column keeps 128 characters (a longer title was cut short, silently).
+VOUCHER_TITLE_MAX_CHARS = 128
+# The consent and outreach columns keep 64 characters (WeChat's template ids have 43).
+TEMPLATE_ID_MAX_CHARS = 64
+# 0 or less made a 咨询回访 task for a visit completed hours before the daily job, before the customer could
+# come back and pay for the treatment, and the visit's marker kept that decision (-30 or less: no task ever).
+# Past three months it is no longer a consultation's follow-up.
+CONSULTATION_FOLLOW_UP_DAYS = (1, 90)
+# Basis points of the spend: below 0 recorded negative rewards; 0 is a program that pays nothing (the source
+# is still recorded, rewards are cancelled at release). At most 30%: any staff bonus a clinic pays is below
+# it, and an extra zero on the default (5000 for 500) is refused rather than paid; 20000 paid twice the spend.
+STAFF_REWARD_BP = (0, 3000)
+# 0 or less rewarded nothing (no consumption is within 0 days of arrival) without a word. At most three
+# years: the hourly scan reads every consumption of the customers staff brought within it.
+STAFF_REWARD_VALID_DAYS = (1, 1095)
+# The hold is the refund window before a reward is handed to finance, and a staff payout is never clawed back
+# after a refund: 0 or less handed rewards over within the hour of the sale. 90 is the referral programs' limit.
+STAFF_REWARD_HOLD_DAYS = (1, 90)
+
+
 def load_crm_settings() -> CrmSettings:
     d = CrmSettings()
+
+    def ranged(name: str, default: int, bounds: tuple[int, int]) -> int:
+        return env_int(name, default, least=bounds[0], most=bounds[1])
+
     return CrmSettings(
-        marketing_cap_days=env_int("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days),
-        quiet_start_hour=env_int("CRM_QUIET_START_HOUR", d.quiet_start_hour),
-        quiet_end_hour=env_int("CRM_QUIET_END_HOUR", d.quiet_end_hour),
-        outreach_chunk=env_int("CRM_OUTREACH_CHUNK", d.outreach_chunk),
+        marketing_cap_days=ranged("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days, MARKETING_CAP_DAYS),
+        quiet_start_hour=ranged("CRM_QUIET_START_HOUR", d.quiet_start_hour, QUIET_HOURS),
+        quiet_end_hour=ranged("CRM_QUIET_END_HOUR", d.quiet_end_hour, QUIET_HOURS),
+        outreach_chunk=ranged("CRM_OUTREACH_CHUNK", d.outreach_chunk, OUTREACH_CHUNK),
         # At least 1: with 0 every consent report would be taken and no outreach ever sent.
         subscription_credits_max=env_int("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max, least=1),
-        outreach_template_ids=tuple(t.strip() for t in env(
-            "CRM_OUTREACH_TEMPLATE_IDS", ",".join(d.outreach_template_ids)).split(",") if t.strip()),
-        birthday_voucher_title=env("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title),
-        birthday_voucher_valid_days=env_int("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days),
-        consultation_follow_up_days=env_int("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days),
-        staff_reward_bp=env_int("CRM_STAFF_REWARD_BP", d.staff_reward_bp),
-        staff_reward_valid_days=env_int("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days),
-        staff_reward_hold_days=env_int("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days),
-        scoring_chunk=env_int("CRM_SCORING_CHUNK", d.scoring_chunk),
+        # At least one: with none, every consent report and every outreach with a message is refused.
+        outreach_template_ids=env_list("CRM_OUTREACH_TEMPLATE_IDS", d.outreach_template_ids,
+                                       most_chars=TEMPLATE_ID_MAX_CHARS),
+        birthday_voucher_title=env_text("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title,
+                                        most_chars=VOUCHER_TITLE_MAX_CHARS),
+        birthday_voucher_valid_days=ranged("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days,
+                                           BIRTHDAY_VOUCHER_VALID_DAYS),
+        consultation_follow_up_days=ranged("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days,
+                                           CONSULTATION_FOLLOW_UP_DAYS),
+        staff_reward_bp=ranged("CRM_STAFF_REWARD_BP", d.staff_reward_bp, STAFF_REWARD_BP),
+        staff_reward_valid_days=ranged("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days,
+                                       STAFF_REWARD_VALID_DAYS),
+        staff_reward_hold_days=ranged("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days, STAFF_REWARD_HOLD_DAYS),
+        scoring_chunk=ranged("CRM_SCORING_CHUNK", d.scoring_chunk, SCORING_CHUNK),
     )
 
 

@@ -153,12 +153,20 @@ async def staff_rewards(ctx: dict[str, Any]) -> dict[str, int]:
         accrued += n
     while n := await run_job_transaction(ctx, lambda conn: acquisition.release_staff_rewards_chunk(conn)):
         decided += n
-    # Consumptions the scan met too late are never rewarded: said every run (result and a warning) rather than
-    # skipped without a trace (docs/crm.md: no staff action settles or dismisses them yet, so the count stays).
-    missed, horizon = await run_job_transaction(ctx, acquisition.staff_rewards_outside_horizon)
-    if missed:
-        log.warning("crm.staff_rewards_outside_horizon", consumptions=missed, acquired_before=horizon.isoformat())
-    return {"rewards_accrued": accrued, "rewards_decided": decided, "outside_horizon": missed}
+    # Consumptions the scan met too late are never rewarded automatically: each is recorded once as an expired
+    # reward (finance sees it in the staff-reward list) and warned about by the run that recorded it, not by every
+    # run after (docs/crm.md).
+    horizon = acquisition.staff_scan_horizon()
+    expired = 0
+    while True:
+        looked, recorded = await run_job_transaction(
+            ctx, lambda conn: acquisition.expire_staff_rewards_outside_horizon_chunk(conn))
+        expired += recorded
+        if not looked:
+            break
+    if expired:
+        log.warning("crm.staff_rewards_outside_horizon", consumptions=expired, acquired_before=horizon.isoformat())
+    return {"rewards_accrued": accrued, "rewards_decided": decided, "rewards_expired": expired}
 
 
 FUNCTIONS = [

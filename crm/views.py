@@ -21,6 +21,7 @@ from crm.models import (
     Segment,
     SegmentEvent,
     StaffReward,
+    StaffRewardStatus,
     Tag,
 )
 from crm.outreach import get_outreach, marketing_state
@@ -268,9 +269,11 @@ async def channels(conn: BaseDBAsyncClient, *, limit: int, offset: int) -> tuple
     return await query.count(), await query.order_by("id").offset(offset).limit(limit)
 
 
-async def staff_rewards(conn: BaseDBAsyncClient, *, staff_id: int | None, limit: int,
-                        offset: int) -> tuple[int, list[StaffReward]]:
+async def staff_rewards(conn: BaseDBAsyncClient, *, staff_id: int | None, status: StaffRewardStatus | None,
+                        limit: int, offset: int) -> tuple[int, list[StaffReward]]:
     query = StaffReward.all().using_db(conn)
     if staff_id:
         query = query.filter(staff_id=staff_id)
+    if status is not None:
+        query = query.filter(status=status)
     return await query.count(), await query.order_by("-id").offset(offset).limit(limit)

@@ -27,19 +27,44 @@ def env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def env_int(name: str, default: int, *, least: int | None = None) -> int:
-    """An integer variable; anything else, or less than `least`, stops the start naming the variable
-    (a room's settings are read at start-up: `rooms.install`)."""
+def env_int(name: str, default: int, *, least: int | None = None, most: int | None = None) -> int:
+    """An integer variable; anything else, or outside `least`..`most`, stops the start naming the variable
+    and its range (a room's settings are read at start-up: `rooms.install`)."""
     raw = env(name, str(default))
     try:
         value = int(raw.strip())
     except ValueError:
         value = None
-    if value is None or (least is not None and value < least):
-        bound = f" of at least {least}" if least is not None else ""
-        raise UnsafeProductionSettings([f"{name} must be a whole number{bound} (it is {raw!r})"],
-                                       what=f"{name}={raw!r}")
+    if value is None or (least is not None and value < least) or (most is not None and value > most):
+        bound = (f" from {least} to {most}" if least is not None and most is not None
+                 else f" of at least {least}" if least is not None
+                 else f" of at most {most}" if most is not None else "")
+        raise _refused(name, raw, f"a whole number{bound}")
     return value
+
+
+def env_text(name: str, default: str, *, most_chars: int) -> str:
+    """A text variable shown to people (a voucher's title); only spaces, or longer than the column that keeps
+    it, stops the start naming the variable (empty still means the default, as for every variable)."""
+    raw = env(name, default)
+    if not raw.strip() or len(raw) > most_chars:
+        raise _refused(name, raw, f"a text of 1 to {most_chars} characters, not only spaces")
+    return raw
+
+
+def env_list(name: str, default: tuple[str, ...], *, most_chars: int) -> tuple[str, ...]:
+    """A comma-separated list (blank items dropped); none left, or an item longer than the column that keeps
+    it, stops the start naming the variable."""
+    raw = env(name, ",".join(default))
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    if not items or any(len(item) > most_chars for item in items):
+        raise _refused(name, raw, f"a comma-separated list of at least one item, each of 1 to {most_chars} "
+                                  "characters")
+    return items
+
+
+def _refused(name: str, raw: str, must_be: str) -> "UnsafeProductionSettings":
+    return UnsafeProductionSettings([f"{name} must be {must_be} (it is {raw!r})"], what=f"{name}={raw!r}")
 
 
 def _env_bool(name: str, default: bool) -> bool:

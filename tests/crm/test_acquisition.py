@@ -178,10 +178,11 @@ async def test_a_consumption_after_the_programs_validity_earns_nothing(client):
     assert [r.consumption_id for r in await StaffReward.filter(staff_id=consultant.id)] == [within.id]
 
 
-async def test_a_consumption_the_scan_first_meets_past_its_horizon_is_counted_and_logged_not_lost_silently(client):
+async def test_a_consumption_the_scan_first_meets_past_its_horizon_is_expired_and_warned_about_once(client):
     """The scan looks at customers acquired within the validity plus STAFF_SCAN_SLACK (30 days); a consumption
-    within the validity that it meets only later (the worker stopped longer than that) is never rewarded. The
-    job says so: the count in its result and a warning naming it, every run, until someone deals with it."""
+    within the validity that it meets only later (the worker stopped longer than that) is never rewarded
+    automatically. The run that meets it records it as an expired reward and warns once; the hourly runs after
+    it say nothing more about it (they warned every hour, for ever), pay nothing, and finance lists it."""
     from structlog.testing import capture_logs
 
     from crm.acquisition import STAFF_SCAN_SLACK
@@ -192,16 +193,81 @@ async def test_a_consumption_the_scan_first_meets_past_its_horizon_is_counted_an
     await _channel(client, admin, kind="staff", code=code, name="顾问 Late", staff_id=consultant.id)
     brought = await _login(client, f"late-{secrets.token_hex(4)}", scene=code)
     arrived = (await Acquisition.get(customer_id=brought.id)).acquired_at
-    clock.set_now(arrived + timedelta(days=365) + STAFF_SCAN_SLACK + timedelta(days=1))
+    late_clock = arrived + timedelta(days=365) + STAFF_SCAN_SLACK + timedelta(days=1)
+    clock.set_now(late_clock)
     try:
-        before = (await tasks.staff_rewards({}))["outside_horizon"]  # other tests' customers, at this clock
-        await make_consumption(brought.id, 100_000, arrived + timedelta(days=10))
+        await tasks.staff_rewards({})  # other tests' customers, at this clock
+        late = await make_consumption(brought.id, 100_000, arrived + timedelta(days=10))
         with capture_logs() as logs:
-            done = await tasks.staff_rewards({})
+            runs = [await tasks.staff_rewards({}) for _ in range(3)]  # three hourly runs
+            clock.set_now(late_clock + timedelta(days=8))  # and past the reward's hold
+            runs.append(await tasks.staff_rewards({}))
     finally:
         clock.set_now(None)
-    assert done["rewards_accrued"] == 0 and done["outside_horizon"] == before + 1
-    assert [e for e in logs if e["event"] == "crm.staff_rewards_outside_horizon"] == [
-        {"event": "crm.staff_rewards_outside_horizon", "log_level": "warning", "consumptions": before + 1,
+    warnings = [e for e in logs if e["event"] == "crm.staff_rewards_outside_horizon"]
+    assert warnings == [
+        {"event": "crm.staff_rewards_outside_horizon", "log_level": "warning", "consumptions": 1,
          "acquired_before": (arrived + timedelta(days=1)).isoformat()}]
-    assert not await StaffReward.filter(staff_id=consultant.id).exists()
+    assert [(r["rewards_accrued"], r["rewards_expired"]) for r in runs] == [(0, 1), (0, 0), (0, 0), (0, 0)]
+    rewards = await StaffReward.filter(staff_id=consultant.id)
+    # The share it would have earned, kept for finance to judge; never handed over, so no payout.
+    assert [(r.consumption_id, r.status, r.base_fen, r.amount_fen) for r in rewards] == [
+        (late.id, StaffRewardStatus.expired, 100_000, 5_000)]
+    assert not await StaffPayout.filter(staff_id=consultant.id).exists()
+
+    finance = staff_headers(await make_staff("finance"))
+    listed = await client.get("/admin/crm/staff-rewards", params={"staff_id": consultant.id, "status": "expired"},
+                              headers=finance)
+    assert listed.status_code == 200, listed.text
+    assert [(r["consumption_id"], r["status"], r["amount_fen"]) for r in listed.json()["items"]] == [
+        (late.id, "expired", 5_000)]
+    pending = await client.get("/admin/crm/staff-rewards", params={"staff_id": consultant.id, "status": "pending"},
+                               headers=finance)
+    assert pending.json()["total"] == 0
+
+
+async def test_racing_runs_expire_each_late_consumption_once_and_warn_about_it_once(client, monkeypatch):
+    """arq runs a job at least once and cron may overlap a manual run: four runs that all read the same late
+    consumptions before any of them writes record one expired reward each, and together warn about each
+    consumption once (the count is of rows written, not of rows read)."""
+    from structlog.testing import capture_logs
+
+    from crm import partners
+    from crm.acquisition import STAFF_SCAN_SLACK
+
+    admin = staff_headers(await make_staff("campaign"))
+    consultant = await make_staff("front_desk")
+    code = f"S-{secrets.token_hex(4)}"
+    await _channel(client, admin, kind="staff", code=code, name="顾问 Race", staff_id=consultant.id)
+    run = secrets.token_hex(4)
+    brought = [await _login(client, f"race-{i}-{run}", scene=code) for i in range(3)]
+    arrived = max([(await Acquisition.get(customer_id=c.id)).acquired_at for c in brought])
+    clock.set_now(arrived + timedelta(days=365) + STAFF_SCAN_SLACK + timedelta(days=1))
+    try:
+        await tasks.staff_rewards({})  # other tests' customers, at this clock
+        late = [await make_consumption(c.id, 20_000 * (i + 1), arrived + timedelta(days=i)) for i, c in
+                enumerate(brought) for _ in range(2)]
+
+        # Each racing run's transaction reads the late consumptions, then waits until all four have read them.
+        read_by_all, racing = asyncio.Barrier(4), [True]
+        read = partners.unrewarded_staff_consumptions_before
+
+        async def read_then_wait(conn, **kwargs):
+            rows = await read(conn, **kwargs)
+            if rows and racing[0]:
+                async with asyncio.timeout(30):
+                    await read_by_all.wait()
+            return rows
+
+        monkeypatch.setattr(partners, "unrewarded_staff_consumptions_before", read_then_wait)
+        with capture_logs() as logs:
+            runs = await asyncio.gather(*[tasks.staff_rewards({}) for _ in range(4)])
+            racing[0] = False
+            runs.append(await tasks.staff_rewards({}))  # and the next hour's run
+    finally:
+        clock.set_now(None)
+    warned = [e["consumptions"] for e in logs if e["event"] == "crm.staff_rewards_outside_horizon"]
+    assert warned == [len(late)]
+    assert sorted(r["rewards_expired"] for r in runs) == [0, 0, 0, 0, len(late)]
+    rewards = await StaffReward.filter(staff_id=consultant.id).order_by("consumption_id")
+    assert [(r.consumption_id, r.status) for r in rewards] == [(c.id, StaffRewardStatus.expired) for c in late]

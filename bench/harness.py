@@ -214,18 +214,20 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 @asynccontextmanager
 async def server_process(
-    env: dict[str, str], *extra_args: str, tree: Path | None = None, start_seconds: float | None = None
+    env: dict[str, str], *extra_args: str, tree: Path | None = None, start_seconds: float | None = None,
+    module: str = "api",
 ) -> AsyncIterator[tuple[str, int]]:
     """Migrate and start `python -m api serve --no-demo` on a free port; yields its base URL and pid.
     `tree`: serve the code of another checkout (bench/versions.py), default this one. `start_seconds`: how
-    long to wait for it (default BENCH_START_SECONDS, 40)."""
+    long to wait for it (default BENCH_START_SECONDS, 40). `module`: another entry point taking the same
+    arguments (bench/floor.py's server)."""
     port = _free_port()
     log_dir = Path(env.get("DATA_DIR") or f"/tmp/clinic-bench-{port}")
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"server-{port}.log"
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api", "serve", "--no-demo", "--port", str(port), *extra_args,
+            sys.executable, "-m", module, "serve", "--no-demo", "--port", str(port), *extra_args,
             cwd=tree or ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log,
         )
     base = f"http://127.0.0.1:{port}"

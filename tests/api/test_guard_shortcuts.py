@@ -147,3 +147,22 @@ def test_the_routes_that_leave_the_erasure_check_to_their_work_are_the_proven_on
             if handler.opt.get(ERASURE_CHECKED_BY_WORK):
                 marked |= {(method, route.path) for method in handler.http_methods}
     assert marked == set(CHECKED_BY_WORK)
+
+
+async def test_customers_new_to_the_read_memo_at_once_are_read_together(client, seen_active_clock):
+    """The guard's reads of customers it has not seen lately, asked in the same moment, share one statement
+    (kernel.identity.service._ACTIVE_TOGETHER); each customer is still admitted or refused on their own row."""
+    import asyncio
+
+    from kernel.identity import service
+
+    customers = [await make_customer() for _ in range(8)]
+    erased = await make_customer()
+    await _erase_row(erased)
+    crowd = [*customers[:4], erased, *customers[4:], customers[0]]
+    calls = service._ACTIVE_TOGETHER.calls
+    answers = await asyncio.gather(*[client.get("/app/points/ledger", headers=customer_headers(c)) for c in crowd])
+    assert 1 <= service._ACTIVE_TOGETHER.calls - calls < len(crowd) / 2
+    assert [a.status_code for a in answers] == [200] * 4 + [401] + [200] * 5
+    assert answers[4].json()["code"] == "account_erased"
+    assert set(SEEN_ACTIVE._until) == {c.id for c in customers}  # the erased one is not remembered

@@ -92,10 +92,11 @@ def _spelled(annotation: Any) -> str:
 async def strict_input(request: Request) -> None:
     handler = request.route_handler
     path_params = set(request.path_params)
+    query = request.query_params  # a new MultiDict on every access (Litestar copies the parsed query)
     for key, (annotation, check) in _query_fields(handler).items():
-        if key in path_params or key not in request.query_params:
+        if key in path_params or key not in query:
             continue
-        for raw in request.query_params.getall(key):
+        for raw in query.getall(key):
             try:
                 check(raw)
             except msgspec.DecodeError as exc:  # ValidationError, or not a JSON scalar at all ("yes")

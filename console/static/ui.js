@@ -88,19 +88,11 @@ export function clinicInstant(wallClock) {
   return new Date(asIfUtc - offsetAt(guess)).toISOString();
 }
 
-// The calendar day in the clinic's time zone (a branch's), not the browser's: reception PCs are not always set right.
-export function todayIn(zone) {
-  try {
-    return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
-  } catch (_) {
-    return today();
-  }
-}
-
-export function today() {
-  const d = new Date();
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+// The clinic's calendar day (the zone the login answered; the browser's for an older session): reports, the
+// prepaid liability and settlement batches count in the clinic's days, whatever zone the PC is set to.
+export function clinicToday() {
+  const p = clinicParts(new Date());
+  return `${p.year}-${p.month}-${p.day}`;
 }
 
 // A refusal in plain words. 403 is the API's role check: the console never decides that on its own.

@@ -10,7 +10,7 @@ import {
 import { api } from "../api.js";
 import { fenToYuanText, yuan, yuanToFen } from "../money.js";
 import {
-  CLINIC_DATETIME_PICKER, button, clinicInstant, clinicWallClock, listView, refusal, refusalText, time, title, today,
+  CLINIC_DATETIME_PICKER, button, clinicInstant, clinicToday, clinicWallClock, listView, refusal, refusalText, time, title,
 } from "../ui.js";
 import { desk, loadCatalogue } from "./frontdesk.js";
 
@@ -478,7 +478,8 @@ const CouponTemplates = defineComponent({
 
 const PrepaidLiability = defineComponent({
   setup() {
-    const state = reactive({ date: today(), data: null, error: null });
+    // The liability at the end of a clinic day (the API's `date`): by default the clinic's today, not the PC's.
+    const state = reactive({ date: clinicToday(), data: null, error: null });
     async function load() {
       try {
         state.data = await api.get("/admin/stored-value/liability", { date: state.date });

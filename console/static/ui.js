@@ -29,7 +29,8 @@ export function statusTag(status) {
 const clocks = new Map();
 function clinicClock(zone) {
   if (!clocks.has(zone)) {
-    const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    const options = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      second: "2-digit", hourCycle: "h23" };
     let format;
     try {
       format = new Intl.DateTimeFormat("en-CA", { ...options, timeZone: zone || undefined });
@@ -41,27 +42,57 @@ function clinicClock(zone) {
   return clocks.get(zone);
 }
 
+function clinicParts(d) {
+  return Object.fromEntries(clinicClock(session.clinic_timezone).formatToParts(d).map((x) => [x.type, x.value]));
+}
+
 export function time(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  const p = Object.fromEntries(clinicClock(session.clinic_timezone).formatToParts(d).map((x) => [x.type, x.value]));
+  const p = clinicParts(d);
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
 
-// The calendar day in the clinic's time zone (a branch's), not the browser's: reception PCs are not always set right.
-export function todayIn(zone) {
-  try {
-    return new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date());
-  } catch (_) {
-    return today();
-  }
+// What staff type or pick in a date-time editor is the clinic's wall clock too: on a PC set to UTC, a campaign
+// meant to start at 10:00 Shanghai time started at 18:00, because the picker read and wrote the PC's zone.
+// An editor binds ElDatePicker with valueFormat WALL_CLOCK, so the picker holds the typed text as it is (no zone
+// of its own), and the page converts at its edges: clinicWallClock() when an editor opens an existing value,
+// clinicInstant() when it sends one. Same zone, same fallback as time().
+export const WALL_CLOCK = "YYYY-MM-DD HH:mm:ss";
+// The picker's props for such an editor. No "此刻" (now) button: it fills in the PC's clock, which on a PC set
+// to UTC is eight hours behind the clinic's.
+export const CLINIC_DATETIME_PICKER = { type: "datetime", valueFormat: WALL_CLOCK, format: WALL_CLOCK, showNow: false };
+
+export function clinicWallClock(iso) {
+  if (!iso) return null;
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return null;
+  const p = clinicParts(d);
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
 
-export function today() {
-  const d = new Date();
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+export function clinicInstant(wallClock) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?$/.exec(wallClock || "");
+  if (!m) return null;
+  const [y, mo, d, hh, mm, ss] = m.slice(1).map((v) => Number(v || 0));
+  const asIfUtc = Date.UTC(y, mo - 1, d, hh, mm, ss);
+  // The zone's offset at an instant: its wall clock read as if it were UTC, minus the instant itself.
+  const offsetAt = (ms) => {
+    const p = clinicParts(new Date(ms));
+    return Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second) - Math.floor(ms / 1000) * 1000;
+  };
+  // Twice: the offset at the first guess may differ from the one at the answer when a DST change lies between
+  // (zones with summer time; Asia/Shanghai has none since 1991).
+  const guess = asIfUtc - offsetAt(asIfUtc);
+  return new Date(asIfUtc - offsetAt(guess)).toISOString();
+}
+
+// The clinic's calendar day (the zone the login answered; the browser's for an older session): reports, the
+// prepaid liability and settlement batches count in the clinic's days, whatever zone the PC is set to.
+export function clinicToday() {
+  const p = clinicParts(new Date());
+  return `${p.year}-${p.month}-${p.day}`;
 }
 
 // A refusal in plain words. 403 is the API's role check: the console never decides that on its own.

@@ -106,6 +106,22 @@ async def utc_tab(request, browser, console_base):
         yield watched
 
 
+@pytest.fixture(scope="session")
+async def tokyo_console_base(database, redis):
+    """A second server, for a clinic whose CLINIC_TIMEZONE is Asia/Tokyo while its branches stay on Shanghai:
+    only there does a page that counts days in a zone of its own (a branch's, or one written into the page)
+    differ from one that counts them in the clinic's. Started only by the tests that ask for it."""
+    async with live_server_url(CLINIC_TIMEZONE="Asia/Tokyo") as base:
+        yield base
+
+
+@pytest.fixture
+async def tokyo_clinic_utc_tab(request, browser, tokyo_console_base):
+    """A tab on a PC set to UTC, at the clinic on Asia/Tokyo (tokyo_console_base)."""
+    async for watched in _tab(request, browser, tokyo_console_base, timezone_id="UTC"):
+        yield watched
+
+
 async def _tab(request, browser, console_base, **context_options):
     context = await browser.new_context(viewport={"width": 1024, "height": 768}, accept_downloads=True,
                                         locale="zh-CN", **context_options)

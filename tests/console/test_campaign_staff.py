@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 
 import httpx
 
 from tests.factories import customer_headers, make_customer, make_staff
 
 PASSWORD = "bestie cards sell in march 8"
+# CONSOLE_SCREENSHOTS=<dir> keeps the pictures a test takes, to look at them.
+SHOTS = Path(os.environ["CONSOLE_SCREENSHOTS"]) if os.environ.get("CONSOLE_SCREENSHOTS") else None
 
 
 async def test_campaign_staff_create_fix_a_field_error_and_publish_a_bestie_card(tab, console_base):
@@ -48,3 +52,56 @@ async def test_campaign_staff_create_fix_a_field_error_and_publish_a_bestie_card
     [campaign] = [c for c in listed if c["title"] == title]
     assert campaign["kind"] == "bestie_card"
     assert campaign["skus"][0]["group_price_fen"] == 9990 and campaign["skus"][0]["original_price_fen"] == 19900
+
+
+async def test_a_pc_on_utc_enters_a_campaigns_times_on_the_clinics_clock(utc_tab, console_base):
+    """A campaign member whose PC is set to UTC (the clinic is on Asia/Shanghai) types a start of 10:00: the
+    campaign starts at 10:00 clinic time (02:00Z), not at 10:00 UTC (18:00 in the clinic); the list and the
+    reopened editor show 10:00 again."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from campaigns.models import Campaign
+    from tests.factories import staff_headers
+
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=3)
+    end = day + timedelta(days=10)
+    staff = await make_staff("campaign", password=PASSWORD)
+    title = "开学季 " + secrets.token_hex(3)
+    await utc_tab.login(staff.username, PASSWORD)
+    page = utc_tab.page
+    assert await page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "UTC"
+    await page.click("[data-test=campaign-new]")
+    form = page.locator("[data-test=campaign-form]")
+    await form.wait_for()
+    await page.fill("input[data-test=campaign-title]", title)
+    await page.fill("input[data-test=sku-0-title]", "水光针双人体验")
+    await page.fill("input[data-test=sku-0-original]", "199")
+    await page.fill("input[data-test=sku-0-group]", "99")
+    await type_time(page, "starts_at", f"{day} 10:00:00")
+    await type_time(page, "ends_at", f"{end} 22:00:00")
+    await page.click("[data-test=campaign-save]")
+    await form.wait_for(state="detached")
+
+    campaign = await Campaign.get(title=title)
+    async with httpx.AsyncClient(base_url=console_base, headers=staff_headers(staff)) as http:
+        stored = (await http.get(f"/admin/campaigns/{campaign.id}")).json()
+    assert datetime.fromisoformat(stored["starts_at"]) == datetime(day.year, day.month, day.day, 2, tzinfo=timezone.utc)
+    assert datetime.fromisoformat(stored["ends_at"]) == datetime(end.year, end.month, end.day, 14, tzinfo=timezone.utc)
+    row = page.locator(".el-table__row", has_text=title)
+    assert f"{day} 10:00" in await row.inner_text()
+
+    await page.click(f"[data-test=campaign-edit-{campaign.id}]")
+    await form.wait_for()
+    assert await page.input_value("[data-field=starts_at] input") == f"{day} 10:00:00"
+    assert await page.input_value("[data-field=ends_at] input") == f"{end} 22:00:00"
+    if SHOTS:
+        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+        await page.screenshot(path=str(SHOTS / "campaign-editor-utc.png"))
+
+
+async def type_time(page, field: str, wall_clock: str) -> None:
+    """Type a date-time into the Element Plus picker of a form field, as staff do, and confirm it with Enter."""
+    typed = page.locator(f'[data-field="{field}"] input')
+    await typed.fill(wall_clock)
+    await typed.press("Enter")

@@ -1,7 +1,8 @@
 """CRM screens: campaign staff find a customer by the phone's last four digits, tag them on the card, and
 build a segment whose live count is the API's own preview count; the front desk has no segment menu; an
 outreach's results say why its coupons were not given, and show no voucher figure for a coupon-only one;
-on a PC set to UTC, the results and a recipient's card read the clinic's time and say why one was skipped."""
+on a PC set to UTC, the results and a recipient's card read the clinic's time and say, in Chinese, what each
+recipient got and why one was skipped."""
 
 from __future__ import annotations
 
@@ -204,9 +205,9 @@ async def test_outreach_results_say_why_coupons_were_not_given(tab, tmp_path):
 
 async def test_a_pc_on_utc_reads_the_clinic_time_and_why_an_outreach_skipped_each_customer(utc_tab, tmp_path):
     """A campaign member whose PC is set to UTC (the clinic is on Asia/Shanghai): an outreach run at 10:00
-    clinic time reads 10:00, not 02:00, in its results' 统计窗口 and on a recipient's card; the card's 跳过原因
-    and the results' skipped counts are in Chinese, and a WeChat refusal the console has no words for stays
-    as it is."""
+    clinic time reads 10:00, not 02:00, in its results' 统计窗口 and on a recipient's card; the card's 券, 消息
+    and 跳过原因 and the results' skipped counts are in Chinese, and a WeChat refusal the console has no words
+    for stays as it is."""
     from datetime import datetime, time, timedelta
     from zoneinfo import ZoneInfo
 
@@ -299,3 +300,7 @@ async def test_a_pc_on_utc_reads_the_clinic_time_and_why_an_outreach_skipped_eac
     assert "wechat_43101" in seen[refused.id], seen
     assert all(clinic_time in shown and "opted_out" not in shown and "no_consent" not in shown
                for shown in seen.values()), seen
+    # What each got, in the same words: the voucher given (issued), the message skipped or refused by WeChat.
+    assert "已发放" in seen[unsubscribed.id] and "已跳过" in seen[unsubscribed.id], seen
+    assert "已发放" in seen[refused.id] and "发送失败" in seen[refused.id], seen
+    assert not any(key in shown for shown in seen.values() for key in ("issued", "skipped", "failed")), seen

@@ -1,15 +1,23 @@
-"""Finance: the maker creates a batch and cannot approve it, a second finance member approves, the CSV total is the screen's."""
+"""Finance: the maker creates a batch and cannot approve it, a second finance member approves, the CSV total is the
+screen's; a report's range, a new batch and the prepaid liability start on the clinic's day, whatever the PC's zone."""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from campaigns.referrals.models import SettlementBatch
+from tests.booking.factories import make_branch
 from tests.campaigns.referrals.test_settlement import payable_reward
 from tests.factories import make_customer, make_staff
 
 PASSWORD = "ledgers balance on fridays 9"
+# CONSOLE_SCREENSHOTS=<dir> keeps the pictures a test takes, to look at them.
+SHOTS = Path(os.environ["CONSOLE_SCREENSHOTS"]) if os.environ.get("CONSOLE_SCREENSHOTS") else None
 
 
 async def test_finance_batch_maker_cannot_approve_a_second_member_does_and_the_csv_matches(tab):
@@ -51,3 +59,60 @@ async def test_finance_batch_maker_cannot_approve_a_second_member_does_and_the_c
     assert shown == f"¥{total[header.index('net_yuan')]}"
     assert int(total[header.index("net_fen")]) == batch.total_fen
     assert download.suggested_filename == f"settlement-{batch.id}.csv"
+
+
+async def _days_the_screens_start_on(tab, moment: datetime, shot: str) -> dict[str, str]:
+    """Log a finance member in on a PC whose clock reads `moment`, and read the day each screen starts on:
+    a report's range (its end), a new batch's 截至日期 and the prepaid liability's date."""
+    finance = await make_staff("finance", password=PASSWORD)
+    page = tab.page
+    await page.clock.set_system_time(moment)
+    await tab.login(finance.username, PASSWORD)
+    assert await page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "UTC"
+    assert await page.evaluate("new Date().toISOString().slice(0, 10)") == moment.date().isoformat()
+    await tab.visit("/reports/points")
+    figures = page.locator("[data-test=report-figures]")
+    await figures.wait_for()
+    days = {"report": await figures.get_attribute("data-to")}
+    await look(page, f"{shot}-report")
+    await tab.visit("/finance/settlements")
+    await page.click("[data-test=batch-new]")
+    days["batch"] = await page.locator(".el-dialog .el-date-editor input").input_value()
+    await look(page, f"{shot}-batch")
+    await page.keyboard.press("Escape")
+    await tab.visit("/finance/stored-value")
+    await page.locator("[data-test=liability-total]").wait_for()
+    days["liability"] = await page.locator(".toolbar .el-date-editor input").input_value()
+    await look(page, f"{shot}-liability")
+    return days
+
+
+async def look(page, name: str) -> None:
+    """Keep a picture of the screen, once it has stopped moving, when CONSOLE_SCREENSHOTS names a directory."""
+    if SHOTS:
+        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+        await page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+async def test_a_pc_on_utc_opens_finance_screens_on_the_clinics_day(utc_tab):
+    """At 20:00 UTC it is already 04:00 the next day at the clinic (Asia/Shanghai): a finance member whose PC
+    is set to UTC gets the clinic's day, not the PC's, as a report's last day, a new batch's 截至日期 and the
+    prepaid liability's date."""
+    moment = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=2), time(20), tzinfo=timezone.utc)
+    clinic_day = moment.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    assert clinic_day != moment.date().isoformat()
+    days = await _days_the_screens_start_on(utc_tab, moment, "finance-utc-pc")
+    assert days == {"report": clinic_day, "batch": clinic_day, "liability": clinic_day}
+
+
+async def test_a_clinic_not_on_shanghai_time_opens_finance_screens_on_its_own_day(tokyo_clinic_utc_tab):
+    """A clinic whose CLINIC_TIMEZONE is Asia/Tokyo (its branches are on Shanghai): at 15:30 UTC it is 00:30
+    the next day there, while Shanghai and the PC are still on the day before. The screens take the zone the
+    login answered, not a zone written into the page nor a branch's."""
+    await make_branch()  # a branch on Asia/Shanghai, so a branch's day is not the clinic's
+    moment = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=2), time(15, 30),
+                              tzinfo=timezone.utc)
+    clinic_day = moment.astimezone(ZoneInfo("Asia/Tokyo")).date().isoformat()
+    assert clinic_day != moment.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    days = await _days_the_screens_start_on(tokyo_clinic_utc_tab, moment, "finance-tokyo-clinic")
+    assert days == {"report": clinic_day, "batch": clinic_day, "liability": clinic_day}

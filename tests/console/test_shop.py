@@ -2,7 +2,7 @@
 the API names), create a top-up plan customers then see, create a coupon template and issue it (a second
 press of "send" gives nobody a second coupon), edit and switch it off, set the points-as-cash rule a quote then
 follows, take a product off sale; finance reads the prepaid liability
-the API computes.
+the API computes; on a PC set to UTC, a coupon's 最晚到期 is typed and shown on the clinic's clock.
 
 Set CONSOLE_SCREENSHOTS=<dir> to keep the screenshots the tests take (docs/console/shop-*.png come from there).
 """
@@ -262,3 +262,48 @@ async def test_front_desk_redeem_a_course_card_session_and_are_refused_at_anothe
     async with httpx.AsyncClient(base_url=tab.base) as http:
         cards = (await http.get("/app/shop/package-cards", headers=customer_headers(customer))).json()
     assert [c["sessions_left"] for c in cards if c["id"] == card.id] == [2]
+
+
+async def test_a_pc_on_utc_enters_a_coupons_last_day_on_the_clinics_clock(utc_tab, console_base):
+    """A campaign member whose PC is set to UTC (the clinic is on Asia/Shanghai) gives a coupon template a
+    最晚到期 of 10:00: it ends at 10:00 clinic time (02:00Z), not 10:00 UTC, and reads 10:00 when edited."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=30)
+    name = "满 500 减 50 " + secrets.token_hex(3)
+    staff = await make_staff("campaign", password=PASSWORD)
+    await utc_tab.login(staff.username, PASSWORD)
+    page = utc_tab.page
+    await utc_tab.visit("/campaign/coupons")
+    await page.click("[data-test=coupon-new]")
+    form = page.locator("[data-test=coupon-form]")
+    await form.wait_for()
+    await page.fill("input[data-test=coupon-name]", name)
+    await page.fill("input[data-test=coupon-threshold]", "500")
+    await page.fill("input[data-test=coupon-value]", "50")
+    picked = page.locator('[data-field="valid_until"] input')
+    await picked.click()
+    footer = page.locator(".el-picker-panel:visible .el-picker-panel__footer")
+    await footer.locator("button:visible", has_text="确定").wait_for()
+    # No "此刻" (now): it would fill in the PC's clock, eight hours behind the clinic's.
+    assert await footer.locator("button:visible", has_text="此刻").count() == 0
+    await shot(page, "coupon-picker-utc")
+    await picked.fill(f"{day} 10:00:00")
+    await picked.press("Enter")
+    await page.click("[data-test=coupon-save]")
+    await form.wait_for(state="detached")
+
+    template = await CouponTemplate.get(name=name)
+    async with httpx.AsyncClient(base_url=console_base, headers=staff_headers(staff)) as http:
+        listed = (await http.get("/admin/shop/coupon-templates")).json()
+    [stored] = [t for t in listed if t["id"] == template.id]
+    assert datetime.fromisoformat(stored["valid_until"]) == datetime(day.year, day.month, day.day, 2,
+                                                                     tzinfo=timezone.utc)
+
+    await page.click(f"[data-test=coupon-edit-{template.id}]")
+    await form.wait_for()
+    assert await picked.input_value() == f"{day} 10:00:00"
+    if SHOTS:
+        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+    await shot(page, "coupon-editor-utc")

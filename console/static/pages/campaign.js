@@ -6,7 +6,9 @@ import {
 } from "element-plus";
 import { api } from "../api.js";
 import { fenToYuanText, yuan, yuanToFen } from "../money.js";
-import { button, listView, refusal, refusalText, statusTag, time, title } from "../ui.js";
+import {
+  CLINIC_DATETIME_PICKER, button, clinicInstant, clinicWallClock, listView, refusal, refusalText, statusTag, time, title,
+} from "../ui.js";
 
 const KIND_NAMES = { bestie_card: "闺蜜卡拼团", category: "品类团购" };
 
@@ -37,10 +39,11 @@ const Figures = defineComponent({
   },
 });
 
-function isoIn(days) {
+// A new campaign's default start (now) and end (in a week), on the clinic's wall clock like every editor's time.
+function wallClockIn(days) {
   const d = new Date(Date.now() + days * 86400000);
   d.setSeconds(0, 0);
-  return d;
+  return clinicWallClock(d);
 }
 
 function emptySku() {
@@ -54,7 +57,8 @@ function campaignEditor(onSaved) {
     const c = campaign || {};
     state.form = {
       kind: c.kind || "bestie_card", title: c.title || "", description: c.description || "",
-      starts_at: c.starts_at ? new Date(c.starts_at) : isoIn(0), ends_at: c.ends_at ? new Date(c.ends_at) : isoIn(7),
+      starts_at: c.starts_at ? clinicWallClock(c.starts_at) : wallClockIn(0),
+      ends_at: c.ends_at ? clinicWallClock(c.ends_at) : wallClockIn(7),
       group_size: c.group_size || 2, time_limit_minutes: c.time_limit_minutes || 1440,
       per_customer_limit: c.per_customer_limit || 1, new_customers_only: !!c.new_customers_only,
       virtual_min_paid: c.virtual_min_paid ?? null, leader_bonus_points: c.leader_bonus_points || 0,
@@ -75,8 +79,7 @@ function campaignEditor(onSaved) {
     const f = state.form;
     const body = {
       title: f.title, description: f.description,
-      starts_at: f.starts_at ? new Date(f.starts_at).toISOString() : null,
-      ends_at: f.ends_at ? new Date(f.ends_at).toISOString() : null,
+      starts_at: clinicInstant(f.starts_at), ends_at: clinicInstant(f.ends_at),
       group_size: f.kind === "bestie_card" ? f.group_size : 1, time_limit_minutes: f.time_limit_minutes,
       per_customer_limit: f.per_customer_limit, new_customers_only: f.new_customers_only,
       virtual_min_paid: f.kind === "bestie_card" ? f.virtual_min_paid : null,
@@ -158,8 +161,8 @@ function campaignEditor(onSaved) {
                 () => Object.entries(KIND_NAMES).map(([value, label]) => h(ElOption, { value, label })))),
               item("活动名称", "title", h(ElInput, bind(f, "title", { "data-test": "campaign-title" }))),
               item("说明", "description", h(ElInput, bind(f, "description", { type: "textarea", rows: 2 }))),
-              item("开始", "starts_at", h(ElDatePicker, bind(f, "starts_at", { type: "datetime" }))),
-              item("结束", "ends_at", h(ElDatePicker, bind(f, "ends_at", { type: "datetime" }))),
+              item("开始", "starts_at", h(ElDatePicker, bind(f, "starts_at", CLINIC_DATETIME_PICKER))),
+              item("结束", "ends_at", h(ElDatePicker, bind(f, "ends_at", CLINIC_DATETIME_PICKER))),
               f.kind === "bestie_card" ? [
                 item("成团人数", "group_size", h(ElInputNumber, bind(f, "group_size", { min: 2, max: 5 }))),
                 item("成团时限（分钟）", "time_limit_minutes", h(ElInputNumber, bind(f, "time_limit_minutes", { min: 1 }))),
@@ -242,7 +245,7 @@ const Campaigns = defineComponent({
       ],
       actionsWidth: 200,
       actions: (r, reload) => [
-        ["draft", "scheduled", "live"].includes(r.status) ? button("编辑", () => editor.open(r)) : null,
+        ["draft", "scheduled", "live"].includes(r.status) ? button("编辑", () => editor.open(r), { "data-test": `campaign-edit-${r.id}` }) : null,
         r.kind === "bestie_card" && r.status !== "draft" ? button("团", () => groupList.show(r), { "data-test": `groups-${r.id}` }) : null,
         r.status === "draft" ? button("发布", () => act(api.post(`/admin/campaigns/${r.id}/publish`), "已发布", reload), { type: "primary", "data-test": `publish-${r.id}` }) : null,
         r.status === "live" ? button("结束", async () => {

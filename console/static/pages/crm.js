@@ -22,16 +22,24 @@ const CATEGORY_NAMES = { concern: "诉求", interest: "兴趣", source: "来源"
 const OUTREACH_STATUS = { draft: ["草稿", "info"], scheduled: ["待执行", "warning"], running: ["执行中", "warning"],
   done: ["已完成", "success"], cancelled: ["已取消", "info"] };
 const MONTHS = Array.from({ length: 12 }, (_, i) => [i + 1, `${i + 1} 月`]);
-// What an outreach did for its recipients (the results' counts, api/crm.py) and why it skipped one (a recipient's
-// skip_reason, crm/outreach.py). The card's 跳过原因 and the results' 跳过 counts share these words; a reason not
-// listed (a WeChat refusal such as wechat_43101) is shown as it is, so staff can still look it up.
-const OUTREACH_COUNTS = { vouchers_issued: "已发券", coupons_issued: "已发优惠券", coupons_no_stock: "优惠券：库存不足",
-  coupons_limit_reached: "优惠券：已达领取上限", coupons_template_off: "优惠券：模板已停用", messages_sent: "已发消息",
-  messages_failed: "发送失败" };
+// What an outreach did for its recipients (the results' counts, api/crm.py; a recipient's voucher, coupon and
+// message outcome, crm/outreach.py) and why it skipped one (a recipient's skip_reason). The card's 券, 消息 and
+// 跳过原因 columns and the results' counts share these words; a key not listed (a WeChat refusal such as
+// wechat_43101, an outcome added later) is shown as it is, so staff can still look it up.
+const OUTREACH_OUTCOMES = { issued: "已发放", no_stock: "库存不足", limit_reached: "已达领取上限",
+  template_off: "模板已停用", claimed: "发送中", sent: "已发送", failed: "发送失败", skipped: "已跳过" };
+const OUTREACH_COUNTS = { vouchers_issued: "已发券", coupons_issued: "已发优惠券", messages_sent: "已发消息",
+  messages_failed: OUTREACH_OUTCOMES.failed };
 const SKIP_REASONS = { erased: "顾客已注销", opted_out: "已退订营销消息", upcoming_booking: "已有待到店预约",
   template_off: "消息模板已停用", over_cap: "超过营销频次上限", no_consent: "未订阅该消息" };
+const outreachOutcome = (outcome) => (outcome ? OUTREACH_OUTCOMES[outcome] || outcome : "—");
 const skipReason = (reason) => (reason ? SKIP_REASONS[reason] || reason : "—");
-const countLabel = (key) => (key.startsWith("skipped_") ? `跳过：${skipReason(key.slice("skipped_".length))}` : OUTREACH_COUNTS[key] || key);
+function countLabel(key) {
+  if (key.startsWith("skipped_")) return `跳过：${skipReason(key.slice("skipped_".length))}`;
+  // A coupon not given says why (coupons_no_stock, coupons_limit_reached, coupons_template_off).
+  if (!OUTREACH_COUNTS[key] && key.startsWith("coupons_")) return `优惠券：${outreachOutcome(key.slice("coupons_".length))}`;
+  return OUTREACH_COUNTS[key] || key;
+}
 
 // Pickers other screens own: tiers (campaign, finance), tags (campaign). A role that may not read them gets
 // empty pickers, not a broken page; the API still refuses what the role may not do.
@@ -207,7 +215,7 @@ const CustomerCard = defineComponent({
           h(ElTabPane, { label: `回访（${c.follow_ups.length}）` }, () => table(c.follow_ups, [["应回访", (r) => r.due_date],
             ["类型", (r) => (r.kind === "consultation" ? "咨询回访" : "术后回访")], ["状态", (r) => statusTag(r.status)]], "没有回访")),
           h(ElTabPane, { label: `触达（${c.outreach_received.length}）` }, () => table(c.outreach_received, [["活动", (r) => r.name],
-            ["对照组", (r) => (r.holdout ? "是（未发送）" : "否")], ["券", (r) => r.voucher || "—"], ["消息", (r) => r.message || "—"],
+            ["对照组", (r) => (r.holdout ? "是（未发送）" : "否")], ["券", (r) => outreachOutcome(r.voucher)], ["消息", (r) => outreachOutcome(r.message)],
             ["跳过原因", (r) => skipReason(r.skip_reason)], ["时间", (r) => time(r.handled_at)]], "没有收到触达")),
           h(ElTabPane, { label: `问卷（${c.triage.length}）` }, () => table(c.triage, [["时间", (r) => time(r.created_at)],
             ["科室", (r) => departmentName(r.department_id)], ["需复核", (r) => (r.needs_doctor_review ? "是" : "否")]], "没有问卷")),

@@ -6,7 +6,7 @@ import {
 } from "element-plus";
 import { api, download, session } from "../api.js";
 import { yuan, yuanToFen } from "../money.js";
-import { button, fieldErrors, listView, refusal, refusalText, statusTag, time, title, today, todayIn } from "../ui.js";
+import { button, clinicToday, fieldErrors, listView, refusal, refusalText, statusTag, time, title } from "../ui.js";
 
 const HOLD_REASONS = { over_cap: "超过月度奖励上限", fraud_signal: "存在风险信号，需人工复核" };
 
@@ -149,9 +149,9 @@ const Settlements = defineComponent({
   setup() {
     const list = shallowRef(null);
     const review = batchReview(() => list.value && list.value.reload());
-    const create = reactive({ open: false, up_to: today(), note: "", errors: {}, error: null, busy: false });
-    // "Up to today" means the clinic's today: take the zone of its branches.
-    api.get("/admin/catalogue/branches").then((b) => { if (b.items.length) create.up_to = todayIn(b.items[0].timezone); }, () => {});
+    // "Up to today" means the clinic's today: the API ends `up_to` at midnight in the clinic's zone
+    // (CLINIC_TIMEZONE), not in a branch's nor the PC's.
+    const create = reactive({ open: false, up_to: clinicToday(), note: "", errors: {}, error: null, busy: false });
     async function submit() {
       create.busy = true;
       try {

@@ -2,7 +2,7 @@
 import { defineComponent, h, reactive, shallowRef, onMounted, onBeforeUnmount, nextTick } from "vue";
 import { ElButton, ElCard, ElDatePicker, ElEmpty, ElInput, ElTable, ElTableColumn } from "element-plus";
 import { api, download } from "../api.js";
-import { refusal, refusalText, title, todayIn } from "../ui.js";
+import { clinicToday, refusal, refusalText, title } from "../ui.js";
 
 const UNIT_NAMES = { fen: "分", bp: "‱", points: "积分" };
 
@@ -20,7 +20,8 @@ function label(row, keys, x) {
 function reportScreen({ slug, name, branch, x, series, type = "bar", stack = false }) {
   return defineComponent({
     setup() {
-      const today = todayIn("Asia/Shanghai");
+      // Reports count in the clinic's days (CLINIC_TIMEZONE, which the login answered), not the PC's nor a fixed zone.
+      const today = clinicToday();
       const values = reactive({ from: monthsBack(today, 11), to: today, branch_id: "" });
       const state = reactive({ data: null, error: null, loading: false });
       const chartEl = shallowRef(null);

@@ -9,7 +9,9 @@ import {
 } from "element-plus";
 import { api } from "../api.js";
 import { fenToYuanText, yuan, yuanToFen } from "../money.js";
-import { button, listView, refusal, refusalText, time, title, today } from "../ui.js";
+import {
+  CLINIC_DATETIME_PICKER, button, clinicInstant, clinicToday, clinicWallClock, listView, refusal, refusalText, time, title,
+} from "../ui.js";
 import { desk, loadCatalogue } from "./frontdesk.js";
 
 const KINDS = { service: "单次项目", course: "次卡", package: "套餐卡", product: "商品", topup: "储值方案" };
@@ -296,7 +298,7 @@ function couponEditor(onSaved) {
       threshold: fenToYuanText(t.threshold_fen), percent: t.discount_bp ? t.discount_bp / 100 : 10,
       free_product_id: t.free_product_id ?? null, product_ids: t.product_ids || [],
       categories: (t.categories || []).join(", "), valid_days: t.valid_days || 30,
-      valid_until: t.valid_until ? new Date(t.valid_until) : null, per_customer_limit: t.per_customer_limit || 1,
+      valid_until: clinicWallClock(t.valid_until), per_customer_limit: t.per_customer_limit || 1,
       claimable: !!t.claimable };
     Object.assign(state, { id: t.id || null, errors: {}, error: null, open: true });
     try {
@@ -314,7 +316,7 @@ function couponEditor(onSaved) {
       discount_bp: f.kind === "percent_off" ? Math.round(Number(f.percent) * 100) : 0,
       free_product_id: f.kind === "free_service" ? f.free_product_id : null,
       product_ids: f.product_ids, categories: f.categories.split(/[,，\s]+/).filter(Boolean),
-      valid_days: f.valid_days, valid_until: f.valid_until ? new Date(f.valid_until).toISOString() : null,
+      valid_days: f.valid_days, valid_until: clinicInstant(f.valid_until),
       per_customer_limit: f.per_customer_limit, claimable: f.claimable,
     };
     state.errors = errors;
@@ -358,7 +360,7 @@ function couponEditor(onSaved) {
                 placeholder: "不限（储值方案除外）", style: { width: "420px" } }), productOptions)),
               item("适用分类", "categories", h(ElInput, bind(f, "categories", { disabled: fixed, placeholder: "不限；多个用逗号分隔", style: { width: "320px" } }))),
               item("领取后有效（天）", "valid_days", h(ElInputNumber, bind(f, "valid_days", { min: 1, max: 3650 }))),
-              item("最晚到期", "valid_until", h(ElDatePicker, bind(f, "valid_until", { type: "datetime", placeholder: "不限" }))),
+              item("最晚到期", "valid_until", h(ElDatePicker, bind(f, "valid_until", { ...CLINIC_DATETIME_PICKER, placeholder: "不限" }))),
               item("每人限领", "per_customer_limit", h(ElInputNumber, bind(f, "per_customer_limit", { min: 1, max: 1000, "data-test": "coupon-limit" }))),
               item("", "claimable", h(ElCheckbox, bind(f, "claimable"), () => "顾客可在小程序领取")),
             ]),
@@ -476,7 +478,8 @@ const CouponTemplates = defineComponent({
 
 const PrepaidLiability = defineComponent({
   setup() {
-    const state = reactive({ date: today(), data: null, error: null });
+    // The liability at the end of a clinic day (the API's `date`): by default the clinic's today, not the PC's.
+    const state = reactive({ date: clinicToday(), data: null, error: null });
     async function load() {
       try {
         state.data = await api.get("/admin/stored-value/liability", { date: state.date });

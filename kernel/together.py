@@ -38,6 +38,10 @@ class Together(Generic[A, R]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._asks: list[A] = []
         self._answers: list[asyncio.Future[R]] = []
+        # The calls in flight. The event loop keeps only a weak reference to a task: a call waiting on a future
+        # that only the call itself leads to could be collected as garbage mid-way, its callers cancelled (seen
+        # under load: "Task was destroyed but it is pending!" and a 500).
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.calls = 0  # calls of `serve` made (the tests read it to see asks share them)
 
     async def ask(self, ask: A) -> R:
@@ -62,7 +66,9 @@ class Together(Generic[A, R]):
         self._asks, self._answers = [], []
         self.calls += 1
         # A task of its own: the call finishes for every ask even if the caller that started it is cancelled.
-        asyncio.get_running_loop().create_task(self._call(asks, answers))
+        call = asyncio.get_running_loop().create_task(self._call(asks, answers))
+        self._in_flight.add(call)
+        call.add_done_callback(self._in_flight.discard)
 
     async def _call(self, asks: list[A], answers: list[asyncio.Future[R]]) -> None:
         try:

@@ -100,3 +100,27 @@ async def test_a_call_cut_short_by_shutdown_cancels_its_callers():
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
+
+
+async def test_a_call_in_flight_is_not_lost_to_the_garbage_collector():
+    """A call waiting on a future that only the call leads to (a cycle): the event loop holds tasks weakly, so
+    without a reference of Together's own the collector destroyed it and its callers got CancelledError."""
+    import gc
+    import weakref
+
+    waiting_on: list[weakref.ref] = []
+
+    async def serve(asks: list[int]) -> list[int]:
+        waiting = asyncio.get_running_loop().create_future()
+        waiting_on.append(weakref.ref(waiting))
+        await waiting
+        return [ask * 10 for ask in asks]
+
+    together = Together(serve)
+    caller = asyncio.create_task(together.ask(1))
+    await until(lambda: waiting_on)
+    gc.collect()
+    waiting = waiting_on[0]()
+    assert waiting is not None, "the call was collected while it waited"
+    waiting.set_result(None)
+    assert await caller == 10

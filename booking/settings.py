@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kernel.settings import RoomSettings, env, env_int
+from kernel.settings import RoomSettings, env_int, env_int_list, env_text, listing_refusals
 
 
 class BookingSettings(msgspec.Struct, frozen=True):
@@ -26,18 +26,53 @@ class BookingSettings(msgspec.Struct, frozen=True):
     publish_horizon_days: int = 14
 
 
+# Each range is what a clinic could want; a value outside it stops the start naming the variable and the range
+# (kernel.settings, read at start-up by rooms.install; README, "Configure"), because the code that reads it did
+# something nobody chose, said beside each range.
+# `publish_slots` takes 1 to 92 days (booking.schedules.MAX_PUBLISH_DAYS): 0 or less, or more than 92, failed the
+# nightly publication every night, so no new slot was ever published and the calendar ran empty.
+PUBLISH_HORIZON_DAYS = (1, 92)
+# Below 0, slots that had already started (or ended) were offered and bookable. At most a week, and less than the
+# publish horizon: a notice reaching past every published slot offered nothing, silently.
+MIN_NOTICE_MINUTES_MOST = 7 * 24 * 60
+# Below 0 a customer could cancel after the start, until the day ended: a no-show could cancel after the fact and
+# the seat went back after the visit; 0 allows changes until the start. Past a week no booking made for the coming
+# days could ever be cancelled or moved (twenty million hours or more overflowed: every cancel a 500).
+CANCEL_WINDOW_HOURS = (0, 168)
+# 0 or less refused every booking; more than 20 upcoming bookings lets one customer hold a branch's seats (a
+# course of treatments booked ahead is a handful).
+MAX_ACTIVE_BOOKINGS = (1, 20)
+# 0 or less sent no reminder ever (nothing is due "within 0 hours"), without a word; at most a week ahead (a
+# hundred million hours overflowed the scan, which then failed every ten minutes).
+REMINDER_LEAD_HOURS = (1, 168)
+# Days after completion: below 0 the call was due before the visit, an overdue task at birth; 0 is a call on the
+# visit's evening; past a year it is no follow-up (millions of days overflowed the due date, and the job failed
+# for every completed visit). A value that was not a whole number stopped the start with a traceback.
+FOLLOW_UP_DAYS = (0, 365)
+# WeChat's template ids have 43 characters; only spaces or a long one made WeChat refuse every reminder.
+TEMPLATE_ID_MAX_CHARS = 64
+
+
 def load_booking_settings() -> BookingSettings:
-    defaults = BookingSettings()
-    days = env("BOOKING_FOLLOW_UP_DAYS", "")
-    return BookingSettings(
-        min_notice_minutes=env_int("BOOKING_MIN_NOTICE_MINUTES", defaults.min_notice_minutes),
-        cancel_window_hours=env_int("BOOKING_CANCEL_WINDOW_HOURS", defaults.cancel_window_hours),
-        max_active_bookings=env_int("BOOKING_MAX_ACTIVE", defaults.max_active_bookings),
-        reminder_lead_hours=env_int("BOOKING_REMINDER_LEAD_HOURS", defaults.reminder_lead_hours),
-        reminder_template_id=env("BOOKING_REMINDER_TEMPLATE_ID", defaults.reminder_template_id),
-        follow_up_days=tuple(sorted({int(d) for d in days.split(",")})) if days else defaults.follow_up_days,
-        publish_horizon_days=env_int("BOOKING_PUBLISH_HORIZON_DAYS", defaults.publish_horizon_days),
-    )
+    d = BookingSettings()
+    with listing_refusals():
+        horizon_days = env_int("BOOKING_PUBLISH_HORIZON_DAYS", d.publish_horizon_days,
+                               least=PUBLISH_HORIZON_DAYS[0], most=PUBLISH_HORIZON_DAYS[1])
+        return BookingSettings(
+            min_notice_minutes=env_int("BOOKING_MIN_NOTICE_MINUTES", d.min_notice_minutes, least=0,
+                                       most=min(MIN_NOTICE_MINUTES_MOST, horizon_days * 24 * 60 - 1)),
+            cancel_window_hours=env_int("BOOKING_CANCEL_WINDOW_HOURS", d.cancel_window_hours,
+                                        least=CANCEL_WINDOW_HOURS[0], most=CANCEL_WINDOW_HOURS[1]),
+            max_active_bookings=env_int("BOOKING_MAX_ACTIVE", d.max_active_bookings,
+                                        least=MAX_ACTIVE_BOOKINGS[0], most=MAX_ACTIVE_BOOKINGS[1]),
+            reminder_lead_hours=env_int("BOOKING_REMINDER_LEAD_HOURS", d.reminder_lead_hours,
+                                        least=REMINDER_LEAD_HOURS[0], most=REMINDER_LEAD_HOURS[1]),
+            reminder_template_id=env_text("BOOKING_REMINDER_TEMPLATE_ID", d.reminder_template_id,
+                                          most_chars=TEMPLATE_ID_MAX_CHARS).strip(),
+            follow_up_days=tuple(sorted(set(env_int_list("BOOKING_FOLLOW_UP_DAYS", d.follow_up_days,
+                                                         least=FOLLOW_UP_DAYS[0], most=FOLLOW_UP_DAYS[1])))),
+            publish_horizon_days=horizon_days,
+        )
 
 
 _SETTINGS = RoomSettings(load_booking_settings)

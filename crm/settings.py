@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
-from kernel.settings import RoomSettings, env_int, env_list, env_text
+from kernel.settings import RoomSettings, env_int, env_list, env_text, listing_refusals
 
 
 class CrmSettings(msgspec.Struct, frozen=True):
@@ -45,6 +45,11 @@ class CrmSettings(msgspec.Struct, frozen=True):
 # Each range is what a clinic could want; a value outside it stops the start naming the variable and the range
 # (kernel.settings.env_int, read at start-up by rooms.install), because the code that reads it did something
 # nobody chose, said beside each range (README, "Configure", lists the ranges).
+# At least 1: with 0 every consent report would be taken and no outreach ever sent. The cap is what keeps a client
+# replaying its consent report from banking credits without end (see `subscription_credits_max`): with no upper
+# bound a huge cap was no cap, and outreach counted on sends WeChat refuses (43101) for every credit it never
+# gave. One marketing message a day at most (the frequency cap's least) spends 50 in seven weeks.
+SUBSCRIPTION_CREDITS_MAX = (1, 50)
 # Hours of the day. An end of 24 or more, or below 0, made `quiet_until` build an impossible time, so the outreach
 # job failed every time it ran in the quiet hours; a start of 24 or more was never reached, so messages went out
 # until midnight. Equal start and end mean no quiet hours (`quiet_until` reads [h, h) as empty).
@@ -86,28 +91,29 @@ def load_crm_settings() -> CrmSettings:
     def ranged(name: str, default: int, bounds: tuple[int, int]) -> int:
         return env_int(name, default, least=bounds[0], most=bounds[1])
 
-    return CrmSettings(
-        marketing_cap_days=ranged("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days, MARKETING_CAP_DAYS),
-        quiet_start_hour=ranged("CRM_QUIET_START_HOUR", d.quiet_start_hour, QUIET_HOURS),
-        quiet_end_hour=ranged("CRM_QUIET_END_HOUR", d.quiet_end_hour, QUIET_HOURS),
-        outreach_chunk=ranged("CRM_OUTREACH_CHUNK", d.outreach_chunk, OUTREACH_CHUNK),
-        # At least 1: with 0 every consent report would be taken and no outreach ever sent.
-        subscription_credits_max=env_int("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max, least=1),
-        # At least one: with none, every consent report and every outreach with a message is refused.
-        outreach_template_ids=env_list("CRM_OUTREACH_TEMPLATE_IDS", d.outreach_template_ids,
-                                       most_chars=TEMPLATE_ID_MAX_CHARS),
-        birthday_voucher_title=env_text("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title,
-                                        most_chars=VOUCHER_TITLE_MAX_CHARS),
-        birthday_voucher_valid_days=ranged("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days,
-                                           BIRTHDAY_VOUCHER_VALID_DAYS),
-        consultation_follow_up_days=ranged("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days,
-                                           CONSULTATION_FOLLOW_UP_DAYS),
-        staff_reward_bp=ranged("CRM_STAFF_REWARD_BP", d.staff_reward_bp, STAFF_REWARD_BP),
-        staff_reward_valid_days=ranged("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days,
-                                       STAFF_REWARD_VALID_DAYS),
-        staff_reward_hold_days=ranged("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days, STAFF_REWARD_HOLD_DAYS),
-        scoring_chunk=ranged("CRM_SCORING_CHUNK", d.scoring_chunk, SCORING_CHUNK),
-    )
+    with listing_refusals():
+        return CrmSettings(
+            marketing_cap_days=ranged("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days, MARKETING_CAP_DAYS),
+            quiet_start_hour=ranged("CRM_QUIET_START_HOUR", d.quiet_start_hour, QUIET_HOURS),
+            quiet_end_hour=ranged("CRM_QUIET_END_HOUR", d.quiet_end_hour, QUIET_HOURS),
+            outreach_chunk=ranged("CRM_OUTREACH_CHUNK", d.outreach_chunk, OUTREACH_CHUNK),
+            subscription_credits_max=ranged("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max,
+                                            SUBSCRIPTION_CREDITS_MAX),
+            # At least one: with none, every consent report and every outreach with a message is refused.
+            outreach_template_ids=env_list("CRM_OUTREACH_TEMPLATE_IDS", d.outreach_template_ids,
+                                           most_chars=TEMPLATE_ID_MAX_CHARS),
+            birthday_voucher_title=env_text("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title,
+                                            most_chars=VOUCHER_TITLE_MAX_CHARS),
+            birthday_voucher_valid_days=ranged("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days,
+                                               BIRTHDAY_VOUCHER_VALID_DAYS),
+            consultation_follow_up_days=ranged("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days,
+                                               CONSULTATION_FOLLOW_UP_DAYS),
+            staff_reward_bp=ranged("CRM_STAFF_REWARD_BP", d.staff_reward_bp, STAFF_REWARD_BP),
+            staff_reward_valid_days=ranged("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days,
+                                           STAFF_REWARD_VALID_DAYS),
+            staff_reward_hold_days=ranged("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days, STAFF_REWARD_HOLD_DAYS),
+            scoring_chunk=ranged("CRM_SCORING_CHUNK", d.scoring_chunk, SCORING_CHUNK),
+        )
 
 
 _SETTINGS = RoomSettings(load_crm_settings)

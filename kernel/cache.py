@@ -10,16 +10,25 @@ availability window) is applied by the caller to the cached value on every reque
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from kernel.settings import env_float
+
 T = TypeVar("T")
 
 
+# 0 turns the caches off. `inf` (or a huge number) kept the first answer for the life of the process: a slot
+# staff closed, an item sold out or a price changed never showed until a restart. Past a minute customers
+# pick seats and items that are long gone, and under a crowd a few seconds already serve almost every read.
+# Read as each cache is made, when the app's modules are imported at start: outside it, the start stops
+# naming the variable and the range.
+PUBLIC_CACHE_SECONDS = (0.0, 60.0)
+
+
 def _seconds() -> float:
-    return float(os.environ.get("PUBLIC_CACHE_SECONDS", "2"))
+    return env_float("PUBLIC_CACHE_SECONDS", 2.0, least=PUBLIC_CACHE_SECONDS[0], most=PUBLIC_CACHE_SECONDS[1])
 
 
 class SharedAnswerCache(Generic[T]):

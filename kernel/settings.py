@@ -7,14 +7,17 @@ WeChat); production overrides them through environment variables (see README, "C
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ipaddress
+import math
 import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -39,16 +42,30 @@ def env_int(name: str, default: int, *, least: int | None = None, most: int | No
         bound = (f" from {least} to {most}" if least is not None and most is not None
                  else f" of at least {least}" if least is not None
                  else f" of at most {most}" if most is not None else "")
-        raise _refused(name, raw, f"a whole number{bound}")
+        return _refuse(name, raw, f"a whole number{bound}", default)
+    return value
+
+
+def env_float(name: str, default: float, *, least: float, most: float) -> float:
+    """A number of seconds that may have a fraction (a poll interval, a timeout); anything else, `inf` and `nan`
+    included, or outside `least`..`most`, stops the start naming the variable and its range."""
+    raw = env(name, str(default))
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and least <= value <= most):
+        return _refuse(name, raw, f"a number from {least:g} to {most:g}", default)
     return value
 
 
 def env_text(name: str, default: str, *, most_chars: int) -> str:
-    """A text variable shown to people (a voucher's title); only spaces, or longer than the column that keeps
-    it, stops the start naming the variable (empty still means the default, as for every variable)."""
+    """A text variable (a voucher's title, a WeChat template id); only spaces, or longer than the column or the
+    API that takes it, stops the start naming the variable (empty still means the default, as for every
+    variable)."""
     raw = env(name, default)
     if not raw.strip() or len(raw) > most_chars:
-        raise _refused(name, raw, f"a text of 1 to {most_chars} characters, not only spaces")
+        return _refuse(name, raw, f"a text of 1 to {most_chars} characters, not only spaces", default)
     return raw
 
 
@@ -58,13 +75,109 @@ def env_list(name: str, default: tuple[str, ...], *, most_chars: int) -> tuple[s
     raw = env(name, ",".join(default))
     items = tuple(item.strip() for item in raw.split(",") if item.strip())
     if not items or any(len(item) > most_chars for item in items):
-        raise _refused(name, raw, f"a comma-separated list of at least one item, each of 1 to {most_chars} "
-                                  "characters")
+        return _refuse(name, raw, f"a comma-separated list of at least one item, each of 1 to {most_chars} "
+                                  "characters", default)
     return items
 
 
-def _refused(name: str, raw: str, must_be: str) -> "UnsafeProductionSettings":
-    return UnsafeProductionSettings([f"{name} must be {must_be} (it is {raw!r})"], what=f"{name}={raw!r}")
+def env_int_list(name: str, default: tuple[int, ...], *, least: int, most: int) -> tuple[int, ...]:
+    """A comma-separated list of whole numbers (blank items dropped); none left, or an item that is not a whole
+    number from `least` to `most`, stops the start naming the variable."""
+    raw = env(name, ",".join(str(d) for d in default))
+    try:
+        items = tuple(int(item) for item in raw.split(",") if item.strip())
+    except ValueError:
+        items = ()
+    if not items or any(not least <= item <= most for item in items):
+        return _refuse(name, raw, f"a comma-separated list of at least one whole number, each from {least} to "
+                                  f"{most}", default)
+    return items
+
+
+def env_rate_limit(name: str, default: str, *, most_per_second: float | None = None) -> tuple[int, int]:
+    """A limit written as "<requests>/<seconds>" (e.g. "20/60"; "20" alone is per 60 seconds). Not two whole
+    numbers, no request allowed, a window outside `RATE_LIMIT_WINDOW_SECONDS`, or (for a limit that guards
+    passwords) more than `most_per_second` requests a second on average, stops the start naming the variable."""
+    raw = env(name, default)
+    count, _, seconds = raw.partition("/")
+    try:
+        limit = (int(count.strip()), int(seconds.strip() or 60))
+    except ValueError:
+        limit = None
+    least_window, most_window = RATE_LIMIT_WINDOW_SECONDS
+    if (limit is None or limit[0] < 1 or not least_window <= limit[1] <= most_window
+            or (most_per_second is not None and limit[0] > limit[1] * most_per_second)):
+        pace = f", at most {most_per_second:g} a second on average" if most_per_second is not None else ""
+        fallback_count, _, fallback_seconds = default.partition("/")
+        return _refuse(name, raw, f"<requests>/<seconds> with at least 1 request and a window of {least_window} "
+                                  f"to {most_window} seconds{pace}", (int(fallback_count), int(fallback_seconds)))
+    return limit
+
+
+def env_zone(name: str, default: str) -> str:
+    """An IANA time zone name (Asia/Shanghai) this machine's zone database knows; any other stops the start
+    naming the variable (read with ZoneInfo where it is used, it failed at the first request that asked for
+    the clinic's day instead)."""
+    raw = env(name, default)
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return _refuse(name, raw, "an IANA time zone name this machine's zone database knows, such as "
+                                  "Asia/Shanghai", default)
+    return raw.strip()
+
+
+# The refusals of the settings being read inside `listing_refusals`; None outside it, where a refusal stops the
+# start at once.
+_REFUSALS: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar(
+    "settings_refusals", default=None)
+
+V = TypeVar("V")
+
+
+def _refuse(name: str, raw: str, must_be: str, default: V) -> V:
+    """Stop the start naming the variable, what it must be and what it is; inside `listing_refusals`, note it
+    and go on with the default so the other variables are judged too (the start still stops, listing them)."""
+    problem, what = f"{name} must be {must_be} (it is {raw!r})", f"{name}={raw!r}"
+    listed = _REFUSALS.get()
+    if listed is None:
+        raise UnsafeProductionSettings([problem], what=what)
+    listed.append((problem, what))
+    return default
+
+
+@contextlib.contextmanager
+def listing_refusals() -> Iterator[None]:
+    """Read a group of settings to the end, then stop the start once, listing every variable outside its range
+    (as `refuse_unsafe_production` lists every production problem): an operator fixes them in one go instead
+    of learning them one start at a time. Nothing read inside is returned when one is refused."""
+    listed: list[tuple[str, str]] = []
+    token = _REFUSALS.set(listed)
+    try:
+        yield
+    finally:
+        _REFUSALS.reset(token)
+    if listed:
+        raise _refusals([problem for problem, _ in listed], [what for _, what in listed])
+
+
+def read_all(loads: Iterable[Callable[[], object]]) -> None:
+    """Read every group of settings (each room's), then stop the start once, listing what all of them refused."""
+    problems: list[str] = []
+    what: list[str] = []
+    for load in loads:
+        try:
+            load()
+        except UnsafeProductionSettings as refused:
+            problems += refused.problems
+            what.append(refused.what)
+    if problems:
+        raise _refusals(problems, what)
+
+
+def _refusals(problems: list[str], what: list[str]) -> "UnsafeProductionSettings":
+    return UnsafeProductionSettings(problems, what=what[0] if len(what) == 1 else
+                                    f"{len(problems)} settings outside their ranges")
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -196,12 +309,6 @@ class Settings(msgspec.Struct, frozen=True):
     pay: PaySettings
 
 
-def _env_limit(name: str, default: str) -> tuple[int, int]:
-    """A limit written as "<requests>/<seconds>", e.g. "20/60"."""
-    count, _, seconds = env(name, default).partition("/")
-    return int(count), int(seconds or 60)
-
-
 def _secret_key(data_dir: Path) -> str:
     """SECRET_KEY from the environment; on the embedded stack, a random key kept in the data dir.
 
@@ -219,16 +326,101 @@ def _secret_key(data_dir: Path) -> str:
     return key_file.read_text().strip()
 
 
+# The kernel's ranges: what a clinic could want. A value outside one stops the start naming the variable and the
+# range (README, "Configure", lists them); beside each, what the code that reads it did with a value outside it.
+#
+# aiomysql reads a pool maximum of 0 as "no maximum" (measured: 40 requests at once opened 40 connections), so a
+# crowd could take every connection the database has and everyone, the other replicas and the workers too, got
+# `Too many connections`; below 0 the pool refused to be created. MariaDB's default max_connections is 151:
+# one process asking for more than that is never what a clinic wants (README, "Server settings", sizes it).
+# The minimum is 0 to the maximum: aiomysql refused to create a pool otherwise, and nothing could be read.
+DB_POOL_MAX = (1, 150)
+# aiomysql closes a connection idle longer than this when it is next taken: 0 opened a new connection for every
+# transaction (measured: five in a row, five connection ids), below 0 never recycled, so a socket a proxy dropped
+# silently failed the request that next took it. Under a minute the pool reconnects after every quiet minute;
+# above MySQL's default wait_timeout (8 h) the server has always closed the connection first.
+DB_POOL_RECYCLE_SECONDS = (60, 28_800)
+# 0 or less failed every connection at once (asyncio.wait_for with no time left), so every request and job
+# failed; longer than 30 s, a database that does not answer holds each request that long before its 503
+# (docs/reliability.md, "Database down").
+DB_CONNECT_TIMEOUT_SECONDS = (1, 30)
+# Litestar reads 0 as "no limit" (every body read whole into memory, whatever its size) and below 0 refuses every
+# body, logins included. Below 100 kB the bodies the API takes in normal use (a pre-triage form's answers of up to
+# 1,000 characters each, a staff member's CSV import) would be refused; above 10 MB (Litestar's own default) a few
+# requests at once hold hundreds of megabytes.
+MAX_REQUEST_BODY_BYTES = (100_000, 10_000_000)
+# 0 or less made the relay poll the outbox table in a busy loop (a core and a stream of SELECTs per worker for
+# ever; `nan` and below 0 the same, `inf` never polled again after its first idle pass, so no job ever ran);
+# above 30 s every job waits that long to be queued and /health/ready calls the outbox lagging past 60 s.
+OUTBOX_POLL_SECONDS = (0.1, 30.0)
+# 0 relayed nothing, so no job ever ran, while the relay asked for nothing in a busy loop; below 0 failed every
+# pass. One pass loads its rows into memory: after a long Redis outage a huge batch is all of them at once.
+OUTBOX_BATCH_SIZE = (1, 10_000)
+# A token's lifetime. 0 or less issued tokens already expired (every login answered a token refused at once);
+# hundreds of billions of seconds overflowed the expiry date (every login a 500). A customer's token cannot be
+# revoked before it expires (only erasure stops it): past 30 days a token copied from a phone keeps working for
+# longer than any clinic means; under an hour the mini-program logs in again several times a session.
+CUSTOMER_TOKEN_TTL_SECONDS = (3_600, 30 * 24 * 3_600)
+# A staff token carries the member's roles (finance, admin): at most a working day, so a console left open on a
+# shared front-desk computer does not stay signed in overnight; at least 15 minutes, or a member is sent back to
+# the login between two pages.
+STAFF_TOKEN_TTL_SECONDS = (900, 24 * 3_600)
+# One call to WeChat (login, subscribe messages) or WeChat Pay (prepay, query, close, refund): 0 or less failed
+# every call at once (no login, no payment); past 30 s a WeChat that does not answer holds the customer's request
+# past the point the mini-program gave up.
+WECHAT_TIMEOUT_SECONDS = (1.0, 30.0)
+PAY_TIMEOUT_SECONDS = (1.0, 30.0)
+# 0 or less made every order expire as it was placed (no one could pay). WeChat Pay keeps a prepay id for two
+# hours and we ask for one once per order: past 120 minutes a customer could open a payment WeChat no longer
+# takes while the order still holds its seats and stock. Under 5 minutes a customer switching to their bank's
+# app runs out of time.
+PAY_WINDOW_MINUTES = (5, 120)
+# WeChat Pay asks that notifications further than 5 minutes from our clock be refused (replays). 0 or less
+# refused every notification, so a paid order waited for its window to end and the close job to ask WeChat Pay;
+# a large one accepts replays of old notifications. At least a minute for clock drift and delivery, at most 15.
+PAY_NOTIFY_MAX_AGE_SECONDS = (60, 900)
+# The first delay of a refund's or a close's retries, doubling up to the most. 0 or less retried at once: a
+# WeChat Pay outage used up a job's tries in a second and was hammered meanwhile. A tenth of a second at least
+# (the failure tests run at that pace, tests/failures/support.py), five minutes at most. The most is at least the
+# first delay and at most an hour: a refund the customer waits for is asked about at least hourly (the crons
+# sweep after that anyway).
+PAY_RETRY_BASE_SECONDS = (0.1, 300.0)
+PAY_RETRY_MAX_SECONDS_MOST = 3_600.0
+# A fixed-window limit's window: 0 divided by zero at every limited request (a 500 on every login, check-in and
+# redemption), below 0 gave the counter no lifetime, so there was no limit at all. Past a day, one burst locks a
+# customer, or a clinic's Wi-Fi address, out for longer than a day. A limit of 0 requests refused everyone.
+RATE_LIMIT_WINDOW_SECONDS = (1, 86_400)
+# The one limit production relies on against password guessing from many addresses (production refuses
+# RATE_LIMIT_ENABLED=0 for it): more than one attempt a second per username is the same as no limit.
+STAFF_LOGIN_ATTEMPTS_MOST_PER_SECOND = 1.0
+
+
 def load_settings() -> Settings:
+    """Every kernel setting; the ones outside their range stop the start together, each named."""
+    with listing_refusals():
+        return _read_settings()
+
+
+def _read_settings() -> Settings:
     data_dir = Path(env("DATA_DIR", str(PROJECT_ROOT / "var")))
+    pool_max = env_int("DB_POOL_MAX", 20, least=DB_POOL_MAX[0], most=DB_POOL_MAX[1])
+    retry_base_seconds = env_float("PAY_RETRY_BASE_SECONDS", 10.0, least=PAY_RETRY_BASE_SECONDS[0],
+                                   most=PAY_RETRY_BASE_SECONDS[1])
+
+    def ranged(name: str, default: int, bounds: tuple[int, int]) -> int:
+        return env_int(name, default, least=bounds[0], most=bounds[1])
+
+    def seconds(name: str, default: float, bounds: tuple[float, float]) -> float:
+        return env_float(name, default, least=bounds[0], most=bounds[1])
+
     return Settings(
         app=AppSettings(
             environment=env("APP_ENV", "development"),
             trusted_proxies=tuple(p.strip() for p in env("TRUSTED_PROXIES", "").split(",") if p.strip()),
             data_dir=data_dir,
             secret_key=_secret_key(data_dir),
-            clinic_timezone=env("CLINIC_TIMEZONE", "Asia/Shanghai"),
-            max_request_body_bytes=env_int("MAX_REQUEST_BODY_BYTES", 1_000_000),
+            clinic_timezone=env_zone("CLINIC_TIMEZONE", "Asia/Shanghai"),
+            max_request_body_bytes=ranged("MAX_REQUEST_BODY_BYTES", 1_000_000, MAX_REQUEST_BODY_BYTES),
             log_json=_env_bool("LOG_JSON", False),
             log_level=env("LOG_LEVEL", "INFO"),
             metrics_token=env("METRICS_TOKEN", ""),
@@ -236,10 +428,10 @@ def load_settings() -> Settings:
         ),
         db=DatabaseSettings(
             url=env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),
-            pool_min=env_int("DB_POOL_MIN", 1),
-            pool_max=env_int("DB_POOL_MAX", 20),
-            pool_recycle_seconds=env_int("DB_POOL_RECYCLE_SECONDS", 280),
-            connect_timeout_seconds=env_int("DB_CONNECT_TIMEOUT_SECONDS", 5),
+            pool_min=env_int("DB_POOL_MIN", 1, least=0, most=pool_max),
+            pool_max=pool_max,
+            pool_recycle_seconds=ranged("DB_POOL_RECYCLE_SECONDS", 280, DB_POOL_RECYCLE_SECONDS),
+            connect_timeout_seconds=ranged("DB_CONNECT_TIMEOUT_SECONDS", 5, DB_CONNECT_TIMEOUT_SECONDS),
         ),
         redis=RedisSettings(
             url=env("REDIS_URL", ""),
@@ -247,12 +439,12 @@ def load_settings() -> Settings:
         ),
         worker=WorkerSettings(
             embedded=_env_bool("EMBEDDED_WORKER", True),
-            outbox_poll_seconds=float(env("OUTBOX_POLL_SECONDS", "0.5")),
-            outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 200),
+            outbox_poll_seconds=seconds("OUTBOX_POLL_SECONDS", 0.5, OUTBOX_POLL_SECONDS),
+            outbox_batch_size=ranged("OUTBOX_BATCH_SIZE", 200, OUTBOX_BATCH_SIZE),
         ),
         auth=AuthSettings(
-            customer_token_ttl_seconds=env_int("CUSTOMER_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
-            staff_token_ttl_seconds=env_int("STAFF_TOKEN_TTL_SECONDS", 12 * 3600),
+            customer_token_ttl_seconds=ranged("CUSTOMER_TOKEN_TTL_SECONDS", 7 * 24 * 3600, CUSTOMER_TOKEN_TTL_SECONDS),
+            staff_token_ttl_seconds=ranged("STAFF_TOKEN_TTL_SECONDS", 12 * 3600, STAFF_TOKEN_TTL_SECONDS),
             bootstrap_admin_username=env("BOOTSTRAP_ADMIN_USERNAME", ""),
             bootstrap_admin_password=env("BOOTSTRAP_ADMIN_PASSWORD", ""),
         ),
@@ -261,16 +453,17 @@ def load_settings() -> Settings:
             appid=env("WECHAT_APPID", "wx-sandbox-appid"),
             secret=env("WECHAT_SECRET", ""),
             api_base=env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
-            timeout_seconds=float(env("WECHAT_TIMEOUT_SECONDS", "5")),
+            timeout_seconds=seconds("WECHAT_TIMEOUT_SECONDS", 5.0, WECHAT_TIMEOUT_SECONDS),
         ),
         rate_limit=RateLimitSettings(
             enabled=_env_bool("RATE_LIMIT_ENABLED", True),
-            login_per_ip=_env_limit("RATE_LIMIT_LOGIN_PER_IP", "30/60"),
-            staff_login_per_username=_env_limit("RATE_LIMIT_STAFF_LOGIN_PER_USERNAME", "10/300"),
-            check_in_per_customer=_env_limit("RATE_LIMIT_CHECK_IN_PER_CUSTOMER", "10/60"),
-            check_in_per_ip=_env_limit("RATE_LIMIT_CHECK_IN_PER_IP", "600/60"),
-            redemption_per_customer=_env_limit("RATE_LIMIT_REDEMPTION_PER_CUSTOMER", "20/60"),
-            redemption_per_ip=_env_limit("RATE_LIMIT_REDEMPTION_PER_IP", "600/60"),
+            login_per_ip=env_rate_limit("RATE_LIMIT_LOGIN_PER_IP", "30/60"),
+            staff_login_per_username=env_rate_limit("RATE_LIMIT_STAFF_LOGIN_PER_USERNAME", "10/300",
+                                                    most_per_second=STAFF_LOGIN_ATTEMPTS_MOST_PER_SECOND),
+            check_in_per_customer=env_rate_limit("RATE_LIMIT_CHECK_IN_PER_CUSTOMER", "10/60"),
+            check_in_per_ip=env_rate_limit("RATE_LIMIT_CHECK_IN_PER_IP", "600/60"),
+            redemption_per_customer=env_rate_limit("RATE_LIMIT_REDEMPTION_PER_CUSTOMER", "20/60"),
+            redemption_per_ip=env_rate_limit("RATE_LIMIT_REDEMPTION_PER_IP", "600/60"),
         ),
         pay=PaySettings(
             mode=env("PAY_MODE", "sandbox"),
@@ -284,11 +477,12 @@ def load_settings() -> Settings:
             notify_url=env("PAY_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/notify"),
             refund_notify_url=env("PAY_REFUND_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/refund-notify"),
             api_base=env("PAY_API_BASE", "https://api.mch.weixin.qq.com"),
-            timeout_seconds=float(env("PAY_TIMEOUT_SECONDS", "5")),
-            payment_window_minutes=env_int("PAY_WINDOW_MINUTES", 15),
-            notify_max_age_seconds=env_int("PAY_NOTIFY_MAX_AGE_SECONDS", 300),
-            retry_base_seconds=float(env("PAY_RETRY_BASE_SECONDS", "10")),
-            retry_max_seconds=float(env("PAY_RETRY_MAX_SECONDS", "600")),
+            timeout_seconds=seconds("PAY_TIMEOUT_SECONDS", 5.0, PAY_TIMEOUT_SECONDS),
+            payment_window_minutes=ranged("PAY_WINDOW_MINUTES", 15, PAY_WINDOW_MINUTES),
+            notify_max_age_seconds=ranged("PAY_NOTIFY_MAX_AGE_SECONDS", 300, PAY_NOTIFY_MAX_AGE_SECONDS),
+            retry_base_seconds=retry_base_seconds,
+            retry_max_seconds=env_float("PAY_RETRY_MAX_SECONDS", 600.0, least=retry_base_seconds,
+                                        most=PAY_RETRY_MAX_SECONDS_MOST),
         ),
     )
 
@@ -316,6 +510,7 @@ class UnsafeProductionSettings(SystemExit):
 
     def __init__(self, problems: list[str], *, what: str = "APP_ENV=production") -> None:
         self.problems = problems
+        self.what = what
         super().__init__(f"refusing to start with {what}:\n" + "\n".join(f"  - {p}" for p in problems))
 
 

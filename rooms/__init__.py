@@ -16,6 +16,7 @@ from campaigns.referrals import privacy as referral_privacy
 from crm import privacy as crm_privacy
 from crm.settings import get_crm_settings
 from kernel import privacy
+from kernel.settings import read_all
 from orders import hooks as line_kinds
 from orders import privacy as order_privacy
 from orders import product_hooks
@@ -37,7 +38,8 @@ PRIVACY_ROOMS: dict[str, privacy.PrivacyRoom] = {
 
 LINE_KINDS: list[line_kinds.LineKind] = [groupbuy_hooks.CAMPAIGN_ENTRY, *product_hooks.LINE_KINDS]
 
-# Read at start-up: a bad value stops the start naming its variable, not the first request that reads it.
+# Read at start-up: a bad value stops the start naming its variable, not the first request that reads it, and
+# every room's bad values are listed in the one message.
 ROOM_SETTINGS = [get_booking_settings, get_points_settings, get_crm_settings, get_report_settings]
 
 
@@ -45,5 +47,4 @@ def install() -> None:
     """Fill the registries (idempotent: the app and an embedded worker both call it)."""
     privacy.register_rooms(PRIVACY_ROOMS)
     line_kinds.register_line_kinds(LINE_KINDS)
-    for load in ROOM_SETTINGS:
-        load()
+    read_all(ROOM_SETTINGS)

@@ -34,6 +34,9 @@ def test_subscription_credits_max_takes_a_positive_whole_number(monkeypatch):
 
 # Each bad value and what it did before it was refused (crm/settings.py says why each range is what it is).
 REFUSED = [
+    # No upper bound let a client replaying its consent report bank credits without end.
+    ("CRM_SUBSCRIPTION_CREDITS_MAX", "1000", "a whole number from 1 to 50"),
+    ("CRM_SUBSCRIPTION_CREDITS_MAX", "2147483648", "a whole number from 1 to 50"),
     ("CRM_QUIET_START_HOUR", "25", "a whole number from 0 to 23"),  # never reached: messages until midnight
     ("CRM_QUIET_START_HOUR", "-1", "a whole number from 0 to 23"),
     ("CRM_QUIET_END_HOUR", "24", "a whole number from 0 to 23"),  # the outreach job failed every night
@@ -79,6 +82,8 @@ def test_a_bad_crm_value_is_refused_at_start_naming_the_variable_and_its_range(m
 
 # The edges of each range, and values a clinic could choose, are taken as they are.
 ACCEPTED = [
+    ("CRM_SUBSCRIPTION_CREDITS_MAX", "1", "subscription_credits_max", 1),
+    ("CRM_SUBSCRIPTION_CREDITS_MAX", "50", "subscription_credits_max", 50),
     ("CRM_QUIET_START_HOUR", "0", "quiet_start_hour", 0),
     ("CRM_QUIET_END_HOUR", "23", "quiet_end_hour", 23),
     ("CRM_MARKETING_CAP_DAYS", "1", "marketing_cap_days", 1),
@@ -122,7 +127,7 @@ async def test_a_start_with_a_bad_credits_max_exits_naming_it(command):
             "worker": [sys.executable, "-m", "arq", "workers.settings.WorkerSettings"]}[command]
     code, output = await _run_to_exit(args, {**os.environ, NAME: "0"}, timeout=30)
     assert code != 0, output
-    assert f"{NAME} must be a whole number of at least 1 (it is '0')" in output, output
+    assert f"{NAME} must be a whole number from 1 to 50 (it is '0')" in output, output
     with socket.socket() as sock:  # nothing ever listened
         assert sock.connect_ex(("127.0.0.1", port)) != 0
 

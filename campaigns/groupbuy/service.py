@@ -208,7 +208,13 @@ async def update_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, dat
         changes["tiers"] = [{"min_units": t.min_units, "price_fen": t.price_fen} for t in data.tiers]
     if changes:
         await CampaignSku.filter(id=sku_id).using_db(conn).update(**changes)
-    if data.stock is not None:
+    # An unchanged stock is no stock change (the console sends every item's stock back, touched or not) and is
+    # never below what is taken, so no statement runs. Run, the conditional update below would change no row,
+    # and the driver counts rows changed, not rows matched (CLIENT_FOUND_ROWS off, which `groups._take_quota`
+    # relies on): that 0 was read as a refusal. A changed stock changes stock_total in any row the WHERE
+    # matches, so there 0 still means it matched nothing: `left` would go below zero, or another edit changed
+    # the total first.
+    if data.stock is not None and data.stock != sku.stock_total:
         # Stock can move while buyers take it: the change is one conditional update that keeps
         # what is already taken (total - left) and never lets `left` go below zero.
         delta = data.stock - sku.stock_total

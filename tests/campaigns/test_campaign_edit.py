@@ -1,5 +1,6 @@
-"""Staff edit a campaign's items the way the console does: an item sent back with its stock unchanged is saved,
-and stock never drops below what buyers have taken (sold or held)."""
+"""Staff edit a campaign and its items the way the console does: an item sent back with its stock unchanged is
+saved, stock never drops below what buyers have taken (sold or held), and a refused item leaves the campaign as
+it was."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import Campaign, CampaignSku
 from kernel import clock
 from kernel.db import transaction
+from kernel.identity.models import AuditLogEntry
 from tests.campaigns.groupbuy_factories import make_campaign
 from tests.factories import make_customer, make_staff, staff_headers
+
+# What the console's editor sends back for a campaign it opened (campaign.js, campaignBody): every field.
+EDITABLE = ("title", "description", "starts_at", "ends_at", "group_size", "time_limit_minutes", "per_customer_limit",
+            "new_customers_only", "virtual_min_paid", "leader_bonus_points", "voucher_valid_days")
+
 
 def as_the_editor_sends(item: dict) -> dict:
     return {"title": item["title"], "original_price_fen": item["original_price_fen"],
@@ -72,3 +79,62 @@ async def test_a_running_items_stock_kept_raised_or_lowered_below_what_is_taken(
     raised = await client.patch(url, json={"stock": 8}, headers=h)
     assert raised.status_code == 200, raised.text
     assert (raised.json()["stock_total"], raised.json()["stock_left"]) == (8, 6)
+
+
+# --- the campaign with its items, one request (PATCH /admin/campaigns/{id} with skus) -----------------------
+
+async def test_the_editor_saves_a_new_title_with_every_item_sent_back_unchanged(client):
+    h = staff_headers(await make_staff("campaign"))
+    campaign = await draft_campaign(client, h)
+    item = campaign["skus"][0]
+    body = {**{k: campaign[k] for k in EDITABLE}, "title": "闺蜜卡 水光 三八节",
+            "skus": [{"id": item["id"], **as_the_editor_sends(item)}]}
+    r = await client.patch(f"/admin/campaigns/{campaign['id']}", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["title"] == "闺蜜卡 水光 三八节"
+    assert r.json()["skus"] == campaign["skus"]  # the item is as it was
+    saved, sku = await stored(campaign["id"], item["id"])
+    assert saved.title == "闺蜜卡 水光 三八节" and (sku.stock_total, sku.stock_left) == (30, 30)
+
+
+async def test_an_item_refused_leaves_the_campaign_as_it_was(client):
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    campaign, sku = await running_campaign_with_two_units_held()
+    ends_at = (clock.now() + timedelta(days=9)).isoformat()
+    low = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "ends_at": ends_at, "skus": [{"id": sku.id, "stock": 1}]})
+    assert low.status_code == 422 and low.json()["code"] == "validation_failed", low.text
+    assert low.json()["detail"] == {"field": "skus[0].stock", "taken": 2}
+    saved, item = await stored(campaign.id, sku.id)
+    assert (saved.title, saved.ends_at, saved.updated_at) == (campaign.title, campaign.ends_at, campaign.updated_at)
+    assert (item.stock_total, item.stock_left) == (5, 3)
+    assert not await AuditLogEntry.filter(staff_id=staff.id).exists()  # nothing happened, nothing audited
+
+    kept = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "ends_at": ends_at, "skus": [{"id": sku.id, "stock": 5}]})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["title"] == "新标题" and (kept.json()["skus"][0]["stock_total"],
+                                                 kept.json()["skus"][0]["stock_left"]) == (5, 3)
+
+    raised = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题 加量", "skus": [{"id": sku.id, "stock": 9}]})
+    assert raised.status_code == 200, raised.text
+    assert (raised.json()["skus"][0]["stock_total"], raised.json()["skus"][0]["stock_left"]) == (9, 7)
+    assert set(await AuditLogEntry.filter(staff_id=staff.id).values_list("action", flat=True)) == {
+        "campaign.update", "campaign.update_sku"}
+
+
+async def test_an_item_of_another_campaign_or_a_refused_price_change_rolls_the_edit_back(client):
+    h = staff_headers(await make_staff("campaign"))
+    campaign, sku = await running_campaign_with_two_units_held()
+    _, foreign = await make_campaign()
+    other = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "skus": [{"id": sku.id, "stock": 6}, {"id": foreign.id, "stock": 1}]})
+    assert other.status_code == 404 and other.json()["code"] == "sku_not_found", other.text
+    price = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "skus": [{"id": sku.id, "stock": 6, "group_price_fen": 1}]})
+    assert price.status_code == 409 and price.json()["code"] == "live_campaign_change_refused", price.text
+    assert price.json()["detail"]["field"] == "skus[0].group_price_fen"
+    saved, item = await stored(campaign.id, sku.id)
+    assert saved.title == campaign.title and (item.stock_total, item.stock_left) == (5, 3)

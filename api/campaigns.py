@@ -68,12 +68,16 @@ class AdminCampaignController(Controller):
 
         return await db.run(work)
 
-    @patch("/{campaign_id:int}", summary="Change a campaign (limited once live)")
+    @patch("/{campaign_id:int}", summary="Change a campaign and its items (skus) together (limited once live)")
     async def update(self, db: Db, campaign_id: int, data: CampaignUpdate, staff: Principal) -> CampaignOut:
         async def work(conn: BaseDBAsyncClient):
             await require_branches(conn, data.branch_ids, field="branch_ids")
             campaign = await service.update_campaign(conn, campaign_id, data)
-            await audit(conn, staff.id, "campaign.update", "campaign", campaign_id, _changes(data))
+            await audit(conn, staff.id, "campaign.update", "campaign", campaign_id,
+                        _changes(msgspec.structs.replace(data, skus=None)))
+            # Each item under the action its own route writes, so an item's history reads the same either way.
+            for item in data.skus or []:
+                await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", item.id, _changes(item))
             return await views.admin_view(conn, campaign)
 
         return await db.run(work)

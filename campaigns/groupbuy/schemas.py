@@ -39,6 +39,12 @@ class SkuUpdate(msgspec.Struct, forbid_unknown_fields=True):
     tiers: list[Tier] | None = None
 
 
+class SkuEdit(SkuUpdate, forbid_unknown_fields=True, kw_only=True):
+    """One of the campaign's items, changed with the campaign in one request (`CampaignUpdate.skus`)."""
+
+    id: Id
+
+
 class CampaignCreate(msgspec.Struct, forbid_unknown_fields=True):
     kind: CampaignKind
     title: Title
@@ -71,6 +77,8 @@ class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
     leader_bonus_points: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
     voucher_valid_days: Annotated[int, msgspec.Meta(ge=1, le=730)] | None = None
     branch_ids: list[Id] | None = None
+    # Items changed in the same transaction as the campaign: a refused item leaves the campaign as it was.
+    skus: list[SkuEdit] | None = None
 
 
 class SkuOut(msgspec.Struct):

@@ -151,8 +151,10 @@ def require_running(campaign: Campaign) -> None:
 
 
 async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: CampaignUpdate) -> Campaign:
+    """Change the campaign, then each item in `data.skus`, in the caller's one transaction: staff save them
+    together, so an item refused (errors name `skus[i].<field>`) leaves the campaign's own fields unsaved too."""
     campaign = await get_campaign(conn, campaign_id)
-    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None and k != "skus"}
     _require_zone(starts_at=data.starts_at, ends_at=data.ends_at)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
@@ -179,24 +181,34 @@ async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: Campa
     if changes:
         changes["updated_at"] = clock.now()
         await Campaign.filter(id=campaign_id).using_db(conn).update(**changes)
+    for i, item in enumerate(data.skus or []):
+        await update_sku(conn, campaign_id, item.id, item, field=f"skus[{i}]")
     return await get_campaign(conn, campaign_id)
 
 
-async def update_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, data: SkuUpdate) -> CampaignSku:
+async def update_sku(
+    conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, data: SkuUpdate, *, field: str | None = None
+) -> CampaignSku:
+    """Change one item. `field` is where the item sits in the request (`skus[0]`) when it came with its
+    campaign, and prefixes every field an error names; the item's own route keeps its names."""
+
+    def named(name: str) -> str:
+        return f"{field}.{name}" if field else name
+
     campaign = await get_campaign(conn, campaign_id)
     sku = await get_sku(conn, campaign_id, sku_id)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
     live = campaign.status == CampaignStatus.live or is_running(campaign)
     if live:
-        for field in ("original_price_fen", "group_price_fen", "tiers"):
-            if getattr(data, field) is not None:
-                raise LiveCampaignChange(field=field, reason="prices of a live campaign are fixed")
+        for price in ("original_price_fen", "group_price_fen", "tiers"):
+            if getattr(data, price) is not None:
+                raise LiveCampaignChange(field=named(price), reason="prices of a live campaign are fixed")
     original = data.original_price_fen or sku.original_price_fen
     group = data.group_price_fen or sku.group_price_fen
-    _validate_sku(data, campaign.kind, "sku", original=original, group=group)
+    _validate_sku(data, campaign.kind, field or "sku", original=original, group=group)
     if data.tiers is None and data.group_price_fen is not None:
-        _validate_tiers([Tier(**t) for t in sku.tiers or []], group, "sku.tiers")
+        _validate_tiers([Tier(**t) for t in sku.tiers or []], group, f"{field or 'sku'}.tiers")
     changes: dict[str, object] = {}
     if data.title is not None:
         changes["title"] = data.title
@@ -208,7 +220,13 @@ async def update_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, dat
         changes["tiers"] = [{"min_units": t.min_units, "price_fen": t.price_fen} for t in data.tiers]
     if changes:
         await CampaignSku.filter(id=sku_id).using_db(conn).update(**changes)
-    if data.stock is not None:
+    # An unchanged stock is no stock change (the console sends every item's stock back, touched or not) and is
+    # never below what is taken, so no statement runs. Run, the conditional update below would change no row,
+    # and the driver counts rows changed, not rows matched (CLIENT_FOUND_ROWS off, which `groups._take_quota`
+    # relies on): that 0 was read as a refusal. A changed stock changes stock_total in any row the WHERE
+    # matches, so there 0 still means it matched nothing: `left` would go below zero, or another edit changed
+    # the total first.
+    if data.stock is not None and data.stock != sku.stock_total:
         # Stock can move while buyers take it: the change is one conditional update that keeps
         # what is already taken (total - left) and never lets `left` go below zero.
         delta = data.stock - sku.stock_total
@@ -216,7 +234,7 @@ async def update_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, dat
             id=sku_id, stock_total=sku.stock_total, stock_left__gte=max(0, -delta)
         ).using_db(conn).update(stock_total=data.stock, stock_left=F("stock_left") + delta)
         if not moved:
-            raise ValidationFailed("Stock cannot go below what is already sold or held.", field="stock",
+            raise ValidationFailed("Stock cannot go below what is already sold or held.", field=named("stock"),
                                    taken=sku.stock_total - sku.stock_left)
     return await get_sku(conn, campaign_id, sku_id)
 

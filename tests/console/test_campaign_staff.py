@@ -1,4 +1,5 @@
-"""Campaign staff create a bestie-card campaign, fix the field the API names, publish it, and customers see it."""
+"""Campaign staff create a bestie-card campaign, fix the field the API names, publish it, and customers see it;
+they retitle an existing campaign and save it with its items."""
 
 from __future__ import annotations
 
@@ -105,3 +106,33 @@ async def type_time(page, field: str, wall_clock: str) -> None:
     typed = page.locator(f'[data-field="{field}"] input')
     await typed.fill(wall_clock)
     await typed.press("Enter")
+
+
+async def test_campaign_staff_retitle_an_existing_campaign_and_its_items_stay_as_they_were(tab, console_base):
+    """The editor sends every item back with its stock (unchanged here) in the same request as the campaign:
+    the save succeeds, the list shows the new title, and the item's stock and price are as they were."""
+    from campaigns.models import CampaignSku
+    from tests.campaigns.groupbuy_factories import make_campaign
+
+    campaign, sku = await make_campaign(stock=30, live=False)
+    staff = await make_staff("campaign", password=PASSWORD)
+    title = "三八节 闺蜜卡 " + secrets.token_hex(3)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await page.click(f"[data-test=campaign-edit-{campaign.id}]")
+    form = page.locator("[data-test=campaign-form]")
+    await form.wait_for()
+    assert await page.input_value("input[data-test=campaign-title]") == campaign.title
+    await page.fill("input[data-test=campaign-title]", title)
+    await page.click("[data-test=campaign-save]")
+
+    await page.locator(".el-message--success", has_text="已保存").wait_for()
+    await form.wait_for(state="detached")
+    row = page.locator(".el-table__row", has_text=title)
+    await row.wait_for()
+    assert "剩 30" in await row.inner_text()
+    item = await CampaignSku.get(id=sku.id)
+    assert (item.stock_total, item.stock_left, item.group_price_fen) == (30, 30, sku.group_price_fen)
+    if SHOTS:
+        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+        await page.screenshot(path=str(SHOTS / "campaign-retitled.png"))

@@ -99,26 +99,22 @@ function campaignEditor(onSaved) {
     state.error = null;
     if (Object.keys(errors).length) return;
     state.busy = true;
-    let sku = -1;
     try {
       if (state.id === null) {
         await api.post("/admin/campaigns", { ...body, kind: state.form.kind, skus });
       } else {
-        await api.patch(`/admin/campaigns/${state.id}`, body);
-        for (sku = 0; sku < skus.length; sku += 1) {
-          const id = state.form.skus[sku].id;
-          if (id !== null) await api.patch(`/admin/campaigns/${state.id}/skus/${id}`, skus[sku]);
-        }
+        // The campaign and its items in one request, so one transaction: an item the API refuses leaves the
+        // campaign's own fields unsaved too (they were saved by a request of their own before the items').
+        await api.patch(`/admin/campaigns/${state.id}`, { ...body, skus: skus.map((s, i) => ({ id: state.form.skus[i].id, ...s })) });
       }
       state.open = false;
       ElMessage.success("已保存");
       onSaved();
     } catch (error) {
-      // A SKU's own endpoint names its fields without the skus[i] prefix.
+      // The API names the field as the body does (skus[i].stock), which is the form item's data-field.
       const field = error.detail && error.detail.field;
-      const named = field && sku >= 0 && !field.startsWith("skus") ? `skus[${sku}].${field}` : field;
-      state.errors = named ? { [named]: error.message } : {};
-      state.error = named ? null : error;
+      state.errors = field ? { [field]: error.message } : {};
+      state.error = field ? null : error;
     } finally {
       state.busy = false;
     }

@@ -1,0 +1,140 @@
+"""Staff edit a campaign and its items the way the console does: an item sent back with its stock unchanged is
+saved, stock never drops below what buyers have taken (sold or held), and a refused item leaves the campaign as
+it was."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from campaigns.groupbuy import groups
+from campaigns.groupbuy.models import Campaign, CampaignSku
+from kernel import clock
+from kernel.db import transaction
+from kernel.identity.models import AuditLogEntry
+from tests.campaigns.groupbuy_factories import make_campaign
+from tests.factories import make_customer, make_staff, staff_headers
+
+# What the console's editor sends back for a campaign it opened (campaign.js, campaignBody): every field.
+EDITABLE = ("title", "description", "starts_at", "ends_at", "group_size", "time_limit_minutes", "per_customer_limit",
+            "new_customers_only", "virtual_min_paid", "leader_bonus_points", "voucher_valid_days")
+
+
+def as_the_editor_sends(item: dict) -> dict:
+    return {"title": item["title"], "original_price_fen": item["original_price_fen"],
+            "group_price_fen": item["group_price_fen"], "stock": item["stock_total"], "tiers": item["tiers"]}
+
+
+async def draft_campaign(client, h) -> dict:
+    now = clock.now()
+    created = await client.post("/admin/campaigns", headers=h, json={
+        "kind": "bestie_card", "title": "闺蜜卡 水光", "starts_at": (now + timedelta(hours=1)).isoformat(),
+        "ends_at": (now + timedelta(days=3)).isoformat(), "group_size": 3, "time_limit_minutes": 120,
+        "skus": [{"title": "水光针", "original_price_fen": 98_000, "group_price_fen": 49_900, "stock": 30}]})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+async def running_campaign_with_two_units_held() -> tuple[Campaign, CampaignSku]:
+    """Stock 5, two leaders' seats held (unpaid orders): 3 left, 2 taken."""
+    campaign, sku = await make_campaign(stock=5)
+    async with transaction() as conn:
+        for _ in range(2):
+            await groups.open_group(conn, (await make_customer()).id, campaign.id, sku.id)
+    return campaign, sku
+
+
+async def stored(campaign_id: int, sku_id: int) -> tuple[Campaign, CampaignSku]:
+    return await Campaign.get(id=campaign_id), await CampaignSku.get(id=sku_id)
+
+
+# --- the item's own route (PATCH /admin/campaigns/{id}/skus/{sku_id}) ---------------------------------------
+
+async def test_an_item_sent_back_with_its_stock_unchanged_is_saved(client):
+    # MariaDB reports rows changed, not rows matched: the stock statement changes nothing here, and this
+    # was refused as "Stock cannot go below what is already sold or held".
+    h = staff_headers(await make_staff("campaign"))
+    campaign = await draft_campaign(client, h)
+    item = campaign["skus"][0]
+    r = await client.patch(f"/admin/campaigns/{campaign['id']}/skus/{item['id']}", json=as_the_editor_sends(item),
+                           headers=h)
+    assert r.status_code == 200, r.text
+    assert (r.json()["stock_total"], r.json()["stock_left"], r.json()["group_price_fen"]) == (30, 30, 49_900)
+
+
+async def test_a_running_items_stock_kept_raised_or_lowered_below_what_is_taken(client):
+    h = staff_headers(await make_staff("campaign"))
+    campaign, sku = await running_campaign_with_two_units_held()
+    url = f"/admin/campaigns/{campaign.id}/skus/{sku.id}"
+
+    same = await client.patch(url, json={"stock": 5}, headers=h)
+    assert same.status_code == 200, same.text
+    assert (same.json()["stock_total"], same.json()["stock_left"]) == (5, 3)
+
+    low = await client.patch(url, json={"stock": 1}, headers=h)
+    assert low.status_code == 422 and low.json()["code"] == "validation_failed", low.text
+    assert low.json()["detail"] == {"field": "stock", "taken": 2}
+    _, item = await stored(campaign.id, sku.id)
+    assert (item.stock_total, item.stock_left) == (5, 3)
+
+    raised = await client.patch(url, json={"stock": 8}, headers=h)
+    assert raised.status_code == 200, raised.text
+    assert (raised.json()["stock_total"], raised.json()["stock_left"]) == (8, 6)
+
+
+# --- the campaign with its items, one request (PATCH /admin/campaigns/{id} with skus) -----------------------
+
+async def test_the_editor_saves_a_new_title_with_every_item_sent_back_unchanged(client):
+    h = staff_headers(await make_staff("campaign"))
+    campaign = await draft_campaign(client, h)
+    item = campaign["skus"][0]
+    body = {**{k: campaign[k] for k in EDITABLE}, "title": "闺蜜卡 水光 三八节",
+            "skus": [{"id": item["id"], **as_the_editor_sends(item)}]}
+    r = await client.patch(f"/admin/campaigns/{campaign['id']}", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["title"] == "闺蜜卡 水光 三八节"
+    assert r.json()["skus"] == campaign["skus"]  # the item is as it was
+    saved, sku = await stored(campaign["id"], item["id"])
+    assert saved.title == "闺蜜卡 水光 三八节" and (sku.stock_total, sku.stock_left) == (30, 30)
+
+
+async def test_an_item_refused_leaves_the_campaign_as_it_was(client):
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    campaign, sku = await running_campaign_with_two_units_held()
+    ends_at = (clock.now() + timedelta(days=9)).isoformat()
+    low = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "ends_at": ends_at, "skus": [{"id": sku.id, "stock": 1}]})
+    assert low.status_code == 422 and low.json()["code"] == "validation_failed", low.text
+    assert low.json()["detail"] == {"field": "skus[0].stock", "taken": 2}
+    saved, item = await stored(campaign.id, sku.id)
+    assert (saved.title, saved.ends_at, saved.updated_at) == (campaign.title, campaign.ends_at, campaign.updated_at)
+    assert (item.stock_total, item.stock_left) == (5, 3)
+    assert not await AuditLogEntry.filter(staff_id=staff.id).exists()  # nothing happened, nothing audited
+
+    kept = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "ends_at": ends_at, "skus": [{"id": sku.id, "stock": 5}]})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["title"] == "新标题" and (kept.json()["skus"][0]["stock_total"],
+                                                 kept.json()["skus"][0]["stock_left"]) == (5, 3)
+
+    raised = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题 加量", "skus": [{"id": sku.id, "stock": 9}]})
+    assert raised.status_code == 200, raised.text
+    assert (raised.json()["skus"][0]["stock_total"], raised.json()["skus"][0]["stock_left"]) == (9, 7)
+    assert set(await AuditLogEntry.filter(staff_id=staff.id).values_list("action", flat=True)) == {
+        "campaign.update", "campaign.update_sku"}
+
+
+async def test_an_item_of_another_campaign_or_a_refused_price_change_rolls_the_edit_back(client):
+    h = staff_headers(await make_staff("campaign"))
+    campaign, sku = await running_campaign_with_two_units_held()
+    _, foreign = await make_campaign()
+    other = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "skus": [{"id": sku.id, "stock": 6}, {"id": foreign.id, "stock": 1}]})
+    assert other.status_code == 404 and other.json()["code"] == "sku_not_found", other.text
+    price = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "skus": [{"id": sku.id, "stock": 6, "group_price_fen": 1}]})
+    assert price.status_code == 409 and price.json()["code"] == "live_campaign_change_refused", price.text
+    assert price.json()["detail"]["field"] == "skus[0].group_price_fen"
+    saved, item = await stored(campaign.id, sku.id)
+    assert saved.title == campaign.title and (item.stock_total, item.stock_left) == (5, 3)

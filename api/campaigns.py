@@ -35,9 +35,10 @@ from kernel.identity.service import audit
 from kernel.identity.tokens import Principal
 
 
-def _changes(data: msgspec.Struct) -> dict:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else msgspec.to_builtins(v))
-            for k, v in msgspec.structs.asdict(data).items() if v is not None}
+def _audited(changed: dict) -> dict:
+    """What an edit changed, as the audit row stores it: the service's field → new value (None included: it
+    can be the new value, e.g. virtual completion turned off), times as ISO text."""
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else msgspec.to_builtins(v)) for k, v in changed.items()}
 
 
 class AdminCampaignController(Controller):
@@ -72,22 +73,25 @@ class AdminCampaignController(Controller):
     async def update(self, db: Db, campaign_id: int, data: CampaignUpdate, staff: Principal) -> CampaignOut:
         async def work(conn: BaseDBAsyncClient):
             await require_branches(conn, data.branch_ids, field="branch_ids")
-            campaign = await service.update_campaign(conn, campaign_id, data)
-            await audit(conn, staff.id, "campaign.update", "campaign", campaign_id,
-                        _changes(msgspec.structs.replace(data, skus=None)))
+            edited = await service.update_campaign(conn, campaign_id, data)
+            # The audit records what changed, not the body: the console sends every field and item back, and
+            # a row listing them all would not say what staff did. A save that changed nothing leaves no row.
+            if edited.changed:
+                await audit(conn, staff.id, "campaign.update", "campaign", campaign_id, _audited(edited.changed))
             # Each item under the action its own route writes, so an item's history reads the same either way.
-            for item in data.skus or []:
-                await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", item.id, _changes(item))
-            return await views.admin_view(conn, campaign)
+            for sku_id, changed in edited.items_changed.items():
+                await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", sku_id, _audited(changed))
+            return await views.admin_view(conn, edited.campaign)
 
         return await db.run(work)
 
     @patch("/{campaign_id:int}/skus/{sku_id:int}", summary="Change an item: stock (never below sold), prices before live")
     async def update_sku(self, db: Db, campaign_id: int, sku_id: int, data: SkuUpdate, staff: Principal) -> SkuOut:
         async def work(conn: BaseDBAsyncClient):
-            sku = await service.update_sku(conn, campaign_id, sku_id, data)
-            await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", sku_id, _changes(data))
-            return sku_out(sku, service.current_price_fen(sku))
+            edited = await service.update_sku(conn, campaign_id, sku_id, data)
+            if edited.changed:
+                await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", sku_id, _audited(edited.changed))
+            return sku_out(edited.sku, service.current_price_fen(edited.sku))
 
         return await db.run(work)
 

@@ -63,7 +63,8 @@ class CampaignCreate(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
-    """Every field optional; a live campaign may change only its texts, end, limit and stock."""
+    """Every field optional; a live campaign may change only its texts, end, limit and stock. A field sent with
+    the value it has (an instant in any offset, to the second) is no change, so a whole body can be sent back."""
 
     title: Title | None = None
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None

@@ -5,7 +5,9 @@ Functions take the caller's connection and never commit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta
+from typing import Any
 
 import msgspec
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -28,6 +30,69 @@ BESTIE_SIZES = range(2, 6)
 MIN_TIME_LIMIT_MINUTES = 10
 # What a live campaign may still change (everything else would change what buyers agreed to).
 LIVE_CHANGEABLE = {"title", "description", "ends_at", "per_customer_limit", "branch_ids", "voucher_valid_days"}
+# An item's prices are what buyers paid or were promised; a live item keeps them.
+LIVE_FIXED_PRICES = ("original_price_fen", "group_price_fen", "tiers")
+
+
+@dataclass
+class EditedItem:
+    """An item after an edit, and what the edit really changed (field → new value)."""
+
+    sku: CampaignSku
+    changed: dict[str, Any]
+
+
+@dataclass
+class EditedCampaign:
+    """A campaign after an edit, and what the edit really changed: its own fields (field → new value) and, by
+    item id, the items that changed. Staff clients send whole bodies, so this is what gets audited, not the body."""
+
+    campaign: Campaign
+    changed: dict[str, Any]
+    items_changed: dict[int, dict[str, Any]] = dataclass_field(default_factory=dict)
+
+
+def _same_instant(sent: datetime, stored: datetime) -> bool:
+    # Aware datetimes compare as instants, whatever their offsets (+08:00 from one client, Z from another).
+    # Campaign times are entered and shown to the second (the console's editor cannot say more), while a
+    # campaign created through the API keeps the microseconds of the instant it was sent: the fraction a
+    # client cannot send back is not a new time.
+    return sent.replace(microsecond=0) == stored.replace(microsecond=0)
+
+
+def campaign_changes(campaign: Campaign, data: CampaignUpdate) -> dict[str, Any]:
+    """The fields of `data` whose value differs from the stored one (field → new value). A field sent with the
+    value it already has is no change: staff clients send every field back, and on a live campaign an unchanged
+    group size or start counted as a change would refuse the edit of a title."""
+    changed: dict[str, Any] = {}
+    for name, sent in msgspec.structs.asdict(data).items():
+        if sent is None or name == "skus":  # None: not sent; items are compared one by one in update_sku
+            continue
+        if name == "virtual_min_paid" and sent == 0:
+            sent = None  # 0 turns virtual completion off, stored as NULL
+        stored = getattr(campaign, name)
+        if isinstance(sent, datetime) and stored is not None:
+            same = _same_instant(sent, stored)
+        else:
+            same = sent == stored
+        if not same:
+            changed[name] = sent
+    return changed
+
+
+def item_changes(sku: CampaignSku, data: SkuUpdate) -> dict[str, Any]:
+    """The fields of `data` whose value differs from the stored item (field → new value, tiers as stored)."""
+    sent: dict[str, Any] = {
+        "title": data.title, "original_price_fen": data.original_price_fen,
+        "group_price_fen": data.group_price_fen, "stock": data.stock,
+        "tiers": None if data.tiers is None else [{"min_units": t.min_units, "price_fen": t.price_fen}
+                                                  for t in data.tiers],
+    }
+    stored: dict[str, Any] = {
+        "title": sku.title, "original_price_fen": sku.original_price_fen, "group_price_fen": sku.group_price_fen,
+        "stock": sku.stock_total, "tiers": sku.tiers or [],
+    }
+    return {name: value for name, value in sent.items() if value is not None and value != stored[name]}
 
 
 def current_price_fen(sku: CampaignSku) -> int:
@@ -150,12 +215,15 @@ def require_running(campaign: Campaign) -> None:
         raise CampaignNotLive(campaign_id=campaign.id, status=campaign.status.value)
 
 
-async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: CampaignUpdate) -> Campaign:
+async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: CampaignUpdate) -> EditedCampaign:
     """Change the campaign, then each item in `data.skus`, in the caller's one transaction: staff save them
-    together, so an item refused (errors name `skus[i].<field>`) leaves the campaign's own fields unsaved too."""
+    together, so an item refused (errors name `skus[i].<field>`) leaves the campaign's own fields unsaved too.
+    Only what differs from the stored campaign is a change: what a live campaign refuses, what is written and
+    what the caller audits."""
     campaign = await get_campaign(conn, campaign_id)
-    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None and k != "skus"}
+    # Before comparing: a naive time is no instant, so it cannot equal the stored one either.
     _require_zone(starts_at=data.starts_at, ends_at=data.ends_at)
+    changes = campaign_changes(campaign, data)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
     if campaign.status == CampaignStatus.live or is_running(campaign):
@@ -167,30 +235,29 @@ async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: Campa
                                    field="ends_at")
         if "per_customer_limit" in changes and changes["per_customer_limit"] < campaign.per_customer_limit:
             raise LiveCampaignChange(field="per_customer_limit", reason="a live limit can only grow")
-    if "virtual_min_paid" in changes and changes["virtual_min_paid"] == 0:
-        changes["virtual_min_paid"] = None
-        virtual = None
-    else:
-        virtual = changes.get("virtual_min_paid", campaign.virtual_min_paid)
     _validate_rules(
         kind=campaign.kind, starts_at=changes.get("starts_at", campaign.starts_at),
         ends_at=changes.get("ends_at", campaign.ends_at), group_size=changes.get("group_size", campaign.group_size),
         time_limit_minutes=changes.get("time_limit_minutes", campaign.time_limit_minutes),
-        virtual_min_paid=virtual, leader_bonus_points=changes.get("leader_bonus_points", campaign.leader_bonus_points),
+        virtual_min_paid=changes.get("virtual_min_paid", campaign.virtual_min_paid),
+        leader_bonus_points=changes.get("leader_bonus_points", campaign.leader_bonus_points),
     )
     if changes:
-        changes["updated_at"] = clock.now()
-        await Campaign.filter(id=campaign_id).using_db(conn).update(**changes)
+        await Campaign.filter(id=campaign_id).using_db(conn).update(**changes, updated_at=clock.now())
+    items_changed: dict[int, dict[str, Any]] = {}
     for i, item in enumerate(data.skus or []):
-        await update_sku(conn, campaign_id, item.id, item, field=f"skus[{i}]")
-    return await get_campaign(conn, campaign_id)
+        edited = await update_sku(conn, campaign_id, item.id, item, field=f"skus[{i}]")
+        if edited.changed:
+            items_changed[item.id] = edited.changed
+    return EditedCampaign(await get_campaign(conn, campaign_id), changes, items_changed)
 
 
 async def update_sku(
     conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, data: SkuUpdate, *, field: str | None = None
-) -> CampaignSku:
+) -> EditedItem:
     """Change one item. `field` is where the item sits in the request (`skus[0]`) when it came with its
-    campaign, and prefixes every field an error names; the item's own route keeps its names."""
+    campaign, and prefixes every field an error names; the item's own route keeps its names. As for the
+    campaign, a field sent with its stored value is no change (a live item's unchanged price is not refused)."""
 
     def named(name: str) -> str:
         return f"{field}.{name}" if field else name
@@ -199,34 +266,27 @@ async def update_sku(
     sku = await get_sku(conn, campaign_id, sku_id)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
+    changed = item_changes(sku, data)
     live = campaign.status == CampaignStatus.live or is_running(campaign)
     if live:
-        for price in ("original_price_fen", "group_price_fen", "tiers"):
-            if getattr(data, price) is not None:
+        for price in LIVE_FIXED_PRICES:
+            if price in changed:
                 raise LiveCampaignChange(field=named(price), reason="prices of a live campaign are fixed")
     original = data.original_price_fen or sku.original_price_fen
     group = data.group_price_fen or sku.group_price_fen
     _validate_sku(data, campaign.kind, field or "sku", original=original, group=group)
     if data.tiers is None and data.group_price_fen is not None:
         _validate_tiers([Tier(**t) for t in sku.tiers or []], group, f"{field or 'sku'}.tiers")
-    changes: dict[str, object] = {}
-    if data.title is not None:
-        changes["title"] = data.title
-    if data.original_price_fen is not None:
-        changes["original_price_fen"] = data.original_price_fen
-    if data.group_price_fen is not None:
-        changes["group_price_fen"] = data.group_price_fen
-    if data.tiers is not None:
-        changes["tiers"] = [{"min_units": t.min_units, "price_fen": t.price_fen} for t in data.tiers]
-    if changes:
-        await CampaignSku.filter(id=sku_id).using_db(conn).update(**changes)
+    columns = {k: v for k, v in changed.items() if k != "stock"}
+    if columns:
+        await CampaignSku.filter(id=sku_id).using_db(conn).update(**columns)
     # An unchanged stock is no stock change (the console sends every item's stock back, touched or not) and is
     # never below what is taken, so no statement runs. Run, the conditional update below would change no row,
     # and the driver counts rows changed, not rows matched (CLIENT_FOUND_ROWS off, which `groups._take_quota`
     # relies on): that 0 was read as a refusal. A changed stock changes stock_total in any row the WHERE
     # matches, so there 0 still means it matched nothing: `left` would go below zero, or another edit changed
     # the total first.
-    if data.stock is not None and data.stock != sku.stock_total:
+    if "stock" in changed:
         # Stock can move while buyers take it: the change is one conditional update that keeps
         # what is already taken (total - left) and never lets `left` go below zero.
         delta = data.stock - sku.stock_total
@@ -236,7 +296,7 @@ async def update_sku(
         if not moved:
             raise ValidationFailed("Stock cannot go below what is already sold or held.", field=named("stock"),
                                    taken=sku.stock_total - sku.stock_left)
-    return await get_sku(conn, campaign_id, sku_id)
+    return EditedItem(await get_sku(conn, campaign_id, sku_id), changed)
 
 
 async def publish(conn: BaseDBAsyncClient, campaign_id: int) -> Campaign:

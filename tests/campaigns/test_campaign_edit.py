@@ -1,13 +1,13 @@
 """Staff edit a campaign and its items the way the console does: an item sent back with its stock unchanged is
-saved, stock never drops below what buyers have taken (sold or held), and a refused item leaves the campaign as
-it was."""
+saved, stock never drops below what buyers have taken (sold or held), a refused item leaves the campaign as
+it was, and a running campaign sent back whole refuses only the locked fields whose value really changes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from campaigns.groupbuy import groups
-from campaigns.groupbuy.models import Campaign, CampaignSku
+from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import AuditLogEntry
@@ -138,3 +138,127 @@ async def test_an_item_of_another_campaign_or_a_refused_price_change_rolls_the_e
     assert price.json()["detail"]["field"] == "skus[0].group_price_fen"
     saved, item = await stored(campaign.id, sku.id)
     assert saved.title == campaign.title and (item.stock_total, item.stock_left) == (5, 3)
+
+
+# --- a running campaign edited with the whole body the console sends back -------------------------------------
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def as_the_console_sends(instant: str) -> str:
+    """An instant the way the editor sends it back: to the second (its picker has no fraction), in UTC, with
+    milliseconds (JavaScript's toISOString)."""
+    return datetime.fromisoformat(instant).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+async def the_editors_body(client, h, campaign_id: int, **changed) -> dict:
+    """Every field and every item of the campaign as stored, as the console's editor sends them, then `changed`."""
+    shown = (await client.get(f"/admin/campaigns/{campaign_id}", headers=h)).json()
+    body = {k: shown[k] for k in EDITABLE}
+    body.update(starts_at=as_the_console_sends(shown["starts_at"]), ends_at=as_the_console_sends(shown["ends_at"]))
+    body["skus"] = [{"id": item["id"], **as_the_editor_sends(item)} for item in shown["skus"]]
+    return {**body, **changed}
+
+
+async def audited(staff_id: int) -> list[tuple[str, str, dict]]:
+    return [(e.action, e.target_id, e.detail) for e in await AuditLogEntry.filter(staff_id=staff_id).order_by("id")]
+
+
+async def test_a_running_campaign_sent_back_whole_with_a_new_title_and_end_is_saved(client):
+    # The console sends every field: the locked ones (group size, time limit, start, leader points, new customers
+    # only) as they are. They were counted as changes and refused (409 on group_size), so a live campaign could
+    # not even be retitled from the console.
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    campaign, sku = await running_campaign_with_two_units_held()
+    assert campaign.starts_at.microsecond  # stored with a fraction of a second the console cannot send back
+    ends_at = (campaign.ends_at + timedelta(days=2)).replace(microsecond=0)
+    body = await the_editors_body(client, h, campaign.id, title="闺蜜卡 水光 延期",
+                                  ends_at=ends_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["title"] == "闺蜜卡 水光 延期"
+    saved, item = await stored(campaign.id, sku.id)
+    assert (saved.title, saved.ends_at) == ("闺蜜卡 水光 延期", ends_at)
+    assert saved.updated_at > campaign.updated_at
+    # Nothing else moved: the start keeps its microseconds, the item its price and stock.
+    assert (saved.starts_at, saved.group_size, saved.time_limit_minutes, saved.new_customers_only) == (
+        campaign.starts_at, campaign.group_size, campaign.time_limit_minutes, campaign.new_customers_only)
+    assert (item.group_price_fen, item.original_price_fen, item.stock_total, item.stock_left) == (
+        sku.group_price_fen, sku.original_price_fen, 5, 3)
+    # The audit says what staff changed, not the body: no item row, no unchanged field.
+    assert await audited(staff.id) == [
+        ("campaign.update", str(campaign.id), {"title": "闺蜜卡 水光 延期", "ends_at": ends_at.isoformat()})]
+
+
+async def test_a_running_campaign_refuses_only_the_locked_fields_really_changed(client):
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    campaign, sku = await running_campaign_with_two_units_held()
+    for changed, refused in (({"group_size": 4}, ["group_size"]),
+                             ({"group_size": 4, "new_customers_only": True}, ["group_size", "new_customers_only"])):
+        body = await the_editors_body(client, h, campaign.id, title="新标题", **changed)
+        r = await client.patch(f"/admin/campaigns/{campaign.id}", json=body, headers=h)
+        assert r.status_code == 409 and r.json()["code"] == "live_campaign_change_refused", r.text
+        assert r.json()["detail"] == {"field": refused[0], "refused": refused}
+    saved, item = await stored(campaign.id, sku.id)
+    assert (saved.title, saved.group_size, saved.new_customers_only, saved.updated_at) == (
+        campaign.title, 3, False, campaign.updated_at)
+    assert (item.stock_total, item.stock_left) == (5, 3)
+    assert await audited(staff.id) == []
+
+
+async def test_an_instant_sent_in_another_offset_is_no_change_and_a_moved_one_is(client):
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    campaign, _ = await make_campaign()
+    url = f"/admin/campaigns/{campaign.id}"
+    starts_in_shanghai = campaign.starts_at.astimezone(SHANGHAI)
+    # The stored instant (UTC) sent as Shanghai's wall clock with +08:00, with and without its fraction.
+    for starts_at in (starts_in_shanghai, starts_in_shanghai.replace(microsecond=0)):
+        same = await client.patch(url, headers=h, json={
+            "starts_at": starts_at.isoformat(), "ends_at": campaign.ends_at.astimezone(SHANGHAI).isoformat()})
+        assert same.status_code == 200, same.text
+    assert (await Campaign.get(id=campaign.id)).updated_at == campaign.updated_at  # nothing was written
+    assert await audited(staff.id) == []
+
+    moved = await client.patch(url, headers=h, json={
+        "title": "新标题", "starts_at": (starts_in_shanghai - timedelta(minutes=1)).isoformat()})
+    assert moved.status_code == 409 and moved.json()["detail"] == {"field": "starts_at", "refused": ["starts_at"]}
+    naive = await client.patch(url, headers=h, json={"starts_at": starts_in_shanghai.replace(tzinfo=None).isoformat()})
+    assert naive.status_code == 422 and naive.json()["detail"]["field"] == "starts_at", naive.text
+    saved = await Campaign.get(id=campaign.id)
+    assert (saved.title, saved.starts_at) == (campaign.title, campaign.starts_at)
+
+
+async def test_a_live_items_unchanged_prices_are_no_change_and_a_changed_price_is_refused(client):
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    # A tiered category group buy: time limit 0, group size 1, tiers on the item.
+    campaign, sku = await make_campaign(CampaignKind.category, stock=20, tiers=[(10, 8_800), (20, 7_700)])
+    item_url = f"/admin/campaigns/{campaign.id}/skus/{sku.id}"
+    shown = (await client.get(f"/admin/campaigns/{campaign.id}", headers=h)).json()["skus"][0]
+
+    # The item's own route: every field sent back, only the title new.
+    same = await client.patch(item_url, headers=h, json={**as_the_editor_sends(shown), "title": "热玛吉 全脸"})
+    assert same.status_code == 200, same.text
+    # The campaign's route with the editor's whole body: nothing new at all.
+    whole = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h,
+                               json=await the_editors_body(client, h, campaign.id))
+    assert whole.status_code == 200, whole.text
+
+    for field, value in (("group_price_fen", 9_800), ("original_price_fen", 30_000),
+                         ("tiers", [{"min_units": 10, "price_fen": 8_000}, {"min_units": 20, "price_fen": 7_700}])):
+        refused = await client.patch(item_url, headers=h, json={**as_the_editor_sends(shown), field: value})
+        assert refused.status_code == 409 and refused.json()["code"] == "live_campaign_change_refused", refused.text
+        assert refused.json()["detail"]["field"] == field
+        body = await the_editors_body(client, h, campaign.id, title="新标题")
+        body["skus"][0][field] = value
+        together = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json=body)
+        assert together.status_code == 409 and together.json()["detail"]["field"] == f"skus[0].{field}", together.text
+
+    saved, item = await stored(campaign.id, sku.id)
+    assert saved.title == campaign.title
+    assert (item.title, item.group_price_fen, item.original_price_fen, item.tiers) == (
+        "热玛吉 全脸", sku.group_price_fen, sku.original_price_fen, sku.tiers)
+    assert await audited(staff.id) == [("campaign.update_sku", str(sku.id), {"title": "热玛吉 全脸"})]

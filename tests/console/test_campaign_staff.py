@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.factories import customer_headers, make_customer, make_staff
 
@@ -136,3 +137,38 @@ async def test_campaign_staff_retitle_an_existing_campaign_and_its_items_stay_as
     if SHOTS:
         await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
         await page.screenshot(path=str(SHOTS / "campaign-retitled.png"))
+
+
+@pytest.mark.parametrize("kind", ["bestie_card", "category"])
+async def test_campaign_staff_retitle_a_running_campaign(tab, console_base, kind):
+    """A running campaign opened in the editor and saved with only its title changed: the editor sends every
+    field back (group size, time limit, start... as they are), and the API refused them as changes of a live
+    campaign, so staff could not retitle it. A category group buy's time limit (0) was sent back as 1440."""
+    from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku
+    from tests.campaigns.groupbuy_factories import make_campaign
+
+    tiers = [(10, 8_800)] if kind == "category" else None
+    campaign, sku = await make_campaign(CampaignKind(kind), stock=30, tiers=tiers)  # live, started 5 minutes ago
+    staff = await make_staff("campaign", password=PASSWORD)
+    title = "进行中 改名 " + secrets.token_hex(3)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await page.locator(".el-table__row", has_text=campaign.title).locator(".el-tag", has_text="进行中").wait_for()
+    await page.click(f"[data-test=campaign-edit-{campaign.id}]")
+    form = page.locator("[data-test=campaign-form]")
+    await form.wait_for()
+    await page.fill("input[data-test=campaign-title]", title)
+    await page.click("[data-test=campaign-save]")
+
+    await page.locator(".el-message--success", has_text="已保存").wait_for()
+    await form.wait_for(state="detached")
+    row = page.locator(".el-table__row", has_text=title)
+    await row.locator(".el-tag", has_text="进行中").wait_for()
+    saved, item = await Campaign.get(id=campaign.id), await CampaignSku.get(id=sku.id)
+    assert saved.title == title
+    assert (saved.starts_at, saved.ends_at, saved.group_size, saved.time_limit_minutes) == (
+        campaign.starts_at, campaign.ends_at, campaign.group_size, campaign.time_limit_minutes)
+    assert (item.group_price_fen, item.tiers, item.stock_total) == (sku.group_price_fen, sku.tiers, 30)
+    if SHOTS:
+        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+        await page.screenshot(path=str(SHOTS / f"campaign-running-retitled-{kind}.png"))

@@ -59,7 +59,8 @@ function campaignEditor(onSaved) {
       kind: c.kind || "bestie_card", title: c.title || "", description: c.description || "",
       starts_at: c.starts_at ? clinicWallClock(c.starts_at) : wallClockIn(0),
       ends_at: c.ends_at ? clinicWallClock(c.ends_at) : wallClockIn(7),
-      group_size: c.group_size || 2, time_limit_minutes: c.time_limit_minutes || 1440,
+      // ?? not ||: a category campaign's time limit is 0, and 1440 sent back for it is a change a live campaign refuses.
+      group_size: c.group_size || 2, time_limit_minutes: c.time_limit_minutes ?? 1440,
       per_customer_limit: c.per_customer_limit || 1, new_customers_only: !!c.new_customers_only,
       virtual_min_paid: c.virtual_min_paid ?? null, leader_bonus_points: c.leader_bonus_points || 0,
       voucher_valid_days: c.voucher_valid_days || 90,

@@ -49,7 +49,7 @@ class Together(Generic[A, R]):
         if loop is not self._loop:
             # Another event loop (each test has its own): whatever waited on the last one was answered or is
             # gone with it.
-            self._loop, self._asks, self._answers = loop, [], []
+            self._loop, self._asks, self._answers, self._in_flight = loop, [], [], set()
         answer: asyncio.Future[R] = loop.create_future()
         if not self._asks:
             loop.call_soon(self._send)

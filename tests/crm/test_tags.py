@@ -151,3 +151,39 @@ async def test_interest_tags_come_from_booked_departments_and_pre_triage_forms()
     assert await _rule_codes(booked.id) == {f"interest:{laser.code.lower()}"}
     assert await _rule_codes(triaged.id) == {f"interest:{injection.code.lower()}"}
     assert await _rule_codes(cancelled.id) == set()  # a cancelled booking shows no interest
+
+
+async def test_csv_import_takes_files_past_the_app_wide_body_limit_up_to_its_own(client):
+    # The analyser's export runs to a few MB: the import has a 5 MB limit of its own, while every other route
+    # keeps MAX_REQUEST_BODY_BYTES (1 MB in tests), which used to answer 413 first.
+    [a] = await _skin_tags(1)
+    customer = await make_customer()
+    headers = {**staff_headers(await make_staff("front_desk")), "content-type": "text/csv"}
+    today = clock.local_today()
+    padded = ";".join([a.code] * (15_000 // (len(a.code) + 1)))  # one tag, repeated: still one skin tag
+    rows = [f"{customer.referral_code},{(today - timedelta(days=d)).isoformat()},{padded}" for d in range(1, 101)]
+    big = "\n".join(["customer,visit_date,tags", *rows]).encode()
+    assert 1_400_000 < len(big) < 1_600_000
+    imported = await client.post("/admin/crm/skin-analyses/import", content=big, headers=headers)
+    assert imported.status_code == 200, imported.text[:300]
+    assert imported.json() == {"rows_imported": 100}
+    assert await _tag_ids(customer.id, TagKind.skin) == {a.id}
+
+    # Past the import's own limit: its own refusal, naming the file (Litestar stops reading at the limit).
+    too_big = b"customer,visit_date,tags\n" + b"x" * 6_000_000
+    refused = await client.post("/admin/crm/skin-analyses/import", content=too_big, headers=headers)
+    assert refused.status_code == 422, refused.text[:300]
+    assert refused.json()["code"] == "validation_failed" and refused.json()["detail"]["field"] == "file"
+    assert "too large" in refused.json()["message"]
+
+    async def chunks():  # no Content-Length: Litestar counts the bytes as they arrive
+        for start in range(0, len(too_big), 1_000_000):
+            yield too_big[start:start + 1_000_000]
+    refused = await client.post("/admin/crm/skin-analyses/import", content=chunks(), headers=headers)
+    assert refused.status_code == 422 and refused.json()["detail"]["field"] == "file", refused.text[:300]
+
+    # Any other route keeps the app-wide limit, this room's own manual skin analysis included.
+    other = await client.post(f"/admin/customers/{customer.id}/skin-analyses", headers=headers | {
+        "content-type": "application/json"}, content=b'{"visit_date": "2020-01-01", "tags": ["' + b"x" * 1_500_000 + b'"]}')
+    assert other.status_code == 413, other.text[:300]
+    assert other.json()["code"] == "payload_too_large"

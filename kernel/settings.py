@@ -577,6 +577,10 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
     if missing("CRM_OUTREACH_TEMPLATE_IDS"):
         problems.append("CRM_OUTREACH_TEMPLATE_IDS is not set: the default names no real WeChat template, so every "
                         "subscribe-message consent from the mini-program would be refused and no outreach sent")
+    # booking.settings' default; spelled here because the kernel imports no room. Set to it on purpose is as bad.
+    if missing("BOOKING_REMINDER_TEMPLATE_ID") or env["BOOKING_REMINDER_TEMPLATE_ID"].strip() == "booking-reminder":
+        problems.append("BOOKING_REMINDER_TEMPLATE_ID is not set: the default 'booking-reminder' names no real WeChat "
+                        "template, so WeChat would refuse every booking reminder and no customer would get one")
     for name in ("WECHAT_APPID", "WECHAT_SECRET", "PAY_MCHID", "PAY_MERCHANT_SERIAL_NO",
                  "PAY_PLATFORM_PUBLIC_KEY_ID", "PAY_NOTIFY_URL", "PAY_REFUND_NOTIFY_URL"):
         if missing(name):

@@ -50,7 +50,7 @@ def production_env(key_dir: Path, wechat_base: str = "http://127.0.0.1:9") -> di
         "PAY_NOTIFY_URL": "https://clinic.example/payments/wechat/notify",
         "PAY_REFUND_NOTIFY_URL": "https://clinic.example/payments/wechat/refund-notify",
         "METRICS_TOKEN": "scrape-" + "m" * 40, "RATE_LIMIT_ENABLED": "1", "DB_POOL_MAX": "5",
-        "CRM_OUTREACH_TEMPLATE_IDS": "tmpl-Xy3-offer",
+        "CRM_OUTREACH_TEMPLATE_IDS": "tmpl-Xy3-offer", "BOOKING_REMINDER_TEMPLATE_ID": "tmpl-Xy3-reminder",
     })
     return env
 
@@ -280,6 +280,25 @@ def test_production_needs_the_clinics_outreach_templates(tmp_path):
     env.pop("CRM_OUTREACH_TEMPLATE_IDS")
     problems = production_problems(load_settings_from(env), env)
     assert any(p.startswith("CRM_OUTREACH_TEMPLATE_IDS is not set") for p in problems), problems
+
+
+def test_production_needs_the_clinics_booking_reminder_template(tmp_path):
+    """The default template id is a placeholder: WeChat would refuse every booking reminder."""
+    from booking.settings import BookingSettings
+    from kernel.settings import production_problems
+
+    placeholder = BookingSettings().reminder_template_id  # the kernel spells it; this keeps the two the same
+    for value in (None, "", "  ", placeholder, f" {placeholder} "):
+        env = production_env(tmp_path)
+        if value is None:
+            env.pop("BOOKING_REMINDER_TEMPLATE_ID")
+        else:
+            env["BOOKING_REMINDER_TEMPLATE_ID"] = value
+        problems = production_problems(load_settings_from(env), env)
+        assert any(p.startswith("BOOKING_REMINDER_TEMPLATE_ID is not set") for p in problems), (value, problems)
+    env = production_env(tmp_path)
+    assert env["BOOKING_REMINDER_TEMPLATE_ID"] == "tmpl-Xy3-reminder"
+    assert production_problems(load_settings_from(env), env) == []
 
 
 def test_production_bounds_how_long_reads_may_trust_a_customer_was_not_erased(tmp_path):

@@ -89,6 +89,9 @@ REFUSED = [
     ("CLINIC_TIMEZONE", "/etc/localtime", "an IANA time zone name"),
     ("CLINIC_TIMEZONE", "../../etc/passwd", "an IANA time zone name"),
     ("CLINIC_TIMEZONE", "zone.tab", "an IANA time zone name"),
+    # Daylight saving time: reports count clinic days with the offset of 1 January, an hour off all summer.
+    ("CLINIC_TIMEZONE", "Europe/Berlin", "a time zone with one UTC offset all year (no daylight saving time)"),
+    ("CLINIC_TIMEZONE", "America/New_York", "in summer they would be an hour off"),
 ]
 
 
@@ -146,6 +149,8 @@ ACCEPTED = [
     ("CLINIC_TIMEZONE", "Asia/Urumqi", "app.clinic_timezone", "Asia/Urumqi"),
     ("CLINIC_TIMEZONE", " Asia/Hong_Kong ", "app.clinic_timezone", "Asia/Hong_Kong"),
     ("CLINIC_TIMEZONE", "UTC", "app.clinic_timezone", "UTC"),
+    ("CLINIC_TIMEZONE", "Asia/Shanghai", "app.clinic_timezone", "Asia/Shanghai"),
+    ("CLINIC_TIMEZONE", "Asia/Tokyo", "app.clinic_timezone", "Asia/Tokyo"),  # tests/console's second clinic
 ]
 
 

@@ -1,5 +1,6 @@
 """Campaign staff create a bestie-card campaign, fix the field the API names, publish it, and customers see it;
-they retitle an existing campaign and save it with its items."""
+they retitle an existing campaign and save it with its items, and switch virtual completion off by clearing
+it."""
 
 from __future__ import annotations
 
@@ -172,3 +173,37 @@ async def test_campaign_staff_retitle_a_running_campaign(tab, console_base, kind
     if SHOTS:
         await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
         await page.screenshot(path=str(SHOTS / f"campaign-running-retitled-{kind}.png"))
+
+
+async def test_campaign_staff_switch_virtual_completion_off_by_clearing_it(tab, console_base):
+    """A draft bestie card completes virtually at 2 paid seats; staff clear 虚拟成团 in the editor and save. The
+    editor sent null, which PATCH reads as "not sent", so virtual completion stayed on; cleared now means off
+    (stored as NULL), and the reopened editor shows the field empty."""
+    from campaigns.groupbuy.models import Campaign
+    from tests.campaigns.groupbuy_factories import make_campaign
+    from tests.factories import staff_headers
+
+    campaign, _ = await make_campaign(live=False, virtual_min_paid=2)
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    virtual = page.locator('[data-field="virtual_min_paid"] input')
+    await page.click(f"[data-test=campaign-edit-{campaign.id}]")
+    form = page.locator("[data-test=campaign-form]")
+    await form.wait_for()
+    assert await virtual.input_value() == "2"
+    await virtual.fill("")
+    await virtual.press("Tab")
+    await page.click("[data-test=campaign-save]")
+    await page.locator(".el-message--success", has_text="已保存").wait_for()
+    await form.wait_for(state="detached")
+
+    assert (await Campaign.get(id=campaign.id)).virtual_min_paid is None
+    async with httpx.AsyncClient(base_url=console_base, headers=staff_headers(staff)) as http:
+        assert (await http.get(f"/admin/campaigns/{campaign.id}")).json()["virtual_min_paid"] is None
+    await page.click(f"[data-test=campaign-edit-{campaign.id}]")
+    await form.wait_for()
+    assert await virtual.input_value() == ""
+    if SHOTS:
+        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+        await page.screenshot(path=str(SHOTS / "campaign-virtual-off.png"))

@@ -62,7 +62,8 @@ function campaignEditor(onSaved) {
       // ?? not ||: a category campaign's time limit is 0, and 1440 sent back for it is a change a live campaign refuses.
       group_size: c.group_size || 2, time_limit_minutes: c.time_limit_minutes ?? 1440,
       per_customer_limit: c.per_customer_limit || 1, new_customers_only: !!c.new_customers_only,
-      virtual_min_paid: c.virtual_min_paid ?? null, leader_bonus_points: c.leader_bonus_points || 0,
+      // Off is null in the API's answer (0 is stored as NULL); || shows a 0 as off too: the empty field, 不启用.
+      virtual_min_paid: c.virtual_min_paid || null, leader_bonus_points: c.leader_bonus_points || 0,
       voucher_valid_days: c.voucher_valid_days || 90,
       skus: (c.skus || [emptySku()]).map((s) => (s.id === null ? s : {
         id: s.id, title: s.title, original: fenToYuanText(s.original_price_fen), group: fenToYuanText(s.group_price_fen),
@@ -76,6 +77,12 @@ function campaignEditor(onSaved) {
     if (fen === null) errors[field] = "请输入金额（元，最多两位小数）";
     return fen;
   }
+  // A cleared 虚拟成团 means off. PATCH reads null as "not sent" (the stored value stays) and takes 0 as off;
+  // POST takes null as off and refuses 0 (CampaignUpdate, CampaignCreate in campaigns/groupbuy/schemas.py).
+  function virtualMinPaid(value) {
+    if (value !== null && value !== undefined) return value;
+    return state.id === null ? null : 0;
+  }
   function campaignBody(errors) {
     const f = state.form;
     const body = {
@@ -83,7 +90,7 @@ function campaignEditor(onSaved) {
       starts_at: clinicInstant(f.starts_at), ends_at: clinicInstant(f.ends_at),
       group_size: f.kind === "bestie_card" ? f.group_size : 1, time_limit_minutes: f.time_limit_minutes,
       per_customer_limit: f.per_customer_limit, new_customers_only: f.new_customers_only,
-      virtual_min_paid: f.kind === "bestie_card" ? f.virtual_min_paid : null,
+      virtual_min_paid: f.kind === "bestie_card" ? virtualMinPaid(f.virtual_min_paid) : null,
       leader_bonus_points: f.kind === "bestie_card" ? f.leader_bonus_points : 0, voucher_valid_days: f.voucher_valid_days,
     };
     const skus = f.skus.map((s, i) => ({

@@ -191,6 +191,22 @@ async def test_a_running_campaign_sent_back_whole_with_a_new_title_and_end_is_sa
         ("campaign.update", str(campaign.id), {"title": "闺蜜卡 水光 延期", "ends_at": ends_at.isoformat()})]
 
 
+async def test_a_running_campaigns_end_moves_earlier_while_it_stays_in_the_future(client):
+    # What the console's hint for a live campaign says (campaign.js): the end is not only pushed later.
+    h = staff_headers(await make_staff("campaign"))
+    campaign, _ = await running_campaign_with_two_units_held()
+    earlier = (clock.now() + timedelta(days=1)).replace(microsecond=0)
+    assert earlier < campaign.ends_at
+    url = f"/admin/campaigns/{campaign.id}"
+    r = await client.patch(url, json={"ends_at": earlier.isoformat()}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (await Campaign.get(id=campaign.id)).ends_at == earlier
+    past = clock.now() - timedelta(minutes=1)
+    r = await client.patch(url, json={"ends_at": past.isoformat()}, headers=h)
+    assert (r.status_code, r.json()["detail"]["field"]) == (422, "ends_at"), r.text
+    assert (await Campaign.get(id=campaign.id)).ends_at == earlier
+
+
 async def test_a_running_campaign_refuses_only_the_locked_fields_really_changed(client):
     staff = await make_staff("campaign")
     h = staff_headers(staff)

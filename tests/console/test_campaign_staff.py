@@ -158,6 +158,12 @@ async def test_campaign_staff_retitle_a_running_campaign(tab, console_base, kind
     await page.click(f"[data-test=campaign-edit-{campaign.id}]")
     form = page.locator("[data-test=campaign-form]")
     await form.wait_for()
+    # The hint says what the API enforces: a live campaign's end may also move earlier, while in the future.
+    hint = await page.locator(".el-dialog p", has_text="活动已发布").inner_text()
+    assert "结束时间可提前或延后但须晚于现在" in hint and "只能延后" not in hint, hint
+    if SHOTS:
+        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+        await page.screenshot(path=str(SHOTS / f"campaign-running-editor-{kind}.png"))
     await page.fill("input[data-test=campaign-title]", title)
     await page.click("[data-test=campaign-save]")
 

@@ -159,7 +159,9 @@ function campaignEditor(onSaved) {
           title: state.id ? `编辑活动 #${state.id}` : "新建活动", top: "4vh" }, {
           default: () => [
             refusal(state.error),
-            live ? h("p", { class: "muted" }, "活动已发布：价格不可再改，结束时间只能延后，限购只能放宽。") : null,
+            // What update_campaign enforces: the end may move earlier as well as later, but not to now or before
+            // (ending now is the list's 结束, which settles the groups).
+            live ? h("p", { class: "muted" }, "活动已发布：价格不可再改，结束时间可提前或延后但须晚于现在，限购只能放宽。") : null,
             h(ElForm, { labelWidth: "150px", "data-test": "campaign-form" }, () => [
               item("类型", "kind", h(ElSelect, bind(f, "kind", { disabled: state.id !== null, style: { width: "200px" }, "data-test": "campaign-kind" }),
                 () => Object.entries(KIND_NAMES).map(([value, label]) => h(ElOption, { value, label })))),

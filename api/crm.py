@@ -198,7 +198,10 @@ def _card_out(card: views.CustomerCard) -> CustomerCardOut:
                      "status": f.status.value} for f in record.follow_ups],
         outreach_received=[{"outreach_id": r.outreach_id, "name": name, "holdout": r.holdout,
                             "voucher": r.voucher_outcome, "message": r.message_outcome, "skip_reason": r.skip_reason,
-                            "handled_at": r.handled_at} for r, name in card.outreach],
+                            # What the outreach's coupon did (crm/outreach.py): without it, a coupon-only
+                            # outreach's row read as if the customer had been given nothing.
+                            "coupon_outcome": r.coupon_outcome, "handled_at": r.handled_at}
+                           for r, name in card.outreach],
     )
 
 

@@ -1,6 +1,7 @@
 """CRM screens: campaign staff find a customer by the phone's last four digits, tag them on the card, and
 build a segment whose live count is the API's own preview count; the front desk has no segment menu; an
-outreach's results say why its coupons were not given, and show no voucher figure for a coupon-only one;
+outreach's results and a recipient's card say why its coupons were not given, and show no voucher figure for a
+coupon-only one;
 on a PC set to UTC, the results and a recipient's card read the clinic's time and say, in Chinese, what each
 recipient got and why one was skipped."""
 
@@ -150,7 +151,7 @@ async def test_campaign_staff_give_a_coupon_by_outreach_on_birthdays_and_after_v
 
 async def test_outreach_results_say_why_coupons_were_not_given(tab, tmp_path):
     """An outreach whose coupon template was switched off before it ran: its results dialog shows the coupons
-    not given as 模板已停用 (template off), with the count, beside those issued."""
+    not given as 模板已停用 (template off), with the count, beside those issued; so does a recipient's card."""
     from datetime import datetime, time
     from zoneinfo import ZoneInfo
 
@@ -164,7 +165,8 @@ async def test_outreach_results_say_why_coupons_were_not_given(tab, tmp_path):
     from tests.orders.shop_factories import make_template
 
     marker = await make_tag(name="沉睡" + secrets.token_hex(2), category="concern")
-    members = [await make_customer() for _ in range(3)]
+    tail = "s" + secrets.token_hex(2)  # a letter first: four digits would search the phone's last four
+    members = [await make_customer(nickname="沉睡" + tail) for _ in range(3)]
     async with transaction() as conn:
         for member in members:
             await service.put_manual_tag(conn, member.id, marker.id, staff_id=None)
@@ -201,6 +203,24 @@ async def test_outreach_results_say_why_coupons_were_not_given(tab, tmp_path):
     assert "已发优惠券" in text
     # A coupon-only outreach: no "已发券 0" (vouchers issued) beside its coupons, which staff read as none given.
     assert "已发券" not in text and "已发消息" not in text, text
+    await page.keyboard.press("Escape")
+
+    # A recipient's card says the same of their coupon, in its own 优惠券 column (the API left it out: 券 read —).
+    await tab.visit("/crm/customers")
+    await page.fill("input[data-test=filter-q]", tail)
+    await page.press("input[data-test=filter-q]", "Enter")
+    await page.locator(f"[data-test=card-open-{members[0].id}]").click()
+    card = page.locator("[data-test=customer-card]")
+    await card.locator(".el-tabs__item", has_text="触达").click()
+    pane = card.locator(".el-tab-pane:visible")
+    row = pane.locator(".el-table__row", has_text=name)
+    await row.wait_for()
+    headers = (await pane.locator(".el-table__header-wrapper th").all_inner_texts())
+    cells = await row.locator("td").all_inner_texts()
+    shown = dict(zip([h.strip() for h in headers], [c.strip() for c in cells]))
+    assert (shown["券"], shown["优惠券"]) == ("—", "模板已停用"), shown
+    await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
+    await page.screenshot(path=str(tmp_path / "card-outreach-coupon.png"))
 
 
 async def test_a_pc_on_utc_reads_the_clinic_time_and_why_an_outreach_skipped_each_customer(utc_tab, tmp_path):

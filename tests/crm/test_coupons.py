@@ -353,3 +353,18 @@ async def test_the_results_of_a_coupon_only_outreach_count_its_coupons_and_no_vo
     results = await client.get(f"/admin/crm/outreach/{outreach.id}",
                                headers=staff_headers(await make_staff("campaign")))
     assert results.json()["counts"] == {"members": 3, "holdout": 0, "coupons_issued": 3}
+
+
+async def test_a_customers_card_says_what_coupon_an_outreach_gave(client):
+    """The card's outreach rows carry `coupon_outcome` beside the voucher's and the message's: a coupon-only
+    outreach's recipient read `voucher` empty and nothing about the coupon they were given."""
+    clock.set_now(DAYTIME)
+    template = await make_template("cash_off", value_fen=1000, threshold_fen=0)
+    [member], segment = await tagged_members(1)
+    outreach = await draft(segment.id, coupon_template_id=template.id)
+    assert await tasks.run_outreach(CTX, outreach.id) == "done"
+    staff = await make_staff("campaign")
+    card = await client.get(f"/admin/customers/{member.id}/card", headers=staff_headers(staff))
+    assert card.status_code == 200, card.text
+    [row] = card.json()["outreach_received"]
+    assert (row["outreach_id"], row["coupon_outcome"], row["voucher"]) == (outreach.id, "issued", "")

@@ -23,8 +23,8 @@ const OUTREACH_STATUS = { draft: ["草稿", "info"], scheduled: ["待执行", "w
   done: ["已完成", "success"], cancelled: ["已取消", "info"] };
 const MONTHS = Array.from({ length: 12 }, (_, i) => [i + 1, `${i + 1} 月`]);
 // What an outreach did for its recipients (the results' counts, api/crm.py; a recipient's voucher, coupon and
-// message outcome, crm/outreach.py) and why it skipped one (a recipient's skip_reason). The card's 券, 消息 and
-// 跳过原因 columns and the results' counts share these words; a key not listed (a WeChat refusal such as
+// message outcome, crm/outreach.py) and why it skipped one (a recipient's skip_reason). The card's 券, 优惠券, 消息
+// and 跳过原因 columns and the results' counts share these words; a key not listed (a WeChat refusal such as
 // wechat_43101, an outcome added later) is shown as it is, so staff can still look it up.
 const OUTREACH_OUTCOMES = { issued: "已发放", no_stock: "库存不足", limit_reached: "已达领取上限",
   template_off: "模板已停用", claimed: "发送中", sent: "已发送", failed: "发送失败", skipped: "已跳过" };
@@ -215,7 +215,8 @@ const CustomerCard = defineComponent({
           h(ElTabPane, { label: `回访（${c.follow_ups.length}）` }, () => table(c.follow_ups, [["应回访", (r) => r.due_date],
             ["类型", (r) => (r.kind === "consultation" ? "咨询回访" : "术后回访")], ["状态", (r) => statusTag(r.status)]], "没有回访")),
           h(ElTabPane, { label: `触达（${c.outreach_received.length}）` }, () => table(c.outreach_received, [["活动", (r) => r.name],
-            ["对照组", (r) => (r.holdout ? "是（未发送）" : "否")], ["券", (r) => outreachOutcome(r.voucher)], ["消息", (r) => outreachOutcome(r.message)],
+            ["对照组", (r) => (r.holdout ? "是（未发送）" : "否")], ["券", (r) => outreachOutcome(r.voucher)],
+            ["优惠券", (r) => outreachOutcome(r.coupon_outcome)], ["消息", (r) => outreachOutcome(r.message)],
             ["跳过原因", (r) => skipReason(r.skip_reason)], ["时间", (r) => time(r.handled_at)]], "没有收到触达")),
           h(ElTabPane, { label: `问卷（${c.triage.length}）` }, () => table(c.triage, [["时间", (r) => time(r.created_at)],
             ["科室", (r) => departmentName(r.department_id)], ["需复核", (r) => (r.needs_doctor_review ? "是" : "否")]], "没有问卷")),

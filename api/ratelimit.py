@@ -51,10 +51,14 @@ return counts
 """
 
 
-async def _count_windows(script: Any, asks: list[tuple[list[str], list[int]]]) -> list[list[int]]:
+async def _count_windows(client: weakref.ref, asks: list[tuple[list[str], list[int]]]) -> list[list[int]]:
     """One script call for the asks of a pass (`kernel.together`): each ask's window keys and expiries in, its
     own counts out. Redis runs the INCRs in the order of the keys, so each request's counts are what a call of
     its own, sent in the same order, would have returned."""
+    redis = client()
+    if redis is None:  # the client was closed and dropped meanwhile (a test's app): nothing to count in
+        raise RedisError("the Redis client is gone")
+    script = redis.register_script(_COUNT_SCRIPT)  # EVALSHA, and the source once on NOSCRIPT
     counts = await script(keys=[k for keys, _ in asks for k in keys], args=[e for _, expiries in asks for e in expiries])
     answers, start = [], 0
     for keys, _ in asks:
@@ -63,10 +67,10 @@ async def _count_windows(script: Any, asks: list[tuple[list[str], list[int]]]) -
     return answers
 
 
-# One per Redis client (the app's; tests make apps with their own), gone with the client. The requests that
-# reach a limit in the same pass of the event loop share one script call: one EVALSHA through redis-py costs
-# this server about 75 µs of CPU (its command and connection bookkeeping, the read timeout, the wake-up), a
-# fifth of the cheapest authenticated write (docs/benchmarks.md, round 8).
+# One per Redis client (the app's; tests make apps with their own), dropped with the client: the counter holds
+# the client weakly. The requests that reach a limit in the same pass of the event loop share one script call:
+# one EVALSHA through redis-py costs this server about 75 µs of CPU (its command and connection bookkeeping,
+# the read timeout, the wake-up), a fifth of the cheapest authenticated write (docs/benchmarks.md, round 8).
 _COUNTERS: weakref.WeakKeyDictionary[Any, Together[tuple[list[str], list[int]], list[int]]] = (
     weakref.WeakKeyDictionary())
 
@@ -74,8 +78,7 @@ _COUNTERS: weakref.WeakKeyDictionary[Any, Together[tuple[list[str], list[int]], 
 def window_counter(redis: Any) -> Together[tuple[list[str], list[int]], list[int]]:
     counter = _COUNTERS.get(redis)
     if counter is None:
-        script = redis.register_script(_COUNT_SCRIPT)  # EVALSHA, and the source once on NOSCRIPT
-        counter = _COUNTERS[redis] = Together(functools.partial(_count_windows, script), most=500)
+        counter = _COUNTERS[redis] = Together(functools.partial(_count_windows, weakref.ref(redis)), most=500)
     return counter
 
 

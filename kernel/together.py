@@ -24,6 +24,7 @@ microseconds.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -78,7 +79,7 @@ class Together(Generic[A, R]):
         except Exception as exc:  # noqa: BLE001 -- each caller handles the failure as its own
             for answer in answers:
                 if not answer.done():
-                    answer.set_exception(exc)
+                    answer.set_exception(_own_copy(exc))
             return
         except BaseException:  # cancelled: the server is shutting down
             for answer in answers:
@@ -87,3 +88,15 @@ class Together(Generic[A, R]):
         for answer, result in zip(answers, results):
             if not answer.done():  # a cancelled caller's answer is dropped
                 answer.set_result(result)
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """The failure for one caller: each raises its own exception object, so one caller's traceback and context
+    never show up in another's log (raising an exception object extends its `__traceback__`)."""
+    try:
+        mine = copy.copy(exc)
+    except Exception:  # noqa: BLE001 -- an exception that cannot be copied is shared, as it was
+        return exc
+    mine.__cause__ = exc.__cause__
+    mine.__traceback__ = exc.__traceback__
+    return mine

@@ -270,3 +270,20 @@ async def test_staff_login_is_limited_per_username_across_addresses(redis):
     assert statuses == [401] * 5 + [429, 429]
     assert other_case == [429] and other_account == [401]
     await forget_limits(redis)
+
+
+async def test_a_closed_redis_client_is_not_kept_by_its_counter():
+    import gc
+    import weakref
+
+    from arq.connections import ArqRedis
+
+    from api.ratelimit import window_counter
+
+    client = ArqRedis.from_url("redis://127.0.0.1:1")
+    window_counter(client)
+    gone = weakref.ref(client)
+    await client.aclose()
+    del client
+    gc.collect()
+    assert gone() is None

@@ -124,3 +124,11 @@ async def test_a_call_in_flight_is_not_lost_to_the_garbage_collector():
     assert waiting is not None, "the call was collected while it waited"
     waiting.set_result(None)
     assert await caller == 10
+
+
+async def test_each_caller_of_a_failed_call_raises_its_own_exception():
+    """One exception object raised by many callers would carry each one's traceback into the others' logs."""
+    together = Together(Served(fail=ConnectionError("gone")))
+    results = await asyncio.gather(*[together.ask(i) for i in range(3)], return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) and r.args == ("gone",) for r in results)
+    assert len({id(r) for r in results}) == 3

@@ -14,7 +14,6 @@ from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.backends.mysql.client import TransactionWrapper
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Sum
@@ -25,7 +24,7 @@ from kernel.cache import SharedAnswerCache
 from kernel.errors import DomainError, ValidationFailed
 from kernel.identity.service import AccountErased, customer_is_active
 from kernel.sql import named_in_list
-from kernel.together import Together
+from kernel.together import Together, reads_may_be_shared
 from points_mall.errors import (
     IdempotencyKeyReused,
     InsufficientPoints,
@@ -271,10 +270,10 @@ async def items_for_customer(
         if active_only and not await customer_is_active(customer_id, conn):
             raise AccountErased()
         standing = await standing_general(conn, customer_id, item_ids)
-    elif isinstance(conn, TransactionWrapper):
-        standing = await standing_sql(conn, customer_id, item_ids, active_only=active_only)
-    else:
+    elif reads_may_be_shared(conn):
         standing = _standing_of(await _READ_TOGETHER.ask((customer_id, tuple(item_ids))), active_only)
+    else:
+        standing = await standing_sql(conn, customer_id, item_ids, active_only=active_only)
     now = clock.now()
     return [
         (item, why_not(item, now=now, points=standing.points, tier_level=standing.tier_level,

@@ -8,7 +8,6 @@ from typing import Any, NamedTuple
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.backends.mysql.client import TransactionWrapper
 from tortoise.functions import Count, Sum
 
 from kernel import clock
@@ -16,7 +15,7 @@ from kernel.batch import packed, packed_datetime, unpacked
 from kernel.cache import SharedAnswerCache
 from kernel.identity.service import AccountErased, customer_is_active
 from kernel.sql import named_in_list
-from kernel.together import Together
+from kernel.together import Together, reads_may_be_shared
 from points_mall.errors import PointsCustomerNotFound
 from points_mall.ledger import account_summary, expiring_within, spendable
 from points_mall.models import MemberTier, PendingPoints, PendingStatus, PointsAccount, PointsLot, PointsRules
@@ -163,7 +162,7 @@ _READ_TOGETHER: Together[int, _OwnStates] = Together(_serve_own_states, most=100
 async def own_overview(conn: BaseDBAsyncClient, customer_id: int) -> dict[str, Any]:
     """The customer's own overview (`overview` with `active_only`), read together with the other customers
     asking in the same moment when `conn` is the pool (no transaction) on MySQL/MariaDB."""
-    if conn.capabilities.dialect != "mysql" or isinstance(conn, TransactionWrapper):
+    if not reads_may_be_shared(conn):
         return await overview(conn, customer_id, active_only=True)
     return _overview_of(await _READ_TOGETHER.ask(customer_id), customer_id, active_only=True)
 

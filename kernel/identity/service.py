@@ -25,7 +25,7 @@ from kernel.errors import Conflict, Forbidden, NotFound, Unauthorized, Validatio
 from kernel.identity.password_policy import check_staff_password
 from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
 from kernel.sql import in_list
-from kernel.together import Together
+from kernel.together import Together, reads_may_be_shared
 from kernel.wechat.miniprogram import WeChatSession
 
 log = structlog.get_logger(__name__)
@@ -139,7 +139,7 @@ _ACTIVE_TOGETHER: Together[int, bool] = Together(_active_among, most=200)
 
 
 async def _read_active(customer_id: int) -> bool:
-    if connections.get("default").capabilities.dialect != "mysql":
+    if not reads_may_be_shared(connections.get("default")):
         return await customer_is_active(customer_id)
     return await _ACTIVE_TOGETHER.ask(customer_id)
 

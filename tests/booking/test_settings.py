@@ -7,10 +7,8 @@ import pytest
 
 from booking.schedules import MAX_PUBLISH_DAYS
 from booking.settings import load_booking_settings
+from tests.settings_refusals import case_ids, refusal
 
-
-def _ids(cases) -> list[str]:
-    return [f"{case[0]}={case[1][:14]!r}" for case in cases]
 
 
 # Each bad value and what it did before it was refused.
@@ -38,25 +36,19 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=_ids(REFUSED))
+@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=case_ids(REFUSED))
 def test_a_bad_booking_value_is_refused_at_start_naming_the_variable_and_its_range(monkeypatch, name, value,
                                                                                   must_be):
-    monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit) as refused:
-        load_booking_settings()
-    message = str(refused.value.code)
+    message = refusal(monkeypatch, {name: value}, load_booking_settings)
     assert f"{name} must be " in message and must_be in message, message
     assert repr(value) in message, message
 
 
 def test_a_notice_reaching_past_the_publish_horizon_is_refused(monkeypatch):
     """Three days published, three days' notice: no slot was ever offered."""
-    monkeypatch.setenv("BOOKING_PUBLISH_HORIZON_DAYS", "3")
-    monkeypatch.setenv("BOOKING_MIN_NOTICE_MINUTES", str(3 * 24 * 60))
-    with pytest.raises(SystemExit) as refused:
-        load_booking_settings()
-    assert "BOOKING_MIN_NOTICE_MINUTES must be a whole number from 0 to 4319 (it is '4320')" in str(
-        refused.value.code)
+    message = refusal(monkeypatch, {"BOOKING_PUBLISH_HORIZON_DAYS": "3",
+                                    "BOOKING_MIN_NOTICE_MINUTES": str(3 * 24 * 60)}, load_booking_settings)
+    assert "BOOKING_MIN_NOTICE_MINUTES must be a whole number from 0 to 4319 (it is '4320')" in message
 
 
 # The edges of each range, and values a clinic could choose.
@@ -79,7 +71,7 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=_ids(ACCEPTED))
+@pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=case_ids(ACCEPTED))
 def test_a_booking_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
     monkeypatch.setenv(name, value)
     assert getattr(load_booking_settings(), field) == expected

@@ -13,6 +13,7 @@ from crm.outreach import quiet_until
 from crm.settings import load_crm_settings, override
 from kernel import clock
 from tests.api.test_production_start import _free_port, _run_to_exit
+from tests.settings_refusals import refusal
 
 NAME = "CRM_SUBSCRIPTION_CREDITS_MAX"
 
@@ -21,10 +22,8 @@ NAME = "CRM_SUBSCRIPTION_CREDITS_MAX"
 def test_subscription_credits_max_refuses_what_is_not_a_positive_whole_number(monkeypatch, value):
     # 0 (or less) would bank no credit at all (every consent report taken, no outreach ever sent);
     # a non-number used to surface as a bare ValueError at the first consent report.
-    monkeypatch.setenv(NAME, value)
-    with pytest.raises(SystemExit) as refused:
-        load_crm_settings()
-    assert NAME in str(refused.value.code) and repr(value) in str(refused.value.code)
+    message = refusal(monkeypatch, {NAME: value}, load_crm_settings)
+    assert NAME in message and repr(value) in message
 
 
 def test_subscription_credits_max_takes_a_positive_whole_number(monkeypatch):
@@ -72,10 +71,7 @@ REFUSED = [
 
 @pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=[f"{n}={v[:12]!r}" for n, v, _ in REFUSED])
 def test_a_bad_crm_value_is_refused_at_start_naming_the_variable_and_its_range(monkeypatch, name, value, must_be):
-    monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit) as refused:
-        load_crm_settings()
-    message = str(refused.value.code)
+    message = refusal(monkeypatch, {name: value}, load_crm_settings)
     assert f"{name} must be {must_be}" in message, message
     assert repr(value) in message, message
 

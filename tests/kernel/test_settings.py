@@ -11,18 +11,11 @@ import pytest
 
 from kernel.settings import load_settings
 from tests.api.test_production_start import _free_port, _run_to_exit
+from tests.settings_refusals import case_ids, refusal
 
 
 def _refusal(monkeypatch, env: dict[str, str]) -> str:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit) as refused:
-        load_settings()
-    return str(refused.value.code)
-
-
-def _ids(cases) -> list[str]:
-    return [f"{case[0]}={case[1][:14]!r}" for case in cases]
+    return refusal(monkeypatch, env, load_settings)
 
 
 # Each bad value and what it did before it was refused.
@@ -95,7 +88,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=_ids(REFUSED))
+@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=case_ids(REFUSED))
 def test_a_bad_kernel_value_is_refused_at_start_naming_the_variable_and_its_range(monkeypatch, name, value, must_be):
     message = _refusal(monkeypatch, {name: value})
     assert f"{name} must be " in message and must_be in message, message
@@ -154,7 +147,7 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=_ids(ACCEPTED))
+@pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=case_ids(ACCEPTED))
 def test_a_kernel_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
     monkeypatch.setenv(name, value)
     settings = load_settings()

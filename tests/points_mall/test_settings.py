@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from points_mall.settings import load_points_settings
+from tests.settings_refusals import refusal
 
 NAME = "POINTS_CONSUMPTION_APPROVAL_ABOVE_FEN"
 
@@ -13,10 +14,7 @@ NAME = "POINTS_CONSUMPTION_APPROVAL_ABOVE_FEN"
 # 10,000,000,000 fen is the most amount a consumption takes: at it no consumption ever waited for a second member.
 @pytest.mark.parametrize("value", ["10000000000", "100000001", "-1", "¥20000"])
 def test_a_threshold_that_turns_the_four_eyes_rule_off_is_refused_naming_it(monkeypatch, value):
-    monkeypatch.setenv(NAME, value)
-    with pytest.raises(SystemExit) as refused:
-        load_points_settings()
-    message = str(refused.value.code)
+    message = refusal(monkeypatch, {NAME: value}, load_points_settings)
     assert f"{NAME} must be a whole number from 0 to 100000000 (it is {value!r})" in message, message
 
 

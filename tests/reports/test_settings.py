@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 
 from reports.settings import load_report_settings
+from tests.settings_refusals import case_ids, refusal
 
-
-def _ids(cases) -> list[str]:
-    return [f"{case[0]}={case[1][:14]!r}" for case in cases]
 
 
 # Each bad value and what it did before it was refused.
@@ -34,22 +32,17 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=_ids(REFUSED))
+@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=case_ids(REFUSED))
 def test_a_bad_report_value_is_refused_at_start_naming_the_variable_and_its_range(monkeypatch, name, value,
                                                                                  must_be):
-    monkeypatch.setenv(name, value)
-    with pytest.raises(SystemExit) as refused:
-        load_report_settings()
-    message = str(refused.value.code)
+    message = refusal(monkeypatch, {name: value}, load_report_settings)
     assert f"{name} must be {must_be} (it is {value!r})" in message, message
 
 
 def test_a_longer_conversion_window_needs_the_visits_refolded_as_long(monkeypatch):
     """Raising the conversion window alone left the visits' refold (35 days) short of it."""
-    monkeypatch.setenv("REPORTS_CONVERSION_DAYS", "60")
-    with pytest.raises(SystemExit) as refused:
-        load_report_settings()
-    assert "REPORTS_VISIT_REFOLD_DAYS must be a whole number from 60 to 366 (it is '35')" in str(refused.value.code)
+    message = refusal(monkeypatch, {"REPORTS_CONVERSION_DAYS": "60"}, load_report_settings)
+    assert "REPORTS_VISIT_REFOLD_DAYS must be a whole number from 60 to 366 (it is '35')" in message
     monkeypatch.setenv("REPORTS_VISIT_REFOLD_DAYS", "60")
     assert (load_report_settings().conversion_days, load_report_settings().visit_refold_days) == (60, 60)
 
@@ -69,7 +62,7 @@ ACCEPTED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=_ids(ACCEPTED))
+@pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=case_ids(ACCEPTED))
 def test_a_report_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
     monkeypatch.setenv(name, value)
     assert getattr(load_report_settings(), field) == expected

@@ -80,13 +80,17 @@ def campaign_changes(campaign: Campaign, data: CampaignUpdate) -> dict[str, Any]
     return changed
 
 
+def stored_tiers(tiers: list[Tier]) -> list[dict[str, int]]:
+    """Tiers as the item's JSON column keeps them (what `item_changes` compares a request's tiers with)."""
+    return [{"min_units": t.min_units, "price_fen": t.price_fen} for t in tiers]
+
+
 def item_changes(sku: CampaignSku, data: SkuUpdate) -> dict[str, Any]:
     """The fields of `data` whose value differs from the stored item (field → new value, tiers as stored)."""
     sent: dict[str, Any] = {
         "title": data.title, "original_price_fen": data.original_price_fen,
         "group_price_fen": data.group_price_fen, "stock": data.stock,
-        "tiers": None if data.tiers is None else [{"min_units": t.min_units, "price_fen": t.price_fen}
-                                                  for t in data.tiers],
+        "tiers": None if data.tiers is None else stored_tiers(data.tiers),
     }
     stored: dict[str, Any] = {
         "title": sku.title, "original_price_fen": sku.original_price_fen, "group_price_fen": sku.group_price_fen,
@@ -180,7 +184,7 @@ async def create_campaign(conn: BaseDBAsyncClient, data: CampaignCreate, staff_i
         await CampaignSku.create(
             campaign_id=campaign.id, title=sku.title, service_id=sku.service_id,
             original_price_fen=sku.original_price_fen, group_price_fen=sku.group_price_fen, stock_total=sku.stock,
-            stock_left=sku.stock, tiers=[{"min_units": t.min_units, "price_fen": t.price_fen} for t in sku.tiers],
+            stock_left=sku.stock, tiers=stored_tiers(sku.tiers),
             position=i, using_db=conn,
         )
     return campaign
@@ -223,6 +227,12 @@ async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: Campa
     campaign = await get_campaign(conn, campaign_id)
     # Before comparing: a naive time is no instant, so it cannot equal the stored one either.
     _require_zone(starts_at=data.starts_at, ends_at=data.ends_at)
+    listed: set[int] = set()
+    for i, item in enumerate(data.skus or []):
+        # One entry per item: two would both be applied, and the audit would keep only the last one's changes.
+        if item.id in listed:
+            raise ValidationFailed("An item is listed twice.", field=f"skus[{i}].id")
+        listed.add(item.id)
     changes = campaign_changes(campaign, data)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)

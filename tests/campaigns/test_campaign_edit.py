@@ -125,6 +125,20 @@ async def test_an_item_refused_leaves_the_campaign_as_it_was(client):
         "campaign.update", "campaign.update_sku"}
 
 
+async def test_an_item_listed_twice_is_refused_and_nothing_changes(client):
+    """Both entries would be applied and only the last one's changes audited: the first change left no record."""
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    campaign, sku = await running_campaign_with_two_units_held()
+    twice = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={
+        "title": "新标题", "skus": [{"id": sku.id, "title": "改名"}, {"id": sku.id, "stock": 9}]})
+    assert twice.status_code == 422 and twice.json()["code"] == "validation_failed", twice.text
+    assert twice.json()["detail"]["field"] == "skus[1].id"
+    saved, item = await stored(campaign.id, sku.id)
+    assert (saved.title, item.title, item.stock_total) == (campaign.title, sku.title, 5)
+    assert not await AuditLogEntry.filter(staff_id=staff.id).exists()
+
+
 async def test_an_item_of_another_campaign_or_a_refused_price_change_rolls_the_edit_back(client):
     h = staff_headers(await make_staff("campaign"))
     campaign, sku = await running_campaign_with_two_units_held()

@@ -48,10 +48,8 @@ function clinicParts(d) {
 
 export function time(iso) {
   if (!iso) return "—";
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  const p = clinicParts(d);
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
+  const wallClock = clinicWallClock(iso);
+  return wallClock === null ? iso : wallClock.slice(0, 16); // to the minute
 }
 
 // What staff type or pick in a date-time editor is the clinic's wall clock too: on a PC set to UTC, a campaign

@@ -594,11 +594,16 @@ def production_problems(settings: Settings, environ: Mapping[str, str] | None = 
         problems.append(f"CUSTOMER_SEEN_ACTIVE_SECONDS must be a number of seconds from 0 to "
                         f"{CUSTOMER_SEEN_ACTIVE_MAX_SECONDS} (it is {seen_active!r}): an erased customer's token "
                         "would keep reading for that long")
-    if missing("CRM_OUTREACH_TEMPLATE_IDS"):
-        problems.append("CRM_OUTREACH_TEMPLATE_IDS is not set: the default names no real WeChat template, so every "
-                        "subscribe-message consent from the mini-program would be refused and no outreach sent")
-    # booking.settings' default; spelled here because the kernel imports no room. Set to it on purpose is as bad.
-    if missing("BOOKING_REMINDER_TEMPLATE_ID") or env["BOOKING_REMINDER_TEMPLATE_ID"].strip() == "booking-reminder":
+    def placeholder(name: str, default: str) -> bool:
+        # Unset, or set to the room's default on purpose (crm.settings', booking.settings'; spelled here because
+        # the kernel imports no room): the default names no real WeChat template either way.
+        return missing(name) or default in {t.strip() for t in env[name].split(",")}
+
+    if placeholder("CRM_OUTREACH_TEMPLATE_IDS", "outreach-offer"):
+        problems.append("CRM_OUTREACH_TEMPLATE_IDS is not set: the default 'outreach-offer' names no real WeChat "
+                        "template, so every subscribe-message consent from the mini-program would be refused and no "
+                        "outreach sent")
+    if placeholder("BOOKING_REMINDER_TEMPLATE_ID", "booking-reminder"):
         problems.append("BOOKING_REMINDER_TEMPLATE_ID is not set: the default 'booking-reminder' names no real WeChat "
                         "template, so WeChat would refuse every booking reminder and no customer would get one")
     for name in ("WECHAT_APPID", "WECHAT_SECRET", "PAY_MCHID", "PAY_MERCHANT_SERIAL_NO",

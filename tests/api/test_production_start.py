@@ -274,12 +274,20 @@ def test_a_mysql_database_without_app_env_is_refused_rather_than_run_as_developm
 
 def test_production_needs_the_clinics_outreach_templates(tmp_path):
     """The default template id is a placeholder: every consent report of a real mini-program would be refused."""
+    from crm.settings import CrmSettings
     from kernel.settings import production_problems
 
+    [placeholder] = CrmSettings().outreach_template_ids  # the kernel spells it; this keeps the two the same
+    for value in (None, "", placeholder, f"tmpl-real, {placeholder}"):
+        env = production_env(tmp_path)
+        if value is None:
+            env.pop("CRM_OUTREACH_TEMPLATE_IDS")
+        else:
+            env["CRM_OUTREACH_TEMPLATE_IDS"] = value
+        problems = production_problems(load_settings_from(env), env)
+        assert any(p.startswith("CRM_OUTREACH_TEMPLATE_IDS is not set") for p in problems), (value, problems)
     env = production_env(tmp_path)
-    env.pop("CRM_OUTREACH_TEMPLATE_IDS")
-    problems = production_problems(load_settings_from(env), env)
-    assert any(p.startswith("CRM_OUTREACH_TEMPLATE_IDS is not set") for p in problems), problems
+    assert not any("CRM_OUTREACH" in p for p in production_problems(load_settings_from(env), env))
 
 
 def test_production_needs_the_clinics_booking_reminder_template(tmp_path):

@@ -57,20 +57,20 @@ def load_booking_settings() -> BookingSettings:
     d = BookingSettings()
     with listing_refusals():
         horizon_days = env_int("BOOKING_PUBLISH_HORIZON_DAYS", d.publish_horizon_days,
-                               least=PUBLISH_HORIZON_DAYS[0], most=PUBLISH_HORIZON_DAYS[1])
+                               within=PUBLISH_HORIZON_DAYS)
         return BookingSettings(
             min_notice_minutes=env_int("BOOKING_MIN_NOTICE_MINUTES", d.min_notice_minutes, least=0,
                                        most=min(MIN_NOTICE_MINUTES_MOST, horizon_days * 24 * 60 - 1)),
             cancel_window_hours=env_int("BOOKING_CANCEL_WINDOW_HOURS", d.cancel_window_hours,
-                                        least=CANCEL_WINDOW_HOURS[0], most=CANCEL_WINDOW_HOURS[1]),
+                                        within=CANCEL_WINDOW_HOURS),
             max_active_bookings=env_int("BOOKING_MAX_ACTIVE", d.max_active_bookings,
-                                        least=MAX_ACTIVE_BOOKINGS[0], most=MAX_ACTIVE_BOOKINGS[1]),
+                                        within=MAX_ACTIVE_BOOKINGS),
             reminder_lead_hours=env_int("BOOKING_REMINDER_LEAD_HOURS", d.reminder_lead_hours,
-                                        least=REMINDER_LEAD_HOURS[0], most=REMINDER_LEAD_HOURS[1]),
+                                        within=REMINDER_LEAD_HOURS),
             reminder_template_id=env_text("BOOKING_REMINDER_TEMPLATE_ID", d.reminder_template_id,
-                                          most_chars=TEMPLATE_ID_MAX_CHARS).strip(),
+                                          most_chars=TEMPLATE_ID_MAX_CHARS),
             follow_up_days=tuple(sorted(set(env_int_list("BOOKING_FOLLOW_UP_DAYS", d.follow_up_days,
-                                                         least=FOLLOW_UP_DAYS[0], most=FOLLOW_UP_DAYS[1])))),
+                                                         within=FOLLOW_UP_DAYS)))),
             publish_horizon_days=horizon_days,
         )
 

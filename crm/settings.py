@@ -88,31 +88,24 @@ STAFF_REWARD_HOLD_DAYS = (1, 90)
 def load_crm_settings() -> CrmSettings:
     d = CrmSettings()
 
-    def ranged(name: str, default: int, bounds: tuple[int, int]) -> int:
-        return env_int(name, default, least=bounds[0], most=bounds[1])
-
     with listing_refusals():
         return CrmSettings(
-            marketing_cap_days=ranged("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days, MARKETING_CAP_DAYS),
-            quiet_start_hour=ranged("CRM_QUIET_START_HOUR", d.quiet_start_hour, QUIET_HOURS),
-            quiet_end_hour=ranged("CRM_QUIET_END_HOUR", d.quiet_end_hour, QUIET_HOURS),
-            outreach_chunk=ranged("CRM_OUTREACH_CHUNK", d.outreach_chunk, OUTREACH_CHUNK),
-            subscription_credits_max=ranged("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max,
-                                            SUBSCRIPTION_CREDITS_MAX),
+            marketing_cap_days=env_int("CRM_MARKETING_CAP_DAYS", d.marketing_cap_days, within=MARKETING_CAP_DAYS),
+            quiet_start_hour=env_int("CRM_QUIET_START_HOUR", d.quiet_start_hour, within=QUIET_HOURS),
+            quiet_end_hour=env_int("CRM_QUIET_END_HOUR", d.quiet_end_hour, within=QUIET_HOURS),
+            outreach_chunk=env_int("CRM_OUTREACH_CHUNK", d.outreach_chunk, within=OUTREACH_CHUNK),
+            subscription_credits_max=env_int("CRM_SUBSCRIPTION_CREDITS_MAX", d.subscription_credits_max, within=SUBSCRIPTION_CREDITS_MAX),
             # At least one: with none, every consent report and every outreach with a message is refused.
             outreach_template_ids=env_list("CRM_OUTREACH_TEMPLATE_IDS", d.outreach_template_ids,
                                            most_chars=TEMPLATE_ID_MAX_CHARS),
             birthday_voucher_title=env_text("CRM_BIRTHDAY_VOUCHER_TITLE", d.birthday_voucher_title,
                                             most_chars=VOUCHER_TITLE_MAX_CHARS),
-            birthday_voucher_valid_days=ranged("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days,
-                                               BIRTHDAY_VOUCHER_VALID_DAYS),
-            consultation_follow_up_days=ranged("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days,
-                                               CONSULTATION_FOLLOW_UP_DAYS),
-            staff_reward_bp=ranged("CRM_STAFF_REWARD_BP", d.staff_reward_bp, STAFF_REWARD_BP),
-            staff_reward_valid_days=ranged("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days,
-                                           STAFF_REWARD_VALID_DAYS),
-            staff_reward_hold_days=ranged("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days, STAFF_REWARD_HOLD_DAYS),
-            scoring_chunk=ranged("CRM_SCORING_CHUNK", d.scoring_chunk, SCORING_CHUNK),
+            birthday_voucher_valid_days=env_int("CRM_BIRTHDAY_VOUCHER_VALID_DAYS", d.birthday_voucher_valid_days, within=BIRTHDAY_VOUCHER_VALID_DAYS),
+            consultation_follow_up_days=env_int("CRM_CONSULTATION_FOLLOW_UP_DAYS", d.consultation_follow_up_days, within=CONSULTATION_FOLLOW_UP_DAYS),
+            staff_reward_bp=env_int("CRM_STAFF_REWARD_BP", d.staff_reward_bp, within=STAFF_REWARD_BP),
+            staff_reward_valid_days=env_int("CRM_STAFF_REWARD_VALID_DAYS", d.staff_reward_valid_days, within=STAFF_REWARD_VALID_DAYS),
+            staff_reward_hold_days=env_int("CRM_STAFF_REWARD_HOLD_DAYS", d.staff_reward_hold_days, within=STAFF_REWARD_HOLD_DAYS),
+            scoring_chunk=env_int("CRM_SCORING_CHUNK", d.scoring_chunk, within=SCORING_CHUNK),
         )
 
 

@@ -28,7 +28,7 @@ PUBLIC_CACHE_SECONDS = (0.0, 60.0)
 
 
 def _seconds() -> float:
-    return env_float("PUBLIC_CACHE_SECONDS", 2.0, least=PUBLIC_CACHE_SECONDS[0], most=PUBLIC_CACHE_SECONDS[1])
+    return env_float("PUBLIC_CACHE_SECONDS", 2.0, within=PUBLIC_CACHE_SECONDS)
 
 
 class SharedAnswerCache(Generic[T]):

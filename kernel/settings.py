@@ -31,9 +31,12 @@ def env(name: str, default: str) -> str:
     return default if value is None or value == "" else value
 
 
-def env_int(name: str, default: int, *, least: int | None = None, most: int | None = None) -> int:
-    """An integer variable; anything else, or outside `least`..`most`, stops the start naming the variable
-    and its range (a room's settings are read at start-up: `rooms.install`)."""
+def env_int(name: str, default: int, *, least: int | None = None, most: int | None = None,
+            within: tuple[int, int] | None = None) -> int:
+    """An integer variable; anything else, or outside `least`..`most` (or the range `within`), stops the start
+    naming the variable and its range (a room's settings are read at start-up: `rooms.install`)."""
+    if within is not None:
+        least, most = within
     raw = env(name, str(default))
     try:
         value = int(raw.strip())
@@ -47,9 +50,10 @@ def env_int(name: str, default: int, *, least: int | None = None, most: int | No
     return value
 
 
-def env_float(name: str, default: float, *, least: float, most: float) -> float:
+def env_float(name: str, default: float, *, within: tuple[float, float]) -> float:
     """A number of seconds that may have a fraction (a poll interval, a timeout); anything else, `inf` and `nan`
-    included, or outside `least`..`most`, stops the start naming the variable and its range."""
+    included, or outside the range `within`, stops the start naming the variable and its range."""
+    least, most = within
     raw = env(name, str(default))
     try:
         value = float(raw.strip())
@@ -63,11 +67,12 @@ def env_float(name: str, default: float, *, least: float, most: float) -> float:
 def env_text(name: str, default: str, *, most_chars: int) -> str:
     """A text variable (a voucher's title, a WeChat template id); only spaces, or longer than the column or the
     API that takes it, stops the start naming the variable (empty still means the default, as for every
-    variable)."""
+    variable). Spaces around it are dropped, as a list's items are."""
     raw = env(name, default)
-    if not raw.strip() or len(raw) > most_chars:
+    text = raw.strip()
+    if not text or len(text) > most_chars:
         return _refuse(name, raw, f"a text of 1 to {most_chars} characters, not only spaces", default)
-    return raw
+    return text
 
 
 def env_list(name: str, default: tuple[str, ...], *, most_chars: int) -> tuple[str, ...]:
@@ -81,9 +86,10 @@ def env_list(name: str, default: tuple[str, ...], *, most_chars: int) -> tuple[s
     return items
 
 
-def env_int_list(name: str, default: tuple[int, ...], *, least: int, most: int) -> tuple[int, ...]:
+def env_int_list(name: str, default: tuple[int, ...], *, within: tuple[int, int]) -> tuple[int, ...]:
     """A comma-separated list of whole numbers (blank items dropped); none left, or an item that is not a whole
-    number from `least` to `most`, stops the start naming the variable."""
+    number in the range `within`, stops the start naming the variable."""
+    least, most = within
     raw = env(name, ",".join(str(d) for d in default))
     try:
         items = tuple(int(item) for item in raw.split(",") if item.strip())
@@ -423,15 +429,8 @@ def load_settings() -> Settings:
 
 def _read_settings() -> Settings:
     data_dir = Path(env("DATA_DIR", str(PROJECT_ROOT / "var")))
-    pool_max = env_int("DB_POOL_MAX", 20, least=DB_POOL_MAX[0], most=DB_POOL_MAX[1])
-    retry_base_seconds = env_float("PAY_RETRY_BASE_SECONDS", 10.0, least=PAY_RETRY_BASE_SECONDS[0],
-                                   most=PAY_RETRY_BASE_SECONDS[1])
-
-    def ranged(name: str, default: int, bounds: tuple[int, int]) -> int:
-        return env_int(name, default, least=bounds[0], most=bounds[1])
-
-    def seconds(name: str, default: float, bounds: tuple[float, float]) -> float:
-        return env_float(name, default, least=bounds[0], most=bounds[1])
+    pool_max = env_int("DB_POOL_MAX", 20, within=DB_POOL_MAX)
+    retry_base_seconds = env_float("PAY_RETRY_BASE_SECONDS", 10.0, within=PAY_RETRY_BASE_SECONDS)
 
     return Settings(
         app=AppSettings(
@@ -440,7 +439,7 @@ def _read_settings() -> Settings:
             data_dir=data_dir,
             secret_key=_secret_key(data_dir),
             clinic_timezone=env_zone("CLINIC_TIMEZONE", "Asia/Shanghai"),
-            max_request_body_bytes=ranged("MAX_REQUEST_BODY_BYTES", 1_000_000, MAX_REQUEST_BODY_BYTES),
+            max_request_body_bytes=env_int("MAX_REQUEST_BODY_BYTES", 1_000_000, within=MAX_REQUEST_BODY_BYTES),
             log_json=_env_bool("LOG_JSON", False),
             log_level=env("LOG_LEVEL", "INFO"),
             metrics_token=env("METRICS_TOKEN", ""),
@@ -450,8 +449,8 @@ def _read_settings() -> Settings:
             url=env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),
             pool_min=env_int("DB_POOL_MIN", 1, least=0, most=pool_max),
             pool_max=pool_max,
-            pool_recycle_seconds=ranged("DB_POOL_RECYCLE_SECONDS", 280, DB_POOL_RECYCLE_SECONDS),
-            connect_timeout_seconds=ranged("DB_CONNECT_TIMEOUT_SECONDS", 5, DB_CONNECT_TIMEOUT_SECONDS),
+            pool_recycle_seconds=env_int("DB_POOL_RECYCLE_SECONDS", 280, within=DB_POOL_RECYCLE_SECONDS),
+            connect_timeout_seconds=env_int("DB_CONNECT_TIMEOUT_SECONDS", 5, within=DB_CONNECT_TIMEOUT_SECONDS),
         ),
         redis=RedisSettings(
             url=env("REDIS_URL", ""),
@@ -459,12 +458,12 @@ def _read_settings() -> Settings:
         ),
         worker=WorkerSettings(
             embedded=_env_bool("EMBEDDED_WORKER", True),
-            outbox_poll_seconds=seconds("OUTBOX_POLL_SECONDS", 0.5, OUTBOX_POLL_SECONDS),
-            outbox_batch_size=ranged("OUTBOX_BATCH_SIZE", 200, OUTBOX_BATCH_SIZE),
+            outbox_poll_seconds=env_float("OUTBOX_POLL_SECONDS", 0.5, within=OUTBOX_POLL_SECONDS),
+            outbox_batch_size=env_int("OUTBOX_BATCH_SIZE", 200, within=OUTBOX_BATCH_SIZE),
         ),
         auth=AuthSettings(
-            customer_token_ttl_seconds=ranged("CUSTOMER_TOKEN_TTL_SECONDS", 7 * 24 * 3600, CUSTOMER_TOKEN_TTL_SECONDS),
-            staff_token_ttl_seconds=ranged("STAFF_TOKEN_TTL_SECONDS", 12 * 3600, STAFF_TOKEN_TTL_SECONDS),
+            customer_token_ttl_seconds=env_int("CUSTOMER_TOKEN_TTL_SECONDS", 7 * 24 * 3600, within=CUSTOMER_TOKEN_TTL_SECONDS),
+            staff_token_ttl_seconds=env_int("STAFF_TOKEN_TTL_SECONDS", 12 * 3600, within=STAFF_TOKEN_TTL_SECONDS),
             bootstrap_admin_username=env("BOOTSTRAP_ADMIN_USERNAME", ""),
             bootstrap_admin_password=env("BOOTSTRAP_ADMIN_PASSWORD", ""),
         ),
@@ -473,7 +472,7 @@ def _read_settings() -> Settings:
             appid=env("WECHAT_APPID", "wx-sandbox-appid"),
             secret=env("WECHAT_SECRET", ""),
             api_base=env("WECHAT_API_BASE", "https://api.weixin.qq.com"),
-            timeout_seconds=seconds("WECHAT_TIMEOUT_SECONDS", 5.0, WECHAT_TIMEOUT_SECONDS),
+            timeout_seconds=env_float("WECHAT_TIMEOUT_SECONDS", 5.0, within=WECHAT_TIMEOUT_SECONDS),
         ),
         rate_limit=RateLimitSettings(
             enabled=_env_bool("RATE_LIMIT_ENABLED", True),
@@ -497,12 +496,12 @@ def _read_settings() -> Settings:
             notify_url=env("PAY_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/notify"),
             refund_notify_url=env("PAY_REFUND_NOTIFY_URL", "http://127.0.0.1:8000/payments/wechat/refund-notify"),
             api_base=env("PAY_API_BASE", "https://api.mch.weixin.qq.com"),
-            timeout_seconds=seconds("PAY_TIMEOUT_SECONDS", 5.0, PAY_TIMEOUT_SECONDS),
-            payment_window_minutes=ranged("PAY_WINDOW_MINUTES", 15, PAY_WINDOW_MINUTES),
-            notify_max_age_seconds=ranged("PAY_NOTIFY_MAX_AGE_SECONDS", 300, PAY_NOTIFY_MAX_AGE_SECONDS),
+            timeout_seconds=env_float("PAY_TIMEOUT_SECONDS", 5.0, within=PAY_TIMEOUT_SECONDS),
+            payment_window_minutes=env_int("PAY_WINDOW_MINUTES", 15, within=PAY_WINDOW_MINUTES),
+            notify_max_age_seconds=env_int("PAY_NOTIFY_MAX_AGE_SECONDS", 300, within=PAY_NOTIFY_MAX_AGE_SECONDS),
             retry_base_seconds=retry_base_seconds,
-            retry_max_seconds=env_float("PAY_RETRY_MAX_SECONDS", 600.0, least=retry_base_seconds,
-                                        most=PAY_RETRY_MAX_SECONDS_MOST),
+            retry_max_seconds=env_float("PAY_RETRY_MAX_SECONDS", 600.0,
+                                        within=(retry_base_seconds, PAY_RETRY_MAX_SECONDS_MOST)),
         ),
     )
 

@@ -30,7 +30,7 @@ def load_points_settings() -> PointsSettings:
         return PointsSettings(
             consumption_approval_above_fen=env_int(
                 "POINTS_CONSUMPTION_APPROVAL_ABOVE_FEN", defaults.consumption_approval_above_fen,
-                least=CONSUMPTION_APPROVAL_ABOVE_FEN[0], most=CONSUMPTION_APPROVAL_ABOVE_FEN[1]),
+                within=CONSUMPTION_APPROVAL_ABOVE_FEN),
         )
 
 

@@ -46,18 +46,16 @@ REPURCHASE_DAYS = (1, 730)
 def load_report_settings() -> ReportSettings:
     d = ReportSettings()
     with listing_refusals():
-        conversion_days = env_int("REPORTS_CONVERSION_DAYS", d.conversion_days, least=CONVERSION_DAYS[0],
-                                  most=CONVERSION_DAYS[1])
+        conversion_days = env_int("REPORTS_CONVERSION_DAYS", d.conversion_days, within=CONVERSION_DAYS)
         return ReportSettings(
-            fold_chunk=env_int("REPORTS_FOLD_CHUNK", d.fold_chunk, least=FOLD_CHUNK[0], most=FOLD_CHUNK[1]),
+            fold_chunk=env_int("REPORTS_FOLD_CHUNK", d.fold_chunk, within=FOLD_CHUNK),
             conversion_days=conversion_days,
             visit_refold_days=env_int("REPORTS_VISIT_REFOLD_DAYS", d.visit_refold_days, least=conversion_days,
                                       most=REFOLD_DAYS_MOST),
             mall_refold_days=env_int("REPORTS_MALL_REFOLD_DAYS", d.mall_refold_days, least=1, most=REFOLD_DAYS_MOST),
             campaign_refold_days=env_int("REPORTS_CAMPAIGN_REFOLD_DAYS", d.campaign_refold_days, least=1,
                                          most=REFOLD_DAYS_MOST),
-            repurchase_days=env_int("REPORTS_REPURCHASE_DAYS", d.repurchase_days, least=REPURCHASE_DAYS[0],
-                                    most=REPURCHASE_DAYS[1]),
+            repurchase_days=env_int("REPORTS_REPURCHASE_DAYS", d.repurchase_days, within=REPURCHASE_DAYS),
         )
 
 

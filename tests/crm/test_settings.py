@@ -94,6 +94,7 @@ ACCEPTED = [
     ("CRM_CONSULTATION_FOLLOW_UP_DAYS", "1", "consultation_follow_up_days", 1),
     ("CRM_OUTREACH_TEMPLATE_IDS", " tmpl-a ,, tmpl-b ", "outreach_template_ids", ("tmpl-a", "tmpl-b")),
     ("CRM_BIRTHDAY_VOUCHER_TITLE", "生" * 128, "birthday_voucher_title", "生" * 128),
+    ("CRM_BIRTHDAY_VOUCHER_TITLE", " 生日礼 ", "birthday_voucher_title", "生日礼"),  # stored without its spaces
 ]
 
 

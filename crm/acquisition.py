@@ -21,7 +21,7 @@ from crm.models import (
     StaffReward,
     StaffRewardStatus,
 )
-from crm.settings import get_crm_settings
+from crm.settings import CrmSettings, get_crm_settings
 from kernel import clock, sql
 from kernel.errors import ValidationFailed
 from kernel.identity.models import Customer
@@ -111,10 +111,9 @@ async def expire_staff_rewards_outside_horizon_chunk(conn: BaseDBAsyncClient, li
     now = clock.now()
     values: list[Any] = []
     for c in consumptions:
-        base = int(c["amount_fen"])
-        values += [int(c["staff_id"]), int(c["customer_id"]), int(c["id"]), base,
-                   base * settings.staff_reward_bp // 10_000, StaffRewardStatus.expired.value,
-                   sql.instant(c["occurred_at"]) + timedelta(days=settings.staff_reward_hold_days), now]
+        base, amount, hold_until = _reward_terms(c, settings)
+        values += [int(c["staff_id"]), int(c["customer_id"]), int(c["id"]), base, amount,
+                   StaffRewardStatus.expired.value, hold_until, now]
     # The count of rows the insert wrote (not of rows read) is what this run newly expired: a racing run that
     # wrote them first leaves this one nothing to warn about.
     ignore = "OR IGNORE" if sql.is_sqlite(conn) else "IGNORE"
@@ -125,6 +124,14 @@ async def expire_staff_rewards_outside_horizon_chunk(conn: BaseDBAsyncClient, li
         values,
     )
     return len(consumptions), recorded
+
+
+def _reward_terms(consumption: dict[str, Any], settings: CrmSettings) -> tuple[int, int, datetime]:
+    """A staff reward's base (the consumption's net spend), its share and the end of its hold: one rule for the
+    rewards accrued and for those recorded as expired (which show what the consumption would have earned)."""
+    base = int(consumption["amount_fen"])
+    return (base, base * settings.staff_reward_bp // 10_000,
+            sql.instant(consumption["occurred_at"]) + timedelta(days=settings.staff_reward_hold_days))
 
 
 async def accrue_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 2000) -> int:
@@ -139,12 +146,10 @@ async def accrue_staff_rewards_chunk(conn: BaseDBAsyncClient, limit: int = 2000)
         return 0
     rewards = []
     for c in consumptions:
-        base = int(c["amount_fen"])
+        base, amount, hold_until = _reward_terms(c, settings)
         rewards.append(StaffReward(
             staff_id=int(c["staff_id"]), customer_id=int(c["customer_id"]), consumption_id=int(c["id"]),
-            base_fen=base, amount_fen=base * settings.staff_reward_bp // 10_000,
-            hold_until=sql.instant(c["occurred_at"]) + timedelta(days=settings.staff_reward_hold_days),
-            created_at=clock.now(),
+            base_fen=base, amount_fen=amount, hold_until=hold_until, created_at=clock.now(),
         ))
     await StaffReward.bulk_create(rewards, ignore_conflicts=True, using_db=conn)
     return len(rewards)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Db, Limit, Offset
+from api.handlers import get, post
 from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id
 from booking import service, views
 from booking.models import BookingStatus

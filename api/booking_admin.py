@@ -7,7 +7,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import msgspec
-from litestar import Controller, get, patch, post, put
+from litestar import Controller
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
@@ -15,6 +15,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.booking import BranchId, Day
 from api.deps import Db, Limit, Offset
+from api.handlers import get, patch, post, put
 from api.security import provide_staff, staff_only
 from booking import service, views
 from booking.models import BookingStatus, FollowUpStatus

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Controller, get, patch, post
+from litestar import Controller
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
 
@@ -11,6 +11,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
+from api.handlers import get, patch, post
 from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.groupbuy import groups, service, views
 from campaigns.groupbuy import hooks as _line_kinds  # noqa: F401  (registers the group-buy line kind)

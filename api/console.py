@@ -12,13 +12,14 @@ import hashlib
 import re
 from typing import Any
 
-from litestar import Request, Response, Router, get
+from litestar import Request, Response, Router
 from litestar.enums import MediaType
 from litestar.file_system import BaseLocalFileSystem
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.handlers import get
 from console import STATIC_DIR, VENDOR_DIR
 
 _INDEX = (STATIC_DIR / "index.html").read_text(encoding="utf-8")

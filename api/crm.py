@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Controller, Request
 from litestar.di import Provide
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Db, Limit, Offset
+from api.handlers import delete, get, patch, post, put
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from crm import service, views
 from crm.models import CouponOccasion, RfmClass, StaffRewardStatus, TagKind

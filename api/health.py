@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Response, get
+from litestar import Response
 from litestar.datastructures import State
 from tortoise import connections
 
 from api.errors import error_response
+from api.handlers import get
 from kernel.outbox.service import oldest_undelivered_age
 from kernel.settings import get_settings
 from workers.heartbeat import read_heartbeats

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from litestar import Controller, get, patch, post
+from litestar import Controller
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Db, Limit, Offset
+from api.handlers import get, patch, post
 from api.ratelimit import enforce_limit, rate_limited
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import privacy

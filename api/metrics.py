@@ -10,7 +10,7 @@ import hmac
 import time
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from api.errors import error_response
+from api.handlers import get
 from kernel import metrics
 
 # Request latency and counts by method, route template (`/app/groups/{group_id:int}/join`) and status, under

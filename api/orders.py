@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 import structlog
 from litestar.openapi import ResponseSpec
-from litestar import Controller, MediaType, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
@@ -19,6 +19,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Db, Limit, Offset
+from api.handlers import get, post
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from orders import checkout, finance, payments, service
 from orders.product_schemas import CheckoutRequest, PurchaseRequest, QuoteOut

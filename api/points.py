@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, patch, post
+from litestar import Controller, Response
 from litestar.openapi import ResponseSpec
 from litestar.di import Provide
 from litestar.params import Parameter
@@ -17,6 +17,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
+from api.handlers import get, patch, post
 from api.ratelimit import customer_action_limited
 from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock

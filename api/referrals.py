@@ -6,7 +6,7 @@ import base64
 from typing import Any, Literal
 
 import structlog
-from litestar import Controller, Response, get, patch, post
+from litestar import Controller, Response
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.status_codes import HTTP_200_OK
@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.deps import Db, Limit, Offset
+from api.handlers import get, patch, post
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from campaigns.referrals import service, settlement, views
 from campaigns.referrals.binding import bind_at_login

@@ -11,11 +11,12 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Response, get, put
+from litestar import Controller, Response
 from litestar.di import Provide
 from litestar.params import Parameter
 
 from api.deps import Db
+from api.handlers import get, put
 from api.security import provide_staff, staff_only
 from kernel.identity.service import audit
 from kernel.identity.tokens import Principal

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, get, patch, post, put
+from litestar import Controller, Response
 from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
@@ -18,6 +18,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from api.branches import require_branches
 from api.deps import Db, Limit, Offset
+from api.handlers import get, patch, post, put
 from api.orders import RefundIdempotencyKey
 from api.security import customer_guard, provide_customer_id, provide_staff, staff_only
 from kernel import clock

@@ -58,12 +58,13 @@ _TAKE_ONE = ("UPDATE mall_item SET stock_reserved = stock_reserved + 1"
 
 def floor_routes():
     """The three routes, built with the product's own guards, dependencies and parameter types."""
-    from litestar import Controller, get, post
+    from litestar import Controller
     from litestar.di import Provide
     from litestar.status_codes import HTTP_201_CREATED
     from tortoise import connections
 
     from api.deps import Db
+    from api.handlers import get, post
     from api.points import IdempotencyKey
     from api.ratelimit import customer_action_limited
     from api.security import ERASURE_CHECKED_BY_WORK, customer_guard, provide_customer_id

@@ -108,18 +108,18 @@ def _signed_payload(token: str, key: str) -> bytes:
         raise TokenInvalid() from exc
 
 
-# Tokens whose signature and claims were checked, by the whole token string: a customer's mini-program
-# sends several requests with one token. The same string under the same key always verifies the same way;
-# expiry is still judged on every use.
-_VERIFIED: dict[str, tuple[str, _Claims]] = {}
+# Tokens whose signature and claims were checked, by the whole token string, with their expiry and the
+# caller they name: a customer's mini-program sends several requests with one token. The same string
+# under the same key always verifies the same way; expiry is still judged on every use.
+_VERIFIED: dict[str, tuple[str, int, Principal]] = {}
 _VERIFIED_MAX = 16384
 
 
-def _verified_claims(token: str) -> _Claims:
+def _verified(token: str) -> tuple[str, int, Principal]:
     key = get_settings().app.secret_key
     seen = _VERIFIED.get(token)
     if seen is not None and seen[0] == key:  # a key changed in place (tests) verifies again
-        return seen[1]
+        return seen
     # A token carrying our signature but claims of the wrong shape (a leaked key, a bug in an old release)
     # is refused like any invalid token, never a 500: the claims are checked by type. Expiry and issue time
     # are judged by our clock (decode_token), so tests can move time.
@@ -127,20 +127,7 @@ def _verified_claims(token: str) -> _Claims:
         checked = _CLAIMS.decode(_signed_payload(token, key))
     except msgspec.DecodeError as exc:  # not JSON, or claims of the wrong type, missing or unknown
         raise TokenInvalid() from exc
-    if checked.iss != _ISSUER:
-        raise TokenInvalid()
-    if len(_VERIFIED) >= _VERIFIED_MAX:
-        _VERIFIED.clear()
-    _VERIFIED[token] = (key, checked)
-    return checked
-
-
-def decode_token(token: str) -> Principal:
-    checked = _verified_claims(token)
-    # Expiry is checked against our clock so tests can move time instead of sleeping.
-    if checked.exp <= int(clock.now().timestamp()):
-        raise TokenExpired()
-    if checked.typ not in {"customer", "staff"}:
+    if checked.iss != _ISSUER or checked.typ not in {"customer", "staff"}:
         raise TokenInvalid()
     try:
         principal_id = int(checked.sub)
@@ -148,4 +135,17 @@ def decode_token(token: str) -> Principal:
         raise TokenInvalid() from exc
     if not 0 < principal_id < 2**63:
         raise TokenInvalid()
-    return Principal(kind=checked.typ, id=principal_id, roles=frozenset(checked.roles), token_version=checked.ver)
+    principal = Principal(kind=checked.typ, id=principal_id, roles=frozenset(checked.roles),
+                          token_version=checked.ver)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[token] = seen = (key, checked.exp, principal)
+    return seen
+
+
+def decode_token(token: str) -> Principal:
+    _, expires, principal = _verified(token)
+    # Expiry is checked against our clock so tests can move time instead of sleeping.
+    if expires <= int(clock.now().timestamp()):
+        raise TokenExpired()
+    return principal

@@ -13,7 +13,6 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,6 +20,8 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+
+from kernel.clock import keeps_one_offset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,26 +132,14 @@ def env_zone(name: str, default: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return _refuse(name, raw, "an IANA time zone name this machine's zone database knows, such as "
                                   "Asia/Shanghai", default)
-    if not _one_offset(zone):
+    if not keeps_one_offset(zone):
         # Reports turn instants into clinic days with one fixed offset (reports.sql.offset_minutes, taken on
         # 1 January), and booking's schedules have no gap/fold handling: with daylight saving time every summer
-        # day would be counted an hour off. Refused rather than half-supported.
+        # day would be counted an hour off. Refused rather than half-supported (branches' zones too).
         return _refuse(name, raw, "a time zone with one UTC offset all year (no daylight saving time), such as "
                                   "Asia/Shanghai: reports count the clinic's days with a fixed offset, so in "
                                   "summer they would be an hour off", default)
     return raw.strip()
-
-
-# How far ahead a clinic zone's offset must stay the same: past any DST season, and past the next release or two.
-ZONE_CHECK_DAYS = 2 * 366
-
-
-def _one_offset(zone: ZoneInfo) -> bool:
-    """True when the zone's UTC offset is the same at every day's noon (UTC) from now for two years; a daily
-    sample cannot miss a DST season, which lasts months."""
-    start = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
-    offsets = {(start + timedelta(days=d)).astimezone(zone).utcoffset() for d in range(ZONE_CHECK_DAYS)}
-    return len(offsets) == 1
 
 
 # The refusals of the settings being read inside `listing_refusals`; None outside it, where a refusal stops the

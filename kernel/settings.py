@@ -239,6 +239,8 @@ class AppSettings(msgspec.Struct, frozen=True):
     # The interactive docs and the OpenAPI document at /schema (every /admin route in it): on by default
     # except in production, where API_DOCS=1 turns them on (e.g. for the mini-program's developers).
     api_docs: bool = True
+    # How long each process keeps what is the same for every customer (kernel.cache); 0 turns it off.
+    public_cache_seconds: float = 2.0
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True):
@@ -405,6 +407,13 @@ PAY_RETRY_MAX_SECONDS_MOST = 3_600.0
 # redemption), below 0 gave the counter no lifetime, so there was no limit at all. Past a day, one burst locks a
 # customer, or a clinic's Wi-Fi address, out for longer than a day. A limit of 0 requests refused everyone.
 RATE_LIMIT_WINDOW_SECONDS = (1, 86_400)
+# The shared answer caches (kernel.cache: a day's slots, the mall shelf, a campaign page). 0 turns them off. `inf`
+# (or a huge number) kept the first answer for the life of the process: a slot staff closed, an item sold out or a
+# price changed never showed until a restart. Past a minute customers pick seats and items that are long gone, and
+# under a crowd a few seconds already serve almost every read. Read here with the rest, not as each cache is made:
+# the caches are made when their modules are imported, so a bad value stopped the start (the worker's at import)
+# alone, before any other variable was judged.
+PUBLIC_CACHE_SECONDS = (0.0, 60.0)
 # The one limit production relies on against password guessing from many addresses (production refuses
 # RATE_LIMIT_ENABLED=0 for it): more than one attempt a second per username is the same as no limit.
 STAFF_LOGIN_ATTEMPTS_MOST_PER_SECOND = 1.0
@@ -433,6 +442,7 @@ def _read_settings() -> Settings:
             log_level=env("LOG_LEVEL", "INFO"),
             metrics_token=env("METRICS_TOKEN", ""),
             api_docs=_env_bool("API_DOCS", env("APP_ENV", "development") != PRODUCTION),
+            public_cache_seconds=env_float("PUBLIC_CACHE_SECONDS", 2.0, within=PUBLIC_CACHE_SECONDS),
         ),
         db=DatabaseSettings(
             url=env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),

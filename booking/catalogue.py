@@ -28,10 +28,19 @@ def zone_of(branch: Branch) -> ZoneInfo:
 
 
 def _check_zone(name: str) -> None:
+    """A branch's zone: one this machine's zone database knows, with one UTC offset all year (the clinic's own
+    zone is held to the same rule at start, kernel.settings.env_zone)."""
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValidationFailed(f"Unknown time zone {name!r}.", field="timezone") from exc
+    if not clock.keeps_one_offset(zone):
+        # Schedules turn the branch's wall-clock hours into slots with no handling of the hour skipped in spring
+        # or repeated in autumn: in a zone with daylight saving time every slot would be an hour off half the year.
+        raise ValidationFailed(
+            f"Time zone {name!r} has daylight saving time: a branch's time zone must keep one UTC offset all year "
+            "(no daylight saving time), such as Asia/Shanghai, because its schedules and slots are made with one "
+            "offset and would be an hour off in summer.", field="timezone")
 
 
 async def create_branch(

@@ -1,10 +1,11 @@
 """A short, stated-time cache in each process for answers that are the same for every customer (a day's
 slots, the mall shelf, a campaign page). A customer's own state never goes through it.
 
-Entries live `PUBLIC_CACHE_SECONDS` (default 2 s; 0 turns caching off): a seat booked, an item redeemed
-or a price changed shows up in these lists at most that late, while every write (booking, redemption,
-join) still decides on the rows themselves. Time-dependent filtering (minimum notice, an item's
-availability window) is applied by the caller to the cached value on every request, so it is exact.
+Entries live `PUBLIC_CACHE_SECONDS` (default 2 s; 0 turns caching off; read and judged at start with the
+kernel's other settings): a seat booked, an item redeemed or a price changed shows up in these lists at most
+that late, while every write (booking, redemption, join) still decides on the rows themselves. Time-dependent
+filtering (minimum notice, an item's availability window) is applied by the caller to the cached value on every
+request, so it is exact.
 """
 
 from __future__ import annotations
@@ -14,21 +15,9 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from kernel.settings import env_float
+from kernel.settings import get_settings
 
 T = TypeVar("T")
-
-
-# 0 turns the caches off. `inf` (or a huge number) kept the first answer for the life of the process: a slot
-# staff closed, an item sold out or a price changed never showed until a restart. Past a minute customers
-# pick seats and items that are long gone, and under a crowd a few seconds already serve almost every read.
-# Read as each cache is made, when the app's modules are imported at start: outside it, the start stops
-# naming the variable and the range.
-PUBLIC_CACHE_SECONDS = (0.0, 60.0)
-
-
-def _seconds() -> float:
-    return env_float("PUBLIC_CACHE_SECONDS", 2.0, within=PUBLIC_CACHE_SECONDS)
 
 
 class SharedAnswerCache(Generic[T]):
@@ -37,9 +26,22 @@ class SharedAnswerCache(Generic[T]):
     def __init__(self, name: str, *, max_entries: int = 2048) -> None:
         self.name = name
         self.max_entries = max_entries
-        self.seconds = _seconds()
+        # Taken at the first read, not here: caches are made as their modules are imported, before the start has
+        # read the settings and listed every bad value together (kernel.settings.PUBLIC_CACHE_SECONDS).
+        self._seconds: float | None = None
         self._entries: dict[Hashable, tuple[float, T]] = {}
         self._loading: dict[Hashable, "asyncio.Future[T]"] = {}
+
+    @property
+    def seconds(self) -> float:
+        """How long an entry lives: PUBLIC_CACHE_SECONDS (tests set it on a cache to switch that cache on)."""
+        if self._seconds is None:
+            self._seconds = get_settings().app.public_cache_seconds
+        return self._seconds
+
+    @seconds.setter
+    def seconds(self, value: float) -> None:
+        self._seconds = value
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         if self.seconds <= 0:

@@ -30,6 +30,24 @@ def local_today(zone: ZoneInfo | None = None) -> date:
     return local_now(zone).date()
 
 
+# How far ahead a zone's UTC offset must stay the same: past any daylight-saving season, and past the next release
+# or two (the zone database changes when a country starts or stops summer time).
+ONE_OFFSET_DAYS = 2 * 366
+
+
+def keeps_one_offset(zone: ZoneInfo) -> bool:
+    """True when the zone has one UTC offset all year (no daylight saving time): the same at every day's noon (UTC)
+    from now for two years; a daily sample cannot miss a DST season, which lasts months.
+
+    The clinic's zone (CLINIC_TIMEZONE, kernel.settings) and every branch's (booking.catalogue) are held to it:
+    reports count the clinic's days with one fixed offset, and schedules turn a branch's wall-clock hours into
+    slots with no handling of the hour skipped or repeated, so in a DST zone both would be an hour off all summer.
+    """
+    start = now().replace(hour=12, minute=0, second=0, microsecond=0)
+    offsets = {(start + timedelta(days=d)).astimezone(zone).utcoffset() for d in range(ONE_OFFSET_DAYS)}
+    return len(offsets) == 1
+
+
 def set_now(instant: datetime | None) -> None:
     global _frozen
     if instant is not None and instant.tzinfo is None:

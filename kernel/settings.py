@@ -13,7 +13,6 @@ import math
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -21,6 +20,8 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+
+from kernel.clock import keeps_one_offset
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,26 +132,14 @@ def env_zone(name: str, default: str) -> str:
     except (ZoneInfoNotFoundError, ValueError, OSError):
         return _refuse(name, raw, "an IANA time zone name this machine's zone database knows, such as "
                                   "Asia/Shanghai", default)
-    if not _one_offset(zone):
+    if not keeps_one_offset(zone):
         # Reports turn instants into clinic days with one fixed offset (reports.sql.offset_minutes, taken on
         # 1 January), and booking's schedules have no gap/fold handling: with daylight saving time every summer
-        # day would be counted an hour off. Refused rather than half-supported.
+        # day would be counted an hour off. Refused rather than half-supported (branches' zones too).
         return _refuse(name, raw, "a time zone with one UTC offset all year (no daylight saving time), such as "
                                   "Asia/Shanghai: reports count the clinic's days with a fixed offset, so in "
                                   "summer they would be an hour off", default)
     return raw.strip()
-
-
-# How far ahead a clinic zone's offset must stay the same: past any DST season, and past the next release or two.
-ZONE_CHECK_DAYS = 2 * 366
-
-
-def _one_offset(zone: ZoneInfo) -> bool:
-    """True when the zone's UTC offset is the same at every day's noon (UTC) from now for two years; a daily
-    sample cannot miss a DST season, which lasts months."""
-    start = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
-    offsets = {(start + timedelta(days=d)).astimezone(zone).utcoffset() for d in range(ZONE_CHECK_DAYS)}
-    return len(offsets) == 1
 
 
 # The refusals of the settings being read inside `listing_refusals`; None outside it, where a refusal stops the
@@ -250,6 +239,8 @@ class AppSettings(msgspec.Struct, frozen=True):
     # The interactive docs and the OpenAPI document at /schema (every /admin route in it): on by default
     # except in production, where API_DOCS=1 turns them on (e.g. for the mini-program's developers).
     api_docs: bool = True
+    # How long each process keeps what is the same for every customer (kernel.cache); 0 turns it off.
+    public_cache_seconds: float = 2.0
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True):
@@ -416,6 +407,13 @@ PAY_RETRY_MAX_SECONDS_MOST = 3_600.0
 # redemption), below 0 gave the counter no lifetime, so there was no limit at all. Past a day, one burst locks a
 # customer, or a clinic's Wi-Fi address, out for longer than a day. A limit of 0 requests refused everyone.
 RATE_LIMIT_WINDOW_SECONDS = (1, 86_400)
+# The shared answer caches (kernel.cache: a day's slots, the mall shelf, a campaign page). 0 turns them off. `inf`
+# (or a huge number) kept the first answer for the life of the process: a slot staff closed, an item sold out or a
+# price changed never showed until a restart. Past a minute customers pick seats and items that are long gone, and
+# under a crowd a few seconds already serve almost every read. Read here with the rest, not as each cache is made:
+# the caches are made when their modules are imported, so a bad value stopped the start (the worker's at import)
+# alone, before any other variable was judged.
+PUBLIC_CACHE_SECONDS = (0.0, 60.0)
 # The one limit production relies on against password guessing from many addresses (production refuses
 # RATE_LIMIT_ENABLED=0 for it): more than one attempt a second per username is the same as no limit.
 STAFF_LOGIN_ATTEMPTS_MOST_PER_SECOND = 1.0
@@ -444,6 +442,7 @@ def _read_settings() -> Settings:
             log_level=env("LOG_LEVEL", "INFO"),
             metrics_token=env("METRICS_TOKEN", ""),
             api_docs=_env_bool("API_DOCS", env("APP_ENV", "development") != PRODUCTION),
+            public_cache_seconds=env_float("PUBLIC_CACHE_SECONDS", 2.0, within=PUBLIC_CACHE_SECONDS),
         ),
         db=DatabaseSettings(
             url=env("DATABASE_URL", f"sqlite://{data_dir / 'clinic.sqlite3'}"),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+import pytest
+
 from booking.models import Booking, Branch
 from kernel import clock
 from kernel.identity.models import AuditLogEntry
@@ -100,6 +102,29 @@ async def test_staff_set_up_publish_and_customers_see_slots(client):
     assert late.status_code == 409 and late.json()["code"] == "slot_closed"
     audit = await AuditLogEntry.filter(target_type="booking_schedule", target_id=str(sid)).values_list("action", flat=True)
     assert {"booking.schedule_create", "booking.slots_publish", "booking.schedule_exception"} <= set(audit)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Australia/Sydney"])
+async def test_a_branch_in_a_zone_with_daylight_saving_time_is_refused(client, zone):
+    """Its schedules would have made every slot an hour off for half the year (no gap/fold handling): refused with
+    the clinic zone's rule (kernel.clock.keeps_one_offset), naming the field and why; nothing is written."""
+    a = staff_headers(await make_staff("admin"))
+    code = f"dst-{secrets.token_hex(3)}"
+    refused = await client.post("/admin/booking/branches", headers=a,
+                                json={"code": code, "name": "Summer time", "timezone": zone})
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["code"] == "validation_failed" and body["detail"]["field"] == "timezone", body
+    assert "daylight saving time" in body["message"] and "one UTC offset all year" in body["message"], body
+    assert not await Branch.filter(code=code).exists()
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Asia/Tokyo", "UTC"])
+async def test_a_branch_in_a_zone_of_one_offset_is_created(client, zone):
+    a = staff_headers(await make_staff("admin"))
+    created = await client.post("/admin/booking/branches", headers=a,
+                                json={"code": f"one-{secrets.token_hex(3)}", "name": "One offset", "timezone": zone})
+    assert created.status_code == 201 and created.json()["timezone"] == zone, created.text
 
 
 async def test_front_desk_day_queue_visit_follow_ups_survey_and_history(client, redis):

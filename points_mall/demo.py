@@ -14,7 +14,7 @@ from points_mall import checkin, ledger
 from points_mall.consumption import record_consumption
 from points_mall.errors import AlreadyCheckedIn
 from points_mall.models import Consumption, MallItem, MallItemKind, MemberTier, PointsLedgerEntry
-from points_mall.rules import get_rules
+from points_mall.rules import get_rules, update_rules
 from points_mall.tiers import create_tier
 
 TIERS = [
@@ -52,7 +52,9 @@ async def _customer(conn: BaseDBAsyncClient, name: str) -> Customer | None:
 
 
 async def load(conn: BaseDBAsyncClient) -> None:
-    await get_rules(conn)
+    if not (await get_rules(conn)).expiry_reminder_template_id:
+        # The sandbox accepts any template id; a clinic sets the one it registered with WeChat.
+        await update_rules(conn, None, {"expiry_reminder_template_id": "demo-points-expiry"})
     # Each piece is created only if missing (by name / title), so loading twice changes nothing.
     for tier in TIERS:
         taken = MemberTier.filter(Q(name=tier["name"]) | Q(level=tier["level"]))

@@ -60,6 +60,12 @@ async def queue_expiry_reminders(ctx: dict[str, Any]) -> int:
     rules = await run_job_transaction(ctx, get_rules)
     if rules.expiry_reminder_days <= 0:
         return 0
+    if not rules.expiry_reminder_template_id:
+        # A subscribe message names the template the clinic registered with WeChat; there is no id that works
+        # for every clinic, and WeChat refuses an unknown one. Until staff set it, no reminder is queued (they
+        # are queued on a later run once it is set, for the expiries still ahead).
+        log.warning("points_expiry_reminders_off", reason="no expiry_reminder_template_id in the points rules")
+        return 0
     now = clock.now()
     horizon = now + timedelta(days=rules.expiry_reminder_days)
     groups = await PointsLot.filter(remaining__gt=0, expires_at__gt=now, expires_at__lte=horizon).annotate(
@@ -88,12 +94,17 @@ async def send_expiry_reminder(ctx: dict[str, Any], reminder_id: int) -> bool:
         return False
     customer = await Customer.get_or_none(id=reminder.customer_id, deleted_at=None)  # type: ignore[attr-defined]
     rules = await run_job_transaction(ctx, get_rules)
+    if not rules.expiry_reminder_template_id:
+        # Queued while a template was set, which staff have since cleared: left unsent (see queue_expiry_reminders).
+        log.warning("points_expiry_reminder_not_sent", reminder_id=reminder.id,
+                    reason="no expiry_reminder_template_id in the points rules")
+        return False
     if customer is not None:
         local = reminder.expires_at.astimezone(clock.clinic_zone()) - timedelta(seconds=1)
         # The WeChat call is outside any transaction; at worst a retry sends the reminder twice.
         await ctx["miniprogram"].send_subscribe_message(
             customer.openid,
-            rules.expiry_reminder_template_id or "points_expiry",
+            rules.expiry_reminder_template_id,
             {"points": str(reminder.points), "expires_on": local.strftime("%Y-%m-%d")},
             page="pages/points/index",
         )

@@ -21,7 +21,13 @@ from tests.points_mall.factories import assert_ledger_consistent, balance_of, gi
 UTC = timezone.utc
 
 
+async def _reminder_template(template_id: str) -> None:
+    async with transaction() as conn:
+        await update_rules(conn, None, {"expiry_reminder_template_id": template_id})
+
+
 async def test_points_expire_at_end_of_twelfth_month_and_job_is_idempotent(redis):
+    await _reminder_template("tmpl-points-expiry")
     customer = await make_customer()
     clock.set_now(datetime(2025, 1, 20, 2, tzinfo=UTC))
     await give_points(customer.id, 100, "t:" + secrets.token_hex(4))  # earned January 2025
@@ -53,7 +59,31 @@ async def test_points_expire_at_end_of_twelfth_month_and_job_is_idempotent(redis
     await run_worker(redis, ctx={"miniprogram": wechat}, functions=tasks.FUNCTIONS)
     sent_to_customer = [m for m in wechat.sent if m.openid == customer.openid]
     assert sorted(m.data["points"] for m in sent_to_customer) == ["40", "70"]
+    assert {m.template_id for m in sent_to_customer} == {"tmpl-points-expiry"}
     assert all(r.sent_at for r in await ExpiryReminder.filter(customer_id=customer.id))
+
+
+async def test_no_expiry_reminder_without_the_clinics_template(redis):
+    """WeChat refuses a template id the clinic did not register: with none in the rules, nothing is queued, and a
+    reminder queued before the template was cleared is left unsent."""
+    from kernel.wechat.miniprogram import SandboxMiniProgram
+
+    customer = await make_customer()
+    clock.set_now(datetime(2025, 3, 10, 2, tzinfo=UTC))
+    await give_points(customer.id, 50, "t:" + secrets.token_hex(4))
+    clock.set_now(datetime(2026, 3, 20, 2, tzinfo=UTC))  # 50 points expire on 1 April 2026, within 30 days
+    await _reminder_template("")
+    assert await tasks.queue_expiry_reminders({}) == 0
+    assert not await ExpiryReminder.filter(customer_id=customer.id).exists()
+
+    await _reminder_template("tmpl-points-expiry")
+    assert await tasks.queue_expiry_reminders({}) >= 1  # set later: the expiry still ahead is reminded of
+    [reminder] = await ExpiryReminder.filter(customer_id=customer.id)
+    await _reminder_template("")
+    wechat = SandboxMiniProgram()
+    assert await tasks.send_expiry_reminder({"miniprogram": wechat}, reminder.id) is False
+    assert wechat.sent == []
+    assert (await ExpiryReminder.get(id=reminder.id)).sent_at is None
 
 
 async def test_release_job_moves_pending_points_once():

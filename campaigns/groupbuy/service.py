@@ -232,7 +232,9 @@ async def create_campaign(conn: BaseDBAsyncClient, data: CampaignCreate, staff_i
         ends_at=data.ends_at, group_size=data.group_size, time_limit_minutes=data.time_limit_minutes,
         per_customer_limit=data.per_customer_limit, new_customers_only=data.new_customers_only,
         virtual_min_paid=data.virtual_min_paid, leader_bonus_points=data.leader_bonus_points,
-        voucher_valid_days=data.voucher_valid_days, branch_ids=data.branch_ids, created_by=staff_id,
+        voucher_valid_days=data.voucher_valid_days, created_by=staff_id,
+        # A set, kept as vouchers keep it (sorted, once each), as an edit stores it.
+        branch_ids=None if data.branch_ids is None else sorted(set(data.branch_ids)),
         created_at=now, updated_at=now, using_db=conn,
     )
     for i, sku in enumerate(data.skus):

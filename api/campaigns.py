@@ -70,7 +70,11 @@ class AdminCampaignController(Controller):
 
         return await db.run(work)
 
-    @patch("/{campaign_id:int}", summary="Change a campaign and its items (skus) together (limited once live)")
+    @patch("/{campaign_id:int}", summary="Change a campaign and its items (skus) together (limited once live)",
+           description="Send back the `version` the campaign was read with: a save from a copy that someone changed "
+                       "since (another staff member's edit of the campaign or an item; customers taking stock do not "
+                       "count) is refused with 409 `edited_meanwhile` and changes nothing. Without `version` the "
+                       "body is applied as it stands (last save wins), as before.")
     async def update(self, db: Db, campaign_id: int, data: CampaignUpdate, staff: Principal) -> CampaignOut:
         async def work(conn: BaseDBAsyncClient):
             await require_branches(conn, data.branch_ids, field="branch_ids")
@@ -82,7 +86,7 @@ class AdminCampaignController(Controller):
             # Each item under the action its own route writes, so an item's history reads the same either way.
             for sku_id, changed in edited.items_changed.items():
                 await audit(conn, staff.id, "campaign.update_sku", "campaign_sku", sku_id, _audited(changed))
-            return await views.admin_view(conn, edited.campaign)
+            return await views.admin_view(conn, edited.campaign, edited.skus)
 
         return await db.run(work)
 

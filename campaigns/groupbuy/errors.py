@@ -35,6 +35,14 @@ class LiveCampaignChange(Conflict):
     default_message = "A live campaign cannot change this."
 
 
+class EditedMeanwhile(Conflict):
+    """A staff save made from a copy older than what is stored: someone else changed the campaign or one of
+    its items since the editor loaded it. Nothing is changed; the client reloads and edits again."""
+
+    code = "edited_meanwhile"
+    default_message = "Someone else changed this campaign since you opened it; reload it and make your change again."
+
+
 class WrongCampaignKind(Conflict):
     code = "wrong_campaign_kind"
     default_message = "This campaign does not work that way."

@@ -15,6 +15,7 @@ from kernel.schemas import Id, Page
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Fen = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+EditVersion = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$", description="The campaign's `version` as read")]
 
 
 class Tier(msgspec.Struct, forbid_unknown_fields=True):
@@ -80,6 +81,10 @@ class CampaignUpdate(msgspec.Struct, forbid_unknown_fields=True):
     branch_ids: list[Id] | None = None
     # Items changed in the same transaction as the campaign: a refused item leaves the campaign as it was.
     skus: list[SkuEdit] | None = None
+    # The `version` the campaign was read with (GET answers it): a save from a copy someone changed since is
+    # refused with 409 `edited_meanwhile` and changes nothing. Not sent (older clients), the body is applied
+    # as before: last save wins.
+    version: EditVersion | None = None
 
 
 class SkuOut(msgspec.Struct):
@@ -115,6 +120,13 @@ class CampaignOut(msgspec.Struct):
     skus: list[SkuOut]
     ended_at: datetime | None
     settled_at: datetime | None
+    # What staff edit, as one value: send it back as `CampaignUpdate.version` (it does not move when customers
+    # take stock).
+    version: str
+    # What an edit would be refused for changing now (a running campaign's start, group rules, prices...): the
+    # campaign's own fields, and those of every item. Empty for a draft or a campaign not started yet.
+    locked_fields: list[str]
+    locked_item_fields: list[str]
 
 
 class CampaignPage(Page):
@@ -252,12 +264,13 @@ def sku_out(sku: CampaignSku, current_price_fen: int) -> SkuOut:
     )
 
 
-def campaign_out(c: Campaign, skus: list[SkuOut]) -> CampaignOut:
+def campaign_out(c: Campaign, skus: list[SkuOut], *, version: str, locked_fields: list[str],
+                 locked_item_fields: list[str]) -> CampaignOut:
     return CampaignOut(
         id=c.id, kind=c.kind, title=c.title, description=c.description, status=c.status, starts_at=c.starts_at,
         ends_at=c.ends_at, group_size=c.group_size, time_limit_minutes=c.time_limit_minutes,
         per_customer_limit=c.per_customer_limit, new_customers_only=c.new_customers_only,
         virtual_min_paid=c.virtual_min_paid, leader_bonus_points=c.leader_bonus_points,
         voucher_valid_days=c.voucher_valid_days, branch_ids=c.branch_ids, skus=skus, ended_at=c.ended_at,
-        settled_at=c.settled_at,
+        settled_at=c.settled_at, version=version, locked_fields=locked_fields, locked_item_fields=locked_item_fields,
     )

@@ -5,8 +5,10 @@ Functions take the caller's connection and never commit.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field as dataclass_field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -17,6 +19,7 @@ from campaigns.groupbuy.errors import (
     CampaignNotFound,
     CampaignNotLive,
     CampaignStateConflict,
+    EditedMeanwhile,
     LiveCampaignChange,
     SkuNotFound,
 )
@@ -32,6 +35,12 @@ MIN_TIME_LIMIT_MINUTES = 10
 LIVE_CHANGEABLE = {"title", "description", "ends_at", "per_customer_limit", "branch_ids", "voucher_valid_days"}
 # An item's prices are what buyers paid or were promised; a live item keeps them.
 LIVE_FIXED_PRICES = ("original_price_fen", "group_price_fen", "tiers")
+# What staff edit (CampaignUpdate without its items and version; SkuUpdate): what the edit version covers, and
+# what a campaign's locks are named from.
+CAMPAIGN_FIELDS = ("title", "description", "starts_at", "ends_at", "group_size", "time_limit_minutes",
+                   "per_customer_limit", "new_customers_only", "virtual_min_paid", "leader_bonus_points",
+                   "voucher_valid_days", "branch_ids")
+ITEM_FIELDS = ("title", "original_price_fen", "group_price_fen", "stock", "tiers")
 
 
 @dataclass
@@ -50,6 +59,8 @@ class EditedCampaign:
     campaign: Campaign
     changed: dict[str, Any]
     items_changed: dict[int, dict[str, Any]] = dataclass_field(default_factory=dict)
+    # Every item of the campaign as it stands after the edit (read once, under the edit's lock).
+    skus: list[CampaignSku] = dataclass_field(default_factory=list)
 
 
 def _same_instant(sent: datetime, stored: datetime) -> bool:
@@ -66,12 +77,19 @@ def campaign_changes(campaign: Campaign, data: CampaignUpdate) -> dict[str, Any]
     group size or start counted as a change would refuse the edit of a title."""
     changed: dict[str, Any] = {}
     for name, sent in msgspec.structs.asdict(data).items():
-        if sent is None or name == "skus":  # None: not sent; items are compared one by one in update_sku
+        # None: not sent; items are compared one by one in _edit_item; the version is no field of the campaign
+        if sent is None or name in ("skus", "version"):
             continue
         if name == "virtual_min_paid" and sent == 0:
             sent = None  # 0 turns virtual completion off, stored as NULL
         stored = getattr(campaign, name)
-        if isinstance(sent, datetime) and stored is not None:
+        if name == "branch_ids":
+            # Where the vouchers may be redeemed: a set. The same branches in another order are no change, and
+            # a change is stored as vouchers keep it (sorted, once each); none listed ([]) is every branch, as
+            # NULL is.
+            same = set(sent) == set(stored or [])
+            sent = sorted(set(sent))
+        elif isinstance(sent, datetime) and stored is not None:
             same = _same_instant(sent, stored)
         else:
             same = sent == stored
@@ -97,6 +115,43 @@ def item_changes(sku: CampaignSku, data: SkuUpdate) -> dict[str, Any]:
         "stock": sku.stock_total, "tiers": sku.tiers or [],
     }
     return {name: value for name, value in sent.items() if value is not None and value != stored[name]}
+
+
+def edit_version(campaign: Campaign, skus: list[CampaignSku]) -> str:
+    """The version of what staff edit (版本): a digest of the campaign's editable fields and of each item's.
+
+    A staff editor sends back the version it loaded (`CampaignUpdate.version`); a save from a copy whose
+    version is no longer the stored one is refused (`edited_meanwhile`), so it cannot put back a value someone
+    else changed meanwhile. It is computed from the values, not kept in a column, so every writer counts
+    (either edit route, ending now, a future one) and nothing else does: customers joining or buying move an
+    item's `stock_left` and `sold_units`, never its `stock_total`, so a busy campaign's version stays put.
+    The status is left out too: the sweep starting a campaign is the clock, not an edit (the live rules still
+    refuse what a running campaign locks)."""
+
+    def instant(value: datetime) -> str:
+        return value.astimezone(timezone.utc).isoformat()
+
+    edited = {
+        "campaign": [campaign.id, campaign.title, campaign.description, instant(campaign.starts_at),
+                     instant(campaign.ends_at), campaign.group_size, campaign.time_limit_minutes,
+                     campaign.per_customer_limit, campaign.new_customers_only, campaign.virtual_min_paid,
+                     campaign.leader_bonus_points, campaign.voucher_valid_days, sorted(set(campaign.branch_ids or []))],
+        "skus": sorted([s.id, s.title, s.original_price_fen, s.group_price_fen, s.stock_total,
+                        [[t["min_units"], t["price_fen"]] for t in s.tiers or []]] for s in skus),
+    }
+    text = json.dumps(edited, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def locked_fields(campaign: Campaign) -> tuple[list[str], list[str]]:
+    """What an edit of this campaign would be refused for changing now: its own fields, and every item's.
+    The same rule `update_campaign` and `update_sku` apply, answered with the campaign so that the console's
+    hint says what the API enforces and no rule lives only in the page."""
+    if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
+        return list(CAMPAIGN_FIELDS), list(ITEM_FIELDS)
+    if campaign.status == CampaignStatus.live or is_running(campaign):
+        return [f for f in CAMPAIGN_FIELDS if f not in LIVE_CHANGEABLE], list(LIVE_FIXED_PRICES)
+    return [], []
 
 
 def current_price_fen(sku: CampaignSku) -> int:
@@ -177,7 +232,9 @@ async def create_campaign(conn: BaseDBAsyncClient, data: CampaignCreate, staff_i
         ends_at=data.ends_at, group_size=data.group_size, time_limit_minutes=data.time_limit_minutes,
         per_customer_limit=data.per_customer_limit, new_customers_only=data.new_customers_only,
         virtual_min_paid=data.virtual_min_paid, leader_bonus_points=data.leader_bonus_points,
-        voucher_valid_days=data.voucher_valid_days, branch_ids=data.branch_ids, created_by=staff_id,
+        voucher_valid_days=data.voucher_valid_days, created_by=staff_id,
+        # A set, kept as vouchers keep it (sorted, once each), as an edit stores it.
+        branch_ids=None if data.branch_ids is None else sorted(set(data.branch_ids)),
         created_at=now, updated_at=now, using_db=conn,
     )
     for i, sku in enumerate(data.skus):
@@ -219,12 +276,28 @@ def require_running(campaign: Campaign) -> None:
         raise CampaignNotLive(campaign_id=campaign.id, status=campaign.status.value)
 
 
+async def locked_for_edit(conn: BaseDBAsyncClient, campaign_id: int) -> tuple[Campaign, list[CampaignSku]]:
+    """The campaign and its items, read once and locked until the caller's transaction ends: a second staff
+    save of this campaign waits here and then reads what the first one wrote (so it compares its version with
+    that), and an item's stock is changed from the row it was judged on. Joins do not lock the campaign's row,
+    so they never wait on it; they wait only for the items this edit changes, as they did."""
+    campaign = await Campaign.filter(id=campaign_id).using_db(conn).select_for_update().first()
+    if campaign is None:
+        raise CampaignNotFound(campaign_id=campaign_id)
+    skus = await CampaignSku.filter(campaign_id=campaign_id).using_db(conn).select_for_update().order_by(
+        "position", "id")
+    return campaign, list(skus)
+
+
 async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: CampaignUpdate) -> EditedCampaign:
     """Change the campaign, then each item in `data.skus`, in the caller's one transaction: staff save them
     together, so an item refused (errors name `skus[i].<field>`) leaves the campaign's own fields unsaved too.
     Only what differs from the stored campaign is a change: what a live campaign refuses, what is written and
-    what the caller audits."""
-    campaign = await get_campaign(conn, campaign_id)
+    what the caller audits. With `data.version`, a campaign or item changed since that version was read is
+    refused whole (`edited_meanwhile`); without it (older clients) the body is applied as it always was."""
+    campaign, skus = await locked_for_edit(conn, campaign_id)
+    if data.version is not None and data.version != edit_version(campaign, skus):
+        raise EditedMeanwhile(field="version")
     # Before comparing: a naive time is no instant, so it cannot equal the stored one either.
     _require_zone(starts_at=data.starts_at, ends_at=data.ends_at)
     listed: set[int] = set()
@@ -236,7 +309,8 @@ async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: Campa
     changes = campaign_changes(campaign, data)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
-    if campaign.status == CampaignStatus.live or is_running(campaign):
+    live = campaign.status == CampaignStatus.live or is_running(campaign)
+    if live:
         refused = sorted(set(changes) - LIVE_CHANGEABLE)
         if refused:
             raise LiveCampaignChange(field=refused[0], refused=refused)
@@ -253,31 +327,47 @@ async def update_campaign(conn: BaseDBAsyncClient, campaign_id: int, data: Campa
         leader_bonus_points=changes.get("leader_bonus_points", campaign.leader_bonus_points),
     )
     if changes:
-        await Campaign.filter(id=campaign_id).using_db(conn).update(**changes, updated_at=clock.now())
+        written = {**changes, "updated_at": clock.now()}
+        await Campaign.filter(id=campaign_id).using_db(conn).update(**written)
+        for name, value in written.items():  # the locked row is what is stored now: no read again
+            setattr(campaign, name, value)
+    by_id = {sku.id: sku for sku in skus}
     items_changed: dict[int, dict[str, Any]] = {}
     for i, item in enumerate(data.skus or []):
-        edited = await update_sku(conn, campaign_id, item.id, item, field=f"skus[{i}]")
+        sku = by_id.get(item.id)
+        if sku is None:
+            raise SkuNotFound(sku_id=item.id)
+        edited = await _edit_item(conn, campaign, sku, item, live=live, field=f"skus[{i}]")
         if edited.changed:
             items_changed[item.id] = edited.changed
-    return EditedCampaign(await get_campaign(conn, campaign_id), changes, items_changed)
+    return EditedCampaign(campaign, changes, items_changed, skus)
 
 
-async def update_sku(
-    conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, data: SkuUpdate, *, field: str | None = None
+async def update_sku(conn: BaseDBAsyncClient, campaign_id: int, sku_id: int, data: SkuUpdate) -> EditedItem:
+    """Change one item through its own route (field names as sent: `stock`). The item's row is locked before
+    it is judged, so a stock refused names what is taken now, not what an earlier read saw."""
+    campaign = await get_campaign(conn, campaign_id)
+    sku = await CampaignSku.filter(id=sku_id, campaign_id=campaign_id).using_db(conn).select_for_update().first()
+    if sku is None:
+        raise SkuNotFound(sku_id=sku_id)
+    live = campaign.status == CampaignStatus.live or is_running(campaign)
+    return await _edit_item(conn, campaign, sku, data, live=live, field=None)
+
+
+async def _edit_item(
+    conn: BaseDBAsyncClient, campaign: Campaign, sku: CampaignSku, data: SkuUpdate, *, live: bool, field: str | None
 ) -> EditedItem:
-    """Change one item. `field` is where the item sits in the request (`skus[0]`) when it came with its
-    campaign, and prefixes every field an error names; the item's own route keeps its names. As for the
-    campaign, a field sent with its stored value is no change (a live item's unchanged price is not refused)."""
+    """Change one item, read and locked by the caller; `sku` is updated in place to what is stored. `field` is
+    where the item sits in the request (`skus[0]`) when it came with its campaign, and prefixes every field an
+    error names. As for the campaign, a field sent with its stored value is no change (a live item's unchanged
+    price is not refused)."""
 
     def named(name: str) -> str:
         return f"{field}.{name}" if field else name
 
-    campaign = await get_campaign(conn, campaign_id)
-    sku = await get_sku(conn, campaign_id, sku_id)
     if campaign.status in (CampaignStatus.ended, CampaignStatus.cancelled):
         raise CampaignStateConflict("An ended or cancelled campaign cannot change.", status=campaign.status.value)
     changed = item_changes(sku, data)
-    live = campaign.status == CampaignStatus.live or is_running(campaign)
     if live:
         for price in LIVE_FIXED_PRICES:
             if price in changed:
@@ -287,26 +377,37 @@ async def update_sku(
     _validate_sku(data, campaign.kind, field or "sku", original=original, group=group)
     if data.tiers is None and data.group_price_fen is not None:
         _validate_tiers([Tier(**t) for t in sku.tiers or []], group, f"{field or 'sku'}.tiers")
-    columns = {k: v for k, v in changed.items() if k != "stock"}
-    if columns:
-        await CampaignSku.filter(id=sku_id).using_db(conn).update(**columns)
     # An unchanged stock is no stock change (the console sends every item's stock back, touched or not) and is
     # never below what is taken, so no statement runs. Run, the conditional update below would change no row,
     # and the driver counts rows changed, not rows matched (CLIENT_FOUND_ROWS off, which `groups._take_quota`
-    # relies on): that 0 was read as a refusal. A changed stock changes stock_total in any row the WHERE
-    # matches, so there 0 still means it matched nothing: `left` would go below zero, or another edit changed
-    # the total first.
+    # relies on): that 0 was read as a refusal.
     if "stock" in changed:
-        # Stock can move while buyers take it: the change is one conditional update that keeps
-        # what is already taken (total - left) and never lets `left` go below zero.
+        # The row is locked (FOR UPDATE), so what is taken (total - left) is what buyers hold now; the refusal
+        # names that figure, which is why the row is locked before it is read.
+        taken = sku.stock_total - sku.stock_left
+        if data.stock < taken:
+            raise ValidationFailed("Stock cannot go below what is already sold or held.", field=named("stock"),
+                                   taken=taken)
+        # Still one conditional update, which keeps what is taken and never lets `left` go below zero, should
+        # the row have moved after all (a database that ignores FOR UPDATE): then it is read again and the
+        # refusal says what is taken now.
         delta = data.stock - sku.stock_total
         moved = await CampaignSku.filter(
-            id=sku_id, stock_total=sku.stock_total, stock_left__gte=max(0, -delta)
+            id=sku.id, stock_total=sku.stock_total, stock_left__gte=max(0, -delta)
         ).using_db(conn).update(stock_total=data.stock, stock_left=F("stock_left") + delta)
         if not moved:
+            now = await CampaignSku.get(id=sku.id).using_db(conn)
+            if data.stock >= now.stock_total - now.stock_left:  # not too low: the total moved meanwhile
+                raise EditedMeanwhile(field=named("stock"))
             raise ValidationFailed("Stock cannot go below what is already sold or held.", field=named("stock"),
-                                   taken=sku.stock_total - sku.stock_left)
-    return EditedItem(await get_sku(conn, campaign_id, sku_id), changed)
+                                   taken=now.stock_total - now.stock_left)
+        sku.stock_total, sku.stock_left = data.stock, sku.stock_left + delta
+    columns = {k: v for k, v in changed.items() if k != "stock"}
+    if columns:
+        await CampaignSku.filter(id=sku.id).using_db(conn).update(**columns)
+        for name, value in columns.items():
+            setattr(sku, name, value)
+    return EditedItem(sku, changed)
 
 
 async def publish(conn: BaseDBAsyncClient, campaign_id: int) -> Campaign:

@@ -11,6 +11,7 @@ from campaigns.groupbuy.errors import CampaignNotFound, GroupNotFound
 from campaigns.groupbuy.models import (
     Campaign,
     CampaignEntry,
+    CampaignSku,
     CampaignStatus,
     EntryRole,
     EntryStatus,
@@ -41,9 +42,15 @@ SEATED = (EntryStatus.held, EntryStatus.paid, EntryStatus.fulfilled)
 SOLD = (EntryStatus.paid, EntryStatus.fulfilled)
 
 
-async def admin_view(conn: BaseDBAsyncClient, campaign: Campaign) -> CampaignOut:
-    skus = await campaigns.skus_of(conn, campaign.id)
-    return campaign_out(campaign, [sku_out(s, campaigns.current_price_fen(s)) for s in skus])
+async def admin_view(conn: BaseDBAsyncClient, campaign: Campaign, skus: list[CampaignSku] | None = None) -> CampaignOut:
+    """A campaign for staff, with its edit version and what is locked now; `skus` when the caller holds them
+    already (an edit answers the items it read and changed, without reading them again)."""
+    if skus is None:
+        skus = await campaigns.skus_of(conn, campaign.id)
+    locked, locked_items = campaigns.locked_fields(campaign)
+    return campaign_out(campaign, [sku_out(s, campaigns.current_price_fen(s)) for s in skus],
+                        version=campaigns.edit_version(campaign, skus), locked_fields=locked,
+                        locked_item_fields=locked_items)
 
 
 async def campaign_page(conn: BaseDBAsyncClient, *, status: CampaignStatus | None, limit: int,

@@ -4,14 +4,21 @@ it was, and a running campaign sent back whole refuses only the locked fields wh
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from datetime import datetime, timedelta, timezone
 
-from campaigns.groupbuy import groups
+import pytest
+from tortoise import Tortoise
+
+from campaigns.groupbuy import groups, service
 from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku
+from campaigns.groupbuy.schemas import CampaignUpdate, SkuCreate, SkuEdit, SkuUpdate
 from kernel import clock
 from kernel.db import transaction
 from kernel.identity.models import AuditLogEntry
-from tests.campaigns.groupbuy_factories import make_campaign
+from tests.booking.factories import make_branch
+from tests.campaigns.groupbuy_factories import make_campaign, pay
 from tests.factories import make_customer, make_staff, staff_headers
 
 # What the console's editor sends back for a campaign it opened (campaign.js, campaignBody): every field.
@@ -292,3 +299,236 @@ async def test_a_live_items_unchanged_prices_are_no_change_and_a_changed_price_i
     assert (item.title, item.group_price_fen, item.original_price_fen, item.tiers) == (
         "热玛吉 全脸", sku.group_price_fen, sku.original_price_fen, sku.tiers)
     assert await audited(staff.id) == [("campaign.update_sku", str(sku.id), {"title": "热玛吉 全脸"})]
+
+
+# --- a save from a stale copy (the editor sends back the version it loaded) -----------------------------------
+
+async def edited_meanwhile_by_someone_else(client, h_other, campaign_id: int, sku_id: int, change: str) -> None:
+    """Staff member B's edit, made while A's editor is open: an item's stock raised, or the title changed."""
+    if change == "stock":
+        r = await client.patch(f"/admin/campaigns/{campaign_id}/skus/{sku_id}", json={"stock": 40}, headers=h_other)
+    else:
+        r = await client.patch(f"/admin/campaigns/{campaign_id}", json={"title": "B 改的标题"}, headers=h_other)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("change", ["stock", "title"])
+async def test_a_save_from_a_copy_someone_changed_since_is_refused_and_changes_nothing(client, change):
+    """A opened the editor, B raised an item's stock (or retitled the campaign), A saved an unrelated change:
+    A's whole form went back and silently put B's stock (title) back. Now A's save is refused, B's value stays."""
+    a, b = await make_staff("campaign"), await make_staff("campaign")
+    ha, hb = staff_headers(a), staff_headers(b)
+    campaign, sku = await running_campaign_with_two_units_held()
+    body = await the_editors_body(client, ha, campaign.id, description="A 改的说明")
+    body["version"] = (await client.get(f"/admin/campaigns/{campaign.id}", headers=ha)).json()["version"]
+
+    await edited_meanwhile_by_someone_else(client, hb, campaign.id, sku.id, change)
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", json=body, headers=ha)
+    assert r.status_code == 409 and r.json()["code"] == "edited_meanwhile", r.text
+    assert r.json()["detail"] == {"field": "version"}
+
+    saved, item = await stored(campaign.id, sku.id)
+    assert saved.description == campaign.description  # A's change is not saved either
+    if change == "stock":
+        assert (item.stock_total, item.stock_left) == (40, 38)
+    else:
+        assert saved.title == "B 改的标题"
+    assert await audited(a.id) == []
+
+    # Reloaded, A's copy is current again and the same change is saved, B's value kept.
+    again = await the_editors_body(client, ha, campaign.id, description="A 改的说明")
+    again["version"] = (await client.get(f"/admin/campaigns/{campaign.id}", headers=ha)).json()["version"]
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", json=again, headers=ha)
+    assert r.status_code == 200, r.text
+    saved, item = await stored(campaign.id, sku.id)
+    assert saved.description == "A 改的说明"
+    assert (item.stock_total, saved.title) == ((40, campaign.title) if change == "stock" else (5, "B 改的标题"))
+    assert await audited(a.id) == [("campaign.update", str(campaign.id), {"description": "A 改的说明"})]
+
+
+async def test_customers_taking_stock_do_not_make_the_editors_copy_stale(client):
+    """Joins and payments move an item's stock_left and sold_units while the editor is open; they are no staff
+    edit, so a busy campaign's editor still saves (else every busy campaign would refuse edits)."""
+    h = staff_headers(await make_staff("campaign"))
+    campaign, sku = await running_campaign_with_two_units_held()
+    shown = (await client.get(f"/admin/campaigns/{campaign.id}", headers=h)).json()
+    body = {**await the_editors_body(client, h, campaign.id, title="闺蜜卡 水光 热卖"), "version": shown["version"]}
+
+    async with transaction() as conn:
+        _, order, _ = await groups.open_group(conn, (await make_customer()).id, campaign.id, sku.id)
+    await pay(order)
+    busy = (await client.get(f"/admin/campaigns/{campaign.id}", headers=h)).json()
+    assert (busy["skus"][0]["stock_left"], busy["skus"][0]["sold_units"]) == (2, 1)
+    assert busy["version"] == shown["version"]
+
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["title"] == "闺蜜卡 水光 热卖"
+    assert (r.json()["skus"][0]["stock_total"], r.json()["skus"][0]["stock_left"]) == (5, 2)
+    # The answer carries the new version: the editor's next save from it is current.
+    assert r.json()["version"] != shown["version"]
+    assert r.json()["version"] == (await client.get(f"/admin/campaigns/{campaign.id}", headers=h)).json()["version"]
+    again = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h,
+                               json={"title": "闺蜜卡 水光 返场", "version": r.json()["version"]})
+    assert again.status_code == 200, again.text
+
+
+async def test_a_save_without_a_version_is_applied_as_before(client):
+    """Backward compatible: a client that sends no version keeps the last-save-wins behaviour it always had."""
+    h = staff_headers(await make_staff("campaign"))
+    campaign, sku = await running_campaign_with_two_units_held()
+    body = await the_editors_body(client, h, campaign.id, description="旧客户端")
+    await edited_meanwhile_by_someone_else(client, h, campaign.id, sku.id, "stock")
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    saved, item = await stored(campaign.id, sku.id)
+    assert saved.description == "旧客户端" and item.stock_total == 5  # its stale stock went back, as it always did
+
+
+@pytest.mark.parametrize("version", ["", "not-a-version", "0" * 31, "A" * 32, 12])
+async def test_a_malformed_version_is_refused_with_the_field_named(client, version):
+    staff = await make_staff("campaign")
+    campaign, _ = await running_campaign_with_two_units_held()
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", headers=staff_headers(staff),
+                           json={"title": "新标题", "version": version})
+    assert r.status_code == 400 and r.json()["code"] == "validation_error", r.text
+    assert r.json()["detail"]["field"] == "version"
+    assert (await Campaign.get(id=campaign.id)).title == campaign.title
+    assert await audited(staff.id) == []
+
+
+async def test_saves_racing_from_one_copy_save_once(client):
+    """Many staff saves sent at once from the same copy: the first one saved changes the version, so every
+    other one is refused; without the row lock they all read the old version and all passed."""
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    campaign, sku = await running_campaign_with_two_units_held()
+    version = (await client.get(f"/admin/campaigns/{campaign.id}", headers=h)).json()["version"]
+    answers = await asyncio.gather(*(
+        client.patch(f"/admin/campaigns/{campaign.id}", headers=h,
+                     json={"title": f"标题 {n}", "skus": [{"id": sku.id, "stock": 10 + n}], "version": version})
+        for n in range(8)))
+    assert sorted(r.status_code for r in answers) == [200] + [409] * 7, [r.text for r in answers]
+    [won] = [r.json() for r in answers if r.status_code == 200]
+    saved, item = await stored(campaign.id, sku.id)
+    assert (saved.title, item.stock_total) == (won["title"], won["skus"][0]["stock_total"])
+    assert item.stock_total - item.stock_left == 2
+    assert [a for a, _, _ in await audited(staff.id)] == ["campaign.update", "campaign.update_sku"]
+
+
+# --- branches are a set ---------------------------------------------------------------------------------------
+
+async def test_branches_sent_in_another_order_are_no_change(client):
+    """Branches are a set: the same branches reordered (or one listed twice) were saved and audited as a change."""
+    staff = await make_staff("campaign")
+    h = staff_headers(staff)
+    first, second = await make_branch(), await make_branch()
+    campaign, _ = await make_campaign(branch_ids=[first.id, second.id])
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h,
+                           json={"branch_ids": [second.id, first.id, second.id]})
+    assert r.status_code == 200, r.text
+    saved = await Campaign.get(id=campaign.id)
+    assert (saved.branch_ids, saved.updated_at) == ([first.id, second.id], campaign.updated_at)
+    assert await audited(staff.id) == []
+
+    third = await make_branch()
+    r = await client.patch(f"/admin/campaigns/{campaign.id}", headers=h, json={"branch_ids": [third.id, first.id]})
+    assert r.status_code == 200, r.text
+    assert (await Campaign.get(id=campaign.id)).branch_ids == sorted([first.id, third.id])
+    assert await audited(staff.id) == [("campaign.update", str(campaign.id), {"branch_ids": sorted([first.id, third.id])})]
+
+
+# --- a stock change judged on what is taken now ---------------------------------------------------------------
+
+async def blocked_on(table: str) -> int:
+    """Statements of this test database, on other connections, waiting for a row of `table`."""
+    rows = await Tortoise.get_connection("default").execute_query_dict(
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query'"
+        " AND ID <> CONNECTION_ID() AND INFO LIKE %s", [f"%`{table}`%"])
+    return int(rows[0]["n"])
+
+
+async def while_uncommitted(meanwhile, request):
+    """Run `meanwhile(conn)` in a transaction, send `request()` from outside it, wait until the request waits
+    for the item's row, then commit: the request is decided after what happened meanwhile."""
+    outside = contextvars.copy_context()  # the request's own connection, not this transaction
+    async with transaction() as conn:
+        await meanwhile(conn)
+        sent = asyncio.create_task(request(), context=outside)
+        for _ in range(500):
+            if await blocked_on("gb_sku") or sent.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not sent.done(), sent.result().text  # the edit waits for the item's row
+    return await sent
+
+
+async def two_more_units_held(conn, campaign: Campaign, sku: CampaignSku) -> None:
+    for _ in range(2):
+        await groups.open_group(conn, (await make_customer()).id, campaign.id, sku.id)
+
+
+@pytest.mark.parametrize("route", ["item", "campaign"])
+async def test_a_stock_refused_while_customers_take_it_names_what_is_taken_then(client, route):
+    """Stock 5 with 2 taken; staff lower it to 3 while two more customers are taking a unit each. The edit had
+    read 2 taken before it waited for the item's row, and refused "below what is sold or held" with taken 2:
+    3 is not below 2. Judged on the row as it is when the edit gets it, the refusal says 4."""
+    h = staff_headers(await make_staff("campaign"))
+    campaign, sku = await running_campaign_with_two_units_held()
+    if route == "item":
+        url, body, field = f"/admin/campaigns/{campaign.id}/skus/{sku.id}", {"stock": 3}, "stock"
+    else:
+        url, body, field = f"/admin/campaigns/{campaign.id}", {"skus": [{"id": sku.id, "stock": 3}]}, "skus[0].stock"
+    r = await while_uncommitted(lambda conn: two_more_units_held(conn, campaign, sku),
+                                lambda: client.patch(url, json=body, headers=h))
+    assert r.status_code == 422 and r.json()["code"] == "validation_failed", r.text
+    assert r.json()["detail"] == {"field": field, "taken": 4}
+    _, item = await stored(campaign.id, sku.id)
+    assert (item.stock_total, item.stock_left) == (5, 1)
+
+
+async def test_a_stock_set_while_another_staff_member_raises_it_is_not_refused_as_below_what_is_taken(client):
+    """B raised the stock to 10 (not committed yet) while A, without a version, set it to 4 through the item's
+    route: A's statement matched no row (the total it had read was gone) and was refused as "below what is sold
+    or held" with taken 2, though 4 is above 2. The edit now reads the row it changes, so A's 4 is applied
+    (last save wins without a version) and what is taken stays taken."""
+    h = staff_headers(await make_staff("campaign"))
+    campaign, sku = await running_campaign_with_two_units_held()
+
+    async def raised_by_b(conn):
+        await service.update_sku(conn, campaign.id, sku.id, SkuUpdate(stock=10))
+
+    r = await while_uncommitted(raised_by_b, lambda: client.patch(
+        f"/admin/campaigns/{campaign.id}/skus/{sku.id}", json={"stock": 4}, headers=h))
+    assert r.status_code == 200, r.text
+    _, item = await stored(campaign.id, sku.id)
+    assert (item.stock_total, item.stock_left) == (4, 2)
+
+
+# --- one read of the campaign and its items per edit ----------------------------------------------------------
+
+async def reads_of_an_edit(items: int) -> int:
+    """SELECTs the campaign edit runs in its transaction for a campaign of `items` items, each retitled."""
+    campaign, _ = await make_campaign(skus=[SkuCreate(title=f"项目 {i}", original_price_fen=30_000,
+                                                      group_price_fen=9_900, stock=10) for i in range(items)])
+    skus = await CampaignSku.filter(campaign_id=campaign.id).order_by("id")
+
+    async def selects(conn) -> int:
+        [row] = await conn.execute_query_dict("SHOW SESSION STATUS LIKE 'Com_select'")
+        return int(row["Value"])
+
+    async with transaction() as conn:
+        before = await selects(conn)
+        edited = await service.update_campaign(conn, campaign.id, CampaignUpdate(
+            title="新标题", skus=[SkuEdit(id=s.id, title=f"{s.title} 改") for s in skus]))
+        after = await selects(conn)
+    assert len(edited.items_changed) == items
+    return after - before
+
+
+async def test_an_edit_reads_the_campaign_and_its_items_once_however_many_items_it_changes():
+    """The edit read the campaign again, and the item twice, for each item it changed (and the campaign once
+    more for its answer): a campaign of many items cost that many more reads inside its transaction."""
+    one, five = await reads_of_an_edit(1), await reads_of_an_edit(5)
+    assert one == five, (one, five)
+    assert one <= 2, one  # the campaign and its items, each read once (locked)

@@ -2,7 +2,7 @@
 import { defineComponent, h, reactive, shallowRef, onMounted } from "vue";
 import {
   ElButton, ElCard, ElCheckbox, ElDatePicker, ElDescriptions, ElDescriptionsItem, ElDialog, ElForm, ElFormItem,
-  ElInput, ElInputNumber, ElMessage, ElMessageBox, ElOption, ElSelect, ElTable, ElTableColumn, ElTag,
+  ElAlert, ElInput, ElInputNumber, ElMessage, ElMessageBox, ElOption, ElSelect, ElTable, ElTableColumn, ElTag,
 } from "element-plus";
 import { api } from "../api.js";
 import { fenToYuanText, yuan, yuanToFen } from "../money.js";
@@ -46,13 +46,47 @@ function wallClockIn(days) {
   return clinicWallClock(d);
 }
 
+// The names staff know for what the API's locked_fields and locked_item_fields list (CampaignOut).
+const FIELD_NAMES = {
+  title: "活动名称", description: "说明", starts_at: "开始时间", ends_at: "结束时间", group_size: "成团人数",
+  time_limit_minutes: "成团时限", per_customer_limit: "每人限购", new_customers_only: "仅限新客",
+  virtual_min_paid: "虚拟成团", leader_bonus_points: "团长奖励积分", voucher_valid_days: "券有效天数", branch_ids: "适用院区",
+};
+const BESTIE_ONLY = ["group_size", "time_limit_minutes", "virtual_min_paid", "leader_bonus_points"];
+const ITEM_FIELD_NAMES = { title: "名称", original_price_fen: "原价", group_price_fen: "团购价", stock: "库存", tiers: "阶梯价" };
+
+// The hint over a campaign whose fields the API locks now: which ones, by the names the form shows, and what
+// the fields still open must keep (the rules update_campaign enforces; ending now is the list's 结束).
+function lockedHint(campaign) {
+  // Only what the form shows: a category group buy has no group rules (成团人数, 时限, 虚拟成团, 团长积分).
+  const own = campaign.locked_fields.filter((f) => campaign.kind === "bestie_card" || !BESTIE_ONLY.includes(f));
+  // A bestie card's items have no tiers (the form shows none), and their group price is the 拼团价.
+  const items = campaign.locked_item_fields.filter((f) => f !== "tiers" || campaign.kind === "category");
+  if (!own.length && !items.length) return null;
+  const itemName = (f) => (f === "group_price_fen" ? (campaign.kind === "bestie_card" ? "拼团价" : "团购价") : ITEM_FIELD_NAMES[f] || f);
+  const named = [...own.map((f) => FIELD_NAMES[f] || f), ...items.map((f) => `项目${itemName(f)}`)];
+  const open = campaign.locked_fields.includes("ends_at") ? "" : "结束时间可提前或延后但须晚于现在，每人限购只能放宽，库存不能低于已售出和占用的数量。";
+  return `活动进行中，以下内容不可修改：${named.join("、")}。${open}`;
+}
+
 function emptySku() {
   return { id: null, title: "", original: "", group: "", stock: 10, tiers: [] };
 }
 
 // The editor: every amount typed in yuan, sent in fen; the API's detail.field lands under the field it names.
 function campaignEditor(onSaved) {
-  const state = reactive({ open: false, id: null, status: null, errors: {}, error: null, busy: false, form: null });
+  const state = reactive({ open: false, id: null, status: null, errors: {}, error: null, busy: false, form: null,
+    version: null, hint: null, locked: new Set(), lockedItems: new Set(), stale: false });
+  // An existing campaign is read again when its editor opens (the list may be minutes old): the form, the
+  // version the save sends back and the locks are then those of the campaign as stored now.
+  async function open(campaign) {
+    if (!campaign) { reset(null); return; }
+    try {
+      reset(await api.get(`/admin/campaigns/${campaign.id}`));
+    } catch (error) {
+      ElMessage.error(refusalText(error));
+    }
+  }
   function reset(campaign) {
     const c = campaign || {};
     state.form = {
@@ -70,7 +104,9 @@ function campaignEditor(onSaved) {
         stock: s.stock_total, tiers: s.tiers.map((t) => ({ min_units: t.min_units, price: fenToYuanText(t.price_fen) })),
       })),
     };
-    Object.assign(state, { id: c.id || null, status: c.status || null, errors: {}, error: null, open: true });
+    Object.assign(state, { id: c.id || null, status: c.status || null, errors: {}, error: null, open: true, stale: false,
+      version: c.version || null, hint: campaign ? lockedHint(campaign) : null,
+      locked: new Set(c.locked_fields || []), lockedItems: new Set(c.locked_item_fields || []) });
   }
   function money(errors, field, text) {
     const fen = yuanToFen(text);
@@ -100,6 +136,19 @@ function campaignEditor(onSaved) {
     }));
     return { body, skus };
   }
+  // Asked in the middle of the screen (the save button is at the foot of a long form, the note at its head);
+  // declined, the note in the dialog keeps its own reload button.
+  async function offerReload() {
+    const id = state.id;
+    try {
+      await ElMessageBox.confirm(
+        "在您打开编辑后，其他人修改了这个活动或其项目。为免覆盖对方的修改，您这次的内容没有保存。是否重新加载最新内容？（您刚才的修改需要重新填写）",
+        "活动已被他人修改", { confirmButtonText: "重新加载", cancelButtonText: "暂不", type: "warning" });
+    } catch (_) {
+      return;
+    }
+    if (state.open && state.id === id) await open({ id });
+  }
   async function save() {
     const errors = {};
     const { body, skus } = campaignBody(errors);
@@ -113,12 +162,22 @@ function campaignEditor(onSaved) {
       } else {
         // The campaign and its items in one request, so one transaction: an item the API refuses leaves the
         // campaign's own fields unsaved too (they were saved by a request of their own before the items').
-        await api.patch(`/admin/campaigns/${state.id}`, { ...body, skus: skus.map((s, i) => ({ id: state.form.skus[i].id, ...s })) });
+        // With the version it was loaded at: a campaign someone else changed meanwhile is refused whole
+        // (edited_meanwhile) instead of having their values put back by this form.
+        await api.patch(`/admin/campaigns/${state.id}`, { ...body, skus: skus.map((s, i) => ({ id: state.form.skus[i].id, ...s })),
+          version: state.version });
       }
       state.open = false;
       ElMessage.success("已保存");
       onSaved();
     } catch (error) {
+      if (error.code === "edited_meanwhile") {
+        state.errors = {};
+        state.error = null;
+        state.stale = true;
+        offerReload();
+        return;
+      }
       // The API names the field as the body does (skus[i].stock), which is the form item's data-field.
       const field = error.detail && error.detail.field;
       state.errors = field ? { [field]: error.message } : {};
@@ -134,18 +193,18 @@ function campaignEditor(onSaved) {
     return h("div", { class: "sku", "data-test": `sku-${i}` }, [
       h(ElForm, { inline: true, labelPosition: "top" }, () => [
         item("项目名称", `skus[${i}].title`, h(ElInput, bind(s, "title", { style: { width: "180px" }, "data-test": `sku-${i}-title` }))),
-        item("原价（元）", `skus[${i}].original_price_fen`, h(ElInput, bind(s, "original", { style: { width: "110px" }, "data-test": `sku-${i}-original` }))),
-        item(f.kind === "bestie_card" ? "拼团价（元）" : "团购价（元）", `skus[${i}].group_price_fen`, h(ElInput, bind(s, "group", { style: { width: "110px" }, "data-test": `sku-${i}-group` }))),
-        item("库存", `skus[${i}].stock`, h(ElInputNumber, bind(s, "stock", { min: 0, controls: false, style: { width: "90px" } }))),
+        item("原价（元）", `skus[${i}].original_price_fen`, h(ElInput, bind(s, "original", { style: { width: "110px" }, "data-test": `sku-${i}-original`, disabled: state.lockedItems.has("original_price_fen") }))),
+        item(f.kind === "bestie_card" ? "拼团价（元）" : "团购价（元）", `skus[${i}].group_price_fen`, h(ElInput, bind(s, "group", { style: { width: "110px" }, "data-test": `sku-${i}-group`, disabled: state.lockedItems.has("group_price_fen") }))),
+        item("库存", `skus[${i}].stock`, h(ElInputNumber, bind(s, "stock", { min: 0, controls: false, style: { width: "90px" }, "data-test": `sku-${i}-stock` }))),
         f.skus.length > 1 && s.id === null ? h(ElFormItem, { label: " " }, () => button("删除", () => f.skus.splice(i, 1), { type: "danger", link: true })) : null,
       ]),
       f.kind === "category" ? h("div", [
         ...s.tiers.map((t, j) => h(ElForm, { inline: true }, () => [
-          item(`阶梯 ${j + 1}：满`, `skus[${i}].tiers[${j}].min_units`, h(ElInputNumber, bind(t, "min_units", { min: 1, controls: false, style: { width: "80px" } }))),
-          item("份，单价（元）", `skus[${i}].tiers[${j}].price_fen`, h(ElInput, bind(t, "price", { style: { width: "110px" }, "data-test": `sku-${i}-tier-${j}-price` }))),
-          button("删除阶梯", () => s.tiers.splice(j, 1), { link: true }),
+          item(`阶梯 ${j + 1}：满`, `skus[${i}].tiers[${j}].min_units`, h(ElInputNumber, bind(t, "min_units", { min: 1, controls: false, style: { width: "80px" }, disabled: state.lockedItems.has("tiers") }))),
+          item("份，单价（元）", `skus[${i}].tiers[${j}].price_fen`, h(ElInput, bind(t, "price", { style: { width: "110px" }, "data-test": `sku-${i}-tier-${j}-price`, disabled: state.lockedItems.has("tiers") }))),
+          state.lockedItems.has("tiers") ? null : button("删除阶梯", () => s.tiers.splice(j, 1), { link: true }),
         ])),
-        item("", `skus[${i}].tiers`, button("添加阶梯价", () => s.tiers.push({ min_units: (s.tiers.length + 1) * 10, price: "" }), { link: true, type: "primary" })),
+        state.lockedItems.has("tiers") ? null : item("", `skus[${i}].tiers`, button("添加阶梯价", () => s.tiers.push({ min_units: (s.tiers.length + 1) * 10, price: "" }), { link: true, type: "primary" })),
       ]) : null,
     ]);
   }
@@ -154,30 +213,37 @@ function campaignEditor(onSaved) {
       return () => {
         if (!state.open) return null;
         const f = state.form;
-        const live = state.status && state.status !== "draft";
+        const locked = (name, extra = {}) => ({ ...extra, disabled: state.locked.has(name) });
         return h(ElDialog, { modelValue: state.open, "onUpdate:modelValue": (v) => { state.open = v; }, width: "860px",
           title: state.id ? `编辑活动 #${state.id}` : "新建活动", top: "4vh" }, {
           default: () => [
             refusal(state.error),
-            // What update_campaign enforces: the end may move earlier as well as later, but not to now or before
-            // (ending now is the list's 结束, which settles the groups).
-            live ? h("p", { class: "muted" }, "活动已发布：价格不可再改，结束时间可提前或延后但须晚于现在，限购只能放宽。") : null,
+            state.stale ? h(ElAlert, { type: "warning", showIcon: true, closable: false, class: "refusal", "data-test": "campaign-stale",
+              title: "保存未成功：在您打开后，其他人修改了这个活动或其项目。为免覆盖对方的修改，本次内容没有保存。" }, {
+              default: () => h("div", [
+                h("span", "重新加载将显示最新内容（您刚才的修改需要重新填写）。"),
+                button("重新加载", () => open({ id: state.id }), { type: "primary", link: true, "data-test": "campaign-reload" }),
+              ]),
+            }) : null,
+            // The API answers which fields it locks now (a running campaign's; a scheduled one not started yet
+            // locks nothing): the hint names them, and their inputs are disabled.
+            state.hint ? h("p", { class: "muted", "data-test": "campaign-locked-hint" }, state.hint) : null,
             h(ElForm, { labelWidth: "150px", "data-test": "campaign-form" }, () => [
               item("类型", "kind", h(ElSelect, bind(f, "kind", { disabled: state.id !== null, style: { width: "200px" }, "data-test": "campaign-kind" }),
                 () => Object.entries(KIND_NAMES).map(([value, label]) => h(ElOption, { value, label })))),
               item("活动名称", "title", h(ElInput, bind(f, "title", { "data-test": "campaign-title" }))),
               item("说明", "description", h(ElInput, bind(f, "description", { type: "textarea", rows: 2 }))),
-              item("开始", "starts_at", h(ElDatePicker, bind(f, "starts_at", CLINIC_DATETIME_PICKER))),
+              item("开始", "starts_at", h(ElDatePicker, bind(f, "starts_at", locked("starts_at", CLINIC_DATETIME_PICKER)))),
               item("结束", "ends_at", h(ElDatePicker, bind(f, "ends_at", CLINIC_DATETIME_PICKER))),
               f.kind === "bestie_card" ? [
-                item("成团人数", "group_size", h(ElInputNumber, bind(f, "group_size", { min: 2, max: 5 }))),
-                item("成团时限（分钟）", "time_limit_minutes", h(ElInputNumber, bind(f, "time_limit_minutes", { min: 1 }))),
-                item("虚拟成团（已付人数）", "virtual_min_paid", h(ElInputNumber, bind(f, "virtual_min_paid", { min: 1, placeholder: "不启用" }))),
-                item("团长奖励积分", "leader_bonus_points", h(ElInputNumber, bind(f, "leader_bonus_points", { min: 0 }))),
+                item("成团人数", "group_size", h(ElInputNumber, bind(f, "group_size", locked("group_size", { min: 2, max: 5 })))),
+                item("成团时限（分钟）", "time_limit_minutes", h(ElInputNumber, bind(f, "time_limit_minutes", locked("time_limit_minutes", { min: 1 })))),
+                item("虚拟成团（已付人数）", "virtual_min_paid", h(ElInputNumber, bind(f, "virtual_min_paid", locked("virtual_min_paid", { min: 1, placeholder: "不启用" })))),
+                item("团长奖励积分", "leader_bonus_points", h(ElInputNumber, bind(f, "leader_bonus_points", locked("leader_bonus_points", { min: 0 })))),
               ] : null,
               item("每人限购", "per_customer_limit", h(ElInputNumber, bind(f, "per_customer_limit", { min: 1 }))),
               item("券有效天数", "voucher_valid_days", h(ElInputNumber, bind(f, "voucher_valid_days", { min: 1 }))),
-              item("", "new_customers_only", h(ElCheckbox, bind(f, "new_customers_only"), () => "仅限新客")),
+              item("", "new_customers_only", h(ElCheckbox, bind(f, "new_customers_only", locked("new_customers_only")), () => "仅限新客")),
               item("项目", "skus", h("div", { style: { width: "100%" } }, [
                 ...f.skus.map(skuCard),
                 state.id === null ? button("添加项目", () => f.skus.push(emptySku()), { type: "primary", link: true }) : null,
@@ -192,7 +258,7 @@ function campaignEditor(onSaved) {
       };
     },
   });
-  return { open: reset, Dialog };
+  return { open, Dialog };
 }
 
 const GROUP_STATUS = { pending: "待团长支付", open: "拼团中", succeeded: "已成团", failed: "未成团" };

@@ -315,3 +315,32 @@ async def test_a_save_from_an_editor_someone_changed_meanwhile_is_refused_and_re
     await form.wait_for(state="detached")
     saved, item = await Campaign.get(id=campaign.id), await CampaignSku.get(id=sku.id)
     assert (saved.title, item.stock_total, item.stock_left) == (title, 40, 40)
+
+
+async def test_the_points_rules_say_whether_expiry_reminders_are_sent(tab, console_base):
+    """Without the clinic's WeChat template no expiry reminder is sent (points_mall.tasks); the rules screen says
+    so, and shows the template and the days once it is set."""
+    from kernel.db import transaction
+    from points_mall.rules import update_rules
+
+    async def template(template_id: str) -> None:
+        async with transaction() as conn:
+            await update_rules(conn, None, {"expiry_reminder_template_id": template_id, "expiry_reminder_days": 30})
+
+    await template("")
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await tab.visit("/campaign/points")
+    off = page.locator("[data-test=expiry-reminder-off]")
+    await off.wait_for()
+    assert await off.inner_text() == "未设置订阅消息模板，不发送"
+    await shot(page, "points-rules-reminder-off.png")
+
+    await template("tmpl-points-expiry")
+    await page.reload()
+    reminder = page.locator(".el-descriptions__cell", has_text="到期前 30 天").first
+    await reminder.wait_for()
+    assert "模板 tmpl-points-expiry" in await reminder.inner_text()
+    assert await off.count() == 0
+    await shot(page, "points-rules-reminder-on.png")

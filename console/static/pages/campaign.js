@@ -386,6 +386,10 @@ const PointsRules = defineComponent({
           h(ElDescriptionsItem, { label: "消费积分" }, () => `每 ${yuan(r.earn_unit_fen)} 得 ${r.earn_points_per_unit} 分`),
           h(ElDescriptionsItem, { label: "待生效天数" }, () => String(r.pending_days)),
           h(ElDescriptionsItem, { label: "积分有效期（月）" }, () => String(r.expiry_months)),
+          // No template, no reminder: WeChat refuses an id the clinic did not register (points_mall/tasks.py).
+          h(ElDescriptionsItem, { label: "到期提醒" }, () => (r.expiry_reminder_days <= 0 ? "关闭"
+            : r.expiry_reminder_template_id ? `到期前 ${r.expiry_reminder_days} 天，模板 ${r.expiry_reminder_template_id}`
+              : h("span", { class: "warn", "data-test": "expiry-reminder-off" }, "未设置订阅消息模板，不发送"))),
           h(ElDescriptionsItem, { label: "等级统计窗口（月）" }, () => String(r.tier_window_months)),
           h(ElDescriptionsItem, { label: "更新于" }, () => time(r.updated_at)),
         ]) : null,

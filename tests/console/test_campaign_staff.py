@@ -18,19 +18,25 @@ PASSWORD = "bestie cards sell in march 8"
 SHOTS = Path(os.environ["CONSOLE_SCREENSHOTS"]) if os.environ.get("CONSOLE_SCREENSHOTS") else None
 
 
-async def test_campaign_staff_create_fix_a_field_error_and_publish_a_bestie_card(tab, console_base):
-    staff = await make_staff("campaign", password=PASSWORD)
-    title = "闺蜜卡 " + secrets.token_hex(3)
-    await tab.login(staff.username, PASSWORD)
-    page = tab.page
-    await page.wait_for_selector("text=拼团活动")
+async def new_campaign_form(page, title: str, *, group_price: str):
+    """The campaign editor opened from the list, with a title and one item (原价 ¥199) at `group_price` typed in."""
     await page.click("[data-test=campaign-new]")
     form = page.locator("[data-test=campaign-form]")
     await form.wait_for()
     await page.fill("input[data-test=campaign-title]", title)
     await page.fill("input[data-test=sku-0-title]", "水光针双人体验")
     await page.fill("input[data-test=sku-0-original]", "199")
-    await page.fill("input[data-test=sku-0-group]", "299.5")  # dearer than the original: the API refuses
+    await page.fill("input[data-test=sku-0-group]", group_price)
+    return form
+
+
+async def test_campaign_staff_create_fix_a_field_error_and_publish_a_bestie_card(tab, console_base):
+    staff = await make_staff("campaign", password=PASSWORD)
+    title = "闺蜜卡 " + secrets.token_hex(3)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    await page.wait_for_selector("text=拼团活动")
+    form = await new_campaign_form(page, title, group_price="299.5")  # dearer than the original: the API refuses
     await page.click("[data-test=campaign-save]")
 
     # The API's detail.field is skus[0].group_price_fen: its message sits under that very input.
@@ -74,13 +80,7 @@ async def test_a_pc_on_utc_enters_a_campaigns_times_on_the_clinics_clock(utc_tab
     await utc_tab.login(staff.username, PASSWORD)
     page = utc_tab.page
     assert await page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") == "UTC"
-    await page.click("[data-test=campaign-new]")
-    form = page.locator("[data-test=campaign-form]")
-    await form.wait_for()
-    await page.fill("input[data-test=campaign-title]", title)
-    await page.fill("input[data-test=sku-0-title]", "水光针双人体验")
-    await page.fill("input[data-test=sku-0-original]", "199")
-    await page.fill("input[data-test=sku-0-group]", "99")
+    form = await new_campaign_form(page, title, group_price="99")
     await type_time(page, "starts_at", f"{day} 10:00:00")
     await type_time(page, "ends_at", f"{end} 22:00:00")
     await page.click("[data-test=campaign-save]")

@@ -117,19 +117,27 @@ async def test_campaign_staff_create_a_top_up_plan_customers_then_see(tab):
     assert (plan["price_fen"], plan["topup_bonus_fen"]) == (100_000, 20_000)
 
 
-async def test_campaign_staff_create_a_coupon_fix_the_named_field_issue_it_once_then_edit_and_switch_it_off(tab):
-    name = "满 300 减 30 " + secrets.token_hex(3)
-    customers = [await make_customer(), await make_customer()]
-    staff = await make_staff("campaign", password=PASSWORD)
-    await tab.login(staff.username, PASSWORD)
+async def new_coupon_form(tab, name: str, *, threshold: str, value: str):
+    """The coupon editor opened from the list, with a name, a threshold and an amount off typed in (yuan)."""
     page = tab.page
     await tab.visit("/campaign/coupons")
     await page.click("[data-test=coupon-new]")
     form = page.locator("[data-test=coupon-form]")
     await form.wait_for()
     await page.fill("input[data-test=coupon-name]", name)
-    await page.fill("input[data-test=coupon-threshold]", "300")
-    await page.fill("input[data-test=coupon-value]", "0")  # takes nothing off: the API refuses value_fen
+    await page.fill("input[data-test=coupon-threshold]", threshold)
+    await page.fill("input[data-test=coupon-value]", value)
+    return form
+
+
+async def test_campaign_staff_create_a_coupon_fix_the_named_field_issue_it_once_then_edit_and_switch_it_off(tab):
+    name = "满 300 减 30 " + secrets.token_hex(3)
+    customers = [await make_customer(), await make_customer()]
+    staff = await make_staff("campaign", password=PASSWORD)
+    await tab.login(staff.username, PASSWORD)
+    page = tab.page
+    # Takes nothing off: the API refuses value_fen.
+    form = await new_coupon_form(tab, name, threshold="300", value="0")
     await page.click("[data-test=coupon-save]")
     error = form.locator('[data-field="value_fen"] .el-form-item__error')
     await error.wait_for()
@@ -275,13 +283,7 @@ async def test_a_pc_on_utc_enters_a_coupons_last_day_on_the_clinics_clock(utc_ta
     staff = await make_staff("campaign", password=PASSWORD)
     await utc_tab.login(staff.username, PASSWORD)
     page = utc_tab.page
-    await utc_tab.visit("/campaign/coupons")
-    await page.click("[data-test=coupon-new]")
-    form = page.locator("[data-test=coupon-form]")
-    await form.wait_for()
-    await page.fill("input[data-test=coupon-name]", name)
-    await page.fill("input[data-test=coupon-threshold]", "500")
-    await page.fill("input[data-test=coupon-value]", "50")
+    form = await new_coupon_form(utc_tab, name, threshold="500", value="50")
     picked = page.locator('[data-field="valid_until"] input')
     await picked.click()
     footer = page.locator(".el-picker-panel:visible .el-picker-panel__footer")

@@ -13,7 +13,7 @@ from crm.outreach import quiet_until
 from crm.settings import load_crm_settings, override
 from kernel import clock
 from tests.api.test_production_start import _free_port, _run_to_exit
-from tests.settings_refusals import refusal
+from tests.settings_refusals import case_ids, refusal
 
 NAME = "CRM_SUBSCRIPTION_CREDITS_MAX"
 
@@ -69,7 +69,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=[f"{n}={v[:12]!r}" for n, v, _ in REFUSED])
+@pytest.mark.parametrize(("name", "value", "must_be"), REFUSED, ids=case_ids(REFUSED))
 def test_a_bad_crm_value_is_refused_at_start_naming_the_variable_and_its_range(monkeypatch, name, value, must_be):
     message = refusal(monkeypatch, {name: value}, load_crm_settings)
     assert f"{name} must be {must_be}" in message, message
@@ -99,7 +99,7 @@ ACCEPTED = [
 
 
 @pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED,
-                         ids=[f"{n}={v[:12]!r}" for n, v, _, _ in ACCEPTED])
+                         ids=case_ids(ACCEPTED))
 def test_a_crm_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
     monkeypatch.setenv(name, value)
     assert getattr(load_crm_settings(), field) == expected

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -27,27 +27,23 @@ def zone_of(branch: Branch) -> ZoneInfo:
     return ZoneInfo(branch.timezone)
 
 
-def _check_zone(name: str) -> None:
-    """A branch's zone: one this machine's zone database knows, with one UTC offset all year (the clinic's own
-    zone is held to the same rule at start, kernel.settings.env_zone)."""
+def _checked_zone(name: str) -> str:
+    """A branch's zone as stored (spaces around it dropped), held to the clinic zone's rule (`kernel.clock.one_offset_zone`): its schedules turn
+    wall-clock hours into slots with no handling of the hour skipped or repeated, so with daylight saving time
+    every slot would be an hour off half the year."""
     try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValidationFailed(f"Unknown time zone {name!r}.", field="timezone") from exc
-    if not clock.keeps_one_offset(zone):
-        # Schedules turn the branch's wall-clock hours into slots with no handling of the hour skipped in spring
-        # or repeated in autumn: in a zone with daylight saving time every slot would be an hour off half the year.
-        raise ValidationFailed(
-            f"Time zone {name!r} has daylight saving time: a branch's time zone must keep one UTC offset all year "
-            "(no daylight saving time), such as Asia/Shanghai, because its schedules and slots are made with one "
-            "offset and would be an hour off in summer.", field="timezone")
+        clock.one_offset_zone(name)
+    except clock.ZoneRefused as refused:
+        raise ValidationFailed(f"Time zone {name!r} is refused: a branch's time zone must be {refused}.",
+                               field="timezone") from refused
+    return name.strip()
 
 
 async def create_branch(
     conn: BaseDBAsyncClient, *, code: str, name: str, address: str = "", phone: str = "",
     timezone: str = "Asia/Shanghai",
 ) -> Branch:
-    _check_zone(timezone)
+    timezone = _checked_zone(timezone)
     if await Branch.filter(code=code).using_db(conn).exists():
         raise CodeTaken(field="code")
     try:

@@ -347,17 +347,11 @@ async def offered_slots(
     return await query.order_by("starts_at", "id")
 
 
-@dataclass(frozen=True, slots=True)
-class _DaySlots:
-    slots: list[SlotOut]  # in start order
-    starts: list[datetime]  # their starts, so that the per-request cut is a bisection, not a comparison per slot
-
-
 # The same for every customer: the branch, the department's check and a day's open slots (seats left
 # included), for the stated time of kernel.cache. The minimum notice is applied per request below.
 _BRANCHES: SharedAnswerCache[Branch] = SharedAnswerCache("booking.branch")
 _DEPARTMENTS: SharedAnswerCache[int] = SharedAnswerCache("booking.department")
-_DAYS: SharedAnswerCache[_DaySlots] = SharedAnswerCache("booking.day_slots")
+_DAYS: SharedAnswerCache[list[SlotOut]] = SharedAnswerCache("booking.day_slots")
 
 
 async def branch_through_cache(conn: BaseDBAsyncClient, branch_id: int) -> Branch:
@@ -390,18 +384,22 @@ async def customer_slot_listing(
     zone = zone_of(branch)
     day = day or clock.local_today(zone)
 
-    async def day_slots() -> _DaySlots:
+    async def day_slots() -> list[SlotOut]:
         query = Slot.filter(branch_id=branch.id, department_id=department_id, local_date=day,
                             status=SlotStatus.open).using_db(conn)
         if practitioner_id is not None:
             query = query.filter(practitioner_id=practitioner_id)
-        slots = [SlotOut.of(slot, zone) for slot in await query.order_by("starts_at", "id")]
-        return _DaySlots(slots, [s.starts_at for s in slots])
+        return [SlotOut.of(slot, zone) for slot in await query.order_by("starts_at", "id")]
 
-    cached = await _DAYS.get((branch.id, department_id, day, practitioner_id), day_slots)
-    # Exact on every request, whatever the cache's age: not past, not inside the minimum notice.
+    slots = await _DAYS.get((branch.id, department_id, day, practitioner_id), day_slots)
+    # Exact on every request, whatever the cache's age: not past, not inside the minimum notice. The slots are in
+    # start order, so the first one outside the notice is found by bisection.
     earliest = clock.now() + timedelta(minutes=get_booking_settings().min_notice_minutes)
-    return SlotListing(branch, day, cached.slots[bisect_left(cached.starts, earliest):])
+    return SlotListing(branch, day, slots[bisect_left(slots, earliest, key=_starts_at):])
+
+
+def _starts_at(slot: SlotOut) -> datetime:
+    return slot.starts_at
 
 
 async def staff_slots(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _frozen: datetime | None = None
 
@@ -46,6 +46,29 @@ def keeps_one_offset(zone: ZoneInfo) -> bool:
     start = now().replace(hour=12, minute=0, second=0, microsecond=0)
     offsets = {(start + timedelta(days=d)).astimezone(zone).utcoffset() for d in range(ONE_OFFSET_DAYS)}
     return len(offsets) == 1
+
+
+class ZoneRefused(ValueError):
+    """A zone name `one_offset_zone` refuses; the message says what is accepted instead."""
+
+
+KNOWN_ZONE = "an IANA time zone name this machine's zone database knows, such as Asia/Shanghai"
+ONE_OFFSET_ZONE = ("a time zone with one UTC offset all year (no daylight saving time), such as Asia/Shanghai: "
+                   "the clinic's days and a branch's slots are counted with one offset, so in summer they would be "
+                   "an hour off")
+
+
+def one_offset_zone(name: str) -> ZoneInfo:
+    """The zone `name` names (spaces around it dropped): one this machine's zone database knows, that
+    `keeps_one_offset`; any other raises `ZoneRefused` saying what is accepted. The one rule for the clinic's zone
+    (kernel.settings.env_zone) and a branch's (booking.catalogue)."""
+    try:
+        zone = ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ZoneRefused(KNOWN_ZONE) from exc
+    if not keeps_one_offset(zone):
+        raise ZoneRefused(ONE_OFFSET_ZONE)
+    return zone
 
 
 def set_now(instant: datetime | None) -> None:

@@ -17,11 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlparse
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from kernel.clock import keeps_one_offset
+from kernel.clock import ZoneRefused, one_offset_zone
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,22 +122,16 @@ def env_rate_limit(name: str, default: str, *, most_per_second: float | None = N
 
 
 def env_zone(name: str, default: str) -> str:
-    """An IANA time zone name (Asia/Shanghai) this machine's zone database knows; any other stops the start
-    naming the variable (read with ZoneInfo where it is used, it failed at the first request that asked for
-    the clinic's day instead)."""
+    """An IANA time zone name (Asia/Shanghai) this machine's zone database knows, with one UTC offset all year
+    (`kernel.clock.one_offset_zone`); any other stops the start naming the variable. Read with ZoneInfo where it
+    is used, an unknown name failed at the first request that asked for the clinic's day; a zone with daylight
+    saving time counted every summer day an hour off (reports take one fixed offset, booking's schedules have no
+    gap/fold handling). Refused rather than half-supported, branches' zones too."""
     raw = env(name, default)
     try:
-        zone = ZoneInfo(raw.strip())
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return _refuse(name, raw, "an IANA time zone name this machine's zone database knows, such as "
-                                  "Asia/Shanghai", default)
-    if not keeps_one_offset(zone):
-        # Reports turn instants into clinic days with one fixed offset (reports.sql.offset_minutes, taken on
-        # 1 January), and booking's schedules have no gap/fold handling: with daylight saving time every summer
-        # day would be counted an hour off. Refused rather than half-supported (branches' zones too).
-        return _refuse(name, raw, "a time zone with one UTC offset all year (no daylight saving time), such as "
-                                  "Asia/Shanghai: reports count the clinic's days with a fixed offset, so in "
-                                  "summer they would be an hour off", default)
+        one_offset_zone(raw)
+    except ZoneRefused as refused:
+        return _refuse(name, raw, str(refused), default)
     return raw.strip()
 
 

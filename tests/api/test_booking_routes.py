@@ -127,6 +127,14 @@ async def test_a_branch_in_a_zone_of_one_offset_is_created(client, zone):
     assert created.status_code == 201 and created.json()["timezone"] == zone, created.text
 
 
+async def test_a_branch_zone_is_stored_without_the_spaces_around_it(client):
+    """As CLINIC_TIMEZONE is read: " Asia/Tokyo " names a zone, and the branch's schedules read the stored name."""
+    a = staff_headers(await make_staff("admin"))
+    created = await client.post("/admin/booking/branches", headers=a,
+                                json={"code": f"sp-{secrets.token_hex(3)}", "name": "Spaces", "timezone": " Asia/Tokyo "})
+    assert created.status_code == 201 and created.json()["timezone"] == "Asia/Tokyo", created.text
+
+
 async def test_front_desk_day_queue_visit_follow_ups_survey_and_history(client, redis):
     department = await make_department(questions=QUESTIONS[1:], concerns=["wrinkles-" + secrets.token_hex(3)])
     # Both visits start in 3 hours (tokens minted now stay valid when the clock moves there).

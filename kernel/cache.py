@@ -26,8 +26,9 @@ class SharedAnswerCache(Generic[T]):
     def __init__(self, name: str, *, max_entries: int = 2048) -> None:
         self.name = name
         self.max_entries = max_entries
-        # Taken at the first read, not here: caches are made as their modules are imported, before the start has
-        # read the settings and listed every bad value together (kernel.settings.PUBLIC_CACHE_SECONDS).
+        # Read from the settings at each use, not here: caches are made as their modules are imported, before the
+        # start has read the settings and listed every bad value together (kernel.settings.PUBLIC_CACHE_SECONDS).
+        # A test sets its own lifetime on one cache.
         self._seconds: float | None = None
         self._entries: dict[Hashable, tuple[float, T]] = {}
         self._loading: dict[Hashable, "asyncio.Future[T]"] = {}
@@ -35,9 +36,7 @@ class SharedAnswerCache(Generic[T]):
     @property
     def seconds(self) -> float:
         """How long an entry lives: PUBLIC_CACHE_SECONDS (tests set it on a cache to switch that cache on)."""
-        if self._seconds is None:
-            self._seconds = get_settings().app.public_cache_seconds
-        return self._seconds
+        return get_settings().app.public_cache_seconds if self._seconds is None else self._seconds
 
     @seconds.setter
     def seconds(self, value: float) -> None:

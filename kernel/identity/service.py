@@ -6,7 +6,6 @@ before the transaction opens (no network call inside a transaction).
 
 from __future__ import annotations
 
-import os
 import random
 import secrets
 import time
@@ -24,6 +23,7 @@ from kernel.db import RaceLost
 from kernel.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from kernel.identity.password_policy import check_staff_password
 from kernel.identity.models import AuditLogEntry, Customer, Gender, StaffMember, StaffRole
+from kernel.settings import get_settings
 from kernel.sql import in_list
 from kernel.together import Together, reads_may_be_shared
 from kernel.wechat.miniprogram import WeChatSession
@@ -144,10 +144,6 @@ async def _read_active(customer_id: int) -> bool:
     return await _ACTIVE_TOGETHER.ask(customer_id)
 
 
-def _seen_active_seconds() -> float:
-    return float(os.environ.get("CUSTOMER_SEEN_ACTIVE_SECONDS", "1"))
-
-
 class _SeenActive:
     """Customers this process found active in the last `CUSTOMER_SEEN_ACTIVE_SECONDS` (default 1 s; each
     entry kept between half and all of it).
@@ -161,9 +157,14 @@ class _SeenActive:
 
     def __init__(self, max_entries: int = 65536) -> None:
         self.max_entries = max_entries
-        self.seconds = _seen_active_seconds()
         self.monotonic = time.monotonic  # a test moves it
         self._until: dict[int, float] = {}
+
+    @property
+    def seconds(self) -> float:
+        # Read from the settings at each use, not when this module is imported: the start judges the value with
+        # every other setting first (kernel.settings.CUSTOMER_SEEN_ACTIVE_SECONDS), and get_settings is cached.
+        return get_settings().auth.customer_seen_active_seconds
 
     async def check(self, customer_id: int) -> bool:
         now = self.monotonic()

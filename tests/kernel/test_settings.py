@@ -90,6 +90,11 @@ REFUSED = [
     ("PUBLIC_CACHE_SECONDS", "3600", "a number from 0 to 60"),
     ("PUBLIC_CACHE_SECONDS", "-1", "a number from 0 to 60"),
     ("PUBLIC_CACHE_SECONDS", "soon", "a number from 0 to 60"),
+    # An erased customer's token kept reading that long; a word stopped the start as a module was imported.
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "3600", "a number from 0 to 5"),
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "inf", "a number from 0 to 5"),
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "-1", "a number from 0 to 5"),
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "soon", "a number from 0 to 5"),
 ]
 
 
@@ -152,6 +157,10 @@ ACCEPTED = [
     ("PUBLIC_CACHE_SECONDS", "0", "app.public_cache_seconds", 0.0),  # the caches off (the suite's own value)
     ("PUBLIC_CACHE_SECONDS", "60", "app.public_cache_seconds", 60.0),
     ("PUBLIC_CACHE_SECONDS", "2.5", "app.public_cache_seconds", 2.5),
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "0", "auth.customer_seen_active_seconds", 0.0),  # read on every request
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "1", "auth.customer_seen_active_seconds", 1.0),
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "2.5", "auth.customer_seen_active_seconds", 2.5),
+    ("CUSTOMER_SEEN_ACTIVE_SECONDS", "5", "auth.customer_seen_active_seconds", 5.0),
 ]
 
 
@@ -194,10 +203,11 @@ def test_every_bad_kernel_value_is_listed_in_one_refusal(monkeypatch):
     """As production's problems are: the operator fixes them in one go, not one start at a time."""
     message = _refusal(monkeypatch, {"DB_POOL_MAX": "0", "CUSTOMER_TOKEN_TTL_SECONDS": "0",
                                      "OUTBOX_POLL_SECONDS": "nan", "CLINIC_TIMEZONE": "Mars/Base",
-                                     "RATE_LIMIT_LOGIN_PER_IP": "30/0", "PUBLIC_CACHE_SECONDS": "inf"})
-    assert message.startswith("refusing to start with 6 settings outside their ranges:"), message
+                                     "RATE_LIMIT_LOGIN_PER_IP": "30/0", "PUBLIC_CACHE_SECONDS": "inf",
+                                     "CUSTOMER_SEEN_ACTIVE_SECONDS": "soon"})
+    assert message.startswith("refusing to start with 7 settings outside their ranges:"), message
     for name in ("DB_POOL_MAX", "CUSTOMER_TOKEN_TTL_SECONDS", "OUTBOX_POLL_SECONDS", "CLINIC_TIMEZONE",
-                 "RATE_LIMIT_LOGIN_PER_IP", "PUBLIC_CACHE_SECONDS"):
+                 "RATE_LIMIT_LOGIN_PER_IP", "PUBLIC_CACHE_SECONDS", "CUSTOMER_SEEN_ACTIVE_SECONDS"):
         assert f"  - {name} must be " in message, (name, message)
 
 

@@ -92,3 +92,14 @@ async def run_worker(
     finally:
         await worker.close()
     return worker
+
+
+async def blocked_on(table: str) -> int:
+    """Statements of this test database, on other connections, blocked on a row of `table` (InnoDB waits
+    in the 'Statistics' phase of a primary-key lookup, where INNODB_TRX does not always show it)."""
+    from tortoise import Tortoise
+
+    rows = await Tortoise.get_connection("default").execute_query_dict(
+        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query'"
+        " AND ID <> CONNECTION_ID() AND INFO LIKE %s", [f"%`{table}`%"])
+    return int(rows[0]["n"])

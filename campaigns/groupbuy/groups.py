@@ -173,6 +173,8 @@ async def open_group(conn: BaseDBAsyncClient, customer_id: int, campaign_id: int
     order = await _entry_order(conn, campaign=campaign, sku=sku, customer_id=customer_id, quantity=1,
                                unit_price_fen=sku.group_price_fen, pay_by=deadline)
     try:
+        # Its foreign key takes the campaign's row (shared) before the item's stock below: the order a staff edit
+        # locks them in (service.locked_for_edit), so the two never deadlock; keep the stock after this insert.
         group = await Group.create(campaign_id=campaign.id, sku_id=sku.id, leader_id=customer_id,
                                    size=campaign.group_size, seats_taken=1, deadline=deadline, created_at=now,
                                    using_db=conn)

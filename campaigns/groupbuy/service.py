@@ -279,8 +279,12 @@ def require_running(campaign: Campaign) -> None:
 async def locked_for_edit(conn: BaseDBAsyncClient, campaign_id: int) -> tuple[Campaign, list[CampaignSku]]:
     """The campaign and its items, read once and locked until the caller's transaction ends: a second staff
     save of this campaign waits here and then reads what the first one wrote (so it compares its version with
-    that), and an item's stock is changed from the row it was judged on. Joins do not lock the campaign's row,
-    so they never wait on it; they wait only for the items this edit changes, as they did."""
+    that), and an item's stock is changed from the row it was judged on.
+
+    The order is the campaign, then its items: opening a group takes the campaign's row too (the shared lock of
+    its foreign key, when it inserts the group) before the item's stock, so the two never wait on each other in
+    opposite orders; a join into an open group takes quota, group and item and never the campaign. While an edit
+    holds them, buyers of any of the campaign's items wait for its transaction (milliseconds)."""
     campaign = await Campaign.filter(id=campaign_id).using_db(conn).select_for_update().first()
     if campaign is None:
         raise CampaignNotFound(campaign_id=campaign_id)

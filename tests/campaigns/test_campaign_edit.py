@@ -9,7 +9,6 @@ import contextvars
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from tortoise import Tortoise
 
 from campaigns.groupbuy import groups, service
 from campaigns.groupbuy.models import Campaign, CampaignKind, CampaignSku
@@ -19,7 +18,7 @@ from kernel.db import transaction
 from kernel.identity.models import AuditLogEntry
 from tests.booking.factories import make_branch
 from tests.campaigns.groupbuy_factories import make_campaign, pay
-from tests.factories import make_customer, make_staff, staff_headers
+from tests.factories import blocked_on, make_customer, make_staff, staff_headers
 
 # What the console's editor sends back for a campaign it opened (campaign.js, campaignBody): every field.
 EDITABLE = ("title", "description", "starts_at", "ends_at", "group_size", "time_limit_minutes", "per_customer_limit",
@@ -440,26 +439,21 @@ async def test_branches_sent_in_another_order_are_no_change(client):
 
 # --- a stock change judged on what is taken now ---------------------------------------------------------------
 
-async def blocked_on(table: str) -> int:
-    """Statements of this test database, on other connections, waiting for a row of `table`."""
-    rows = await Tortoise.get_connection("default").execute_query_dict(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query'"
-        " AND ID <> CONNECTION_ID() AND INFO LIKE %s", [f"%`{table}`%"])
-    return int(rows[0]["n"])
-
 
 async def while_uncommitted(meanwhile, request):
     """Run `meanwhile(conn)` in a transaction, send `request()` from outside it, wait until the request waits
-    for the item's row, then commit: the request is decided after what happened meanwhile."""
+    for a row `meanwhile` holds, then commit: the request is decided after what happened meanwhile. Opening a
+    group holds the campaign's row (its foreign key's shared lock) and the item's, so the campaign route's edit
+    waits at the campaign, the item route's at the item."""
     outside = contextvars.copy_context()  # the request's own connection, not this transaction
     async with transaction() as conn:
         await meanwhile(conn)
         sent = asyncio.create_task(request(), context=outside)
         for _ in range(500):
-            if await blocked_on("gb_sku") or sent.done():
+            if await blocked_on("gb_sku") or await blocked_on("gb_campaign") or sent.done():
                 break
             await asyncio.sleep(0.01)
-        assert not sent.done(), sent.result().text  # the edit waits for the item's row
+        assert not sent.done(), sent.result().text  # the edit waits for a row taken meanwhile
     return await sent
 
 

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 from arq import Retry
-from tortoise import Tortoise
 
 from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import CampaignEntry, CampaignKind, CampaignSku, EntryStatus, Group, GroupStatus
@@ -22,7 +21,7 @@ from kernel.db import transaction
 from points_mall.models import Consumption
 from tests.orders.factories import assert_refunded_in_full_by_a_second_refund, deadlock, run_jobs
 from tests.campaigns.groupbuy_factories import make_campaign
-from tests.factories import customer_headers, make_customer, make_staff, staff_headers
+from tests.factories import blocked_on, customer_headers, make_customer, make_staff, staff_headers
 
 
 @pytest.fixture(autouse=True)
@@ -93,14 +92,6 @@ async def test_partial_refund_confirmed_before_the_paid_job_comes_off_the_consum
     assert (await CampaignEntry.get(id=entry.id)).status == EntryStatus.paid  # a partial refund keeps the seat
     assert (await Group.get(id=entry.group_id)).status == GroupStatus.open
 
-
-async def blocked_on(table: str) -> int:
-    """Statements of this test database, on other connections, blocked on a row of `table` (InnoDB waits
-    in the 'Statistics' phase of a primary-key lookup, where INNODB_TRX does not always show it)."""
-    rows = await Tortoise.get_connection("default").execute_query_dict(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query'"
-        " AND ID <> CONNECTION_ID() AND INFO LIKE %s", [f"%`{table}`%"])
-    return int(rows[0]["n"])
 
 
 async def test_refund_confirmed_while_the_paid_job_commits_finds_the_consumption(client):

@@ -7,12 +7,12 @@ import asyncio
 import contextvars
 
 import pytest
-from tortoise import Tortoise
 
 from campaigns.referrals import payouts, rewards
 from campaigns.referrals.models import ReferralReward, RewardStatus
 from kernel import clock
 from kernel.db import transaction
+from tests.factories import blocked_on
 from tests.orders.factories import run_jobs
 from tests.campaigns.referrals.factories import login, make_program, next_consumption_id
 
@@ -23,13 +23,6 @@ async def drained(redis):
     yield
     await run_jobs(redis)
 
-
-async def blocked_on(table: str) -> int:
-    """Statements of this test database, on other connections, blocked on a row of `table`."""
-    rows = await Tortoise.get_connection("default").execute_query_dict(
-        "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query'"
-        " AND ID <> CONNECTION_ID() AND INFO LIKE %s", [f"%`{table}`%"])
-    return int(rows[0]["n"])
 
 
 async def referee(client):

@@ -35,12 +35,19 @@ MIN_TIME_LIMIT_MINUTES = 10
 LIVE_CHANGEABLE = {"title", "description", "ends_at", "per_customer_limit", "branch_ids", "voucher_valid_days"}
 # An item's prices are what buyers paid or were promised; a live item keeps them.
 LIVE_FIXED_PRICES = ("original_price_fen", "group_price_fen", "tiers")
-# What staff edit (CampaignUpdate without its items and version; SkuUpdate): what the edit version covers, and
-# what a campaign's locks are named from.
-CAMPAIGN_FIELDS = ("title", "description", "starts_at", "ends_at", "group_size", "time_limit_minutes",
-                   "per_customer_limit", "new_customers_only", "virtual_min_paid", "leader_bonus_points",
-                   "voucher_valid_days", "branch_ids")
-ITEM_FIELDS = ("title", "original_price_fen", "group_price_fen", "stock", "tiers")
+# What staff edit, read off the edit bodies themselves (CampaignUpdate without its items and version; SkuUpdate):
+# what the edit version covers and a campaign's locks are named from, so a field added to a body is covered too.
+CAMPAIGN_FIELDS = tuple(f for f in CampaignUpdate.__struct_fields__ if f not in ("skus", "version"))
+ITEM_FIELDS = SkuUpdate.__struct_fields__
+# An item's edited field where its column has another name.
+_ITEM_COLUMNS = {"stock": "stock_total"}
+
+
+def _stored_item(sku: CampaignSku) -> dict[str, Any]:
+    """The item's edited fields as stored (field → value; no tiers is [])."""
+    stored = {name: getattr(sku, _ITEM_COLUMNS.get(name, name)) for name in ITEM_FIELDS}
+    stored["tiers"] = stored["tiers"] or []
+    return stored
 
 
 @dataclass
@@ -105,15 +112,10 @@ def stored_tiers(tiers: list[Tier]) -> list[dict[str, int]]:
 
 def item_changes(sku: CampaignSku, data: SkuUpdate) -> dict[str, Any]:
     """The fields of `data` whose value differs from the stored item (field → new value, tiers as stored)."""
-    sent: dict[str, Any] = {
-        "title": data.title, "original_price_fen": data.original_price_fen,
-        "group_price_fen": data.group_price_fen, "stock": data.stock,
-        "tiers": None if data.tiers is None else stored_tiers(data.tiers),
-    }
-    stored: dict[str, Any] = {
-        "title": sku.title, "original_price_fen": sku.original_price_fen, "group_price_fen": sku.group_price_fen,
-        "stock": sku.stock_total, "tiers": sku.tiers or [],
-    }
+    sent: dict[str, Any] = {name: getattr(data, name) for name in ITEM_FIELDS}
+    if data.tiers is not None:
+        sent["tiers"] = stored_tiers(data.tiers)
+    stored = _stored_item(sku)
     return {name: value for name, value in sent.items() if value is not None and value != stored[name]}
 
 
@@ -128,18 +130,19 @@ def edit_version(campaign: Campaign, skus: list[CampaignSku]) -> str:
     The status is left out too: the sweep starting a campaign is the clock, not an edit (the live rules still
     refuse what a running campaign locks)."""
 
-    def instant(value: datetime) -> str:
-        return value.astimezone(timezone.utc).isoformat()
+    def stored(name: str) -> Any:
+        value = getattr(campaign, name)
+        if isinstance(value, datetime):
+            return value.astimezone(timezone.utc).isoformat()
+        if name == "branch_ids":
+            return sorted(set(value or []))  # a set, as an edit compares it
+        return value
 
     edited = {
-        "campaign": [campaign.id, campaign.title, campaign.description, instant(campaign.starts_at),
-                     instant(campaign.ends_at), campaign.group_size, campaign.time_limit_minutes,
-                     campaign.per_customer_limit, campaign.new_customers_only, campaign.virtual_min_paid,
-                     campaign.leader_bonus_points, campaign.voucher_valid_days, sorted(set(campaign.branch_ids or []))],
-        "skus": sorted([s.id, s.title, s.original_price_fen, s.group_price_fen, s.stock_total,
-                        [[t["min_units"], t["price_fen"]] for t in s.tiers or []]] for s in skus),
+        "campaign": [campaign.id, *(stored(name) for name in CAMPAIGN_FIELDS)],
+        "skus": sorted([sku.id, *_stored_item(sku).values()] for sku in skus),
     }
-    text = json.dumps(edited, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(edited, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

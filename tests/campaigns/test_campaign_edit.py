@@ -526,3 +526,29 @@ async def test_an_edit_reads_the_campaign_and_its_items_once_however_many_items_
     one, five = await reads_of_an_edit(1), await reads_of_an_edit(5)
     assert one == five, (one, five)
     assert one <= 2, one  # the campaign and its items, each read once (locked)
+
+
+async def test_every_field_staff_edit_moves_the_version_and_nothing_buyers_move_does():
+    """The version covers each field of the edit bodies (read off CampaignUpdate and SkuUpdate, so a field added
+    there is covered), and none of what customers joining or paying change."""
+    campaign, sku = await make_campaign(stock=5)
+    version = service.edit_version(campaign, [sku])
+    assert set(service.CAMPAIGN_FIELDS) == set(CampaignUpdate.__struct_fields__) - {"skus", "version"}
+    assert set(service.ITEM_FIELDS) == set(SkuUpdate.__struct_fields__)
+    for name in service.CAMPAIGN_FIELDS:
+        edited = await Campaign.get(id=campaign.id)
+        before = getattr(edited, name)
+        changed = {datetime: lambda v: v + timedelta(minutes=1), bool: lambda v: not v, str: lambda v: v + "!",
+                   list: lambda v: [*v, 999], type(None): lambda v: 7 if name != "branch_ids" else [999]}
+        setattr(edited, name, changed.get(type(before), lambda v: v + 1)(before))
+        assert service.edit_version(edited, [sku]) != version, name
+    for name in service.ITEM_FIELDS:
+        item = await CampaignSku.get(id=sku.id)
+        column = {"stock": "stock_total"}.get(name, name)
+        before = getattr(item, column)
+        setattr(item, column, [{"min_units": 3, "price_fen": 1}] if name == "tiers" else
+                (before + "!" if isinstance(before, str) else before + 1))
+        assert service.edit_version(campaign, [item]) != version, name
+    bought = await CampaignSku.get(id=sku.id)
+    bought.stock_left, bought.sold_units = bought.stock_left - 2, bought.sold_units + 2
+    assert service.edit_version(campaign, [bought]) == version

@@ -8,6 +8,7 @@ from __future__ import annotations
 import msgspec
 
 from kernel.settings import RoomSettings, env_int, env_int_list, env_text, listing_refusals
+from kernel.wechat.miniprogram import TEMPLATE_ID_MAX_CHARS
 
 
 class BookingSettings(msgspec.Struct, frozen=True):
@@ -49,8 +50,6 @@ REMINDER_LEAD_HOURS = (1, 168)
 # visit's evening; past a year it is no follow-up (millions of days overflowed the due date, and the job failed
 # for every completed visit). A value that was not a whole number stopped the start with a traceback.
 FOLLOW_UP_DAYS = (0, 365)
-# WeChat's template ids have 43 characters; only spaces or a long one made WeChat refuse every reminder.
-TEMPLATE_ID_MAX_CHARS = 64
 
 
 def load_booking_settings() -> BookingSettings:

@@ -28,13 +28,13 @@ from crm.models import (
 )
 from kernel.identity.schemas import Page
 from kernel.schemas import Id
+from kernel.wechat.miniprogram import TEMPLATE_ID_MAX_CHARS, TemplateId
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=255)]
 Instant = Annotated[datetime, msgspec.Meta(tz=True)]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
-TemplateId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class _Changes(msgspec.Struct, forbid_unknown_fields=True):
@@ -248,7 +248,7 @@ class OutreachCreate(msgspec.Struct, forbid_unknown_fields=True):
     voucher_stock: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] | None = None
     # A coupon template (/admin/shop/coupon-templates) given with or instead of the voucher, once each.
     coupon_template_id: Id | None = None
-    template_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    template_id: Annotated[str, msgspec.Meta(max_length=TEMPLATE_ID_MAX_CHARS)] = ""
     message_page: Annotated[str, msgspec.Meta(max_length=128)] = ""
     message_data: dict[Annotated[str, msgspec.Meta(max_length=32)], Annotated[str, msgspec.Meta(max_length=64)]] = {}
     holdout_bp: Annotated[int, msgspec.Meta(ge=0, le=5000)] = 0

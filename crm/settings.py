@@ -8,6 +8,7 @@ from __future__ import annotations
 import msgspec
 
 from kernel.settings import RoomSettings, env_int, env_list, env_text, listing_refusals
+from kernel.wechat.miniprogram import TEMPLATE_ID_MAX_CHARS
 
 
 class CrmSettings(msgspec.Struct, frozen=True):
@@ -67,8 +68,6 @@ SCORING_CHUNK = (1, 50_000)
 BIRTHDAY_VOUCHER_VALID_DAYS = (1, 365)
 # The voucher's title column keeps 128 characters (a longer title was cut short, silently).
 VOUCHER_TITLE_MAX_CHARS = 128
-# The consent and outreach columns keep 64 characters (WeChat's template ids have 43).
-TEMPLATE_ID_MAX_CHARS = 64
 # 0 or less made a 咨询回访 task for a visit completed hours before the daily job, before the customer could
 # come back and pay for the treatment, and the visit's marker kept that decision (-30 or less: no task ever).
 # Past three months it is no longer a consultation's follow-up.

@@ -40,6 +40,9 @@ _NON_NEGATIVE = (
 
 async def update_rules(conn: BaseDBAsyncClient, staff_id: int | None, changes: dict[str, Any]) -> PointsRules:
     rules = await get_rules(conn)
+    if "expiry_reminder_template_id" in changes:
+        # Only spaces is no template (no reminder is sent), as for the other rooms' template settings (env_text).
+        changes = {**changes, "expiry_reminder_template_id": changes["expiry_reminder_template_id"].strip()}
     for name in _NON_NEGATIVE:
         if name in changes and changes[name] < 0:
             raise ValidationFailed(f"{name} cannot be negative.", field=name)

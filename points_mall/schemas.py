@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from kernel.schemas import Id, Page
+from kernel.wechat.miniprogram import TEMPLATE_ID_MAX_CHARS
 from points_mall.models import (
     ApprovalStatus,
     CheckIn,
@@ -253,7 +254,7 @@ class RulesUpdate(msgspec.Struct, forbid_unknown_fields=True):
     pending_days: Annotated[int, msgspec.Meta(ge=0, le=365)] | None = None
     expiry_months: Annotated[int, msgspec.Meta(ge=0, le=120)] | None = None
     expiry_reminder_days: Annotated[int, msgspec.Meta(ge=0, le=365)] | None = None
-    expiry_reminder_template_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    expiry_reminder_template_id: Annotated[str, msgspec.Meta(max_length=TEMPLATE_ID_MAX_CHARS)] | None = None
     tier_window_months: Annotated[int, msgspec.Meta(ge=1, le=120)] | None = None
     voucher_expiry_returns_points: bool | None = None
 

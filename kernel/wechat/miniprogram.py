@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import httpx
 import msgspec
@@ -45,6 +45,11 @@ class WeChatUnavailable(UpstreamUnavailable):
 
 
 # errcodes documented for code2session / getuserphonenumber that mean "this code is no good".
+# A subscribe-message template id as we keep it: WeChat's have 43 characters; the columns and settings that hold
+# one take 64 (a longer one is no WeChat id and made WeChat refuse every message sent with it).
+TEMPLATE_ID_MAX_CHARS = 64
+TemplateId = Annotated[str, msgspec.Meta(min_length=1, max_length=TEMPLATE_ID_MAX_CHARS)]
+
 _INVALID_CODE_ERRCODES = {40029, 40163, 40226, 41008}
 _RATE_LIMIT_ERRCODES = {45011}
 

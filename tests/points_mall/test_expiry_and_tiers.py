@@ -72,9 +72,10 @@ async def test_no_expiry_reminder_without_the_clinics_template(redis):
     clock.set_now(datetime(2025, 3, 10, 2, tzinfo=UTC))
     await give_points(customer.id, 50, "t:" + secrets.token_hex(4))
     clock.set_now(datetime(2026, 3, 20, 2, tzinfo=UTC))  # 50 points expire on 1 April 2026, within 30 days
-    await _reminder_template("")
-    assert await tasks.queue_expiry_reminders({}) == 0
-    assert not await ExpiryReminder.filter(customer_id=customer.id).exists()
+    for nothing in ("", "   "):  # only spaces is no template either
+        await _reminder_template(nothing)
+        assert await tasks.queue_expiry_reminders({}) == 0
+        assert not await ExpiryReminder.filter(customer_id=customer.id).exists()
 
     await _reminder_template("tmpl-points-expiry")
     assert await tasks.queue_expiry_reminders({}) >= 1  # set later: the expiry still ahead is reminded of

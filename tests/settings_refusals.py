@@ -1,7 +1,9 @@
-"""What the settings tests of every room share: a case's test id, and the message a start refuses with."""
+"""What the settings tests of every room share: a case's test id, the message a start refuses with, and the
+value a start takes."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -20,3 +22,9 @@ def refusal(monkeypatch, env: dict[str, str], load: Callable[[], Any]) -> str:
     with pytest.raises(SystemExit) as refused:
         load()
     return str(refused.value.code)
+
+
+def taken(monkeypatch, name: str, value: str, load: Callable[[], Any], field: str) -> Any:
+    """Set `name` to `value`, read the settings with `load`, and return `field` of them (dotted: `app.x`)."""
+    monkeypatch.setenv(name, value)
+    return operator.attrgetter(field)(load())

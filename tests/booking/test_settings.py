@@ -7,7 +7,7 @@ import pytest
 
 from booking.schedules import MAX_PUBLISH_DAYS
 from booking.settings import load_booking_settings
-from tests.settings_refusals import case_ids, refusal
+from tests.settings_refusals import case_ids, refusal, taken
 
 
 
@@ -73,8 +73,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=case_ids(ACCEPTED))
 def test_a_booking_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
-    monkeypatch.setenv(name, value)
-    assert getattr(load_booking_settings(), field) == expected
+    assert taken(monkeypatch, name, value, load_booking_settings, field) == expected
 
 
 def test_a_day_of_horizon_takes_a_notice_of_less_than_a_day(monkeypatch):

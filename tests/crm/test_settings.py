@@ -13,7 +13,7 @@ from crm.outreach import quiet_until
 from crm.settings import load_crm_settings, override
 from kernel import clock
 from tests.api.test_production_start import _free_port, _run_to_exit
-from tests.settings_refusals import case_ids, refusal
+from tests.settings_refusals import case_ids, refusal, taken
 
 NAME = "CRM_SUBSCRIPTION_CREDITS_MAX"
 
@@ -101,8 +101,7 @@ ACCEPTED = [
 @pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED,
                          ids=case_ids(ACCEPTED))
 def test_a_crm_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
-    monkeypatch.setenv(name, value)
-    assert getattr(load_crm_settings(), field) == expected
+    assert taken(monkeypatch, name, value, load_crm_settings, field) == expected
 
 
 def test_equal_quiet_start_and_end_hours_mean_no_quiet_hours(monkeypatch):

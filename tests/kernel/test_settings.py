@@ -11,7 +11,7 @@ import pytest
 
 from kernel.settings import load_settings
 from tests.api.test_production_start import _free_port, _run_to_exit
-from tests.settings_refusals import case_ids, refusal
+from tests.settings_refusals import case_ids, refusal, taken
 
 
 def _refusal(monkeypatch, env: dict[str, str]) -> str:
@@ -166,10 +166,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=case_ids(ACCEPTED))
 def test_a_kernel_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
-    monkeypatch.setenv(name, value)
-    settings = load_settings()
-    group, attribute = field.split(".")
-    assert getattr(getattr(settings, group), attribute) == expected
+    assert taken(monkeypatch, name, value, load_settings, field) == expected
 
 
 def test_the_pool_minimum_may_equal_the_maximum(monkeypatch):

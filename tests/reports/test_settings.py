@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reports.settings import load_report_settings
-from tests.settings_refusals import case_ids, refusal
+from tests.settings_refusals import case_ids, refusal, taken
 
 
 
@@ -64,5 +64,4 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("name", "value", "field", "expected"), ACCEPTED, ids=case_ids(ACCEPTED))
 def test_a_report_value_within_its_range_is_taken(monkeypatch, name, value, field, expected):
-    monkeypatch.setenv(name, value)
-    assert getattr(load_report_settings(), field) == expected
+    assert taken(monkeypatch, name, value, load_report_settings, field) == expected

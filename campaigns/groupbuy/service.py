@@ -403,7 +403,8 @@ async def _edit_item(
             id=sku.id, stock_total=sku.stock_total, stock_left__gte=max(0, -delta)
         ).using_db(conn).update(stock_total=data.stock, stock_left=F("stock_left") + delta)
         if not moved:
-            now = await CampaignSku.get(id=sku.id).using_db(conn)
+            # A locking read: a plain one would answer from this transaction's snapshot, older than the row.
+            now = await CampaignSku.filter(id=sku.id).using_db(conn).select_for_update().get()
             if data.stock >= now.stock_total - now.stock_left:  # not too low: the total moved meanwhile
                 raise EditedMeanwhile(field=named("stock"))
             raise ValidationFailed("Stock cannot go below what is already sold or held.", field=named("stock"),

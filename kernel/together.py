@@ -28,8 +28,7 @@ import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.backends.mysql.client import TransactionWrapper
+from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClient
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -39,7 +38,7 @@ def reads_may_be_shared(conn: BaseDBAsyncClient) -> bool:
     """Whether a read through `conn` may share its statement with other customers' reads: the pool on
     MySQL/MariaDB. Never inside a transaction (its snapshot and locks are its own), never on SQLite (the embedded
     stack reads through the ORM)."""
-    return conn.capabilities.dialect == "mysql" and not isinstance(conn, TransactionWrapper)
+    return conn.capabilities.dialect == "mysql" and not isinstance(conn, TransactionalDBClient)
 
 
 class Together(Generic[A, R]):

@@ -241,11 +241,11 @@ async def standing_sql(conn: BaseDBAsyncClient, customer_id: int, item_ids: list
 
 
 def _standing_of(found: tuple[CustomerStanding, bool] | None, active_only: bool) -> CustomerStanding:
-    if found is None or not found[1]:
-        if active_only:
-            raise AccountErased()
-        return found[0] if found else _NO_STANDING
-    return found[0]
+    """The standing read for a customer (with whether they are active), or none; an erased or unknown customer
+    is refused when `active_only`."""
+    if active_only and not (found and found[1]):
+        raise AccountErased()
+    return found[0] if found else _NO_STANDING
 
 
 async def _serve_standings(asks: list[tuple[int, tuple[int, ...]]]) -> list[tuple[CustomerStanding, bool] | None]:

@@ -4,18 +4,15 @@ it."""
 
 from __future__ import annotations
 
-import os
 import secrets
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.console.shots import shot
 from tests.factories import customer_headers, make_customer, make_staff
 
 PASSWORD = "bestie cards sell in march 8"
-# CONSOLE_SCREENSHOTS=<dir> keeps the pictures a test takes, to look at them.
-SHOTS = Path(os.environ["CONSOLE_SCREENSHOTS"]) if os.environ.get("CONSOLE_SCREENSHOTS") else None
 
 
 async def new_campaign_form(page, title: str, *, group_price: str):
@@ -98,9 +95,7 @@ async def test_a_pc_on_utc_enters_a_campaigns_times_on_the_clinics_clock(utc_tab
     await form.wait_for()
     assert await page.input_value("[data-field=starts_at] input") == f"{day} 10:00:00"
     assert await page.input_value("[data-field=ends_at] input") == f"{end} 22:00:00"
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-        await page.screenshot(path=str(SHOTS / "campaign-editor-utc.png"))
+    await shot(page, "campaign-editor-utc.png")
 
 
 async def type_time(page, field: str, wall_clock: str) -> None:
@@ -135,9 +130,7 @@ async def test_campaign_staff_retitle_an_existing_campaign_and_its_items_stay_as
     assert "剩 30" in await row.inner_text()
     item = await CampaignSku.get(id=sku.id)
     assert (item.stock_total, item.stock_left, item.group_price_fen) == (30, 30, sku.group_price_fen)
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-        await page.screenshot(path=str(SHOTS / "campaign-retitled.png"))
+    await shot(page, "campaign-retitled.png")
 
 
 @pytest.mark.parametrize("kind", ["bestie_card", "category"])
@@ -164,9 +157,7 @@ async def test_campaign_staff_retitle_a_running_campaign(tab, console_base, kind
     # Each locked item price by the name its input has: tiers only where the form shows them.
     assert ("以下内容不可修改：开始时间、仅限新客、项目原价、项目团购价、项目阶梯价。" in hint) == (kind == "category"), hint
     assert ("项目拼团价" in hint) == (kind == "bestie_card"), hint
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-        await page.screenshot(path=str(SHOTS / f"campaign-running-editor-{kind}.png"))
+    await shot(page, f"campaign-running-editor-{kind}.png")
     await page.fill("input[data-test=campaign-title]", title)
     await page.click("[data-test=campaign-save]")
 
@@ -179,9 +170,7 @@ async def test_campaign_staff_retitle_a_running_campaign(tab, console_base, kind
     assert (saved.starts_at, saved.ends_at, saved.group_size, saved.time_limit_minutes) == (
         campaign.starts_at, campaign.ends_at, campaign.group_size, campaign.time_limit_minutes)
     assert (item.group_price_fen, item.tiers, item.stock_total) == (sku.group_price_fen, sku.tiers, 30)
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-        await page.screenshot(path=str(SHOTS / f"campaign-running-retitled-{kind}.png"))
+    await shot(page, f"campaign-running-retitled-{kind}.png")
 
 
 async def test_campaign_staff_switch_virtual_completion_off_by_clearing_it(tab, console_base):
@@ -213,15 +202,7 @@ async def test_campaign_staff_switch_virtual_completion_off_by_clearing_it(tab, 
     await page.click(f"[data-test=campaign-edit-{campaign.id}]")
     await form.wait_for()
     assert await virtual.input_value() == ""
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-        await page.screenshot(path=str(SHOTS / "campaign-virtual-off.png"))
-
-
-async def shot(page, name: str) -> None:
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-        await page.screenshot(path=str(SHOTS / name))
+    await shot(page, "campaign-virtual-off.png")
 
 
 async def test_the_lock_hint_shows_for_a_running_campaign_only_and_names_the_locked_fields(tab, console_base):

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from datetime import datetime, time, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from campaigns.referrals.models import SettlementBatch
 from tests.booking.factories import make_branch
 from tests.campaigns.referrals.test_settlement import payable_reward
+from tests.console.shots import shot
 from tests.factories import make_customer, make_staff
 
 PASSWORD = "ledgers balance on fridays 9"
-# CONSOLE_SCREENSHOTS=<dir> keeps the pictures a test takes, to look at them.
-SHOTS = Path(os.environ["CONSOLE_SCREENSHOTS"]) if os.environ.get("CONSOLE_SCREENSHOTS") else None
 
 
 async def test_finance_batch_maker_cannot_approve_a_second_member_does_and_the_csv_matches(tab):
@@ -61,7 +58,7 @@ async def test_finance_batch_maker_cannot_approve_a_second_member_does_and_the_c
     assert download.suggested_filename == f"settlement-{batch.id}.csv"
 
 
-async def _days_the_screens_start_on(tab, moment: datetime, shot: str) -> dict[str, str]:
+async def _days_the_screens_start_on(tab, moment: datetime, label: str) -> dict[str, str]:
     """Log a finance member in on a PC whose clock reads `moment`, and read the day each screen starts on:
     a report's range (its end), a new batch's 截至日期 and the prepaid liability's date."""
     finance = await make_staff("finance", password=PASSWORD)
@@ -74,24 +71,17 @@ async def _days_the_screens_start_on(tab, moment: datetime, shot: str) -> dict[s
     figures = page.locator("[data-test=report-figures]")
     await figures.wait_for()
     days = {"report": await figures.get_attribute("data-to")}
-    await look(page, f"{shot}-report")
+    await shot(page, f"{label}-report")
     await tab.visit("/finance/settlements")
     await page.click("[data-test=batch-new]")
     days["batch"] = await page.locator(".el-dialog .el-date-editor input").input_value()
-    await look(page, f"{shot}-batch")
+    await shot(page, f"{label}-batch")
     await page.keyboard.press("Escape")
     await tab.visit("/finance/stored-value")
     await page.locator("[data-test=liability-total]").wait_for()
     days["liability"] = await page.locator(".toolbar .el-date-editor input").input_value()
-    await look(page, f"{shot}-liability")
+    await shot(page, f"{label}-liability")
     return days
-
-
-async def look(page, name: str) -> None:
-    """Keep a picture of the screen, once it has stopped moving, when CONSOLE_SCREENSHOTS names a directory."""
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-        await page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 async def test_a_pc_on_utc_opens_finance_screens_on_the_clinics_day(utc_tab):

@@ -9,27 +9,19 @@ Set CONSOLE_SCREENSHOTS=<dir> to keep the screenshots the tests take (docs/conso
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
-from pathlib import Path
 
 import httpx
 
 from kernel import clock
 from orders.product_models import Coupon, CouponTemplate, Product
 from points_mall.models import MemberTier
+from tests.console.shots import shot
 from tests.factories import customer_headers, make_customer, make_staff, staff_headers
 from tests.orders.shop_factories import give_points, give_stored_value, make_product, make_template
 
 PASSWORD = "top ups and coupons on sale 7"
-SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
-
-
-async def shot(page, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 async def test_campaign_staff_create_a_course_card_with_a_member_price_fix_the_named_field_and_edit_it(tab):
@@ -57,7 +49,7 @@ async def test_campaign_staff_create_a_course_card_with_a_member_price_fix_the_n
     await error.wait_for()
     assert "above the list price" in await error.inner_text()
     assert await form.locator(".el-form-item__error").count() == 1
-    await shot(page, "shop-product-editor-error")
+    await shot(page, "shop-product-editor-error", full_page=True)
     assert not await Product.filter(name=name).exists()  # nothing was created by the refused save
 
     await page.fill(f"input[data-test=member-price-{level}]", "2680.5")
@@ -81,7 +73,7 @@ async def test_campaign_staff_create_a_course_card_with_a_member_price_fix_the_n
     await page.click("[data-test=product-save]")
     await form.wait_for(state="detached")
     await page.locator(".el-table__row", has_text=name).locator(f"text={tier.name} ¥2300.00").wait_for()
-    await shot(page, "shop-catalogue")
+    await shot(page, "shop-catalogue", full_page=True)
     async with httpx.AsyncClient(base_url=tab.base) as http:
         listed = (await http.get("/admin/shop/products?kind=course&limit=200",
                                  headers=staff_headers(staff))).json()["items"]
@@ -109,7 +101,7 @@ async def test_campaign_staff_create_a_top_up_plan_customers_then_see(tab):
     await page.click("[data-test=product-save]")
     await form.wait_for(state="detached")
     await page.locator(".el-table__row", has_text=name).locator("text=¥1200.00").wait_for()
-    await shot(page, "shop-topup-plans")
+    await shot(page, "shop-topup-plans", full_page=True)
     async with httpx.AsyncClient(base_url=tab.base) as http:
         seen = (await http.get("/app/shop/products?kind=topup&limit=200",
                                headers=customer_headers(await make_customer()))).json()["items"]
@@ -142,7 +134,7 @@ async def test_campaign_staff_create_a_coupon_fix_the_named_field_issue_it_once_
     error = form.locator('[data-field="value_fen"] .el-form-item__error')
     await error.wait_for()
     assert "at least 1 fen" in await error.inner_text()
-    await shot(page, "shop-coupon-editor-error")
+    await shot(page, "shop-coupon-editor-error", full_page=True)
     await page.fill("input[data-test=coupon-value]", "30")
     await page.click("[data-test=coupon-save]")
     await form.wait_for(state="detached")
@@ -156,7 +148,7 @@ async def test_campaign_staff_create_a_coupon_fix_the_named_field_issue_it_once_
     # Sent again from the same dialog (a double press, a retry): the same key, nobody gets a second one.
     await page.click("[data-test=issue-send]")
     await page.locator("[data-test=issue-result]", has_text="已发放 0 张；已持有 2 人").wait_for()
-    await shot(page, "shop-coupon-issue")
+    await shot(page, "shop-coupon-issue", full_page=True)
     for customer in customers:
         assert await Coupon.filter(customer_id=customer.id, template__name=name).count() == 1
 
@@ -224,7 +216,7 @@ async def test_campaign_staff_set_the_points_as_cash_rule_a_quote_then_follows(t
             await rule.locator('[data-field="points_max_share_bp"] input').fill("30")
             await page.click("[data-test=rule-save]")
             await page.locator(".el-message", has_text="已保存").wait_for()
-            await shot(page, "shop-checkout-rule")
+            await shot(page, "shop-checkout-rule", full_page=True)
             saved = (await http.get("/admin/shop/checkout-rule", headers=staff_headers(staff))).json()
             assert saved == {"points_per_yuan": 50, "points_max_share_bp": 3000}
             # A customer's quote uses it: 50 points a yuan, at most 30% of ¥100.
@@ -262,7 +254,7 @@ async def test_front_desk_redeem_a_course_card_session_and_are_refused_at_anothe
     await page.fill("input[data-test=card-code]", card.code)
     await page.click("[data-test=card-redeem]")
     await page.locator("[data-test=card-left]", has_text="2").wait_for()
-    await shot(page, "shop-card-desk")
+    await shot(page, "shop-card-desk", full_page=True)
     await tab.pick("card-branch", elsewhere.name)  # the card's sessions are redeemed at its branch only
     await page.click("[data-test=card-redeem]")
     await page.locator("[data-test=refusal]").wait_for()
@@ -290,7 +282,7 @@ async def test_a_pc_on_utc_enters_a_coupons_last_day_on_the_clinics_clock(utc_ta
     await footer.locator("button:visible", has_text="确定").wait_for()
     # No "此刻" (now): it would fill in the PC's clock, eight hours behind the clinic's.
     assert await footer.locator("button:visible", has_text="此刻").count() == 0
-    await shot(page, "coupon-picker-utc")
+    await shot(page, "coupon-picker-utc", full_page=True)
     await picked.fill(f"{day} 10:00:00")
     await picked.press("Enter")
     await page.click("[data-test=coupon-save]")
@@ -306,6 +298,4 @@ async def test_a_pc_on_utc_enters_a_coupons_last_day_on_the_clinics_clock(utc_ta
     await page.click(f"[data-test=coupon-edit-{template.id}]")
     await form.wait_for()
     assert await picked.input_value() == f"{day} 10:00:00"
-    if SHOTS:
-        await page.wait_for_function("() => document.getAnimations().every((a) => a.playState !== 'running')")
-    await shot(page, "coupon-editor-utc")
+    await shot(page, "coupon-editor-utc", full_page=True)
